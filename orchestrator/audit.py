@@ -1,0 +1,51 @@
+"""Audit rows: who changed what, when, from which host, with the definition before and after."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shlex
+import socket
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from orchestrator.clock import SYSTEM_CLOCK, Clock
+from orchestrator.db.models import AuditEntry
+from orchestrator.redact import redact
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry (containers): fall back to the numeric id
+        return f"uid:{os.getuid()}"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The operator behind a change."""
+
+    os_user: str = field(default_factory=_os_user)
+    host: str = field(default_factory=socket.gethostname)
+    command: str = field(default_factory=lambda: redact(shlex.join(["orchestrator", *sys.argv[1:]])))
+
+
+def record(
+    session: Session,
+    actor: Actor,
+    action: str,
+    target: str | None,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    clock: Clock = SYSTEM_CLOCK,
+) -> None:
+    """Add one audit row to the caller's transaction, so the change and its record commit together."""
+    session.add(
+        AuditEntry(
+            at=clock.now(), os_user=actor.os_user, host=actor.host, command=actor.command,
+            action=action, target=target, before=before, after=after,
+        )
+    )

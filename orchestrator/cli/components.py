@@ -1,0 +1,229 @@
+"""`orchestrator component ...`: register, inspect, change, pause and remove components."""
+
+from __future__ import annotations
+
+import functools
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import click
+from pydantic import ValidationError
+
+from orchestrator.cli.context import AppContext, pass_app
+from orchestrator.cli.output import print_fields, print_json, print_table
+from orchestrator.cli.params import DURATION, KEY_VALUE, NAME
+from orchestrator.clock import SYSTEM_CLOCK
+from orchestrator.component_spec import ComponentSpec
+from orchestrator.errors import InputError
+from orchestrator.registry import Registry
+from orchestrator.states import Criticality
+from orchestrator.validation import first_error
+from orchestrator.views import component_view
+
+#: a pause without --for lasts until `component resume`
+INDEFINITELY = datetime(9999, 1, 1, tzinfo=UTC)
+
+# Definition keys (as in ComponentSpec.definition()) → the flag that sets them, for error messages.
+FLAG_FOR = {
+    "interval": "--interval", "interval_s": "--interval", "timeout": "--timeout", "timeout_s": "--timeout",
+    "retry_interval": "--retry-interval", "retry_interval_s": "--retry-interval",
+    "failure_threshold": "--failure-threshold", "success_threshold": "--success-threshold",
+    "plan": "--plan", "depends_on": "--depends-on", "criticality": "--criticality", "labels": "--label",
+    "vars": "--var", "backup_url": "--backup-url", "url": "--url", "check": "--url", "check.url": "--url",
+    "expect_status": "--expect-status", "check.expect_status": "--expect-status",
+    "name": "NAME", "min_replicas": "--min-replicas", "max_replicas": "--max-replicas", "replicas": "--replicas",
+}
+
+
+def _flag(path: str) -> str:
+    return FLAG_FOR.get(path) or FLAG_FOR.get(path.split(".")[0].split("[")[0], path)
+
+
+def flag_errors(fn):
+    """Name fields in errors as the flags the operator typed (``depends_on`` → ``--depends-on``)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except InputError as exc:
+            if exc.field is None or exc.field.startswith("-") or exc.field == "NAME":
+                raise
+            raise exc.renamed(_flag(exc.field)) from None
+
+    return wrapper
+
+
+def definition_options(required_url: bool):
+    """The flags shared by `add` and `update` (update: every flag optional, None = unchanged)."""
+    opts = [
+        click.option("--url", required=required_url, help="Health endpoint (http or https)."),
+        click.option("--interval", type=DURATION, help="Check every (10s)."),
+        click.option("--timeout", type=DURATION, help="Give up a check after (2s); < interval."),
+        click.option("--failure-threshold", type=click.IntRange(1, 100), help="Failures in a row to go DOWN (3)."),
+        click.option("--success-threshold", type=click.IntRange(1, 100), help="Successes in a row to go UP (2)."),
+        click.option("--retry-interval", type=DURATION, help="Re-check after a first failure (min(1s, interval/5))."),
+        click.option("--plan", type=NAME, help="Recovery plan from recovery_strategies.json."),
+        click.option("--depends-on", "depends_on", type=NAME, multiple=True, help="A component this one needs."),
+        click.option("--criticality", type=click.Choice([c.value for c in Criticality])),
+        click.option("--expect-status", multiple=True, help="Healthy status codes or ranges (200-299)."),
+        click.option("--label", "labels", type=KEY_VALUE, multiple=True, help="k=v, repeatable."),
+        click.option("--var", "vars_", type=KEY_VALUE, multiple=True, help="k=v for {vars.k} in plans."),
+        click.option("--backup-url", help="Standby endpoint for failover."),
+        click.option("--replicas", type=click.IntRange(0), help="Current replicas (scale strategies)."),
+        click.option("--min-replicas", type=click.IntRange(0)),
+        click.option("--max-replicas", type=click.IntRange(0)),
+    ]
+
+    def decorate(fn):
+        for opt in reversed(opts):
+            fn = opt(fn)
+        return fn
+
+    return decorate
+
+
+def _changes(flags: dict[str, Any]) -> dict[str, Any]:
+    """Flags given → definition keys (spec field names for add; merged into the stored definition)."""
+    out: dict[str, Any] = {}
+    for key in ("interval", "timeout", "retry_interval", "failure_threshold", "success_threshold", "plan",
+                "criticality", "backup_url", "replicas", "min_replicas", "max_replicas"):
+        if flags.get(key) is not None:
+            out[key] = flags[key]
+    if flags.get("depends_on"):
+        out["depends_on"] = list(flags["depends_on"])
+    if flags.get("labels"):
+        out["labels"] = dict(flags["labels"])
+    if flags.get("vars_"):
+        out["vars"] = dict(flags["vars_"])
+    if flags.get("url") is not None:
+        out["url"] = flags["url"]
+    if flags.get("expect_status"):
+        out["expect_status"] = list(flags["expect_status"])
+    return out
+
+
+def _registry(app: AppContext, need_plans: bool) -> Registry:
+    db = app.database()
+    return Registry(db, plan_names=app.plan_names() if need_plans else None)
+
+
+@click.group()
+def component() -> None:
+    """Register and manage components."""
+
+
+@component.command("add")
+@click.argument("name", type=NAME)
+@definition_options(required_url=True)
+@pass_app
+@flag_errors
+def add(app: AppContext, name: str, **flags: Any) -> None:
+    """Register a component."""
+    try:
+        spec = ComponentSpec(name=name, **_changes(flags))
+    except ValidationError as exc:
+        raise first_error(exc, rename=_flag) from None
+    _registry(app, need_plans=spec.plan is not None).add(spec)
+    click.echo(f"added {name}")
+
+
+@component.command("update")
+@click.argument("name", type=NAME)
+@definition_options(required_url=False)
+@pass_app
+@flag_errors
+def update(app: AppContext, name: str, **flags: Any) -> None:
+    """Change a component's definition (only the flags given). --label/--var set the given keys."""
+    changes = _changes(flags)
+    if not changes:
+        raise InputError("nothing to change: give at least one flag", field="update")
+    registry = _registry(app, need_plans="plan" in changes)
+
+    def edit(current: dict[str, Any]) -> dict[str, Any]:
+        for key, value in changes.items():
+            if key in ("interval", "timeout", "retry_interval"):
+                current[f"{key}_s"] = value
+            elif key in ("labels", "vars"):
+                current[key] = {**current[key], **value}
+            elif key in ("url", "expect_status"):
+                current["check"] = {**current["check"], key: value}
+            else:
+                current[key] = value
+        return current
+
+    change = registry.update(name, edit, field_names=_flag)
+    click.echo(f"updated {name}" if change.action == "update" else f"{name} unchanged")
+
+
+@component.command("remove")
+@click.argument("name", type=NAME)
+@pass_app
+def remove(app: AppContext, name: str) -> None:
+    """Remove a component (its history stays in incidents)."""
+    _registry(app, need_plans=False).remove(name)
+    click.echo(f"removed {name}")
+
+
+@component.command("pause")
+@click.argument("name", type=NAME)
+@click.option("--for", "duration", type=DURATION, help="How long (default: until resumed).")
+@click.option("--reason", help="Why, for the record.")
+@pass_app
+def pause(app: AppContext, name: str, duration: float | None, reason: str | None) -> None:
+    """Stop acting on a component (checks continue and are recorded; no incidents)."""
+    until = SYSTEM_CLOCK.now() + timedelta(seconds=duration) if duration else INDEFINITELY
+    _registry(app, need_plans=False).set_hold(name, paused_until=until, reason=reason, pause=True)
+    click.echo(f"paused {name}" + (f" until {until.isoformat(timespec='seconds')}" if duration else ""))
+
+
+@component.command("resume")
+@click.argument("name", type=NAME)
+@pass_app
+def resume(app: AppContext, name: str) -> None:
+    """Undo `pause`."""
+    _registry(app, need_plans=False).set_hold(name, paused_until=None, reason=None, pause=False)
+    click.echo(f"resumed {name}")
+
+
+def _views(app: AppContext, name: str | None = None) -> list[dict[str, Any]]:
+    from orchestrator.queries import open_incidents_by_component
+
+    registry = _registry(app, need_plans=False)
+    now = SYSTEM_CLOCK.now()
+    with registry.db.read() as session:
+        rows = registry.all_rows(session)
+        names = {r.id: r.name for r in rows}
+        if name is not None:
+            rows = [registry.get_row(session, name)]
+        incidents = open_incidents_by_component(session)
+        return [component_view(r, names, now, incidents.get(r.id)) for r in rows]
+
+
+@component.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_app
+def list_(app: AppContext, as_json: bool) -> None:
+    """List components."""
+    views = _views(app)
+    if as_json:
+        print_json(views)
+        return
+    print_table(
+        ["NAME", "STATE", "URL", "INTERVAL", "PLAN", "DEPENDS ON", "CRITICALITY", "LABELS"],
+        [(v["name"], v["state"], v["url"], f"{v['interval_s']:g}s", v["plan"], v["depends_on"],
+          v["criticality"], v["labels"]) for v in views],
+    )
+
+
+@component.command("show")
+@click.argument("name", type=NAME)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_app
+def show(app: AppContext, name: str, as_json: bool) -> None:
+    """Show one component."""
+    view = _views(app, name)[0]
+    if as_json:
+        print_json(view)
+        return
+    print_fields(view.items())

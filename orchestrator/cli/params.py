@@ -1,0 +1,50 @@
+"""Click parameter types for durations, key=value pairs and names: bad values exit 2 naming the flag."""
+
+from __future__ import annotations
+
+import click
+
+from orchestrator.component_spec import check_name
+from orchestrator.durations import parse_duration
+
+
+class DurationType(click.ParamType):
+    name = "duration"
+
+    def convert(self, value, param, ctx) -> float:
+        if isinstance(value, float):
+            return value
+        try:
+            seconds = parse_duration(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+        if seconds <= 0:
+            self.fail(f"must be positive, got {value!r}", param, ctx)
+        return seconds
+
+
+class KeyValueType(click.ParamType):
+    name = "key=value"
+
+    def convert(self, value, param, ctx) -> tuple[str, str]:
+        if isinstance(value, tuple):
+            return value
+        key, sep, val = value.partition("=")
+        if not sep or not key:
+            self.fail(f"expected key=value, got {value!r}", param, ctx)
+        return key, val
+
+
+class NameType(click.ParamType):
+    name = "name"
+
+    def convert(self, value, param, ctx) -> str:
+        try:
+            return check_name(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+DURATION = DurationType()
+KEY_VALUE = KeyValueType()
+NAME = NameType()

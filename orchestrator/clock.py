@@ -1,0 +1,53 @@
+"""One clock, injected everywhere a decision depends on time.
+
+Production code reads ``clock.now()`` (aware UTC wall time, for records) and ``clock.monotonic()``
+(seconds, for deadlines and intervals) once per decision. Tests pass a :class:`FakeClock` and move it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """Current wall time, timezone-aware UTC."""
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes backwards."""
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
+SYSTEM_CLOCK = SystemClock()
+
+
+class FakeClock:
+    """A clock that only moves when told to. Thread-safe; shipped for tests and plugin authors."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or datetime(2026, 1, 1, tzinfo=UTC)
+        self._mono = 1000.0
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        with self._lock:
+            return self._now
+
+    def monotonic(self) -> float:
+        with self._lock:
+            return self._mono
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._now += timedelta(seconds=seconds)
+            self._mono += seconds

@@ -1,0 +1,191 @@
+"""The definition of one component, as an operator writes it (CLI flags or an apply file).
+
+One typed model validates both, so ``component add`` and ``apply -f`` accept exactly the same things.
+The definition is what the operator owns; live state (up/down, counters) lives beside it in the row.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from orchestrator.durations import parse_duration
+from orchestrator.health.spec import CheckSpec, parse_status_set, validate_http_url
+from orchestrator.states import Criticality
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+LABEL_KEY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./-]{0,62}$")
+#: a label or var value: any text, bounded so a typo cannot bloat every row
+MAX_VALUE_LEN = 1024
+
+DEFAULT_INTERVAL_S = 10.0
+DEFAULT_TIMEOUT_S = 2.0
+DEFAULT_FAILURE_THRESHOLD = 3
+DEFAULT_SUCCESS_THRESHOLD = 2
+
+
+def check_name(name: str, what: str = "name") -> str:
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise ValueError(f"invalid {what} {name!r}: use 1-63 of a-z 0-9 . _ - starting with a letter or digit")
+    return name
+
+
+def _duration(value: Any) -> float:
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise ValueError("must be positive")
+    return seconds
+
+
+def _string_map(value: Any, what: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"{what} must be a mapping of key to text")
+    out = {}
+    for key, val in value.items():
+        if not isinstance(key, str) or not LABEL_KEY_RE.match(key):
+            raise ValueError(f"invalid {what} key {key!r}")
+        if isinstance(val, bool) or not isinstance(val, (str, int, float)):
+            raise ValueError(f"{what} {key!r} must be text")
+        text = str(val)
+        if len(text) > MAX_VALUE_LEN:
+            raise ValueError(f"{what} {key!r} is longer than {MAX_VALUE_LEN} characters")
+        out[key] = text
+    return out
+
+
+class ComponentSpec(BaseModel):
+    """Everything an operator declares about a component. Durations are seconds after validation."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    url: str | None = None
+    check: CheckSpec | None = None
+    interval: float = DEFAULT_INTERVAL_S
+    timeout: float = DEFAULT_TIMEOUT_S
+    failure_threshold: int = Field(default=DEFAULT_FAILURE_THRESHOLD, ge=1, le=100)
+    success_threshold: int = Field(default=DEFAULT_SUCCESS_THRESHOLD, ge=1, le=100)
+    retry_interval: float | None = None
+    plan: str | None = None
+    depends_on: tuple[str, ...] = ()
+    criticality: Criticality = Criticality.NORMAL
+    expect_status: list[str] | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    vars: dict[str, str] = Field(default_factory=dict)
+    backup_url: str | None = None
+    replicas: int | None = Field(default=None, ge=0)
+    min_replicas: int | None = Field(default=None, ge=0)
+    max_replicas: int | None = Field(default=None, ge=0)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return check_name(value)
+
+    @field_validator("interval", "timeout", mode="before")
+    @classmethod
+    def _positive_duration(cls, value: Any) -> float:
+        return _duration(value)
+
+    @field_validator("retry_interval", mode="before")
+    @classmethod
+    def _optional_duration(cls, value: Any) -> float | None:
+        return None if value is None else _duration(value)
+
+    @field_validator("plan")
+    @classmethod
+    def _plan_name(cls, value: str | None) -> str | None:
+        return None if value is None else check_name(value, "plan name")
+
+    @field_validator("depends_on", mode="before")
+    @classmethod
+    def _deps(cls, value: Any) -> tuple[str, ...]:
+        items = [value] if isinstance(value, str) else list(value or [])
+        for dep in items:
+            check_name(dep, "dependency name")
+        if len(set(items)) != len(items):
+            raise ValueError("a dependency is listed twice")
+        return tuple(items)
+
+    @field_validator("expect_status", mode="before")
+    @classmethod
+    def _status(cls, value: Any) -> list[str] | None:
+        if value is None:
+            return None
+        items = value if isinstance(value, (list, tuple)) else [value]
+        parse_status_set(list(items))  # validates
+        return [str(item) for item in items]
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _labels(cls, value: Any) -> dict[str, str]:
+        return _string_map(value, "label")
+
+    @field_validator("vars", mode="before")
+    @classmethod
+    def _vars(cls, value: Any) -> dict[str, str]:
+        return _string_map(value, "var")
+
+    @field_validator("backup_url")
+    @classmethod
+    def _backup(cls, value: str | None) -> str | None:
+        if value is not None:
+            validate_http_url(value)  # same URL rules as checks
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ComponentSpec:
+        if self.timeout >= self.interval:
+            raise ValueError(f"timeout: {self.timeout:g}s must be shorter than interval {self.interval:g}s")
+        if self.retry_interval is not None and self.retry_interval > self.interval:
+            raise ValueError("retry_interval: must not be longer than interval")
+        if self.name in self.depends_on:
+            raise ValueError("depends_on: a component cannot depend on itself")
+        if self.check is None and self.url is None:
+            raise ValueError("url: required (or a check section)")
+        if self.check is not None and self.url is not None and self.check.url not in (None, self.url):
+            raise ValueError("url: disagrees with check.url")
+        lo, hi = self.min_replicas, self.max_replicas
+        if lo is not None and hi is not None and lo > hi:
+            raise ValueError("min_replicas: greater than max_replicas")
+        try:
+            self.check_spec()
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"]) or ("url" if self.url else "check")
+            raise ValueError(f"{where}: {err['msg'].removeprefix('Value error, ')}") from None
+        return self
+
+    def check_spec(self) -> CheckSpec:
+        """The effective check: the ``check`` section, with ``url``/``expect_status`` folded in."""
+        base = self.check.model_dump(exclude_unset=True) if self.check else {}
+        if self.url is not None:
+            base["url"] = self.url
+        if self.expect_status is not None:
+            base["expect_status"] = self.expect_status
+        return CheckSpec(**base)
+
+    def definition(self) -> dict[str, Any]:
+        """The definition as stored and compared: plain JSON types, defaults filled in."""
+        return {
+            "name": self.name,
+            "check": self.check_spec().model_dump(mode="json", exclude_defaults=True),
+            "interval_s": self.interval,
+            "timeout_s": self.timeout,
+            "failure_threshold": self.failure_threshold,
+            "success_threshold": self.success_threshold,
+            "retry_interval_s": self.retry_interval,
+            "plan": self.plan,
+            "depends_on": sorted(self.depends_on),
+            "criticality": self.criticality.value,
+            "labels": dict(sorted(self.labels.items())),
+            "vars": dict(sorted(self.vars.items())),
+            "backup_url": self.backup_url,
+            "replicas": self.replicas,
+            "min_replicas": self.min_replicas,
+            "max_replicas": self.max_replicas,
+        }

@@ -1,0 +1,109 @@
+"""Engines and sessions for SQLite (default, single instance) and PostgreSQL (production, HA).
+
+SQLite gets WAL (readers never block the writer), a busy timeout, foreign keys, and ``BEGIN IMMEDIATE``
+for write transactions: a plain deferred BEGIN upgrades its lock at the first write and fails at once
+with "database is locked" when another writer got there first, whatever the busy timeout says.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.orm import Session
+
+from orchestrator.errors import DatabaseError, InputError
+
+#: how long a SQLite writer waits for another's lock before failing
+SQLITE_BUSY_TIMEOUT_MS = 15_000
+_IMMEDIATE = "orchestrator_immediate"
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record) -> None:
+        # Take transaction control from the driver so "begin" below decides the BEGIN kind.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute("PRAGMA synchronous = NORMAL")  # durable in WAL mode except on power loss
+        cur.execute("PRAGMA foreign_keys = ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get(_IMMEDIATE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def safe_url(url: str) -> str:
+    """The URL with any password hidden, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable database URL>"
+
+
+class Database:
+    """One engine plus the two ways to use it: ``read()`` and ``write()`` sessions."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        try:
+            parsed = make_url(url)
+        except ArgumentError as exc:
+            raise InputError(f"not a database URL: {safe_url(url)}", field="--db") from exc
+        self.url = url
+        self.dialect = parsed.get_backend_name()
+        if self.dialect == "sqlite":
+            if parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            self.engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False})
+            _sqlite_setup(self.engine)
+        elif self.dialect == "postgresql":
+            if parsed.drivername == "postgresql":
+                parsed = parsed.set(drivername="postgresql+psycopg")
+            self.engine = create_engine(
+                parsed, echo=echo, pool_pre_ping=True, pool_size=8, max_overflow=8,
+                connect_args={"connect_timeout": 5},
+            )
+        else:
+            raise InputError(f"unsupported database {self.dialect!r} (use sqlite or postgresql)", field="--db")
+        self.write_engine = self.engine.execution_options(**{_IMMEDIATE: True})
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    def check_reachable(self) -> None:
+        """Raise DatabaseError with one clear line if the database cannot be reached."""
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+        except OperationalError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise DatabaseError(f"cannot reach database {safe_url(self.url)}: {reason}") from exc
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as session:
+            yield session
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Session]:
+        """A session in one write transaction, committed on success, rolled back on error."""
+        with Session(self.write_engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    @contextlib.contextmanager
+    def write_conn(self) -> Iterator[Connection]:
+        """A Core connection in one write transaction (batch inserts)."""
+        with self.write_engine.begin() as conn:
+            yield conn
+
+    def dispose(self) -> None:
+        self.engine.dispose()

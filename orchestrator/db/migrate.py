@@ -1,0 +1,81 @@
+"""Alembic from inside the application: upgrade, current revision, and the first-use check.
+
+A brand-new (empty) database is migrated on first use. An existing database at an older revision is
+refused with one line naming ``orchestrator db upgrade``: silently changing a production schema from
+whatever command happened to run first would be a surprise.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, inspect, text
+
+from orchestrator.db.engine import Database
+from orchestrator.errors import DatabaseError, SchemaOutdatedError
+
+ROOT = Path(__file__).resolve().parents[2]
+#: serialises concurrent first-use migrations of one PostgreSQL database by several instances
+_PG_MIGRATION_LOCK = 0x0C4E57
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    ini = ROOT / "alembic.ini"
+    if not ini.exists():
+        raise DatabaseError(f"migrations not found at {ROOT}: install the orchestrator from its source tree")
+    cfg = Config(str(ini))
+    cfg.set_main_option("script_location", str(ROOT / "migrations"))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head_revision() -> str:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head() or ""
+
+
+def current_revision(conn: Connection) -> str | None:
+    return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(db: Database, revision: str = "head") -> None:
+    with db.write_engine.begin() as conn:
+        _lock(conn)
+        command.upgrade(alembic_config(conn), revision)
+
+
+def downgrade(db: Database, revision: str) -> None:
+    with db.write_engine.begin() as conn:
+        _lock(conn)
+        command.downgrade(alembic_config(conn), revision)
+
+
+def _lock(conn: Connection) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+
+
+def ensure_schema(db: Database) -> None:
+    """Migrate an empty database; accept one at head; refuse anything else with one clear line."""
+    db.check_reachable()
+    head = head_revision()
+    with db.engine.connect() as conn:
+        current = current_revision(conn)
+        empty = set(inspect(conn).get_table_names()) <= {"alembic_version"}
+    if current == head:
+        return
+    if current is None and empty:
+        upgrade(db)
+        return
+    if current is None:
+        raise DatabaseError("database has tables but no migration record: is it an orchestrator database?")
+    script = ScriptDirectory.from_config(alembic_config())
+    if script.get_revision(current) is None:
+        raise DatabaseError(f"database is at revision {current}, newer than this orchestrator knows")
+    raise SchemaOutdatedError(
+        f"database is at revision {current}, this version needs {head}: run `orchestrator db upgrade`"
+    )

@@ -1,0 +1,330 @@
+"""The whole schema, as SQLAlchemy 2 typed models.
+
+Every state column stores the ``.value`` of an enum from :mod:`orchestrator.states`. Times are aware
+UTC (:class:`UTCDateTime`). The schema changes only through Alembic migrations; ``alembic check`` in the
+test suite keeps models and migrations in step.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from orchestrator.db.types import UTCDateTime
+
+# Named constraints so migrations can drop/alter them on every backend (SQLite batch mode needs names).
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# BIGINT ids on PostgreSQL, INTEGER (the rowid alias, so autoincrement works) on SQLite.
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Component(Base):
+    """A registered component: what to check, how to recover it, and its live state."""
+
+    __tablename__ = "components"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    # -- the check: kind + typed definition (orchestrator.health.spec.CheckSpec as JSON)
+    check_kind: Mapped[str] = mapped_column(String(16), default="http")
+    url: Mapped[str | None] = mapped_column(Text)
+    check_spec: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    interval_s: Mapped[float] = mapped_column(Float, default=10.0)
+    timeout_s: Mapped[float] = mapped_column(Float, default=2.0)
+    failure_threshold: Mapped[int] = mapped_column(Integer, default=3)
+    success_threshold: Mapped[int] = mapped_column(Integer, default=2)
+    retry_interval_s: Mapped[float | None] = mapped_column(Float)
+    # -- recovery
+    plan: Mapped[str | None] = mapped_column(String(63))
+    criticality: Mapped[str] = mapped_column(String(16), default="normal")
+    labels: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    vars: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    backup_url: Mapped[str | None] = mapped_column(Text)
+    active_target: Mapped[str] = mapped_column(String(16), default="primary")
+    replicas: Mapped[int | None] = mapped_column(Integer)
+    min_replicas: Mapped[int | None] = mapped_column(Integer)
+    max_replicas: Mapped[int | None] = mapped_column(Integer)
+    # -- operator holds
+    paused_until: Mapped[datetime | None]
+    paused_reason: Mapped[str | None] = mapped_column(Text)
+    maintenance_until: Mapped[datetime | None]
+    # -- live state (written by the daemon)
+    state: Mapped[str] = mapped_column(String(16), default="unknown")
+    state_since: Mapped[datetime | None]
+    last_check_at: Mapped[datetime | None]
+    last_latency_ms: Mapped[float | None] = mapped_column(Float)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    consecutive_successes: Mapped[int] = mapped_column(Integer, default=0)
+    checks_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    failures_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    flap_episode: Mapped[int] = mapped_column(Integer, default=0)
+    # recovery breaker state (orchestrator.resilience.breaker, as a dict)
+    breaker: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # -- change detection: bumped on every definition change, so a running daemon reloads it
+    generation: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    # -- HA lease (PostgreSQL, several instances): expiry judged on the database clock
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_epoch: Mapped[int] = mapped_column(BigInteger, default=0)
+    lease_expires_at: Mapped[datetime | None]
+
+    dependencies: Mapped[list[ComponentDependency]] = relationship(
+        foreign_keys="ComponentDependency.component_id", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+    __table_args__ = (
+        CheckConstraint("interval_s > 0", name="interval_positive"),
+        CheckConstraint("timeout_s > 0 AND timeout_s < interval_s", name="timeout_below_interval"),
+        CheckConstraint("failure_threshold >= 1 AND success_threshold >= 1", name="thresholds_positive"),
+        # `status` and the scheduler's state queries filter by state
+        Index("ix_components_state", "state"),
+        # instances claim expired leases: WHERE lease_expires_at < now()
+        Index("ix_components_lease_expires_at", "lease_expires_at"),
+    )
+
+
+class ComponentDependency(Base):
+    """``component`` depends on ``depends_on`` (acyclic; enforced by the service layer)."""
+
+    __tablename__ = "component_dependencies"
+
+    component_id: Mapped[int] = mapped_column(ForeignKey("components.id", ondelete="CASCADE"), primary_key=True)
+    depends_on_id: Mapped[int] = mapped_column(ForeignKey("components.id", ondelete="RESTRICT"), primary_key=True)
+
+    __table_args__ = (
+        CheckConstraint("component_id <> depends_on_id", name="not_self"),
+        # "who depends on X?" when X recovers and its dependents are re-evaluated
+        Index("ix_component_dependencies_depends_on_id", "depends_on_id"),
+    )
+
+
+class CheckResultRow(Base):
+    """One raw check result. Written in batches with Core inserts; pruned after the raw retention."""
+
+    __tablename__ = "check_results"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    component_id: Mapped[int] = mapped_column(ForeignKey("components.id", ondelete="CASCADE"))
+    checked_at: Mapped[datetime]
+    ok: Mapped[bool] = mapped_column(Boolean)
+    # recorded as unreliable when the orchestrator's own sentinels were failing ("is it me?")
+    reliable: Mapped[bool] = mapped_column(Boolean, default=True)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    lateness_ms: Mapped[float | None] = mapped_column(Float)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        # history of one component, newest first; also serves pruning per component
+        Index("ix_check_results_component_id_checked_at", "component_id", "checked_at"),
+        # retention pruning: DELETE ... WHERE checked_at < cutoff
+        Index("ix_check_results_checked_at", "checked_at"),
+    )
+
+
+class StateTransition(Base):
+    """Every component state change, kept forever."""
+
+    __tablename__ = "state_transitions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    component_id: Mapped[int] = mapped_column(ForeignKey("components.id", ondelete="CASCADE"))
+    at: Mapped[datetime]
+    from_state: Mapped[str] = mapped_column(String(16))
+    to_state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        # a component's timeline (reports, uptime)
+        Index("ix_state_transitions_component_id_at", "component_id", "at"),
+    )
+
+
+class CheckRollup(Base):
+    """Per-minute aggregate of one component's checks; kept far longer than raw results."""
+
+    __tablename__ = "check_rollups"
+
+    component_id: Mapped[int] = mapped_column(ForeignKey("components.id", ondelete="CASCADE"), primary_key=True)
+    minute: Mapped[datetime] = mapped_column(primary_key=True)
+    checks: Mapped[int] = mapped_column(Integer)
+    failures: Mapped[int] = mapped_column(Integer)
+    latency_p50_ms: Mapped[float | None] = mapped_column(Float)
+    latency_p95_ms: Mapped[float | None] = mapped_column(Float)
+    latency_max_ms: Mapped[float | None] = mapped_column(Float)
+
+    __table_args__ = (
+        # retention pruning by time across all components
+        Index("ix_check_rollups_minute", "minute"),
+    )
+
+
+class Incident(Base):
+    """Something broke. Opened on UP→DOWN (or by the blast-radius guard), closed only when healthy."""
+
+    __tablename__ = "incidents"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    # NULL for a mass-outage incident, which is about the fleet, not one component
+    component_id: Mapped[int | None] = mapped_column(ForeignKey("components.id", ondelete="SET NULL"))
+    # kept so history still names a component after it was removed
+    component_name: Mapped[str | None] = mapped_column(String(63))
+    kind: Mapped[str] = mapped_column(String(16), default="component")
+    status: Mapped[str] = mapped_column(String(24), default="open")
+    resolution: Mapped[str | None] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    plan: Mapped[str | None] = mapped_column(String(63))
+    # the component whose failure is the real cause (a dependency), when blocked
+    blocked_by: Mapped[str | None] = mapped_column(String(63))
+    opened_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]
+    escalated_at: Mapped[datetime | None]
+    acked_at: Mapped[datetime | None]
+    acked_by: Mapped[str | None] = mapped_column(String(128))
+    approved_at: Mapped[datetime | None]
+    approved_by: Mapped[str | None] = mapped_column(String(128))
+    reopen_count: Mapped[int] = mapped_column(Integer, default=0)
+    # the step that resolved it (resolution=auto)
+    resolved_by_step: Mapped[int | None] = mapped_column(Integer)
+    # the flap episode during which it was opened (at most one action per episode)
+    flap_episode: Mapped[int | None] = mapped_column(Integer)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    __table_args__ = (
+        # one component's incidents newest first; "the last incident" for reopen
+        Index("ix_incidents_component_id_opened_at", "component_id", "opened_at"),
+        # the active queue: WHERE status <> 'resolved'
+        Index("ix_incidents_status", "status"),
+        # reports over a time window
+        Index("ix_incidents_opened_at", "opened_at"),
+    )
+
+
+class JournalEntry(Base):
+    """One attempt of one recovery step for one incident. The unique key makes each attempt happen at
+    most once: the row is claimed and committed before the side effect runs."""
+
+    __tablename__ = "recovery_journal"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    component_id: Mapped[int | None] = mapped_column(ForeignKey("components.id", ondelete="SET NULL"))
+    step_index: Mapped[int] = mapped_column(Integer)
+    attempt: Mapped[int] = mapped_column(Integer)
+    strategy: Mapped[str] = mapped_column(String(63))
+    status: Mapped[str] = mapped_column(String(24), default="pending")
+    # false when observe-only (ERROR_HANDLING_ENABLED=false), dry-run, or a guard skipped it
+    executed: Mapped[bool] = mapped_column(Boolean, default=False)
+    owner: Mapped[str | None] = mapped_column(String(64))
+    owner_epoch: Mapped[int | None] = mapped_column(BigInteger)
+    claimed_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    description: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[str | None] = mapped_column(Text)
+    output: Mapped[str | None] = mapped_column(Text)
+    facts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    verification: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    skip_reason: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        UniqueConstraint("incident_id", "step_index", "attempt", name="uq_recovery_journal_attempt"),
+        # reconciliation on start: WHERE status = 'running'
+        Index("ix_recovery_journal_status", "status"),
+        # budgets: a component's actions within a window
+        Index("ix_recovery_journal_component_id_claimed_at", "component_id", "claimed_at"),
+    )
+
+
+class Notification(Base):
+    """A notification sent (or failed to send). Destinations are stored redacted."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id", ondelete="SET NULL"))
+    event: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str | None] = mapped_column(Text)
+    body: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        # an incident's notifications
+        Index("ix_notifications_incident_id", "incident_id"),
+        # report windows
+        Index("ix_notifications_created_at", "created_at"),
+    )
+
+
+class AuditEntry(Base):
+    """Who changed what, when, from where: one row per mutation by an operator."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime]
+    os_user: Mapped[str] = mapped_column(String(128))
+    host: Mapped[str] = mapped_column(String(255))
+    command: Mapped[str] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str | None] = mapped_column(String(128))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    __table_args__ = (
+        # "what happened to X?"
+        Index("ix_audit_log_target_at", "target", "at"),
+    )
+
+
+class DaemonInstance(Base):
+    """A running (or past) daemon. Heartbeats let other instances and `status` see who is alive."""
+
+    __tablename__ = "daemon_instances"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    version: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime]
+    stopped_at: Mapped[datetime | None]
+    epoch: Mapped[int] = mapped_column(BigInteger, default=0)
+    # counters that must never be silent: results dropped while the database was unreachable
+    dropped_results: Mapped[int] = mapped_column(BigInteger, default=0)
+    view_reliable: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -1,0 +1,25 @@
+"""The result of one health check: data, never an exception."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """One check of one component.
+
+    ``ok`` is the verdict; ``error`` is a one-line reason when it is False (``"timeout after 2s"``,
+    ``"status 500 not in [200]"``). ``latency_ms`` is wall time from start to verdict.
+    """
+
+    ok: bool
+    latency_ms: float
+    checked_at: datetime
+    status_code: int | None = None
+    error: str | None = None
+    #: Bytes of body read (capped); for the record and for the bad-endpoint tests.
+    bytes_read: int = 0
+    #: Extra facts a checker wants in the record (e.g. the redirect chain length).
+    details: dict[str, object] = field(default_factory=dict)

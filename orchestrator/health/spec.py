@@ -1,0 +1,118 @@
+"""What to check and how: the typed check definition stored with each component.
+
+Validated at load (unknown keys rejected) so a daemon never starts with a check it cannot run.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+#: Body bytes read at most from any endpoint: a huge or endless body costs no more than this.
+MAX_BODY_BYTES = 64 * 1024
+#: Redirects followed at most before the check fails (a loop fails fast).
+DEFAULT_MAX_REDIRECTS = 3
+
+_STATUS_RANGE = re.compile(r"^([1-5]\d\d)(?:-([1-5]\d\d))?$")
+#: ``$.a.b[0] == "UP"`` / ``$.count == 3`` / ``$.ok == true``
+_JSON_CONDITION = re.compile(r"^\$((?:\.[A-Za-z_][\w-]*|\[\d+\])+)\s*(==|!=)\s*(.+)$")
+
+
+def parse_status_set(value: str | int | list[str | int]) -> list[tuple[int, int]]:
+    """``200`` / ``"200-299"`` / ``[200, "300-302"]`` → list of inclusive ranges; ValueError if bad."""
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        raise ValueError("expected at least one status code")
+    ranges: list[tuple[int, int]] = []
+    for item in items:
+        for part in str(item).split(","):
+            match = _STATUS_RANGE.match(part.strip())
+            if not match:
+                raise ValueError(f"not a status code or range: {part.strip()!r} (e.g. 200 or 200-299)")
+            low = int(match.group(1))
+            high = int(match.group(2) or low)
+            if high < low:
+                raise ValueError(f"empty status range: {part.strip()!r}")
+            ranges.append((low, high))
+    return ranges
+
+
+def validate_http_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"expected an http(s) URL with a host, got {url!r}")
+    if any(ch.isspace() for ch in url):
+        raise ValueError("URL must not contain whitespace")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        raise ValueError(f"bad port in URL {url!r}") from exc
+    return url
+
+
+class CheckSpec(BaseModel):
+    """How one component is checked. ``kind`` picks the checker; the rest are its settings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["http", "tcp", "command"] = "http"
+    # http
+    url: str | None = None
+    method: Literal["GET", "HEAD", "POST", "PUT", "OPTIONS"] = "GET"
+    headers: dict[str, str] = Field(default_factory=dict)
+    expect_status: list[str] = Field(default_factory=lambda: ["200-299"])
+    body_contains: str | None = None
+    #: JSON conditions on the body, all must hold: ``$.status == "UP"``.
+    json_conditions: list[str] = Field(default_factory=list)
+    max_latency_ms: float | None = Field(default=None, gt=0)
+    verify_tls: bool = True
+    max_redirects: int = Field(default=DEFAULT_MAX_REDIRECTS, ge=0, le=10)
+    # tcp: host and port (or taken from url)
+    host: str | None = None
+    port: int | None = Field(default=None, ge=1, le=65535)
+    # command: argv, never a shell
+    command: list[str] | None = None
+
+    @field_validator("expect_status", mode="before")
+    @classmethod
+    def _status(cls, value: object) -> list[str]:
+        items = value if isinstance(value, list) else [value]
+        parse_status_set(items)  # validates
+        return [str(item) for item in items]
+
+    @field_validator("json_conditions")
+    @classmethod
+    def _conditions(cls, value: list[str]) -> list[str]:
+        for cond in value:
+            if not _JSON_CONDITION.match(cond.strip()):
+                raise ValueError(f"not a JSON condition: {cond!r} (e.g. $.status == \"UP\")")
+        return value
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> CheckSpec:
+        if self.kind == "http":
+            if not self.url:
+                raise ValueError("url is required for an http check")
+            validate_http_url(self.url)
+        elif self.kind == "tcp":
+            if not (self.host and self.port) and not self.url:
+                raise ValueError("a tcp check needs host and port (or a url)")
+        elif self.kind == "command":
+            if not self.command or not all(isinstance(a, str) and a for a in self.command):
+                raise ValueError("a command check needs command: a non-empty list of strings")
+        return self
+
+    def status_ranges(self) -> list[tuple[int, int]]:
+        return parse_status_set(list(self.expect_status))
+
+    def json_condition_parts(self) -> list[tuple[str, str, str]]:
+        """Each condition as (path like ``.a[0].b``, operator, JSON literal text)."""
+        out = []
+        for cond in self.json_conditions:
+            match = _JSON_CONDITION.match(cond.strip())
+            assert match  # validated at load
+            out.append((match.group(1), match.group(2), match.group(3).strip()))
+        return out

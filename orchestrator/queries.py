@@ -1,0 +1,19 @@
+"""Read queries shared by the CLI, reports and the web page."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from orchestrator.db.models import Incident
+from orchestrator.states import IncidentStatus
+
+
+def open_incidents_by_component(session: Session) -> dict[int, int]:
+    """component id → id of its newest unresolved incident (served by ix_incidents_status)."""
+    stmt = (
+        select(Incident.component_id, func.max(Incident.id))
+        .where(Incident.status != IncidentStatus.RESOLVED.value, Incident.component_id.is_not(None))
+        .group_by(Incident.component_id)
+    )
+    return {cid: iid for cid, iid in session.execute(stmt)}

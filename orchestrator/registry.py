@@ -1,0 +1,271 @@
+"""The component registry: the service layer behind `component ...` and `apply`.
+
+Every mutation runs in one write transaction with its audit row; any InputError raised inside rolls the
+whole transaction back, so bad input changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from orchestrator import audit
+from orchestrator.audit import Actor
+from orchestrator.clock import SYSTEM_CLOCK, Clock
+from orchestrator.component_spec import ComponentSpec
+from orchestrator.db.engine import Database
+from orchestrator.db.models import Component, ComponentDependency
+from orchestrator.errors import ConflictError, InputError, NotFoundError
+from orchestrator.states import ComponentState
+from orchestrator.validation import first_error
+
+#: Definition keys and the row columns they live in (the rest are computed: check, depends_on).
+_COLUMNS = (
+    "interval_s", "timeout_s", "failure_threshold", "success_threshold", "retry_interval_s", "plan",
+    "criticality", "labels", "vars", "backup_url", "replicas", "min_replicas", "max_replicas",
+)
+
+
+def definition_of(row: Component, names_by_id: dict[int, str]) -> dict[str, Any]:
+    """The stored definition of ``row`` in the same shape as ComponentSpec.definition()."""
+    out: dict[str, Any] = {"name": row.name, "check": dict(row.check_spec)}
+    for key in _COLUMNS:
+        out[key] = getattr(row, key)
+    out["depends_on"] = sorted(names_by_id[d.depends_on_id] for d in row.dependencies)
+    out["labels"] = dict(sorted(out["labels"].items()))
+    out["vars"] = dict(sorted(out["vars"].items()))
+    return out
+
+
+def spec_from_definition(definition: dict[str, Any], *, field_prefix: str = "") -> ComponentSpec:
+    """Re-validate a (possibly edited) definition dict into a ComponentSpec."""
+    data = {
+        "name": definition["name"], "check": definition["check"],
+        "interval": definition["interval_s"], "timeout": definition["timeout_s"],
+        "retry_interval": definition["retry_interval_s"],
+        **{k: definition[k] for k in _COLUMNS if not k.endswith("_s")},
+        "depends_on": definition["depends_on"],
+    }
+    try:
+        return ComponentSpec(**data)
+    except ValidationError as exc:
+        raise first_error(exc, prefix=field_prefix) from None
+
+
+@dataclass(frozen=True)
+class Change:
+    """One planned change of an apply (or a single mutation)."""
+
+    action: str  # create | update | delete | unchanged
+    name: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+    def changed_fields(self) -> list[str]:
+        if self.before is None or self.after is None:
+            return []
+        return sorted(k for k in self.after if self.before.get(k) != self.after.get(k))
+
+
+class Registry:
+    """Component CRUD over one database. ``plan_names`` is the set of known plans (None: no plan file)."""
+
+    def __init__(self, db: Database, *, plan_names: set[str] | None = None, clock: Clock = SYSTEM_CLOCK,
+                 actor: Actor | None = None) -> None:
+        self.db = db
+        self.plan_names = plan_names
+        self.clock = clock
+        self.actor = actor or Actor()
+
+    # -- reads ---------------------------------------------------------------------------------
+    def all_rows(self, session: Session) -> list[Component]:
+        return list(session.scalars(select(Component).order_by(Component.name)))
+
+    def get_row(self, session: Session, name: str) -> Component:
+        row = session.scalar(select(Component).where(Component.name == name))
+        if row is None:
+            raise NotFoundError(f"no component named {name!r}", field="name")
+        return row
+
+    def definitions(self, session: Session) -> dict[str, dict[str, Any]]:
+        rows = self.all_rows(session)
+        names = {r.id: r.name for r in rows}
+        return {r.name: definition_of(r, names) for r in rows}
+
+    # -- mutations -----------------------------------------------------------------------------
+    def add(self, spec: ComponentSpec) -> Change:
+        return self.apply([spec], prune=False, create_only=True)[0]
+
+    def update(self, name: str, edit: Callable[[dict[str, Any]], dict[str, Any]],
+               field_names: Callable[[str], str] | None = None) -> Change:
+        """Apply ``edit`` (current definition → new definition) to ``name``, re-validate, store."""
+        with self.db.read() as session:
+            current = self.definitions(session)
+        if name not in current:
+            raise NotFoundError(f"no component named {name!r}", field="name")
+        try:
+            spec = spec_from_definition(edit(dict(current[name])))
+        except InputError as exc:
+            if field_names and exc.field:
+                raise InputError(str(exc).split(": ", 1)[1], field=field_names(exc.field)) from None
+            raise
+        return self.apply([spec], prune=False, update_only=True)[0]
+
+    def remove(self, name: str) -> Change:
+        with self.db.write() as session:
+            defs = self.definitions(session)
+            if name not in defs:
+                raise NotFoundError(f"no component named {name!r}", field="name")
+            dependents = sorted(n for n, d in defs.items() if name in d["depends_on"])
+            if dependents:
+                raise ConflictError(f"{', '.join(dependents)} depend on {name!r}: remove or update them first",
+                                    field="name")
+            session.delete(self.get_row(session, name))
+            audit.record(session, self.actor, "remove", name, defs[name], None, self.clock)
+            return Change("delete", name, defs[name], None)
+
+    def set_hold(self, name: str, *, paused_until: datetime | None, reason: str | None, pause: bool) -> Change:
+        """Pause (until a time, or indefinitely: far future) or resume a component."""
+        with self.db.write() as session:
+            row = self.get_row(session, name)
+            before = {"paused_until": _iso(row.paused_until), "paused_reason": row.paused_reason}
+            row.paused_until = paused_until if pause else None
+            row.paused_reason = reason if pause else None
+            row.generation += 1
+            row.updated_at = self.clock.now()
+            after = {"paused_until": _iso(row.paused_until), "paused_reason": row.paused_reason}
+            audit.record(session, self.actor, "pause" if pause else "resume", name, before, after, self.clock)
+            return Change("update", name, before, after)
+
+    def plan_changes(self, session: Session, specs: list[ComponentSpec], *, prune: bool) -> list[Change]:
+        """What applying ``specs`` would do, validated against the whole resulting registry."""
+        current = self.definitions(session)
+        seen: set[str] = set()
+        changes: list[Change] = []
+        for spec in specs:
+            if spec.name in seen:
+                raise ConflictError(f"component {spec.name!r} is declared twice", field="name")
+            seen.add(spec.name)
+            after = spec.definition()
+            before = current.get(spec.name)
+            action = "create" if before is None else ("unchanged" if before == after else "update")
+            changes.append(Change(action, spec.name, before, after))
+        if prune:
+            changes += [Change("delete", n, d, None) for n, d in sorted(current.items()) if n not in seen]
+        self._validate_result(current, changes)
+        return changes
+
+    def apply(self, specs: list[ComponentSpec], *, prune: bool, dry_run: bool = False,
+              create_only: bool = False, update_only: bool = False) -> list[Change]:
+        """Make the registry match ``specs`` in one transaction (all or nothing)."""
+        with self.db.write() as session:
+            changes = self.plan_changes(session, specs, prune=prune)
+            for change in changes:
+                if create_only and change.action != "create":
+                    raise ConflictError(f"component {change.name!r} already exists (use `component update`)",
+                                        field="name")
+                if update_only and change.action == "create":
+                    raise NotFoundError(f"no component named {change.name!r}", field="name")
+            if not dry_run:
+                self._write(session, changes)
+            else:
+                session.rollback()
+            return changes
+
+    # -- internals -----------------------------------------------------------------------------
+    def _validate_result(self, current: dict[str, dict[str, Any]], changes: Iterable[Change]) -> None:
+        result = dict(current)
+        for change in changes:
+            if change.after is None:
+                result.pop(change.name, None)
+            else:
+                result[change.name] = change.after
+        for name, definition in sorted(result.items()):
+            for dep in definition["depends_on"]:
+                if dep not in result:
+                    raise NotFoundError(f"{name!r} depends on unknown component {dep!r}", field="depends_on")
+            plan = definition["plan"]
+            if plan is not None and (self.plan_names is None or plan not in self.plan_names):
+                known = ", ".join(sorted(self.plan_names or [])) or "none: no plan file found"
+                raise NotFoundError(f"unknown plan {plan!r} for {name!r} (known: {known})", field="plan")
+        cycle = find_cycle({n: d["depends_on"] for n, d in result.items()})
+        if cycle:
+            raise ConflictError("dependency cycle: " + " -> ".join(cycle), field="depends_on")
+
+    def _write(self, session: Session, changes: list[Change]) -> None:
+        now = self.clock.now()
+        rows = {r.name: r for r in self.all_rows(session)}
+        for change in changes:
+            if change.action == "delete":
+                session.delete(rows.pop(change.name))
+        session.flush()
+        for change in changes:
+            if change.action == "create":
+                row = Component(name=change.name, state=ComponentState.UNKNOWN.value, state_since=now,
+                                created_at=now, updated_at=now, generation=1)
+                _set_definition(row, change.after)
+                session.add(row)
+                rows[change.name] = row
+            elif change.action == "update":
+                row = rows[change.name]
+                _set_definition(row, change.after)
+                row.generation += 1
+                row.updated_at = now
+        session.flush()
+        ids = {name: row.id for name, row in rows.items()}
+        for change in changes:
+            if change.action in ("create", "update"):
+                row = rows[change.name]
+                wanted = {ids[d] for d in change.after["depends_on"]}
+                row.dependencies[:] = [d for d in row.dependencies if d.depends_on_id in wanted]
+                have = {d.depends_on_id for d in row.dependencies}
+                row.dependencies.extend(ComponentDependency(component_id=row.id, depends_on_id=i)
+                                        for i in sorted(wanted - have))
+            if change.action != "unchanged":
+                audit.record(session, self.actor, change.action, change.name, change.before, change.after,
+                             self.clock)
+
+
+def _set_definition(row: Component, definition: dict[str, Any]) -> None:
+    check = definition["check"]
+    row.check_spec = check
+    row.check_kind = check.get("kind", "http")
+    row.url = check.get("url")
+    for key in _COLUMNS:
+        setattr(row, key, definition[key])
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
+    """A dependency cycle as a path (``a -> b -> a``), or None. Iterative DFS: graphs can be deep."""
+    WHITE, GREY, BLACK = 0, 1, 2
+    color = dict.fromkeys(graph, WHITE)
+    for root in sorted(graph):
+        if color[root] != WHITE:
+            continue
+        stack: list[tuple[str, Iterable[str]]] = [(root, iter(sorted(graph[root])))]
+        path = [root]
+        color[root] = GREY
+        while stack:
+            node, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                color[node] = BLACK
+                stack.pop()
+                path.pop()
+            elif color.get(child) == GREY:
+                return path[path.index(child):] + [child]
+            elif color.get(child) == WHITE:
+                color[child] = GREY
+                stack.append((child, iter(sorted(graph.get(child, [])))))
+                path.append(child)
+    return None

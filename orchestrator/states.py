@@ -1,0 +1,65 @@
+"""The one vocabulary of states and outcomes, shared by the database, CLI, API and reports.
+
+Enums are ``StrEnum``s and the database stores their ``.value``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ComponentState(StrEnum):
+    UNKNOWN = "unknown"
+    UP = "up"
+    DOWN = "down"
+    FLAPPING = "flapping"
+    PAUSED = "paused"
+    MAINTENANCE = "maintenance"
+
+
+class IncidentStatus(StrEnum):
+    OPEN = "open"
+    RECOVERING = "recovering"
+    AWAITING_APPROVAL = "awaiting_approval"
+    BLOCKED = "blocked"  # a dependency is down, or a guard stopped automation
+    ESCALATED = "escalated"  # automation has done all it safely can: a human is needed
+    RESOLVED = "resolved"
+
+
+#: Incident statuses that still need attention.
+ACTIVE_INCIDENT_STATUSES = frozenset(s for s in IncidentStatus if s is not IncidentStatus.RESOLVED)
+
+
+class Resolution(StrEnum):
+    AUTO = "auto"  # a verified recovery step fixed it
+    SELF = "self"  # it recovered with no action
+    MANUAL = "manual"  # an operator closed it
+
+
+class IncidentKind(StrEnum):
+    COMPONENT = "component"
+    MASS_OUTAGE = "mass_outage"  # the blast-radius guard tripped: many components down at once
+
+
+class AttemptStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    FAILED_VERIFICATION = "failed_verification"
+    TIMED_OUT = "timed_out"
+    SKIPPED = "skipped"  # a guard stopped it; the reason is recorded
+    ABANDONED = "abandoned"  # its owner died mid-step; reconciled by verification
+
+
+class Criticality(StrEnum):
+    CRITICAL = "critical"
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+
+class CheckKind(StrEnum):
+    HTTP = "http"
+    TCP = "tcp"
+    COMMAND = "command"
