@@ -7,8 +7,8 @@ import re
 
 _UNITS_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-#: A sanity cap: nothing we schedule is meaningfully longer than a year.
-MAX_DURATION_S = 366 * 86400.0
+#: A sanity cap: nothing we schedule or keep is meaningfully longer than ten years.
+MAX_DURATION_S = 3660 * 86400.0
 
 
 def parse_duration(text: str | float | int) -> float:
@@ -25,7 +25,7 @@ def parse_duration(text: str | float | int) -> float:
     if not math.isfinite(seconds) or seconds < 0:
         raise ValueError(f"not a duration: {text!r}")
     if seconds > MAX_DURATION_S:
-        raise ValueError(f"duration too long: {text!r} (at most 366d)")
+        raise ValueError(f"duration too long: {text!r} (at most 3660d)")
     return seconds
 
 

@@ -58,13 +58,16 @@ def cli(ctx: click.Context, db_flag: str | None, plans_flag: str | None, debug: 
 
 
 def _register() -> None:
-    from orchestrator.cli import apply, components, db, plans
+    from orchestrator.cli import apply, components, db, plans, run, status
 
     cli.add_command(db.db)
     cli.add_command(components.component)
     cli.add_command(apply.apply)
     cli.add_command(plans.plans)
     cli.add_command(plans.strategies)
+    cli.add_command(run.run)
+    cli.add_command(status.status)
+    cli.add_command(status.check)
 
 
 _register()

@@ -1,0 +1,47 @@
+"""`orchestrator run`: the daemon, in the foreground (systemd runs it; see deploy/systemd/)."""
+
+from __future__ import annotations
+
+import click
+
+from orchestrator import logs
+from orchestrator.cli.context import AppContext, pass_app
+from orchestrator.cli.params import DURATION
+from orchestrator.daemon import Daemon, DaemonSettings
+from orchestrator.health.spec import validate_http_url
+
+
+def _urls(ctx, param, values):
+    for url in values:
+        try:
+            validate_http_url(url)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), ctx, param) from None
+    return list(values)
+
+
+@click.command()
+@click.option("--workers", type=click.IntRange(1, 4096), help="Check threads (default: sized for the fleet).")
+@click.option("--sentinel", "sentinels", multiple=True, callback=_urls, envvar="ORCHESTRATOR_SENTINELS",
+              help="URL that should always answer; when all fail, the view is unreliable (repeatable).")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
+              show_default=True)
+@click.option("--retention-raw", type=DURATION, default="7d", show_default=True, help="Keep raw results.")
+@click.option("--retention-rollups", type=DURATION, default="400d", show_default=True,
+              help="Keep per-minute rollups.")
+@click.option("--reopen-window", type=DURATION, default="5m", show_default=True,
+              help="A failure this soon after recovery reopens the last incident.")
+@click.option("--startup-grace", type=DURATION, default=None, help="Failures this soon after start do not count.")
+@click.option("--for", "run_for", type=DURATION, default=None, help="Stop by itself after this long.")
+@pass_app
+def run(app: AppContext, workers, sentinels, log_format, log_level, retention_raw, retention_rollups,
+        reopen_window, startup_grace, run_for) -> None:
+    """Run the daemon: check every component on schedule, record, open incidents, recover."""
+    logs.setup(log_level, log_format)
+    settings = DaemonSettings(
+        db_url=app.db_url, plans_path=app.plans_path, workers=workers, sentinels=sentinels,
+        raw_retention_s=retention_raw, rollup_retention_s=retention_rollups, reopen_window_s=reopen_window,
+        startup_grace_s=startup_grace or 0.0, run_for_s=run_for,
+    )
+    raise click.exceptions.Exit(Daemon(settings).run())

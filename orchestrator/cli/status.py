@@ -1,0 +1,86 @@
+"""`orchestrator status` (every component at a glance) and `orchestrator check NAME` (one check now)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import click
+from sqlalchemy import select
+
+from orchestrator.cli.context import AppContext, pass_app
+from orchestrator.cli.output import print_json, print_table
+from orchestrator.cli.params import NAME
+from orchestrator.clock import SYSTEM_CLOCK
+from orchestrator.db.models import DaemonInstance
+from orchestrator.health.checkers import get_checker
+from orchestrator.recovery.targets import effective_check
+from orchestrator.registry import Registry
+from orchestrator.views import component_view
+
+#: an instance whose heartbeat is older than this is shown as gone
+ALIVE_WITHIN_S = 20.0
+
+
+def _instances(session, now) -> list[dict]:
+    rows = session.scalars(select(DaemonInstance).where(DaemonInstance.stopped_at.is_(None))
+                           .order_by(DaemonInstance.started_at.desc()).limit(20))
+    return [{"id": r.id, "host": r.host, "pid": r.pid, "version": r.version, "started_at": r.started_at,
+             "heartbeat_at": r.heartbeat_at, "alive": now - r.heartbeat_at < timedelta(seconds=ALIVE_WITHIN_S),
+             "view_reliable": r.view_reliable, "dropped_results": r.dropped_results} for r in rows]
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_app
+def status(app: AppContext, as_json: bool) -> None:
+    """One table of every component's state."""
+    from orchestrator.queries import open_incidents_by_component
+
+    registry = Registry(app.database())
+    now = SYSTEM_CLOCK.now()
+    with registry.db.read() as session:
+        rows = registry.all_rows(session)
+        names = {r.id: r.name for r in rows}
+        incidents = open_incidents_by_component(session)
+        views = [component_view(r, names, now, incidents.get(r.id)) for r in rows]
+        instances = [i for i in _instances(session, now) if i["alive"]]
+    if as_json:
+        print_json({"instances": instances, "components": views})
+        return
+    if not instances:
+        click.echo("daemon: not running")
+    for inst in instances:
+        view = "reliable" if inst["view_reliable"] else "UNRELIABLE (sentinels failing: no state changes)"
+        dropped = f", {inst['dropped_results']} results dropped" if inst["dropped_results"] else ""
+        click.echo(f"daemon: {inst['id']} up since {inst['started_at']:%Y-%m-%d %H:%M:%S}, view {view}{dropped}")
+    print_table(
+        ["NAME", "STATE", "SINCE", "LATENCY", "LAST ERROR", "INCIDENT"],
+        [(v["name"], v["state"], v["state_since"],
+          None if v["last_latency_ms"] is None else f"{v['last_latency_ms']:.0f}ms",
+          v["last_error"], v["open_incident"]) for v in views],
+    )
+
+
+@click.command()
+@click.argument("name", type=NAME)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_app
+def check(app: AppContext, name: str, as_json: bool) -> None:
+    """Check one component now and print the result (exit 1 when it fails)."""
+    registry = Registry(app.database())
+    with registry.db.read() as session:
+        row = registry.get_row(session, name)
+        spec = effective_check(row)
+        timeout_s = row.timeout_s
+    result = get_checker(spec.kind).check(spec, timeout_s=timeout_s)
+    data = {"name": name, "ok": result.ok, "latency_ms": round(result.latency_ms, 1),
+            "status_code": result.status_code, "error": result.error, "bytes_read": result.bytes_read,
+            "target": spec.url or f"{spec.host}:{spec.port}" if spec.kind != "command" else spec.command}
+    if as_json:
+        print_json(data)
+    else:
+        verdict = "ok" if result.ok else f"FAILED: {result.error}"
+        code = f" status={result.status_code}" if result.status_code is not None else ""
+        click.echo(f"{name}: {verdict} in {result.latency_ms:.1f}ms{code}")
+    if not result.ok:
+        raise click.exceptions.Exit(1)

@@ -1,0 +1,54 @@
+"""Per-minute aggregates of check results, accumulated in memory and written when a minute closes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of an already sorted, non-empty list."""
+    index = max(0, min(len(sorted_values) - 1, round(fraction * len(sorted_values) + 0.5) - 1))
+    return sorted_values[index]
+
+
+@dataclass
+class _Bucket:
+    checks: int = 0
+    failures: int = 0
+    latencies: list[float] = field(default_factory=list)
+
+
+class Rollups:
+    """Buckets keyed by (component id, minute). ``closed(now)`` hands over the finished minutes."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[tuple[int, datetime], _Bucket] = {}
+
+    def add(self, component_id: int, at: datetime, ok: bool, latency_ms: float) -> None:
+        minute = at.replace(second=0, microsecond=0)
+        bucket = self._buckets.get((component_id, minute))
+        if bucket is None:
+            bucket = self._buckets[(component_id, minute)] = _Bucket()
+        bucket.checks += 1
+        bucket.failures += 0 if ok else 1
+        bucket.latencies.append(latency_ms)
+
+    def closed(self, now: datetime, *, everything: bool = False) -> list[dict[str, Any]]:
+        """Rows for every minute that ended before ``now`` (all of them when ``everything``)."""
+        current = now.replace(second=0, microsecond=0)
+        done = [key for key in self._buckets if everything or key[1] < current]
+        rows = []
+        for key in done:
+            bucket = self._buckets.pop(key)
+            lat = sorted(bucket.latencies)
+            rows.append({
+                "component_id": key[0], "minute": key[1], "checks": bucket.checks, "failures": bucket.failures,
+                "latency_p50_ms": percentile(lat, 0.50), "latency_p95_ms": percentile(lat, 0.95),
+                "latency_max_ms": lat[-1],
+            })
+        return rows
+
+    def __len__(self) -> int:
+        return len(self._buckets)

@@ -1,0 +1,296 @@
+"""The single database writer: batched results, immediate transitions and incidents, never silent loss.
+
+Check threads hand over work through a queue and never touch the database. One thread writes:
+
+1. Results are collected and written every ``flush_interval_s`` or every ``max_batch`` rows, as one
+   Core ``executemany`` (ORM objects cost 25–40 µs a row even batched), together with the latest live
+   state of each component touched.
+2. A transition flushes at once, in the same transaction as its incident change.
+3. When the database is unreachable the batch is kept and retried with backoff. Results beyond
+   ``max_buffer`` are dropped oldest-first and counted; transitions are never dropped.
+4. After each commit, listeners receive the incident events (the recovery coordinator, notifications).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, insert, update
+
+from orchestrator import incidents
+from orchestrator.clock import SYSTEM_CLOCK, Clock
+from orchestrator.db.engine import Database
+from orchestrator.db.models import CheckResultRow, CheckRollup, Component, StateTransition
+from orchestrator.health.result import CheckResult
+from orchestrator.health.rollup import Rollups
+from orchestrator.resilience.backoff import full_jitter_delay
+from orchestrator.states import ComponentState
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FLUSH_INTERVAL_S = 1.0
+DEFAULT_MAX_BATCH = 2000
+#: results kept in memory while the database is away (~200 bytes each: ~40 MB at the cap)
+DEFAULT_MAX_BUFFER = 200_000
+#: retry ceiling while the database is unreachable
+RETRY_CAP_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class LiveState:
+    """A component's state after one check, as the tracker saw it."""
+
+    state: ComponentState
+    since: datetime | None
+    consecutive_failures: int
+    consecutive_successes: int
+    flap_episode: int
+
+
+@dataclass(frozen=True, slots=True)
+class ResultItem:
+    component_id: int
+    result: CheckResult
+    lateness_ms: float | None
+    reliable: bool
+    live: LiveState
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionItem:
+    component_id: int
+    component_name: str
+    from_state: ComponentState
+    to_state: ComponentState
+    at: datetime
+    reason: str | None
+    flap_episode: int | None
+
+
+IncidentListener = Callable[[incidents.IncidentEvent], None]
+TransitionListener = Callable[[TransitionItem], None]
+
+
+class Recorder:
+    """Owns the write path. ``start()`` runs the writer thread; ``stop()`` flushes what it can."""
+
+    def __init__(self, db: Database, *, clock: Clock = SYSTEM_CLOCK, flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S,
+                 max_batch: int = DEFAULT_MAX_BATCH, max_buffer: int = DEFAULT_MAX_BUFFER,
+                 reopen_window_s: float = incidents.DEFAULT_REOPEN_WINDOW_S) -> None:
+        self.db = db
+        self.clock = clock
+        self.flush_interval_s = flush_interval_s
+        self.max_batch = max_batch
+        self.max_buffer = max_buffer
+        self.reopen_window_s = reopen_window_s
+        self.incident_listeners: list[IncidentListener] = []
+        self.transition_listeners: list[TransitionListener] = []
+        self.dropped = 0  # results lost to a long outage: reported, never silent
+        self.written = 0
+        self.db_healthy = True
+        self._queue: queue.SimpleQueue[ResultItem | TransitionItem | None] = queue.SimpleQueue()
+        self._results: deque[ResultItem] = deque()
+        self._transitions: deque[TransitionItem] = deque()
+        self._rollups = Rollups()
+        self._pending_rollups: list[dict[str, Any]] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._rng = random.Random()
+        self._failures = 0
+
+    # -- producers (any thread) --------------------------------------------------------------
+    def add_result(self, item: ResultItem) -> None:
+        self._queue.put(item)
+
+    def add_transition(self, item: TransitionItem) -> None:
+        self._queue.put(item)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Write everything queued (bounded by ``timeout_s``), including the current minute's rollups."""
+        self._stop.set()
+        self._queue.put(None)
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    # -- the writer thread ----------------------------------------------------------------------
+    def _run(self) -> None:
+        next_flush = self.clock.monotonic() + self.flush_interval_s
+        while True:
+            urgent = self._drain(max(0.0, next_flush - self.clock.monotonic()))
+            now = self.clock.monotonic()
+            if self._stop.is_set():
+                self._flush(final=True)
+                return
+            if urgent or now >= next_flush or len(self._results) >= self.max_batch:
+                ok = self._flush()
+                delay = self.flush_interval_s if ok else self._retry_delay()
+                next_flush = self.clock.monotonic() + delay
+
+    def _drain(self, wait_s: float) -> bool:
+        """Move queued items into the pending buffers; True when something must be written now."""
+        urgent = False
+        try:
+            item = self._queue.get(timeout=wait_s) if wait_s > 0 else self._queue.get_nowait()
+            while True:
+                if item is None:
+                    return True
+                if isinstance(item, TransitionItem):
+                    self._transitions.append(item)
+                    urgent = self.db_healthy
+                else:
+                    self._keep(item)
+                if len(self._results) >= self.max_batch:
+                    return True
+                item = self._queue.get_nowait()
+        except queue.Empty:
+            return urgent
+
+    def _keep(self, item: ResultItem) -> None:
+        self._results.append(item)
+        if len(self._results) > self.max_buffer:
+            self._results.popleft()
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 10_000 == 0:
+                log.error("database unreachable: dropped %d check results so far (buffer %d)",
+                          self.dropped, self.max_buffer)
+
+    def _retry_delay(self) -> float:
+        self._failures += 1
+        return max(0.5, full_jitter_delay(self._failures, 1.0, RETRY_CAP_S, self._rng))
+
+    def flush_now(self) -> bool:
+        """Write pending items from the calling thread (tests and shutdown); True when written."""
+        self._drain(0)
+        return self._flush()
+
+    def _flush(self, final: bool = False) -> bool:
+        """Write one batch. Rollups count only committed results, so a failed write needs no undo:
+        minutes that closed are written with the next flush."""
+        if final:
+            self._pending_rollups += self._rollups.closed(self.clock.now(), everything=True)
+        if not self._results and not self._transitions and not self._pending_rollups:
+            return True
+        results = [self._results.popleft() for _ in range(min(len(self._results), self.max_batch * 10))]
+        transitions = list(self._transitions)
+        try:
+            events = self._write(results, transitions, self._pending_rollups)
+        except Exception as exc:  # the database is away: keep everything and retry later
+            self._results.extendleft(reversed(results))
+            if self.db_healthy:
+                log.error("database write failed, buffering: %s", str(exc).splitlines()[0])
+            self.db_healthy = False
+            return False
+        self._pending_rollups = []
+        for _ in transitions:
+            self._transitions.popleft()
+        for r in results:
+            if r.reliable:
+                self._rollups.add(r.component_id, r.result.checked_at, r.result.ok, r.result.latency_ms)
+        self._pending_rollups = self._rollups.closed(self.clock.now())
+        self.written += len(results)
+        if not self.db_healthy:
+            log.warning("database reachable again: wrote %d buffered results, %d dropped in total",
+                        len(results), self.dropped)
+        self.db_healthy = True
+        self._failures = 0
+        self._notify(transitions, events)
+        if final and (self._pending_rollups or len(self._rollups)):
+            return self._flush(final=True)  # the minute in progress, now that its results are counted
+        return True
+
+    def _write(self, results: list[ResultItem], transitions: list[TransitionItem],
+               rollups: list[dict[str, Any]]) -> list[incidents.IncidentEvent]:
+        events: list[incidents.IncidentEvent] = []
+        with self.db.write() as session:
+            conn = session.connection()
+            if results:
+                conn.execute(insert(CheckResultRow), [_result_row(r) for r in results])
+                conn.execute(_LIVE_UPDATE, _live_rows(results))
+            for t in transitions:
+                session.add(StateTransition(component_id=t.component_id, at=t.at, from_state=t.from_state.value,
+                                            to_state=t.to_state.value, reason=t.reason))
+                conn.execute(update(Component).where(Component.id == t.component_id)
+                             .values(state=t.to_state.value, state_since=t.at))
+                event = incidents.on_transition(
+                    session, component_id=t.component_id, component_name=t.component_name,
+                    from_state=t.from_state, to_state=t.to_state, at=t.at, reason=t.reason,
+                    flap_episode=t.flap_episode, reopen_window_s=self.reopen_window_s)
+                if event is not None:
+                    events.append(event)
+            if rollups:
+                _upsert_rollups(session, rollups)
+        return events
+
+    def _notify(self, transitions: list[TransitionItem], events: list[incidents.IncidentEvent]) -> None:
+        for t in transitions:
+            for listener in self.transition_listeners:
+                _call(listener, t)
+        for event in events:
+            log.info("incident %s incident=%d component=%s reason=%s", event.kind, event.incident_id,
+                     event.component_name, event.reason)
+            for listener in self.incident_listeners:
+                _call(listener, event)
+
+
+def _call(listener: Callable[[Any], None], arg: Any) -> None:
+    try:
+        listener(arg)
+    except Exception:  # a listener's bug must not stop the writer
+        log.exception("listener failed: %r", listener)
+
+
+def _result_row(item: ResultItem) -> dict[str, Any]:
+    r = item.result
+    return {"component_id": item.component_id, "checked_at": r.checked_at, "ok": r.ok, "reliable": item.reliable,
+            "latency_ms": r.latency_ms, "lateness_ms": item.lateness_ms, "status_code": r.status_code,
+            "error": r.error}
+
+
+_LIVE_UPDATE = (
+    update(Component)
+    .where(Component.id == bindparam("cid"))
+    .values(last_check_at=bindparam("at"), last_latency_ms=bindparam("latency"), last_error=bindparam("err"),
+            consecutive_failures=bindparam("cf"), consecutive_successes=bindparam("cs"),
+            flap_episode=bindparam("fe"), checks_total=Component.checks_total + bindparam("n"),
+            failures_total=Component.failures_total + bindparam("f"))
+)
+
+
+def _live_rows(results: list[ResultItem]) -> list[dict[str, Any]]:
+    """One row per component: its latest result, plus how many checks and failures this batch adds."""
+    latest: dict[int, dict[str, Any]] = {}
+    for item in results:
+        row = latest.get(item.component_id)
+        n, f = (row["n"], row["f"]) if row else (0, 0)
+        latest[item.component_id] = {
+            "cid": item.component_id, "at": item.result.checked_at, "latency": item.result.latency_ms,
+            "err": item.result.error, "cf": item.live.consecutive_failures, "cs": item.live.consecutive_successes,
+            "fe": item.live.flap_episode, "n": n + 1, "f": f + (0 if item.result.ok else 1),
+        }
+    return list(latest.values())
+
+
+def _upsert_rollups(session, rows: list[dict[str, Any]]) -> None:
+    """Insert finished minutes; a minute seen again (a restart mid-minute) is merged, not duplicated."""
+    for row in rows:
+        existing = session.get(CheckRollup, (row["component_id"], row["minute"]))
+        if existing is None:
+            session.add(CheckRollup(**row))
+        else:
+            existing.checks += row["checks"]
+            existing.failures += row["failures"]
+            existing.latency_max_ms = max(existing.latency_max_ms or 0, row["latency_max_ms"])
+            existing.latency_p95_ms = max(existing.latency_p95_ms or 0, row["latency_p95_ms"])

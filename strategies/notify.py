@@ -1,0 +1,76 @@
+"""Tell people: send a message to Apprise URLs and/or signed JSON webhooks.
+
+Sending changes nothing about the component, so it is never verified and never resolves an incident.
+It is not idempotent either: running it again after a crash sends the message again.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from orchestrator.errors import StrategyError
+from orchestrator.notify_send import AppriseUrl, Webhook, send
+from orchestrator.strategy import (
+    StepResult,
+    Strategy,
+    StrategyContext,
+    StrategyFailure,
+    StrategyParams,
+    VerifyMode,
+    check_template,
+    render_text,
+)
+
+DEFAULT_TITLE = "[incident {incident.id}] {component.name}"
+DEFAULT_MESSAGE = ("Recovery of {component.name} ({component.url}) for incident {incident.id}, "
+                   "attempt {attempt}.")
+#: Seconds one delivery may take at most, also bounded by the step deadline.
+DEFAULT_SEND_TIMEOUT_S = 10.0
+
+
+class NotifyParams(StrategyParams):
+    """``urls`` (Apprise) and/or ``webhooks``; ``title`` and ``message`` take placeholders."""
+
+    urls: list[AppriseUrl] = Field(default_factory=list)
+    webhooks: list[Webhook] = Field(default_factory=list)
+    title: str = DEFAULT_TITLE
+    message: str = DEFAULT_MESSAGE
+
+    @model_validator(mode="after")
+    def _targets(self) -> NotifyParams:
+        if not self.urls and not self.webhooks:
+            raise ValueError("give at least one target in urls or webhooks")
+        check_template(self.title)
+        check_template(self.message)
+        return self
+
+
+class NotifyStrategy(Strategy):
+    """Send the message; succeeds if at least one target got it."""
+
+    name = "notify"
+    Params = NotifyParams
+    params: NotifyParams
+    verification = VerifyMode.NONE
+    idempotent = False
+
+    def execute(self, context: StrategyContext) -> StepResult:
+        started = context.clock.now()
+        title = render_text(self.params.title, context)
+        body = render_text(self.params.message, context)
+        timeout_s = min(DEFAULT_SEND_TIMEOUT_S, context.remaining_s())
+        if timeout_s <= 0:
+            raise StrategyError("no time left before the step deadline to send")
+        deliveries = send(self.params.urls, self.params.webhooks, title, body, timeout_s,
+                          payload={"component": context.component.name, "incident": context.incident_id})
+        report = "\n".join(f"{d.kind} {d.target}: {d.detail}" for d in deliveries)
+        delivered = sum(d.ok for d in deliveries)
+        if not delivered:
+            raise StrategyFailure(f"no target got the message: {deliveries[0].detail}", output=report)
+        return StepResult.succeeded(f"notified {delivered}/{len(deliveries)} targets", started_at=started,
+                                    finished_at=context.clock.now(), output=report,
+                                    facts={"delivered": delivered, "targets": len(deliveries)})
+
+    def describe(self, context: StrategyContext) -> str:
+        targets = [*self.params.urls, *(hook.url for hook in self.params.webhooks)]
+        return f"send {render_text(self.params.title, context)!r} to {len(targets)} target(s)"
