@@ -30,6 +30,7 @@ from orchestrator.config import Switches
 from orchestrator.db.engine import Database
 from orchestrator.db.migrate import ensure_schema
 from orchestrator.db.models import Component, DaemonInstance
+from orchestrator.health.checkers import close_checkers
 from orchestrator.instance_lock import InstanceLock
 from orchestrator.monitor import Monitor
 from orchestrator.recorder import Recorder
@@ -43,6 +44,7 @@ SYNC_INTERVAL_S = 2.0  # registry changes take effect within this (+ one check)
 HEARTBEAT_INTERVAL_S = 5.0
 RETENTION_INTERVAL_S = 600.0
 SENTINEL_INTERVAL_S = 5.0
+NOTIFY_FLUSH_INTERVAL_S = 2.0  # grouped incident notifications go out once their window closes
 
 
 @dataclass
@@ -121,6 +123,9 @@ class Daemon:
         if s.sentinels:
             sentinels.probe()
             scheduler.add_periodic("sentinels", sentinels.probe, SENTINEL_INTERVAL_S)
+        notifier = getattr(self.coordinator, "notifier", None)
+        if notifier is not None:
+            scheduler.add_periodic("notify", notifier.flush, NOTIFY_FLUSH_INTERVAL_S)
         watchdog = sdnotify.watchdog_interval_s()
         if watchdog:
             scheduler.add_periodic("watchdog", lambda: sdnotify.notify("WATCHDOG=1"), watchdog)
@@ -144,6 +149,7 @@ class Daemon:
         sdnotify.notify("STOPPING=1")
         log.info("stopping: letting in-flight checks finish")
         scheduler.shutdown(wait=True)  # each in-flight check ends within its own timeout
+        close_checkers()
         if self.coordinator is not None:
             self.coordinator.shutdown(timeout_s=self.settings.shutdown_timeout_s)
         recorder.stop(timeout_s=self.settings.shutdown_timeout_s)
@@ -166,10 +172,8 @@ class Daemon:
 
     def _make_coordinator(self, db: Database, monitor: Monitor, switches: Switches):
         """The recovery engine, listening to incidents; None when there is nothing to recover with."""
-        try:
-            from orchestrator.recovery.coordinator import RecoveryCoordinator
-        except ImportError:
-            return None
+        from orchestrator.recovery.coordinator import RecoveryCoordinator
+
         coordinator = RecoveryCoordinator(db, self.plans, health=monitor, clock=self.clock, switches=switches,
                                           owner=self.instance_id)
         coordinator.reconcile_on_start()

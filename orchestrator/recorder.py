@@ -121,9 +121,12 @@ class Recorder:
     def stop(self, timeout_s: float = 5.0) -> None:
         """Write everything queued (bounded by ``timeout_s``), including the current minute's rollups."""
         self._stop.set()
+        if self._thread is None:  # never started (tests, one-shot tools): flush from this thread
+            self._drain(0)
+            self._flush(final=True)
+            return
         self._queue.put(None)
-        if self._thread is not None:
-            self._thread.join(timeout_s)
+        self._thread.join(timeout_s)
 
     # -- the writer thread ----------------------------------------------------------------------
     def _run(self) -> None:

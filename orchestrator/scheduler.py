@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -42,6 +43,11 @@ class CheckScheduler:
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
+        # APScheduler's shutdown(wait=True) holds its job-store lock while it waits for running jobs,
+        # and a running check may want to move its next run (modify_job needs that lock): a deadlock.
+        # Checks reschedule only under this lock, and never once stopping has begun.
+        self._lock = threading.Lock()
+        self._stopping = False
         self._scheduler = BackgroundScheduler(
             timezone=UTC,
             executors={"default": ThreadPoolExecutor(max_workers=workers)},
@@ -52,6 +58,9 @@ class CheckScheduler:
         self._scheduler.start()
 
     def shutdown(self, wait: bool) -> None:
+        """Stop scheduling; with ``wait``, return once every running job has finished."""
+        with self._lock:
+            self._stopping = True
         if self._scheduler.running:
             self._scheduler.shutdown(wait=wait)
 
@@ -71,10 +80,13 @@ class CheckScheduler:
     def run_check_after(self, name: str, delay_s: float) -> datetime:
         """Move the next check of ``name`` to ``delay_s`` from now (retry interval, DOWN backoff)."""
         at = datetime.now(UTC) + timedelta(seconds=delay_s)
-        try:
-            self._scheduler.modify_job(check_job_id(name), next_run_time=at)
-        except JobLookupError:
-            pass  # removed meanwhile
+        with self._lock:
+            if self._stopping:
+                return at
+            try:
+                self._scheduler.modify_job(check_job_id(name), next_run_time=at)
+            except JobLookupError:
+                pass  # removed meanwhile
         return at
 
     def unschedule_check(self, name: str) -> None:

@@ -1,0 +1,77 @@
+"""`orchestrator incidents ...`: list, show, acknowledge and approve incidents."""
+
+from __future__ import annotations
+
+import click
+
+from orchestrator.cli.context import AppContext, pass_app
+from orchestrator.cli.output import print_fields, print_json, print_table
+from orchestrator.cli.params import DURATION, NAME
+from orchestrator.recovery import operator
+
+
+@click.group()
+def incidents() -> None:
+    """Incident history and the human side of recovery."""
+
+
+@incidents.command("list")
+@click.option("--component", type=NAME, help="Only this component's incidents.")
+@click.option("--status", help="open, recovering, awaiting_approval, blocked, escalated or resolved.")
+@click.option("--since", type=DURATION, help="Opened within this long (7d).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def list_(app: AppContext, component: str | None, status: str | None, since: float | None, as_json: bool) -> None:
+    """Incidents, newest first."""
+    rows = operator.list_incidents(app.database(), component=component, status=status, since_s=since)
+    if as_json:
+        print_json(rows)
+        return
+    print_table(["ID", "COMPONENT", "KIND", "STATUS", "RESOLUTION", "OPENED", "BLOCKED BY", "REASON"],
+                [[r["id"], r["component"], r["kind"], r["status"], r["resolution"], r["opened_at"], r["blocked_by"],
+                  r["reason"]] for r in rows])
+
+
+@incidents.command("show")
+@click.argument("incident_id", metavar="ID", type=click.IntRange(1))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def show(app: AppContext, incident_id: int, as_json: bool) -> None:
+    """One incident with every step attempt, its output and verification."""
+    data = operator.show_incident(app.database(), incident_id)
+    if as_json:
+        print_json(data)
+        return
+    print_fields([(k, v) for k, v in data.items() if k not in ("journal", "notifications")])
+    for row in data["journal"]:
+        click.echo(f"\nstep {row['step_index']} attempt {row['attempt']} {row['strategy']}: {row['status']}"
+                   f"{'' if row['executed'] else ' (not executed)'}")
+        for key in ("description", "detail", "skip_reason"):
+            if row[key]:
+                click.echo(f"  {key}: {row[key]}")
+        verification = row["verification"] or {}
+        if verification.get("mode"):
+            click.echo(f"  verification: {verification.get('mode')} passed={verification.get('passed')} "
+                       f"{verification.get('reason', '')}")
+        if row["output"]:
+            click.echo("  output:\n" + "\n".join(f"    {line}" for line in row["output"].splitlines()))
+    for note in data["notifications"]:
+        click.echo(f"\nnotified {note['channel']}: {note['status']} ({note['event']})")
+
+
+@incidents.command("ack")
+@click.argument("incident_id", metavar="ID", type=click.IntRange(1))
+@pass_app
+def ack(app: AppContext, incident_id: int) -> None:
+    """Acknowledge an incident (a human has seen it)."""
+    data = operator.ack(app.database(), incident_id)
+    click.echo(f"incident {incident_id} acknowledged by {data['acked_by']}")
+
+
+@incidents.command("approve")
+@click.argument("incident_id", metavar="ID", type=click.IntRange(1))
+@pass_app
+def approve(app: AppContext, incident_id: int) -> None:
+    """Approve the step an incident is waiting for."""
+    data = operator.approve(app.database(), incident_id)
+    click.echo(f"incident {incident_id} approved by {data['approved_by']}")

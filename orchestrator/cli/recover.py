@@ -1,0 +1,40 @@
+"""`orchestrator recover NAME`: run a recovery plan by hand, in the foreground."""
+
+from __future__ import annotations
+
+import click
+
+from orchestrator.cli.context import AppContext, pass_app
+from orchestrator.cli.params import NAME
+from orchestrator.config import Switches
+from orchestrator.errors import InputError
+from orchestrator.plans import load_plans
+from orchestrator.recovery import operator
+from orchestrator.recovery.coordinator import RecoveryCoordinator
+from orchestrator.recovery.health_view import DbHealthView
+
+#: Seconds given to an interrupted run to end its current step.
+SHUTDOWN_TIMEOUT_S = 10.0
+
+
+@click.command()
+@click.argument("name", type=NAME)
+@click.option("--plan", type=NAME, help="Plan to run (default: the component's own).")
+@click.option("--dry-run", is_flag=True, help="Print and journal what would run; run nothing.")
+@pass_app
+def recover(app: AppContext, name: str, plan: str | None, dry_run: bool) -> None:
+    """Start a recovery of NAME now and follow it step by step."""
+    if app.plans_path is None:
+        raise InputError("no plan file found (give --plans or set ORCHESTRATOR_PLANS)", field="--plans")
+    plans = load_plans(app.plans_path)
+    db = app.database()
+    coordinator = RecoveryCoordinator(db, plans, health=DbHealthView(db), switches=Switches.from_env(),
+                                      settle_s=0.0, report=click.echo)
+    try:
+        incident_id = coordinator.recover(name, plan, dry_run=dry_run, wait=True)
+    finally:
+        coordinator.shutdown(SHUTDOWN_TIMEOUT_S)
+    status = operator.show_incident(db, incident_id)["status"]
+    click.echo(f"incident {incident_id}: {status}")
+    if status == "escalated" and not dry_run:
+        raise click.exceptions.Exit(1)

@@ -1,0 +1,50 @@
+"""Health checkers, one module per kind, all of the :class:`~.base.Checker` shape.
+
+``get_checker(kind)`` returns the process-wide instance of a kind, created on first use, so every
+scheduler thread shares one HTTP connection pool.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from orchestrator.errors import InputError
+from orchestrator.health.checkers.base import Checker
+from orchestrator.health.checkers.command import CommandChecker
+from orchestrator.health.checkers.http import HttpChecker
+from orchestrator.health.checkers.tcp import TcpChecker
+
+__all__ = ["Checker", "CommandChecker", "HttpChecker", "TcpChecker", "close_checkers", "get_checker"]
+
+#: The check kinds a CheckSpec can name; a fixed set (not plugins) because CheckSpec.kind is a Literal.
+CHECKER_TYPES: dict[str, type[Checker]] = {
+    "http": HttpChecker,
+    "tcp": TcpChecker,
+    "command": CommandChecker,
+}
+
+_instances: dict[str, Checker] = {}
+_lock = threading.Lock()
+
+
+def get_checker(kind: str) -> Checker:
+    """The shared checker for ``kind``; raises InputError (listing the known kinds) if unknown."""
+    with _lock:
+        checker = _instances.get(kind)
+        if checker is None:
+            try:
+                factory = CHECKER_TYPES[kind]
+            except KeyError:
+                known = ", ".join(sorted(CHECKER_TYPES))
+                raise InputError(f"unknown check kind {kind!r} (known: {known})", field="kind") from None
+            checker = _instances[kind] = factory()
+        return checker
+
+
+def close_checkers() -> None:
+    """Close the shared checkers (at daemon shutdown); the next get_checker() makes new ones."""
+    with _lock:
+        checkers = list(_instances.values())
+        _instances.clear()
+    for checker in checkers:
+        checker.close()

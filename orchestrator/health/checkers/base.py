@@ -1,0 +1,203 @@
+"""The checker contract: one shape for every kind of health check.
+
+A checker turns a :class:`CheckSpec` into a :class:`CheckResult`. A failure of the component (or of
+the checker itself) is a result with a one-line ``error``, never an exception, so one bad
+component can never break the scheduler's loop.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import os
+import socket
+import threading
+import time
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+from orchestrator.clock import SYSTEM_CLOCK, Clock
+from orchestrator.health.result import CheckResult
+from orchestrator.health.spec import CheckSpec
+
+log = logging.getLogger(__name__)
+
+#: Longest ``error`` text kept: it is a one-line reason for tables and logs, not a dump.
+MAX_ERROR_CHARS = 200
+
+
+class Checker(ABC):
+    """Base of the http, tcp and command checkers.
+
+    - ``kind``: the ``CheckSpec.kind`` this checker serves.
+    - ``check(spec, timeout_s=...)``: called by the scheduler from any thread, concurrently; returns
+      within about ``timeout_s``; never raises.
+    - ``close()``: called once at shutdown to release pooled resources; a no-op by default.
+    """
+
+    kind: ClassVar[str]
+
+    def __init__(self, *, clock: Clock = SYSTEM_CLOCK) -> None:
+        # The clock stamps ``checked_at``; deadlines use the real monotonic clock, because they
+        # bound real I/O that a fake clock cannot speed up.
+        self.clock = clock
+
+    def check(self, spec: CheckSpec, *, timeout_s: float) -> CheckResult:
+        """Run one check of ``spec`` within ``timeout_s`` seconds; every failure is a result."""
+        attempt = Attempt(self.clock, timeout_s)
+        try:
+            return self._check(spec, attempt)
+        except Exception as exc:  # a checker bug must not take the scheduler down with it
+            log.exception("checker failed kind=%s url=%s", self.kind, spec.url)
+            return attempt.fail(f"checker error: {type(exc).__name__}: {exc}")
+
+    @abstractmethod
+    def _check(self, spec: CheckSpec, attempt: Attempt) -> CheckResult:
+        """Do the check; may raise, :meth:`check` turns any exception into a failed result."""
+
+    def close(self) -> None:  # noqa: B027 - an optional hook: most checkers pool nothing
+        """Release pooled resources (connections); the checker is not used afterwards."""
+
+
+class Attempt:
+    """The clock readings and deadline of one check, and the builders of its result."""
+
+    def __init__(self, clock: Clock, timeout_s: float) -> None:
+        self.checked_at = clock.now()
+        self.timeout_s = timeout_s
+        self.started = time.monotonic()
+        self.deadline = self.started + timeout_s
+
+    def remaining_s(self) -> float:
+        """Seconds left before the deadline (0 when it has passed)."""
+        return max(0.0, self.deadline - time.monotonic())
+
+    def elapsed_ms(self) -> float:
+        """Milliseconds since the check started."""
+        return (time.monotonic() - self.started) * 1000.0
+
+    def timeout_error(self) -> str:
+        """The one reason used for every kind of deadline overrun: ``timeout after 2s``."""
+        return f"timeout after {self.timeout_s:g}s"
+
+    def fail(self, error: str, **fields: object) -> CheckResult:
+        """A failed result with ``error`` squeezed to one short line."""
+        return self._result(False, one_line(error), fields)
+
+    def succeed(self, **fields: object) -> CheckResult:
+        """A healthy result."""
+        return self._result(True, None, fields)
+
+    def _result(self, ok: bool, error: str | None, fields: dict[str, object]) -> CheckResult:
+        return CheckResult(
+            ok=ok, latency_ms=self.elapsed_ms(), checked_at=self.checked_at, error=error, **fields
+        )
+
+
+def one_line(text: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """First non-empty line of ``text``, whitespace collapsed, cut to ``limit`` characters."""
+    line = next((ln for ln in text.splitlines() if ln.strip()), "")
+    line = " ".join(line.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+class Deadline:
+    """One check's deadline and the sockets to cut if it passes while the check still runs."""
+
+    __slots__ = ("at", "fired", "_done", "_socks")
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+        #: True once the deadline passed and the sockets were shut down: the check timed out.
+        self.fired = False
+        self._done = False
+        self._socks: list[socket.socket] = []
+
+
+class Watchdog:
+    """Shuts down the sockets of checks that outlive their deadline, from one background thread.
+
+    Socket timeouts bound each read, not their sum: a server trickling one byte every half
+    second never trips them. Shutting the socket down from another thread makes the blocked
+    read return at once, whatever phase (TLS handshake, headers, body) it is in.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, Deadline]] = []
+        self._seq = itertools.count()
+        self._thread: threading.Thread | None = None
+        self._local = threading.local()
+
+    def arm(self, at: float) -> Deadline:
+        """Start watching a check of the calling thread that must end by monotonic time ``at``."""
+        deadline = Deadline(at)
+        with self._cond:
+            heapq.heappush(self._heap, (at, next(self._seq), deadline))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="check-watchdog", daemon=True)
+                self._thread.start()
+            if self._heap[0][2] is deadline:  # wake the thread only if it must fire sooner
+                self._cond.notify()
+        self._local.deadline = deadline
+        return deadline
+
+    def current(self) -> Deadline | None:
+        """The deadline armed by the calling thread, if any."""
+        return getattr(self._local, "deadline", None)
+
+    def watch(self, sock: socket.socket) -> Deadline | None:
+        """Cut ``sock`` if the calling thread's armed deadline passes; returns that deadline
+        (None, and nothing watched, when the thread has none armed)."""
+        deadline = self.current()
+        if deadline is None:
+            return None
+        # A duplicate descriptor of our own: the original may be closed, or detached by a TLS
+        # wrap, while we hold it, and its number reused; ours stays valid until disarm().
+        dup = socket.socket(fileno=os.dup(sock.fileno()))
+        with self._cond:
+            if not deadline._done:
+                deadline._socks.append(dup)
+                if deadline.fired:
+                    _shutdown(dup)
+                return deadline
+        dup.close()
+        return deadline
+
+    def disarm(self, deadline: Deadline) -> bool:
+        """Stop watching; returns whether the deadline had fired."""
+        self._local.deadline = None
+        with self._cond:
+            deadline._done = True
+            socks, deadline._socks = deadline._socks, []
+        for sock in socks:
+            sock.close()
+        return deadline.fired
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                if not self._heap:
+                    self._cond.wait()
+                    continue
+                wait_s = self._heap[0][0] - time.monotonic()
+                if wait_s > 0:
+                    self._cond.wait(wait_s)
+                    continue
+                deadline = heapq.heappop(self._heap)[2]
+                if not deadline._done:
+                    deadline.fired = True
+                    for sock in deadline._socks:
+                        _shutdown(sock)
+
+
+def _shutdown(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed by the peer
+
+
+#: The process-wide watchdog shared by every checker: one thread however many checks run.
+WATCHDOG = Watchdog()

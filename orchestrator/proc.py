@@ -1,0 +1,168 @@
+"""Run a program from an argv list (never a shell) with a hard timeout and capped output.
+
+Used by the command health checker and by recovery strategies. The child runs in its own session,
+so on timeout the whole process group (grandchildren included) is terminated, not just the child.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import subprocess
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+#: Output kept at most by default; the rest is read and thrown away so the child never blocks.
+DEFAULT_MAX_OUTPUT_BYTES = 16 * 1024
+#: Time a timed-out group gets between SIGTERM and SIGKILL.
+KILL_GRACE_S = 0.5
+#: After the child exits, how long to keep reading output still buffered in the pipe. Background
+#: processes it left behind may hold the pipe open forever, so we stop reading after this.
+DRAIN_GRACE_S = 0.2
+_CHUNK_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class CommandOutcome:
+    """What happened to one command.
+
+    ``returncode`` is None when the program never started or its exit status was never collected;
+    negative means killed by that signal. ``output`` is stdout and stderr merged, capped.
+    """
+
+    returncode: int | None
+    output: str
+    timed_out: bool
+    duration_s: float
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the program ran to completion and exited 0."""
+        return self.returncode == 0 and not self.timed_out and self.error is None
+
+
+def run_command(
+    argv: list[str],
+    *,
+    timeout_s: float,
+    max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
+    env: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+) -> CommandOutcome:
+    """Run ``argv`` and return its outcome; a program that cannot start is an outcome, not an error.
+
+    ``env`` replaces the environment entirely (as in :mod:`subprocess`); None inherits ours.
+    Raises ValueError only for a malformed call (empty argv, non-positive timeout).
+    """
+    if not argv:
+        raise ValueError("argv must not be empty")
+    if timeout_s <= 0:
+        raise ValueError("timeout_s must be positive")
+    started = time.monotonic()
+    try:
+        proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            start_new_session=True,  # its own process group: a timeout can kill grandchildren too
+            close_fds=True,
+        )
+    except FileNotFoundError as exc:
+        if cwd is not None and exc.filename is not None and os.fspath(exc.filename) == os.fspath(cwd):
+            return _outcome(None, b"", 0, False, started, f"working directory not found: {os.fspath(cwd)}")
+        return _outcome(None, b"", 0, False, started, f"executable not found: {argv[0]}")
+    except PermissionError:
+        return _outcome(None, b"", 0, False, started, f"permission denied: {argv[0]}")
+    except OSError as exc:
+        return _outcome(None, b"", 0, False, started, f"cannot start {argv[0]}: {exc.strerror or exc}")
+
+    with proc:
+        kept, dropped, timed_out = _read_until_exit(proc, started + timeout_s, max_output_bytes)
+        if timed_out:
+            _kill_group(proc)
+        returncode = proc.wait()
+    return _outcome(returncode, bytes(kept), dropped, timed_out, started, None)
+
+
+def _read_until_exit(
+    proc: subprocess.Popen[bytes], deadline: float, cap: int
+) -> tuple[bytearray, int, bool]:
+    """Read merged output until EOF (or the child exited and the drain grace passed) or the deadline.
+
+    Returns (kept bytes, bytes discarded past the cap, timed out).
+    """
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    kept, dropped = bytearray(), 0
+    exited_at: float | None = None
+    with selectors.DefaultSelector() as sel:
+        sel.register(fd, selectors.EVENT_READ)
+        while True:
+            now = time.monotonic()
+            if exited_at is None and proc.poll() is not None:
+                exited_at = now
+            if exited_at is not None and now - exited_at >= DRAIN_GRACE_S:
+                return kept, dropped, False
+            if now >= deadline:
+                return kept, dropped, exited_at is None
+            # Wake up now and then to notice an exit whose orphans keep the pipe open.
+            if sel.select(timeout=min(deadline - now, 0.1)):
+                chunk = os.read(fd, _CHUNK_BYTES)
+                if not chunk:
+                    break
+                room = cap - len(kept)
+                kept += chunk[:room] if room > 0 else b""
+                dropped += max(0, len(chunk) - max(room, 0))
+    # EOF: the child closed its output but may still be running; wait out the rest of the deadline.
+    try:
+        proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        return kept, dropped, True
+    return kept, dropped, False
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the child's whole process group, then SIGKILL it after a short grace.
+
+    The child is not reaped until both signals are sent: while it is a zombie its pid, and so the
+    group id, cannot be reused by an unrelated process.
+    """
+    _signal_group(proc.pid, signal.SIGTERM)
+    grace_end = time.monotonic() + KILL_GRACE_S
+    while time.monotonic() < grace_end:
+        try:
+            if os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                break
+        except ChildProcessError:
+            break
+        time.sleep(0.02)
+    # Always SIGKILL: grandchildren may have ignored SIGTERM even if the child itself exited.
+    _signal_group(proc.pid, signal.SIGKILL)
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    try:
+        os.killpg(pgid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass  # the whole group is already gone
+
+
+def _outcome(
+    returncode: int | None, kept: bytes, dropped: int, timed_out: bool, started: float, error: str | None
+) -> CommandOutcome:
+    output = kept.decode("utf-8", errors="replace")
+    if dropped:
+        output += f"\n[… {dropped} bytes truncated]"
+    return CommandOutcome(
+        returncode=returncode,
+        output=output,
+        timed_out=timed_out,
+        duration_s=time.monotonic() - started,
+        error=error,
+    )

@@ -1,0 +1,237 @@
+"""The recovery coordinator: decides which incidents get a plan run, and runs them on its own pool.
+
+The daemon's single writer thread calls :meth:`on_incident` and :meth:`on_state` after each commit;
+both return at once: bookkeeping goes to one control thread, plan runs to a pool of
+``limits.max_concurrent_recoveries`` workers, separate from the health checks.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import TimeoutError as FuturesTimeout
+
+from sqlalchemy import select
+
+from orchestrator.clock import SYSTEM_CLOCK, Clock
+from orchestrator.config import Switches
+from orchestrator.db.engine import Database
+from orchestrator.db.models import Component, Incident
+from orchestrator.errors import ConflictError, InputError, NotFoundError
+from orchestrator.incidents import IncidentEvent, active_incident, open_incident
+from orchestrator.notifier import Notifier
+from orchestrator.plans import Limits, PlanSet
+from orchestrator.recovery import outage, records
+from orchestrator.recovery.executor import PlanExecutor, RunOutcome, RunRequest
+from orchestrator.recovery.health_view import HealthView
+from orchestrator.recovery.reconcile import dead_running_rows, reconcile_incident
+from orchestrator.states import ComponentState, IncidentStatus, Resolution
+
+log = logging.getLogger("orchestrator.recovery")
+S = IncidentStatus
+#: Seconds an automatic run waits before its first decision, so failures that arrive one check apart
+#: are seen together by the blast-radius and dependency guards.
+DEFAULT_SETTLE_S = 2.0
+#: Statuses a restarted daemon picks up again.
+_RESUMABLE = (S.OPEN.value, S.RECOVERING.value, S.AWAITING_APPROVAL.value)
+
+
+def default_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class RecoveryCoordinator:
+    """Guards, concurrency and lifecycle around :class:`PlanExecutor`."""
+
+    def __init__(self, db: Database, plans: PlanSet | None, *, health: HealthView, clock: Clock = SYSTEM_CLOCK,
+                 switches: Switches = Switches(), owner: str | None = None, rng: random.Random | None = None,
+                 notifier: Notifier | None = None, settle_s: float = DEFAULT_SETTLE_S,
+                 approval_poll_s: float = 1.0, report: Callable[[str], None] | None = None) -> None:
+        self.db, self.health, self.clock, self.settle_s = db, health, clock, settle_s
+        self.owner = owner or default_owner()
+        self._plans = plans
+        self.notifier = notifier if notifier is not None else (
+            Notifier(db, plans.notifications, clock=clock) if plans is not None else None)
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._active: dict[int, Future] = {}
+        # Fixed at start: a reload changes plans and limits, but not the pool's size.
+        self._pool = ThreadPoolExecutor(self.limits.max_concurrent_recoveries, thread_name_prefix="recovery")
+        self._control = ThreadPoolExecutor(1, thread_name_prefix="recovery-control")
+        self.executor = PlanExecutor(db, health=health, clock=clock, owner=self.owner, rng=rng or random.Random(),
+                                     error_handling_enabled=switches.error_handling_enabled, stop=self._stop,
+                                     emit=self._emit, report=report, approval_poll_s=approval_poll_s)
+
+    @property
+    def limits(self) -> Limits:
+        return self._plans.limits if self._plans is not None else Limits()
+
+    # -- called by the daemon ---------------------------------------------------------------------
+    def on_incident(self, event: IncidentEvent) -> None:
+        """After commit, for opened/reopened/resolved: notify, and start a run for a new incident."""
+        self._emit(event)
+        if event.kind in ("opened", "reopened") and event.component_id is not None:
+            self._submit_control(self._consider, event.incident_id, False)
+
+    def on_state(self, component_id: int, state: ComponentState) -> None:
+        """After every transition: blast radius, and re-evaluation of incidents this change unblocks."""
+        self._submit_control(self._after_state, component_id, state)
+
+    def reconcile_on_start(self) -> None:
+        """Settle rows left running by a dead process, then resume every unfinished incident (async)."""
+        dead = dead_running_rows(self.db, self.owner, self.clock.now())
+        with self.db.read() as session:
+            resumable = set(session.scalars(select(Incident.id).where(
+                Incident.status.in_(_RESUMABLE), Incident.component_id.is_not(None))))
+        for incident_id in sorted(resumable | set(dead)):
+            self._start(incident_id, resume=True, settle=False, before=(
+                lambda rows=dead.get(incident_id): rows and reconcile_incident(
+                    self.db, rows, self._plans, clock=self.clock, stop=self._stop)))
+
+    def recover(self, component_name: str, plan: str | None = None, dry_run: bool = False, wait: bool = True) -> int:
+        """Manual recovery: open or reuse the component's incident and run ``plan`` (default: its own)."""
+        if self._plans is None:
+            raise InputError("no plan file found (give --plans or set ORCHESTRATOR_PLANS)", field="--plans")
+        with self.db.write() as session:
+            row = session.scalar(select(Component).where(Component.name == component_name))
+            if row is None:
+                raise NotFoundError(f"no component named {component_name!r}", field="NAME")
+            plan_name = plan or row.plan
+            if plan_name is None:
+                raise InputError(f"component {component_name!r} has no plan; give one with --plan", field="--plan")
+            self._plans.get(plan_name)  # NotFoundError lists the plans
+            existing = active_incident(session, row.id)
+            event = None if existing else open_incident(
+                session, component_id=row.id, component_name=row.name, at=self.clock.now(),
+                reason="manual recovery", flap_episode=self.health.flap_episode(row.id))
+            incident_id = existing.id if existing else event.incident_id
+        if event is not None:
+            self._emit(event)
+        close = dry_run and event is not None and event.kind == "opened"
+        future = self._start(incident_id, resume=False, settle=False, manual=True, dry_run=dry_run,
+                             plan_name=plan_name, after=(lambda: self._close_dry_run(incident_id)) if close else None)
+        if future is None:
+            raise ConflictError(f"incident {incident_id} of {component_name!r} is already being recovered")
+        if wait:
+            future.result()
+        return incident_id
+
+    def reload(self, plans: PlanSet) -> None:
+        """Use new plans from now on (runs in flight keep the plan they started with)."""
+        self._plans = plans
+        if self.notifier is not None:
+            self.notifier.reload(plans.notifications)
+
+    def shutdown(self, timeout_s: float) -> None:
+        """Stop taking work, interrupt waits (backoff, verification, approval), wait ≤ timeout_s."""
+        self._stop.set()
+        self._control.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.wait_idle(timeout_s)
+        if self.notifier is not None:
+            self.notifier.flush(force=True)
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until no control work or run is in flight; True if idle within ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s  # real time: this waits for threads, not for decisions
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                self._submit_control(lambda: None).result(timeout=remaining)
+            except FuturesTimeout:
+                return False
+            with self._lock:
+                futures = list(self._active.values())
+            if not futures:
+                return True
+            wait(futures, timeout=max(0.0, deadline - time.monotonic()))
+        return False
+
+    # -- internals ----------------------------------------------------------------------------------
+    def _emit(self, event: IncidentEvent) -> None:
+        if self.notifier is not None:
+            self.notifier.publish(event)
+
+    def _submit_control(self, fn: Callable, *args) -> Future:
+        try:
+            return self._control.submit(self._guarded, fn, *args)
+        except RuntimeError:  # shut down: nothing more to do
+            done: Future = Future()
+            done.set_result(None)
+            return done
+
+    @staticmethod
+    def _guarded(fn: Callable, *args) -> None:
+        try:
+            fn(*args)
+        except Exception:  # one bad decision is logged; it never kills the control thread
+            log.exception("recovery coordinator task failed")
+
+    def _consider(self, incident_id: int, resume: bool) -> None:
+        outage.check(self)
+        self._start(incident_id, resume=resume, settle=True)
+
+    def _after_state(self, component_id: int, state: ComponentState) -> None:
+        cleared = outage.check(self)
+        for incident_id in outage.to_reevaluate(self, component_id, state, cleared):
+            self._start(incident_id, resume=True, settle=True)
+
+    def _start(self, incident_id: int, *, resume: bool, settle: bool, manual: bool = False, dry_run: bool = False,
+               plan_name: str | None = None, before: Callable[[], object] | None = None,
+               after: Callable[[], object] | None = None) -> Future | None:
+        """Submit a run for the incident unless one is already in flight; the Future, or None."""
+        with self._lock:
+            if incident_id in self._active or self._stop.is_set():
+                return None
+            try:
+                future = self._pool.submit(self._run, incident_id, resume, settle, manual, dry_run, plan_name, before,
+                                           after)
+            except RuntimeError:
+                return None
+            self._active[incident_id] = future
+        future.add_done_callback(lambda _f: self._forget(incident_id))
+        return future
+
+    def _forget(self, incident_id: int) -> None:
+        with self._lock:
+            self._active.pop(incident_id, None)
+
+    def _run(self, incident_id: int, resume: bool, settle: bool, manual: bool, dry_run: bool,
+             plan_name: str | None, before: Callable[[], object] | None,
+             after: Callable[[], object] | None = None) -> RunOutcome | None:
+        try:
+            if before is not None and before():
+                return RunOutcome.RESOLVED  # reconciled: verified healthy
+            if settle and self._stop.wait(self.settle_s):
+                return RunOutcome.STOPPED
+            plans = self._plans
+            with self.db.read() as session:
+                incident = session.get(Incident, incident_id)
+                row = session.get(Component, incident.component_id) if incident and incident.component_id else None
+            name = plan_name or (row.plan if row is not None else None)
+            if incident is None or row is None or incident.status == S.RESOLVED.value:
+                return RunOutcome.GONE
+            if plans is None or name is None or name not in plans.plans:
+                log.info("component=%s incident=%s no recovery plan (%s): observing only", row.name, incident_id, name)
+                return None
+            return self.executor.run(RunRequest(incident_id, name, plans.plans[name], plans.limits, manual=manual,
+                                                dry_run=dry_run, resume=resume))
+        except Exception:  # a bug in one run must not take the pool (or the daemon) down
+            log.exception("incident=%s recovery run failed", incident_id)
+            return None
+        finally:
+            if after is not None:
+                self._guarded(after)
+
+    def _close_dry_run(self, incident_id: int) -> None:
+        """A dry run opened an incident only to journal what would run: close it again."""
+        with self.db.write() as session:
+            if records.set_status(session, incident_id, S.RESOLVED, now=self.clock.now(), resolution=Resolution.MANUAL.value,
+                                  resolved_at=self.clock.now(), reason="dry run",
+                                  allowed_from=(S.OPEN, S.RECOVERING, S.BLOCKED)):
+                log.info("incident=%s opened for a dry run: closed", incident_id)

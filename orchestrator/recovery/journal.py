@@ -1,0 +1,123 @@
+"""The step journal: one row per attempt of one step for one incident, claimed before the action.
+
+Exactly once: :func:`claim` INSERTs the row (status ``running``) and COMMITs before the side effect
+runs. The unique key (incident_id, step_index, attempt) means a second claimant — another instance,
+or this one after a crash — gets an IntegrityError and must not act. :func:`finish` then records how
+the attempt ended. Everything stored is redacted and capped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from orchestrator.db.engine import Database
+from orchestrator.db.models import JournalEntry
+from orchestrator.redact import redact
+from orchestrator.states import AttemptStatus
+from orchestrator.strategy import MAX_OUTPUT_CHARS
+
+log = logging.getLogger("orchestrator.recovery")
+
+#: Longest one-line detail kept (the output column holds the long text).
+MAX_DETAIL_CHARS = 500
+
+
+class ClaimRefused(Exception):
+    """Raised inside a claim transaction to roll it back (e.g. the incident changed under us)."""
+
+
+def _json_safe(data: Mapping[str, Any]) -> dict[str, Any]:
+    # Strategy facts come from third-party code: whatever they hold, store plain, redacted JSON.
+    return json.loads(redact(json.dumps(dict(data), default=str)))
+
+
+def _line(text: str | None) -> str | None:
+    return " ".join(redact(text).split())[:MAX_DETAIL_CHARS] if text else text
+
+
+def claim(db: Database, *, incident_id: int, component_id: int | None, step_index: int, attempt: int,
+          strategy: str, owner: str, now: datetime, description: str | None = None,
+          also: Callable[[Session], None] | None = None) -> int | None:
+    """Insert and commit a ``running`` row; return its id, or None if this attempt was already claimed
+    (or ``also`` — run in the same transaction — raised ClaimRefused)."""
+    try:
+        with db.write() as session:
+            entry = JournalEntry(incident_id=incident_id, component_id=component_id, step_index=step_index,
+                                 attempt=attempt, strategy=strategy, status=AttemptStatus.RUNNING.value,
+                                 executed=True, owner=owner, claimed_at=now, started_at=now,
+                                 description=_line(description))
+            session.add(entry)
+            session.flush()  # the unique key is checked here, before anything else happens
+            if also is not None:
+                also(session)
+            return entry.id
+    except IntegrityError:
+        log.warning("incident=%s step=%s attempt=%s already claimed: not acting", incident_id, step_index, attempt)
+        return None
+    except ClaimRefused as exc:
+        log.info("incident=%s step=%s attempt=%s claim refused: %s", incident_id, step_index, attempt, exc)
+        return None
+
+
+def record_not_executed(db: Database, *, incident_id: int, component_id: int | None, step_index: int,
+                        attempt: int, strategy: str, owner: str, now: datetime, reason: str,
+                        description: str | None = None) -> int | None:
+    """Record an attempt that did not run (a guard, dry-run, observe-only): ``skipped``, executed=false."""
+    try:
+        with db.write() as session:
+            entry = JournalEntry(incident_id=incident_id, component_id=component_id, step_index=step_index,
+                                 attempt=attempt, strategy=strategy, status=AttemptStatus.SKIPPED.value,
+                                 executed=False, owner=owner, claimed_at=now, finished_at=now,
+                                 description=_line(description), skip_reason=_line(reason), detail=_line(reason))
+            session.add(entry)
+            session.flush()
+            return entry.id
+    except IntegrityError:
+        return None
+
+
+def finish(db: Database, entry_id: int, *, status: AttemptStatus, now: datetime, detail: str | None = None,
+           output: str | None = None, facts: Mapping[str, Any] | None = None,
+           verification: Mapping[str, Any] | None = None) -> None:
+    """Record how a claimed attempt ended."""
+    with db.write() as session:
+        entry = session.get(JournalEntry, entry_id)
+        if entry is None:
+            return
+        entry.status = status.value
+        entry.finished_at = now
+        entry.detail = _line(detail)
+        if output is not None:
+            entry.output = redact(output)[-MAX_OUTPUT_CHARS:]
+        if facts is not None:
+            entry.facts = _json_safe(facts)
+        if verification is not None:
+            entry.verification = _json_safe(verification)
+
+
+def rows_for(session: Session, incident_id: int) -> list[JournalEntry]:
+    """An incident's journal, in step/attempt order."""
+    return list(session.scalars(select(JournalEntry).where(JournalEntry.incident_id == incident_id)
+                                .order_by(JournalEntry.step_index, JournalEntry.attempt)))
+
+
+def action_times(session: Session, component_id: int, since: datetime) -> list[datetime]:
+    """When the component's executed actions were claimed, after ``since`` (the budget's window)."""
+    return list(session.scalars(select(JournalEntry.claimed_at).where(
+        JournalEntry.component_id == component_id, JournalEntry.executed.is_(True),
+        JournalEntry.claimed_at > since)))
+
+
+def running_rows(session: Session, exclude_owners: set[str]) -> list[JournalEntry]:
+    """Rows left ``running`` by owners not in ``exclude_owners`` (those are alive)."""
+    rows = session.scalars(select(JournalEntry).where(JournalEntry.status == AttemptStatus.RUNNING.value)
+                           .order_by(JournalEntry.id))
+    return [r for r in rows if r.owner not in exclude_owners]

@@ -1,0 +1,100 @@
+"""Incident notifications: routing by event, grouping per window (fake clock), stored deliveries."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from orchestrator.clock import FakeClock
+from orchestrator.db.models import Notification
+from orchestrator.incidents import IncidentEvent
+from orchestrator.notifier import Notifier, compose
+from orchestrator.notify_send import Delivery
+from orchestrator.plans import Notifications
+from tests.servers import LoopbackHTTPServer
+from tests.test_recovery_support import add_component, open_for
+
+AT = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class Outbox:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+
+    def __call__(self, urls, webhooks, title, body, timeout_s, **kw):
+        self.sent.append((title, body))
+        return [Delivery(hook.url, "webhook", True, "delivered", 0.01, 200) for hook in webhooks]
+
+
+def config(**kw) -> Notifications:
+    return Notifications.model_validate({"webhooks": [{"url": "http://127.0.0.1:9/hook?token=abc123"}], **kw})
+
+
+def event(kind: str, n: int, name: str = "web") -> IncidentEvent:
+    return IncidentEvent(kind, n, None, f"{name}{n}", AT, "check failed")
+
+
+def test_twenty_failures_in_ten_seconds_make_one_message(db) -> None:
+    clock, outbox = FakeClock(AT), Outbox()
+    notifier = Notifier(db, config(), clock=clock, sender=outbox)
+    for n in range(20):
+        notifier.publish(event("opened", n))
+        clock.advance(0.5)
+    assert notifier.flush() == 0 and outbox.sent == []  # the window (30s) is still open
+    clock.advance(21)
+    assert notifier.flush() == 1 and notifier.flush() == 0
+    [(title, body)] = outbox.sent
+    assert title == "20 incident events: 20 opened" and len(body.splitlines()) == 20
+
+
+def test_only_routed_events_are_sent_and_a_new_window_starts_after_a_flush(db) -> None:
+    with LoopbackHTTPServer("ok") as server:
+        for name in ("web1", "web2"):
+            open_for(db, add_component(db, name, server.url, plan=None), name)
+    clock, outbox = FakeClock(AT), Outbox()
+    notifier = Notifier(db, config(events=["escalated"], group_window="10s"), clock=clock, sender=outbox)
+    notifier.publish(event("opened", 1))
+    notifier.publish(event("resolved", 1))
+    assert notifier.pending() == 0
+    notifier.publish(event("escalated", 1))
+    clock.advance(10)
+    notifier.flush()
+    notifier.publish(event("escalated", 2))
+    clock.advance(5)
+    assert notifier.flush() == 0
+    clock.advance(5)
+    assert notifier.flush() == 1
+    assert [t for t, _ in outbox.sent] == ["[incident 1] web1 escalated", "[incident 2] web2 escalated"]
+
+
+def test_each_delivery_is_stored_with_the_destination_redacted(db) -> None:
+    with LoopbackHTTPServer("ok") as server:
+        cid = add_component(db, "web", server.url, plan=None)
+        iid = open_for(db, cid, "web")
+    clock, outbox = FakeClock(AT), Outbox()
+    notifier = Notifier(db, config(), clock=clock, sender=outbox)
+    notifier.publish(IncidentEvent("escalated", iid, cid, "web", AT, "plan exhausted"))
+    assert notifier.flush(force=True) == 1
+    with db.read() as session:
+        [row] = session.scalars(select(Notification)).all()
+    assert (row.incident_id, row.event, row.status) == (iid, "escalated", "sent")
+    assert "abc123" not in row.channel and row.sent_at is not None
+
+
+def test_a_failed_delivery_is_stored_as_failed(db) -> None:
+    def broken(*args, **kw):
+        raise RuntimeError("smtp down password=hunter2")
+
+    notifier = Notifier(db, config(), clock=FakeClock(AT), sender=broken)
+    notifier.publish(event("opened", 1))
+    notifier.publish(event("opened", 2))  # two incidents: one digest row, not tied to either
+    notifier.flush(force=True)
+    with db.read() as session:
+        [row] = session.scalars(select(Notification)).all()
+    assert (row.status, row.event, row.incident_id) == ("failed", "opened", None) and "hunter2" not in row.error
+
+
+def test_compose_caps_long_digests() -> None:
+    title, body = compose([event("opened", n) for n in range(80)])
+    assert title.startswith("80 incident events") and body.endswith("… and 30 more")

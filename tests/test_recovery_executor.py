@@ -1,0 +1,229 @@
+"""The plan executor end to end on SQLite and PostgreSQL: real loopback endpoints, stub executables."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from orchestrator.clock import FakeClock
+from orchestrator.config import Switches
+from orchestrator.db.models import Component
+from orchestrator.incidents import IncidentEvent
+from orchestrator.recovery import operator
+from orchestrator.recovery.coordinator import RecoveryCoordinator
+from orchestrator.recovery.targets import effective_check
+from orchestrator.states import ComponentState
+from orchestrator.strategy import MAX_OUTPUT_CHARS
+from tests.servers import LoopbackHTTPServer, wait_for
+from tests.test_recovery_support import (
+    ScriptedHealth,
+    Stubs,
+    add_component,
+    incident,
+    journal_rows,
+    open_for,
+    plan_set,
+    stubs_fixture,  # noqa: F401 - the `stubs` fixture
+)
+
+
+@pytest.fixture
+def failing() -> Iterator[LoopbackHTTPServer]:
+    with LoopbackHTTPServer("500") as server:
+        yield server
+
+
+@pytest.fixture
+def healthy() -> Iterator[LoopbackHTTPServer]:
+    with LoopbackHTTPServer("ok") as server:
+        yield server
+
+
+@pytest.fixture
+def coordinators():
+    made: list[RecoveryCoordinator] = []
+
+    def make(db, plans, health, **kw) -> RecoveryCoordinator:
+        kw.setdefault("settle_s", 0.0)
+        kw.setdefault("approval_poll_s", 0.02)
+        coordinator = RecoveryCoordinator(db, plans, health=health, **kw)
+        made.append(coordinator)
+        return coordinator
+
+    yield make
+    for coordinator in made:
+        coordinator.shutdown(5)
+
+
+def restart(command: list[str], **step) -> dict:
+    return {"strategy": "restart", "params": {"command": command}, **step}
+
+
+def start(db, coordinator: RecoveryCoordinator, health: ScriptedHealth, name: str, url: str, plans,
+          **fields) -> tuple[int, int]:
+    """Register a DOWN component, open its incident and hand it to the coordinator; (component, incident)."""
+    cid = add_component(db, name, url, plans=plans, **fields)
+    health.set(cid, ComponentState.DOWN)
+    iid = open_for(db, cid, name)
+    coordinator.on_incident(IncidentEvent("opened", iid, cid, name, datetime.now(UTC)))
+    return cid, iid
+
+
+def test_restart_exits_0_but_endpoint_still_fails_records_failed_verification_then_next_step(
+        db, stubs: Stubs, failing, coordinators) -> None:
+    stubs.make("svcctl")
+    stubs.make("promote")
+    plans = plan_set({"p": {"steps": [restart(["svcctl", "restart", "{component.name}"], attempts=2),
+                                      restart(["promote", "{component.name}"], attempts=1)]}})
+    health = ScriptedHealth()
+    coordinator = coordinators(db, plans, health)
+    _, iid = start(db, coordinator, health, "web", failing.url, plans)
+    assert coordinator.wait_idle(20)
+    rows = journal_rows(db, iid)
+    assert [(r.step_index, r.attempt, r.status, r.executed) for r in rows] == [
+        (0, 1, "failed_verification", True), (0, 2, "failed_verification", True), (1, 1, "failed_verification", True)]
+    assert rows[0].verification["passed"] is False and rows[0].verification["probes"]
+    assert stubs.calls() == [["restart", "web"], ["restart", "web"], ["web"]]
+    closed = incident(db, iid)
+    assert closed.status == "escalated" and closed.escalated_at is not None and closed.resolution is None
+    with db.read() as session:
+        assert session.get(Component, rows[0].component_id).breaker["consecutive_failures"] == 1
+
+
+def test_verified_step_resolves_the_incident_auto_by_that_step(db, stubs: Stubs, healthy, coordinators) -> None:
+    stubs.make("svcctl")
+    plans = plan_set({"p": {"steps": [restart(["svcctl", "restart"])]}})
+    health = ScriptedHealth()
+    coordinator = coordinators(db, plans, health)
+    _, iid = start(db, coordinator, health, "web", healthy.url, plans)
+    assert coordinator.wait_idle(20)
+    closed = incident(db, iid)
+    assert (closed.status, closed.resolution, closed.resolved_by_step) == ("resolved", "auto", 0)
+    row = journal_rows(db, iid)[0]
+    assert row.status == "succeeded" and row.verification["passed"] and row.verification["successes"] == 2
+    assert row.owner == coordinator.owner and row.claimed_at is not None and row.finished_at is not None
+
+
+def test_names_and_vars_with_shell_metacharacters_reach_the_command_as_literal_argv(
+        db, stubs: Stubs, failing, coordinators) -> None:
+    evil = "$(reboot) `id` | tee /etc/passwd && x; rm -rf / *"
+    stubs.make("svcctl")
+    plans = plan_set({"p": {"steps": [restart(["svcctl", "{component.name}", "{vars.unit}", "--x={vars.unit}"],
+                                              attempts=1)]}})
+    health = ScriptedHealth()
+    coordinator = coordinators(db, plans, health)
+    start(db, coordinator, health, "web-1.a_b", failing.url, plans, vars={"unit": evil})
+    assert coordinator.wait_idle(20)
+    assert stubs.calls() == [["web-1.a_b", evil, f"--x={evil}"]]
+
+
+def test_error_handling_disabled_journals_what_would_run_and_runs_nothing(db, stubs: Stubs, failing,
+                                                                           coordinators) -> None:
+    stubs.make("svcctl")
+    plans = plan_set({"p": {"steps": [restart(["svcctl", "restart", "{component.name}"]),
+                                      restart(["svcctl", "again"])]}})
+    health = ScriptedHealth()
+    coordinator = coordinators(db, plans, health, switches=Switches(error_handling_enabled=False))
+    _, iid = start(db, coordinator, health, "web", failing.url, plans)
+    assert coordinator.wait_idle(20)
+    rows = journal_rows(db, iid)
+    assert [(r.step_index, r.status, r.executed) for r in rows] == [(0, "skipped", False), (1, "skipped", False)]
+    assert rows[0].description == 'run ["svcctl", "restart", "web"]'
+    assert "ERROR_HANDLING_ENABLED=false" in rows[0].skip_reason
+    assert stubs.calls() == [] and incident(db, iid).status == "open"
+
+
+def test_dry_run_recover_journals_rendered_actions_and_closes_the_incident_it_opened(
+        db, stubs: Stubs, healthy, coordinators) -> None:
+    stubs.make("svcctl")
+    plans = plan_set({"p": {"steps": [restart(["svcctl", "{vars.unit}"])]}})
+    lines: list[str] = []
+    coordinator = coordinators(db, plans, ScriptedHealth(), report=lines.append)
+    add_component(db, "web", healthy.url, plans=plans, vars={"unit": "web.service"})
+    iid = coordinator.recover("web", dry_run=True)
+    assert coordinator.wait_idle(5)
+    [row] = journal_rows(db, iid)
+    assert (row.executed, row.status, row.description) == (False, "skipped", 'run ["svcctl", "web.service"]')
+    assert any("would run" in line for line in lines) and stubs.calls() == []
+    assert (incident(db, iid).status, incident(db, iid).resolution) == ("resolved", "manual")
+
+
+def test_approval_step_waits_for_approve_then_runs(db, stubs: Stubs, healthy, coordinators) -> None:
+    stubs.make("promote")
+    plans = plan_set({"p": {"steps": [restart(["promote"], approval={"required": True, "timeout": "1h"})]}})
+    health = ScriptedHealth()
+    coordinator = coordinators(db, plans, health)
+    _, iid = start(db, coordinator, health, "db1", healthy.url, plans)
+    assert wait_for(lambda: incident(db, iid).status == "awaiting_approval", 10)
+    assert stubs.calls() == [] and journal_rows(db, iid) == []
+    operator.approve(db, iid)
+    assert wait_for(lambda: incident(db, iid).status == "resolved", 10)
+    assert stubs.calls() == [[]] and incident(db, iid).approved_by
+
+
+def test_approval_timeout_escalates_without_acting(db, stubs: Stubs, healthy, coordinators) -> None:
+    stubs.make("promote")
+    clock = FakeClock(datetime.now(UTC))
+    plans = plan_set({"p": {"steps": [restart(["promote"], approval={"required": True, "timeout": "15m"})]}})
+    health = ScriptedHealth()
+    coordinator = coordinators(db, plans, health, clock=clock)
+    _, iid = start(db, coordinator, health, "db1", healthy.url, plans)
+    assert wait_for(lambda: incident(db, iid).status == "awaiting_approval", 10)
+    clock.advance(16 * 60)
+    assert wait_for(lambda: incident(db, iid).status == "escalated", 10)
+    assert stubs.calls() == [] and "approval" in incident(db, iid).reason
+
+
+def test_failover_persists_the_active_target_and_the_check_follows_the_backup(
+        db, stubs: Stubs, failing, healthy, coordinators) -> None:
+    stubs.make("promote")
+    plans = plan_set({"p": {"steps": [{"strategy": "failover", "params": {"command": ["promote", "{target_url}"]}}]}})
+    health = ScriptedHealth()
+    coordinator = coordinators(db, plans, health)
+    cid, iid = start(db, coordinator, health, "web", failing.url, plans, backup_url=healthy.url)
+    assert coordinator.wait_idle(20)
+    assert incident(db, iid).resolution == "auto" and stubs.calls() == [[healthy.url]]
+    with db.read() as session:
+        row = session.get(Component, cid)
+        assert row.active_target == "backup" and effective_check(row).url == healthy.url
+    assert journal_rows(db, iid)[0].facts["active_target"] == "backup"
+
+
+def test_scale_facts_persist_replicas(db, stubs: Stubs, healthy, coordinators) -> None:
+    stubs.make("scaler")
+    plans = plan_set({"p": {"steps": [{"strategy": "scale_up", "params": {"command": ["scaler", "{replicas}"]}}]}})
+    health = ScriptedHealth()
+    coordinator = coordinators(db, plans, health)
+    cid, _ = start(db, coordinator, health, "api", healthy.url, plans, replicas=2, max_replicas=5)
+    assert coordinator.wait_idle(20)
+    with db.read() as session:
+        assert session.get(Component, cid).replicas == 3
+    assert stubs.calls() == [["3"]]
+
+
+def test_permanent_failure_moves_to_the_next_step_at_once(db, stubs: Stubs, healthy, coordinators) -> None:
+    stubs.make("svcctl")
+    plans = plan_set({"p": {"steps": [restart(["not-installed"], attempts=3), restart(["svcctl"])]}})
+    health = ScriptedHealth()
+    coordinator = coordinators(db, plans, health)
+    _, iid = start(db, coordinator, health, "web", healthy.url, plans)
+    assert coordinator.wait_idle(20)
+    rows = journal_rows(db, iid)
+    assert [(r.step_index, r.status) for r in rows] == [(0, "failed"), (1, "succeeded")]
+    assert "not found" in rows[0].detail and rows[0].verification["permanent"] is True
+
+
+def test_output_is_redacted_and_capped_and_a_hang_is_timed_out(db, stubs: Stubs, failing, coordinators) -> None:
+    stubs.make("noisy", exit_code=1, output="token=s3cr3t-value " + "x" * 40_000 + "\nhttps://u:hunter2@h/x\n")
+    stubs.make("hang", sleep_s=30)
+    plans = plan_set({"p": {"steps": [restart(["noisy"], attempts=1), restart(["hang"], attempts=1, timeout="300ms")]}})
+    health = ScriptedHealth()
+    coordinator = coordinators(db, plans, health)
+    _, iid = start(db, coordinator, health, "web", failing.url, plans)
+    assert coordinator.wait_idle(20)
+    noisy, hung = journal_rows(db, iid)
+    assert noisy.status == "failed" and len(noisy.output) <= MAX_OUTPUT_CHARS
+    assert "hunter2" not in noisy.output and "s3cr3t" not in (noisy.output + noisy.detail)
+    assert hung.status == "timed_out"

@@ -1,0 +1,117 @@
+"""`orchestrator run` as a real process: SIGTERM, SIGHUP, the single-instance lock, sd_notify."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+from tests.daemon_helpers import poll, spawn
+from tests.servers import LoopbackHTTPServer
+
+
+def _setup(home, url: str, plans: str | None = None) -> None:
+    env_home = {"ORCHESTRATOR_HOME": str(home)}
+    import os
+
+    args = [sys.executable, "-m", "orchestrator", "component", "add", "api", "--url", url, "--interval", "3s",
+            "--timeout", "2s", "--retry-interval", "100ms"]
+    subprocess.run(args, check=True, env={**os.environ, **env_home}, capture_output=True, timeout=60)
+
+
+def _wait_line(proc: subprocess.Popen[str], text: str, timeout_s: float = 20) -> str:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if text in line:
+            return line
+        if not line and proc.poll() is not None:
+            break
+    raise AssertionError(f"{text!r} not logged")
+
+
+def test_sigterm_with_a_hanging_check_in_flight_exits_0_within_10s(tmp_path) -> None:
+    with LoopbackHTTPServer() as server:
+        server.set_mode("hang")
+        _setup(tmp_path, server.url)
+        proc = spawn(["run"], tmp_path)
+        try:
+            _wait_line(proc, "started instance=")
+            poll(lambda: server.hits >= 1)  # a check is now hanging in flight
+            began = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=10) == 0
+            assert time.monotonic() - began < 10
+            assert "stopped instance=" in proc.stderr.read()
+        finally:
+            proc.kill()
+
+
+def test_second_daemon_on_same_sqlite_file_exits_1(tmp_path) -> None:
+    with LoopbackHTTPServer() as server:
+        _setup(tmp_path, server.url)
+        first = spawn(["run"], tmp_path)
+        try:
+            _wait_line(first, "started instance=")
+            second = spawn(["run"], tmp_path)
+            out, err = second.communicate(timeout=30)
+            assert second.returncode == 1
+            assert "already running" in err and "Traceback" not in err
+            assert len(err.strip().splitlines()) == 1
+        finally:
+            first.send_signal(signal.SIGTERM)
+            first.wait(10)
+
+
+def test_sighup_refuses_an_invalid_plan_file_and_keeps_running(tmp_path) -> None:
+    plans = tmp_path / "plans.json"
+    plans.write_text(json.dumps({"version": 1, "plans": {"web": {"steps": [{"strategy": "wait"}]}}}))
+    with LoopbackHTTPServer() as server:
+        _setup(tmp_path, server.url)
+        proc = spawn(["--plans", str(plans), "run"], tmp_path)
+        try:
+            _wait_line(proc, "started instance=")
+            plans.write_text("{ not json")
+            proc.send_signal(signal.SIGHUP)
+            _wait_line(proc, "reload refused")
+            assert proc.poll() is None
+            plans.write_text(json.dumps({"version": 1, "plans": {"db": {"steps": [{"strategy": "wait"}]}}}))
+            proc.send_signal(signal.SIGHUP)
+            _wait_line(proc, "reloaded plans")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(10) == 0
+
+
+def test_sd_notify_ready_and_watchdog(tmp_path) -> None:
+    sock_path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(sock_path))
+    sock.settimeout(20)
+    with LoopbackHTTPServer() as server:
+        _setup(tmp_path, server.url)
+        proc = spawn(["run"], tmp_path, env={"NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "1000000"})
+        try:
+            messages = []
+            while not any("WATCHDOG=1" in m for m in messages):
+                messages.append(sock.recv(4096).decode())
+            assert any(m.startswith("READY=1") for m in messages)
+            proc.send_signal(signal.SIGTERM)
+            while "STOPPING=1" not in messages[-1]:
+                messages.append(sock.recv(4096).decode())
+            assert proc.wait(10) == 0
+        finally:
+            proc.kill()
+            sock.close()
+
+
+def test_invalid_plan_file_stops_the_start(tmp_path) -> None:
+    plans = tmp_path / "plans.json"
+    plans.write_text(json.dumps({"version": 1, "plans": {"web": {"steps": [{"strategy": "nope"}]}}}))
+    proc = spawn(["--plans", str(plans), "run"], tmp_path)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert "plans.web.steps[0].strategy" in err and "Traceback" not in err
