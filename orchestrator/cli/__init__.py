@@ -58,7 +58,7 @@ def cli(ctx: click.Context, db_flag: str | None, plans_flag: str | None, debug: 
 
 
 def _register() -> None:
-    from orchestrator.cli import apply, components, db, incidents, plans, recover, run, status
+    from orchestrator.cli import apply, components, db, demo, incidents, plans, recover, run, status
 
     cli.add_command(db.db)
     cli.add_command(components.component)
@@ -70,6 +70,7 @@ def _register() -> None:
     cli.add_command(status.check)
     cli.add_command(incidents.incidents)
     cli.add_command(recover.recover)
+    cli.add_command(demo.demo)
 
 
 _register()
