@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from orchestrator.db.models import Incident, JournalEntry
+from orchestrator.db.models import Incident
 from orchestrator.states import (
     ACTIVE_INCIDENT_STATUSES,
     ComponentState,
@@ -61,15 +61,12 @@ def on_transition(session: Session, *, component_id: int, component_name: str, f
     if to_state is ComponentState.UP and from_state in _UNHEALTHY:
         incident = active_incident(session, component_id)
         if incident is None or incident.status == IncidentStatus.RECOVERING.value:
-            return None  # nothing open, or the executor is verifying and will close it itself
-        acted = session.scalar(
-            select(JournalEntry.step_index)
-            .where(JournalEntry.incident_id == incident.id, JournalEntry.executed.is_(True))
-            .order_by(JournalEntry.id.desc()).limit(1)
-        )
-        resolution = Resolution.SELF if acted is None else Resolution.AUTO
-        resolve(session, incident, at=at, resolution=resolution, step_index=acted)
-        return IncidentEvent("resolved", incident.id, component_id, component_name, at, reason, resolution.value)
+            return None  # nothing open, or the executor is verifying its action and will close it itself
+        # Only the executor closes an incident as `auto`, after verifying its own step. A recovery seen
+        # here came without a verified action (none ran, or the plan was exhausted and escalated).
+        resolve(session, incident, at=at, resolution=Resolution.SELF)
+        return IncidentEvent("resolved", incident.id, component_id, component_name, at, reason,
+                             Resolution.SELF.value)
     return None
 
 

@@ -115,3 +115,14 @@ def test_invalid_plan_file_stops_the_start(tmp_path) -> None:
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 2
     assert "plans.web.steps[0].strategy" in err and "Traceback" not in err
+
+
+def test_json_log_format_is_one_object_per_line(tmp_path) -> None:
+    with LoopbackHTTPServer() as server:
+        _setup(tmp_path, server.url)
+        proc = spawn(["run", "--log-format", "json", "--for", "2s"], tmp_path)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    records = [json.loads(line) for line in err.strip().splitlines()]
+    assert {"ts", "level", "logger", "msg"} <= set(records[0])
+    assert any("component=api" in r["msg"] for r in records)
