@@ -132,16 +132,31 @@ class Registry:
 
     def set_hold(self, name: str, *, paused_until: datetime | None, reason: str | None, pause: bool) -> Change:
         """Pause (until a time, or indefinitely: far future) or resume a component."""
+        return self.set_operational(name, "pause" if pause else "resume",
+                                    paused_until=paused_until if pause else None,
+                                    paused_reason=reason if pause else None)
+
+    def set_operational(self, name: str, action: str, **values: Any) -> Change:
+        """Change operator-owned fields that are not part of the definition (holds, active target),
+        with an audit row; the running daemon picks it up through the bumped generation."""
         with self.db.write() as session:
             row = self.get_row(session, name)
-            before = {"paused_until": _iso(row.paused_until), "paused_reason": row.paused_reason}
-            row.paused_until = paused_until if pause else None
-            row.paused_reason = reason if pause else None
+            before = {key: _plain(getattr(row, key)) for key in values}
+            for key, value in values.items():
+                setattr(row, key, value)
             row.generation += 1
             row.updated_at = self.clock.now()
-            after = {"paused_until": _iso(row.paused_until), "paused_reason": row.paused_reason}
-            audit.record(session, self.actor, "pause" if pause else "resume", name, before, after, self.clock)
+            after = {key: _plain(value) for key, value in values.items()}
+            audit.record(session, self.actor, action, name, before, after, self.clock)
             return Change("update", name, before, after)
+
+    def failback(self, name: str) -> Change:
+        """Make the primary endpoint the active target again after a failover."""
+        with self.db.read() as session:
+            row = self.get_row(session, name)
+            if row.active_target != "backup":
+                raise ConflictError(f"{name!r} is already on its primary endpoint", field="NAME")
+        return self.set_operational(name, "failback", active_target="primary")
 
     def plan_changes(self, session: Session, specs: list[ComponentSpec], *, prune: bool) -> list[Change]:
         """What applying ``specs`` would do, validated against the whole resulting registry."""
@@ -241,8 +256,9 @@ def _set_definition(row: Component, definition: dict[str, Any]) -> None:
         setattr(row, key, definition[key])
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
+def _plain(value: Any) -> Any:
+    """A JSON-safe copy of a column value for the audit row."""
+    return value.isoformat() if isinstance(value, datetime) else value
 
 
 def find_cycle(graph: dict[str, list[str]]) -> list[str] | None:

@@ -150,3 +150,25 @@ def test_unreachable_database_exits_1_without_traceback(runner) -> None:
     assert result.exit_code == 1
     assert "cannot reach database" in result.stderr
     assert "pw@" not in result.stderr and "Traceback" not in result.output
+
+
+def test_maintenance_window_and_failback(run_cli, db_url) -> None:
+    assert run_cli("component", "add", "api", "--url", URL, "--backup-url", "http://127.0.0.1:8081/health").exit_code == 0
+    assert run_cli("component", "maintenance", "api", "--for", "1h").exit_code == 0
+    assert json.loads(run_cli("component", "show", "api", "--json").stdout)["state"] == "maintenance"
+    assert run_cli("component", "maintenance", "api", "--end").exit_code == 0
+    assert json.loads(run_cli("component", "show", "api", "--json").stdout)["state"] == "unknown"
+    both = run_cli("component", "maintenance", "api")
+    assert both.exit_code == 2 and "--for" in both.stderr
+
+    refused = run_cli("component", "failback", "api")
+    assert refused.exit_code == 2 and "primary" in refused.stderr
+    database = Database(db_url)
+    with database.write_conn() as conn:
+        conn.execute(sa.text("UPDATE components SET active_target = 'backup'"))
+    assert run_cli("component", "failback", "api").exit_code == 0
+    with database.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT active_target FROM components")).scalar() == "primary"
+        actions = [r[0] for r in conn.execute(sa.text("SELECT action FROM audit_log ORDER BY id"))]
+    database.dispose()
+    assert actions == ["create", "maintenance", "maintenance-end", "failback"]

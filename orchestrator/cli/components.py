@@ -186,6 +186,30 @@ def resume(app: AppContext, name: str) -> None:
     click.echo(f"resumed {name}")
 
 
+@component.command("maintenance")
+@click.argument("name", type=NAME)
+@click.option("--for", "duration", type=DURATION, help="How long the window lasts.")
+@click.option("--end", is_flag=True, help="End the maintenance window now.")
+@pass_app
+def maintenance(app: AppContext, name: str, duration: float | None, end: bool) -> None:
+    """Planned work: checks are recorded, no incidents are opened and nothing is recovered."""
+    if end == (duration is not None):
+        raise InputError("give either --for DURATION or --end", field="--for")
+    until = None if end else SYSTEM_CLOCK.now() + timedelta(seconds=duration)
+    _registry(app, need_plans=False).set_operational(name, "maintenance-end" if end else "maintenance",
+                                                     maintenance_until=until)
+    click.echo(f"{name}: maintenance " + ("ended" if end else f"until {until.isoformat(timespec='seconds')}"))
+
+
+@component.command("failback")
+@click.argument("name", type=NAME)
+@pass_app
+def failback(app: AppContext, name: str) -> None:
+    """Switch a failed-over component back to its primary endpoint."""
+    _registry(app, need_plans=False).failback(name)
+    click.echo(f"{name}: checked at its primary endpoint again")
+
+
 def _views(app: AppContext, name: str | None = None) -> list[dict[str, Any]]:
     from orchestrator.queries import open_incidents_by_component
 
