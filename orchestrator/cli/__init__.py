@@ -58,7 +58,7 @@ def cli(ctx: click.Context, db_flag: str | None, plans_flag: str | None, debug: 
 
 
 def _register() -> None:
-    from orchestrator.cli import apply, components, db, demo, incidents, plans, recover, run, status
+    from orchestrator.cli import apply, components, db, demo, incidents, plans, recover, report, run, status
 
     cli.add_command(db.db)
     cli.add_command(components.component)
@@ -71,6 +71,7 @@ def _register() -> None:
     cli.add_command(incidents.incidents)
     cli.add_command(recover.recover)
     cli.add_command(demo.demo)
+    cli.add_command(report.report)
 
 
 _register()

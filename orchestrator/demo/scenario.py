@@ -98,9 +98,10 @@ def _scenario(directory: Path, db_url: str, plans_path: Path, say, keep_running:
         os.kill(pid, signal.SIGKILL)
         _wait("the incident to open", lambda: _incident(db) is not None)
         _wait("the verified recovery", lambda: (_incident(db) or {}).get("status") == "resolved")
-        incident = _incident(db)
-        say(f"incident {incident['id']} resolved ({incident['resolution']}) "
-            f"{time.monotonic() - crashed_at:.1f}s after the crash")
+        incident, took_s = _incident(db), time.monotonic() - crashed_at
+        # The executor's own verification closed the incident; the regular checks confirm it next.
+        _wait(f"{victim} UP again in its own checks", lambda: _states(db) == {"up"})
+        say(f"incident {incident['id']} resolved ({incident['resolution']}) {took_s:.1f}s after the crash")
         for step in show_incident(db, incident["id"])["journal"]:
             say(f"  step {step['step_index']} attempt {step['attempt']}: {step['strategy']} -> {step['status']}"
                 f" ({step.get('detail') or ''})")

@@ -1,0 +1,134 @@
+"""The report's view model: plain frozen records built from the database for one time window.
+
+Templates and serialisers receive only these records, never ORM objects. How each figure is computed:
+
+- uptime: :mod:`orchestrator.reports.uptime` (unknown, paused and maintenance time are not judged);
+- checks, failures, latency: :mod:`orchestrator.reports.checks` (rollups plus the raw tail);
+- incidents, steps, notifications: :mod:`orchestrator.reports.history` (incidents overlapping the window);
+- MTTR: mean time from opened to resolved over the window's resolved incidents. Time to detect is not
+  knowable from what is recorded, so it is not reported.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from statistics import fmean
+
+from sqlalchemy import select
+
+from orchestrator.clock import SYSTEM_CLOCK, Clock
+from orchestrator.db.engine import Database
+from orchestrator.db.models import Component
+from orchestrator.errors import NotFoundError
+from orchestrator.reports.checks import CheckFigures, load_check_figures
+from orchestrator.reports.history import IncidentReport, StepReport, load_incidents
+from orchestrator.reports.uptime import StateTimes, component_times, load_timelines, watched_until
+from orchestrator.states import IncidentKind, Resolution
+
+#: version of the JSON shape (bumped on any incompatible change)
+REPORT_VERSION = 1
+#: the "unresolved" bucket beside the three resolutions
+UNRESOLVED = "unresolved"
+
+__all__ = ["ComponentReport", "IncidentReport", "Report", "StepReport", "Totals", "build_report"]
+
+
+@dataclass(frozen=True)
+class ComponentReport:
+    """One component's figures for the window."""
+
+    name: str
+    state: str
+    criticality: str
+    labels: tuple[tuple[str, str], ...]
+    times: StateTimes
+    uptime_pct: float | None
+    checks: CheckFigures
+    incidents: int
+    mttr_s: float | None
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Figures over every incident in the report."""
+
+    incidents: int
+    by_resolution: tuple[tuple[str, int], ...]  # (auto|self|manual|unresolved, count), always all four
+    actions_executed: int
+    actions_verified: int
+    escalations: int
+    mass_outages: int
+    mttr_s: float | None
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything a renderer needs."""
+
+    generated_at: datetime
+    since: datetime
+    until: datetime
+    window_s: float
+    component: str | None
+    components: tuple[ComponentReport, ...]
+    incidents: tuple[IncidentReport, ...]
+    totals: Totals
+
+
+def mttr_s(incidents: list[IncidentReport] | tuple[IncidentReport, ...]) -> float | None:
+    """Mean seconds from opened to resolved over the resolved ones; None when none was resolved."""
+    durations = [i.duration_s for i in incidents if i.resolved_at is not None]
+    return round(fmean(durations), 3) if durations else None
+
+
+def totals_of(incidents: tuple[IncidentReport, ...]) -> Totals:
+    counts = Counter(i.resolution if i.resolved_at is not None and i.resolution else UNRESOLVED for i in incidents)
+    steps = [s for i in incidents for s in i.steps]
+    return Totals(
+        incidents=len(incidents),
+        by_resolution=tuple((r, counts.get(r, 0)) for r in (*(r.value for r in Resolution), UNRESOLVED)),
+        actions_executed=sum(1 for s in steps if s.executed),
+        actions_verified=sum(1 for s in steps if s.verified),
+        escalations=sum(1 for i in incidents if i.escalated),
+        mass_outages=sum(1 for i in incidents if i.kind == IncidentKind.MASS_OUTAGE.value),
+        mttr_s=mttr_s(incidents),
+    )
+
+
+def build_report(db: Database, since_s: float, *, component: str | None = None,
+                 clock: Clock = SYSTEM_CLOCK) -> Report:
+    """The report for the ``since_s`` seconds up to now, for every component or just ``component``.
+
+    Raises NotFoundError when ``component`` is not registered.
+    """
+    now = clock.now()
+    start = now - timedelta(seconds=since_s)
+    with db.read() as session:
+        stmt = select(Component).order_by(Component.name)
+        if component is not None:
+            stmt = stmt.where(Component.name == component)
+        rows = list(session.scalars(stmt))
+        if component is not None and not rows:
+            raise NotFoundError(f"no component named {component!r}", field="--component")
+        only_id = rows[0].id if component is not None else None
+        timelines = load_timelines(session, start, only_id)
+        figures = load_check_figures(session, start, only_id)
+        incidents = tuple(load_incidents(session, start, now, component))
+    by_component: dict[int, list[IncidentReport]] = {}
+    for incident in incidents:
+        if incident.component_id is not None:
+            by_component.setdefault(incident.component_id, []).append(incident)
+    components = []
+    for row in rows:
+        stale_from = watched_until(row.last_check_at, row.interval_s)
+        times = component_times(timelines.get(row.id), row.state, row.created_at, start, now, stale_from)
+        own = by_component.get(row.id, [])
+        labels = tuple(sorted((str(k), str(v)) for k, v in (row.labels or {}).items()))
+        components.append(ComponentReport(
+            name=row.name, state=row.state, criticality=row.criticality, labels=labels, times=times,
+            uptime_pct=times.uptime_pct, checks=figures.get(row.id, CheckFigures()), incidents=len(own), mttr_s=mttr_s(own),
+        ))
+    return Report(generated_at=now, since=start, until=now, window_s=since_s, component=component,
+                  components=tuple(components), incidents=incidents, totals=totals_of(incidents))

@@ -1,0 +1,139 @@
+"""Render a :class:`~orchestrator.reports.model.Report` as HTML, Markdown, JSON or CSV.
+
+HTML and Markdown come from Jinja2 templates in ``templates/`` with StrictUndefined. HTML is
+autoescaped; in Markdown every printed value passes through :func:`md_cell`, so text from the database
+(a reason, an output) can neither break a table nor smuggle in HTML.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from orchestrator.reports.model import REPORT_VERSION, Report
+
+FORMATS = ("html", "markdown", "json", "csv")
+#: CSV cells starting with these are formulas to a spreadsheet: prefixed with ' so they stay text
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+CSV_COLUMNS = ("id", "component", "kind", "status", "resolution", "opened_at", "resolved_at", "duration_s",
+               "escalated", "plan", "reason", "steps", "actions_executed", "actions_verified", "notifications")
+
+
+def human_duration(seconds: float | None) -> str:
+    """``3725`` → ``1h 2m``: the largest unit and the next one when not zero; ``-`` for None."""
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s" if seconds < 10 and seconds != int(seconds) else f"{seconds:.0f}s"
+    units = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+    rest = int(round(seconds))
+    first = next(i for i, (_unit, size) in enumerate(units) if rest >= size)
+    (big, big_s), (small, small_s) = units[first], units[first + 1]
+    text = f"{rest // big_s}{big}"
+    return text if rest % big_s < small_s else f"{text} {rest % big_s // small_s}{small}"
+
+
+def _when(value: datetime | None) -> str:
+    return "-" if value is None else value.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}%".replace(".000%", "%")
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} ms"
+
+
+def md_cell(value: Any) -> Any:
+    """A value made safe for a Markdown table cell: no line breaks, pipes or HTML."""
+    if not isinstance(value, str):
+        return value
+    for old, new in (("\\", "\\\\"), ("|", "\\|"), ("`", "\\`"), ("&", "&amp;"), ("<", "&lt;"), (">", "&gt;")):
+        value = value.replace(old, new)
+    return " ".join(value.split())
+
+
+def _environment(**options: Any) -> Environment:
+    env = Environment(loader=PackageLoader("orchestrator.reports", "templates"), undefined=StrictUndefined,
+                      trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, **options)
+    env.filters.update(duration=human_duration, when=_when, pct=_pct, ms=_ms)
+    return env
+
+
+def render_html(report: Report) -> str:
+    return _environment(autoescape=True).get_template("report.html.j2").render(r=report)
+
+
+def render_markdown(report: Report) -> str:
+    return _environment(autoescape=False, finalize=md_cell).get_template("report.md.j2").render(r=report)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def report_dict(report: Report) -> dict[str, Any]:
+    """The stable JSON shape, documented in :mod:`orchestrator.reports`."""
+    totals = asdict(report.totals)
+    totals["by_resolution"] = dict(report.totals.by_resolution)
+    components = []
+    for c in report.components:
+        item = asdict(c)
+        item["labels"] = dict(c.labels)
+        item["time_s"] = {k.removesuffix("_s"): round(v, 3) for k, v in item.pop("times").items()}
+        item["uptime_pct"] = None if c.uptime_pct is None else round(c.uptime_pct, 4)
+        components.append(item)
+    incidents = []
+    for i in report.incidents:
+        item = asdict(i)
+        item.pop("component_id")
+        item["duration_s"] = round(i.duration_s, 3)
+        incidents.append(item)
+    return _plain({
+        "version": REPORT_VERSION, "generated_at": report.generated_at, "since": report.since,
+        "until": report.until, "window_s": report.window_s, "component": report.component,
+        "totals": totals, "components": components, "incidents": incidents,
+    })
+
+
+def render_json(report: Report) -> str:
+    return json.dumps(report_dict(report), indent=2) + "\n"
+
+
+def _csv_safe(value: Any) -> Any:
+    return f"'{value}" if isinstance(value, str) and value.startswith(_FORMULA_START) else value
+
+
+def render_csv(report: Report) -> str:
+    """One row per incident (steps counted, not listed: `incidents show` or the JSON has them)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for i in report.incidents:
+        writer.writerow([_csv_safe(v) for v in (
+            i.id, i.component or "", i.kind, i.status, i.resolution or "", i.opened_at.isoformat(),
+            i.resolved_at.isoformat() if i.resolved_at else "", f"{i.duration_s:.3f}", str(i.escalated).lower(),
+            i.plan or "", i.reason or "", len(i.steps), sum(s.executed for s in i.steps),
+            sum(s.verified for s in i.steps), i.notifications)])
+    return out.getvalue()
+
+
+RENDERERS = {"html": render_html, "markdown": render_markdown, "json": render_json, "csv": render_csv}
+
+
+def render(report: Report, fmt: str) -> str:
+    """The report as text in ``fmt`` (one of :data:`FORMATS`)."""
+    return RENDERERS[fmt](report)
