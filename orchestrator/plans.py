@@ -38,6 +38,9 @@ Positive = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
 #: Incident events a notification can be routed for.
 EVENTS = ("opened", "reopened", "recovering", "step_failed", "awaiting_approval", "blocked", "escalated",
           "resolved")
+#: Seconds an automatic run waits before its first decision (``limits.settle``), so failures that arrive
+#: one check apart are judged together by the blast-radius and dependency guards.
+DEFAULT_SETTLE_S = 2.0
 #: Step settings that ``defaults`` may set for every step.
 STEP_SETTINGS = ("attempts", "backoff", "timeout", "verify", "approval")
 
@@ -126,6 +129,9 @@ class Limits(_Model):
     max_unhealthy_fraction: float = Field(0.5, gt=0, le=1)
     #: The fraction rule applies only when at least this many components are registered.
     min_components: int = Field(4, ge=1)
+    #: Wait before an automatic run's first decision; shorter reacts sooner, but the guards then see
+    #: less of a fleet-wide failure (see docs/recovery_strategies.md#limits).
+    settle_s: Duration = Field(DEFAULT_SETTLE_S, alias="settle", ge=0, le=300)
     breaker: Breaker = Field(default_factory=Breaker)
 
 

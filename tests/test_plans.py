@@ -48,6 +48,7 @@ def test_valid_file_loads_with_documented_defaults(tmp_path: Path) -> None:
     assert step.make_strategy().params.command == ["systemctl", "restart", "{vars.unit}"]
     assert (plans.get("web").budget.max_actions, plans.get("web").budget.window_s) == (5, 3600.0)
     assert plans.limits.breaker.threshold == 3 and plans.limits.max_unhealthy_fraction == 0.5
+    assert plans.limits.settle_s == 2.0
     assert plans.notifications.events == ["opened", "escalated", "resolved"]
 
 
@@ -86,6 +87,8 @@ BAD = [
     ("wrong-version", ["version"], 2, "version", "must be 1"),
     ("bad-fraction", ["limits"], {"max_unhealthy_fraction": 1.5}, "limits.max_unhealthy_fraction",
      "less than or equal to 1"),
+    ("settle-too-long", ["limits"], {"settle": "10m"}, "limits.settle", "less than or equal to 300"),
+    ("settle-not-a-duration", ["limits"], {"settle": "soon"}, "limits.settle", "not a duration"),
     ("bad-event", ["notifications"], {"events": ["opened", "exploded"]}, "notifications.events[1]", "'resolved'"),
     ("webhook-not-http", ["notifications"], {"webhooks": [{"url": "ftp://x.example"}]},
      "notifications.webhooks[0].url", "http(s) URL"),
@@ -104,6 +107,11 @@ def test_bad_input_names_its_json_path(path: list, value: object, field: str, me
     assert err.value.field == field
     assert message in str(err.value)
     assert "plans.json" in str(err.value)
+
+
+def test_limits_settle_accepts_durations_and_zero() -> None:
+    assert parse_plans(with_change(["limits"], {"settle": "250ms"}), "p.json", env={}).limits.settle_s == 0.25
+    assert parse_plans(with_change(["limits"], {"settle": 0}), "p.json", env={}).limits.settle_s == 0.0
 
 
 def test_missing_required_field_is_named() -> None:

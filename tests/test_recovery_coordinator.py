@@ -196,3 +196,46 @@ def test_breaker_opens_after_threshold_exhausted_plans_then_blocks_and_notifies(
     assert incident(db, second).status == "escalated" and "breaker open" in incident(db, second).reason
     coordinator.notifier.flush(force=True)
     assert "breaker open" in outbox.messages[-1][1]
+
+
+def test_settle_comes_from_limits_settle_follows_a_reload_and_an_explicit_value_wins(db) -> None:
+    plans = plan_set(restart_plan(), limits={"settle": "250ms"})
+    coordinator = RecoveryCoordinator(db, plans, health=ScriptedHealth())
+    try:
+        assert coordinator.settle == 0.25
+        coordinator.reload(plan_set(restart_plan(), limits={"settle": 0}))
+        assert coordinator.settle == 0.0
+        coordinator.reload(plan_set(restart_plan()))
+        assert coordinator.settle == 2.0  # the documented default
+    finally:
+        coordinator.shutdown(5)
+    fixed = RecoveryCoordinator(db, plans, health=ScriptedHealth(), settle_s=0.0)
+    try:
+        assert fixed.settle == 0.0
+    finally:
+        fixed.shutdown(5)
+
+
+def test_runs_settle_together_and_at_most_max_concurrent_recoveries_act_at_once(db, stubs: Stubs) -> None:
+    """A burst of failures waits out one settle window together, then acts in waves of the limit (a
+    settling run holds no slot, so it never delays the acting ones behind it by a whole settle)."""
+    stubs.make("svcctl", sleep_s=0.3)
+    plans = plan_set(restart_plan(), limits={"max_concurrent_recoveries": 2, "settle": "2s",
+                                             "max_unhealthy_fraction": 1})
+    health = ScriptedHealth()
+    coordinator = RecoveryCoordinator(db, plans, health=health)
+    try:
+        with LoopbackHTTPServer("ok") as healthy:
+            for i in range(4):
+                cid = add_component(db, f"web{i}", healthy.url, plans=plans)
+                health.set(cid, DOWN)
+                opened(coordinator, db, cid, f"web{i}")
+            assert coordinator.wait_idle(30)
+    finally:
+        coordinator.shutdown(5)
+    rows = executed(db)
+    assert len(rows) == 4 and len(stubs.calls()) == 4
+    spans = sorted((r.claimed_at, r.finished_at) for r in rows)
+    assert max(sum(1 for s, f in spans if s <= start < f) for start, _ in spans) <= 2
+    # one settle for all four: the last wave starts one action after the first, not a settle later
+    assert (spans[-1][0] - spans[0][0]).total_seconds() < 1.5

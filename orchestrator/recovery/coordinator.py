@@ -1,8 +1,9 @@
 """The recovery coordinator: decides which incidents get a plan run, and runs them on its own pool.
 
 The daemon's single writer thread calls :meth:`on_incident` and :meth:`on_state` after each commit;
-both return at once: bookkeeping goes to one control thread, plan runs to a pool of
-``limits.max_concurrent_recoveries`` workers, separate from the health checks.
+both return at once: bookkeeping goes to one control thread, plan runs to a pool separate from the
+health checks. At most ``limits.max_concurrent_recoveries`` runs act at once; a run waiting out its
+settle time holds no such slot, so a burst of failures settles together instead of in waves.
 """
 
 from __future__ import annotations
@@ -29,17 +30,20 @@ from orchestrator.notifier import Notifier
 from orchestrator.plans import Limits, PlanSet
 from orchestrator.recovery import outage, records
 from orchestrator.recovery.executor import PlanExecutor, RunOutcome, RunRequest
+from orchestrator.recovery.fleet_probe import FleetProbe, probe_fleet
+from orchestrator.recovery.guards import mass_outage
 from orchestrator.recovery.health_view import HealthView
 from orchestrator.recovery.reconcile import dead_running_rows, reconcile_incident
 from orchestrator.states import ComponentState, IncidentStatus, Resolution
 
 log = logging.getLogger("orchestrator.recovery")
 S = IncidentStatus
-#: Seconds an automatic run waits before its first decision, so failures that arrive one check apart
-#: are seen together by the blast-radius and dependency guards.
-DEFAULT_SETTLE_S = 2.0
 #: Statuses a restarted daemon picks up again.
 _RESUMABLE = (S.OPEN.value, S.RECOVERING.value, S.AWAITING_APPROVAL.value)
+#: Pool threads beyond the acting slots, for runs still settling or queued for a slot.
+WAITING_THREADS = 64
+#: settle windows waited at most while the fleet looks widely broken but the guard has not tripped yet
+MAX_SETTLE_ROUNDS = 3
 
 
 def default_owner() -> str:
@@ -51,7 +55,7 @@ class RecoveryCoordinator:
 
     def __init__(self, db: Database, plans: PlanSet | None, *, health: HealthView, clock: Clock = SYSTEM_CLOCK,
                  switches: Switches = Switches(), owner: str | None = None, rng: random.Random | None = None,
-                 notifier: Notifier | None = None, settle_s: float = DEFAULT_SETTLE_S,
+                 notifier: Notifier | None = None, settle_s: float | None = None,
                  approval_poll_s: float = 1.0, report: Callable[[str], None] | None = None) -> None:
         self.db, self.health, self.clock, self.settle_s = db, health, clock, settle_s
         self.owner = owner or default_owner()
@@ -61,9 +65,12 @@ class RecoveryCoordinator:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._active: dict[int, Future] = {}
-        # Fixed at start: a reload changes plans and limits, but not the pool's size.
-        self._pool = ThreadPoolExecutor(self.limits.max_concurrent_recoveries, thread_name_prefix="recovery")
+        # Fixed at start: a reload changes plans and limits, but not the pool's size or the slots.
+        slots = self.limits.max_concurrent_recoveries
+        self._slots = threading.BoundedSemaphore(slots)
+        self._pool = ThreadPoolExecutor(slots + WAITING_THREADS, thread_name_prefix="recovery")
         self._control = ThreadPoolExecutor(1, thread_name_prefix="recovery-control")
+        self._probe_rng = random.Random()
         self.executor = PlanExecutor(db, health=health, clock=clock, owner=self.owner, rng=rng or random.Random(),
                                      error_handling_enabled=switches.error_handling_enabled, stop=self._stop,
                                      emit=self._emit, report=report, approval_poll_s=approval_poll_s)
@@ -71,6 +78,11 @@ class RecoveryCoordinator:
     @property
     def limits(self) -> Limits:
         return self._plans.limits if self._plans is not None else Limits()
+
+    @property
+    def settle(self) -> float:
+        """Seconds an automatic run waits first: ``settle_s`` if given, else the plans' ``limits.settle``."""
+        return self.settle_s if self.settle_s is not None else self.limits.settle_s
 
     # -- called by the daemon ---------------------------------------------------------------------
     def on_incident(self, event: IncidentEvent) -> None:
@@ -207,26 +219,77 @@ class RecoveryCoordinator:
         try:
             if before is not None and before():
                 return RunOutcome.RESOLVED  # reconciled: verified healthy
-            if settle and self._stop.wait(self.settle_s):
+            if settle and not self._settle(incident_id):
                 return RunOutcome.STOPPED
-            plans = self._plans
-            with self.db.read() as session:
-                incident = session.get(Incident, incident_id)
-                row = session.get(Component, incident.component_id) if incident and incident.component_id else None
-            name = plan_name or (row.plan if row is not None else None)
-            if incident is None or row is None or incident.status == S.RESOLVED.value:
-                return RunOutcome.GONE
-            if plans is None or name is None or name not in plans.plans:
-                log.info("component=%s incident=%s no recovery plan (%s): observing only", row.name, incident_id, name)
-                return None
-            return self.executor.run(RunRequest(incident_id, name, plans.plans[name], plans.limits, manual=manual,
-                                                dry_run=dry_run, resume=resume))
+            if not self._take_slot():
+                return RunOutcome.STOPPED
+            try:
+                return self._run_plan(incident_id, resume, manual, dry_run, plan_name)
+            finally:
+                self._slots.release()
         except Exception:  # a bug in one run must not take the pool (or the daemon) down
             log.exception("incident=%s recovery run failed", incident_id)
             return None
         finally:
             if after is not None:
                 self._guarded(after)
+
+    def _settle(self, incident_id: int) -> bool:
+        """Wait before the first decision unless the failure is the component's own; False on shutdown.
+
+        1. Look around (dependencies and a sample of the fleet): the component's own failure acts now.
+        2. Otherwise wait the settle window, so failures that belong together are judged together.
+        3. While the sample still fails widely and the blast-radius guard (which counts DOWN components,
+           and lags under load) has not tripped, look and wait again: at most MAX_SETTLE_ROUNDS windows.
+        """
+        if self.settle <= 0:
+            return True
+        for _ in range(MAX_SETTLE_ROUNDS):
+            probe = self._probe(incident_id)
+            if probe is not None and probe.isolated:
+                return True
+            if self._stop.wait(self.settle):
+                return False
+            if probe is None or not probe.widespread or self._outage_tripped():
+                return True
+        return True
+
+    def _probe(self, incident_id: int) -> FleetProbe | None:
+        try:
+            with self.db.read() as session:
+                component_id = session.scalar(select(Incident.component_id).where(Incident.id == incident_id))
+            return None if component_id is None else probe_fleet(self.db, component_id, self._probe_rng)
+        except Exception:  # an inconclusive look around is no reason to hurry: settle once
+            log.exception("incident=%s fleet probe failed; settling", incident_id)
+            return None
+
+    def _outage_tripped(self) -> bool:
+        states = self.health.states()
+        down = sum(1 for state in states.values() if state is ComponentState.DOWN)
+        limits = self.limits
+        return mass_outage(down, len(states), limits.max_unhealthy_fraction, limits.min_components)
+
+    def _take_slot(self) -> bool:
+        """Wait for one of the ``max_concurrent_recoveries`` slots; False on shutdown."""
+        while not self._stop.is_set():
+            if self._slots.acquire(timeout=0.2):
+                return True
+        return False
+
+    def _run_plan(self, incident_id: int, resume: bool, manual: bool, dry_run: bool,
+                  plan_name: str | None) -> RunOutcome | None:
+        plans = self._plans
+        with self.db.read() as session:
+            incident = session.get(Incident, incident_id)
+            row = session.get(Component, incident.component_id) if incident and incident.component_id else None
+        name = plan_name or (row.plan if row is not None else None)
+        if incident is None or row is None or incident.status == S.RESOLVED.value:
+            return RunOutcome.GONE
+        if plans is None or name is None or name not in plans.plans:
+            log.info("component=%s incident=%s no recovery plan (%s): observing only", row.name, incident_id, name)
+            return None
+        return self.executor.run(RunRequest(incident_id, name, plans.plans[name], plans.limits, manual=manual,
+                                            dry_run=dry_run, resume=resume))
 
     def _close_dry_run(self, incident_id: int) -> None:
         """A dry run opened an incident only to journal what would run: close it again."""
