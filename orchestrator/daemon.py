@@ -2,7 +2,7 @@
 
 Start-up order (each step needs the one before):
 
-1. Database reachable and at the current schema; on SQLite, the single-instance lock.
+1. Database reachable and at the current schema; the one-daemon-per-database lock.
 2. Plan file valid (a broken file stops the start: never half-applied).
 3. Writer thread, scheduler, registry sync (first checks spread over each interval).
 4. Recovery coordinator reconciles steps a dead process left running, then listens to incidents.
@@ -31,7 +31,7 @@ from orchestrator.db.engine import Database
 from orchestrator.db.migrate import ensure_schema
 from orchestrator.db.models import Component, DaemonInstance
 from orchestrator.health.checkers import close_checkers
-from orchestrator.instance_lock import InstanceLock
+from orchestrator.instance_lock import instance_lock
 from orchestrator.monitor import Monitor
 from orchestrator.recorder import Recorder
 from orchestrator.retention import DEFAULT_RAW_RETENTION_S, DEFAULT_ROLLUP_RETENTION_S, prune
@@ -92,15 +92,12 @@ class Daemon:
         s = self.settings
         db = self.db = Database(s.db_url)
         ensure_schema(db)
-        lock = None
-        if db.is_sqlite:
-            lock = InstanceLock(db.engine.url.database)
-            lock.acquire()
+        lock = instance_lock(db)
+        lock.acquire()
         try:
             return self._serve(db)
         finally:
-            if lock:
-                lock.release()
+            lock.release()
             db.dispose()
 
     def _serve(self, db: Database) -> int:

@@ -1,5 +1,9 @@
-"""One daemon per SQLite file: an exclusive lock on ``<db>.lock``, released by the kernel on exit
-(even on SIGKILL), so a crash never leaves a stale lock behind."""
+"""One daemon per database, until instances share work through leases.
+
+SQLite: an exclusive lock on ``<db>.lock``. PostgreSQL: a session-level advisory lock held on a
+dedicated connection. Both are released by the operating system or the server when the process dies
+(even on SIGKILL), so a crash never leaves a stale lock behind.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,16 @@ import fcntl
 import os
 from pathlib import Path
 
+from sqlalchemy import Connection, text
+
+from orchestrator.db.engine import Database, safe_url
 from orchestrator.errors import InstanceLockedError
 
+#: the advisory lock key of "the orchestrator daemon" in a PostgreSQL database
+_PG_DAEMON_LOCK = 0x0C4E58
 
-class InstanceLock:
+
+class FileLock:
     def __init__(self, db_path: str) -> None:
         self.path = Path(f"{db_path}.lock")
         self._fd: int | None = None
@@ -24,7 +34,7 @@ class InstanceLock:
             os.close(fd)
             raise InstanceLockedError(
                 f"another orchestrator (pid {holder}) is already running against {self.path.with_suffix('')}; "
-                "SQLite is single-instance (use PostgreSQL for several)") from None
+                "SQLite is single-instance") from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._fd = fd
@@ -33,3 +43,29 @@ class InstanceLock:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+class PgAdvisoryLock:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._conn: Connection | None = None
+
+    def acquire(self) -> None:
+        conn = self.db.engine.connect()
+        got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _PG_DAEMON_LOCK}).scalar()
+        conn.commit()
+        if not got:
+            conn.close()
+            raise InstanceLockedError(f"another orchestrator is already running against {safe_url(self.db.url)}; "
+                                      "one daemon per database")
+        self._conn = conn
+
+    def release(self) -> None:
+        if self._conn is not None:
+            self._conn.invalidate()  # drop the session, and with it the lock
+            self._conn.close()
+            self._conn = None
+
+
+def instance_lock(db: Database) -> FileLock | PgAdvisoryLock:
+    return FileLock(db.engine.url.database) if db.is_sqlite else PgAdvisoryLock(db)

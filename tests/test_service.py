@@ -126,3 +126,16 @@ def test_json_log_format_is_one_object_per_line(tmp_path) -> None:
     records = [json.loads(line) for line in err.strip().splitlines()]
     assert {"ts", "level", "logger", "msg"} <= set(records[0])
     assert any("component=api" in r["msg"] for r in records)
+
+
+def test_second_daemon_on_same_postgresql_database_exits_1(pg_schema_url: str, tmp_path) -> None:
+    from tests.daemon_helpers import running_daemon
+
+    with running_daemon(pg_schema_url, workers=2):
+        second = spawn(["--db", pg_schema_url, "run"], tmp_path)
+        _, err = second.communicate(timeout=60)
+        assert second.returncode == 1
+        assert "already running" in err and len(err.strip().splitlines()) == 1
+    # the lock dies with its holder: a new daemon starts fine afterwards
+    third = spawn(["--db", pg_schema_url, "run", "--for", "1s"], tmp_path)
+    assert third.wait(60) == 0
