@@ -73,6 +73,7 @@ class Daemon:
         self.recorder: Recorder | None = None
         self.coordinator = None
         self.plans = None
+        self._skipped_reported = 0
 
     # -- signals -------------------------------------------------------------------------------
     def request_stop(self, *_: object) -> None:
@@ -209,6 +210,11 @@ class Daemon:
     def _heartbeat(self, stopped: bool = False) -> None:
         assert self.db is not None and self.recorder is not None and self.monitor is not None
         now = self.clock.now()
+        skipped = self.monitor.scheduler.skipped_runs
+        if skipped > self._skipped_reported:
+            log.warning("falling behind: %d check runs skipped since the last heartbeat (the previous run of "
+                        "the same check was still going; see --workers)", skipped - self._skipped_reported)
+            self._skipped_reported = skipped
         values = {"heartbeat_at": now, "dropped_results": self.recorder.dropped,
                   "view_reliable": self.monitor.view_reliable()}
         if stopped:

@@ -38,3 +38,6 @@ def setup(level: str = "info", fmt: str = "text") -> None:
     root.setLevel(level.upper())
     for noisy in ("apscheduler", "urllib3", "sqlalchemy", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # APScheduler warns once per skipped run, which under overload is a flood that costs CPU itself;
+    # the daemon counts those runs and logs one summary line per heartbeat instead.
+    logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -52,7 +53,7 @@ class Monitor:
 
     def __init__(self, db: Database, recorder: Recorder, scheduler: CheckScheduler, *, clock: Clock = SYSTEM_CLOCK,
                  rng: random.Random | None = None, startup_grace_s: float = 0.0,
-                 reliable: callable = lambda: True) -> None:
+                 reliable: Callable[[], bool] = lambda: True) -> None:
         self.db = db
         self.recorder = recorder
         self.scheduler = scheduler
@@ -61,6 +62,9 @@ class Monitor:
         self.startup_grace_s = startup_grace_s
         self._reliable = reliable
         self.runtimes: dict[int, Runtime] = {}
+        # Every component's state, kept up to date on each transition: the recovery engine asks for the
+        # whole fleet on every transition (blast radius), which must not cost a walk over every runtime.
+        self._states: dict[int, ComponentState] = {}
         self._fingerprint: tuple | None = None
         self._lock = threading.Lock()  # sync vs. sync (SIGHUP and the periodic job)
 
@@ -70,7 +74,7 @@ class Monitor:
         return rt.tracker.state if rt else ComponentState.UNKNOWN
 
     def states(self) -> dict[int, ComponentState]:
-        return {cid: rt.tracker.state for cid, rt in list(self.runtimes.items())}
+        return dict(self._states)
 
     def flap_episode(self, component_id: int) -> int:
         rt = self.runtimes.get(component_id)
@@ -114,6 +118,7 @@ class Monitor:
                 rt.expected_at += ((now_s - rt.expected_at) // rt.interval_s + 1) * rt.interval_s
 
     def _emit(self, rt: Runtime, transition: Transition) -> None:
+        self._states[rt.id] = transition.to_state
         log.info("state %s -> %s component=%s reason=%s", transition.from_state.value, transition.to_state.value,
                  rt.name, transition.reason)
         self.recorder.add_transition(TransitionItem(
@@ -147,6 +152,7 @@ class Monitor:
             self._apply_hold(self.runtimes[row.id], row, now)
         for cid in [cid for cid in self.runtimes if cid not in seen]:
             rt = self.runtimes.pop(cid)
+            self._states.pop(cid, None)
             self.scheduler.unschedule_check(rt.name)
             log.info("component removed component=%s", rt.name)
         self._fingerprint = fingerprint
@@ -172,6 +178,7 @@ class Monitor:
         rt = Runtime(row.id, row.name, row.generation, effective_check(row), row.interval_s, row.timeout_s,
                      tracker, 0.0, current.hold if current else None)
         self.runtimes[row.id] = rt
+        self._states[row.id] = tracker.state
         if current is None or current.interval_s != row.interval_s:
             first = self.rng.uniform(0, row.interval_s) if current is None else row.interval_s
             rt.expected_at = self.scheduler.schedule_check(row.name, self.run_check, [row.id], interval_s=row.interval_s,

@@ -1,6 +1,8 @@
 """The single database writer: batched results, immediate transitions and incidents, never silent loss.
 
-Check threads hand over work through a queue and never touch the database. One thread writes:
+Check threads hand over work through a queue and never touch the database. One thread writes; it
+sleeps until its next flush and is woken early only by a transition, a full batch or ``stop()`` (a
+wake per result would cost a thread switch per check, more CPU than writing the row):
 
 1. Results are collected and written every ``flush_interval_s`` or every ``max_batch`` rows, as one
    Core ``executemany`` (ORM objects cost 25–40 µs a row even batched), together with the latest live
@@ -97,6 +99,7 @@ class Recorder:
         self.written = 0
         self.db_healthy = True
         self._queue: queue.SimpleQueue[ResultItem | TransitionItem | None] = queue.SimpleQueue()
+        self._wake = threading.Event()  # something must be written before the next flush is due
         self._results: deque[ResultItem] = deque()
         self._transitions: deque[TransitionItem] = deque()
         self._rollups = Rollups()
@@ -109,9 +112,12 @@ class Recorder:
     # -- producers (any thread) --------------------------------------------------------------
     def add_result(self, item: ResultItem) -> None:
         self._queue.put(item)
+        if self._queue.qsize() >= self.max_batch:
+            self._wake.set()
 
     def add_transition(self, item: TransitionItem) -> None:
         self._queue.put(item)
+        self._wake.set()
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -122,17 +128,20 @@ class Recorder:
         """Write everything queued (bounded by ``timeout_s``), including the current minute's rollups."""
         self._stop.set()
         if self._thread is None:  # never started (tests, one-shot tools): flush from this thread
-            self._drain(0)
+            self._drain()
             self._flush(final=True)
             return
         self._queue.put(None)
+        self._wake.set()
         self._thread.join(timeout_s)
 
     # -- the writer thread ----------------------------------------------------------------------
     def _run(self) -> None:
         next_flush = self.clock.monotonic() + self.flush_interval_s
         while True:
-            urgent = self._drain(max(0.0, next_flush - self.clock.monotonic()))
+            self._wake.wait(max(0.0, next_flush - self.clock.monotonic()))
+            self._wake.clear()  # before draining: a later item sets it again
+            urgent = self._drain()
             now = self.clock.monotonic()
             if self._stop.is_set():
                 self._flush(final=True)
@@ -142,11 +151,11 @@ class Recorder:
                 delay = self.flush_interval_s if ok else self._retry_delay()
                 next_flush = self.clock.monotonic() + delay
 
-    def _drain(self, wait_s: float) -> bool:
+    def _drain(self) -> bool:
         """Move queued items into the pending buffers; True when something must be written now."""
         urgent = False
         try:
-            item = self._queue.get(timeout=wait_s) if wait_s > 0 else self._queue.get_nowait()
+            item = self._queue.get_nowait()
             while True:
                 if item is None:
                     return True
@@ -176,7 +185,7 @@ class Recorder:
 
     def flush_now(self) -> bool:
         """Write pending items from the calling thread (tests and shutdown); True when written."""
-        self._drain(0)
+        self._drain()
         return self._flush()
 
     def _flush(self, final: bool = False) -> bool:

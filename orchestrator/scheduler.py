@@ -14,6 +14,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
+from apscheduler.executors.base import run_job
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -34,6 +36,33 @@ def pool_size(checks_per_s: float, max_timeout_s: float) -> int:
     return max(MIN_WORKERS, min(MAX_WORKERS, math.ceil(busy) + 8))
 
 
+class _CheckPool(ThreadPoolExecutor):
+    """APScheduler's thread pool, except that shutdown drops the checks still queued.
+
+    A queued check never started, so dropping it loses nothing; waiting for it would keep an overloaded
+    daemon from stopping for minutes. Only the checks already running are waited for, each bounded by
+    its own timeout. (APScheduler's own completion callback cannot take a cancelled future, hence the
+    copy of its submit with one more case.)
+    """
+
+    def _do_submit_job(self, job, run_times):
+        def done(future):
+            if future.cancelled():
+                self._run_job_success(job.id, [])
+                return
+            exc = future.exception()
+            if exc is not None:
+                self._run_job_error(job.id, exc, exc.__traceback__)
+            else:
+                self._run_job_success(job.id, future.result())
+
+        future = self._pool.submit(run_job, job, job._jobstore_alias, run_times, self._logger.name)
+        future.add_done_callback(done)
+
+    def shutdown(self, wait=True):
+        self._pool.shutdown(wait=wait, cancel_futures=True)
+
+
 def check_job_id(name: str) -> str:
     return f"check:{name}"
 
@@ -48,14 +77,20 @@ class CheckScheduler:
         # Checks reschedule only under this lock, and never once stopping has begun.
         self._lock = threading.Lock()
         self._stopping = False
+        #: runs skipped because the previous run of the same check was still going (falling behind)
+        self.skipped_runs = 0
         self._scheduler = BackgroundScheduler(
             timezone=UTC,
-            executors={"default": ThreadPoolExecutor(max_workers=workers)},
+            executors={"default": _CheckPool(max_workers=workers)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
+        self._scheduler.add_listener(self._count_skipped, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
 
     def start(self) -> None:
         self._scheduler.start()
+
+    def _count_skipped(self, _event) -> None:
+        self.skipped_runs += 1
 
     def shutdown(self, wait: bool) -> None:
         """Stop scheduling; with ``wait``, return once every running job has finished."""

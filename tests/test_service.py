@@ -139,3 +139,27 @@ def test_second_daemon_on_same_postgresql_database_exits_1(pg_schema_url: str, t
     # the lock dies with its holder: a new daemon starts fine afterwards
     third = spawn(["--db", pg_schema_url, "run", "--for", "1s"], tmp_path)
     assert third.wait(60) == 0
+
+
+def test_sigterm_while_overloaded_drops_queued_checks_and_exits_within_10s(tmp_path) -> None:
+    """20 hanging checks on 2 workers: a queue builds up. Queued checks never started, so they are
+    dropped at stop; only the two running ones are waited for."""
+    import os
+
+    with LoopbackHTTPServer() as server:
+        server.set_mode("hang")
+        doc = {"components": [{"name": f"c{i:02d}", "url": server.url, "interval": "3s", "timeout": "2s"}
+                              for i in range(20)]}
+        (tmp_path / "c.json").write_text(json.dumps(doc))
+        subprocess.run([sys.executable, "-m", "orchestrator", "apply", "-f", str(tmp_path / "c.json")], check=True,
+                       env={**os.environ, "ORCHESTRATOR_HOME": str(tmp_path)}, capture_output=True, timeout=60)
+        proc = spawn(["run", "--workers", "2"], tmp_path)
+        try:
+            _wait_line(proc, "started instance=")
+            poll(lambda: server.hits >= 4)  # both workers busy for a while: the rest is queued
+            began = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=10) == 0
+            assert time.monotonic() - began < 10
+        finally:
+            proc.kill()

@@ -71,6 +71,8 @@ class RecoveryCoordinator:
         self._pool = ThreadPoolExecutor(slots + WAITING_THREADS, thread_name_prefix="recovery")
         self._control = ThreadPoolExecutor(1, thread_name_prefix="recovery-control")
         self._probe_rng = random.Random()
+        #: whether a mass-outage incident is open, as last seen (None: not looked yet); see outage.check
+        self.outage_open: bool | None = None
         self.executor = PlanExecutor(db, health=health, clock=clock, owner=self.owner, rng=rng or random.Random(),
                                      error_handling_enabled=switches.error_handling_enabled, stop=self._stop,
                                      emit=self._emit, report=report, approval_poll_s=approval_poll_s)

@@ -33,6 +33,10 @@ def check(coord: RecoveryCoordinator) -> bool:
     limits = coord.limits
     down = sum(1 for s in states.values() if s is ComponentState.DOWN)
     tripped = mass_outage(down, len(states), limits.max_unhealthy_fraction, limits.min_components)
+    # Called on every transition (thousands at start-up): touch the database only when the verdict may
+    # differ from the last one seen, never for a fleet that stays healthy.
+    if coord.outage_open is not None and tripped == coord.outage_open:
+        return False
     now = coord.clock.now()
     event: IncidentEvent | None = None
     with coord.db.write() as session:
@@ -48,6 +52,7 @@ def check(coord: RecoveryCoordinator) -> bool:
         elif not tripped and existing is not None:
             resolve(session, existing, at=now, resolution=Resolution.SELF)
             event = IncidentEvent("resolved", existing.id, None, None, now, existing.reason, Resolution.SELF.value)
+    coord.outage_open = tripped
     if event is not None:
         log.warning("incident=%s mass outage %s: %s", event.incident_id, event.kind, event.reason)
         coord._emit(event)

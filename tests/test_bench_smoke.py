@@ -1,0 +1,50 @@
+"""The benchmark scripts still run: a very short run of each, asserting it prints its figures."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+def _start(script: str, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, str(BENCH / script), *args], text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    """SIGTERM lets the script stop the fleet and daemon it started; SIGKILL if it does not."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _output(proc: subprocess.Popen[str]) -> str:
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-2000:]
+    return out
+
+
+def test_checks_and_detect_print_their_figures() -> None:
+    # Both at once: each is mostly waiting for its daemon.
+    checks = _start("checks.py", "--count", "20", "--interval", "1", "--timeout", "0.5", "--warmup", "1",
+                    "--duration", "1")
+    detect = _start("detect.py", "--trials", "1")
+    try:
+        checks_out, detect_out = _output(checks), _output(detect)
+    finally:
+        _stop(checks)
+        _stop(detect)
+    for figure in ("checks/s:", "lateness healthy: p50", "daemon CPU per check:", "ratio daemon/bare:",
+                   "daemon peak RSS:", "db bytes per check:", "cores busy:"):
+        assert figure in checks_out, checks_out
+    assert re.search(r"^checks/s: \d+ achieved / 20 scheduled$", checks_out, re.MULTILINE), checks_out
+    for fault in ("crash", "500", "hang"):
+        assert any(line.split()[:1] == [fault] for line in detect_out.splitlines()), detect_out
