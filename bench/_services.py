@@ -19,14 +19,14 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import selectors
-import signal
 import statistics
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from _common import read_line, stop
 
 BENCH = Path(__file__).resolve().parent
 FLEET_PY = BENCH / "fleet.py"
@@ -40,41 +40,7 @@ FAULTS = ("crash", "500", "hang")
 
 def stop_group(proc: subprocess.Popen, grace_s: float = KILL_GRACE_S) -> None:
     """SIGTERM the process group of ``proc``, wait ``grace_s``, then SIGKILL it; always reaps."""
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            proc.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            pass
-    try:  # anything left in the group (children) goes too
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        pass
-
-
-def read_line(proc: subprocess.Popen, timeout_s: float) -> bytes:
-    """One stdout line of ``proc`` within ``timeout_s``; RuntimeError otherwise."""
-    assert proc.stdout is not None
-    buf = b""
-    deadline = time.monotonic() + timeout_s
-    with selectors.DefaultSelector() as sel:
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        while not buf.endswith(b"\n"):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not sel.select(remaining):
-                raise RuntimeError(f"no ready line within {timeout_s}s (got {buf[:200]!r})")
-            chunk = proc.stdout.read1(65536)
-            if not chunk:
-                raise RuntimeError(f"process exited with {proc.wait()} before its ready line")
-            buf += chunk
-    return buf
+    stop(proc, grace_s)
 
 
 def http_get(port: int, path: str, timeout_s: float = 5.0) -> tuple[int, bytes]:

@@ -4,7 +4,7 @@ Start-up order (each step needs the one before):
 
 1. Database reachable and at the current schema; the one-daemon-per-database lock.
 2. Plan file valid (a broken file stops the start: never half-applied).
-3. Writer thread, scheduler, registry sync (first checks spread over each interval).
+3. Writer thread, scheduler, then registry sync (first checks spread over each interval).
 4. Recovery coordinator reconciles steps a dead process left running, then listens to incidents.
 5. READY=1 to systemd; WATCHDOG=1 from a scheduler job, so a stuck scheduler stops the pings.
 
@@ -114,6 +114,9 @@ class Daemon:
         self.coordinator = self._make_coordinator(db, monitor, switches)
         self._register_instance(db)
         recorder.start()
+        # Started before the first sync: a job added to a stopped scheduler whose spread-out first run
+        # passes while thousands of jobs are being added would first fire a whole interval later.
+        scheduler.start()
         monitor.sync()
         scheduler.add_periodic("sync", monitor.sync, SYNC_INTERVAL_S, first_delay_s=SYNC_INTERVAL_S)
         scheduler.add_periodic("heartbeat", self._heartbeat, HEARTBEAT_INTERVAL_S)
@@ -128,7 +131,6 @@ class Daemon:
         if watchdog:
             scheduler.add_periodic("watchdog", lambda: sdnotify.notify("WATCHDOG=1"), watchdog)
         self._install_signals()
-        scheduler.start()
         sdnotify.notify(f"READY=1\nSTATUS=watching {len(monitor.runtimes)} components")
         log.info("started instance=%s components=%d workers=%d db=%s", self.instance_id, len(monitor.runtimes),
                  workers, db.dialect)

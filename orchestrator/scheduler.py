@@ -107,10 +107,10 @@ class CheckScheduler:
                        first_delay_s: float) -> datetime:
         """(Re)schedule a component's check every ``interval_s``, the first after ``first_delay_s``."""
         first = datetime.now(UTC) + timedelta(seconds=first_delay_s)
-        self._scheduler.add_job(fn, IntervalTrigger(seconds=interval_s, start_date=first, timezone=UTC),
-                                id=check_job_id(name), name=check_job_id(name), args=args,
-                                replace_existing=True)
-        return first
+        job = self._scheduler.add_job(fn, IntervalTrigger(seconds=interval_s, start_date=first, timezone=UTC),
+                                      id=check_job_id(name), name=check_job_id(name), args=args,
+                                      replace_existing=True)
+        return getattr(job, "next_run_time", None) or first
 
     def run_check_after(self, name: str, delay_s: float) -> datetime:
         """Move the next check of ``name`` to ``delay_s`` from now (retry interval, DOWN backoff)."""

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import selectors
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,24 +15,9 @@ from orchestrator.health.checkers import HttpChecker
 from orchestrator.health.spec import CheckSpec
 
 FLEET = Path(__file__).resolve().parent.parent / "bench" / "fleet.py"
+sys.path.insert(0, str(FLEET.parent))
 
-
-def _read_line(proc: subprocess.Popen[bytes], timeout_s: float) -> bytes:
-    """One stdout line of ``proc``, or fail the test at the deadline instead of blocking."""
-    assert proc.stdout is not None
-    buf = b""
-    deadline = time.monotonic() + timeout_s
-    with selectors.DefaultSelector() as sel:
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        while not buf.endswith(b"\n"):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not sel.select(remaining):
-                pytest.fail(f"fleet not ready within {timeout_s}s (got {buf[:200]!r})")
-            chunk = proc.stdout.read1(65536)
-            if not chunk:
-                pytest.fail(f"fleet exited: {proc.wait()}")
-            buf += chunk
-    return buf
+from _common import read_line  # noqa: E402 - bench helpers are files, not a package
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +25,7 @@ def fleet() -> Iterator[dict]:
     proc = subprocess.Popen([sys.executable, str(FLEET), "--count", "50", "--base-port", "0"],
                             stdout=subprocess.PIPE)  # fmt: skip
     try:
-        ready = json.loads(_read_line(proc, timeout_s=20))
+        ready = json.loads(read_line(proc, timeout_s=20))
         ready["control"] = f"http://127.0.0.1:{ready['control_port']}"
         yield ready
     finally:
