@@ -114,10 +114,13 @@ class Daemon:
         self.coordinator = self._make_coordinator(db, monitor, switches)
         self._register_instance(db)
         recorder.start()
-        # Started before the first sync: a job added to a stopped scheduler whose spread-out first run
-        # passes while thousands of jobs are being added would first fire a whole interval later.
-        scheduler.start()
+        # Started (paused) before the first sync: a job added to a stopped scheduler gets its first run
+        # time only at start, and one whose spread-out first run passed while thousands of jobs were
+        # being added would fire a whole interval late. Paused, nothing runs (or competes for the
+        # interpreter) until every job is in.
+        scheduler.start(paused=True)
         monitor.sync()
+        scheduler.resume()
         scheduler.add_periodic("sync", monitor.sync, SYNC_INTERVAL_S, first_delay_s=SYNC_INTERVAL_S)
         scheduler.add_periodic("heartbeat", self._heartbeat, HEARTBEAT_INTERVAL_S)
         scheduler.add_periodic("retention", self._retention, RETENTION_INTERVAL_S, first_delay_s=60)

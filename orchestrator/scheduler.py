@@ -86,8 +86,12 @@ class CheckScheduler:
         )
         self._scheduler.add_listener(self._count_skipped, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
 
-    def start(self) -> None:
-        self._scheduler.start()
+    def start(self, paused: bool = False) -> None:
+        """Start; ``paused`` gives added jobs their run times now but runs nothing until resume()."""
+        self._scheduler.start(paused=paused)
+
+    def resume(self) -> None:
+        self._scheduler.resume()
 
     def _count_skipped(self, _event) -> None:
         self.skipped_runs += 1
