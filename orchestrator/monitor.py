@@ -189,11 +189,8 @@ class Monitor:
             rt.expected_at = current.expected_at
 
     def _apply_hold(self, rt: Runtime, row: Component, now: datetime) -> None:
-        wanted = None
-        if row.paused_until is not None and row.paused_until > now:
-            wanted = ComponentState.PAUSED
-        elif row.maintenance_until is not None and row.maintenance_until > now:
-            wanted = ComponentState.MAINTENANCE
+        hold = row.hold_at(now)
+        wanted = None if hold is None else ComponentState(hold)
         state = rt.tracker.state
         if wanted is ComponentState.PAUSED and state is not ComponentState.PAUSED:
             if state is ComponentState.MAINTENANCE:

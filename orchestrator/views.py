@@ -5,18 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from orchestrator.db.models import Component
+from orchestrator.errors import NotFoundError
+from orchestrator.queries import open_incidents_by_component
 from orchestrator.registry import definition_of
-from orchestrator.states import ComponentState
 
 
 def effective_state(row: Component, now: datetime) -> str:
     """The state an operator should see: a hold set by the CLI shows at once, before the daemon acts."""
-    if row.paused_until is not None and row.paused_until > now:
-        return ComponentState.PAUSED.value
-    if row.maintenance_until is not None and row.maintenance_until > now:
-        return ComponentState.MAINTENANCE.value
-    return row.state
+    return row.hold_at(now) or row.state
 
 
 def component_view(row: Component, names_by_id: dict[int, str], now: datetime,
@@ -39,3 +39,15 @@ def component_view(row: Component, names_by_id: dict[int, str], now: datetime,
         "last_error": row.last_error,
         "open_incident": open_incident,
     }
+
+
+def component_views(session: Session, now: datetime, name: str | None = None) -> list[dict[str, Any]]:
+    """Every component's view (or just ``name``'s; NotFoundError if unknown), with its open incident."""
+    rows = list(session.scalars(select(Component).order_by(Component.name)))
+    names = {r.id: r.name for r in rows}
+    if name is not None:
+        rows = [r for r in rows if r.name == name]
+        if not rows:
+            raise NotFoundError(f"no component named {name!r}", field="name")
+    incidents = open_incidents_by_component(session)
+    return [component_view(r, names, now, incidents.get(r.id)) for r in rows]

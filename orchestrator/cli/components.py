@@ -18,7 +18,7 @@ from orchestrator.errors import InputError
 from orchestrator.registry import Registry
 from orchestrator.states import Criticality
 from orchestrator.validation import first_error
-from orchestrator.views import component_view
+from orchestrator.views import component_views
 
 #: a pause without --for lasts until `component resume`
 INDEFINITELY = datetime(9999, 1, 1, tzinfo=UTC)
@@ -211,17 +211,8 @@ def failback(app: AppContext, name: str) -> None:
 
 
 def _views(app: AppContext, name: str | None = None) -> list[dict[str, Any]]:
-    from orchestrator.queries import open_incidents_by_component
-
-    registry = _registry(app, need_plans=False)
-    now = SYSTEM_CLOCK.now()
-    with registry.db.read() as session:
-        rows = registry.all_rows(session)
-        names = {r.id: r.name for r in rows}
-        if name is not None:
-            rows = [registry.get_row(session, name)]
-        incidents = open_incidents_by_component(session)
-        return [component_view(r, names, now, incidents.get(r.id)) for r in rows]
+    with app.database().read() as session:
+        return component_views(session, SYSTEM_CLOCK.now(), name)
 
 
 @component.command("list")

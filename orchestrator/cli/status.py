@@ -15,7 +15,7 @@ from orchestrator.db.models import DaemonInstance
 from orchestrator.health.checkers import get_checker
 from orchestrator.recovery.targets import effective_check
 from orchestrator.registry import Registry
-from orchestrator.views import component_view
+from orchestrator.views import component_views
 
 #: an instance whose heartbeat is older than this is shown as gone
 ALIVE_WITHIN_S = 20.0
@@ -34,15 +34,9 @@ def _instances(session, now) -> list[dict]:
 @pass_app
 def status(app: AppContext, as_json: bool) -> None:
     """One table of every component's state."""
-    from orchestrator.queries import open_incidents_by_component
-
-    registry = Registry(app.database())
     now = SYSTEM_CLOCK.now()
-    with registry.db.read() as session:
-        rows = registry.all_rows(session)
-        names = {r.id: r.name for r in rows}
-        incidents = open_incidents_by_component(session)
-        views = [component_view(r, names, now, incidents.get(r.id)) for r in rows]
+    with app.database().read() as session:
+        views = component_views(session, now)
         instances = [i for i in _instances(session, now) if i["alive"]]
     if as_json:
         print_json({"instances": instances, "components": views})

@@ -98,6 +98,14 @@ class Component(Base):
     lease_epoch: Mapped[int] = mapped_column(BigInteger, default=0)
     lease_expires_at: Mapped[datetime | None]
 
+    def hold_at(self, now: datetime) -> str | None:
+        """The operator hold in force at ``now``: ``"paused"``, ``"maintenance"`` or None (pause wins)."""
+        if self.paused_until is not None and self.paused_until > now:
+            return "paused"
+        if self.maintenance_until is not None and self.maintenance_until > now:
+            return "maintenance"
+        return None
+
     dependencies: Mapped[list[ComponentDependency]] = relationship(
         foreign_keys="ComponentDependency.component_id", cascade="all, delete-orphan", lazy="selectin"
     )

@@ -29,10 +29,10 @@ def breaker_for(row: Component, limits: Limits) -> CircuitBreaker:
 
 def hold_of(row: Component, now: datetime) -> str | None:
     """Why the operator holds the component, or None."""
-    if row.paused_until is not None and row.paused_until > now or row.state == ComponentState.PAUSED.value:
+    hold = row.hold_at(now)
+    if ComponentState.PAUSED.value in (hold, row.state):
         return f"paused{f': {row.paused_reason}' if row.paused_reason else ''}"
-    if row.maintenance_until is not None and row.maintenance_until > now \
-            or row.state == ComponentState.MAINTENANCE.value:
+    if ComponentState.MAINTENANCE.value in (hold, row.state):
         return "in maintenance"
     return None
 
