@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from orchestrator.config import resolve_db_url
+from orchestrator.core.config import resolve_db_url
 from orchestrator.db.engine import Database
 from orchestrator.db.models import Base
 

@@ -24,19 +24,20 @@ from pathlib import Path
 
 from sqlalchemy import update
 
-from orchestrator import __version__, sdnotify
-from orchestrator.clock import SYSTEM_CLOCK, Clock
-from orchestrator.config import Switches
+from orchestrator import __version__
+from orchestrator.core import sdnotify
+from orchestrator.core.clock import SYSTEM_CLOCK, Clock
+from orchestrator.core.config import Switches
 from orchestrator.db.engine import Database
+from orchestrator.db.instance_lock import instance_lock
 from orchestrator.db.migrate import ensure_schema
 from orchestrator.db.models import Component, DaemonInstance
 from orchestrator.health.checkers import close_checkers
-from orchestrator.instance_lock import instance_lock
-from orchestrator.monitor import Monitor
-from orchestrator.recorder import Recorder
-from orchestrator.retention import DEFAULT_RAW_RETENTION_S, DEFAULT_ROLLUP_RETENTION_S, prune
-from orchestrator.scheduler import CheckScheduler, pool_size
-from orchestrator.sentinels import Sentinels
+from orchestrator.health.monitor import Monitor
+from orchestrator.health.scheduler import CheckScheduler, pool_size
+from orchestrator.health.sentinels import Sentinels
+from orchestrator.history.recorder import Recorder
+from orchestrator.history.retention import DEFAULT_RAW_RETENTION_S, DEFAULT_ROLLUP_RETENTION_S, prune
 
 log = logging.getLogger(__name__)
 

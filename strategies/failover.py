@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from orchestrator.errors import StrategyError
+from orchestrator.core.errors import StrategyError
 from orchestrator.health.checkers import get_checker
 from orchestrator.health.spec import CheckSpec
 from orchestrator.strategy import StepResult, Strategy, StrategyContext, VerifyMode

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import model_validator
 
-from orchestrator.redact import redact
+from orchestrator.core.redaction import redact
 from orchestrator.strategy import StepResult, Strategy, StrategyContext, check_template
 
 from ._actions import HttpCall, call_http, render_url

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from orchestrator.errors import StrategyError
-from orchestrator.notify_send import AppriseUrl, Webhook, send
+from orchestrator.core.errors import StrategyError
+from orchestrator.incidents.notify_send import AppriseUrl, Webhook, send
 from orchestrator.strategy import (
     StepResult,
     Strategy,

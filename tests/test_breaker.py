@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from orchestrator.clock import FakeClock
+from orchestrator.core.clock import FakeClock
 from orchestrator.resilience.breaker import (
     LEGAL_TRANSITIONS,
     BreakerConfig,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orchestrator.clock import FakeClock
+from orchestrator.core.clock import FakeClock
 from orchestrator.resilience.budget import RecoveryBudget
 
 T0 = FakeClock().now()

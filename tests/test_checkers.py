@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 import pytest
 
 from orchestrator import __version__
-from orchestrator.errors import InputError
+from orchestrator.core.errors import InputError
 from orchestrator.health.checkers import CommandChecker, HttpChecker, TcpChecker, get_checker
 from orchestrator.health.checkers.base import Attempt, Checker
 from orchestrator.health.result import CheckResult

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.component_spec import ComponentSpec
+from orchestrator.components.definition import ComponentSpec
+from orchestrator.components.registry import Registry
 from orchestrator.db.engine import Database
-from orchestrator.registry import Registry
 from tests.daemon_helpers import poll, running_daemon, scalar
 from tests.servers import LoopbackHTTPServer
 

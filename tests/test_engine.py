@@ -7,8 +7,8 @@ import threading
 import pytest
 import sqlalchemy as sa
 
+from orchestrator.core.errors import DatabaseError, InputError
 from orchestrator.db.engine import Database
-from orchestrator.errors import DatabaseError, InputError
 
 
 def test_sqlite_pragmas(tmp_path) -> None:

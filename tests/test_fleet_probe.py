@@ -7,9 +7,9 @@ import time
 
 import pytest
 
+from orchestrator.core.states import ComponentState
 from orchestrator.recovery.coordinator import RecoveryCoordinator
 from orchestrator.recovery.fleet_probe import looks_isolated
-from orchestrator.states import ComponentState
 from tests.servers import LoopbackHTTPServer
 from tests.test_recovery_support import (
     ScriptedHealth,
@@ -66,7 +66,7 @@ def test_coordinator_acts_without_waiting_when_the_failure_is_isolated(db, serve
     try:
         from datetime import UTC, datetime
 
-        from orchestrator.incidents import IncidentEvent
+        from orchestrator.incidents.lifecycle import IncidentEvent
 
         iid = open_for(db, victim, "victim")
         coordinator.on_incident(IncidentEvent("opened", iid, victim, "victim", datetime.now(UTC)))

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from orchestrator.core.states import IncidentStatus
 from orchestrator.recovery.guards import GuardInput, Verdict, breaker_allows, evaluate, mass_outage
 from orchestrator.resilience.breaker import BreakerConfig, BreakerState, CircuitBreaker
 from orchestrator.resilience.budget import RecoveryBudget
-from orchestrator.states import IncidentStatus
 
 NOW = datetime(2026, 1, 1, 12, tzinfo=UTC)
 BASE = GuardInput(now=NOW, component="web", fleet_down=1, fleet_total=10)

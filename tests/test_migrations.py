@@ -6,9 +6,9 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 
+from orchestrator.core.errors import DatabaseError, SchemaOutdatedError
 from orchestrator.db import migrate
 from orchestrator.db.engine import Database
-from orchestrator.errors import DatabaseError, SchemaOutdatedError
 
 
 def test_alembic_check_finds_no_drift(db: Database) -> None:

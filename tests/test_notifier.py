@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from orchestrator.clock import FakeClock
+from orchestrator.core.clock import FakeClock
 from orchestrator.db.models import Notification
-from orchestrator.incidents import IncidentEvent
-from orchestrator.notifier import Notifier, compose
-from orchestrator.notify_send import Delivery
+from orchestrator.incidents.lifecycle import IncidentEvent
+from orchestrator.incidents.notifier import Notifier, compose
+from orchestrator.incidents.notify_send import Delivery
 from orchestrator.plans import Notifications
 from tests.servers import LoopbackHTTPServer
 from tests.test_recovery_support import add_component, open_for

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.errors import NotFoundError, PlanError
+from orchestrator.core.errors import NotFoundError, PlanError
 from orchestrator.plans import load_plans, parse_plans
 
 REPO = Path(__file__).resolve().parent.parent

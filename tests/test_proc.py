@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.proc import run_command
+from orchestrator.core.proc import run_command
 from tests.servers import wait_for
 
 PY = sys.executable

@@ -8,13 +8,13 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import sqlalchemy as sa
 
-from orchestrator.component_spec import ComponentSpec
+from orchestrator.components.definition import ComponentSpec
+from orchestrator.components.registry import Registry
+from orchestrator.core.states import ComponentState as S
 from orchestrator.db.engine import Database
 from orchestrator.db.models import CheckResultRow, CheckRollup, Incident, StateTransition
 from orchestrator.health.result import CheckResult
-from orchestrator.recorder import LiveState, Recorder, ResultItem, TransitionItem
-from orchestrator.registry import Registry
-from orchestrator.states import ComponentState as S
+from orchestrator.history.recorder import LiveState, Recorder, ResultItem, TransitionItem
 from tests.tcp_proxy import TcpProxy
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)

@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
+from orchestrator.core.states import ComponentState, Resolution
 from orchestrator.db.models import Component, Incident
-from orchestrator.incidents import IncidentEvent, resolve
-from orchestrator.notifier import Notifier
+from orchestrator.incidents.lifecycle import IncidentEvent, resolve
+from orchestrator.incidents.notifier import Notifier
 from orchestrator.recovery.coordinator import RecoveryCoordinator
-from orchestrator.states import ComponentState, Resolution
 from tests.servers import LoopbackHTTPServer
 from tests.test_recovery_support import (
     ScriptedHealth,
@@ -42,7 +42,7 @@ class Outbox:
         self.messages: list[tuple[str, str]] = []
 
     def __call__(self, urls, webhooks, title, body, timeout_s, **kw):
-        from orchestrator.notify_send import Delivery
+        from orchestrator.incidents.notify_send import Delivery
 
         self.messages.append((title, body))
         return [Delivery(hook.url, "webhook", True, "delivered", 0.0, 200) for hook in webhooks]

@@ -7,14 +7,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from orchestrator.clock import FakeClock
-from orchestrator.config import Switches
+from orchestrator.core.clock import FakeClock
+from orchestrator.core.config import Switches
+from orchestrator.core.states import ComponentState
 from orchestrator.db.models import Component
-from orchestrator.incidents import IncidentEvent
-from orchestrator.recovery import operator
+from orchestrator.incidents import operator
+from orchestrator.incidents.lifecycle import IncidentEvent
 from orchestrator.recovery.coordinator import RecoveryCoordinator
 from orchestrator.recovery.targets import effective_check
-from orchestrator.states import ComponentState
 from orchestrator.strategy import MAX_OUTPUT_CHARS
 from tests.servers import LoopbackHTTPServer, wait_for
 from tests.test_recovery_support import (

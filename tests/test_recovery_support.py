@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from orchestrator.component_spec import ComponentSpec
+from orchestrator.components.definition import ComponentSpec
+from orchestrator.components.registry import Registry
+from orchestrator.core.states import ComponentState
 from orchestrator.db.engine import Database
 from orchestrator.db.models import Component, Incident, JournalEntry
-from orchestrator.incidents import open_incident
+from orchestrator.incidents.lifecycle import open_incident
 from orchestrator.plans import PlanSet, parse_plans
-from orchestrator.registry import Registry
-from orchestrator.states import ComponentState
 
 #: Fast verification and backoff so tests take milliseconds, not minutes.
 FAST = {"backoff": {"base": "10ms", "cap": "20ms"},
@@ -70,7 +70,7 @@ def add_component(db: Database, name: str, url: str, *, plan: str | None = "p", 
 
 
 def open_for(db: Database, component_id: int, name: str, reason: str = "down") -> int:
-    from orchestrator.clock import SYSTEM_CLOCK
+    from orchestrator.core.clock import SYSTEM_CLOCK
 
     with db.write() as session:
         event = open_incident(session, component_id=component_id, component_name=name, at=SYSTEM_CLOCK.now(),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.redact import redact
+from orchestrator.core.redaction import redact
 
 CASES = [
     ("url-password", "json://user:pass@host", "json://user:***@host"),

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.clock import FakeClock
+from orchestrator.core.clock import FakeClock
 from orchestrator.db.engine import Database
 from orchestrator.db.models import (
     CheckResultRow,
@@ -150,7 +150,7 @@ def test_component_filter_and_unknown_component(db: Database) -> None:
     report = build_report(db, 30 * DAY.total_seconds(), component="api", clock=FakeClock(NOW))
     assert [c.name for c in report.components] == ["api"] and [i.component for i in report.incidents] == ["api"]
     assert report.incidents[0].steps[0].detail == "component is paused"
-    from orchestrator.errors import NotFoundError
+    from orchestrator.core.errors import NotFoundError
 
     with pytest.raises(NotFoundError):
         build_report(db, 60, component="nope", clock=FakeClock(NOW))

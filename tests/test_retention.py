@@ -6,11 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from orchestrator import retention
-from orchestrator.component_spec import ComponentSpec
+from orchestrator.components.definition import ComponentSpec
+from orchestrator.components.registry import Registry
 from orchestrator.db.engine import Database
 from orchestrator.db.models import CheckResultRow, CheckRollup, Component, Incident, StateTransition
-from orchestrator.registry import Registry
+from orchestrator.history import retention
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 

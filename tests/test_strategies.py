@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.clock import FakeClock
-from orchestrator.errors import StrategyError
+from orchestrator.core.clock import FakeClock
+from orchestrator.core.errors import StrategyError
 from orchestrator.health.spec import CheckSpec
 from orchestrator.strategy import (
     MAX_OUTPUT_CHARS,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.clock import FakeClock
-from orchestrator.errors import NotFoundError
+from orchestrator.core.clock import FakeClock
+from orchestrator.core.errors import NotFoundError
 from orchestrator.health.spec import CheckSpec
 from orchestrator.plans import parse_plans
 from orchestrator.strategy import (

@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orchestrator.clock import FakeClock
+from orchestrator.core.clock import FakeClock
+from orchestrator.core.states import ComponentState as S
 from orchestrator.health.result import CheckResult
 from orchestrator.health.tracker import LEGAL_TRANSITIONS, Tracker, TrackerConfig
 from orchestrator.resilience.breaker import IllegalTransitionError
-from orchestrator.states import ComponentState as S
 
 INTERVAL_S = 10.0
 

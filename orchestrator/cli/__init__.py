@@ -9,7 +9,7 @@ import click
 
 from orchestrator import __version__
 from orchestrator.cli.context import AppContext
-from orchestrator.errors import OrchestratorError
+from orchestrator.core.errors import OrchestratorError
 
 
 class AppGroup(click.Group):

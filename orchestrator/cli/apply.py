@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from orchestrator.apply_file import load_specs
 from orchestrator.cli.context import AppContext, pass_app
 from orchestrator.cli.output import print_json
-from orchestrator.registry import Registry
+from orchestrator.components.apply_file import load_specs
+from orchestrator.components.registry import Registry
 
 _SIGN = {"create": "+", "update": "~", "delete": "-", "unchanged": "="}
 

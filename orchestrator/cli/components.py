@@ -12,13 +12,13 @@ from pydantic import ValidationError
 from orchestrator.cli.context import AppContext, pass_app
 from orchestrator.cli.output import print_fields, print_json, print_table
 from orchestrator.cli.params import DURATION, KEY_VALUE, NAME
-from orchestrator.clock import SYSTEM_CLOCK
-from orchestrator.component_spec import ComponentSpec
-from orchestrator.errors import InputError
-from orchestrator.registry import Registry
-from orchestrator.states import Criticality
-from orchestrator.validation import first_error
-from orchestrator.views import component_views
+from orchestrator.components.definition import ComponentSpec
+from orchestrator.components.registry import Registry
+from orchestrator.components.views import component_views
+from orchestrator.core.clock import SYSTEM_CLOCK
+from orchestrator.core.errors import InputError
+from orchestrator.core.states import Criticality
+from orchestrator.plans.validation import first_error
 
 #: a pause without --for lasts until `component resume`
 INDEFINITELY = datetime(9999, 1, 1, tzinfo=UTC)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from orchestrator.config import resolve_db_url, resolve_plans_path
+from orchestrator.core.config import resolve_db_url, resolve_plans_path
 from orchestrator.db.engine import Database
 from orchestrator.db.migrate import ensure_schema
 

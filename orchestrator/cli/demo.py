@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from orchestrator import logs
-from orchestrator.config import state_dir
+from orchestrator.core import logs
+from orchestrator.core.config import state_dir
 
 
 @click.command()

@@ -7,7 +7,7 @@ import click
 from orchestrator.cli.context import AppContext, pass_app
 from orchestrator.cli.output import print_fields, print_json, print_table
 from orchestrator.cli.params import DURATION, NAME
-from orchestrator.recovery import operator
+from orchestrator.incidents import operator
 
 
 @click.group()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from orchestrator.component_spec import check_name
-from orchestrator.durations import parse_duration
+from orchestrator.components.definition import check_name
+from orchestrator.core.durations import parse_duration
 
 
 class DurationType(click.ParamType):

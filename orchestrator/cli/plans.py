@@ -8,7 +8,7 @@ import click
 
 from orchestrator.cli.context import AppContext, pass_app
 from orchestrator.cli.output import print_json, print_table
-from orchestrator.errors import InputError
+from orchestrator.core.errors import InputError
 
 
 @click.group()
@@ -40,7 +40,7 @@ def strategies() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def list_(as_json: bool) -> None:
     """List installed strategies (entry points in group orchestrator.strategies)."""
-    from orchestrator.strategy import installed_strategies
+    from orchestrator.plugins.registry import installed_strategies
 
     rows = installed_strategies()
     if as_json:

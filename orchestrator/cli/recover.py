@@ -6,10 +6,10 @@ import click
 
 from orchestrator.cli.context import AppContext, pass_app
 from orchestrator.cli.params import NAME
-from orchestrator.config import Switches
-from orchestrator.errors import InputError
+from orchestrator.core.config import Switches
+from orchestrator.core.errors import InputError
+from orchestrator.incidents import operator
 from orchestrator.plans import load_plans
-from orchestrator.recovery import operator
 from orchestrator.recovery.coordinator import RecoveryCoordinator
 from orchestrator.recovery.health_view import DbHealthView
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from orchestrator import logs
 from orchestrator.cli.context import AppContext, pass_app
 from orchestrator.cli.params import DURATION
+from orchestrator.core import logs
 from orchestrator.daemon import Daemon, DaemonSettings
 from orchestrator.health.spec import validate_http_url
 

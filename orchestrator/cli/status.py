@@ -10,12 +10,12 @@ from sqlalchemy import select
 from orchestrator.cli.context import AppContext, pass_app
 from orchestrator.cli.output import print_json, print_table
 from orchestrator.cli.params import NAME
-from orchestrator.clock import SYSTEM_CLOCK
+from orchestrator.components.registry import Registry
+from orchestrator.components.views import component_views
+from orchestrator.core.clock import SYSTEM_CLOCK
 from orchestrator.db.models import DaemonInstance
 from orchestrator.health.checkers import get_checker
 from orchestrator.recovery.targets import effective_check
-from orchestrator.registry import Registry
-from orchestrator.views import component_views
 
 #: an instance whose heartbeat is older than this is shown as gone
 ALIVE_WITHIN_S = 20.0

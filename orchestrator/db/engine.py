@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session
 
-from orchestrator.errors import DatabaseError, InputError
+from orchestrator.core.errors import DatabaseError, InputError
 
 #: how long a SQLite writer waits for another's lock before failing
 SQLITE_BUSY_TIMEOUT_MS = 15_000

@@ -15,8 +15,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, text
 
+from orchestrator.core.errors import DatabaseError, SchemaOutdatedError
 from orchestrator.db.engine import Database
-from orchestrator.errors import DatabaseError, SchemaOutdatedError
 
 ROOT = Path(__file__).resolve().parents[2]
 #: serialises concurrent first-use migrations of one PostgreSQL database by several instances

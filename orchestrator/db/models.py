@@ -1,6 +1,6 @@
 """The whole schema, as SQLAlchemy 2 typed models.
 
-Every state column stores the ``.value`` of an enum from :mod:`orchestrator.states`. Times are aware
+Every state column stores the ``.value`` of an enum from :mod:`orchestrator.core.states`. Times are aware
 UTC (:class:`UTCDateTime`). The schema changes only through Alembic migrations; ``alembic check`` in the
 test suite keeps models and migrations in step.
 """

@@ -18,14 +18,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
 
-from orchestrator.component_spec import ComponentSpec
+from orchestrator.components.definition import ComponentSpec
+from orchestrator.components.registry import Registry
 from orchestrator.daemon import Daemon, DaemonSettings
 from orchestrator.db.engine import Database
 from orchestrator.db.migrate import ensure_schema
 from orchestrator.demo import service
+from orchestrator.incidents.operator import show_incident
 from orchestrator.plans import load_plans
-from orchestrator.recovery.operator import show_incident
-from orchestrator.registry import Registry
 
 SERVICES = ("demo-api", "demo-db", "demo-worker")
 #: the demo gives up on any stage after this long (it normally takes a few seconds)

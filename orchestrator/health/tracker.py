@@ -14,11 +14,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from orchestrator.core.states import ComponentState
 from orchestrator.health.flap import DEFAULT_HIGH, DEFAULT_LOW, DEFAULT_WINDOW, FlapDetector
 from orchestrator.health.result import CheckResult
 from orchestrator.resilience.backoff import equal_jitter_delay
 from orchestrator.resilience.breaker import IllegalTransitionError
-from orchestrator.states import ComponentState
 
 S = ComponentState
 _OBSERVED = (S.UNKNOWN, S.UP, S.DOWN, S.FLAPPING)  # states that check results may change

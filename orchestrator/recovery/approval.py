@@ -12,13 +12,13 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from orchestrator.clock import Clock
+from orchestrator.core.clock import Clock
+from orchestrator.core.states import IncidentStatus as S
 from orchestrator.db.engine import Database
 from orchestrator.db.models import Incident
-from orchestrator.incidents import IncidentEvent
+from orchestrator.incidents.lifecycle import IncidentEvent
 from orchestrator.plans import Approval
 from orchestrator.recovery.records import set_status
-from orchestrator.states import IncidentStatus as S
 
 #: How often the database is polled for the approval.
 DEFAULT_POLL_S = 1.0

@@ -13,15 +13,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.errors import StrategyError
+from orchestrator.core.errors import StrategyError
+from orchestrator.core.states import AttemptStatus
 from orchestrator.health.spec import CheckSpec
 from orchestrator.plans import Step
+from orchestrator.plugins.contract import StepOutcome, Strategy, StrategyContext, StrategyFailure, VerifyMode
 from orchestrator.recovery.verify import check_probe, run_bounded, verify_until
-from orchestrator.states import AttemptStatus
-from orchestrator.strategy import StepOutcome, Strategy, StrategyContext, StrategyFailure, VerifyMode
 
 #: Extra seconds the bounded call waits past the step timeout: the strategy's own command is killed
-#: at the deadline by orchestrator.proc and needs a moment to report it.
+#: at the deadline by orchestrator.core.proc and needs a moment to report it.
 EXECUTE_GRACE_S = 2.0
 #: Fraction of the timeout after which a failure counts as a timeout.
 TIMEOUT_FRACTION = 0.98

@@ -20,13 +20,14 @@ from concurrent.futures import TimeoutError as FuturesTimeout
 
 from sqlalchemy import select
 
-from orchestrator.clock import SYSTEM_CLOCK, Clock
-from orchestrator.config import Switches
+from orchestrator.core.clock import SYSTEM_CLOCK, Clock
+from orchestrator.core.config import Switches
+from orchestrator.core.errors import ConflictError, InputError, NotFoundError
+from orchestrator.core.states import ComponentState, IncidentStatus, Resolution
 from orchestrator.db.engine import Database
 from orchestrator.db.models import Component, Incident
-from orchestrator.errors import ConflictError, InputError, NotFoundError
-from orchestrator.incidents import IncidentEvent, active_incident, open_incident
-from orchestrator.notifier import Notifier
+from orchestrator.incidents.lifecycle import IncidentEvent, active_incident, open_incident
+from orchestrator.incidents.notifier import Notifier
 from orchestrator.plans import Limits, PlanSet
 from orchestrator.recovery import outage, records
 from orchestrator.recovery.executor import PlanExecutor, RunOutcome, RunRequest
@@ -34,7 +35,6 @@ from orchestrator.recovery.fleet_probe import FleetProbe, probe_fleet
 from orchestrator.recovery.guards import mass_outage
 from orchestrator.recovery.health_view import HealthView
 from orchestrator.recovery.reconcile import dead_running_rows, reconcile_incident
-from orchestrator.states import ComponentState, IncidentStatus, Resolution
 
 log = logging.getLogger("orchestrator.recovery")
 S = IncidentStatus

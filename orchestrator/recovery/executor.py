@@ -16,11 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from orchestrator.clock import Clock
+from orchestrator.core.clock import Clock
+from orchestrator.core.states import AttemptStatus, ComponentState, IncidentStatus, Resolution
 from orchestrator.db.engine import Database
 from orchestrator.db.models import Component, Incident
-from orchestrator.incidents import IncidentEvent
+from orchestrator.incidents.lifecycle import IncidentEvent
 from orchestrator.plans import Limits, Plan
+from orchestrator.plugins.contract import StrategyContext
 from orchestrator.recovery import attempt as attempts
 from orchestrator.recovery import journal, records, runs
 from orchestrator.recovery.approval import ApprovalOutcome, await_approval
@@ -31,8 +33,6 @@ from orchestrator.recovery.targets import component_view, effective_check
 from orchestrator.recovery.verify import check_probe, verify_until
 from orchestrator.resilience.backoff import full_jitter_delay
 from orchestrator.resilience.breaker import BreakerState
-from orchestrator.states import AttemptStatus, ComponentState, IncidentStatus, Resolution
-from orchestrator.strategy import StrategyContext
 
 log = logging.getLogger("orchestrator.recovery")
 

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from orchestrator.core.states import IncidentStatus
 from orchestrator.resilience.breaker import BreakerState, CircuitBreaker
 from orchestrator.resilience.budget import RecoveryBudget
-from orchestrator.states import IncidentStatus
 
 
 class Verdict(StrEnum):

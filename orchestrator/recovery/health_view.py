@@ -11,10 +11,10 @@ from typing import Protocol
 
 from sqlalchemy import select
 
-from orchestrator.clock import SYSTEM_CLOCK, Clock
+from orchestrator.core.clock import SYSTEM_CLOCK, Clock
+from orchestrator.core.states import ComponentState
 from orchestrator.db.engine import Database
 from orchestrator.db.models import Component, DaemonInstance
-from orchestrator.states import ComponentState
 
 #: A daemon whose heartbeat is older than this no longer speaks for the view's reliability.
 HEARTBEAT_STALE_S = 120.0

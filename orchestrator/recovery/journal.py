@@ -18,11 +18,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from orchestrator.core.redaction import redact
+from orchestrator.core.states import AttemptStatus
 from orchestrator.db.engine import Database
 from orchestrator.db.models import JournalEntry
-from orchestrator.redact import redact
-from orchestrator.states import AttemptStatus
-from orchestrator.strategy import MAX_OUTPUT_CHARS
+from orchestrator.plugins.contract import MAX_OUTPUT_CHARS
 
 log = logging.getLogger("orchestrator.recovery")
 

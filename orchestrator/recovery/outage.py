@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
+from orchestrator.core.states import ComponentState, IncidentKind, IncidentStatus, Resolution
 from orchestrator.db.models import Component, Incident
-from orchestrator.incidents import IncidentEvent, open_incident, resolve
+from orchestrator.incidents.lifecycle import IncidentEvent, open_incident, resolve
 from orchestrator.recovery.guards import mass_outage
-from orchestrator.states import ComponentState, IncidentKind, IncidentStatus, Resolution
 
 if TYPE_CHECKING:
     from orchestrator.recovery.coordinator import RecoveryCoordinator

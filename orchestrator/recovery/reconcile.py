@@ -14,7 +14,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from orchestrator.clock import Clock
+from orchestrator.core.clock import Clock
+from orchestrator.core.states import AttemptStatus, Resolution
 from orchestrator.db.engine import Database
 from orchestrator.db.models import Component, DaemonInstance, Incident, JournalEntry
 from orchestrator.plans import PlanSet, Verify
@@ -22,7 +23,6 @@ from orchestrator.recovery import journal, records
 from orchestrator.recovery.health_view import HEARTBEAT_STALE_S
 from orchestrator.recovery.targets import effective_check
 from orchestrator.recovery.verify import check_probe, verify_until
-from orchestrator.states import AttemptStatus, Resolution
 
 log = logging.getLogger("orchestrator.recovery")
 

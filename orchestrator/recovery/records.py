@@ -14,14 +14,14 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from orchestrator.core.states import IncidentStatus, Resolution
 from orchestrator.db.engine import Database
 from orchestrator.db.models import Component, Incident
-from orchestrator.incidents import IncidentEvent, resolve
+from orchestrator.incidents.lifecycle import IncidentEvent, resolve
 from orchestrator.plans import Limits
 from orchestrator.recovery.snapshot import breaker_for
 from orchestrator.recovery.targets import BACKUP, PRIMARY
 from orchestrator.resilience.breaker import BreakerTransition
-from orchestrator.states import IncidentStatus, Resolution
 
 log = logging.getLogger("orchestrator.recovery")
 S = IncidentStatus

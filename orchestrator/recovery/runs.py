@@ -13,16 +13,16 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from orchestrator.core.states import AttemptStatus, IncidentStatus
 from orchestrator.db.engine import Database
 from orchestrator.db.models import Component, Incident, JournalEntry
 from orchestrator.plans import Limits, Step
+from orchestrator.plugins.contract import Strategy, StrategyContext
 from orchestrator.recovery import journal
 from orchestrator.recovery.journal import ClaimRefused
 from orchestrator.recovery.records import set_status
 from orchestrator.recovery.snapshot import breaker_for
 from orchestrator.resilience.breaker import BreakerState
-from orchestrator.states import AttemptStatus, IncidentStatus
-from orchestrator.strategy import Strategy, StrategyContext
 
 S = IncidentStatus
 

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from orchestrator.core.states import ComponentState
 from orchestrator.db.models import Component, ComponentDependency, Incident
 from orchestrator.plans import Limits, Plan
 from orchestrator.recovery import journal
@@ -14,7 +15,6 @@ from orchestrator.recovery.guards import GuardInput
 from orchestrator.recovery.health_view import HealthView
 from orchestrator.resilience.breaker import BreakerConfig, CircuitBreaker
 from orchestrator.resilience.budget import RecoveryBudget
-from orchestrator.states import ComponentState
 
 
 def breaker_for(row: Component, limits: Limits) -> CircuitBreaker:

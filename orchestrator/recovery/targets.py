@@ -11,7 +11,7 @@ from typing import Literal, cast
 
 from orchestrator.db.models import Component
 from orchestrator.health.spec import CheckSpec
-from orchestrator.strategy import ComponentView
+from orchestrator.plugins.contract import ComponentView
 
 BACKUP = "backup"
 PRIMARY = "primary"

@@ -35,7 +35,7 @@ class Bounded:
 def run_bounded(fn: Callable[[], T], timeout_s: float, name: str = "bounded") -> Bounded:
     """Run ``fn`` in a daemon thread and wait at most ``timeout_s``. A call that overruns is abandoned
     (its thread is a daemon, so it never holds the process); strategies' own commands are killed at
-    their deadline by orchestrator.proc, so this is the backstop for code that ignores its deadline."""
+    their deadline by orchestrator.core.proc, so this is the backstop for code that ignores its deadline."""
     result = Bounded(False)
     done = threading.Event()
 

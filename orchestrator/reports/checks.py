@@ -18,7 +18,7 @@ from sqlalchemy import and_, case, exists, func, select
 from sqlalchemy.orm import Session
 
 from orchestrator.db.models import CheckResultRow, CheckRollup
-from orchestrator.health.rollup import percentile
+from orchestrator.history.rollup import percentile
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from orchestrator.core.redaction import redact
 from orchestrator.db.models import Incident, JournalEntry, Notification
-from orchestrator.redact import redact
 
 #: step output kept in a report (the journal keeps it all; `incidents show` prints it whole)
 MAX_OUTPUT_CHARS = 2000

@@ -18,14 +18,14 @@ from statistics import fmean
 
 from sqlalchemy import select
 
-from orchestrator.clock import SYSTEM_CLOCK, Clock
+from orchestrator.core.clock import SYSTEM_CLOCK, Clock
+from orchestrator.core.errors import NotFoundError
+from orchestrator.core.states import IncidentKind, Resolution
 from orchestrator.db.engine import Database
 from orchestrator.db.models import Component
-from orchestrator.errors import NotFoundError
 from orchestrator.reports.checks import CheckFigures, load_check_figures
 from orchestrator.reports.history import IncidentReport, StepReport, load_incidents
 from orchestrator.reports.uptime import StateTimes, component_times, load_timelines, watched_until
-from orchestrator.states import IncidentKind, Resolution
 
 #: version of the JSON shape (bumped on any incompatible change)
 REPORT_VERSION = 1

@@ -1,6 +1,6 @@
 """Uptime from the state timeline: how long each component spent in each state within a window.
 
-Uptime % is ``up / (up + down + flapping)``: only time the orchestrator could judge counts. Time spent
+Uptime % is ``(up + degraded) / (up + degraded + down + flapping)``: only time the orchestrator could judge counts. Time spent
 ``unknown`` (not checked yet), ``paused`` or in ``maintenance`` is left out of the denominator, so a
 planned maintenance does not lower uptime and a component never checked has no uptime (``None``).
 Nor is the time after a component's last check (plus a grace period) while no daemon watched it.
@@ -15,11 +15,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import Integer, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
+from orchestrator.core.states import ComponentState
 from orchestrator.db.models import StateTransition
-from orchestrator.states import ComponentState
 
-#: states that count towards uptime's denominator; only UP counts as available
-JUDGED_STATES = frozenset({ComponentState.UP, ComponentState.DOWN, ComponentState.FLAPPING})
+#: states that count towards uptime's denominator; UP and DEGRADED (answering) count as available
+JUDGED_STATES = frozenset({ComponentState.UP, ComponentState.DEGRADED, ComponentState.DOWN, ComponentState.FLAPPING})
 #: a state is current for this many check intervals after the last check, plus STALE_GRACE_S for
 #: batched writes (last_check_at is written when the recorder flushes)
 STALE_AFTER_INTERVALS = 3
@@ -31,6 +31,7 @@ class StateTimes:
     """Seconds spent in each component state within the window."""
 
     up_s: float = 0.0
+    degraded_s: float = 0.0
     down_s: float = 0.0
     flapping_s: float = 0.0
     unknown_s: float = 0.0
@@ -40,7 +41,7 @@ class StateTimes:
     @property
     def uptime_pct(self) -> float | None:
         judged_s = sum(getattr(self, f"{state.value}_s") for state in JUDGED_STATES)
-        return None if judged_s <= 0 else 100.0 * self.up_s / judged_s
+        return None if judged_s <= 0 else 100.0 * (self.up_s + self.degraded_s) / judged_s
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Status page, JSON API, /metrics and badges."""

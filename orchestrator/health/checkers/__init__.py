@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 
-from orchestrator.errors import InputError
+from orchestrator.core.errors import InputError
 from orchestrator.health.checkers.base import Checker
 from orchestrator.health.checkers.command import CommandChecker
 from orchestrator.health.checkers.http import HttpChecker

@@ -17,7 +17,7 @@ import time
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
-from orchestrator.clock import SYSTEM_CLOCK, Clock
+from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.health.result import CheckResult
 from orchestrator.health.spec import CheckSpec
 

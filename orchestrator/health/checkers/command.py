@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import signal
 
+from orchestrator.core.proc import run_command
 from orchestrator.health.checkers.base import Attempt, Checker, one_line
 from orchestrator.health.result import CheckResult
 from orchestrator.health.spec import CheckSpec
-from orchestrator.proc import run_command
 
 #: Output kept from a check command: enough for a reason line and a little context.
 MAX_CHECK_OUTPUT_BYTES = 4096

@@ -28,7 +28,7 @@ from urllib3.exceptions import InsecureRequestWarning, NameResolutionError, Prot
 from urllib3.util.retry import Retry
 
 from orchestrator import __version__
-from orchestrator.clock import SYSTEM_CLOCK, Clock
+from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.health.checkers.base import WATCHDOG, Attempt, Checker, Deadline
 from orchestrator.health.result import CheckResult
 from orchestrator.health.spec import MAX_BODY_BYTES, CheckSpec

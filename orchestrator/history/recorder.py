@@ -27,14 +27,14 @@ from typing import Any
 
 from sqlalchemy import bindparam, insert, update
 
-from orchestrator import incidents
-from orchestrator.clock import SYSTEM_CLOCK, Clock
+from orchestrator.core.clock import SYSTEM_CLOCK, Clock
+from orchestrator.core.states import ComponentState
 from orchestrator.db.engine import Database
 from orchestrator.db.models import CheckResultRow, CheckRollup, Component, StateTransition
 from orchestrator.health.result import CheckResult
-from orchestrator.health.rollup import Rollups
+from orchestrator.history.rollup import Rollups
+from orchestrator.incidents import lifecycle as incidents
 from orchestrator.resilience.backoff import full_jitter_delay
-from orchestrator.states import ComponentState
 
 log = logging.getLogger(__name__)
 

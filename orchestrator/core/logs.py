@@ -7,7 +7,7 @@ import logging
 import sys
 from datetime import UTC, datetime
 
-from orchestrator.redact import redact
+from orchestrator.core.redaction import redact
 
 
 class _TextFormatter(logging.Formatter):

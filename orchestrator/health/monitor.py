@@ -17,16 +17,16 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
-from orchestrator.clock import SYSTEM_CLOCK, Clock
+from orchestrator.core.clock import SYSTEM_CLOCK, Clock
+from orchestrator.core.states import ComponentState
 from orchestrator.db.engine import Database
 from orchestrator.db.models import Component
 from orchestrator.health.checkers import get_checker
+from orchestrator.health.scheduler import CheckScheduler
 from orchestrator.health.spec import CheckSpec
 from orchestrator.health.tracker import Tracker, TrackerConfig, Transition
-from orchestrator.recorder import LiveState, Recorder, ResultItem, TransitionItem
+from orchestrator.history.recorder import LiveState, Recorder, ResultItem, TransitionItem
 from orchestrator.recovery.targets import effective_check
-from orchestrator.scheduler import CheckScheduler
-from orchestrator.states import ComponentState
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from orchestrator.clock import SYSTEM_CLOCK, Clock
+from orchestrator.core.clock import SYSTEM_CLOCK, Clock
+from orchestrator.core.redaction import redact
 from orchestrator.db.models import AuditEntry
-from orchestrator.redact import redact
 
 
 def _os_user() -> str:

@@ -21,8 +21,8 @@ import apprise
 import requests
 from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator, model_validator
 
+from orchestrator.core.redaction import redact
 from orchestrator.health.spec import validate_http_url
-from orchestrator.redact import redact
 
 SIGNATURE_HEADER = "X-Orchestrator-Signature"
 #: Response bytes read from a webhook at most; we only need the status.

@@ -15,15 +15,15 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from orchestrator import audit
-from orchestrator.audit import Actor
-from orchestrator.clock import SYSTEM_CLOCK, Clock
-from orchestrator.component_spec import ComponentSpec
+from orchestrator.components.definition import ComponentSpec
+from orchestrator.core.clock import SYSTEM_CLOCK, Clock
+from orchestrator.core.errors import ConflictError, InputError, NotFoundError
+from orchestrator.core.states import ComponentState
+from orchestrator.db import audit
+from orchestrator.db.audit import Actor
 from orchestrator.db.engine import Database
 from orchestrator.db.models import Component, ComponentDependency
-from orchestrator.errors import ConflictError, InputError, NotFoundError
-from orchestrator.states import ComponentState
-from orchestrator.validation import first_error
+from orchestrator.plans.validation import first_error
 
 #: Definition keys and the row columns they live in (the rest are computed: check, depends_on).
 _COLUMNS = (

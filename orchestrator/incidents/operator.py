@@ -11,13 +11,13 @@ from typing import Any
 
 from sqlalchemy import select
 
-from orchestrator import audit
-from orchestrator.audit import Actor
-from orchestrator.clock import SYSTEM_CLOCK, Clock
+from orchestrator.core.clock import SYSTEM_CLOCK, Clock
+from orchestrator.core.errors import ConflictError, InputError, NotFoundError
+from orchestrator.core.states import IncidentStatus
+from orchestrator.db import audit
+from orchestrator.db.audit import Actor
 from orchestrator.db.engine import Database
 from orchestrator.db.models import Incident, JournalEntry, Notification
-from orchestrator.errors import ConflictError, InputError, NotFoundError
-from orchestrator.states import IncidentStatus
 
 _INCIDENT_FIELDS = ("id", "component_name", "kind", "status", "resolution", "reason", "plan", "blocked_by",
                     "opened_at", "updated_at", "resolved_at", "escalated_at", "acked_at", "acked_by",

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.errors import InputError
+from orchestrator.core.errors import InputError
 
 DB_URL_ENV = "ORCHESTRATOR_DB_URL"
 PLANS_ENV = "ORCHESTRATOR_PLANS"

@@ -13,14 +13,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from orchestrator.db.models import Incident
-from orchestrator.states import (
+from orchestrator.core.states import (
     ACTIVE_INCIDENT_STATUSES,
     ComponentState,
     IncidentKind,
     IncidentStatus,
     Resolution,
 )
+from orchestrator.db.models import Incident
 
 #: a component that fails again this soon after recovering reopens its last incident, not a new one
 DEFAULT_REOPEN_WINDOW_S = 300.0

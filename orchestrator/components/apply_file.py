@@ -21,9 +21,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from orchestrator.component_spec import ComponentSpec
-from orchestrator.errors import InputError
-from orchestrator.validation import first_error
+from orchestrator.components.definition import ComponentSpec
+from orchestrator.core.errors import InputError
+from orchestrator.plans.validation import first_error
 
 #: an apply file is configuration, not data: refuse anything absurdly large before parsing it
 MAX_FILE_BYTES = 16 * 1024 * 1024

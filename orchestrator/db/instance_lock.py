@@ -13,8 +13,8 @@ from pathlib import Path
 
 from sqlalchemy import Connection, text
 
+from orchestrator.core.errors import InstanceLockedError
 from orchestrator.db.engine import Database, safe_url
-from orchestrator.errors import InstanceLockedError
 
 #: the advisory lock key of "the orchestrator daemon" in a PostgreSQL database
 _PG_DAEMON_LOCK = 0x0C4E58

@@ -14,15 +14,15 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 
-from orchestrator.clock import SYSTEM_CLOCK, Clock
+from orchestrator.core.clock import SYSTEM_CLOCK, Clock
+from orchestrator.core.redaction import redact
 from orchestrator.db.engine import Database
 from orchestrator.db.models import Notification
-from orchestrator.incidents import IncidentEvent
-from orchestrator.notify_send import Delivery, send
+from orchestrator.incidents.lifecycle import IncidentEvent
+from orchestrator.incidents.notify_send import Delivery, send
 from orchestrator.plans import Notifications
-from orchestrator.redact import redact
 
-log = logging.getLogger("orchestrator.notifier")
+log = logging.getLogger("orchestrator.incidents.notifier")
 
 #: Seconds one delivery may take at most.
 DEFAULT_SEND_TIMEOUT_S = 10.0

@@ -8,10 +8,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from orchestrator.components.registry import definition_of
+from orchestrator.core.errors import NotFoundError
 from orchestrator.db.models import Component
-from orchestrator.errors import NotFoundError
-from orchestrator.queries import open_incidents_by_component
-from orchestrator.registry import definition_of
+from orchestrator.incidents.queries import open_incidents_by_component
 
 
 def effective_state(row: Component, now: datetime) -> str:

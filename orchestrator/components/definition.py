@@ -11,9 +11,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from orchestrator.durations import parse_duration
+from orchestrator.core.durations import parse_duration
+from orchestrator.core.states import Criticality
 from orchestrator.health.spec import CheckSpec, parse_status_set, validate_http_url
-from orchestrator.states import Criticality
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 LABEL_KEY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./-]{0,62}$")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from orchestrator.core.states import IncidentStatus
 from orchestrator.db.models import Incident
-from orchestrator.states import IncidentStatus
 
 
 def open_incidents_by_component(session: Session) -> dict[int, int]:

@@ -11,6 +11,7 @@ from enum import StrEnum
 class ComponentState(StrEnum):
     UNKNOWN = "unknown"
     UP = "up"
+    DEGRADED = "degraded"  # answering, but slow or error-prone (early warning; opens no incident by default)
     DOWN = "down"
     FLAPPING = "flapping"
     PAUSED = "paused"

@@ -1,0 +1,1 @@
+"""Foundations every other part uses: the clock, states, errors, durations, redaction, processes, logs, config."""

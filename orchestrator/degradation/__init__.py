@@ -1,0 +1,1 @@
+"""Graceful degradation: component early warning, system levels from policies, and their publication."""

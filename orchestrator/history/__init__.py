@@ -1,0 +1,1 @@
+"""What happened, durably: the recorder (the one writer of results and live state), rollups, retention."""

@@ -1,0 +1,20 @@
+"""recovery_strategies.json: typed models, loading with layered defaults, and the one validation translator."""
+
+from orchestrator.plans.load import env_defaults, load_plans, parse_plans
+from orchestrator.plans.models import (
+    EVENTS,
+    Approval,
+    Backoff,
+    Breaker,
+    Budget,
+    Limits,
+    Notifications,
+    Plan,
+    PlanSet,
+    Step,
+    StepDefaults,
+    Verify,
+)
+
+__all__ = ["EVENTS", "Approval", "Backoff", "Breaker", "Budget", "Limits", "Notifications", "Plan", "PlanSet",
+           "Step", "StepDefaults", "Verify", "env_defaults", "load_plans", "parse_plans"]

@@ -1,0 +1,1 @@
+"""Recovery strategy plugins: the contract, placeholder templating, and the entry-point registry."""

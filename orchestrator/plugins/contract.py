@@ -1,0 +1,180 @@
+"""The Strategy contract that recovery plugins implement: the class, its context and its result.
+
+Third-party plugins import it as ``orchestrator.strategy`` (the public path); built-ins do the same.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from orchestrator.core.clock import SYSTEM_CLOCK, Clock
+from orchestrator.core.errors import StrategyError
+from orchestrator.core.redaction import redact
+from orchestrator.health.spec import CheckSpec
+
+#: Output kept per step at most; the tail is usually what explains a failure, so the head is cut.
+MAX_OUTPUT_CHARS = 16 * 1024
+
+
+class VerifyMode(StrEnum):
+    """How the executor decides whether a step worked."""
+
+    CHECK = "check"  # re-run the component's own health check (the default)
+    OWN = "own"  # call the strategy's verify(context): its target changed (failover)
+    NONE = "none"  # nothing to verify: such a step can never resolve an incident
+
+
+class StepOutcome(StrEnum):
+    """How one execution of a step ended; the database stores ``.value``."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    ABANDONED = "abandoned"  # set only by the executor, for a step whose owner died mid-way
+
+
+@dataclass(frozen=True)
+class ComponentView:
+    """A read-only snapshot of the component a step acts on."""
+
+    name: str
+    url: str
+    check: CheckSpec
+    vars: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    backup_url: str | None = None
+    active_target: Literal["primary", "backup"] = "primary"
+    replicas: int | None = None
+    min_replicas: int | None = None
+    max_replicas: int | None = None
+
+    def __post_init__(self) -> None:
+        # Read-only views: a strategy must not be able to change what the executor later persists.
+        object.__setattr__(self, "vars", MappingProxyType(dict(self.vars)))
+        object.__setattr__(self, "labels", MappingProxyType(dict(self.labels)))
+
+
+class _StepLogAdapter(logging.LoggerAdapter):
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        e = self.extra or {}
+        return f"component={e['component']} incident={e['incident']} step={e['step']} {msg}", kwargs
+
+
+def bind_logger(component: str, incident_id: int, step_index: int) -> logging.LoggerAdapter:
+    """A logger whose lines start with ``component=… incident=… step=…``."""
+    extra = {"component": component, "incident": incident_id, "step": step_index}
+    return _StepLogAdapter(logging.getLogger("orchestrator.strategy"), extra)
+
+
+@dataclass(frozen=True)
+class StrategyContext:
+    """Everything a strategy may read while it runs; no database session, nothing mutable."""
+
+    component: ComponentView
+    incident_id: int
+    step_index: int
+    attempt: int
+    deadline: float  # on clock.monotonic()
+    clock: Clock
+    logger: logging.LoggerAdapter
+    dry_run: bool = False
+
+    @classmethod
+    def create(cls, component: ComponentView, *, incident_id: int, step_index: int = 0, attempt: int = 1,
+               timeout_s: float = 60.0, clock: Clock = SYSTEM_CLOCK, dry_run: bool = False) -> StrategyContext:
+        """Build a context whose deadline is ``timeout_s`` from now and whose logger is bound."""
+        return cls(component, incident_id, step_index, attempt, clock.monotonic() + timeout_s, clock,
+                   bind_logger(component.name, incident_id, step_index), dry_run)
+
+    def remaining_s(self) -> float:
+        """Seconds left before the deadline (never negative)."""
+        return max(0.0, self.deadline - self.clock.monotonic())
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """The record of one execution: outcome, a one-line detail, captured output and facts for reports."""
+
+    outcome: StepOutcome
+    detail: str
+    started_at: datetime
+    finished_at: datetime
+    output: str = ""
+    facts: Mapping[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Everything in a result ends up stored and logged, so it is redacted and capped here, once.
+        line = " ".join(redact(self.detail).split())
+        object.__setattr__(self, "detail", line[:500])
+        out = redact(self.output)
+        object.__setattr__(self, "output", out[-MAX_OUTPUT_CHARS:])
+        object.__setattr__(self, "facts", MappingProxyType(dict(self.facts)))
+
+    @classmethod
+    def succeeded(cls, detail: str, *, started_at: datetime, finished_at: datetime, output: str = "",
+                  facts: Mapping[str, object] | None = None) -> StepResult:
+        """A step that did what it set out to do (verification is still the executor's)."""
+        return cls(StepOutcome.SUCCEEDED, detail, started_at, finished_at, output, facts or {})
+
+    @classmethod
+    def failed(cls, detail: str, *, started_at: datetime, finished_at: datetime, output: str = "",
+               facts: Mapping[str, object] | None = None) -> StepResult:
+        """A step that ran and did not work."""
+        return cls(StepOutcome.FAILED, detail, started_at, finished_at, output, facts or {})
+
+    @classmethod
+    def skipped(cls, reason: str, *, at: datetime) -> StepResult:
+        """A step that did not run (a guard, or dry-run); ``reason`` says why."""
+        return cls(StepOutcome.SKIPPED, reason, at, at)
+
+
+class StrategyFailure(StrategyError):
+    """Raised by a strategy when its command or call failed; carries the (redacted, capped) output."""
+
+    def __init__(self, message: str, *, permanent: bool = False, output: str = "") -> None:
+        super().__init__(" ".join(redact(message).split())[:500], permanent=permanent)
+        self.output = redact(output)[-MAX_OUTPUT_CHARS:]
+
+
+class StrategyParams(BaseModel):
+    """Base of every Params model: immutable, and unknown keys are rejected when the plan loads."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Strategy(ABC):
+    """One kind of recovery action. Instances are cheap; the executor makes one per step."""
+
+    #: The entry-point name the plans refer to.
+    name: ClassVar[str] = ""
+    #: Validates the step's ``params`` when the plan file loads.
+    Params: ClassVar[type[BaseModel]] = StrategyParams
+    #: How the executor verifies the step afterwards.
+    verification: ClassVar[VerifyMode] = VerifyMode.CHECK
+    #: True if running it again after a crash mid-step cannot do harm.
+    idempotent: ClassVar[bool] = False
+
+    def __init__(self, params: BaseModel) -> None:
+        """Keep validated params; never does I/O."""
+        self.params = params
+
+    @abstractmethod
+    def execute(self, context: StrategyContext) -> StepResult:
+        """Do the action once; raise StrategyError(permanent=…) for a failure it understands."""
+
+    def verify(self, context: StrategyContext) -> bool:
+        """For VerifyMode.OWN: True if the new target is healthy; called with execute()'s context."""
+        raise NotImplementedError(f"strategy {self.name!r} does not verify by itself")
+
+    def describe(self, context: StrategyContext) -> str:
+        """One line saying what execute() would do; used for dry-run and the journal."""
+        return f"{self.name} {self.params.model_dump_json()}"
