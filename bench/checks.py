@@ -33,6 +33,7 @@ from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as c  # noqa: E402
+import spy  # noqa: E402 - bench/spy.py, beside this file
 
 from orchestrator.db.engine import Database  # noqa: E402
 from orchestrator.db.models import CheckResultRow, Component  # noqa: E402
@@ -100,7 +101,11 @@ def _measure(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
             time.sleep(warmup_s)
             t0 = datetime.now(UTC)
             d0, f0, m0 = c.cpu_s(proc.pid), fleet.cpu_s(), c.machine_busy()
-            time.sleep(args.duration)
+            if args.profile:
+                spy.record(proc.pid, args.duration, args.profile)
+                time.sleep(max(0.0, args.duration - (datetime.now(UTC) - t0).total_seconds()))
+            else:
+                time.sleep(args.duration)
             t1 = datetime.now(UTC)
             d1, f1, m1 = c.cpu_s(proc.pid), fleet.cpu_s(), c.machine_busy()
             peak_kb = c.status_kb(proc.pid, "VmHWM")
@@ -215,12 +220,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bare-passes", type=int, default=1, help="measured baseline passes over the fleet")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (database, daemon log)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of lines")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="py-spy the daemon during the window into this file; print its top frames")
     args = parser.parse_args(argv)
     c.exit_on_sigterm()
     if not 0 <= args.hang_fraction < 1:
         parser.error("--hang-fraction must be in [0, 1)")
     result = measure(args)
     print(json.dumps(result) if args.json else report(result), flush=True)
+    if args.profile:
+        print(spy.summarise(args.profile), flush=True)
 
 
 if __name__ == "__main__":
