@@ -36,21 +36,20 @@ class Checker(ABC):
     """Base of the http, tcp and command checkers.
 
     - ``kind``: the ``CheckSpec.kind`` this checker serves.
-    - ``check(spec, timeout_s=...)``: called by the scheduler from any thread, concurrently; returns
-      within about ``timeout_s``; never raises.
+    - ``check(spec, timeout_s=..., clock=...)``: called by the check lanes from any thread,
+      concurrently; returns within about ``timeout_s``; never raises. ``clock`` (default: the
+      checker's own) stamps ``checked_at`` and measures the deadline and latency.
     - ``close()``: called once at shutdown to release pooled resources; a no-op by default.
     """
 
     kind: ClassVar[str]
 
     def __init__(self, *, clock: Clock = SYSTEM_CLOCK) -> None:
-        # The clock stamps ``checked_at``; deadlines use the real monotonic clock, because they
-        # bound real I/O that a fake clock cannot speed up.
         self.clock = clock
 
-    def check(self, spec: CheckSpec, *, timeout_s: float) -> CheckResult:
+    def check(self, spec: CheckSpec, *, timeout_s: float, clock: Clock | None = None) -> CheckResult:
         """Run one check of ``spec`` within ``timeout_s`` seconds; every failure is a result."""
-        attempt = Attempt(self.clock, timeout_s)
+        attempt = Attempt(clock or self.clock, timeout_s)
         try:
             return self._check(spec, attempt)
         except Exception as exc:  # a checker bug must not take the scheduler down with it
@@ -66,21 +65,26 @@ class Checker(ABC):
 
 
 class Attempt:
-    """The clock readings and deadline of one check, and the builders of its result."""
+    """The clock readings and deadline of one check, and the builders of its result.
+
+    Everything is read from the one injected clock (core/clock.py): ``checked_at`` from ``now()``,
+    the deadline and the latency from ``monotonic()``.
+    """
 
     def __init__(self, clock: Clock, timeout_s: float) -> None:
+        self.clock = clock
         self.checked_at = clock.now()
         self.timeout_s = timeout_s
-        self.started = time.monotonic()
+        self.started = clock.monotonic()
         self.deadline = self.started + timeout_s
 
     def remaining_s(self) -> float:
         """Seconds left before the deadline (0 when it has passed)."""
-        return max(0.0, self.deadline - time.monotonic())
+        return max(0.0, self.deadline - self.clock.monotonic())
 
     def elapsed_ms(self) -> float:
         """Milliseconds since the check started."""
-        return (time.monotonic() - self.started) * 1000.0
+        return (self.clock.monotonic() - self.started) * 1000.0
 
     def timeout_error(self) -> str:
         """The one reason used for every kind of deadline overrun: ``timeout after 2s``."""
@@ -95,8 +99,10 @@ class Attempt:
         return self._result(True, None, fields)
 
     def _result(self, ok: bool, error: str | None, fields: dict[str, object]) -> CheckResult:
+        timed_out = error is not None and error == self.timeout_error()
         return CheckResult(
-            ok=ok, latency_ms=self.elapsed_ms(), checked_at=self.checked_at, error=error, **fields
+            ok=ok, latency_ms=self.elapsed_ms(), checked_at=self.checked_at, error=error, timed_out=timed_out,
+            **fields,
         )
 
 
@@ -113,11 +119,15 @@ class Deadline:
     __slots__ = ("at", "fired", "_done", "_socks")
 
     def __init__(self, at: float) -> None:
-        self.at = at
+        self.at = at  # on the system's monotonic clock: it bounds real blocking calls
         #: True once the deadline passed and the sockets were shut down: the check timed out.
         self.fired = False
         self._done = False
         self._socks: list[socket.socket] = []
+
+    def remaining_s(self) -> float:
+        """Real seconds left before the sockets are cut (0 when past)."""
+        return max(0.0, self.at - time.monotonic())
 
 
 class Watchdog:
@@ -135,8 +145,13 @@ class Watchdog:
         self._thread: threading.Thread | None = None
         self._local = threading.local()
 
-    def arm(self, at: float) -> Deadline:
-        """Start watching a check of the calling thread that must end by monotonic time ``at``."""
+    def arm(self, timeout_s: float) -> Deadline:
+        """Start watching a check of the calling thread that must end within ``timeout_s``.
+
+        Relative, and kept on the system's monotonic clock: a fake clock cannot make a blocked read
+        return sooner, so the cut is timed by the kernel's clock whatever clock the check reads.
+        """
+        at = time.monotonic() + timeout_s
         deadline = Deadline(at)
         with self._cond:
             heapq.heappush(self._heap, (at, next(self._seq), deadline))
