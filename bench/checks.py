@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -96,19 +97,26 @@ def _measure(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
             for name, port in names.items()], workdir)
         run_for = warmup_s + args.duration + args.timeout + TAIL_S
         extra = ["--workers", str(args.workers)] if args.workers else []
+        if args.check_processes is not None:
+            extra += ["--check-processes", str(args.check_processes)]
         c.log(f"daemon: run --for {run_for:g}s, warm-up {warmup_s:g}s, window {args.duration:g}s")
+        spawned = time.monotonic()
         with c.daemon(db_url, workdir, run_for, *extra) as proc:
+            started = time.monotonic()
+            first_pass = _FirstPass(db_url, args.count)
             time.sleep(warmup_s)
             t0 = datetime.now(UTC)
-            d0, f0, m0 = c.cpu_s(proc.pid), fleet.cpu_s(), c.machine_busy()
+            d0, f0, m0 = _tree_cpu_s(proc.pid), fleet.cpu_s(), c.machine_busy()
             if args.profile:
                 spy.record(proc.pid, args.duration, args.profile)
                 time.sleep(max(0.0, args.duration - (datetime.now(UTC) - t0).total_seconds()))
             else:
                 time.sleep(args.duration)
             t1 = datetime.now(UTC)
-            d1, f1, m1 = c.cpu_s(proc.pid), fleet.cpu_s(), c.machine_busy()
+            d1, f1, m1 = _tree_cpu_s(proc.pid), fleet.cpu_s(), c.machine_busy()
             peak_kb = c.status_kb(proc.pid, "VmHWM")
+            workers_kb = _children_kb(proc.pid, "VmHWM")
+            first_done = first_pass.stop()
             # An overloaded daemon runs its whole backlog of submitted checks before it exits.
             rc = c.wait_exit(proc, args.timeout + TAIL_S + SHUTDOWN_WAIT_S)
         if rc != 0:
@@ -151,6 +159,10 @@ def _measure(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
         "machine_busy_cores": (m1[0] - m0[0]) / window,
         "machine_cores": os.cpu_count(),
         "daemon_peak_rss_mib": peak_kb / 1024,
+        "workers_peak_rss_mib": workers_kb / 1024,
+        "startup_all_checked_s": first_done - started if first_done else float("nan"),
+        "startup_all_checked_from_spawn_s": first_done - spawned if first_done else float("nan"),
+        "startup_in_intervals": (first_done - started) / args.interval if first_done else float("nan"),
         "db_bytes_per_check": db_bytes / total_rows if total_rows else float("nan"),
         "db_rows": total_rows,
         "healthy_failed_in_window": sum(1 for r in rows if r.component_id not in hang_ids and not r.ok),
@@ -160,6 +172,68 @@ def _measure(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
     out["cpu_ratio_to_bare"] = out["daemon_cpu_us_per_check"] / bare["cpu_us"]
     out["fleet_cpu_us_per_check"] = (f1 - f0) / checks * 1e6 if checks else float("nan")
     return out
+
+
+class _FirstPass:
+    """Polls the database (its own connection) until every component has a judged result."""
+
+    def __init__(self, db_url: str, count: int) -> None:
+        self.db_url, self.count = db_url, count
+        self.done_at: float | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        db = Database(self.db_url)
+        try:
+            while not self._stop.wait(0.25):
+                with db.read() as session:
+                    n = session.scalar(select(func.count()).select_from(Component)
+                                       .where(Component.last_check_at.is_not(None)))
+                if n >= self.count:
+                    self.done_at = time.monotonic()
+                    return
+        finally:
+            db.dispose()
+
+    def stop(self) -> float | None:
+        self._stop.set()
+        self._thread.join(10)
+        return self.done_at
+
+
+def _children(pid: int) -> list[int]:
+    """The direct children of ``pid`` (the daemon's check worker processes)."""
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            out += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return out
+
+
+def _children_kb(pid: int, key: str) -> int:
+    """``key`` summed over the direct children of ``pid``."""
+    total = 0
+    for child in _children(pid):
+        try:
+            total += c.status_kb(child, key)
+        except (OSError, KeyError):
+            pass
+    return total
+
+
+def _tree_cpu_s(pid: int) -> float:
+    """CPU seconds of ``pid`` and its live children (a worker restarted mid-window loses its share)."""
+    total = c.cpu_s(pid)
+    for child in _children(pid):
+        try:
+            total += c.cpu_s(child)
+        except OSError:
+            pass
+    return total
 
 
 def _db_bytes(db: Database, session) -> int:
@@ -199,7 +273,11 @@ def report(r: dict[str, object]) -> str:
         f"(per bare request: {r['fleet_cpu_us_per_bare_request']:.0f} us)",
         f"cores busy: daemon {r['daemon_cores']:.2f}, fleet {r['fleet_cores']:.2f}, "
         f"whole machine {r['machine_busy_cores']:.2f} of {r['machine_cores']}",
-        f"daemon peak RSS: {r['daemon_peak_rss_mib']:.0f} MiB",
+        f"daemon peak RSS: {r['daemon_peak_rss_mib']:.0f} MiB (worker processes: "
+        f"{r['workers_peak_rss_mib']:.0f} MiB together)",
+        f"start-up: every component checked and judged once {r['startup_all_checked_s']:.1f} s after "
+        f"'started' ({r['startup_in_intervals']:.2f} intervals; {r['startup_all_checked_from_spawn_s']:.1f} s "
+        "from the process start)",
         f"db bytes per check: {r['db_bytes_per_check']:.0f} ({r['db_rows']} rows)",
     ]
     return "\n".join(lines)
@@ -216,6 +294,8 @@ def main(argv: list[str] | None = None) -> None:
                              "so they are DOWN and their incidents handled)")
     parser.add_argument("--hang-fraction", type=float, default=0.0, help="share of endpoints that hang")
     parser.add_argument("--workers", type=int, default=None, help="daemon check threads (default: its own)")
+    parser.add_argument("--check-processes", type=int, default=None,
+                        help="daemon check worker processes (default: its own choice)")
     parser.add_argument("--db", default=None, help="database URL (default: SQLite in a temporary directory)")
     parser.add_argument("--bare-passes", type=int, default=1, help="measured baseline passes over the fleet")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (database, daemon log)")

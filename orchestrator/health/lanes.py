@@ -1,15 +1,20 @@
 """Check lanes in this process: fixed sets of threads looping over a queue of due checks.
 
 Two lanes: ``fast`` for checks whose last run answered, ``slow`` for those whose last run timed out
-(each holds a thread for its whole timeout). A lane starts small and adds threads while checks wait
-in its queue with no thread free, up to its cap, so it follows a fleet that grows while running. No
-future or executor bookkeeping per check: a thread takes a :class:`Due`, runs it, hands the result to
-the sink, takes the next.
+(each holds a thread for its whole timeout). No future or executor bookkeeping per check: a thread
+takes a :class:`Due`, runs it, hands the result to the sink, takes the next.
+
+A lane sizes itself by Little's law: the threads it needs are its check rate times the mean wall
+time of a check (both smoothed), with headroom. It adds threads (up to its cap) only while checks wait
+with none free *and* that size says more are needed, so it follows a fleet that grows while running,
+but does not add threads just because the process is short of CPU: more runnable threads would only
+fight over the interpreter lock and make every check slower.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 from collections.abc import Callable
@@ -28,6 +33,11 @@ SLOW_MIN_THREADS = 2
 SLOW_MAX_THREADS = 256
 #: Threads one tick adds to a lane at most: growth follows a backlog, it does not explode on a burst.
 GROW_STEP = 16
+#: Threads kept beyond Little's law (rate x mean check time), as a factor.
+HEADROOM = 2.0
+#: Weight of the newest check in the smoothed check time, and of the newest second in the rate.
+SMOOTHING = 0.1
+RATE_SMOOTHING = 0.5
 
 #: ``sink(due, result, lateness_ms)``: where a finished check goes (the judge, or a worker's sender).
 Sink = Callable[[Due, CheckResult, float], None]
@@ -52,6 +62,10 @@ class Lane:
         self._busy = 0
         self._lock = threading.Lock()
         self._stopping = False
+        self._rate = 0.0  # checks per second put in this lane, smoothed
+        self._check_s = 0.0  # mean wall time of one check, smoothed
+        self._counted = 0
+        self._rate_since = clock.monotonic()
 
     @property
     def threads(self) -> int:
@@ -59,13 +73,26 @@ class Lane:
 
     def put(self, due: Due) -> None:
         self._queue.put(due)
+        self._counted += 1
+
+    def needed(self) -> int:
+        """Threads this lane needs by Little's law, with headroom."""
+        return math.ceil(self._rate * self._check_s * HEADROOM) + 1
 
     def grow(self) -> None:
-        """Add threads while checks wait with none free (called once per tick)."""
+        """Add threads while checks wait with none free and the lane needs more (once per tick)."""
+        now = self.clock.monotonic()
+        elapsed = now - self._rate_since
+        if elapsed >= 1.0:
+            latest = self._counted / elapsed
+            self._rate = latest if not self._rate else self._rate + RATE_SMOOTHING * (latest - self._rate)
+            self._counted, self._rate_since = 0, now
         with self._lock:
             waiting = self._queue.qsize()
             idle = len(self._threads) - self._busy
-            want = max(self.min_threads - len(self._threads), min(GROW_STEP, waiting - idle))
+            target = max(self.min_threads, self.needed())
+            want = min(GROW_STEP, waiting - idle, target - len(self._threads))
+            want = max(want, self.min_threads - len(self._threads))
             want = min(want, self.max_threads - len(self._threads))
             for _ in range(max(0, want)):
                 thread = threading.Thread(target=self._loop, name=f"check-{self.name}-{len(self._threads)}",
@@ -83,6 +110,7 @@ class Lane:
                 self._busy += 1
             try:
                 result, lateness_ms = run_due(due, clock)
+                self._check_s += SMOOTHING * (result.latency_ms / 1000.0 - self._check_s)
                 sink(due, result, lateness_ms)
             except Exception:  # the sink's bug must not end the thread
                 log.exception("check lane failed component_id=%s", due.component_id)
