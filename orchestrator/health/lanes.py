@@ -8,7 +8,9 @@ A lane sizes itself by Little's law: the threads it needs are its check rate tim
 time of a check (both smoothed), with headroom. It adds threads (up to its cap) only while checks wait
 with none free *and* that size says more are needed, so it follows a fleet that grows while running,
 but does not add threads just because the process is short of CPU: more runnable threads would only
-fight over the interpreter lock and make every check slower.
+fight over the interpreter lock and make every check slower. So the fast lane also stops growing
+while this process already uses most of a core (``CPU_BUSY``): one interpreter runs about one core of
+Python, and beyond that the answer is more processes (``run --check-processes``), not threads.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import logging
 import math
 import queue
 import threading
+import time
 from collections.abc import Callable
 
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
@@ -35,6 +38,8 @@ SLOW_MAX_THREADS = 256
 GROW_STEP = 16
 #: Threads kept beyond Little's law (rate x mean check time), as a factor.
 HEADROOM = 2.0
+#: Share of one core this process may use before the fast lane stops adding threads.
+CPU_BUSY = 0.8
 #: Weight of the newest check in the smoothed check time, and of the newest second in the rate.
 SMOOTHING = 0.1
 RATE_SMOOTHING = 0.5
@@ -79,8 +84,9 @@ class Lane:
         """Threads this lane needs by Little's law, with headroom."""
         return math.ceil(self._rate * self._check_s * HEADROOM) + 1
 
-    def grow(self) -> None:
-        """Add threads while checks wait with none free and the lane needs more (once per tick)."""
+    def grow(self, cpu_busy: bool = False) -> None:
+        """Add threads while checks wait with none free and the lane needs more (once per tick);
+        with ``cpu_busy`` only up to its minimum."""
         now = self.clock.monotonic()
         elapsed = now - self._rate_since
         if elapsed >= 1.0:
@@ -90,7 +96,7 @@ class Lane:
         with self._lock:
             waiting = self._queue.qsize()
             idle = len(self._threads) - self._busy
-            target = max(self.min_threads, self.needed())
+            target = self.min_threads if cpu_busy else max(self.min_threads, self.needed())
             want = min(GROW_STEP, waiting - idle, target - len(self._threads))
             want = max(want, self.min_threads - len(self._threads))
             want = min(want, self.max_threads - len(self._threads))
@@ -137,6 +143,9 @@ class ThreadLanes:
     """The fast and slow lanes of one process; the dispatcher's :class:`~.dispatch.Lanes`."""
 
     def __init__(self, sink: Sink, *, clock: Clock = SYSTEM_CLOCK, max_threads: int | None = None) -> None:
+        self.clock = clock
+        self._cpu = (time.process_time(), time.monotonic())
+        self._cpu_busy = False
         fast_max = max_threads or FAST_MAX_THREADS
         self.fast = Lane("fast", sink, clock, min_threads=min(FAST_MIN_THREADS, fast_max), max_threads=fast_max)
         self.slow = Lane("slow", sink, clock, min_threads=SLOW_MIN_THREADS, max_threads=SLOW_MAX_THREADS)
@@ -145,8 +154,16 @@ class ThreadLanes:
         fast_put, slow_put = self.fast.put, self.slow.put
         for due in batch:
             (slow_put if due.slow else fast_put)(due)
-        self.fast.grow()
+        self.fast.grow(self._busy())
         self.slow.grow()
+
+    def _busy(self) -> bool:
+        """Whether this process used more than CPU_BUSY of a core over the last second or so."""
+        cpu, wall = time.process_time(), time.monotonic()
+        if wall - self._cpu[1] >= 1.0:
+            self._cpu_busy = (cpu - self._cpu[0]) / (wall - self._cpu[1]) > CPU_BUSY
+            self._cpu = (cpu, wall)
+        return self._cpu_busy
 
     def poll(self) -> list[Due]:
         return []  # threads of this process do not die: a check never raises
