@@ -123,7 +123,7 @@ class Deadline:
         #: True once the deadline passed and the sockets were shut down: the check timed out.
         self.fired = False
         self._done = False
-        self._socks: list[socket.socket] = []
+        self._socks: list[tuple[socket.socket, bool]] = []  # (socket, whether it is our duplicate)
 
     def remaining_s(self) -> float:
         """Real seconds left before the sockets are cut (0 when past)."""
@@ -171,23 +171,32 @@ class Watchdog:
         """The deadline armed by the calling thread, if any."""
         return getattr(self._local, "deadline", None)
 
-    def watch(self, sock: socket.socket) -> Deadline | None:
+    def watch(self, sock: socket.socket, *, own: bool = True) -> Deadline | None:
         """Cut ``sock`` if the calling thread's armed deadline passes; returns that deadline
-        (None, and nothing watched, when the thread has none armed)."""
+        (None, and nothing watched, when the thread has none armed).
+
+        With ``own`` (a socket that may yet be closed or detached while watched: a new one that a
+        TLS wrap will take over) a duplicate descriptor of our own is watched, valid until disarm()
+        whatever becomes of the original and its number. Without it the socket object itself is
+        watched: a closed or detached object refuses shutdown() (EBADF) and never touches a reused
+        descriptor; that is the hot path, a kept-alive connection, with no system call.
+        """
         deadline = self.current()
         if deadline is None:
             return None
-        # A duplicate descriptor of our own: the original may be closed, or detached by a TLS
-        # wrap, while we hold it, and its number reused; ours stays valid until disarm(). Family and
-        # type given, so the socket object need not ask the kernel for them.
-        dup = socket.socket(sock.family, sock.type, sock.proto, fileno=os.dup(sock.fileno()))
+        if own:
+            # Family and type given, so the socket object need not ask the kernel for them.
+            watched = socket.socket(sock.family, sock.type, sock.proto, fileno=os.dup(sock.fileno()))
+        else:
+            watched = sock
         with self._lock:
             if not deadline._done:
-                deadline._socks.append(dup)
+                deadline._socks.append((watched, own))
                 if deadline.fired:
-                    _shutdown(dup)
+                    _shutdown(watched)
                 return deadline
-        dup.close()
+        if own:
+            watched.close()
         return deadline
 
     def disarm(self, deadline: Deadline) -> bool:
@@ -196,8 +205,9 @@ class Watchdog:
         with self._lock:
             deadline._done = True
             socks, deadline._socks = deadline._socks, []
-        for sock in socks:
-            sock.close()
+        for sock, own in socks:
+            if own:
+                sock.close()
         return deadline.fired
 
     def _run(self) -> None:
@@ -215,7 +225,7 @@ class Watchdog:
                     deadline = heapq.heappop(heap)[2]
                     if not deadline._done:
                         deadline.fired = True
-                        for sock in deadline._socks:
+                        for sock, _own in deadline._socks:
                             _shutdown(sock)
 
 

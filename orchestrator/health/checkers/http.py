@@ -192,13 +192,14 @@ class _Watched:
                 self._dns_host = name
         else:
             sock = super()._new_conn()  # type: ignore[misc]
-        self._watched_for = WATCHDOG.watch(sock)  # before the TLS handshake, which can trickle too
+        # Before the TLS handshake, which can trickle too; a duplicate, since the wrap detaches ``sock``.
+        self._watched_for = WATCHDOG.watch(sock)
         return sock
 
     def request(self, *args: object, **kwargs: object) -> None:
         # A kept-alive connection from the pool: _new_conn was called for an earlier check.
         if self.sock is not None and self._watched_for is not WATCHDOG.current():
-            self._watched_for = WATCHDOG.watch(self.sock)
+            self._watched_for = WATCHDOG.watch(self.sock, own=False)
         super().request(*args, **kwargs)  # type: ignore[misc]
 
 
