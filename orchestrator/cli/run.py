@@ -22,7 +22,7 @@ def _urls(ctx, param, values):
 
 @click.command()
 @click.option("--workers", type=click.IntRange(1, 4096),
-              help="Most threads of the check lane, per process (default: grows with the backlog, up to 128).")
+              help="Most threads of the check lane, per process (default: grows with the backlog, up to 32; raise it for slow remote endpoints).")
 @click.option("--check-processes", type=click.IntRange(0, 64), default=None,
               help="Worker processes that run the checks; 0 checks in the daemon itself "
                    "(default: from the fleet's check rate and the cores).")
