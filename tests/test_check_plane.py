@@ -1,0 +1,90 @@
+"""The check plane in the real daemon: hanging endpoints do not starve healthy ones; a killed
+check worker process is replaced and its components keep their checks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from contextlib import ExitStack
+
+import sqlalchemy as sa
+
+from orchestrator.components.definition import ComponentSpec
+from orchestrator.components.registry import Registry
+from orchestrator.db.engine import Database
+from orchestrator.db.models import CheckResultRow, Component
+from tests.daemon_helpers import poll, running_daemon
+from tests.servers import LoopbackHTTPServer
+
+INTERVAL_S = 0.5
+
+
+def _servers(stack: ExitStack, n: int, mode: str = "ok") -> list[LoopbackHTTPServer]:
+    return [stack.enter_context(LoopbackHTTPServer(mode)) for _ in range(n)]
+
+
+def _register(db: Database, servers: list[LoopbackHTTPServer], prefix: str, **extra: object) -> None:
+    registry = Registry(db)
+    for i, server in enumerate(servers):
+        registry.add(ComponentSpec(name=f"{prefix}{i}", url=server.url, interval=INTERVAL_S, timeout=0.4, **extra))
+
+
+def _results(db: Database) -> dict[str, list]:
+    with db.read() as session:
+        rows = session.execute(sa.select(Component.name, CheckResultRow.checked_at, CheckResultRow.ok)
+                               .join(Component, Component.id == CheckResultRow.component_id)
+                               .order_by(CheckResultRow.checked_at)).all()
+    out: dict[str, list] = {}
+    for name, at, ok in rows:
+        out.setdefault(name, []).append((at, ok))
+    return out
+
+
+def test_healthy_components_keep_their_cadence_while_others_hang(db: Database, db_url: str) -> None:
+    """10 endpoints hang on every check (never DOWN: a high threshold keeps them on fast retries, the
+    worst case), on a fast lane of 4 threads: without the slow lane they would hold every thread."""
+    with ExitStack() as stack:
+        healthy = _servers(stack, 20)
+        hanging = _servers(stack, 10, "hang")
+        _register(db, healthy, "ok")
+        _register(db, hanging, "hang", failure_threshold=100)
+        with running_daemon(db_url, workers=4, check_processes=0):
+            poll(lambda: all(s.hits >= 2 for s in hanging), timeout_s=15)  # they hang, over and over
+            start, began = [s.hits for s in healthy], time.monotonic()
+            poll(lambda: all(s.hits >= 12 for s in hanging), timeout_s=30)
+            # Meanwhile each healthy component was checked at its interval (allowing for start-up of
+            # the window and a loaded machine): without the slow lane they queue behind the hangs.
+            intervals = (time.monotonic() - began) / INTERVAL_S
+            done = [s.hits - before for s, before in zip(healthy, start, strict=True)]
+            assert min(done) >= 0.7 * intervals - 1, (done, intervals)
+    # ...and on time: a healthy check queued behind hanging ones would start up to a timeout late.
+    with db.read() as session:
+        late = sorted(session.scalars(sa.select(CheckResultRow.lateness_ms).join(Component).where(
+            Component.name.like("ok%"), CheckResultRow.lateness_ms.is_not(None))))
+    assert late[int(len(late) * 0.9)] < 0.5 * INTERVAL_S * 1000, late[-10:]
+    results = _results(db)
+    assert all(ok for name, rows in results.items() if name.startswith("ok") for _, ok in rows)
+
+
+def test_a_killed_check_worker_is_replaced_and_no_component_loses_its_checks(db: Database, db_url: str) -> None:
+    with ExitStack() as stack:
+        servers = _servers(stack, 12)
+        _register(db, servers, "c")
+        with running_daemon(db_url, check_processes=2) as daemon:
+            lanes = daemon.plane.lanes
+            poll(lambda: all(s.hits >= 3 for s in servers), timeout_s=20)
+            victim = lanes.pids()[0]
+            os.kill(victim, signal.SIGKILL)
+            killed_at = sum(s.hits for s in servers)
+            poll(lambda: lanes.restarts == 1 and victim not in lanes.pids(), timeout_s=5)
+            after = [s.hits for s in servers]
+            poll(lambda: all(s.hits >= n + 3 for s, n in zip(servers, after, strict=True)), timeout_s=20)
+            assert sum(s.hits for s in servers) > killed_at
+    with db.read() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(CheckResultRow)) >= 12 * 6
+    for name, rows in _results(db).items():
+        gaps = [(b[0] - a[0]).total_seconds() for a, b in zip(rows, rows[1:], strict=False)]
+        # at most one interval lost to the kill: the restart is noticed within a tick (0.1 s) and the
+        # checks the dead worker held are dispatched again at once
+        assert max(gaps) < 2 * INTERVAL_S + 0.5, (name, max(gaps))
