@@ -218,11 +218,14 @@ def bench_env(home: Path) -> dict[str, str]:
     return env
 
 
-def apply_components(db_url: str, components: list[dict], workdir: Path, timeout_s: float = 300.0) -> None:
-    """Register ``components`` with ``orchestrator apply -f`` (the same path an operator uses)."""
+def apply_components(db_url: str, components: list[dict], workdir: Path, timeout_s: float = 300.0,
+                     prune: bool = False) -> None:
+    """Register ``components`` with ``orchestrator apply -f`` (the same path an operator uses); with
+    ``prune`` remove the registered ones not listed."""
     path = workdir / "components.json"
     path.write_text(json.dumps({"components": components}))
-    proc = start(orchestrator_cmd(db_url, "apply", "-f", str(path)), cwd=workdir, env=bench_env(workdir),
+    args = ["apply", "-f", str(path)] + (["--prune"] if prune else [])
+    proc = start(orchestrator_cmd(db_url, *args), cwd=workdir, env=bench_env(workdir),
                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         _, err = proc.communicate(timeout=timeout_s)

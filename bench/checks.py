@@ -81,8 +81,8 @@ def _measure(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
                               "timeout_s": args.timeout, "hang_fraction": args.hang_fraction,
                               "window_s": args.duration, "warmup_s": warmup_s, "db": db_url.split(":")[0]}
     c.log(f"starting a fleet of {args.count} endpoints")
-    with c.fleet(args.count) as fleet:
-        ports = fleet.ports
+    with c.fleet(args.count + args.churn) as fleet:
+        ports, churn_ports = fleet.ports[:args.count], fleet.ports[args.count:]
         step = round(1 / args.hang_fraction) if args.hang_fraction else 0
         hanging = {p for i, p in enumerate(ports) if step and i % step == 0}
         healthy = [p for p in ports if p not in hanging]
@@ -91,10 +91,14 @@ def _measure(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
         if hanging:
             fleet.set_mode(sorted(hanging), "hang")
         names = {f"c{i:05d}": p for i, p in enumerate(ports)}
-        c.apply_components(db_url, [
-            {"name": name, "url": fleet.url(port), "interval": f"{args.interval:g}s",
-             "timeout": f"{args.timeout:g}s", "success_threshold": 1}
-            for name, port in names.items()], workdir)
+
+        def entries(ports_by_name: dict[str, int]) -> list[dict]:
+            return [{"name": name, "url": fleet.url(port), "interval": f"{args.interval:g}s",
+                     "timeout": f"{args.timeout:g}s", "success_threshold": 1}
+                    for name, port in ports_by_name.items()]
+
+        c.apply_components(db_url, entries(names), workdir)
+        added = {f"n{i:05d}": p for i, p in enumerate(churn_ports)}
         run_for = warmup_s + args.duration + args.timeout + TAIL_S
         extra = ["--workers", str(args.workers)] if args.workers else []
         if args.check_processes is not None:
@@ -109,9 +113,9 @@ def _measure(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
             d0, f0, m0 = _tree_cpu_s(proc.pid), fleet.cpu_s(), c.machine_busy()
             if args.profile:
                 spy.record(proc.pid, args.duration, args.profile)
-                time.sleep(max(0.0, args.duration - (datetime.now(UTC) - t0).total_seconds()))
-            else:
-                time.sleep(args.duration)
+            elif args.churn:
+                out.update(_churn(db_url, workdir, args, lambda: entries(names), lambda: entries({**names, **added})))
+            time.sleep(max(0.0, args.duration - (datetime.now(UTC) - t0).total_seconds()))
             t1 = datetime.now(UTC)
             d1, f1, m1 = _tree_cpu_s(proc.pid), fleet.cpu_s(), c.machine_busy()
             peak_kb = c.status_kb(proc.pid, "VmHWM")
@@ -171,6 +175,37 @@ def _measure(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
     })
     out["cpu_ratio_to_bare"] = out["daemon_cpu_us_per_check"] / bare["cpu_us"]
     out["fleet_cpu_us_per_check"] = (f1 - f0) / checks * 1e6 if checks else float("nan")
+    return out
+
+
+def _churn(db_url: str, workdir: Path, args: argparse.Namespace, before, after) -> dict[str, float]:
+    """A quarter into the window, register --churn more components; at half, remove them again.
+    Returns how long each took to take effect (from the start of ``apply``)."""
+    time.sleep(args.duration / 4)
+    began = time.monotonic()
+    c.apply_components(db_url, after(), workdir)
+    applied = time.monotonic() - began
+    db = Database(db_url)
+    try:
+        while True:
+            with db.read() as session:
+                n = session.scalar(select(func.count()).select_from(Component).where(
+                    Component.name.like("n%"), Component.last_check_at.is_not(None)))
+            if n >= args.churn or time.monotonic() - began > args.duration / 4:
+                break
+            time.sleep(0.1)
+    finally:
+        db.dispose()
+    out = {"churn_apply_add_s": applied, "churn_added_checked_s": time.monotonic() - began,
+           "churn_added_checked": n}
+    time.sleep(max(0.0, args.duration / 2 - (time.monotonic() - began)))
+    began = time.monotonic()
+    c.apply_components(db_url, before(), workdir, prune=True)
+    out["churn_apply_remove_s"] = time.monotonic() - began
+    log_path = workdir / "daemon.log"
+    while f"removed={args.churn} ".encode() not in log_path.read_bytes() and time.monotonic() - began < 30:
+        time.sleep(0.1)
+    out["churn_removed_s"] = time.monotonic() - began
     return out
 
 
@@ -280,6 +315,10 @@ def report(r: dict[str, object]) -> str:
         "from the process start)",
         f"db bytes per check: {r['db_bytes_per_check']:.0f} ({r['db_rows']} rows)",
     ]
+    if "churn_added_checked_s" in r:
+        lines.append(f"churn: {r['churn_added_checked']} added, all checked {r['churn_added_checked_s']:.1f} s after "
+                     f"apply began (apply itself {r['churn_apply_add_s']:.1f} s); removed, the daemon dropped them "
+                     f"{r['churn_removed_s']:.1f} s after apply --prune began (apply {r['churn_apply_remove_s']:.1f} s)")
     return "\n".join(lines)
 
 
@@ -294,6 +333,8 @@ def main(argv: list[str] | None = None) -> None:
                              "so they are DOWN and their incidents handled)")
     parser.add_argument("--hang-fraction", type=float, default=0.0, help="share of endpoints that hang")
     parser.add_argument("--workers", type=int, default=None, help="daemon check threads (default: its own)")
+    parser.add_argument("--churn", type=int, default=0,
+                        help="add this many components a quarter into the window, remove them at half")
     parser.add_argument("--check-processes", type=int, default=None,
                         help="daemon check worker processes (default: its own choice)")
     parser.add_argument("--db", default=None, help="database URL (default: SQLite in a temporary directory)")

@@ -91,10 +91,12 @@ class RegistrySync:
             self._generations.pop(cid)
             self._holds.pop(cid, None)
             self.judge.send(Remove(cid))
-            log.info("component removed component=%s", self._names.pop(cid, cid))
+            name = self._names.pop(cid, cid)
+            if len(removed) <= LOG_EACH_UP_TO:
+                log.info("component removed component=%s", name)
         self._fingerprint = fingerprint
         summary = SyncSummary(added, len(rows) - added, len(removed))
-        if len(rows) > LOG_EACH_UP_TO:
+        if len(rows) > LOG_EACH_UP_TO or len(removed) > LOG_EACH_UP_TO:
             log.info("registry sync: added=%d changed=%d removed=%d components=%d", summary.added,
                      summary.changed, summary.removed, len(self._generations))
         return summary

@@ -213,11 +213,12 @@ class Recorder:
         self._transitions = deque(t for t in self._transitions if t.component_id not in component_ids)
         dropped = before - len(self._results)
         self.dropped_removed += dropped
-        for cid in component_ids - self._removed:
-            log.info("component removed: its pending results are dropped component_id=%d", cid)
+        new = component_ids - self._removed
+        if new:  # once per component, in one line however many were removed together
+            shown = ", ".join(map(str, sorted(new)[:10])) + (" ..." if len(new) > 10 else "")
+            log.info("components removed, their pending results dropped (%d so far): component_id=%s",
+                     self.dropped_removed, shown)
         self._removed |= component_ids
-        if dropped:
-            log.debug("dropped %d results of removed components", dropped)
 
     def _retry_delay(self) -> float:
         self._failures += 1
