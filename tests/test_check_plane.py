@@ -85,6 +85,6 @@ def test_a_killed_check_worker_is_replaced_and_no_component_loses_its_checks(db:
         assert session.scalar(sa.select(sa.func.count()).select_from(CheckResultRow)) >= 12 * 6
     for name, rows in _results(db).items():
         gaps = [(b[0] - a[0]).total_seconds() for a, b in zip(rows, rows[1:], strict=False)]
-        # at most one interval lost to the kill: the restart is noticed within a tick (0.1 s) and the
+        # at most one interval lost to the kill: the restart is noticed within a tick (50 ms) and the
         # checks the dead worker held are dispatched again at once
         assert max(gaps) < 2 * INTERVAL_S + 0.5, (name, max(gaps))

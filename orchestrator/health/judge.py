@@ -103,8 +103,11 @@ class Judge:
 
     # -- producers (any thread) ---------------------------------------------------------------
     def submit(self, component_id: int, result: CheckResult, lateness_ms: float) -> None:
-        """A lane's finished check (no wake-up: the next period picks it up)."""
+        """A lane's finished check. A passing one waits for the next period; a failing one wakes the
+        judge, since its retry (or a DOWN) is detection latency."""
         self._results.append((component_id, result, lateness_ms))
+        if not result.ok:
+            self._wake.set()
 
     def send(self, message: Install | Remove | Hold | Verified) -> None:
         """A registry change, hold or verification; judged before the next results."""
