@@ -115,7 +115,8 @@ class Daemon:
         recorder = self.recorder = Recorder(db, clock=self.clock, reopen_window_s=s.reopen_window_s)
         processes = s.check_processes if s.check_processes is not None else self._auto_processes(db)
         sentinels = Sentinels(s.sentinels)
-        plane = self.plane = CheckPlane(db, recorder, clock=self.clock, processes=processes, max_threads=s.workers,
+        plane = self.plane = CheckPlane(db, recorder, clock=self.clock, processes=processes,
+                                        adapt=s.check_processes is None, max_threads=s.workers,
                                         startup_grace_s=s.startup_grace_s, reliable=sentinels.reliable)
         self.coordinator = self._make_coordinator(db, plane, switches)
         self._register_instance(db)

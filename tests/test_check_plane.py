@@ -88,3 +88,17 @@ def test_a_killed_check_worker_is_replaced_and_no_component_loses_its_checks(db:
         # at most one interval lost to the kill: the restart is noticed within a tick (50 ms) and the
         # checks the dead worker held are dispatched again at once
         assert max(gaps) < 2 * INTERVAL_S + 0.5, (name, max(gaps))
+
+
+def test_worker_processes_are_added_when_the_fleet_outgrows_one_process(db: Database, db_url: str) -> None:
+    with LoopbackHTTPServer() as server:
+        _register(db, [server], "c")
+        with running_daemon(db_url) as daemon:  # the default: one component is checked in-process
+            plane = daemon.plane
+            assert plane.processes == 0
+            poll(lambda: server.hits >= 2, timeout_s=10)
+            plane.adapt(1000.0)  # what the sync does once the registry asks for 1,000 checks/s
+            assert plane.processes >= 1 and plane.dispatcher.lanes is plane.lanes
+            hits = server.hits
+            poll(lambda: server.hits >= hits + 3, timeout_s=10)  # checked by the worker process now
+            assert plane.lanes.pids()

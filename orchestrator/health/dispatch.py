@@ -126,6 +126,18 @@ class Dispatcher:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def rate(self) -> float:
+        """Checks per second the components ask for (at their normal intervals)."""
+        with self._lock:
+            return sum(1.0 / e.interval_s for e in self._entries.values())
+
+    def use_lanes(self, lanes: Lanes) -> Lanes:
+        """Hand due checks to ``lanes`` from the next tick on; returns the previous lanes (their checks
+        in flight still finish and report)."""
+        with self._lock:
+            old, self.lanes = self.lanes, lanes
+        return old
+
     # -- the judge -------------------------------------------------------------------------------
     def done(self, cid: int, delay_s: float | None, *, timed_out: bool = False) -> float | None:
         """A run of ``cid`` ended: schedule the next one and return its monotonic due time.

@@ -104,15 +104,22 @@ class ProcessLanes:
     def count(self) -> int:
         return len(self._procs)
 
+    def grow(self, count: int) -> None:
+        """Run ``count`` workers from now on (never fewer). Components are shared out again by the new
+        count; a check in flight on its old worker still reports from there."""
+        for i in range(len(self._procs), count):
+            self._procs.append(_Process(i))
+
     def pids(self) -> list[int]:
         return [p.proc.pid for p in self._procs]
 
     def submit(self, batch: list[Due]) -> None:
-        shares: list[list[Due]] = [[] for _ in self._procs]
-        n = len(self._procs)
+        procs = list(self._procs)
+        shares: list[list[Due]] = [[] for _ in procs]
+        n = len(procs)
         for due in batch:
             shares[due.component_id % n].append(due)
-        for proc, share in zip(self._procs, shares, strict=True):
+        for proc, share in zip(procs, shares, strict=True):
             if share:
                 proc.send(share)
 

@@ -50,6 +50,7 @@ class RegistrySync:
         self.startup_grace_s = startup_grace_s
         self._generations: dict[int, int] = {}  # what the judge was last sent, by component id
         self._names: dict[int, str] = {}
+        self._intervals: dict[int, float] = {}
         self._holds: dict[int, ComponentState | None] = {}
         self._fingerprint: tuple | None = None
         self._lock = threading.Lock()
@@ -57,6 +58,10 @@ class RegistrySync:
     @property
     def components(self) -> int:
         return len(self._generations)
+
+    def rate(self) -> float:
+        """Checks per second the registered components ask for."""
+        return sum(1.0 / interval for interval in list(self._intervals.values()))
 
     def sync(self) -> SyncSummary | None:
         """Bring the judge in line with the registry; None when the database could not be read."""
@@ -92,6 +97,7 @@ class RegistrySync:
             self._holds.pop(cid, None)
             self.judge.send(Remove(cid))
             name = self._names.pop(cid, cid)
+            self._intervals.pop(cid, None)
             if len(removed) <= LOG_EACH_UP_TO:
                 log.info("component removed component=%s", name)
         self._fingerprint = fingerprint
@@ -114,6 +120,7 @@ class RegistrySync:
                                 row.criticality or "normal", restore))
         self._generations[row.id] = row.generation
         self._names[row.id] = row.name
+        self._intervals[row.id] = row.interval_s
 
     def _hold(self, light, now) -> None:
         hold = Component.hold_at(light, now)  # the one definition of a hold, on the narrow row
