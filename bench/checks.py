@@ -110,16 +110,16 @@ def _measure(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
             first_pass = _FirstPass(db_url, args.count)
             time.sleep(warmup_s)
             t0 = datetime.now(UTC)
-            d0, f0, m0 = _tree_cpu_s(proc.pid), fleet.cpu_s(), c.machine_busy()
+            d0, f0, m0 = c.tree_cpu_s(proc.pid), fleet.cpu_s(), c.machine_busy()
             if args.profile:
                 spy.record(proc.pid, args.duration, args.profile)
             elif args.churn:
                 out.update(_churn(db_url, workdir, args, lambda: entries(names), lambda: entries({**names, **added})))
             time.sleep(max(0.0, args.duration - (datetime.now(UTC) - t0).total_seconds()))
             t1 = datetime.now(UTC)
-            d1, f1, m1 = _tree_cpu_s(proc.pid), fleet.cpu_s(), c.machine_busy()
+            d1, f1, m1 = c.tree_cpu_s(proc.pid), fleet.cpu_s(), c.machine_busy()
             peak_kb = c.status_kb(proc.pid, "VmHWM")
-            workers_kb = _children_kb(proc.pid, "VmHWM")
+            workers_kb = c.children_kb(proc.pid, "VmHWM")
             first_done = first_pass.stop()
             # An overloaded daemon runs its whole backlog of submitted checks before it exits.
             rc = c.wait_exit(proc, args.timeout + TAIL_S + SHUTDOWN_WAIT_S)
@@ -236,39 +236,6 @@ class _FirstPass:
         self._stop.set()
         self._thread.join(10)
         return self.done_at
-
-
-def _children(pid: int) -> list[int]:
-    """The direct children of ``pid`` (the daemon's check worker processes)."""
-    out: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            out += [int(child) for child in (task / "children").read_text().split()]
-        except OSError:
-            pass
-    return out
-
-
-def _children_kb(pid: int, key: str) -> int:
-    """``key`` summed over the direct children of ``pid``."""
-    total = 0
-    for child in _children(pid):
-        try:
-            total += c.status_kb(child, key)
-        except (OSError, KeyError):
-            pass
-    return total
-
-
-def _tree_cpu_s(pid: int) -> float:
-    """CPU seconds of ``pid`` and its live children (a worker restarted mid-window loses its share)."""
-    total = c.cpu_s(pid)
-    for child in _children(pid):
-        try:
-            total += c.cpu_s(child)
-        except OSError:
-            pass
-    return total
 
 
 def _db_bytes(db: Database, session) -> int:

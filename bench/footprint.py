@@ -37,34 +37,15 @@ from orchestrator.db.engine import Database  # noqa: E402
 from orchestrator.db.models import CheckResultRow  # noqa: E402
 
 
-def _tree(pid: int) -> list[int]:
-    out = [pid]
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            out += [int(x) for x in (task / "children").read_text().split()]
-        except OSError:
-            pass
-    return out
-
-
-def _cpu(pids: list[int]) -> float:
-    return sum(c.cpu_s(p) for p in pids if Path(f"/proc/{p}").exists())
-
-
-def _kb(pids: list[int], key: str) -> int:
-    return sum(c.status_kb(p, key) for p in pids if Path(f"/proc/{p}").exists())
-
-
 def _window(pid: int, warmup_s: float, duration_s: float) -> dict[str, float]:
     time.sleep(warmup_s)
-    pids = _tree(pid)
-    cpu0, t0 = _cpu(pids), time.monotonic()
+    cpu0, t0 = c.tree_cpu_s(pid), time.monotonic()
     time.sleep(duration_s)
-    pids = _tree(pid)
-    cpu, wall = _cpu(pids) - cpu0, time.monotonic() - t0
-    return {"cpu_s_per_min": cpu / wall * 60, "rss_mib": _kb(pids, "VmRSS") / 1024,
-            "peak_mib": _kb(pids, "VmHWM") / 1024, "main_rss_mib": c.status_kb(pid, "VmRSS") / 1024,
-            "processes": len(pids)}
+    cpu, wall = c.tree_cpu_s(pid) - cpu0, time.monotonic() - t0
+    rss, peak = c.status_kb(pid, "VmRSS"), c.status_kb(pid, "VmHWM")
+    return {"cpu_s_per_min": cpu / wall * 60, "rss_mib": (rss + c.children_kb(pid, "VmRSS")) / 1024,
+            "peak_mib": (peak + c.children_kb(pid, "VmHWM")) / 1024, "main_rss_mib": rss / 1024,
+            "processes": 1 + len(c.children(pid))}
 
 
 def monit(fleet: c.Fleet, args: argparse.Namespace, workdir: Path) -> dict[str, float]:
