@@ -9,7 +9,8 @@ same worker (``component_id % N``), so each worker's connection pool holds only 
    due checks; every check in flight is remembered until its result comes back.
 2. One reader thread waits on every worker's socket and hands results to the judge.
 3. ``poll`` (every tick) notices a worker that died: it is started again, and its checks in flight
-   are returned to the dispatcher, which runs them again at once.
+   are returned to the dispatcher, which runs them again at once. Until a worker says it is ready
+   (a new interpreter takes a second or more to import the checkers), its share goes to the others.
 4. ``stop`` asks every worker to finish its running checks, collects their last results, and waits.
 """
 
@@ -64,6 +65,7 @@ class _Process:
         self.inflight: dict[int, Due] = {}
         self.lock = threading.Lock()
         self.alive = True
+        self.ready = False
 
     def send(self, batch: list[Due]) -> None:
         specs = []
@@ -117,8 +119,12 @@ class ProcessLanes:
         procs = list(self._procs)
         shares: list[list[Due]] = [[] for _ in procs]
         n = len(procs)
+        ready = [i for i, p in enumerate(procs) if p.ready and p.alive] or list(range(n))
         for due in batch:
-            shares[due.component_id % n].append(due)
+            i = due.component_id % n
+            if not (procs[i].ready and procs[i].alive):
+                i = ready[due.component_id % len(ready)]  # its own worker is (re)starting
+            shares[i].append(due)
         for proc, share in zip(procs, shares, strict=True):
             if share:
                 proc.send(share)
@@ -164,6 +170,9 @@ class ProcessLanes:
             return
         if message[0] == "bye":
             proc.alive = False
+            return
+        if message[0] == "ready":
+            proc.ready = True
             return
         items = message[1]
         proc.finished([item[0] for item in items])  # before judging: a death now loses none of them

@@ -8,7 +8,7 @@ checkers of this process), and runs the same fast and slow lanes as the main pro
 
 - from the main process: ``("run", specs, items)`` (specs: ``[(component_id, spec dict)]`` sent
   once per definition; items: ``[(component_id, timeout_s, expected, slow)]``), ``("stop", timeout_s)``;
-- to it: ``("results", [(component_id, ok, latency_ms, checked_at_ts, status_code, error, bytes_read,
+- to it: ``("ready",)`` once started, ``("results", [(component_id, ok, latency_ms, checked_at_ts, status_code, error, bytes_read,
   timed_out, lateness_ms)])`` every ``SEND_PERIOD_S``, and ``("bye",)`` after a stop.
 
 SIGTERM and SIGINT are ignored: the main process drains its workers itself, and a worker whose main
@@ -60,6 +60,7 @@ class _Worker:
     def serve(self) -> int:
         sender = threading.Thread(target=self._sender, name="worker-sender", daemon=True)
         sender.start()
+        self.conn.send(("ready",))  # imports done: the main process may route checks here
         while True:
             try:
                 message = self.conn.recv()
