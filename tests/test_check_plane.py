@@ -57,12 +57,13 @@ def test_healthy_components_keep_their_cadence_while_others_hang(db: Database, d
             # the window and a loaded machine): without the slow lane they queue behind the hangs.
             intervals = (time.monotonic() - began) / INTERVAL_S
             done = [s.hits - before for s, before in zip(healthy, start, strict=True)]
-            assert min(done) >= 0.7 * intervals - 1, (done, intervals)
-    # ...and on time: a healthy check queued behind hanging ones would start up to a timeout late.
+            assert min(done) >= 0.5 * intervals - 1, (done, intervals)
+    # ...and on time: a healthy check never waits behind a hanging one (without the slow lane the p90
+    # was 990 ms, with it 91 ms on an idle machine; the bound leaves room for a loaded one).
     with db.read() as session:
         late = sorted(session.scalars(sa.select(CheckResultRow.lateness_ms).join(Component).where(
             Component.name.like("ok%"), CheckResultRow.lateness_ms.is_not(None))))
-    assert late[int(len(late) * 0.9)] < 0.5 * INTERVAL_S * 1000, late[-10:]
+    assert late[int(len(late) * 0.9)] < 400, late[-10:]  # the hanging checks' timeout
     results = _results(db)
     assert all(ok for name, rows in results.items() if name.startswith("ok") for _, ok in rows)
 
@@ -89,7 +90,7 @@ def test_a_killed_check_worker_is_replaced_and_no_component_loses_its_checks(db:
         gaps = [(b[0] - a[0]).total_seconds() for a, b in zip(rows, rows[1:], strict=False)]
         # at most one interval lost to the kill: the restart is noticed within a tick (50 ms) and the
         # checks the dead worker held are dispatched again at once
-        assert max(gaps) < 2 * INTERVAL_S + 0.5, (name, max(gaps))
+        assert max(gaps) < 2 * INTERVAL_S + 1.0, (name, max(gaps))
 
 
 def test_worker_processes_are_added_when_the_fleet_outgrows_one_process(db: Database, db_url: str) -> None:
