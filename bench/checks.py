@@ -41,6 +41,8 @@ from orchestrator.db.models import CheckResultRow, Component  # noqa: E402
 
 #: seconds the daemon runs past the window (plus one timeout), so checks started in it are finished
 TAIL_S = 1.0
+#: extra seconds the daemon runs when --churn: ``apply --prune`` of a large registry takes a while
+CHURN_ALLOWANCE_S = 120.0
 #: how long the daemon may take to stop once its --for is over
 SHUTDOWN_WAIT_S = 300.0
 
@@ -99,7 +101,7 @@ def _measure(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
 
         c.apply_components(db_url, entries(names), workdir)
         added = {f"n{i:05d}": p for i, p in enumerate(churn_ports)}
-        run_for = warmup_s + args.duration + args.timeout + TAIL_S
+        run_for = warmup_s + args.duration + args.timeout + TAIL_S + (CHURN_ALLOWANCE_S if args.churn else 0)
         extra = ["--workers", str(args.workers)] if args.workers else []
         if args.check_processes is not None:
             extra += ["--check-processes", str(args.check_processes)]
@@ -114,7 +116,7 @@ def _measure(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
             if args.profile:
                 spy.record(proc.pid, args.duration, args.profile)
             elif args.churn:
-                out.update(_churn(db_url, workdir, args, lambda: entries(names), lambda: entries({**names, **added})))
+                out.update(_churn(db_url, workdir, args, lambda: entries(names), lambda: entries(added)))
             time.sleep(max(0.0, args.duration - (datetime.now(UTC) - t0).total_seconds()))
             t1 = datetime.now(UTC)
             d1, f1, m1 = c.tree_cpu_s(proc.pid), fleet.cpu_s(), c.machine_busy()
@@ -178,12 +180,13 @@ def _measure(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
     return out
 
 
-def _churn(db_url: str, workdir: Path, args: argparse.Namespace, before, after) -> dict[str, float]:
-    """A quarter into the window, register --churn more components; at half, remove them again.
-    Returns how long each took to take effect (from the start of ``apply``)."""
+def _churn(db_url: str, workdir: Path, args: argparse.Namespace, before, extra) -> dict[str, float]:
+    """A quarter into the window, register --churn more components (``apply`` of those alone); at half,
+    remove them again (``apply --prune`` of the original set). Returns how long each took to take
+    effect, from the start of ``apply``, and how long ``apply`` itself took."""
     time.sleep(args.duration / 4)
     began = time.monotonic()
-    c.apply_components(db_url, after(), workdir)
+    c.apply_components(db_url, extra(), workdir)
     applied = time.monotonic() - began
     db = Database(db_url)
     try:
