@@ -27,7 +27,8 @@ def _servers(stack: ExitStack, n: int, mode: str = "ok") -> list[LoopbackHTTPSer
 def _register(db: Database, servers: list[LoopbackHTTPServer], prefix: str, **extra: object) -> None:
     registry = Registry(db)
     for i, server in enumerate(servers):
-        registry.add(ComponentSpec(name=f"{prefix}{i}", url=server.url, interval=INTERVAL_S, timeout=0.4, **extra))
+        registry.add(ComponentSpec(name=f"{prefix}{i}", url=server.url, **{"interval": INTERVAL_S, "timeout": 0.4,
+                                                                            **extra}))
 
 
 def _results(db: Database) -> dict[str, list]:
@@ -42,28 +43,29 @@ def _results(db: Database) -> dict[str, list]:
 
 
 def test_healthy_components_keep_their_cadence_while_others_hang(db: Database, db_url: str) -> None:
-    """10 endpoints hang on every check (never DOWN: a high threshold keeps them on fast retries, the
-    worst case), on a fast lane of 4 threads: without the slow lane they would hold every thread."""
+    """10 endpoints hang on every check for 1.5 s (never DOWN: a high threshold keeps them on retries
+    every 0.4 s, the worst case), on a fast lane of 4 threads: without the slow lane they would hold
+    every thread, and healthy checks would queue behind them for a second and more."""
     with ExitStack() as stack:
         healthy = _servers(stack, 20)
         hanging = _servers(stack, 10, "hang")
         _register(db, healthy, "ok")
-        _register(db, hanging, "hang", failure_threshold=100)
+        _register(db, hanging, "hang", interval=2.0, timeout=1.5, failure_threshold=100)
         with running_daemon(db_url, workers=4, check_processes=0):
             poll(lambda: all(s.hits >= 2 for s in hanging), timeout_s=15)  # they hang, over and over
             start, began = [s.hits for s in healthy], time.monotonic()
-            poll(lambda: all(s.hits >= 12 for s in hanging), timeout_s=30)
+            poll(lambda: all(s.hits >= 6 for s in hanging), timeout_s=40)
             # Meanwhile each healthy component was checked at its interval (allowing for start-up of
             # the window and a loaded machine): without the slow lane they queue behind the hangs.
             intervals = (time.monotonic() - began) / INTERVAL_S
             done = [s.hits - before for s, before in zip(healthy, start, strict=True)]
             assert min(done) >= 0.5 * intervals - 1, (done, intervals)
-    # ...and on time: a healthy check never waits behind a hanging one (without the slow lane the p90
-    # was 990 ms, with it 91 ms on an idle machine; the bound leaves room for a loaded one).
+    # ...and on time: a healthy check never waits behind a hanging one (half the hang's timeout: room
+    # for a loaded machine; a healthy check queued behind hangs waits a whole one).
     with db.read() as session:
         late = sorted(session.scalars(sa.select(CheckResultRow.lateness_ms).join(Component).where(
             Component.name.like("ok%"), CheckResultRow.lateness_ms.is_not(None))))
-    assert late[int(len(late) * 0.9)] < 400, late[-10:]  # the hanging checks' timeout
+    assert late[int(len(late) * 0.9)] < 750, late[-10:]
     results = _results(db)
     assert all(ok for name, rows in results.items() if name.startswith("ok") for _, ok in rows)
 
