@@ -172,6 +172,13 @@ class Recorder:
 
     def _drain(self) -> bool:
         """Move queued items into the pending buffers; True when something must be written now."""
+        removed: set[int] = set()
+        urgent = self._drain_into(removed)
+        if removed:  # one pass (and one log line) for a bulk removal
+            self._drop_removed(removed)
+        return urgent
+
+    def _drain_into(self, removed: set[int]) -> bool:
         urgent = False
         try:
             item = self._queue.get_nowait()
@@ -188,7 +195,7 @@ class Recorder:
                     self._transitions.append(item)
                     urgent = self.db_healthy
                 elif isinstance(item, int):
-                    self._drop_removed({item})
+                    removed.add(item)
                 else:
                     self._keep(item)
                 if len(self._results) >= self.max_batch:
@@ -211,13 +218,12 @@ class Recorder:
         before = len(self._results)
         self._results = deque(r for r in self._results if r.component_id not in component_ids)
         self._transitions = deque(t for t in self._transitions if t.component_id not in component_ids)
-        dropped = before - len(self._results)
-        self.dropped_removed += dropped
+        self.dropped_removed += before - len(self._results)
         new = component_ids - self._removed
         if new:  # once per component, in one line however many were removed together
             shown = ", ".join(map(str, sorted(new)[:10])) + (" ..." if len(new) > 10 else "")
-            log.info("components removed, their pending results dropped (%d so far): component_id=%s",
-                     self.dropped_removed, shown)
+            log.info("%d components removed, pending results dropped (%d so far) component_id=%s",
+                     len(new), self.dropped_removed, shown)
         self._removed |= component_ids
 
     def _retry_delay(self) -> float:
