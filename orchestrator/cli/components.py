@@ -12,10 +12,19 @@ from pydantic import ValidationError
 from orchestrator.cli.context import AppContext, pass_app
 from orchestrator.cli.output import print_fields, print_json, print_table
 from orchestrator.cli.params import DURATION, KEY_VALUE, NAME
-from orchestrator.components.definition import ComponentSpec
+from orchestrator.components.definition import (
+    DEFAULT_FAILURE_THRESHOLD,
+    DEFAULT_INTERVAL_S,
+    DEFAULT_RETRY_INTERVAL_S,
+    DEFAULT_SUCCESS_THRESHOLD,
+    DEFAULT_TIMEOUT_S,
+    ComponentSpec,
+    default_timeout_s,
+)
 from orchestrator.components.registry import Registry
 from orchestrator.components.views import component_views
 from orchestrator.core.clock import SYSTEM_CLOCK
+from orchestrator.core.durations import format_duration
 from orchestrator.core.errors import InputError
 from orchestrator.core.states import Criticality
 from orchestrator.plans.validation import first_error
@@ -58,11 +67,15 @@ def definition_options(required_url: bool):
     """The flags shared by `add` and `update` (update: every flag optional, None = unchanged)."""
     opts = [
         click.option("--url", required=required_url, help="Health endpoint (http or https)."),
-        click.option("--interval", type=DURATION, help="Check every (10s)."),
-        click.option("--timeout", type=DURATION, help="Give up a check after (2s); < interval."),
-        click.option("--failure-threshold", type=click.IntRange(1, 100), help="Failures in a row to go DOWN (3)."),
-        click.option("--success-threshold", type=click.IntRange(1, 100), help="Successes in a row to go UP (2)."),
-        click.option("--retry-interval", type=DURATION, help="Re-check after a first failure (min(1s, interval/5))."),
+        click.option("--interval", type=DURATION, help=f"Check every ({format_duration(DEFAULT_INTERVAL_S)})."),
+        click.option("--timeout", type=DURATION, help=f"Give up a check after; < interval (min("
+                                                      f"{format_duration(DEFAULT_TIMEOUT_S)}, interval/2))."),
+        click.option("--failure-threshold", type=click.IntRange(1, 100),
+                     help=f"Failures in a row to go DOWN ({DEFAULT_FAILURE_THRESHOLD})."),
+        click.option("--success-threshold", type=click.IntRange(1, 100),
+                     help=f"Successes in a row to go UP ({DEFAULT_SUCCESS_THRESHOLD})."),
+        click.option("--retry-interval", type=DURATION, help="Re-check after a first failure (min("
+                                                             f"{format_duration(DEFAULT_RETRY_INTERVAL_S)}, interval/5))."),
         click.option("--plan", type=NAME, help="Recovery plan from recovery_strategies.json."),
         click.option("--depends-on", "depends_on", type=NAME, multiple=True, help="A component this one needs."),
         click.option("--criticality", type=click.Choice([c.value for c in Criticality])),
@@ -141,6 +154,10 @@ def update(app: AppContext, name: str, **flags: Any) -> None:
     registry = _registry(app, need_plans="plan" in changes)
 
     def edit(current: dict[str, Any]) -> dict[str, Any]:
+        # A timeout left at its default follows a new interval, as it would have on `add`.
+        if "interval" in changes and "timeout" not in changes \
+                and current["timeout_s"] == default_timeout_s(current["interval_s"]):
+            current["timeout_s"] = default_timeout_s(changes["interval"])
         for key, value in changes.items():
             if key in ("interval", "timeout", "retry_interval"):
                 current[f"{key}_s"] = value

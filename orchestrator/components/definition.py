@@ -20,10 +20,28 @@ LABEL_KEY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./-]{0,62}$")
 #: a label or var value: any text, bounded so a typo cannot bloat every row
 MAX_VALUE_LEN = 1024
 
+# The defaults of a component, here and nowhere else (the models, the tracker and the CLI read them).
+#: seconds between checks
 DEFAULT_INTERVAL_S = 10.0
+#: longest check timeout when none is given; never more than half the interval (see default_timeout_s)
 DEFAULT_TIMEOUT_S = 2.0
+#: consecutive failures that make a component DOWN
 DEFAULT_FAILURE_THRESHOLD = 3
+#: consecutive successes that make it UP again
 DEFAULT_SUCCESS_THRESHOLD = 2
+#: longest re-check delay after a first failure (see default_retry_interval_s)
+DEFAULT_RETRY_INTERVAL_S = 1.0
+
+
+def default_timeout_s(interval_s: float) -> float:
+    """The timeout used when none is given: 2 s, or half the interval when that is shorter, so
+    ``--interval 2s`` alone is valid (a timeout must be shorter than the interval)."""
+    return min(DEFAULT_TIMEOUT_S, interval_s / 2)
+
+
+def default_retry_interval_s(interval_s: float) -> float:
+    """The re-check delay after a first failure when none is given: min(1 s, interval / 5)."""
+    return min(DEFAULT_RETRY_INTERVAL_S, interval_s / 5)
 
 
 def check_name(name: str, what: str = "name") -> str:
@@ -66,6 +84,7 @@ class ComponentSpec(BaseModel):
     url: str | None = None
     check: CheckSpec | None = None
     interval: float = DEFAULT_INTERVAL_S
+    #: None (or left out) means default_timeout_s(interval)
     timeout: float = DEFAULT_TIMEOUT_S
     failure_threshold: int = Field(default=DEFAULT_FAILURE_THRESHOLD, ge=1, le=100)
     success_threshold: int = Field(default=DEFAULT_SUCCESS_THRESHOLD, ge=1, le=100)
@@ -80,6 +99,17 @@ class ComponentSpec(BaseModel):
     replicas: int | None = Field(default=None, ge=0)
     min_replicas: int | None = Field(default=None, ge=0)
     max_replicas: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _timeout_follows_interval(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("timeout") is None:
+            try:
+                interval = _duration(data.get("interval", DEFAULT_INTERVAL_S))
+            except (TypeError, ValueError):
+                return data  # the interval's own error is the one to report
+            data = {**data, "timeout": default_timeout_s(interval)}
+        return data
 
     @field_validator("name")
     @classmethod
