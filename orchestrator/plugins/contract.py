@@ -146,9 +146,11 @@ class StrategyFailure(StrategyError):
 
 
 class StrategyParams(BaseModel):
-    """Base of every Params model: immutable, and unknown keys are rejected when the plan loads."""
+    """Base of every Params model: immutable, strict (JSON types as written: ``"3"`` is not a number,
+    use Literal rather than Enum and lists rather than tuples), and unknown keys are rejected when the
+    plan loads."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Strategy(ABC):
