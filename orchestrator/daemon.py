@@ -91,20 +91,36 @@ class Daemon:
 
     # -- lifecycle -------------------------------------------------------------------------------
     def run(self) -> int:
-        s = self.settings
-        db = self.db = Database(s.db_url)
-        ensure_schema(db)
-        lock = instance_lock(db)
-        lock.acquire()
+        """Start, serve until SIGTERM/SIGINT (or ``run_for_s``), stop; 0 on a clean stop.
+
+        The graceful handlers go in first: a stop requested during start-up is honoured between the
+        start-up steps (before the lock, before anything runs) or by the main loop, never by dying."""
+        self._install_signals()
+        db = self.db = Database(self.settings.db_url)
         try:
-            return self._serve(db)
+            ensure_schema(db)
+            if self._stopped_during_startup("database checked"):
+                return 0
+            lock = instance_lock(db)
+            lock.acquire()
+            try:
+                return self._serve(db)
+            finally:
+                lock.release()
         finally:
-            lock.release()
             db.dispose()
+
+    def _stopped_during_startup(self, step: str) -> bool:
+        if self._stop.is_set():
+            log.info("stop requested during start-up (after: %s): exiting before serving", step)
+            return True
+        return False
 
     def _serve(self, db: Database) -> int:
         s = self.settings
         self.plans = self._load_plans()
+        if self._stopped_during_startup("plans loaded"):
+            return 0
         switches = Switches.from_env()
         recorder = self.recorder = Recorder(db, clock=self.clock, reopen_window_s=s.reopen_window_s)
         workers = s.workers or self._auto_workers(db)
@@ -134,7 +150,6 @@ class Daemon:
         watchdog = sdnotify.watchdog_interval_s()
         if watchdog:
             scheduler.add_periodic("watchdog", lambda: sdnotify.notify("WATCHDOG=1"), watchdog)
-        self._install_signals()
         sdnotify.notify(f"READY=1\nSTATUS=watching {len(monitor.runtimes)} components")
         log.info("started instance=%s components=%d workers=%d db=%s", self.instance_id, len(monitor.runtimes),
                  workers, db.dialect)
