@@ -9,7 +9,7 @@ import click
 
 from orchestrator import __version__
 from orchestrator.cli.context import AppContext
-from orchestrator.core import interrupts
+from orchestrator.core import interrupts, logs
 from orchestrator.core.errors import OrchestratorError
 
 
@@ -82,4 +82,6 @@ _register()
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
+    for handler in logging.getLogger().handlers:
+        logs.install_filter(handler)
     cli.main(prog_name="orchestrator")

@@ -38,7 +38,7 @@ FLAG_FOR = {
     "retry_interval": "--retry-interval", "retry_interval_s": "--retry-interval",
     "failure_threshold": "--failure-threshold", "success_threshold": "--success-threshold",
     "plan": "--plan", "depends_on": "--depends-on", "criticality": "--criticality", "labels": "--label",
-    "vars": "--var", "backup_url": "--backup-url", "url": "--url", "check": "--url", "check.url": "--url",
+    "vars": "--var", "secret_vars": "--secret-var", "backup_url": "--backup-url", "url": "--url", "check": "--url", "check.url": "--url",
     "expect_status": "--expect-status", "check.expect_status": "--expect-status",
     "name": "NAME", "min_replicas": "--min-replicas", "max_replicas": "--max-replicas", "replicas": "--replicas",
 }
@@ -82,6 +82,8 @@ def definition_options(required_url: bool):
         click.option("--expect-status", multiple=True, help="Healthy status codes or ranges (200-299)."),
         click.option("--label", "labels", type=KEY_VALUE, multiple=True, help="k=v, repeatable."),
         click.option("--var", "vars_", type=KEY_VALUE, multiple=True, help="k=v for {vars.k} in plans."),
+        click.option("--secret-var", "secret_vars", type=KEY_VALUE, multiple=True,
+                     help="k=v like --var, but the value is never shown, logged or sent (or ${env:NAME})."),
         click.option("--backup-url", help="Standby endpoint for failover."),
         click.option("--replicas", type=click.IntRange(0), help="Current replicas (scale strategies)."),
         click.option("--min-replicas", type=click.IntRange(0)),
@@ -109,6 +111,8 @@ def _changes(flags: dict[str, Any]) -> dict[str, Any]:
         out["labels"] = dict(flags["labels"])
     if flags.get("vars_"):
         out["vars"] = dict(flags["vars_"])
+    if flags.get("secret_vars"):
+        out["secret_vars"] = dict(flags["secret_vars"])
     if flags.get("url") is not None:
         out["url"] = flags["url"]
     if flags.get("expect_status"):
@@ -161,8 +165,12 @@ def update(app: AppContext, name: str, **flags: Any) -> None:
         for key, value in changes.items():
             if key in ("interval", "timeout", "retry_interval"):
                 current[f"{key}_s"] = value
-            elif key in ("labels", "vars"):
+            elif key in ("labels", "vars", "secret_vars"):
                 current[key] = {**current[key], **value}
+                # a var given as secret stops being plain, and the other way round
+                other = {"vars": "secret_vars", "secret_vars": "vars"}.get(key)
+                if other:
+                    current[other] = {k: v for k, v in current[other].items() if k not in value}
             elif key in ("url", "expect_status"):
                 current["check"] = {**current["check"], key: value}
             else:

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from orchestrator.core.durations import parse_duration
+from orchestrator.core.secret_refs import check_references
 from orchestrator.core.states import Criticality
 from orchestrator.health.spec import CheckSpec, parse_status_set, validate_http_url
 
@@ -57,6 +58,22 @@ def _duration(value: Any) -> float:
     return seconds
 
 
+def _check_spec_references(spec: CheckSpec) -> None:
+    """Refuse a malformed ``${env:…}``/``${file:…}`` in the check's url, headers, command or host."""
+    texts = [spec.url or "", spec.host or "", *spec.headers.values(), *(spec.command or [])]
+    for text in texts:
+        try:
+            check_references(text)
+        except ValueError as exc:
+            raise ValueError(f"check: {exc}") from None
+
+
+def _references_ok(values: dict[str, str]) -> dict[str, str]:
+    for text in values.values():
+        check_references(text)
+    return values
+
+
 def _string_map(value: Any, what: str) -> dict[str, str]:
     if value is None:
         return {}
@@ -95,6 +112,8 @@ class ComponentSpec(BaseModel):
     expect_status: list[str] | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     vars: dict[str, str] = Field(default_factory=dict)
+    #: vars whose values are secret whatever their names (``--secret-var``, ``secret_vars:``)
+    secret_vars: dict[str, str] = Field(default_factory=dict)
     backup_url: str | None = None
     replicas: int | None = Field(default=None, ge=0)
     min_replicas: int | None = Field(default=None, ge=0)
@@ -158,13 +177,18 @@ class ComponentSpec(BaseModel):
     @field_validator("vars", mode="before")
     @classmethod
     def _vars(cls, value: Any) -> dict[str, str]:
-        return _string_map(value, "var")
+        return _references_ok(_string_map(value, "var"))
+
+    @field_validator("secret_vars", mode="before")
+    @classmethod
+    def _secret_vars(cls, value: Any) -> dict[str, str]:
+        return _references_ok(_string_map(value, "secret var"))
 
     @field_validator("backup_url")
     @classmethod
     def _backup(cls, value: str | None) -> str | None:
         if value is not None:
-            validate_http_url(value)  # same URL rules as checks
+            validate_http_url(check_references(value))  # same URL rules as checks
         return value
 
     @model_validator(mode="after")
@@ -173,6 +197,9 @@ class ComponentSpec(BaseModel):
             raise ValueError(f"timeout: {self.timeout:g}s must be shorter than interval {self.interval:g}s")
         if self.retry_interval is not None and self.retry_interval > self.interval:
             raise ValueError("retry_interval: must not be longer than interval")
+        both = sorted(set(self.vars) & set(self.secret_vars))
+        if both:
+            raise ValueError(f"secret_vars: {both[0]!r} is also a plain var (give it once)")
         if self.name in self.depends_on:
             raise ValueError("depends_on: a component cannot depend on itself")
         if self.check is None and self.url is None:
@@ -183,7 +210,7 @@ class ComponentSpec(BaseModel):
         if lo is not None and hi is not None and lo > hi:
             raise ValueError("min_replicas: greater than max_replicas")
         try:
-            self.check_spec()
+            _check_spec_references(self.check_spec())
         except ValidationError as exc:
             err = exc.errors()[0]
             where = ".".join(str(p) for p in err["loc"]) or ("url" if self.url else "check")
@@ -214,6 +241,7 @@ class ComponentSpec(BaseModel):
             "criticality": self.criticality.value,
             "labels": dict(sorted(self.labels.items())),
             "vars": dict(sorted(self.vars.items())),
+            "secret_vars": dict(sorted(self.secret_vars.items())),
             "backup_url": self.backup_url,
             "replicas": self.replicas,
             "min_replicas": self.min_replicas,

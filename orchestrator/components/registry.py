@@ -28,7 +28,7 @@ from orchestrator.plans.validation import first_error
 #: Definition keys and the row columns they live in (the rest are computed: check, depends_on).
 _COLUMNS = (
     "interval_s", "timeout_s", "failure_threshold", "success_threshold", "retry_interval_s", "plan",
-    "criticality", "labels", "vars", "backup_url", "replicas", "min_replicas", "max_replicas",
+    "criticality", "labels", "vars", "secret_vars", "backup_url", "replicas", "min_replicas", "max_replicas",
 )
 
 
@@ -40,6 +40,7 @@ def definition_of(row: Component, names_by_id: dict[int, str]) -> dict[str, Any]
     out["depends_on"] = sorted(names_by_id[d.depends_on_id] for d in row.dependencies)
     out["labels"] = dict(sorted(out["labels"].items()))
     out["vars"] = dict(sorted(out["vars"].items()))
+    out["secret_vars"] = dict(sorted((out["secret_vars"] or {}).items()))
     return out
 
 

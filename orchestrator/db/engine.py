@@ -17,7 +17,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session
 
 from orchestrator.core.errors import DatabaseError, InputError
-from orchestrator.core.redaction import redact
+from orchestrator.core.redaction import redact_url
 
 #: how long a SQLite writer waits for another's lock before failing
 SQLITE_BUSY_TIMEOUT_MS = 15_000
@@ -44,10 +44,7 @@ def _sqlite_setup(engine: Engine) -> None:
 
 def safe_url(url: str) -> str:
     """The URL with any password hidden, for messages and logs."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return redact(url)
+    return redact_url(url)
 
 
 #: What ``--db`` accepts, for error messages.

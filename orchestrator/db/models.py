@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -74,6 +75,8 @@ class Component(Base):
     criticality: Mapped[str] = mapped_column(String(16), default="normal")
     labels: Mapped[dict[str, Any]] = mapped_column(default=dict)
     vars: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # vars the operator marked secret (`--secret-var`): usable as {vars.KEY}, never shown
+    secret_vars: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'"))
     backup_url: Mapped[str | None] = mapped_column(Text)
     active_target: Mapped[str] = mapped_column(String(16), default="primary")
     replicas: Mapped[int | None] = mapped_column(Integer)
@@ -343,3 +346,6 @@ class DaemonInstance(Base):
     # counters that must never be silent: results dropped while the database was unreachable
     dropped_results: Mapped[int] = mapped_column(BigInteger, default=0)
     view_reliable: Mapped[bool] = mapped_column(Boolean, default=True)
+    # components this instance cannot recover because their plan is unknown (or there is no plan
+    # file), as one line for `status`; NULL when every plan is found
+    plan_warning: Mapped[str | None] = mapped_column(Text)

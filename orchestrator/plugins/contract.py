@@ -56,6 +56,9 @@ class ComponentView:
     replicas: int | None = None
     min_replicas: int | None = None
     max_replicas: int | None = None
+    #: the component's secret values: what a strategy must redact from anything it sends or reports
+    #: (``vars`` holds the secret vars too, for placeholders)
+    secrets: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         # Read-only views: a strategy must not be able to change what the executor later persists.
