@@ -121,6 +121,15 @@ class ComponentSpec(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
+    def _url_into_check(cls, data: Any) -> Any:
+        # `url:` beside a `check:` section (headers...) is the check's URL, as if written inside it.
+        if isinstance(data, dict) and isinstance(data.get("check"), dict) and data.get("url") is not None:
+            if data["check"].get("url") is None:
+                data = {**data, "check": {**data["check"], "url": data["url"]}}
+        return data
+
+    @model_validator(mode="before")
+    @classmethod
     def _timeout_follows_interval(cls, data: Any) -> Any:
         if isinstance(data, dict) and data.get("timeout") is None:
             try:
