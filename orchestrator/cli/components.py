@@ -155,6 +155,9 @@ def update(app: AppContext, name: str, **flags: Any) -> None:
     changes = _changes(flags)
     if not changes:
         raise InputError("nothing to change: give at least one flag", field="update")
+    both = sorted(set(changes.get("vars", {})) & set(changes.get("secret_vars", {})))
+    if both:
+        raise InputError(f"{both[0]!r} is also given with --var (give it once)", field="--secret-var")
     registry = _registry(app, need_plans="plan" in changes)
 
     def edit(current: dict[str, Any]) -> dict[str, Any]:
