@@ -11,9 +11,10 @@ import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli import cli
+from orchestrator.core.config_text import MAX_DEPTH
 from orchestrator.core.errors import PlanError
 from orchestrator.plans import load_plans
-from orchestrator.plans.load import MAX_DEPTH, MAX_PLAN_FILE_BYTES
+from orchestrator.plans.load import MAX_PLAN_FILE_BYTES
 
 STEP = '{"strategy": "restart", "params": {"command": ["true"]}}'
 VALID = {"version": 1, "plans": {"web": {"steps": [json.loads(STEP)]}}}

@@ -18,6 +18,7 @@ from orchestrator.components.definition import (
     DEFAULT_RETRY_INTERVAL_S,
     DEFAULT_SUCCESS_THRESHOLD,
     DEFAULT_TIMEOUT_S,
+    MAX_REPLICAS,
     ComponentSpec,
     default_timeout_s,
 )
@@ -85,9 +86,9 @@ def definition_options(required_url: bool):
         click.option("--secret-var", "secret_vars", type=KEY_VALUE, multiple=True,
                      help="k=v like --var, but the value is never shown, logged or sent (or ${env:NAME})."),
         click.option("--backup-url", help="Standby endpoint for failover."),
-        click.option("--replicas", type=click.IntRange(0), help="Current replicas (scale strategies)."),
-        click.option("--min-replicas", type=click.IntRange(0)),
-        click.option("--max-replicas", type=click.IntRange(0)),
+        click.option("--replicas", type=click.IntRange(0, MAX_REPLICAS), help="Current replicas (scale strategies)."),
+        click.option("--min-replicas", type=click.IntRange(0, MAX_REPLICAS)),
+        click.option("--max-replicas", type=click.IntRange(0, MAX_REPLICAS)),
     ]
 
     def decorate(fn):

@@ -20,6 +20,8 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 LABEL_KEY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./-]{0,62}$")
 #: a label or var value: any text, bounded so a typo cannot bloat every row
 MAX_VALUE_LEN = 1024
+#: more replicas than any fleet runs, and far inside the database's INTEGER
+MAX_REPLICAS = 1_000_000
 
 # The defaults of a component, here and nowhere else (the models, the tracker and the CLI read them).
 #: seconds between checks
@@ -115,9 +117,9 @@ class ComponentSpec(BaseModel):
     #: vars whose values are secret whatever their names (``--secret-var``, ``secret_vars:``)
     secret_vars: dict[str, str] = Field(default_factory=dict)
     backup_url: str | None = None
-    replicas: int | None = Field(default=None, ge=0)
-    min_replicas: int | None = Field(default=None, ge=0)
-    max_replicas: int | None = Field(default=None, ge=0)
+    replicas: int | None = Field(default=None, ge=0, le=MAX_REPLICAS)
+    min_replicas: int | None = Field(default=None, ge=0, le=MAX_REPLICAS)
+    max_replicas: int | None = Field(default=None, ge=0, le=MAX_REPLICAS)
 
     @model_validator(mode="before")
     @classmethod

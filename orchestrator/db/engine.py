@@ -61,9 +61,11 @@ _SUPPORTED_DRIVERS = frozenset({"sqlite", "sqlite+pysqlite", "postgresql", "post
 
 def _parse(url: str, field: str) -> URL:
     """The parsed URL, or InputError naming what was typed and the right form."""
+    if "\x00" in url:
+        raise InputError("the database URL contains a NUL character", field=field)
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise InputError(f"not a database URL: {safe_url(url)!r} (use {URL_FORMS})", field=field) from None
     driver = parsed.drivername
     if driver in _SUPPORTED_DRIVERS:
@@ -95,18 +97,23 @@ class Database:
         parsed = _parse(url, field)
         self.url = url
         self.dialect = parsed.get_backend_name()
+        try:
+            self.engine = self._create(parsed, url, echo, field)
+        except ArgumentError as exc:  # e.g. sqlite://host: SQLAlchemy's own view of a bad URL
+            reason = str(exc).splitlines()[0]
+            raise InputError(f"{reason} in {safe_url(url)!r} (use {URL_FORMS})", field=field) from None
+        self.write_engine = self.engine.execution_options(**{_IMMEDIATE: True})
+
+    def _create(self, parsed: URL, url: str, echo: bool, field: str) -> Engine:
         if self.dialect == "sqlite":
             _check_sqlite_dir(parsed, field)
-            self.engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False})
-            _sqlite_setup(self.engine)
-        else:
-            if parsed.drivername == "postgresql":
-                parsed = parsed.set(drivername="postgresql+psycopg")
-            self.engine = create_engine(
-                parsed, echo=echo, pool_pre_ping=True, pool_size=8, max_overflow=8,
-                connect_args={"connect_timeout": 5},
-            )
-        self.write_engine = self.engine.execution_options(**{_IMMEDIATE: True})
+            engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False})
+            _sqlite_setup(engine)
+            return engine
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        return create_engine(parsed, echo=echo, pool_pre_ping=True, pool_size=8, max_overflow=8,
+                             connect_args={"connect_timeout": 5})
 
     @property
     def is_sqlite(self) -> bool:
