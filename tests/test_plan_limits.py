@@ -3,7 +3,6 @@ size, no coercion of counts and switches from strings; each bad file is one line
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from orchestrator.core.config_text import MAX_DEPTH
 from orchestrator.core.errors import PlanError
 from orchestrator.plans import load_plans
 from orchestrator.plans.load import MAX_PLAN_FILE_BYTES
+from tests.test_plans import with_change
 
 STEP = '{"strategy": "restart", "params": {"command": ["true"]}}'
 VALID = {"version": 1, "plans": {"web": {"steps": [json.loads(STEP)]}}}
@@ -37,12 +37,7 @@ def _validate(path: Path):
 
 
 def _with(path: list, value: object) -> str:
-    data = copy.deepcopy(VALID)
-    node = data
-    for key in path[:-1]:
-        node = node[key]
-    node[path[-1]] = value
-    return json.dumps(data)
+    return json.dumps(with_change(path, value, VALID))
 
 
 # (id, file text, JSON path named, words in the message)
