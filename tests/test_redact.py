@@ -38,6 +38,8 @@ CASES = [
     ("api-key-flag", "tool --api-key abc123 go", "tool --api-key *** go"),
     ("secret-var-flag", "orchestrator component add x --secret-var k=v", "orchestrator component add x --secret-var ***"),
     ("tcp-userinfo", "tcp://u:pw@db:5432", "tcp://u:***@db:5432"),
+    ("db-url-with-driver", "postgresql+psycopg://app:pw@db:5432/app?options=-csearch_path%3Dx",
+     "postgresql+psycopg://app:***@db:5432/app?options=-csearch_path%3Dx"),
 ]
 
 UNCHANGED = [

@@ -212,7 +212,7 @@ def _redact_authority(authority: str, scheme: str) -> str:
 
 def _redact_url_match(match: re.Match[str]) -> str:
     scheme, rest = match.group(1), match.group(2)
-    lowered = scheme.lower()
+    lowered = scheme.lower().split("+", 1)[0]  # postgresql+psycopg is a postgresql URL
     cut = min((i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
     authority, tail = rest[:cut], rest[cut:]
     split = re.search(r"[?#]", tail)
