@@ -30,6 +30,7 @@ from orchestrator import __version__
 from orchestrator.core import sdnotify
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.core.config import Switches
+from orchestrator.core.redaction import remember, secret_values
 from orchestrator.core.states import ComponentState
 from orchestrator.db.engine import Database
 from orchestrator.db.instance_lock import instance_lock
@@ -42,6 +43,7 @@ from orchestrator.health.scheduler import Timer
 from orchestrator.health.sentinels import Sentinels
 from orchestrator.history.recorder import Recorder
 from orchestrator.history.retention import DEFAULT_RAW_RETENTION_S, DEFAULT_ROLLUP_RETENTION_S, prune
+from orchestrator.plans.coverage import plan_warning
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,7 @@ class Daemon:
         self.recorder: Recorder | None = None
         self.coordinator = None
         self.plans = None
+        self.plan_warning: str | None = None
         self.timer: Timer | None = None
         self._behind_reported = 0
 
@@ -97,20 +100,36 @@ class Daemon:
 
     # -- lifecycle -------------------------------------------------------------------------------
     def run(self) -> int:
-        s = self.settings
-        db = self.db = Database(s.db_url)
-        ensure_schema(db)
-        lock = instance_lock(db)
-        lock.acquire()
+        """Start, serve until SIGTERM/SIGINT (or ``run_for_s``), stop; 0 on a clean stop.
+
+        The graceful handlers go in first: a stop requested during start-up is honoured between the
+        start-up steps (before the lock, before anything runs) or by the main loop, never by dying."""
+        self._install_signals()
+        db = self.db = Database(self.settings.db_url)
         try:
-            return self._serve(db)
+            ensure_schema(db)
+            if self._stopped_during_startup("database checked"):
+                return 0
+            lock = instance_lock(db)
+            lock.acquire()
+            try:
+                return self._serve(db)
+            finally:
+                lock.release()
         finally:
-            lock.release()
             db.dispose()
+
+    def _stopped_during_startup(self, step: str) -> bool:
+        if self._stop.is_set():
+            log.info("stop requested during start-up (after: %s): exiting before serving", step)
+            return True
+        return False
 
     def _serve(self, db: Database) -> int:
         s = self.settings
         self.plans = self._load_plans()
+        if self._stopped_during_startup("plans loaded"):
+            return 0
         switches = Switches.from_env()
         recorder = self.recorder = Recorder(db, clock=self.clock, reopen_window_s=s.reopen_window_s)
         processes = s.check_processes if s.check_processes is not None else self._auto_processes(db)
@@ -119,6 +138,7 @@ class Daemon:
                                         adapt=s.check_processes is None, max_threads=s.workers,
                                         startup_grace_s=s.startup_grace_s, reliable=sentinels.reliable)
         self.coordinator = self._make_coordinator(db, plane, switches)
+        self._check_plans(db, learn_secrets=True)
         self._register_instance(db)
         recorder.start()
         plane.start()
@@ -138,7 +158,6 @@ class Daemon:
         if watchdog:
             timer.add_periodic("watchdog", lambda: sdnotify.notify("WATCHDOG=1"), watchdog)
         timer.start()
-        self._install_signals()
         components = plane.registry.components
         sdnotify.notify(f"READY=1\nSTATUS=watching {components} components")
         log.info("started instance=%s components=%d check_processes=%d db=%s", self.instance_id, components,
@@ -208,6 +227,28 @@ class Daemon:
             log.info("reloaded plans from %s", self.settings.plans_path)
         if self.plane is not None:
             self.plane.sync()
+        if self.db is not None:
+            self._check_plans(self.db, learn_secrets=True)
+
+    def _check_plans(self, db: Database, *, learn_secrets: bool = False) -> None:
+        """Warn (once per change) about components whose plan is unknown, for the log and `status`
+        (the heartbeat stores it). With ``learn_secrets`` (start, reload), also learn every
+        component's secret values, so that whatever is logged about them is masked."""
+        try:
+            with db.read() as session:
+                warning = plan_warning(session, self.plans)
+                if learn_secrets:
+                    rows = session.scalars(select(Component)).all()
+                    remember(value for row in rows for value in secret_values(row))
+        except Exception as exc:  # the database may be away; the next heartbeat tries again
+            log.warning("could not check plans: %s", str(exc).splitlines()[0])
+            return
+        if warning != self.plan_warning:
+            if warning is not None:
+                log.warning("recovery disabled for some components: %s", warning)
+            elif self.plan_warning is not None:
+                log.info("every component's plan is known again")
+            self.plan_warning = warning
 
     @staticmethod
     def _auto_processes(db: Database) -> int:
@@ -220,7 +261,8 @@ class Daemon:
         now = self.clock.now()
         with db.write() as session:
             session.add(DaemonInstance(id=self.instance_id, host=socket.gethostname(), pid=os.getpid(),
-                                       version=__version__, started_at=now, heartbeat_at=now))
+                                       version=__version__, started_at=now, heartbeat_at=now,
+                                       plan_warning=self.plan_warning))
 
     def _heartbeat(self, stopped: bool = False) -> None:
         assert self.db is not None and self.recorder is not None and self.plane is not None
@@ -230,8 +272,10 @@ class Daemon:
             log.warning("falling behind: %d due checks coalesced since the last heartbeat (the previous run of "
                         "the same check was still going)", behind - self._behind_reported)
             self._behind_reported = behind
+        if not stopped:
+            self._check_plans(self.db)  # components added or changed since: a registry change needs no HUP
         values = {"heartbeat_at": now, "dropped_results": self.recorder.dropped,
-                  "view_reliable": self.plane.live.view_reliable()}
+                  "view_reliable": self.plane.live.view_reliable(), "plan_warning": self.plan_warning}
         if stopped:
             values["stopped_at"] = now
         try:

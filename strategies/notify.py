@@ -1,7 +1,9 @@
 """Tell people: send a message to Apprise URLs and/or signed JSON webhooks.
 
 Sending changes nothing about the component, so it is never verified and never resolves an incident.
-It is not idempotent either: running it again after a crash sends the message again.
+It is not idempotent either: running it again after a crash sends the message again. A message leaves
+the process, so placeholders are rendered redacted: ``{component.url}`` shows ``user:***@``, secret
+vars show ``***`` (commands of other strategies still receive the real values).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from orchestrator.core.errors import StrategyError
+from orchestrator.core.redaction import redact
 from orchestrator.incidents.notify_send import AppriseUrl, Webhook, send
 from orchestrator.strategy import (
     StepResult,
@@ -56,8 +59,7 @@ class NotifyStrategy(Strategy):
 
     def execute(self, context: StrategyContext) -> StepResult:
         started = context.clock.now()
-        title = render_text(self.params.title, context)
-        body = render_text(self.params.message, context)
+        title, body = self._rendered(self.params.title, context), self._rendered(self.params.message, context)
         timeout_s = min(DEFAULT_SEND_TIMEOUT_S, context.remaining_s())
         if timeout_s <= 0:
             raise StrategyError("no time left before the step deadline to send")
@@ -73,4 +75,8 @@ class NotifyStrategy(Strategy):
 
     def describe(self, context: StrategyContext) -> str:
         targets = [*self.params.urls, *(hook.url for hook in self.params.webhooks)]
-        return f"send {render_text(self.params.title, context)!r} to {len(targets)} target(s)"
+        return f"send {self._rendered(self.params.title, context)!r} to {len(targets)} target(s)"
+
+    @staticmethod
+    def _rendered(template: str, context: StrategyContext) -> str:
+        return redact(render_text(template, context), context.component.secrets)

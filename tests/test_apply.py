@@ -88,16 +88,42 @@ BAD_FILES = [
     pytest.param("components:\n  - name: a\n    url: http://x/\n    plan: nope\n", "plan", id="unknown-plan"),
     pytest.param("components:\n  - name: a\n    check: {kind: command, command: []}\n", "components[0]",
                  id="empty-command-check"),
+    pytest.param("components: " + "[" * 5000 + "]" * 5000 + "\n", "nested deeper", id="deep-yaml"),
+    pytest.param("components:\n  - name: a\n    url: http://x/\n    replicas: " + "9" * 5000 + "\n",
+                 "number too large", id="huge-integer-yaml"),
+    pytest.param("components:\n  - name: a\n    url: http://x/\n    replicas: 99999999\n", "components[0].replicas",
+                 id="replicas-over-limit"),
+    pytest.param("components:\n  - name: a\n    url: http://x/\n    failure_threshold: .nan\n", "finite",
+                 id="nan-yaml"),
+    pytest.param("components:\n  - name: a\n    url: http://x/\n    secret_vars: {k: \"${env:}\"}\n", "bad reference",
+                 id="bad-reference"),
+    pytest.param("components:\n  - name: a\n    url: http://x/\n    vars: {k: 1}\n    secret_vars: {k: 2}\n",
+                 "also a plain var", id="var-and-secret-var"),
+]
+
+BAD_JSON_FILES = [
+    pytest.param('{"components": [{"name": "a", "name": "b", "url": "http://x/"}]}', "components[0].name",
+                 id="duplicate-key"),
+    pytest.param('{"components": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested deeper", id="very-deep"),
+    pytest.param('{"components": [{"name": "a", "url": "http://x/", "replicas": ' + "9" * 5000 + "}]}",
+                 "components[0].replicas", id="huge-integer"),
+    pytest.param('{"components": [{"name": "a", "url": "http://x/", "interval": NaN}]}', "finite", id="nan"),
 ]
 
 
+@pytest.mark.parametrize(("text", "expected"), BAD_JSON_FILES)
+def test_bad_json_file_exits_2_and_applies_nothing(run_cli, tmp_path, db_url, text, expected) -> None:
+    test_bad_file_exits_2_and_applies_nothing(run_cli, tmp_path, db_url, text, expected, name="c.json")
+
+
 @pytest.mark.parametrize(("text", "expected"), BAD_FILES)
-def test_bad_file_exits_2_and_applies_nothing(run_cli, tmp_path, db_url, text, expected) -> None:
+def test_bad_file_exits_2_and_applies_nothing(run_cli, tmp_path, db_url, text, expected,
+                                              name: str = "components.yaml") -> None:
     assert run_cli("component", "add", "keep", "--url", "http://127.0.0.1:1/").exit_code == 0
     database = Database(db_url)
     ensure_schema(database)
     before = snapshot(database)
-    result = run_cli("apply", "-f", _write(tmp_path, text))
+    result = run_cli("apply", "-f", _write(tmp_path, text, name))
     assert result.exit_code == 2, result.output
     assert len(result.stderr.strip().splitlines()) == 1
     assert expected in result.stderr

@@ -25,9 +25,9 @@ VALID = {
 }
 
 
-def with_change(path: list, value: object) -> dict:
-    """A copy of VALID with ``value`` at ``path`` (a list of keys/indexes)."""
-    data = copy.deepcopy(VALID)
+def with_change(path: list, value: object, base: dict | None = None) -> dict:
+    """A copy of ``base`` (VALID by default) with ``value`` at ``path`` (a list of keys/indexes)."""
+    data = copy.deepcopy(VALID if base is None else base)
     node = data
     for key in path[:-1]:
         node = node[key]

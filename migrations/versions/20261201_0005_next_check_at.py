@@ -1,7 +1,7 @@
 """components.next_check_at: the dispatcher's due time, mirrored for the CLI, status page and instances
 
 Revision ID: 0005
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-01 23:40:00
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from alembic import op
 import orchestrator.db.types
 
 revision: str = '0005'
-down_revision: str | Sequence[str] | None = '0002'
+down_revision: str | Sequence[str] | None = '0003'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -9,6 +9,7 @@ import click
 
 from orchestrator import __version__
 from orchestrator.cli.context import AppContext
+from orchestrator.core import interrupts, logs
 from orchestrator.core.errors import OrchestratorError
 
 
@@ -22,7 +23,9 @@ class AppGroup(click.Group):
         argv = list(sys.argv[1:] if args is None else args)
         try:
             rc = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
-        except click.exceptions.Abort:
+        except click.exceptions.Abort as exc:
+            if isinstance(exc.__cause__, KeyboardInterrupt):  # click turns Ctrl-C (and SIGTERM) into Abort
+                interrupts.exit_interrupted(exc.__cause__)
             click.echo("aborted", err=True)
             sys.exit(130)
         except click.ClickException as exc:
@@ -31,8 +34,8 @@ class AppGroup(click.Group):
         except OrchestratorError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            sys.exit(130)
+        except KeyboardInterrupt as exc:
+            interrupts.exit_interrupted(exc)
         except Exception as exc:
             if "--debug" in argv:
                 raise
@@ -79,4 +82,6 @@ _register()
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
+    for handler in logging.getLogger().handlers:
+        logs.install_filter(handler)
     cli.main(prog_name="orchestrator")

@@ -12,10 +12,20 @@ from pydantic import ValidationError
 from orchestrator.cli.context import AppContext, pass_app
 from orchestrator.cli.output import print_fields, print_json, print_table
 from orchestrator.cli.params import DURATION, KEY_VALUE, NAME
-from orchestrator.components.definition import ComponentSpec
+from orchestrator.components.definition import (
+    DEFAULT_FAILURE_THRESHOLD,
+    DEFAULT_INTERVAL_S,
+    DEFAULT_RETRY_INTERVAL_S,
+    DEFAULT_SUCCESS_THRESHOLD,
+    DEFAULT_TIMEOUT_S,
+    MAX_REPLICAS,
+    ComponentSpec,
+    default_timeout_s,
+)
 from orchestrator.components.registry import Registry
 from orchestrator.components.views import component_views
 from orchestrator.core.clock import SYSTEM_CLOCK
+from orchestrator.core.durations import format_duration
 from orchestrator.core.errors import InputError
 from orchestrator.core.states import Criticality
 from orchestrator.plans.validation import first_error
@@ -29,7 +39,7 @@ FLAG_FOR = {
     "retry_interval": "--retry-interval", "retry_interval_s": "--retry-interval",
     "failure_threshold": "--failure-threshold", "success_threshold": "--success-threshold",
     "plan": "--plan", "depends_on": "--depends-on", "criticality": "--criticality", "labels": "--label",
-    "vars": "--var", "backup_url": "--backup-url", "url": "--url", "check": "--url", "check.url": "--url",
+    "vars": "--var", "secret_vars": "--secret-var", "backup_url": "--backup-url", "url": "--url", "check": "--url", "check.url": "--url",
     "expect_status": "--expect-status", "check.expect_status": "--expect-status",
     "name": "NAME", "min_replicas": "--min-replicas", "max_replicas": "--max-replicas", "replicas": "--replicas",
 }
@@ -58,21 +68,27 @@ def definition_options(required_url: bool):
     """The flags shared by `add` and `update` (update: every flag optional, None = unchanged)."""
     opts = [
         click.option("--url", required=required_url, help="Health endpoint (http or https)."),
-        click.option("--interval", type=DURATION, help="Check every (10s)."),
-        click.option("--timeout", type=DURATION, help="Give up a check after (2s); < interval."),
-        click.option("--failure-threshold", type=click.IntRange(1, 100), help="Failures in a row to go DOWN (3)."),
-        click.option("--success-threshold", type=click.IntRange(1, 100), help="Successes in a row to go UP (2)."),
-        click.option("--retry-interval", type=DURATION, help="Re-check after a first failure (min(1s, interval/5))."),
+        click.option("--interval", type=DURATION, help=f"Check every ({format_duration(DEFAULT_INTERVAL_S)})."),
+        click.option("--timeout", type=DURATION, help=f"Give up a check after; < interval (min("
+                                                      f"{format_duration(DEFAULT_TIMEOUT_S)}, interval/2))."),
+        click.option("--failure-threshold", type=click.IntRange(1, 100),
+                     help=f"Failures in a row to go DOWN ({DEFAULT_FAILURE_THRESHOLD})."),
+        click.option("--success-threshold", type=click.IntRange(1, 100),
+                     help=f"Successes in a row to go UP ({DEFAULT_SUCCESS_THRESHOLD})."),
+        click.option("--retry-interval", type=DURATION, help="Re-check after a first failure (min("
+                                                             f"{format_duration(DEFAULT_RETRY_INTERVAL_S)}, interval/5))."),
         click.option("--plan", type=NAME, help="Recovery plan from recovery_strategies.json."),
         click.option("--depends-on", "depends_on", type=NAME, multiple=True, help="A component this one needs."),
         click.option("--criticality", type=click.Choice([c.value for c in Criticality])),
         click.option("--expect-status", multiple=True, help="Healthy status codes or ranges (200-299)."),
         click.option("--label", "labels", type=KEY_VALUE, multiple=True, help="k=v, repeatable."),
         click.option("--var", "vars_", type=KEY_VALUE, multiple=True, help="k=v for {vars.k} in plans."),
+        click.option("--secret-var", "secret_vars", type=KEY_VALUE, multiple=True,
+                     help="k=v like --var, but the value is never shown, logged or sent (or ${env:NAME})."),
         click.option("--backup-url", help="Standby endpoint for failover."),
-        click.option("--replicas", type=click.IntRange(0), help="Current replicas (scale strategies)."),
-        click.option("--min-replicas", type=click.IntRange(0)),
-        click.option("--max-replicas", type=click.IntRange(0)),
+        click.option("--replicas", type=click.IntRange(0, MAX_REPLICAS), help="Current replicas (scale strategies)."),
+        click.option("--min-replicas", type=click.IntRange(0, MAX_REPLICAS)),
+        click.option("--max-replicas", type=click.IntRange(0, MAX_REPLICAS)),
     ]
 
     def decorate(fn):
@@ -96,6 +112,8 @@ def _changes(flags: dict[str, Any]) -> dict[str, Any]:
         out["labels"] = dict(flags["labels"])
     if flags.get("vars_"):
         out["vars"] = dict(flags["vars_"])
+    if flags.get("secret_vars"):
+        out["secret_vars"] = dict(flags["secret_vars"])
     if flags.get("url") is not None:
         out["url"] = flags["url"]
     if flags.get("expect_status"):
@@ -138,14 +156,25 @@ def update(app: AppContext, name: str, **flags: Any) -> None:
     changes = _changes(flags)
     if not changes:
         raise InputError("nothing to change: give at least one flag", field="update")
+    both = sorted(set(changes.get("vars", {})) & set(changes.get("secret_vars", {})))
+    if both:
+        raise InputError(f"{both[0]!r} is also given with --var (give it once)", field="--secret-var")
     registry = _registry(app, need_plans="plan" in changes)
 
     def edit(current: dict[str, Any]) -> dict[str, Any]:
+        # A timeout left at its default follows a new interval, as it would have on `add`.
+        if "interval" in changes and "timeout" not in changes \
+                and current["timeout_s"] == default_timeout_s(current["interval_s"]):
+            current["timeout_s"] = default_timeout_s(changes["interval"])
         for key, value in changes.items():
             if key in ("interval", "timeout", "retry_interval"):
                 current[f"{key}_s"] = value
-            elif key in ("labels", "vars"):
+            elif key in ("labels", "vars", "secret_vars"):
                 current[key] = {**current[key], **value}
+                # a var given as secret stops being plain, and the other way round
+                other = {"vars": "secret_vars", "secret_vars": "vars"}.get(key)
+                if other:
+                    current[other] = {k: v for k, v in current[other].items() if k not in value}
             elif key in ("url", "expect_status"):
                 current["check"] = {**current["check"], key: value}
             else:

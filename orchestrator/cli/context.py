@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from orchestrator.core.config import resolve_db_url, resolve_plans_path
+from orchestrator.core.config import db_url_source, resolve_db_url, resolve_plans_path, state_dir
 from orchestrator.db.engine import Database
 from orchestrator.db.migrate import ensure_schema
 
@@ -20,7 +20,16 @@ class AppContext:
 
     @property
     def db_url(self) -> str:
+        """The database URL. The default SQLite file's directory (the state dir) is created on first
+        use; the directory of a URL the operator gave must already exist."""
+        if db_url_source(self.db_flag) is None:
+            state_dir().mkdir(parents=True, exist_ok=True)
         return resolve_db_url(self.db_flag)
+
+    @property
+    def db_field(self) -> str:
+        """The flag or variable the URL came from, as errors name it."""
+        return db_url_source(self.db_flag) or "--db"
 
     @property
     def plans_path(self) -> Path | None:
@@ -29,7 +38,7 @@ class AppContext:
     def database(self, *, migrate: bool = True) -> Database:
         """The database, reachable and at the current schema (an empty one is migrated first)."""
         if self._db is None:
-            db = Database(self.db_url)
+            db = Database(self.db_url, field=self.db_field)
             if migrate:
                 ensure_schema(db)
             else:

@@ -6,7 +6,7 @@ import click
 
 from orchestrator.cli.context import AppContext, pass_app
 from orchestrator.cli.output import print_fields, print_json, print_table
-from orchestrator.cli.params import DURATION, NAME
+from orchestrator.cli.params import DURATION, INCIDENT_ID, NAME
 from orchestrator.incidents import operator
 
 
@@ -33,7 +33,7 @@ def list_(app: AppContext, component: str | None, status: str | None, since: flo
 
 
 @incidents.command("show")
-@click.argument("incident_id", metavar="ID", type=click.IntRange(1))
+@click.argument("incident_id", metavar="ID", type=INCIDENT_ID)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_app
 def show(app: AppContext, incident_id: int, as_json: bool) -> None:
@@ -60,7 +60,7 @@ def show(app: AppContext, incident_id: int, as_json: bool) -> None:
 
 
 @incidents.command("ack")
-@click.argument("incident_id", metavar="ID", type=click.IntRange(1))
+@click.argument("incident_id", metavar="ID", type=INCIDENT_ID)
 @pass_app
 def ack(app: AppContext, incident_id: int) -> None:
     """Acknowledge an incident (a human has seen it)."""
@@ -69,7 +69,7 @@ def ack(app: AppContext, incident_id: int) -> None:
 
 
 @incidents.command("approve")
-@click.argument("incident_id", metavar="ID", type=click.IntRange(1))
+@click.argument("incident_id", metavar="ID", type=INCIDENT_ID)
 @pass_app
 def approve(app: AppContext, incident_id: int) -> None:
     """Approve the step an incident is waiting for."""

@@ -45,6 +45,11 @@ class NameType(click.ParamType):
             self.fail(str(exc), param, ctx)
 
 
+#: Largest row id the databases store (BIGINT); a larger one cannot name anything.
+MAX_ID = 2**63 - 1
+
 DURATION = DurationType()
+#: An incident id as typed: a positive whole number that fits the database.
+INCIDENT_ID = click.IntRange(1, MAX_ID)
 KEY_VALUE = KeyValueType()
 NAME = NameType()

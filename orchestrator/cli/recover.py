@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import click
+from sqlalchemy import select
 
 from orchestrator.cli.context import AppContext, pass_app
 from orchestrator.cli.params import NAME
 from orchestrator.core.config import Switches
 from orchestrator.core.errors import InputError
+from orchestrator.core.redaction import redact, secret_values
+from orchestrator.db.models import Component
 from orchestrator.incidents import operator
 from orchestrator.plans import load_plans
 from orchestrator.recovery.coordinator import RecoveryCoordinator
@@ -28,8 +31,9 @@ def recover(app: AppContext, name: str, plan: str | None, dry_run: bool) -> None
         raise InputError("no plan file found (give --plans or set ORCHESTRATOR_PLANS)", field="--plans")
     plans = load_plans(app.plans_path)
     db = app.database()
+    secrets = _secrets_of(db, name)
     coordinator = RecoveryCoordinator(db, plans, health=DbHealthView(db), switches=Switches.from_env(),
-                                      settle_s=0.0, report=click.echo)
+                                      settle_s=0.0, report=lambda line: click.echo(redact(line, secrets)))
     try:
         incident_id = coordinator.recover(name, plan, dry_run=dry_run, wait=True)
     finally:
@@ -38,3 +42,10 @@ def recover(app: AppContext, name: str, plan: str | None, dry_run: bool) -> None
     click.echo(f"incident {incident_id}: {status}")
     if status == "escalated" and not dry_run:
         raise click.exceptions.Exit(1)
+
+
+def _secrets_of(db, name: str) -> frozenset[str]:
+    """The component's secret values: the lines printed (the --dry-run argv) are redacted with them."""
+    with db.read() as session:
+        row = session.scalar(select(Component).where(Component.name == name))
+        return secret_values(row) if row is not None else frozenset()

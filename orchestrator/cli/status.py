@@ -13,6 +13,7 @@ from orchestrator.cli.params import NAME
 from orchestrator.components.registry import Registry
 from orchestrator.components.views import component_views
 from orchestrator.core.clock import SYSTEM_CLOCK
+from orchestrator.core.redaction import redact_view, secret_values
 from orchestrator.db.models import DaemonInstance
 from orchestrator.health.checkers import get_checker
 from orchestrator.recovery.targets import effective_check
@@ -26,7 +27,8 @@ def _instances(session, now) -> list[dict]:
                            .order_by(DaemonInstance.started_at.desc()).limit(20))
     return [{"id": r.id, "host": r.host, "pid": r.pid, "version": r.version, "started_at": r.started_at,
              "heartbeat_at": r.heartbeat_at, "alive": now - r.heartbeat_at < timedelta(seconds=ALIVE_WITHIN_S),
-             "view_reliable": r.view_reliable, "dropped_results": r.dropped_results} for r in rows]
+             "view_reliable": r.view_reliable, "dropped_results": r.dropped_results,
+             "plan_warning": r.plan_warning} for r in rows]
 
 
 @click.command()
@@ -47,6 +49,8 @@ def status(app: AppContext, as_json: bool) -> None:
         view = "reliable" if inst["view_reliable"] else "UNRELIABLE (sentinels failing: no state changes)"
         dropped = f", {inst['dropped_results']} results dropped" if inst["dropped_results"] else ""
         click.echo(f"daemon: {inst['id']} up since {inst['started_at']:%Y-%m-%d %H:%M:%S}, view {view}{dropped}")
+        if inst["plan_warning"]:
+            click.echo(f"warning: {inst['plan_warning']}")
     print_table(
         ["NAME", "STATE", "SINCE", "LATENCY", "LAST ERROR", "INCIDENT"],
         [(v["name"], v["state"], v["state_since"],
@@ -65,15 +69,17 @@ def check(app: AppContext, name: str, as_json: bool) -> None:
     with registry.db.read() as session:
         row = registry.get_row(session, name)
         spec = effective_check(row)
-        timeout_s = row.timeout_s
+        timeout_s, secrets = row.timeout_s, secret_values(row)
     result = get_checker(spec.kind).check(spec, timeout_s=timeout_s)
-    data = {"name": name, "ok": result.ok, "latency_ms": round(result.latency_ms, 1),
-            "status_code": result.status_code, "error": result.error, "bytes_read": result.bytes_read,
-            "target": spec.url or f"{spec.host}:{spec.port}" if spec.kind != "command" else spec.command}
+    data = redact_view({
+        "name": name, "ok": result.ok, "latency_ms": round(result.latency_ms, 1),
+        "status_code": result.status_code, "error": result.error, "bytes_read": result.bytes_read,
+        "target": spec.url or f"{spec.host}:{spec.port}" if spec.kind != "command" else spec.command,
+    }, secrets)
     if as_json:
         print_json(data)
     else:
-        verdict = "ok" if result.ok else f"FAILED: {result.error}"
+        verdict = "ok" if result.ok else f"FAILED: {data['error']}"
         code = f" status={result.status_code}" if result.status_code is not None else ""
         click.echo(f"{name}: {verdict} in {result.latency_ms:.1f}ms{code}")
     if not result.ok:

@@ -15,13 +15,12 @@ Every entry is validated before anything is written: one bad entry fails the who
 from __future__ import annotations
 
 import functools
-import json
-from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from orchestrator.components.definition import ComponentSpec
+from orchestrator.core.config_text import MAX_DEPTH, MAX_INT_DIGITS, check_tree, decode_json, read_capped
 from orchestrator.core.errors import InputError
 from orchestrator.plans.validation import first_error
 
@@ -31,8 +30,8 @@ MAX_FILE_BYTES = 16 * 1024 * 1024
 
 @functools.cache
 def _unique_key_loader() -> type:
-    """SafeLoader that refuses duplicate keys instead of silently keeping the last one (built on first
-    use: yaml is not imported by the daemon)."""
+    """SafeLoader that refuses duplicate keys instead of silently keeping the last one, and numbers of
+    more than MAX_INT_DIGITS digits (built on first use: the daemon never imports yaml)."""
     import yaml
 
     class UniqueKeyLoader(yaml.SafeLoader):
@@ -47,25 +46,36 @@ def _unique_key_loader() -> type:
             seen.add(key)
         return loader.construct_mapping(node, deep)
 
+    def integer(loader: UniqueKeyLoader, node: yaml.ScalarNode) -> int:
+        # PyYAML would hand a 5000-digit number to int() and fail with a ValueError.
+        if len(str(node.value).lstrip("+-").replace("_", "")) > MAX_INT_DIGITS:
+            raise yaml.constructor.ConstructorError(None, None, f"number too large (at most {MAX_INT_DIGITS} "
+                                                    "digits)", node.start_mark)
+        return yaml.SafeLoader.construct_yaml_int(loader, node)
+
     UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", integer)
     return UniqueKeyLoader
 
 
 def parse_text(text: str, source: str) -> Any:
+    """Decode an apply file (JSON when named .json, else YAML), checked like a plan file: no key twice,
+    bounded nesting and numbers; InputError with the line (YAML) or the path otherwise."""
     if source.endswith(".json"):
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", field=source) from None
+        return decode_json(text, source)
     import yaml
 
     try:
-        return yaml.load(text, Loader=_unique_key_loader())  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_unique_key_loader())  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise InputError(f"invalid YAML{where}: {problem}", field=source) from None
+    except RecursionError:
+        raise InputError(f"nested deeper than {MAX_DEPTH} levels", field=source) from None
+    check_tree(data, source)
+    return data
 
 
 def specs_from_data(data: Any) -> list[ComponentSpec]:
@@ -98,14 +108,8 @@ def load_specs(path: str) -> list[ComponentSpec]:
         import sys
 
         text = sys.stdin.read(MAX_FILE_BYTES + 1)
+        if len(text) > MAX_FILE_BYTES:
+            raise InputError(f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB", field=path)
     else:
-        file = Path(path)
-        try:
-            if file.stat().st_size > MAX_FILE_BYTES:
-                raise InputError(f"file larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB", field=path)
-            text = file.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise InputError(exc.strerror or str(exc), field=path) from None
-        except UnicodeDecodeError:
-            raise InputError("not UTF-8 text", field=path) from None
+        text = read_capped(path, MAX_FILE_BYTES, "apply file")
     return specs_from_data(parse_text(text, path))

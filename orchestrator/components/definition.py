@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from orchestrator.core.durations import parse_duration
+from orchestrator.core.secret_refs import check_references
 from orchestrator.core.states import Criticality
 from orchestrator.health.spec import CheckSpec, parse_status_set, validate_http_url
 
@@ -19,11 +20,31 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 LABEL_KEY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./-]{0,62}$")
 #: a label or var value: any text, bounded so a typo cannot bloat every row
 MAX_VALUE_LEN = 1024
+#: more replicas than any fleet runs, and far inside the database's INTEGER
+MAX_REPLICAS = 1_000_000
 
+# The defaults of a component, here and nowhere else (the models, the tracker and the CLI read them).
+#: seconds between checks
 DEFAULT_INTERVAL_S = 10.0
+#: longest check timeout when none is given; never more than half the interval (see default_timeout_s)
 DEFAULT_TIMEOUT_S = 2.0
+#: consecutive failures that make a component DOWN
 DEFAULT_FAILURE_THRESHOLD = 3
+#: consecutive successes that make it UP again
 DEFAULT_SUCCESS_THRESHOLD = 2
+#: longest re-check delay after a first failure (see default_retry_interval_s)
+DEFAULT_RETRY_INTERVAL_S = 1.0
+
+
+def default_timeout_s(interval_s: float) -> float:
+    """The timeout used when none is given: 2 s, or half the interval when that is shorter, so
+    ``--interval 2s`` alone is valid (a timeout must be shorter than the interval)."""
+    return min(DEFAULT_TIMEOUT_S, interval_s / 2)
+
+
+def default_retry_interval_s(interval_s: float) -> float:
+    """The re-check delay after a first failure when none is given: min(1 s, interval / 5)."""
+    return min(DEFAULT_RETRY_INTERVAL_S, interval_s / 5)
 
 
 def check_name(name: str, what: str = "name") -> str:
@@ -37,6 +58,22 @@ def _duration(value: Any) -> float:
     if seconds <= 0:
         raise ValueError("must be positive")
     return seconds
+
+
+def _check_spec_references(spec: CheckSpec) -> None:
+    """Refuse a malformed ``${env:…}``/``${file:…}`` in the check's url, headers, command or host."""
+    texts = [spec.url or "", spec.host or "", *spec.headers.values(), *(spec.command or [])]
+    for text in texts:
+        try:
+            check_references(text)
+        except ValueError as exc:
+            raise ValueError(f"check: {exc}") from None
+
+
+def _references_ok(values: dict[str, str]) -> dict[str, str]:
+    for text in values.values():
+        check_references(text)
+    return values
 
 
 def _string_map(value: Any, what: str) -> dict[str, str]:
@@ -66,6 +103,7 @@ class ComponentSpec(BaseModel):
     url: str | None = None
     check: CheckSpec | None = None
     interval: float = DEFAULT_INTERVAL_S
+    #: None (or left out) means default_timeout_s(interval)
     timeout: float = DEFAULT_TIMEOUT_S
     failure_threshold: int = Field(default=DEFAULT_FAILURE_THRESHOLD, ge=1, le=100)
     success_threshold: int = Field(default=DEFAULT_SUCCESS_THRESHOLD, ge=1, le=100)
@@ -76,10 +114,32 @@ class ComponentSpec(BaseModel):
     expect_status: list[str] | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     vars: dict[str, str] = Field(default_factory=dict)
+    #: vars whose values are secret whatever their names (``--secret-var``, ``secret_vars:``)
+    secret_vars: dict[str, str] = Field(default_factory=dict)
     backup_url: str | None = None
-    replicas: int | None = Field(default=None, ge=0)
-    min_replicas: int | None = Field(default=None, ge=0)
-    max_replicas: int | None = Field(default=None, ge=0)
+    replicas: int | None = Field(default=None, ge=0, le=MAX_REPLICAS)
+    min_replicas: int | None = Field(default=None, ge=0, le=MAX_REPLICAS)
+    max_replicas: int | None = Field(default=None, ge=0, le=MAX_REPLICAS)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _url_into_check(cls, data: Any) -> Any:
+        # `url:` beside a `check:` section (headers...) is the check's URL, as if written inside it.
+        if isinstance(data, dict) and isinstance(data.get("check"), dict) and data.get("url") is not None:
+            if data["check"].get("url") is None:
+                data = {**data, "check": {**data["check"], "url": data["url"]}}
+        return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _timeout_follows_interval(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("timeout") is None:
+            try:
+                interval = _duration(data.get("interval", DEFAULT_INTERVAL_S))
+            except (TypeError, ValueError):
+                return data  # the interval's own error is the one to report
+            data = {**data, "timeout": default_timeout_s(interval)}
+        return data
 
     @field_validator("name")
     @classmethod
@@ -128,13 +188,18 @@ class ComponentSpec(BaseModel):
     @field_validator("vars", mode="before")
     @classmethod
     def _vars(cls, value: Any) -> dict[str, str]:
-        return _string_map(value, "var")
+        return _references_ok(_string_map(value, "var"))
+
+    @field_validator("secret_vars", mode="before")
+    @classmethod
+    def _secret_vars(cls, value: Any) -> dict[str, str]:
+        return _references_ok(_string_map(value, "secret var"))
 
     @field_validator("backup_url")
     @classmethod
     def _backup(cls, value: str | None) -> str | None:
         if value is not None:
-            validate_http_url(value)  # same URL rules as checks
+            validate_http_url(check_references(value))  # same URL rules as checks
         return value
 
     @model_validator(mode="after")
@@ -143,6 +208,9 @@ class ComponentSpec(BaseModel):
             raise ValueError(f"timeout: {self.timeout:g}s must be shorter than interval {self.interval:g}s")
         if self.retry_interval is not None and self.retry_interval > self.interval:
             raise ValueError("retry_interval: must not be longer than interval")
+        both = sorted(set(self.vars) & set(self.secret_vars))
+        if both:
+            raise ValueError(f"secret_vars: {both[0]!r} is also a plain var (give it once)")
         if self.name in self.depends_on:
             raise ValueError("depends_on: a component cannot depend on itself")
         if self.check is None and self.url is None:
@@ -153,7 +221,7 @@ class ComponentSpec(BaseModel):
         if lo is not None and hi is not None and lo > hi:
             raise ValueError("min_replicas: greater than max_replicas")
         try:
-            self.check_spec()
+            _check_spec_references(self.check_spec())
         except ValidationError as exc:
             err = exc.errors()[0]
             where = ".".join(str(p) for p in err["loc"]) or ("url" if self.url else "check")
@@ -184,6 +252,7 @@ class ComponentSpec(BaseModel):
             "criticality": self.criticality.value,
             "labels": dict(sorted(self.labels.items())),
             "vars": dict(sorted(self.vars.items())),
+            "secret_vars": dict(sorted(self.secret_vars.items())),
             "backup_url": self.backup_url,
             "replicas": self.replicas,
             "min_replicas": self.min_replicas,

@@ -28,7 +28,7 @@ from orchestrator.plans.validation import first_error
 #: Definition keys and the row columns they live in (the rest are computed: check, depends_on).
 _COLUMNS = (
     "interval_s", "timeout_s", "failure_threshold", "success_threshold", "retry_interval_s", "plan",
-    "criticality", "labels", "vars", "backup_url", "replicas", "min_replicas", "max_replicas",
+    "criticality", "labels", "vars", "secret_vars", "backup_url", "replicas", "min_replicas", "max_replicas",
 )
 
 
@@ -40,6 +40,7 @@ def definition_of(row: Component, names_by_id: dict[int, str]) -> dict[str, Any]
     out["depends_on"] = sorted(names_by_id[d.depends_on_id] for d in row.dependencies)
     out["labels"] = dict(sorted(out["labels"].items()))
     out["vars"] = dict(sorted(out["vars"].items()))
+    out["secret_vars"] = dict(sorted((out["secret_vars"] or {}).items()))
     return out
 
 
@@ -205,13 +206,21 @@ class Registry:
             for dep in definition["depends_on"]:
                 if dep not in result:
                     raise NotFoundError(f"{name!r} depends on unknown component {dep!r}", field="depends_on")
-            plan = definition["plan"]
-            if plan is not None and (self.plan_names is None or plan not in self.plan_names):
-                known = ", ".join(sorted(self.plan_names or [])) or "none: no plan file found"
-                raise NotFoundError(f"unknown plan {plan!r} for {name!r} (known: {known})", field="plan")
+        for change in changes:
+            self._check_plan(change)
         cycle = find_cycle({n: d["depends_on"] for n, d in result.items()})
         if cycle:
             raise ConflictError("dependency cycle: " + " -> ".join(cycle), field="depends_on")
+
+    def _check_plan(self, change: Change) -> None:
+        """A plan newly set (or changed) must exist in the plan file. Plans already stored are left to
+        the daemon to warn about: an unrelated change (``--timeout``) must not fail because of them."""
+        plan = change.after["plan"] if change.after is not None else None
+        if plan is None or (change.before is not None and change.before["plan"] == plan):
+            return
+        if self.plan_names is None or plan not in self.plan_names:
+            known = ", ".join(sorted(self.plan_names or [])) or "none: no plan file found"
+            raise NotFoundError(f"unknown plan {plan!r} for {change.name!r} (known: {known})", field="plan")
 
     def _write(self, session: Session, changes: list[Change]) -> None:
         now = self.clock.now()

@@ -1,4 +1,9 @@
-"""Plain view models of database rows: the stable shapes printed as JSON and given to templates."""
+"""Plain view models of database rows: the stable shapes printed as JSON and given to templates.
+
+Views leave the process (CLI tables and JSON, the web API, reports), so they are built redacted:
+URL passwords, secret-looking headers and vars, ``secret_vars`` and the component's secret values
+anywhere in its texts (last error...) show as ``***``; ``${env:…}`` references stay visible.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from orchestrator.components.registry import definition_of
 from orchestrator.core.errors import NotFoundError
+from orchestrator.core.redaction import redact_view, secret_values
 from orchestrator.db.models import Component
 from orchestrator.incidents.queries import open_incidents_by_component
 
@@ -21,10 +27,10 @@ def effective_state(row: Component, now: datetime) -> str:
 
 def component_view(row: Component, names_by_id: dict[int, str], now: datetime,
                    open_incident: int | None = None) -> dict[str, Any]:
-    """One component as `component list --json` prints it (documented in docs/cli.md)."""
+    """One component as `component list --json` prints it (documented in docs/cli.md), redacted."""
     definition = definition_of(row, names_by_id)
     check = definition.pop("check")
-    return {
+    view = {
         "name": row.name,
         "kind": row.check_kind,
         "url": row.url,
@@ -40,6 +46,7 @@ def component_view(row: Component, names_by_id: dict[int, str], now: datetime,
         "last_error": row.last_error,
         "open_incident": open_incident,
     }
+    return redact_view(view, secret_values(row))
 
 
 def component_views(session: Session, now: datetime, name: str | None = None) -> list[dict[str, Any]]:

@@ -39,6 +39,13 @@ def resolve_db_url(flag: str | None, env: Mapping[str, str] = os.environ) -> str
     return flag or env.get(DB_URL_ENV) or default_db_url(env)
 
 
+def db_url_source(flag: str | None, env: Mapping[str, str] = os.environ) -> str | None:
+    """Where the database URL comes from, for error messages: ``--db``, the variable, or None (default)."""
+    if flag:
+        return "--db"
+    return DB_URL_ENV if env.get(DB_URL_ENV) else None
+
+
 def resolve_plans_path(flag: str | None, env: Mapping[str, str] = os.environ) -> Path | None:
     """The plan file to use, or None when there is none anywhere (components then have no plans)."""
     if flag:

@@ -1,4 +1,8 @@
-"""Audit rows: who changed what, when, from which host, with the definition before and after."""
+"""Audit rows: who changed what, when, from which host, with the definition before and after.
+
+The definitions are stored redacted (a password changed shows as ``***`` on both sides: the row says
+that the check changed, not to what), and so is the command line.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
-from orchestrator.core.redaction import redact
+from orchestrator.core.redaction import redact, redact_view, secret_values
 from orchestrator.db.models import AuditEntry
 
 
@@ -33,6 +37,10 @@ class Actor:
     command: str = field(default_factory=lambda: redact(shlex.join(["orchestrator", *sys.argv[1:]])))
 
 
+def _redacted(definition: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if definition is None else redact_view(definition, secret_values(definition))
+
+
 def record(
     session: Session,
     actor: Actor,
@@ -46,6 +54,6 @@ def record(
     session.add(
         AuditEntry(
             at=clock.now(), os_user=actor.os_user, host=actor.host, command=actor.command,
-            action=action, target=target, before=before, after=after,
+            action=action, target=target, before=_redacted(before), after=_redacted(after),
         )
     )

@@ -12,11 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session
 
 from orchestrator.core.errors import DatabaseError, InputError
+from orchestrator.core.redaction import redact_url
 
 #: how long a SQLite writer waits for another's lock before failing
 SQLITE_BUSY_TIMEOUT_MS = 15_000
@@ -43,37 +44,76 @@ def _sqlite_setup(engine: Engine) -> None:
 
 def safe_url(url: str) -> str:
     """The URL with any password hidden, for messages and logs."""
+    return redact_url(url)
+
+
+#: What ``--db`` accepts, for error messages.
+URL_FORMS = "sqlite:///PATH or postgresql+psycopg://USER@HOST/DBNAME"
+#: Drivers people type out of habit, and what to write instead.
+_DRIVER_HINTS = {
+    "postgresql+psycopg2": "use postgresql+psycopg:// (psycopg 3, installed with the orchestrator)",
+    "postgresql+asyncpg": "use postgresql+psycopg:// (the orchestrator is not async)",
+    "postgresql+pg8000": "use postgresql+psycopg:// (psycopg 3, installed with the orchestrator)",
+    "postgres": "use postgresql+psycopg:// (SQLAlchemy does not know the short 'postgres' name)",
+}
+_SUPPORTED_DRIVERS = frozenset({"sqlite", "sqlite+pysqlite", "postgresql", "postgresql+psycopg"})
+
+
+def _parse(url: str, field: str) -> URL:
+    """The parsed URL, or InputError naming what was typed and the right form."""
+    if "\x00" in url:
+        raise InputError("the database URL contains a NUL character", field=field)
     try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<unparseable database URL>"
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        raise InputError(f"not a database URL: {safe_url(url)!r} (use {URL_FORMS})", field=field) from None
+    driver = parsed.drivername
+    if driver in _SUPPORTED_DRIVERS:
+        return parsed
+    hint = _DRIVER_HINTS.get(driver) or _DRIVER_HINTS.get(parsed.get_backend_name())
+    if hint is None and parsed.get_backend_name() in ("sqlite", "postgresql"):
+        hint = f"use {parsed.get_backend_name()}:// with the default driver"
+    raise InputError(f"unsupported database {driver!r} in {safe_url(url)!r}: {hint or f'use {URL_FORMS}'}",
+                     field=field)
+
+
+def _check_sqlite_dir(parsed: URL, field: str) -> None:
+    """A SQLite file needs an existing directory: a typo must not create folders wherever we run."""
+    if not parsed.database or parsed.database == ":memory:" or parsed.database.startswith("file:"):
+        return
+    folder = Path(parsed.database).expanduser().parent
+    if not folder.is_dir():
+        raise InputError(f"directory {str(folder)!r} of the SQLite file does not exist (create it first)",
+                         field=field)
 
 
 class Database:
-    """One engine plus the two ways to use it: ``read()`` and ``write()`` sessions."""
+    """One engine plus the two ways to use it: ``read()`` and ``write()`` sessions.
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
-        try:
-            parsed = make_url(url)
-        except ArgumentError as exc:
-            raise InputError(f"not a database URL: {safe_url(url)}", field="--db") from exc
+    ``field`` names where the URL came from (``--db`` or ``ORCHESTRATOR_DB_URL``) in errors.
+    """
+
+    def __init__(self, url: str, *, echo: bool = False, field: str = "--db") -> None:
+        parsed = _parse(url, field)
         self.url = url
         self.dialect = parsed.get_backend_name()
-        if self.dialect == "sqlite":
-            if parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-            self.engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False})
-            _sqlite_setup(self.engine)
-        elif self.dialect == "postgresql":
-            if parsed.drivername == "postgresql":
-                parsed = parsed.set(drivername="postgresql+psycopg")
-            self.engine = create_engine(
-                parsed, echo=echo, pool_pre_ping=True, pool_size=8, max_overflow=8,
-                connect_args={"connect_timeout": 5},
-            )
-        else:
-            raise InputError(f"unsupported database {self.dialect!r} (use sqlite or postgresql)", field="--db")
+        try:
+            self.engine = self._create(parsed, url, echo, field)
+        except ArgumentError as exc:  # e.g. sqlite://host: SQLAlchemy's own view of a bad URL
+            reason = str(exc).splitlines()[0]
+            raise InputError(f"{reason} in {safe_url(url)!r} (use {URL_FORMS})", field=field) from None
         self.write_engine = self.engine.execution_options(**{_IMMEDIATE: True})
+
+    def _create(self, parsed: URL, url: str, echo: bool, field: str) -> Engine:
+        if self.dialect == "sqlite":
+            _check_sqlite_dir(parsed, field)
+            engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False})
+            _sqlite_setup(engine)
+            return engine
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        return create_engine(parsed, echo=echo, pool_pre_ping=True, pool_size=8, max_overflow=8,
+                             connect_args={"connect_timeout": 5})
 
     @property
     def is_sqlite(self) -> bool:

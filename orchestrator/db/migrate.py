@@ -18,17 +18,29 @@ from sqlalchemy import Connection, inspect, text
 from orchestrator.core.errors import DatabaseError, SchemaOutdatedError
 from orchestrator.db.engine import Database
 
-ROOT = Path(__file__).resolve().parents[2]
+#: where a wheel carries the migrations (copied there from the top-level folder by setup.py)
+PACKAGED_MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+#: the top-level folder of a source checkout (and of an editable install)
+SOURCE_MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 #: serialises concurrent first-use migrations of one PostgreSQL database by several instances
 _PG_MIGRATION_LOCK = 0x0C4E57
 
 
+def migrations_dir() -> Path:
+    """The Alembic script folder: the packaged copy in an installed wheel, else the source tree's."""
+    for candidate in (PACKAGED_MIGRATIONS, SOURCE_MIGRATIONS):
+        if (candidate / "env.py").is_file():
+            return candidate
+    raise DatabaseError(f"migrations not found (looked in {PACKAGED_MIGRATIONS} and {SOURCE_MIGRATIONS}): "
+                        "reinstall the orchestrator")
+
+
 def alembic_config(connection: Connection | None = None) -> Config:
-    ini = ROOT / "alembic.ini"
-    if not ini.exists():
-        raise DatabaseError(f"migrations not found at {ROOT}: install the orchestrator from its source tree")
-    cfg = Config(str(ini))
-    cfg.set_main_option("script_location", str(ROOT / "migrations"))
+    """Alembic settings built in code, so an installed daemon needs no alembic.ini (developers keep theirs
+    at the top level for `alembic revision`)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    cfg.set_main_option("path_separator", "os")
     if connection is not None:
         cfg.attributes["connection"] = connection
     return cfg

@@ -23,9 +23,16 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from orchestrator.components.definition import (
+    DEFAULT_FAILURE_THRESHOLD,
+    DEFAULT_INTERVAL_S,
+    DEFAULT_SUCCESS_THRESHOLD,
+    default_timeout_s,
+)
 from orchestrator.db.types import UTCDateTime
 
 # Named constraints so migrations can drop/alter them on every backend (SQLite batch mode needs names).
@@ -57,16 +64,19 @@ class Component(Base):
     check_kind: Mapped[str] = mapped_column(String(16), default="http")
     url: Mapped[str | None] = mapped_column(Text)
     check_spec: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    interval_s: Mapped[float] = mapped_column(Float, default=10.0)
-    timeout_s: Mapped[float] = mapped_column(Float, default=2.0)
-    failure_threshold: Mapped[int] = mapped_column(Integer, default=3)
-    success_threshold: Mapped[int] = mapped_column(Integer, default=2)
+    interval_s: Mapped[float] = mapped_column(Float, default=DEFAULT_INTERVAL_S)
+    timeout_s: Mapped[float] = mapped_column(Float, default=lambda ctx: default_timeout_s(
+        ctx.get_current_parameters().get("interval_s") or DEFAULT_INTERVAL_S))
+    failure_threshold: Mapped[int] = mapped_column(Integer, default=DEFAULT_FAILURE_THRESHOLD)
+    success_threshold: Mapped[int] = mapped_column(Integer, default=DEFAULT_SUCCESS_THRESHOLD)
     retry_interval_s: Mapped[float | None] = mapped_column(Float)
     # -- recovery
     plan: Mapped[str | None] = mapped_column(String(63))
     criticality: Mapped[str] = mapped_column(String(16), default="normal")
     labels: Mapped[dict[str, Any]] = mapped_column(default=dict)
     vars: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # vars the operator marked secret (`--secret-var`): usable as {vars.KEY}, never shown
+    secret_vars: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'"))
     backup_url: Mapped[str | None] = mapped_column(Text)
     active_target: Mapped[str] = mapped_column(String(16), default="primary")
     replicas: Mapped[int | None] = mapped_column(Integer)
@@ -338,3 +348,6 @@ class DaemonInstance(Base):
     # counters that must never be silent: results dropped while the database was unreachable
     dropped_results: Mapped[int] = mapped_column(BigInteger, default=0)
     view_reliable: Mapped[bool] = mapped_column(Boolean, default=True)
+    # components this instance cannot recover because their plan is unknown (or there is no plan
+    # file), as one line for `status`; NULL when every plan is found
+    plan_warning: Mapped[str | None] = mapped_column(Text)

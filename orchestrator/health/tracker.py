@@ -14,6 +14,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from orchestrator.components.definition import (
+    DEFAULT_FAILURE_THRESHOLD,
+    DEFAULT_SUCCESS_THRESHOLD,
+    default_retry_interval_s,
+)
 from orchestrator.core.states import ComponentState
 from orchestrator.health.flap import DEFAULT_HIGH, DEFAULT_LOW, DEFAULT_WINDOW, FlapDetector
 from orchestrator.health.result import CheckResult
@@ -48,9 +53,9 @@ class TrackerConfig:
     """How one component is judged; ValueError naming the field when a value is out of range."""
 
     interval_s: float  # between checks while nothing is wrong
-    failure_threshold: int = 3  # consecutive failures that make it DOWN
-    success_threshold: int = 2  # consecutive successes that make it UP
-    retry_interval_s: float | None = None  # after a first failure; None means min(1s, interval_s / 5)
+    failure_threshold: int = DEFAULT_FAILURE_THRESHOLD  # consecutive failures that make it DOWN
+    success_threshold: int = DEFAULT_SUCCESS_THRESHOLD  # consecutive successes that make it UP
+    retry_interval_s: float | None = None  # after a first failure; None means default_retry_interval_s
     startup_grace_s: float = 0.0  # after start/resume, failures do not make it DOWN
     down_backoff_cap_s: float = 60.0  # longest wait between probes while DOWN (never below interval_s)
     flap_window: int = DEFAULT_WINDOW
@@ -59,7 +64,7 @@ class TrackerConfig:
 
     def __post_init__(self) -> None:
         if self.retry_interval_s is None:
-            object.__setattr__(self, "retry_interval_s", min(1.0, self.interval_s / 5))
+            object.__setattr__(self, "retry_interval_s", default_retry_interval_s(self.interval_s))
         for name in ("interval_s", "retry_interval_s", "down_backoff_cap_s"):
             if not math.isfinite(getattr(self, name)) or getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be a finite number > 0, got {getattr(self, name)!r}")

@@ -1,7 +1,8 @@
 """What operators do with incidents (list, show, ack, approve): the service layer behind the CLI.
 
-Returns plain dicts (the stable JSON shapes ``--json`` prints); every mutation writes an audit row in
-its own transaction.
+Returns plain dicts (the stable JSON shapes ``--json`` prints), redacted with the component's secret
+values (journal rows are stored redacted; this also covers rows written before a secret was set);
+every mutation writes an audit row in its own transaction.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from sqlalchemy import select
 
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.core.errors import ConflictError, InputError, NotFoundError
+from orchestrator.core.redaction import redact_view, secret_values
 from orchestrator.core.states import IncidentStatus
 from orchestrator.db import audit
 from orchestrator.db.audit import Actor
 from orchestrator.db.engine import Database
-from orchestrator.db.models import Incident, JournalEntry, Notification
+from orchestrator.db.models import Component, Incident, JournalEntry, Notification
 
 _INCIDENT_FIELDS = ("id", "component_name", "kind", "status", "resolution", "reason", "plan", "blocked_by",
                     "opened_at", "updated_at", "resolved_at", "escalated_at", "acked_at", "acked_by",
@@ -26,10 +28,25 @@ _JOURNAL_FIELDS = ("step_index", "attempt", "strategy", "status", "executed", "o
                    "finished_at", "description", "detail", "skip_reason", "output", "facts", "verification")
 
 
-def incident_dict(incident: Incident) -> dict[str, Any]:
+def incident_dict(incident: Incident, secrets: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """One incident's fields, redacted with ``secrets`` (its component's secret values)."""
     out = {k: getattr(incident, k) for k in _INCIDENT_FIELDS}
     out["component"] = out.pop("component_name")
-    return out
+    return redact_view(out, secrets)
+
+
+class _Secrets:
+    """Each component's secret values, read once per request."""
+
+    def __init__(self, session) -> None:
+        self.session = session
+        self._by_id: dict[int | None, frozenset[str]] = {None: frozenset()}
+
+    def of(self, component_id: int | None) -> frozenset[str]:
+        if component_id not in self._by_id:
+            row = self.session.get(Component, component_id)
+            self._by_id[component_id] = secret_values(row) if row is not None else frozenset()
+        return self._by_id[component_id]
 
 
 def list_incidents(db: Database, *, component: str | None = None, status: str | None = None,
@@ -46,7 +63,8 @@ def list_incidents(db: Database, *, component: str | None = None, status: str | 
     if since_s is not None:
         stmt = stmt.where(Incident.opened_at >= clock.now() - timedelta(seconds=since_s))
     with db.read() as session:
-        return [incident_dict(i) for i in session.scalars(stmt)]
+        secrets = _Secrets(session)
+        return [incident_dict(i, secrets.of(i.component_id)) for i in session.scalars(stmt)]
 
 
 def _get(session, incident_id: int) -> Incident:
@@ -59,7 +77,9 @@ def _get(session, incident_id: int) -> Incident:
 def show_incident(db: Database, incident_id: int) -> dict[str, Any]:
     """One incident with every journal row (step, attempt, output, verification) and notification."""
     with db.read() as session:
-        out = incident_dict(_get(session, incident_id))
+        incident = _get(session, incident_id)
+        secrets = _Secrets(session).of(incident.component_id)
+        out = incident_dict(incident, secrets)
         rows = session.scalars(select(JournalEntry).where(JournalEntry.incident_id == incident_id)
                                .order_by(JournalEntry.step_index, JournalEntry.attempt))
         out["journal"] = [{k: getattr(r, k) for k in _JOURNAL_FIELDS} for r in rows]
@@ -67,7 +87,7 @@ def show_incident(db: Database, incident_id: int) -> dict[str, Any]:
                                 .order_by(Notification.id))
         out["notifications"] = [{"event": n.event, "channel": n.channel, "status": n.status, "title": n.title,
                                  "error": n.error, "created_at": n.created_at} for n in notes]
-    return out
+    return redact_view(out, secrets)
 
 
 def _mark(db: Database, incident_id: int, action: str, actor: Actor, clock: Clock) -> dict[str, Any]:

@@ -8,8 +8,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
+from orchestrator.components.definition import check_name
 from orchestrator.core.durations import parse_duration
 from orchestrator.core.errors import NotFoundError
 from orchestrator.incidents.notify_send import AppriseUrl, Webhook
@@ -29,7 +38,10 @@ STEP_SETTINGS = ("attempts", "backoff", "timeout", "verify", "approval")
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a plan file is JSON, so a count is a JSON number and a switch is true/false; "3" or true
+    # for ``attempts`` is a mistake to report, not to coerce. Durations still accept "10s" (their
+    # validator runs first), and numbers where a float is wanted.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Backoff(_Model):
@@ -145,6 +157,21 @@ class PlanSet(_Model):
     notifications: Notifications = Field(default_factory=Notifications)
     plans: dict[str, Plan]
     _source: str = PrivateAttr(default="")
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version(cls, value: Any) -> Any:
+        if isinstance(value, bool):  # True == 1 in Python, but `"version": true` is not version 1
+            raise ValueError("expected 1")
+        return value
+
+    @field_validator("plans")
+    @classmethod
+    def _plan_names(cls, plans: dict[str, Plan]) -> dict[str, Plan]:
+        # Components name their plan with `--plan NAME`: a plan no name can reach is a mistake.
+        for name in plans:
+            check_name(name, "plan name")
+        return plans
 
     @property
     def source(self) -> str:

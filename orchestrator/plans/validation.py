@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import json
 import re
 import types
 from collections.abc import Callable
@@ -11,6 +10,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
+from orchestrator.core.config_text import key_path
 from orchestrator.core.errors import InputError, PlanError
 
 _NAMED = re.compile(r"^([a-z_]+(?:\.[a-z_]+)*): (.+)$", re.S)
@@ -50,10 +50,6 @@ def first_error(exc: ValidationError, *, prefix: str = "", rename: Callable[[str
 
 
 # --- plan files: one line with a JSON path ------------------------------------------------------------
-
-
-def key_path(prefix: str, key: str) -> str:
-    return f"{prefix}.{key}" if key.replace("_", "").replace("-", "").isalnum() else f"{prefix}[{json.dumps(key)}]"
 
 
 def _json_path(loc: list[str | int]) -> str:

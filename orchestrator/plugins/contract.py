@@ -56,6 +56,9 @@ class ComponentView:
     replicas: int | None = None
     min_replicas: int | None = None
     max_replicas: int | None = None
+    #: the component's secret values: what a strategy must redact from anything it sends or reports
+    #: (``vars`` holds the secret vars too, for placeholders)
+    secrets: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         # Read-only views: a strategy must not be able to change what the executor later persists.
@@ -146,9 +149,11 @@ class StrategyFailure(StrategyError):
 
 
 class StrategyParams(BaseModel):
-    """Base of every Params model: immutable, and unknown keys are rejected when the plan loads."""
+    """Base of every Params model: immutable, strict (JSON types as written: ``"3"`` is not a number,
+    use Literal rather than Enum and lists rather than tuples), and unknown keys are rejected when the
+    plan loads."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Strategy(ABC):

@@ -1,4 +1,8 @@
-"""Placeholders in step params: ``{component.name}``, ``{vars.KEY}``, ``{incident.id}``, filled per argv element."""
+"""Placeholders in step params: ``{component.name}``, ``{vars.KEY}``, ``{incident.id}``, filled per argv element.
+
+A value holding ``${env:NAME}``/``${file:/path}`` references is resolved here, in memory, right before
+use: the command gets the real secret, nothing stored ever does.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import re
 from collections.abc import Callable, Mapping
 
 from orchestrator.core.errors import StrategyError
+from orchestrator.core.secret_refs import UnresolvedReference, resolve
 from orchestrator.plugins.contract import StrategyContext
 
 #: ``{component.name}``, ``{vars.KEY}``, ``{replicas}``; ``{{`` and ``}}`` are literal braces.
@@ -13,6 +18,14 @@ _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][\w]*(?:\.[A-Za-z0-9_][\w.-]*)
 
 
 def _lookup(key: str, context: StrategyContext, extra: Mapping[str, object]) -> str:
+    value = _raw_value(key, context, extra)
+    try:
+        return resolve(value)
+    except UnresolvedReference as exc:
+        raise StrategyError(f"placeholder {{{key}}}: {exc}", permanent=True) from None
+
+
+def _raw_value(key: str, context: StrategyContext, extra: Mapping[str, object]) -> str:
     comp = context.component
     if key in extra:
         return str(extra[key])

@@ -18,10 +18,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from orchestrator.core.redaction import redact
+from orchestrator.core.redaction import redact, redact_view, secret_values
 from orchestrator.core.states import AttemptStatus
 from orchestrator.db.engine import Database
-from orchestrator.db.models import JournalEntry
+from orchestrator.db.models import Component, JournalEntry
 from orchestrator.plugins.contract import MAX_OUTPUT_CHARS
 
 log = logging.getLogger("orchestrator.recovery")
@@ -34,13 +34,20 @@ class ClaimRefused(Exception):
     """Raised inside a claim transaction to roll it back (e.g. the incident changed under us)."""
 
 
-def _json_safe(data: Mapping[str, Any]) -> dict[str, Any]:
+def _json_safe(data: Mapping[str, Any], secrets: frozenset[str]) -> dict[str, Any]:
     # Strategy facts come from third-party code: whatever they hold, store plain, redacted JSON.
-    return json.loads(redact(json.dumps(dict(data), default=str)))
+    return redact_view(json.loads(json.dumps(dict(data), default=str)), secrets)
 
 
-def _line(text: str | None) -> str | None:
-    return " ".join(redact(text).split())[:MAX_DETAIL_CHARS] if text else text
+def _line(text: str | None, secrets: frozenset[str] = frozenset()) -> str | None:
+    return " ".join(redact(text, secrets).split())[:MAX_DETAIL_CHARS] if text else text
+
+
+def _secrets(session: Session, component_id: int | None) -> frozenset[str]:
+    """The component's secret values, read in the caller's session (a token a command echoes is
+    masked in the journal even when its var's name does not look secret)."""
+    row = session.get(Component, component_id) if component_id is not None else None
+    return secret_values(row) if row is not None else frozenset()
 
 
 def claim(db: Database, *, incident_id: int, component_id: int | None, step_index: int, attempt: int,
@@ -53,7 +60,7 @@ def claim(db: Database, *, incident_id: int, component_id: int | None, step_inde
             entry = JournalEntry(incident_id=incident_id, component_id=component_id, step_index=step_index,
                                  attempt=attempt, strategy=strategy, status=AttemptStatus.RUNNING.value,
                                  executed=True, owner=owner, claimed_at=now, started_at=now,
-                                 description=_line(description))
+                                 description=_line(description, _secrets(session, component_id)))
             session.add(entry)
             session.flush()  # the unique key is checked here, before anything else happens
             if also is not None:
@@ -73,10 +80,12 @@ def record_not_executed(db: Database, *, incident_id: int, component_id: int | N
     """Record an attempt that did not run (a guard, dry-run, observe-only): ``skipped``, executed=false."""
     try:
         with db.write() as session:
+            secrets = _secrets(session, component_id)
             entry = JournalEntry(incident_id=incident_id, component_id=component_id, step_index=step_index,
                                  attempt=attempt, strategy=strategy, status=AttemptStatus.SKIPPED.value,
                                  executed=False, owner=owner, claimed_at=now, finished_at=now,
-                                 description=_line(description), skip_reason=_line(reason), detail=_line(reason))
+                                 description=_line(description, secrets), skip_reason=_line(reason, secrets),
+                                 detail=_line(reason, secrets))
             session.add(entry)
             session.flush()
             return entry.id
@@ -92,15 +101,16 @@ def finish(db: Database, entry_id: int, *, status: AttemptStatus, now: datetime,
         entry = session.get(JournalEntry, entry_id)
         if entry is None:
             return
+        secrets = _secrets(session, entry.component_id)
         entry.status = status.value
         entry.finished_at = now
-        entry.detail = _line(detail)
+        entry.detail = _line(detail, secrets)
         if output is not None:
-            entry.output = redact(output)[-MAX_OUTPUT_CHARS:]
+            entry.output = redact(output, secrets)[-MAX_OUTPUT_CHARS:]
         if facts is not None:
-            entry.facts = _json_safe(facts)
+            entry.facts = _json_safe(facts, secrets)
         if verification is not None:
-            entry.verification = _json_safe(verification)
+            entry.verification = _json_safe(verification, secrets)
 
 
 def rows_for(session: Session, incident_id: int) -> list[JournalEntry]:

@@ -18,6 +18,8 @@ from abc import ABC, abstractmethod
 from typing import ClassVar
 
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
+from orchestrator.core.redaction import redact
+from orchestrator.core.secret_refs import UnresolvedReference, resolve_model
 from orchestrator.health.result import CheckResult
 from orchestrator.health.spec import CheckSpec
 
@@ -50,6 +52,10 @@ class Checker(ABC):
     def check(self, spec: CheckSpec, *, timeout_s: float, clock: Clock | None = None) -> CheckResult:
         """Run one check of ``spec`` within ``timeout_s`` seconds; every failure is a result."""
         attempt = Attempt(clock or self.clock, timeout_s)
+        try:
+            spec = resolve_model(spec)  # ${env:…}/${file:…} in url, headers, command: in memory only
+        except UnresolvedReference as exc:
+            return attempt.fail(str(exc))
         try:
             return self._check(spec, attempt)
         except Exception as exc:  # a checker bug must not take the scheduler down with it
@@ -91,8 +97,9 @@ class Attempt:
         return f"timeout after {self.timeout_s:g}s"
 
     def fail(self, error: str, **fields: object) -> CheckResult:
-        """A failed result with ``error`` squeezed to one short line."""
-        return self._result(False, one_line(error), fields)
+        """A failed result with ``error`` squeezed to one short line and redacted: it is stored, logged
+        and shown (a URL with its password, a token an endpoint echoes)."""
+        return self._result(False, one_line(redact(error)), fields)
 
     def succeed(self, **fields: object) -> CheckResult:
         """A healthy result."""
