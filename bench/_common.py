@@ -128,6 +128,39 @@ def status_kb(pid: int, key: str) -> int:
     return _kb_field(f"/proc/{pid}/status", key)
 
 
+def children(pid: int) -> list[int]:
+    """The direct children of ``pid`` (the daemon's check worker processes)."""
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            out += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return out
+
+
+def children_kb(pid: int, key: str) -> int:
+    """A ``/proc/PID/status`` figure summed over the live direct children of ``pid``."""
+    total = 0
+    for child in children(pid):
+        try:
+            total += status_kb(child, key)
+        except (OSError, KeyError):
+            pass  # exited meanwhile
+    return total
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds of ``pid`` and its live children (a worker restarted mid-window loses its share)."""
+    total = cpu_s(pid)
+    for child in children(pid):
+        try:
+            total += cpu_s(child)
+        except OSError:
+            pass
+    return total
+
+
 def machine_busy() -> tuple[float, float]:
     """(busy, total) CPU seconds of the whole machine so far, from /proc/stat."""
     with open("/proc/stat") as f:
@@ -218,11 +251,14 @@ def bench_env(home: Path) -> dict[str, str]:
     return env
 
 
-def apply_components(db_url: str, components: list[dict], workdir: Path, timeout_s: float = 300.0) -> None:
-    """Register ``components`` with ``orchestrator apply -f`` (the same path an operator uses)."""
+def apply_components(db_url: str, components: list[dict], workdir: Path, timeout_s: float = 300.0,
+                     prune: bool = False) -> None:
+    """Register ``components`` with ``orchestrator apply -f`` (the same path an operator uses); with
+    ``prune`` remove the registered ones not listed."""
     path = workdir / "components.json"
     path.write_text(json.dumps({"components": components}))
-    proc = start(orchestrator_cmd(db_url, "apply", "-f", str(path)), cwd=workdir, env=bench_env(workdir),
+    args = ["apply", "-f", str(path)] + (["--prune"] if prune else [])
+    proc = start(orchestrator_cmd(db_url, *args), cwd=workdir, env=bench_env(workdir),
                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         _, err = proc.communicate(timeout=timeout_s)

@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,12 +34,20 @@ from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as c  # noqa: E402
+import spy  # noqa: E402 - bench/spy.py, beside this file
 
 from orchestrator.db.engine import Database  # noqa: E402
 from orchestrator.db.models import CheckResultRow, Component  # noqa: E402
 
 #: seconds the daemon runs past the window (plus one timeout), so checks started in it are finished
 TAIL_S = 1.0
+#: endpoints the bare client keeps connections to at most (one file each; this process's limit is
+#: 20,000 here): beyond 10,000 components it measures over this many
+BARE_MAX_HOSTS = 10_000
+#: extra seconds the daemon runs when --churn: ``apply --prune`` of a large registry takes a while
+CHURN_ALLOWANCE_S = 120.0
+#: how long the churn waits for the daemon to see a change once ``apply`` has committed it
+CHURN_WAIT_S = 30.0
 #: how long the daemon may take to stop once its --for is over
 SHUTDOWN_WAIT_S = 300.0
 
@@ -79,31 +88,47 @@ def _measure(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
                               "timeout_s": args.timeout, "hang_fraction": args.hang_fraction,
                               "window_s": args.duration, "warmup_s": warmup_s, "db": db_url.split(":")[0]}
     c.log(f"starting a fleet of {args.count} endpoints")
-    with c.fleet(args.count) as fleet:
-        ports = fleet.ports
+    with c.fleet(args.count + args.churn) as fleet:
+        ports, churn_ports = fleet.ports[:args.count], fleet.ports[args.count:]
         step = round(1 / args.hang_fraction) if args.hang_fraction else 0
         hanging = {p for i, p in enumerate(ports) if step and i % step == 0}
         healthy = [p for p in ports if p not in hanging]
-        c.log(f"baseline: bare requests.Session over {len(healthy)} endpoints")
-        bare = bare_client(fleet, healthy, args.bare_passes)
+        base = healthy[:BARE_MAX_HOSTS]
+        c.log(f"baseline: bare requests.Session over {len(base)} endpoints")
+        bare = bare_client(fleet, base, args.bare_passes)
         if hanging:
             fleet.set_mode(sorted(hanging), "hang")
         names = {f"c{i:05d}": p for i, p in enumerate(ports)}
-        c.apply_components(db_url, [
-            {"name": name, "url": fleet.url(port), "interval": f"{args.interval:g}s",
-             "timeout": f"{args.timeout:g}s", "success_threshold": 1}
-            for name, port in names.items()], workdir)
-        run_for = warmup_s + args.duration + args.timeout + TAIL_S
+
+        def entries(ports_by_name: dict[str, int]) -> list[dict]:
+            return [{"name": name, "url": fleet.url(port), "interval": f"{args.interval:g}s",
+                     "timeout": f"{args.timeout:g}s", "success_threshold": 1}
+                    for name, port in ports_by_name.items()]
+
+        c.apply_components(db_url, entries(names), workdir)
+        added = {f"n{i:05d}": p for i, p in enumerate(churn_ports)}
+        run_for = warmup_s + args.duration + args.timeout + TAIL_S + (CHURN_ALLOWANCE_S if args.churn else 0)
         extra = ["--workers", str(args.workers)] if args.workers else []
+        if args.check_processes is not None:
+            extra += ["--check-processes", str(args.check_processes)]
         c.log(f"daemon: run --for {run_for:g}s, warm-up {warmup_s:g}s, window {args.duration:g}s")
+        spawned = time.monotonic()
         with c.daemon(db_url, workdir, run_for, *extra) as proc:
+            started = time.monotonic()
+            first_pass = _FirstPass(db_url, args.count)
             time.sleep(warmup_s)
             t0 = datetime.now(UTC)
-            d0, f0, m0 = c.cpu_s(proc.pid), fleet.cpu_s(), c.machine_busy()
-            time.sleep(args.duration)
+            d0, f0, m0 = c.tree_cpu_s(proc.pid), fleet.cpu_s(), c.machine_busy()
+            if args.profile:
+                spy.record(proc.pid, args.duration, args.profile)
+            elif args.churn:
+                out.update(_churn(db_url, workdir, args, lambda: entries(names), lambda: entries(added)))
+            time.sleep(max(0.0, args.duration - (datetime.now(UTC) - t0).total_seconds()))
             t1 = datetime.now(UTC)
-            d1, f1, m1 = c.cpu_s(proc.pid), fleet.cpu_s(), c.machine_busy()
+            d1, f1, m1 = c.tree_cpu_s(proc.pid), fleet.cpu_s(), c.machine_busy()
             peak_kb = c.status_kb(proc.pid, "VmHWM")
+            workers_kb = c.children_kb(proc.pid, "VmHWM")
+            first_done = first_pass.stop()
             # An overloaded daemon runs its whole backlog of submitted checks before it exits.
             rc = c.wait_exit(proc, args.timeout + TAIL_S + SHUTDOWN_WAIT_S)
         if rc != 0:
@@ -146,6 +171,10 @@ def _measure(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
         "machine_busy_cores": (m1[0] - m0[0]) / window,
         "machine_cores": os.cpu_count(),
         "daemon_peak_rss_mib": peak_kb / 1024,
+        "workers_peak_rss_mib": workers_kb / 1024,
+        "startup_all_checked_s": first_done - started if first_done else float("nan"),
+        "startup_all_checked_from_spawn_s": first_done - spawned if first_done else float("nan"),
+        "startup_in_intervals": (first_done - started) / args.interval if first_done else float("nan"),
         "db_bytes_per_check": db_bytes / total_rows if total_rows else float("nan"),
         "db_rows": total_rows,
         "healthy_failed_in_window": sum(1 for r in rows if r.component_id not in hang_ids and not r.ok),
@@ -155,6 +184,68 @@ def _measure(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
     out["cpu_ratio_to_bare"] = out["daemon_cpu_us_per_check"] / bare["cpu_us"]
     out["fleet_cpu_us_per_check"] = (f1 - f0) / checks * 1e6 if checks else float("nan")
     return out
+
+
+def _churn(db_url: str, workdir: Path, args: argparse.Namespace, before, extra) -> dict[str, float]:
+    """A quarter into the window, register --churn more components (``apply`` of those alone); at half,
+    remove them again (``apply --prune`` of the original set). Returns how long each took to take
+    effect, from the start of ``apply``, and how long ``apply`` itself took."""
+    time.sleep(args.duration / 4)
+    began = time.monotonic()
+    c.apply_components(db_url, extra(), workdir)
+    applied = time.monotonic() - began
+    db = Database(db_url)
+    try:
+        while True:
+            with db.read() as session:
+                n = session.scalar(select(func.count()).select_from(Component).where(
+                    Component.name.like("n%"), Component.last_check_at.is_not(None)))
+            if n >= args.churn or time.monotonic() - began - applied > CHURN_WAIT_S:
+                break
+            time.sleep(0.1)
+    finally:
+        db.dispose()
+    out = {"churn_apply_add_s": applied, "churn_added_checked_s": time.monotonic() - began,
+           "churn_added_after_apply_s": time.monotonic() - began - applied, "churn_added_checked": n}
+    time.sleep(max(0.0, args.duration / 2 - (time.monotonic() - began)))
+    began = time.monotonic()
+    c.apply_components(db_url, before(), workdir, prune=True)
+    out["churn_apply_remove_s"] = time.monotonic() - began
+    log_path = workdir / "daemon.log"
+    while (f"removed={args.churn} ".encode() not in log_path.read_bytes()
+           and time.monotonic() - began - out["churn_apply_remove_s"] < CHURN_WAIT_S):
+        time.sleep(0.1)
+    out["churn_removed_s"] = time.monotonic() - began
+    return out
+
+
+class _FirstPass:
+    """Polls the database (its own connection) until every component has a judged result."""
+
+    def __init__(self, db_url: str, count: int) -> None:
+        self.db_url, self.count = db_url, count
+        self.done_at: float | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        db = Database(self.db_url)
+        try:
+            while not self._stop.wait(0.25):
+                with db.read() as session:
+                    n = session.scalar(select(func.count()).select_from(Component)
+                                       .where(Component.last_check_at.is_not(None)))
+                if n >= self.count:
+                    self.done_at = time.monotonic()
+                    return
+        finally:
+            db.dispose()
+
+    def stop(self) -> float | None:
+        self._stop.set()
+        self._thread.join(10)
+        return self.done_at
 
 
 def _db_bytes(db: Database, session) -> int:
@@ -194,9 +285,18 @@ def report(r: dict[str, object]) -> str:
         f"(per bare request: {r['fleet_cpu_us_per_bare_request']:.0f} us)",
         f"cores busy: daemon {r['daemon_cores']:.2f}, fleet {r['fleet_cores']:.2f}, "
         f"whole machine {r['machine_busy_cores']:.2f} of {r['machine_cores']}",
-        f"daemon peak RSS: {r['daemon_peak_rss_mib']:.0f} MiB",
+        f"daemon peak RSS: {r['daemon_peak_rss_mib']:.0f} MiB (worker processes: "
+        f"{r['workers_peak_rss_mib']:.0f} MiB together)",
+        f"start-up: every component checked and judged once {r['startup_all_checked_s']:.1f} s after "
+        f"'started' ({r['startup_in_intervals']:.2f} intervals; {r['startup_all_checked_from_spawn_s']:.1f} s "
+        "from the process start)",
         f"db bytes per check: {r['db_bytes_per_check']:.0f} ({r['db_rows']} rows)",
     ]
+    if "churn_added_checked_s" in r:
+        lines.append(f"churn: {r['churn_added_checked']} added and checked {r['churn_added_after_apply_s']:.1f} s after "
+                     f"apply committed (apply itself {r['churn_apply_add_s']:.1f} s); removed, the daemon dropped them "
+                     f"{r['churn_removed_s'] - r['churn_apply_remove_s']:.1f} s after apply --prune committed (apply "
+                     f"{r['churn_apply_remove_s']:.1f} s)")
     return "\n".join(lines)
 
 
@@ -211,16 +311,24 @@ def main(argv: list[str] | None = None) -> None:
                              "so they are DOWN and their incidents handled)")
     parser.add_argument("--hang-fraction", type=float, default=0.0, help="share of endpoints that hang")
     parser.add_argument("--workers", type=int, default=None, help="daemon check threads (default: its own)")
+    parser.add_argument("--churn", type=int, default=0,
+                        help="add this many components a quarter into the window, remove them at half")
+    parser.add_argument("--check-processes", type=int, default=None,
+                        help="daemon check worker processes (default: its own choice)")
     parser.add_argument("--db", default=None, help="database URL (default: SQLite in a temporary directory)")
     parser.add_argument("--bare-passes", type=int, default=1, help="measured baseline passes over the fleet")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (database, daemon log)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of lines")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="py-spy the daemon during the window into this file; print its top frames")
     args = parser.parse_args(argv)
     c.exit_on_sigterm()
     if not 0 <= args.hang_fraction < 1:
         parser.error("--hang-fraction must be in [0, 1)")
     result = measure(args)
     print(json.dumps(result) if args.json else report(result), flush=True)
+    if args.profile:
+        print(spy.summarise(args.profile), flush=True)
 
 
 if __name__ == "__main__":

@@ -4,11 +4,13 @@ Start-up order (each step needs the one before):
 
 1. Database reachable and at the current schema; the one-daemon-per-database lock.
 2. Plan file valid (a broken file stops the start: never half-applied).
-3. Writer thread, scheduler, then registry sync (first checks spread over each interval).
+3. Writer thread, check plane (judge thread; lanes or worker processes), first registry sync (first
+   checks spread over each interval), then the timer: dispatch tick, sync, heartbeat, retention.
 4. Recovery coordinator reconciles steps a dead process left running, then listens to incidents.
-5. READY=1 to systemd; WATCHDOG=1 from a scheduler job, so a stuck scheduler stops the pings.
+5. READY=1 to systemd; WATCHDOG=1 from a timer job, so a stuck timer stops the pings.
 
-SIGTERM stops scheduling, lets in-flight checks end (bounded by their timeouts), flushes, exits 0.
+SIGTERM stops the timer, lets in-flight checks end (bounded by their timeouts; worker processes
+drain too), judges and flushes everything, exits 0.
 """
 
 from __future__ import annotations
@@ -22,20 +24,22 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from orchestrator import __version__
 from orchestrator.core import sdnotify
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.core.config import Switches
 from orchestrator.core.redaction import remember, secret_values
+from orchestrator.core.states import ComponentState
 from orchestrator.db.engine import Database
 from orchestrator.db.instance_lock import instance_lock
 from orchestrator.db.migrate import ensure_schema
 from orchestrator.db.models import Component, DaemonInstance
 from orchestrator.health.checkers import close_checkers
-from orchestrator.health.monitor import Monitor
-from orchestrator.health.scheduler import CheckScheduler, pool_size
+from orchestrator.health.plane import DISPATCH_TICK_S, CheckPlane
+from orchestrator.health.procs import default_processes
+from orchestrator.health.scheduler import Timer
 from orchestrator.health.sentinels import Sentinels
 from orchestrator.history.recorder import Recorder
 from orchestrator.history.retention import DEFAULT_RAW_RETENTION_S, DEFAULT_ROLLUP_RETENTION_S, prune
@@ -54,7 +58,8 @@ NOTIFY_FLUSH_INTERVAL_S = 2.0  # grouped incident notifications go out once thei
 class DaemonSettings:
     db_url: str
     plans_path: Path | None = None
-    workers: int | None = None
+    workers: int | None = None  # most threads of the fast check lane (per process)
+    check_processes: int | None = None  # worker processes for checks; None: chosen from the fleet
     sentinels: list[str] = field(default_factory=list)
     raw_retention_s: float = DEFAULT_RAW_RETENTION_S
     rollup_retention_s: float = DEFAULT_ROLLUP_RETENTION_S
@@ -72,12 +77,13 @@ class Daemon:
         self._stop = threading.Event()
         self._reload = threading.Event()
         self.db: Database | None = None
-        self.monitor: Monitor | None = None
+        self.plane: CheckPlane | None = None
         self.recorder: Recorder | None = None
         self.coordinator = None
         self.plans = None
         self.plan_warning: str | None = None
-        self._skipped_reported = 0
+        self.timer: Timer | None = None
+        self._behind_reported = 0
 
     # -- signals -------------------------------------------------------------------------------
     def request_stop(self, *_: object) -> None:
@@ -126,37 +132,36 @@ class Daemon:
             return 0
         switches = Switches.from_env()
         recorder = self.recorder = Recorder(db, clock=self.clock, reopen_window_s=s.reopen_window_s)
-        workers = s.workers or self._auto_workers(db)
-        scheduler = CheckScheduler(workers)
+        processes = s.check_processes if s.check_processes is not None else self._auto_processes(db)
         sentinels = Sentinels(s.sentinels)
-        monitor = self.monitor = Monitor(db, recorder, scheduler, clock=self.clock,
-                                         startup_grace_s=s.startup_grace_s, reliable=sentinels.reliable)
-        self.coordinator = self._make_coordinator(db, monitor, switches)
+        plane = self.plane = CheckPlane(db, recorder, clock=self.clock, processes=processes,
+                                        adapt=s.check_processes is None, max_threads=s.workers,
+                                        startup_grace_s=s.startup_grace_s, reliable=sentinels.reliable)
+        self.coordinator = self._make_coordinator(db, plane, switches)
         self._check_plans(db, learn_secrets=True)
         self._register_instance(db)
         recorder.start()
-        # Started (paused) before the first sync: a job added to a stopped scheduler gets its first run
-        # time only at start, and one whose spread-out first run passed while thousands of jobs were
-        # being added would fire a whole interval late. Paused, nothing runs (or competes for the
-        # interpreter) until every job is in.
-        scheduler.start(paused=True)
-        monitor.sync()
-        scheduler.resume()
-        scheduler.add_periodic("sync", monitor.sync, SYNC_INTERVAL_S, first_delay_s=SYNC_INTERVAL_S)
-        scheduler.add_periodic("heartbeat", self._heartbeat, HEARTBEAT_INTERVAL_S)
-        scheduler.add_periodic("retention", self._retention, RETENTION_INTERVAL_S, first_delay_s=60)
+        plane.start()
+        plane.sync()  # every component in the heap, first checks spread over their intervals
+        timer = self.timer = Timer(clock=self.clock)
+        timer.add_periodic("dispatch", plane.tick, DISPATCH_TICK_S)
+        timer.add_periodic("sync", plane.sync, SYNC_INTERVAL_S, first_delay_s=SYNC_INTERVAL_S)
+        timer.add_periodic("heartbeat", self._heartbeat, HEARTBEAT_INTERVAL_S)
+        timer.add_periodic("retention", self._retention, RETENTION_INTERVAL_S, first_delay_s=60)
         if s.sentinels:
             sentinels.probe()
-            scheduler.add_periodic("sentinels", sentinels.probe, SENTINEL_INTERVAL_S)
+            timer.add_periodic("sentinels", sentinels.probe, SENTINEL_INTERVAL_S)
         notifier = getattr(self.coordinator, "notifier", None)
         if notifier is not None:
-            scheduler.add_periodic("notify", notifier.flush, NOTIFY_FLUSH_INTERVAL_S)
+            timer.add_periodic("notify", notifier.flush, NOTIFY_FLUSH_INTERVAL_S)
         watchdog = sdnotify.watchdog_interval_s()
         if watchdog:
-            scheduler.add_periodic("watchdog", lambda: sdnotify.notify("WATCHDOG=1"), watchdog)
-        sdnotify.notify(f"READY=1\nSTATUS=watching {len(monitor.runtimes)} components")
-        log.info("started instance=%s components=%d workers=%d db=%s", self.instance_id, len(monitor.runtimes),
-                 workers, db.dialect)
+            timer.add_periodic("watchdog", lambda: sdnotify.notify("WATCHDOG=1"), watchdog)
+        timer.start()
+        components = plane.registry.components
+        sdnotify.notify(f"READY=1\nSTATUS=watching {components} components")
+        log.info("started instance=%s components=%d check_processes=%d db=%s", self.instance_id, components,
+                 processes, db.dialect)
         deadline = None if s.run_for_s is None else self.clock.monotonic() + s.run_for_s
         while not self._stop.is_set():
             timeout = 1.0 if deadline is None else max(0.0, min(1.0, deadline - self.clock.monotonic()))
@@ -166,12 +171,13 @@ class Daemon:
                 self._do_reload()
             if deadline is not None and self.clock.monotonic() >= deadline:
                 break
-        return self._shutdown(scheduler, recorder, db)
+        return self._shutdown(timer, plane, recorder)
 
-    def _shutdown(self, scheduler: CheckScheduler, recorder: Recorder, db: Database) -> int:
+    def _shutdown(self, timer: Timer, plane: CheckPlane, recorder: Recorder) -> int:
         sdnotify.notify("STOPPING=1")
         log.info("stopping: letting in-flight checks finish")
-        scheduler.shutdown(wait=True)  # each in-flight check ends within its own timeout
+        timer.shutdown(wait=True)  # no more ticks or syncs
+        plane.stop(timeout_s=self.settings.shutdown_timeout_s)  # each in-flight check ends within its timeout
         close_checkers()
         if self.coordinator is not None:
             self.coordinator.shutdown(timeout_s=self.settings.shutdown_timeout_s)
@@ -182,6 +188,9 @@ class Daemon:
             log.warning("could not record the stop: %s", str(exc).splitlines()[0])
         if recorder.dropped:
             log.error("stopped with %d check results dropped during database outages", recorder.dropped)
+        removed = recorder.dropped_removed + plane.judge.dropped_removed
+        if removed:
+            log.info("dropped %d check results of components removed while their checks ran", removed)
         log.info("stopped instance=%s written=%d dropped=%d", self.instance_id, recorder.written, recorder.dropped)
         return 0
 
@@ -193,16 +202,16 @@ class Daemon:
 
         return load_plans(self.settings.plans_path)
 
-    def _make_coordinator(self, db: Database, monitor: Monitor, switches: Switches):
+    def _make_coordinator(self, db: Database, plane: CheckPlane, switches: Switches):
         """The recovery engine, listening to incidents; None when there is nothing to recover with."""
         from orchestrator.recovery.coordinator import RecoveryCoordinator
 
-        coordinator = RecoveryCoordinator(db, self.plans, health=monitor, clock=self.clock, switches=switches,
+        coordinator = RecoveryCoordinator(db, self.plans, health=plane.live, clock=self.clock, switches=switches,
                                           owner=self.instance_id)
         coordinator.reconcile_on_start()
         assert self.recorder is not None
         self.recorder.incident_listeners.append(coordinator.on_incident)
-        self.recorder.transition_listeners.append(lambda t: coordinator.on_state(t.component_id, t.to_state))
+        self.recorder.transition_listeners.append(_forward_state(coordinator))
         return coordinator
 
     def _do_reload(self) -> None:
@@ -216,8 +225,8 @@ class Daemon:
             if self.coordinator is not None and plans is not None:
                 self.coordinator.reload(plans)
             log.info("reloaded plans from %s", self.settings.plans_path)
-        if self.monitor is not None:
-            self.monitor.sync()
+        if self.plane is not None:
+            self.plane.sync()
         if self.db is not None:
             self._check_plans(self.db, learn_secrets=True)
 
@@ -242,11 +251,11 @@ class Daemon:
             self.plan_warning = warning
 
     @staticmethod
-    def _auto_workers(db: Database) -> int:
+    def _auto_processes(db: Database) -> int:
+        """Worker processes for the fleet's check rate (0: check in this process)."""
         with db.read() as session:
-            rows = session.query(Component.interval_s, Component.timeout_s).all()
-        rate = sum(1.0 / r.interval_s for r in rows)
-        return pool_size(rate, max((r.timeout_s for r in rows), default=2.0))
+            rate = session.scalar(select(func.coalesce(func.sum(1.0 / Component.interval_s), 0.0)))
+        return default_processes(float(rate or 0.0))
 
     def _register_instance(self, db: Database) -> None:
         now = self.clock.now()
@@ -256,17 +265,17 @@ class Daemon:
                                        plan_warning=self.plan_warning))
 
     def _heartbeat(self, stopped: bool = False) -> None:
-        assert self.db is not None and self.recorder is not None and self.monitor is not None
+        assert self.db is not None and self.recorder is not None and self.plane is not None
         now = self.clock.now()
-        skipped = self.monitor.scheduler.skipped_runs
-        if skipped > self._skipped_reported:
-            log.warning("falling behind: %d check runs skipped since the last heartbeat (the previous run of "
-                        "the same check was still going; see --workers)", skipped - self._skipped_reported)
-            self._skipped_reported = skipped
+        behind = self.plane.dispatcher.coalesced
+        if behind > self._behind_reported:
+            log.warning("falling behind: %d due checks coalesced since the last heartbeat (the previous run of "
+                        "the same check was still going)", behind - self._behind_reported)
+            self._behind_reported = behind
         if not stopped:
             self._check_plans(self.db)  # components added or changed since: a registry change needs no HUP
         values = {"heartbeat_at": now, "dropped_results": self.recorder.dropped,
-                  "view_reliable": self.monitor.view_reliable(), "plan_warning": self.plan_warning}
+                  "view_reliable": self.plane.live.view_reliable(), "plan_warning": self.plan_warning}
         if stopped:
             values["stopped_at"] = now
         try:
@@ -284,3 +293,16 @@ class Daemon:
                   rollup_s=self.settings.rollup_retention_s)
         except Exception as exc:
             log.warning("retention failed: %s", str(exc).splitlines()[0])
+
+
+def _forward_state(coordinator):
+    """The coordinator's state listener, without UNKNOWN -> UP: a first verdict changes no DOWN count
+    (blast radius) and unblocks nothing that a restored DOWN -> UP would not, and at start-up there
+    are 10,000 of them, each costing the coordinator a walk over the fleet and two queries."""
+
+    def forward(t) -> None:
+        if not (t.from_state is ComponentState.UNKNOWN and t.to_state is ComponentState.UP):
+            coordinator.on_state(t.component_id, t.to_state)
+
+    return forward
+

@@ -41,7 +41,7 @@ def running_daemon(db_url: str, **settings: object) -> Iterator[Daemon]:
     result: list[int] = []
     thread = threading.Thread(target=lambda: result.append(daemon.run()), daemon=True)
     thread.start()
-    poll(lambda: daemon.monitor is not None and daemon.recorder is not None, 20)
+    poll(lambda: daemon.plane is not None and daemon.recorder is not None, 20)
     try:
         yield daemon
     finally:

@@ -70,7 +70,7 @@ def test_registry_changes_take_effect_without_restart(db: Database, db_url: str)
             _add(db, "second", second.url)
             poll(lambda: second.hits > 0, timeout_s=5)  # added while running: checked within 5 s
             Registry(db).remove("first")
-            poll(lambda: all(rt.name != "first" for rt in daemon.monitor.runtimes.values()), timeout_s=5)
+            poll(lambda: all(name != "first" for name in daemon.plane.judge.names().values()), timeout_s=5)
             hits, later = first.hits, second.hits + 4
             poll(lambda: second.hits >= later)  # four more checks of the other: time has passed
             assert first.hits <= hits + 1  # at most one check already in flight
@@ -102,6 +102,6 @@ def test_unreliable_view_changes_no_state(db: Database, db_url: str) -> None:
         server.set_mode("500")
         with running_daemon(db_url, workers=4, sentinels=[sentinel.url]) as daemon:
             poll(lambda: scalar(db, "SELECT count(*) FROM check_results WHERE component_id = :c", c=cid) >= 5)
-            assert not daemon.monitor.view_reliable()
+            assert not daemon.plane.live.view_reliable()
             assert _state(db, "api") == "unknown" and _incident(db, cid) is None
             assert scalar(db, "SELECT count(*) FROM check_results WHERE reliable") == 0

@@ -7,12 +7,13 @@ import os
 import sys
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+
+if TYPE_CHECKING:  # rich is imported when a table is printed: the daemon never needs it
+    from rich.console import Console
+    from rich.text import Text
 
 
 def _default(value: Any) -> Any:
@@ -29,11 +30,15 @@ def print_json(data: Any) -> None:
 
 def console() -> Console:
     # Piped output gets a wide fixed width so tables are not squeezed into 80 columns.
+    from rich.console import Console
+
     width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "200"))
     return Console(width=width, highlight=False, markup=False, emoji=False)
 
 
 def cell(value: Any) -> Text:
+    from rich.text import Text
+
     if value is None:
         return Text("-", style="dim")
     if isinstance(value, datetime):
@@ -48,6 +53,8 @@ def cell(value: Any) -> Text:
 
 
 def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None) -> None:
+    from rich.table import Table
+
     table = Table(*columns, title=title, show_edge=False, header_style="bold")
     for row in rows:
         table.add_row(*(cell(v) for v in row))
@@ -55,6 +62,9 @@ def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title:
 
 
 def print_fields(pairs: Iterable[tuple[str, Any]]) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(show_header=False, show_edge=False, box=None)
     for key, value in pairs:
         table.add_row(Text(key, style="bold"), cell(value))

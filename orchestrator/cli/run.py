@@ -21,7 +21,11 @@ def _urls(ctx, param, values):
 
 
 @click.command()
-@click.option("--workers", type=click.IntRange(1, 4096), help="Check threads (default: sized for the fleet).")
+@click.option("--workers", type=click.IntRange(1, 4096),
+              help="Most threads of the check lane, per process (default: grows with the backlog, up to 32; raise it for slow remote endpoints).")
+@click.option("--check-processes", type=click.IntRange(0, 64), default=None,
+              help="Worker processes that run the checks; 0 checks in the daemon itself "
+                   "(default: from the fleet's check rate and the cores).")
 @click.option("--sentinel", "sentinels", multiple=True, callback=_urls, envvar="ORCHESTRATOR_SENTINELS",
               help="URL that should always answer; when all fail, the view is unreliable (repeatable).")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
@@ -35,12 +39,13 @@ def _urls(ctx, param, values):
 @click.option("--startup-grace", type=DURATION, default=None, help="Failures this soon after start do not count.")
 @click.option("--for", "run_for", type=DURATION, default=None, help="Stop by itself after this long.")
 @pass_app
-def run(app: AppContext, workers, sentinels, log_format, log_level, retention_raw, retention_rollups,
+def run(app: AppContext, workers, check_processes, sentinels, log_format, log_level, retention_raw, retention_rollups,
         reopen_window, startup_grace, run_for) -> None:
     """Run the daemon: check every component on schedule, record, open incidents, recover."""
     logs.setup(log_level, log_format)
     settings = DaemonSettings(
-        db_url=app.db_url, plans_path=app.plans_path, workers=workers, sentinels=sentinels,
+        db_url=app.db_url, plans_path=app.plans_path, workers=workers, check_processes=check_processes,
+        sentinels=sentinels,
         raw_retention_s=retention_raw, rollup_retention_s=retention_rollups, reopen_window_s=reopen_window,
         startup_grace_s=startup_grace or 0.0, run_for_s=run_for,
     )

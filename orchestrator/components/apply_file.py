@@ -14,9 +14,9 @@ Every entry is validated before anything is written: one bad entry fails the who
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from orchestrator.components.definition import ComponentSpec
@@ -28,30 +28,34 @@ from orchestrator.plans.validation import first_error
 MAX_FILE_BYTES = 16 * 1024 * 1024
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys instead of silently keeping the last one."""
+@functools.cache
+def _unique_key_loader() -> type:
+    """SafeLoader that refuses duplicate keys instead of silently keeping the last one, and numbers of
+    more than MAX_INT_DIGITS digits (built on first use: the daemon never imports yaml)."""
+    import yaml
 
+    class UniqueKeyLoader(yaml.SafeLoader):
+        pass
 
-def _mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-    seen = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
-        seen.add(key)
-    return loader.construct_mapping(node, deep)
+    def mapping(loader: UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen = set()
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return loader.construct_mapping(node, deep)
 
+    def integer(loader: UniqueKeyLoader, node: yaml.ScalarNode) -> int:
+        # PyYAML would hand a 5000-digit number to int() and fail with a ValueError.
+        if len(str(node.value).lstrip("+-").replace("_", "")) > MAX_INT_DIGITS:
+            raise yaml.constructor.ConstructorError(None, None, f"number too large (at most {MAX_INT_DIGITS} "
+                                                    "digits)", node.start_mark)
+        return yaml.SafeLoader.construct_yaml_int(loader, node)
 
-def _int(loader: _UniqueKeyLoader, node: yaml.ScalarNode) -> int:
-    # PyYAML would hand a 5000-digit number to int() and fail with a ValueError.
-    if len(str(node.value).lstrip("+-").replace("_", "")) > MAX_INT_DIGITS:
-        raise yaml.constructor.ConstructorError(None, None, f"number too large (at most {MAX_INT_DIGITS} "
-                                                "digits)", node.start_mark)
-    return yaml.SafeLoader.construct_yaml_int(loader, node)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
-_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", _int)
+    UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", integer)
+    return UniqueKeyLoader
 
 
 def parse_text(text: str, source: str) -> Any:
@@ -59,8 +63,10 @@ def parse_text(text: str, source: str) -> Any:
     bounded nesting and numbers; InputError with the line (YAML) or the path otherwise."""
     if source.endswith(".json"):
         return decode_json(text, source)
+    import yaml
+
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_unique_key_loader())  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""

@@ -1,7 +1,16 @@
 """One clock, injected everywhere a decision depends on time.
 
-Production code reads ``clock.now()`` (aware UTC wall time, for records) and ``clock.monotonic()``
-(seconds, for deadlines and intervals) once per decision. Tests pass a :class:`FakeClock` and move it.
+The rule: every part that decides or records something (dispatcher, checkers, judge and trackers,
+recorder, recovery) takes the same injected :class:`Clock` and reads it once per decision:
+
+- ``clock.now()``, aware UTC wall time, for everything stored or shown (``checked_at``, transitions);
+- ``clock.monotonic()``, seconds, for due times, deadlines, latencies and intervals.
+
+Only a wait on the kernel (a sleep, a socket timeout, the watchdog that cuts a socket) turns the time
+left into the system's own timers: a fake clock cannot make a blocked call return sooner. Worker
+processes (``run --check-processes``) cannot share an in-memory clock, so they use the system clock;
+CLOCK_MONOTONIC is one clock for every process of the machine, so their readings agree with the
+main process's. Tests pass a :class:`FakeClock` and move it instead of sleeping.
 """
 
 from __future__ import annotations

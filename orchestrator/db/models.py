@@ -90,6 +90,8 @@ class Component(Base):
     state: Mapped[str] = mapped_column(String(16), default="unknown")
     state_since: Mapped[datetime | None]
     last_check_at: Mapped[datetime | None]
+    # when the daemon's dispatcher checks it next (mirrored from its heap with each result batch)
+    next_check_at: Mapped[datetime | None]
     last_latency_ms: Mapped[float | None] = mapped_column(Float)
     last_error: Mapped[str | None] = mapped_column(Text)
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)

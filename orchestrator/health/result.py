@@ -23,3 +23,5 @@ class CheckResult:
     bytes_read: int = 0
     #: Extra facts a checker wants in the record (e.g. the redirect chain length).
     details: dict[str, object] = field(default_factory=dict)
+    #: The check ran into its deadline (the dispatcher runs such a component in the slow lane next).
+    timed_out: bool = False

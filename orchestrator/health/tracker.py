@@ -81,7 +81,7 @@ def _count_phrase(n: int, one: str, many: str) -> str:
 
 
 class Tracker:
-    """One component's health state. Not thread-safe: one scheduler job owns one tracker."""
+    """One component's health state. Not thread-safe: the judge thread owns every tracker."""
 
     def __init__(
         self,

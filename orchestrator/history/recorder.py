@@ -1,16 +1,19 @@
 """The single database writer: batched results, immediate transitions and incidents, never silent loss.
 
-Check threads hand over work through a queue and never touch the database. One thread writes; it
-sleeps until its next flush and is woken early only by a transition, a full batch or ``stop()`` (a
-wake per result would cost a thread switch per check, more CPU than writing the row):
+The judge hands over batches through a queue; nothing else writes results or the state mirror. One
+thread writes; it sleeps until its next flush and is woken early only by a transition, a full batch
+or ``stop()`` (a wake per result would cost a thread switch per check, more CPU than writing the row):
 
 1. Results are collected and written every ``flush_interval_s`` or every ``max_batch`` rows, as one
    Core ``executemany`` (ORM objects cost 25–40 µs a row even batched), together with the latest live
-   state of each component touched.
-2. A transition flushes at once, in the same transaction as its incident change.
+   state of each component touched (counters, last result, ``next_check_at``).
+2. A transition flushes at once, in the same transaction as its incident change; transitions and
+   state-mirror updates are written in bulk, per-minute rollups upserted in bulk.
 3. When the database is unreachable the batch is kept and retried with backoff. Results beyond
    ``max_buffer`` are dropped oldest-first and counted; transitions are never dropped.
-4. After each commit, listeners receive the incident events (the recovery coordinator, notifications).
+4. Results of a component removed meanwhile are dropped knowingly (``dropped_removed``, logged once
+   per component), never written: ``forget()`` from the judge, or a foreign-key refusal at write.
+5. After each commit, listeners receive the incident events (the recovery coordinator, notifications).
 """
 
 from __future__ import annotations
@@ -25,14 +28,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.core.states import ComponentState
 from orchestrator.db.engine import Database
-from orchestrator.db.models import CheckResultRow, CheckRollup, Component, StateTransition
+from orchestrator.db.models import CheckResultRow, Component, StateTransition
+from orchestrator.db.types import UTCDateTime
 from orchestrator.health.result import CheckResult
-from orchestrator.history.rollup import Rollups
+from orchestrator.history.rollup import Rollups, upsert_rollups
 from orchestrator.incidents import lifecycle as incidents
 from orchestrator.resilience.backoff import full_jitter_delay
 
@@ -55,6 +60,8 @@ class LiveState:
     consecutive_failures: int
     consecutive_successes: int
     flap_episode: int
+    #: when the dispatcher will check it next (None for a verification probe or an unknown time)
+    next_check_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,9 +103,11 @@ class Recorder:
         self.incident_listeners: list[IncidentListener] = []
         self.transition_listeners: list[TransitionListener] = []
         self.dropped = 0  # results lost to a long outage: reported, never silent
+        self.dropped_removed = 0  # results of components removed meanwhile: dropped knowingly
         self.written = 0
+        self._removed: set[int] = set()
         self.db_healthy = True
-        self._queue: queue.SimpleQueue[ResultItem | TransitionItem | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[ResultItem | TransitionItem | _Batch | int | None] = queue.SimpleQueue()
         self._wake = threading.Event()  # something must be written before the next flush is due
         self._results: deque[ResultItem] = deque()
         self._transitions: deque[TransitionItem] = deque()
@@ -118,6 +127,16 @@ class Recorder:
     def add_transition(self, item: TransitionItem) -> None:
         self._queue.put(item)
         self._wake.set()
+
+    def add_batch(self, results: list[ResultItem], transitions: list[TransitionItem]) -> None:
+        """One judged batch: one queue item, and a wake-up only if it holds a transition."""
+        self._queue.put(_Batch(results, transitions))
+        if transitions or self._queue.qsize() >= self.max_batch:
+            self._wake.set()
+
+    def forget(self, component_id: int) -> None:
+        """The component was removed: its results still queued or buffered are dropped, not written."""
+        self._queue.put(component_id)
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -153,15 +172,30 @@ class Recorder:
 
     def _drain(self) -> bool:
         """Move queued items into the pending buffers; True when something must be written now."""
+        removed: set[int] = set()
+        urgent = self._drain_into(removed)
+        if removed:  # one pass (and one log line) for a bulk removal
+            self._drop_removed(removed)
+        return urgent
+
+    def _drain_into(self, removed: set[int]) -> bool:
         urgent = False
         try:
             item = self._queue.get_nowait()
             while True:
                 if item is None:
                     return True
-                if isinstance(item, TransitionItem):
+                if isinstance(item, _Batch):
+                    for result in item.results:
+                        self._keep(result)
+                    if item.transitions:
+                        self._transitions.extend(item.transitions)
+                        urgent = self.db_healthy
+                elif isinstance(item, TransitionItem):
                     self._transitions.append(item)
                     urgent = self.db_healthy
+                elif isinstance(item, int):
+                    removed.add(item)
                 else:
                     self._keep(item)
                 if len(self._results) >= self.max_batch:
@@ -178,6 +212,19 @@ class Recorder:
             if self.dropped == 1 or self.dropped % 10_000 == 0:
                 log.error("database unreachable: dropped %d check results so far (buffer %d)",
                           self.dropped, self.max_buffer)
+
+    def _drop_removed(self, component_ids: set[int]) -> None:
+        """Drop what is pending for removed components, counted and logged once per component."""
+        before = len(self._results)
+        self._results = deque(r for r in self._results if r.component_id not in component_ids)
+        self._transitions = deque(t for t in self._transitions if t.component_id not in component_ids)
+        self.dropped_removed += before - len(self._results)
+        new = component_ids - self._removed
+        if new:  # once per component, in one line however many were removed together
+            shown = ", ".join(map(str, sorted(new)[:10])) + (" ..." if len(new) > 10 else "")
+            log.info("%d components removed, pending results dropped (%d so far) component_id=%s",
+                     len(new), self.dropped_removed, shown)
+        self._removed |= component_ids
 
     def _retry_delay(self) -> float:
         self._failures += 1
@@ -198,7 +245,12 @@ class Recorder:
         results = [self._results.popleft() for _ in range(min(len(self._results), self.max_batch * 10))]
         transitions = list(self._transitions)
         try:
-            events = self._write(results, transitions, self._pending_rollups)
+            try:
+                events = self._write(results, transitions, self._pending_rollups)
+            except IntegrityError:
+                # A component was deleted since its results were judged (foreign key): drop those, once.
+                results, transitions = self._without_removed(results, transitions)
+                events = self._write(results, transitions, self._pending_rollups)
         except Exception as exc:  # the database is away: keep everything and retry later
             self._results.extendleft(reversed(results))
             if self.db_healthy:
@@ -206,13 +258,14 @@ class Recorder:
             self.db_healthy = False
             return False
         self._pending_rollups = []
-        for _ in transitions:
+        for _ in range(min(len(transitions), len(self._transitions))):
             self._transitions.popleft()
         for r in results:
             if r.reliable:
                 self._rollups.add(r.component_id, r.result.checked_at, r.result.ok, r.result.latency_ms)
         self._pending_rollups = self._rollups.closed(self.clock.now())
         self.written += len(results)
+        self._observe(results)
         if not self.db_healthy:
             log.warning("database reachable again: wrote %d buffered results, %d dropped in total",
                         len(results), self.dropped)
@@ -223,6 +276,24 @@ class Recorder:
             return self._flush(final=True)  # the minute in progress, now that its results are counted
         return True
 
+    def _observe(self, results: list[ResultItem]) -> None:
+        """Per-batch statistics of the results just committed (check counters, latency and lateness
+        histograms for /metrics belong here: one call per successful flush)."""
+
+    def _without_removed(self, results: list[ResultItem], transitions: list[TransitionItem],
+                         ) -> tuple[list[ResultItem], list[TransitionItem]]:
+        ids = {r.component_id for r in results} | {t.component_id for t in transitions}
+        with self.db.read() as session:
+            alive = set(session.scalars(select(Component.id).where(Component.id.in_(ids))))
+        gone = ids - alive
+        self._transitions = deque(t for t in self._transitions if t.component_id not in gone)
+        self._drop_removed(gone)
+        kept = [r for r in results if r.component_id not in gone]
+        self.dropped_removed += len(results) - len(kept)
+        self._rollups.forget(gone)
+        self._pending_rollups = [row for row in self._pending_rollups if row["component_id"] not in gone]
+        return kept, [t for t in transitions if t.component_id not in gone]
+
     def _write(self, results: list[ResultItem], transitions: list[TransitionItem],
                rollups: list[dict[str, Any]]) -> list[incidents.IncidentEvent]:
         events: list[incidents.IncidentEvent] = []
@@ -231,11 +302,13 @@ class Recorder:
             if results:
                 conn.execute(insert(CheckResultRow), [_result_row(r) for r in results])
                 conn.execute(_LIVE_UPDATE, _live_rows(results))
+            if transitions:
+                conn.execute(insert(StateTransition), [
+                    {"component_id": t.component_id, "at": t.at, "from_state": t.from_state.value,
+                     "to_state": t.to_state.value, "reason": t.reason} for t in transitions])
+                conn.execute(_STATE_UPDATE, [{"cid": t.component_id, "st": t.to_state.value, "since": t.at}
+                                             for t in transitions])
             for t in transitions:
-                session.add(StateTransition(component_id=t.component_id, at=t.at, from_state=t.from_state.value,
-                                            to_state=t.to_state.value, reason=t.reason))
-                conn.execute(update(Component).where(Component.id == t.component_id)
-                             .values(state=t.to_state.value, state_since=t.at))
                 event = incidents.on_transition(
                     session, component_id=t.component_id, component_name=t.component_name,
                     from_state=t.from_state, to_state=t.to_state, at=t.at, reason=t.reason,
@@ -243,7 +316,7 @@ class Recorder:
                 if event is not None:
                     events.append(event)
             if rollups:
-                _upsert_rollups(session, rollups)
+                upsert_rollups(conn, rollups)
         return events
 
     def _notify(self, transitions: list[TransitionItem], events: list[incidents.IncidentEvent]) -> None:
@@ -277,7 +350,12 @@ _LIVE_UPDATE = (
     .values(last_check_at=bindparam("at"), last_latency_ms=bindparam("latency"), last_error=bindparam("err"),
             consecutive_failures=bindparam("cf"), consecutive_successes=bindparam("cs"),
             flap_episode=bindparam("fe"), checks_total=Component.checks_total + bindparam("n"),
-            failures_total=Component.failures_total + bindparam("f"))
+            failures_total=Component.failures_total + bindparam("f"),
+            # a verification probe has no due time: keep the scheduled one
+            next_check_at=func.coalesce(bindparam("next", type_=UTCDateTime()), Component.next_check_at))
+)
+_STATE_UPDATE = (
+    update(Component).where(Component.id == bindparam("cid")).values(state=bindparam("st"), state_since=bindparam("since"))
 )
 
 
@@ -291,18 +369,12 @@ def _live_rows(results: list[ResultItem]) -> list[dict[str, Any]]:
             "cid": item.component_id, "at": item.result.checked_at, "latency": item.result.latency_ms,
             "err": item.result.error, "cf": item.live.consecutive_failures, "cs": item.live.consecutive_successes,
             "fe": item.live.flap_episode, "n": n + 1, "f": f + (0 if item.result.ok else 1),
+            "next": item.live.next_check_at if item.live.next_check_at is not None else row and row["next"],
         }
     return list(latest.values())
 
 
-def _upsert_rollups(session, rows: list[dict[str, Any]]) -> None:
-    """Insert finished minutes; a minute seen again (a restart mid-minute) is merged, not duplicated."""
-    for row in rows:
-        existing = session.get(CheckRollup, (row["component_id"], row["minute"]))
-        if existing is None:
-            session.add(CheckRollup(**row))
-        else:
-            existing.checks += row["checks"]
-            existing.failures += row["failures"]
-            existing.latency_max_ms = max(existing.latency_max_ms or 0, row["latency_max_ms"])
-            existing.latency_p95_ms = max(existing.latency_p95_ms or 0, row["latency_p95_ms"])
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    results: list[ResultItem]
+    transitions: list[TransitionItem]

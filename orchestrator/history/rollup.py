@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from sqlalchemy import Connection, case, func
+
+from orchestrator.db.models import CheckRollup
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:
@@ -50,5 +55,31 @@ class Rollups:
             })
         return rows
 
+    def forget(self, component_ids: Iterable[int]) -> None:
+        """Drop the open minutes of removed components."""
+        gone = set(component_ids)
+        for key in [key for key in self._buckets if key[0] in gone]:
+            del self._buckets[key]
+
     def __len__(self) -> int:
         return len(self._buckets)
+
+
+def upsert_rollups(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Insert finished minutes in one statement; a minute seen again (a restart mid-minute) is merged:
+    counts added, p95 and max the larger of the two (p50 stays the first one's)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = insert(CheckRollup)
+    new = stmt.excluded
+
+    def larger(column):
+        old = getattr(CheckRollup, column)
+        return case((new[column] > func.coalesce(old, 0), new[column]), else_=old)
+
+    conn.execute(stmt.on_conflict_do_update(index_elements=["component_id", "minute"], set_={
+        "checks": CheckRollup.checks + new.checks, "failures": CheckRollup.failures + new.failures,
+        "latency_p95_ms": larger("latency_p95_ms"), "latency_max_ms": larger("latency_max_ms"),
+    }), rows)

@@ -12,11 +12,12 @@ import io
 import json
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any
-
-from jinja2 import Environment, PackageLoader, StrictUndefined
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.reports.model import REPORT_VERSION, Report
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 FORMATS = ("html", "markdown", "json", "csv")
 #: CSV cells starting with these are formulas to a spreadsheet: prefixed with ' so they stay text
@@ -61,6 +62,8 @@ def md_cell(value: Any) -> Any:
 
 
 def _environment(**options: Any) -> Environment:
+    from jinja2 import Environment, PackageLoader, StrictUndefined  # on first report, not in the daemon
+
     env = Environment(loader=PackageLoader("orchestrator.reports", "templates"), undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, **options)
     env.filters.update(duration=human_duration, when=_when, pct=_pct, ms=_ms)

@@ -38,21 +38,20 @@ class Checker(ABC):
     """Base of the http, tcp and command checkers.
 
     - ``kind``: the ``CheckSpec.kind`` this checker serves.
-    - ``check(spec, timeout_s=...)``: called by the scheduler from any thread, concurrently; returns
-      within about ``timeout_s``; never raises.
+    - ``check(spec, timeout_s=..., clock=...)``: called by the check lanes from any thread,
+      concurrently; returns within about ``timeout_s``; never raises. ``clock`` (default: the
+      checker's own) stamps ``checked_at`` and measures the deadline and latency.
     - ``close()``: called once at shutdown to release pooled resources; a no-op by default.
     """
 
     kind: ClassVar[str]
 
     def __init__(self, *, clock: Clock = SYSTEM_CLOCK) -> None:
-        # The clock stamps ``checked_at``; deadlines use the real monotonic clock, because they
-        # bound real I/O that a fake clock cannot speed up.
         self.clock = clock
 
-    def check(self, spec: CheckSpec, *, timeout_s: float) -> CheckResult:
+    def check(self, spec: CheckSpec, *, timeout_s: float, clock: Clock | None = None) -> CheckResult:
         """Run one check of ``spec`` within ``timeout_s`` seconds; every failure is a result."""
-        attempt = Attempt(self.clock, timeout_s)
+        attempt = Attempt(clock or self.clock, timeout_s)
         try:
             spec = resolve_model(spec)  # ${env:…}/${file:…} in url, headers, command: in memory only
         except UnresolvedReference as exc:
@@ -72,21 +71,26 @@ class Checker(ABC):
 
 
 class Attempt:
-    """The clock readings and deadline of one check, and the builders of its result."""
+    """The clock readings and deadline of one check, and the builders of its result.
+
+    Everything is read from the one injected clock (core/clock.py): ``checked_at`` from ``now()``,
+    the deadline and the latency from ``monotonic()``.
+    """
 
     def __init__(self, clock: Clock, timeout_s: float) -> None:
+        self.clock = clock
         self.checked_at = clock.now()
         self.timeout_s = timeout_s
-        self.started = time.monotonic()
+        self.started = clock.monotonic()
         self.deadline = self.started + timeout_s
 
     def remaining_s(self) -> float:
         """Seconds left before the deadline (0 when it has passed)."""
-        return max(0.0, self.deadline - time.monotonic())
+        return max(0.0, self.deadline - self.clock.monotonic())
 
     def elapsed_ms(self) -> float:
         """Milliseconds since the check started."""
-        return (time.monotonic() - self.started) * 1000.0
+        return (self.clock.monotonic() - self.started) * 1000.0
 
     def timeout_error(self) -> str:
         """The one reason used for every kind of deadline overrun: ``timeout after 2s``."""
@@ -102,8 +106,10 @@ class Attempt:
         return self._result(True, None, fields)
 
     def _result(self, ok: bool, error: str | None, fields: dict[str, object]) -> CheckResult:
+        timed_out = error is not None and error == self.timeout_error()
         return CheckResult(
-            ok=ok, latency_ms=self.elapsed_ms(), checked_at=self.checked_at, error=error, **fields
+            ok=ok, latency_ms=self.elapsed_ms(), checked_at=self.checked_at, error=error, timed_out=timed_out,
+            **fields,
         )
 
 
@@ -120,11 +126,15 @@ class Deadline:
     __slots__ = ("at", "fired", "_done", "_socks")
 
     def __init__(self, at: float) -> None:
-        self.at = at
+        self.at = at  # on the system's monotonic clock: it bounds real blocking calls
         #: True once the deadline passed and the sockets were shut down: the check timed out.
         self.fired = False
         self._done = False
-        self._socks: list[socket.socket] = []
+        self._socks: list[tuple[socket.socket, bool]] = []  # (socket, whether it is our duplicate)
+
+    def remaining_s(self) -> float:
+        """Real seconds left before the sockets are cut (0 when past)."""
+        return max(0.0, self.at - time.monotonic())
 
 
 class Watchdog:
@@ -136,22 +146,31 @@ class Watchdog:
     """
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
+        # A plain lock, not a Condition: three acquisitions per check from every check thread, and
+        # Condition's Python-level __enter__/__exit__ cost a quarter of a worker's CPU at 500 checks/s.
+        self._lock = threading.Lock()
+        self._wake = threading.Event()  # set only when a new deadline is the earliest
         self._heap: list[tuple[float, int, Deadline]] = []
         self._seq = itertools.count()
         self._thread: threading.Thread | None = None
         self._local = threading.local()
 
-    def arm(self, at: float) -> Deadline:
-        """Start watching a check of the calling thread that must end by monotonic time ``at``."""
+    def arm(self, timeout_s: float) -> Deadline:
+        """Start watching a check of the calling thread that must end within ``timeout_s``.
+
+        Relative, and kept on the system's monotonic clock: a fake clock cannot make a blocked read
+        return sooner, so the cut is timed by the kernel's clock whatever clock the check reads.
+        """
+        at = time.monotonic() + timeout_s
         deadline = Deadline(at)
-        with self._cond:
+        with self._lock:
             heapq.heappush(self._heap, (at, next(self._seq), deadline))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="check-watchdog", daemon=True)
                 self._thread.start()
-            if self._heap[0][2] is deadline:  # wake the thread only if it must fire sooner
-                self._cond.notify()
+            earliest = self._heap[0][2] is deadline
+        if earliest:  # wake the thread only if it must fire sooner
+            self._wake.set()
         self._local.deadline = deadline
         return deadline
 
@@ -159,49 +178,61 @@ class Watchdog:
         """The deadline armed by the calling thread, if any."""
         return getattr(self._local, "deadline", None)
 
-    def watch(self, sock: socket.socket) -> Deadline | None:
+    def watch(self, sock: socket.socket, *, own: bool = True) -> Deadline | None:
         """Cut ``sock`` if the calling thread's armed deadline passes; returns that deadline
-        (None, and nothing watched, when the thread has none armed)."""
+        (None, and nothing watched, when the thread has none armed).
+
+        With ``own`` (a socket that may yet be closed or detached while watched: a new one that a
+        TLS wrap will take over) a duplicate descriptor of our own is watched, valid until disarm()
+        whatever becomes of the original and its number. Without it the socket object itself is
+        watched: a closed or detached object refuses shutdown() (EBADF) and never touches a reused
+        descriptor; that is the hot path, a kept-alive connection, with no system call.
+        """
         deadline = self.current()
         if deadline is None:
             return None
-        # A duplicate descriptor of our own: the original may be closed, or detached by a TLS
-        # wrap, while we hold it, and its number reused; ours stays valid until disarm().
-        dup = socket.socket(fileno=os.dup(sock.fileno()))
-        with self._cond:
+        if own:
+            # Family and type given, so the socket object need not ask the kernel for them.
+            watched = socket.socket(sock.family, sock.type, sock.proto, fileno=os.dup(sock.fileno()))
+        else:
+            watched = sock
+        with self._lock:
             if not deadline._done:
-                deadline._socks.append(dup)
+                deadline._socks.append((watched, own))
                 if deadline.fired:
-                    _shutdown(dup)
+                    _shutdown(watched)
                 return deadline
-        dup.close()
+        if own:
+            watched.close()
         return deadline
 
     def disarm(self, deadline: Deadline) -> bool:
         """Stop watching; returns whether the deadline had fired."""
         self._local.deadline = None
-        with self._cond:
+        with self._lock:
             deadline._done = True
             socks, deadline._socks = deadline._socks, []
-        for sock in socks:
-            sock.close()
+        for sock, own in socks:
+            if own:
+                sock.close()
         return deadline.fired
 
     def _run(self) -> None:
-        with self._cond:
-            while True:
-                if not self._heap:
-                    self._cond.wait()
-                    continue
+        heap = self._heap
+        while True:
+            with self._lock:
+                head = heap[0][0] if heap else None
+            now = time.monotonic()
+            if head is None or head > now:
+                self._wake.wait(None if head is None else head - now + WATCHDOG_SLACK_S)
+                self._wake.clear()  # a later arm() sets it again; the head is read anew above
                 now = time.monotonic()
-                if self._heap[0][0] > now:
-                    self._cond.wait(self._heap[0][0] - now + WATCHDOG_SLACK_S)
-                    now = time.monotonic()
-                while self._heap and self._heap[0][0] <= now:
-                    deadline = heapq.heappop(self._heap)[2]
+            with self._lock:
+                while heap and heap[0][0] <= now:
+                    deadline = heapq.heappop(heap)[2]
                     if not deadline._done:
                         deadline.fired = True
-                        for sock in deadline._socks:
+                        for sock, _own in deadline._socks:
                             _shutdown(sock)
 
 

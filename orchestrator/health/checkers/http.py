@@ -24,12 +24,19 @@ from requests.adapters import HTTPAdapter
 from requests.utils import DEFAULT_CA_BUNDLE_PATH
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import InsecureRequestWarning, NameResolutionError, ProtocolError, ReadTimeoutError
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    InsecureRequestWarning,
+    NameResolutionError,
+    ProtocolError,
+    ReadTimeoutError,
+)
 from urllib3.util.retry import Retry
 
 from orchestrator import __version__
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.health.checkers.base import WATCHDOG, Attempt, Checker, Deadline
+from orchestrator.health.checkers.dns import is_ip_literal, resolve
 from orchestrator.health.result import CheckResult
 from orchestrator.health.spec import MAX_BODY_BYTES, CheckSpec
 
@@ -41,6 +48,8 @@ USER_AGENT = f"orchestrator-healthcheck/{__version__}"
 MIN_POOL_CONNECTIONS = 1024
 #: Idle keep-alive connections kept per host; extra concurrent checks of one host still run.
 DEFAULT_POOL_MAXSIZE = 4
+#: Lookup budget of a connection made outside any check (none armed): a check always has its own.
+DEFAULT_RESOLVE_TIMEOUT_S = 5.0
 _CHUNK_BYTES = 16 * 1024
 _CHARSET = re.compile(r"charset=[\"']?([\w.:-]+)", re.IGNORECASE)
 _PATH_STEP = re.compile(r"\.([A-Za-z_][\w-]*)|\[(\d+)\]")
@@ -81,7 +90,7 @@ class HttpChecker(Checker):
     def _check(self, spec: CheckSpec, attempt: Attempt) -> CheckResult:
         if not spec.url:
             return attempt.fail("no url to check")
-        deadline = WATCHDOG.arm(attempt.deadline)
+        deadline = WATCHDOG.arm(attempt.remaining_s())
         try:
             return self._exchange(spec, attempt, deadline)
         finally:
@@ -171,15 +180,40 @@ class _Watched:
     _watched_for: Deadline | None = None
 
     def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()  # type: ignore[misc]
-        self._watched_for = WATCHDOG.watch(sock)  # before the TLS handshake, which can trickle too
+        name = self._dns_host  # type: ignore[attr-defined]
+        if not is_ip_literal(name):
+            # Resolved inside the check's deadline (the watchdog cannot cut a lookup). urllib3 then
+            # connects to the address; ``host`` (Host header, TLS name) is the name again at once.
+            address = _resolve_within_deadline(self, name, self.port)  # type: ignore[attr-defined]
+            self._dns_host = address
+            try:
+                sock = super()._new_conn()  # type: ignore[misc]
+            finally:
+                self._dns_host = name
+        else:
+            sock = super()._new_conn()  # type: ignore[misc]
+        # Before the TLS handshake, which can trickle too; a duplicate, since the wrap detaches ``sock``.
+        self._watched_for = WATCHDOG.watch(sock)
         return sock
 
     def request(self, *args: object, **kwargs: object) -> None:
         # A kept-alive connection from the pool: _new_conn was called for an earlier check.
         if self.sock is not None and self._watched_for is not WATCHDOG.current():
-            self._watched_for = WATCHDOG.watch(self.sock)
+            self._watched_for = WATCHDOG.watch(self.sock, own=False)
         super().request(*args, **kwargs)  # type: ignore[misc]
+
+
+def _resolve_within_deadline(conn: object, name: str, port: int) -> str:
+    """The first address of ``name``, looked up within the calling check's deadline; raised as the
+    urllib3 errors requests maps to a timeout or a name-resolution failure."""
+    deadline = WATCHDOG.current()
+    remaining = deadline.remaining_s() if deadline is not None else DEFAULT_RESOLVE_TIMEOUT_S
+    try:
+        return resolve(name, port, remaining)[0][4][0]
+    except TimeoutError as exc:
+        raise ConnectTimeoutError(conn, f"resolving {name}: {exc}") from exc
+    except socket.gaierror as exc:
+        raise NameResolutionError(name, conn, exc) from exc  # type: ignore[arg-type]
 
 
 class _WatchedHTTPConnection(_Watched, HTTPConnection):
@@ -219,6 +253,27 @@ class _PoolAdapter(HTTPAdapter):
     def init_poolmanager(self, *args: object, **kwargs: object) -> None:
         super().init_poolmanager(*args, **kwargs)  # type: ignore[arg-type]
         self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+        # origin -> pool, read without a lock. The PoolManager finds a pool under one lock shared by
+        # every check thread; a thread preempted while holding it stalls them all (py-spy of a worker
+        # at N=10,000: 106 of 128 threads waiting there).
+        self._direct: dict[tuple[str, bool, object], HTTPConnectionPool] = {}
+        self._direct_max = max(1, self._pool_connections - 1)
+
+    def get_connection_with_tls_context(self, request, verify, proxies=None, cert=None):  # type: ignore[no-untyped-def]
+        if proxies:
+            return super().get_connection_with_tls_context(request, verify, proxies, cert)
+        url = request.url
+        end = url.find("/", url.find("//") + 2)
+        key = (url if end < 0 else url[:end], verify is not False, cert)  # scheme://userinfo@host:port
+        pool = self._direct.get(key)
+        if pool is None:
+            pool = super().get_connection_with_tls_context(request, verify, proxies, cert)
+            if len(self._direct) >= self._direct_max:
+                # Below the PoolManager's own capacity, so it never closes a pool this map still
+                # hands out: each pool here was touched in its LRU after the last clear.
+                self._direct.clear()
+            self._direct[key] = pool
+        return pool
 
     def build_connection_pool_key_attributes(self, request, verify, cert=None):  # type: ignore[no-untyped-def]
         host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)

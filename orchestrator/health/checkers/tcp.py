@@ -6,6 +6,7 @@ import socket
 from urllib.parse import urlsplit
 
 from orchestrator.health.checkers.base import Attempt, Checker
+from orchestrator.health.checkers.dns import resolve
 from orchestrator.health.result import CheckResult
 from orchestrator.health.spec import CheckSpec
 
@@ -37,7 +38,9 @@ class TcpChecker(Checker):
         except ValueError as exc:
             return attempt.fail(str(exc))
         try:
-            addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            addresses = resolve(host, port, attempt.remaining_s())
+        except TimeoutError:
+            return attempt.fail(attempt.timeout_error())
         except socket.gaierror:
             return attempt.fail(f"cannot resolve host {host!r}")
         error = "no address to connect to"

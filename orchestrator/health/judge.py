@@ -1,0 +1,271 @@
+"""The judge: one thread that owns every tracker, fed through one queue, judging in batches.
+
+Live component state has exactly one owner in memory. Check results from the lanes, registry
+changes and operator holds from the sync, and verification probes from the recovery engine all reach
+the trackers through :class:`Judge`'s queue; nothing else touches a tracker. Every
+``JUDGE_PERIOD_S`` (sooner for control messages) the thread drains the queue and, per result:
+
+1. feeds the tracker (thresholds, flapping, holds) unless the view is unreliable;
+2. asks the tracker when to check next and moves the due time in the dispatcher (retry after a
+   first failure, DOWN backoff, the normal cadence);
+3. hands the batch of results and transitions to the recorder (the one writer of history and of
+   the state mirror) and the new states to the live view.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from orchestrator.core.clock import SYSTEM_CLOCK, Clock
+from orchestrator.core.states import ComponentState
+from orchestrator.health.dispatch import Dispatcher
+from orchestrator.health.live import LiveView
+from orchestrator.health.result import CheckResult
+from orchestrator.health.spec import CheckSpec
+from orchestrator.health.tracker import Tracker, TrackerConfig, Transition
+from orchestrator.history.recorder import LiveState, Recorder, ResultItem, TransitionItem
+
+log = logging.getLogger(__name__)
+
+#: How long results wait to be judged at most: one wake-up per period instead of one per result.
+JUDGE_PERIOD_S = 0.05
+_HOLDS = (ComponentState.PAUSED, ComponentState.MAINTENANCE)
+
+
+@dataclass(frozen=True, slots=True)
+class Install:
+    """A component to judge and check, new or changed; ``restore`` is its persisted tracker state."""
+
+    component_id: int
+    name: str
+    spec: CheckSpec
+    config: TrackerConfig
+    timeout_s: float
+    criticality: str
+    restore: LiveState
+
+
+@dataclass(frozen=True, slots=True)
+class Remove:
+    component_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """The operator hold in force: PAUSED, MAINTENANCE or None."""
+
+    component_id: int
+    wanted: ComponentState | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """Verification probes after a recovery action: judged like any result."""
+
+    component_id: int
+    results: tuple[CheckResult, ...]
+
+
+class _Judged:
+    __slots__ = ("id", "name", "interval_s", "tracker")
+
+    def __init__(self, cid: int, name: str, interval_s: float, tracker: Tracker) -> None:
+        self.id, self.name, self.interval_s, self.tracker = cid, name, interval_s, tracker
+
+
+class Judge:
+    """Owns the trackers; ``start()`` runs its thread, ``stop()`` drains the queue and ends it."""
+
+    def __init__(self, recorder: Recorder, dispatcher: Dispatcher, live: LiveView, *, clock: Clock = SYSTEM_CLOCK,
+                 rng: random.Random | None = None, reliable: Callable[[], bool] = lambda: True) -> None:
+        self.recorder = recorder
+        self.dispatcher = dispatcher
+        self.live = live
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self._reliable = reliable
+        self._judged: dict[int, _Judged] = {}
+        self._results: deque[tuple[int, CheckResult, float]] = deque()
+        self._control: deque[Install | Remove | Hold | Verified] = deque()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        #: results of components removed while their check ran: dropped knowingly, never written
+        self.dropped_removed = 0
+        self.judged = 0
+
+    # -- producers (any thread) ---------------------------------------------------------------
+    def submit(self, component_id: int, result: CheckResult, lateness_ms: float) -> None:
+        """A lane's finished check. A passing one waits for the next period; a failing one wakes the
+        judge, since its retry (or a DOWN) is detection latency."""
+        self._results.append((component_id, result, lateness_ms))
+        if not result.ok:
+            self._wake.set()
+
+    def send(self, message: Install | Remove | Hold | Verified) -> None:
+        """A registry change, hold or verification; judged before the next results."""
+        self._control.append(message)
+        self._wake.set()
+
+    def report_results(self, component_id: int, results: Sequence[CheckResult]) -> None:
+        """HealthView.report_results: verification probes count as check results."""
+        self.send(Verified(component_id, tuple(results)))
+
+    def names(self) -> dict[int, str]:
+        """The components being judged, by id (a copy)."""
+        return {cid: j.name for cid, j in list(self._judged.items())}
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="judge", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Judge everything queued, then end the thread."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        else:
+            self.drain()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(JUDGE_PERIOD_S)
+            self._wake.clear()
+            self._drain_safely()
+        self._drain_safely()
+
+    def _drain_safely(self) -> None:
+        try:
+            self.drain()
+        except Exception:  # a bug in one batch must not end judging
+            log.exception("judging a batch failed")
+
+    # -- the judge thread ---------------------------------------------------------------------
+    def drain(self) -> int:
+        """Judge every queued message and result (the judge thread; tests call it directly)."""
+        results: list[ResultItem] = []
+        transitions: list[TransitionItem] = []
+        while self._control:
+            self._apply(self._control.popleft(), results, transitions)
+        n = len(self._results)
+        if n:
+            reliable = self._reliable()
+            mono, wall = self.clock.monotonic(), self.clock.now()
+            popleft = self._results.popleft
+            for _ in range(n):
+                cid, result, lateness_ms = popleft()
+                self._judge(cid, result, lateness_ms, reliable, results, transitions, (mono, wall))
+        if results or transitions:
+            self.judged += len(results)
+            self.recorder.add_batch(results, transitions)
+        return len(results)
+
+    def _judge(self, cid: int, result: CheckResult, lateness_ms: float | None, reliable: bool,
+               results: list[ResultItem], transitions: list[TransitionItem],
+               clocks: tuple[float, datetime] | None) -> None:
+        judged = self._judged.get(cid)
+        if judged is None:
+            self.dropped_removed += 1
+            return
+        tracker = judged.tracker
+        transition = tracker.observe(result, result.checked_at) if reliable else None
+        if transition is not None:
+            self._emit(judged, transition, transitions)
+        next_at = None
+        if clocks is not None:  # a scheduled run: move its next due time
+            delay = tracker.next_delay_s(self.rng)
+            nominal = abs(delay - judged.interval_s) < 1e-9
+            due = self.dispatcher.done(cid, None if nominal else delay, timed_out=result.timed_out)
+            if due is not None:
+                next_at = clocks[1] + timedelta(seconds=due - clocks[0])
+        results.append(ResultItem(cid, result, lateness_ms, reliable, _live(tracker, next_at)))
+
+    def _emit(self, judged: _Judged, transition: Transition, transitions: list[TransitionItem]) -> None:
+        self.live.set(judged.id, transition.to_state, judged.tracker.flap_episode)
+        if transition.from_state is ComponentState.UNKNOWN and transition.to_state is ComponentState.UP:
+            # 10,000 of these at start-up: recorded, not logged one by one
+            log.debug("state unknown -> up component=%s", judged.name)
+        else:
+            log.info("state %s -> %s component=%s reason=%s", transition.from_state.value,
+                     transition.to_state.value, judged.name, transition.reason)
+        transitions.append(TransitionItem(
+            judged.id, judged.name, transition.from_state, transition.to_state, transition.at, transition.reason,
+            judged.tracker.flap_episode))
+
+    def _apply(self, message: Install | Remove | Hold | Verified, results: list[ResultItem],
+               transitions: list[TransitionItem]) -> None:
+        if isinstance(message, Install):
+            self._install(message)
+        elif isinstance(message, Remove):
+            self._judged.pop(message.component_id, None)
+            self.live.drop(message.component_id)
+            self.dispatcher.remove(message.component_id)
+            self.recorder.forget(message.component_id)
+        elif isinstance(message, Hold):
+            judged = self._judged.get(message.component_id)
+            if judged is not None:
+                for transition in _hold_transitions(judged.tracker, message, self.clock.now()):
+                    self._emit(judged, transition, transitions)
+        else:
+            self._verified(message, results, transitions)
+
+    def _verified(self, message: Verified, results: list[ResultItem], transitions: list[TransitionItem]) -> None:
+        judged = self._judged.get(message.component_id)
+        if judged is None:
+            return
+        reliable = self._reliable()
+        for result in message.results:
+            self._judge(judged.id, result, None, reliable, results, transitions, None)
+        # A verified component is checked next at its normal interval, whatever backoff it was in.
+        self.dispatcher.reschedule(judged.id, judged.interval_s)
+
+    def _install(self, m: Install) -> None:
+        current = self._judged.get(m.component_id)
+        now = self.clock.now()
+        if current is not None:
+            t = current.tracker
+            restore = LiveState(t.state, t.since, t.consecutive_failures, t.consecutive_successes, t.flap_episode)
+        else:
+            restore = m.restore
+        state = restore.state
+        if current is None and state in _HOLDS:
+            state = ComponentState.UNKNOWN  # the hold is applied again by the Hold that follows
+        tracker = Tracker(m.config, now, state=state, since=restore.since or now,
+                          consecutive_failures=restore.consecutive_failures,
+                          consecutive_successes=restore.consecutive_successes, flap_episode=restore.flap_episode)
+        self._judged[m.component_id] = _Judged(m.component_id, m.name, m.config.interval_s, tracker)
+        self.live.set(m.component_id, tracker.state, tracker.flap_episode)
+        self.dispatcher.add(m.component_id, m.spec, interval_s=m.config.interval_s, timeout_s=m.timeout_s,
+                            criticality=m.criticality)
+
+
+def _live(tracker: Tracker, next_at: datetime | None) -> LiveState:
+    return LiveState(tracker.state, tracker.since, tracker.consecutive_failures, tracker.consecutive_successes,
+                     tracker.flap_episode, next_at)
+
+
+def _hold_transitions(tracker: Tracker, hold: Hold, now: datetime) -> list[Transition]:
+    """The tracker moves that bring it to the wanted hold (pause wins over maintenance)."""
+    state, wanted, out = tracker.state, hold.wanted, []
+    if wanted is ComponentState.PAUSED and state is not ComponentState.PAUSED:
+        if state is ComponentState.MAINTENANCE:
+            out.append(tracker.leave_maintenance(now))
+        out.append(tracker.pause(now, hold.reason or "paused"))
+    elif wanted is ComponentState.MAINTENANCE and state is not ComponentState.MAINTENANCE:
+        if state is ComponentState.PAUSED:
+            out.append(tracker.resume(now))
+        out.append(tracker.enter_maintenance(now))
+    elif wanted is None and state is ComponentState.PAUSED:
+        out.append(tracker.resume(now))
+    elif wanted is None and state is ComponentState.MAINTENANCE:
+        out.append(tracker.leave_maintenance(now))
+    return out

@@ -1,0 +1,92 @@
+"""The check plane assembled: dispatcher, lanes or worker processes, judge, live view, registry sync.
+
+Data flows in that order: the timer's tick pops due checks from the :class:`~.dispatch.Dispatcher`,
+the lanes (threads here, or worker processes) run them, the :class:`~.judge.Judge` feeds the trackers
+and hands results and transitions to the recorder, the :class:`~.live.LiveView` shows the verdicts.
+:class:`~.sync.RegistrySync` turns registry changes into messages for the judge.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+
+from orchestrator.core.clock import SYSTEM_CLOCK, Clock
+from orchestrator.db.engine import Database
+from orchestrator.health.dispatch import DISPATCH_TICK_S, Dispatcher, Due
+from orchestrator.health.judge import Judge
+from orchestrator.health.lanes import ThreadLanes
+from orchestrator.health.live import LiveView
+from orchestrator.health.procs import ProcessLanes, default_processes
+from orchestrator.health.result import CheckResult
+from orchestrator.health.sync import RegistrySync
+from orchestrator.history.recorder import Recorder
+
+__all__ = ["DISPATCH_TICK_S", "CheckPlane"]
+
+log = logging.getLogger(__name__)
+
+
+class CheckPlane:
+    """Everything between the registry and the recorder. ``processes`` 0 checks in this process; with
+    ``adapt``, worker processes are added when the fleet's check rate grows past what the current
+    ones are planned for (never fewer while running)."""
+
+    def __init__(self, db: Database, recorder: Recorder, *, clock: Clock = SYSTEM_CLOCK, processes: int = 0,
+                 adapt: bool = False,
+                 max_threads: int | None = None, startup_grace_s: float = 0.0,
+                 reliable: Callable[[], bool] = lambda: True, rng: random.Random | None = None) -> None:
+        rng = rng or random.Random()
+        self.live = LiveView(reliable)
+        self._adapt_processes = adapt
+        self.processes = processes
+        self._retired: list[ThreadLanes] = []
+        if self.processes:
+            self.lanes: ThreadLanes | ProcessLanes = ProcessLanes(self.processes, self._deliver)
+        else:
+            self.lanes = ThreadLanes(self._sink, clock=clock, max_threads=max_threads)
+        self.dispatcher = Dispatcher(self.lanes, clock=clock, rng=rng)
+        self.judge = Judge(recorder, self.dispatcher, self.live, clock=clock, rng=rng, reliable=reliable)
+        self.live.connect(self.judge.report_results)
+        self.registry = RegistrySync(db, self.judge, clock=clock, startup_grace_s=startup_grace_s)
+
+    def _sink(self, due: Due, result: CheckResult, lateness_ms: float) -> None:
+        self.judge.submit(due.component_id, result, lateness_ms)
+
+    def _deliver(self, component_id: int, result: CheckResult, lateness_ms: float) -> None:
+        self.judge.submit(component_id, result, lateness_ms)
+
+    def start(self) -> None:
+        self.judge.start()
+
+    def sync(self) -> None:
+        """Registry changes to the judge (the periodic job, SIGHUP, start-up)."""
+        summary = self.registry.sync()
+        if self._adapt_processes and summary is not None and (summary.added or summary.changed):
+            self.adapt(self.registry.rate())
+
+    def adapt(self, checks_per_s: float) -> None:
+        """Add worker processes when the fleet's check rate outgrew the current ones."""
+        want = default_processes(checks_per_s)
+        if want <= self.processes:
+            return
+        log.info("check rate %.0f/s: %d check worker processes (were %d)", checks_per_s, want, self.processes)
+        if isinstance(self.lanes, ProcessLanes):
+            self.lanes.grow(want)
+        else:
+            self.lanes = ProcessLanes(want, self._deliver)
+            old = self.dispatcher.use_lanes(self.lanes)
+            assert isinstance(old, ThreadLanes)
+            self._retired.append(old)  # its checks in flight finish and report; stopped with the plane
+        self.processes = want
+
+    def tick(self) -> None:
+        """The dispatch tick (the timer's job)."""
+        self.dispatcher.tick()
+
+    def stop(self, timeout_s: float) -> None:
+        """Stop checking: running checks finish (each within its timeout), then everything is judged."""
+        for lanes in [self.lanes, *self._retired]:
+            lanes.stop(timeout_s)
+        self.judge.stop(timeout_s)

@@ -1,0 +1,130 @@
+"""Registry sync: the database's components, turned into messages for the judge.
+
+Called at start and every couple of seconds (and on SIGHUP). Cheap when nothing changed (one
+aggregate query); otherwise one narrow query over every component (id, generation, holds) and full
+rows only for the new and changed ones, so adding 1,000 components to 10,000 loads 1,000 rows.
+Added, changed and removed components and operator holds reach the trackers only through the
+judge's queue (the judge owns them); a pause that expires needs no registry change, so while any
+component is held the narrow query runs every time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+
+from orchestrator.core.clock import SYSTEM_CLOCK, Clock
+from orchestrator.core.states import ComponentState
+from orchestrator.db.engine import Database
+from orchestrator.db.models import Component
+from orchestrator.health.judge import Hold, Install, Judge, Remove
+from orchestrator.health.tracker import TrackerConfig
+from orchestrator.history.recorder import LiveState
+from orchestrator.recovery.targets import effective_check
+
+log = logging.getLogger(__name__)
+
+#: Full rows loaded per query (bounded IN lists).
+LOAD_CHUNK = 500
+#: Per-component log lines for a sync that changes at most this many; a summary line beyond it.
+LOG_EACH_UP_TO = 20
+
+
+@dataclass(frozen=True, slots=True)
+class SyncSummary:
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+
+
+class RegistrySync:
+    """Mirrors the registry into the judge. Thread-safe (the timer and SIGHUP may overlap)."""
+
+    def __init__(self, db: Database, judge: Judge, *, clock: Clock = SYSTEM_CLOCK, startup_grace_s: float = 0.0) -> None:
+        self.db = db
+        self.judge = judge
+        self.clock = clock
+        self.startup_grace_s = startup_grace_s
+        self._generations: dict[int, int] = {}  # what the judge was last sent, by component id
+        self._names: dict[int, str] = {}
+        self._intervals: dict[int, float] = {}
+        self._holds: dict[int, ComponentState | None] = {}
+        self._fingerprint: tuple | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def components(self) -> int:
+        return len(self._generations)
+
+    def rate(self) -> float:
+        """Checks per second the registered components ask for."""
+        return sum(1.0 / interval for interval in list(self._intervals.values()))
+
+    def sync(self) -> SyncSummary | None:
+        """Bring the judge in line with the registry; None when the database could not be read."""
+        with self._lock:
+            try:
+                return self._sync()
+            except Exception as exc:  # the database may be away: keep running what we have
+                log.warning("registry sync failed: %s", str(exc).splitlines()[0])
+                return None
+
+    def _sync(self) -> SyncSummary:
+        now = self.clock.now()
+        with self.db.read() as session:
+            fingerprint = tuple(session.execute(select(
+                func.count(Component.id), func.coalesce(func.sum(Component.generation), 0),
+                func.coalesce(func.max(Component.id), 0))).one())
+            if fingerprint == self._fingerprint and not any(self._holds.values()):
+                return SyncSummary()
+            light = session.execute(select(Component.id, Component.generation, Component.paused_until,
+                                           Component.paused_reason, Component.maintenance_until)).all()
+            changed = [r.id for r in light if self._generations.get(r.id) != r.generation]
+            rows = [row for i in range(0, len(changed), LOAD_CHUNK)
+                    for row in session.scalars(select(Component).where(Component.id.in_(changed[i:i + LOAD_CHUNK])))]
+        added = sum(1 for row in rows if row.id not in self._generations)
+        for row in rows:
+            self._install(row, len(rows) <= LOG_EACH_UP_TO)
+        for r in light:
+            self._hold(r, now)
+        seen = {r.id for r in light}
+        removed = [cid for cid in self._generations if cid not in seen]
+        for cid in removed:
+            self._generations.pop(cid)
+            self._holds.pop(cid, None)
+            self.judge.send(Remove(cid))
+            name = self._names.pop(cid, cid)
+            self._intervals.pop(cid, None)
+            if len(removed) <= LOG_EACH_UP_TO:
+                log.info("component removed component=%s", name)
+        self._fingerprint = fingerprint
+        summary = SyncSummary(added, len(rows) - added, len(removed))
+        if len(rows) > LOG_EACH_UP_TO or len(removed) > LOG_EACH_UP_TO:
+            log.info("registry sync: added=%d changed=%d removed=%d components=%d", summary.added,
+                     summary.changed, summary.removed, len(self._generations))
+        return summary
+
+    def _install(self, row: Component, log_it: bool) -> None:
+        config = TrackerConfig(interval_s=row.interval_s, failure_threshold=row.failure_threshold,
+                               success_threshold=row.success_threshold, retry_interval_s=row.retry_interval_s,
+                               startup_grace_s=self.startup_grace_s)
+        restore = LiveState(ComponentState(row.state), row.state_since, row.consecutive_failures,
+                            row.consecutive_successes, row.flap_episode)
+        if log_it:
+            kind = "added" if row.id not in self._generations else "changed"
+            log.info("component %s component=%s interval=%gs", kind, row.name, row.interval_s)
+        self.judge.send(Install(row.id, row.name, effective_check(row), config, row.timeout_s,
+                                row.criticality or "normal", restore))
+        self._generations[row.id] = row.generation
+        self._names[row.id] = row.name
+        self._intervals[row.id] = row.interval_s
+
+    def _hold(self, light, now) -> None:
+        hold = Component.hold_at(light, now)  # the one definition of a hold, on the narrow row
+        wanted = None if hold is None else ComponentState(hold)
+        if self._holds.get(light.id) is not wanted:
+            self._holds[light.id] = wanted
+            self.judge.send(Hold(light.id, wanted, light.paused_reason or ""))

@@ -1,0 +1,190 @@
+"""The dispatcher, scripted with a fake clock: due order, coalescing, retries, backoff, lanes, shedding."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from orchestrator.core.clock import FakeClock
+from orchestrator.health.dispatch import Dispatcher, Due
+from orchestrator.health.spec import CheckSpec
+
+SPEC = CheckSpec(url="http://127.0.0.1:9/")
+
+
+class RecordingLanes:
+    """The dispatcher's Lanes contract, keeping what it was handed (no checks run)."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[Due]] = []
+        self.lost: list[Due] = []
+
+    def submit(self, batch: list[Due]) -> None:
+        self.batches.append(batch)
+
+    def poll(self) -> list[Due]:
+        lost, self.lost = self.lost, []
+        return lost
+
+    def ids(self) -> list[int]:
+        return [due.component_id for batch in self.batches for due in batch]
+
+    def last(self) -> Due:
+        return self.batches[-1][-1]
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def lanes() -> RecordingLanes:
+    return RecordingLanes()
+
+
+@pytest.fixture
+def dispatcher(clock: FakeClock, lanes: RecordingLanes) -> Dispatcher:
+    return Dispatcher(lanes, clock=clock, rng=random.Random(7))
+
+
+def _add(d: Dispatcher, cid: int, *, interval_s: float = 1.0, first_delay_s: float = 0.0, **kw) -> None:
+    d.add(cid, SPEC, interval_s=interval_s, timeout_s=0.5, first_delay_s=first_delay_s, **kw)
+
+
+def test_due_checks_go_out_in_due_order_in_one_batch_per_tick(dispatcher, clock, lanes) -> None:
+    for cid, delay in ((1, 0.3), (2, 0.1), (3, 0.2), (4, 5.0)):
+        _add(dispatcher, cid, first_delay_s=delay)
+    assert dispatcher.tick() == 0
+    clock.advance(0.35)
+    assert dispatcher.tick() == 3
+    assert len(lanes.batches) == 1
+    assert lanes.ids() == [2, 3, 1]  # earliest first; 4 is not due
+
+
+def test_first_checks_are_spread_over_the_interval(clock, lanes) -> None:
+    dispatcher = Dispatcher(lanes, clock=clock, rng=random.Random(1))
+    for cid in range(100):
+        dispatcher.add(cid, SPEC, interval_s=10.0, timeout_s=1.0)
+    clock.advance(5.0)
+    dispatcher.tick()
+    assert 30 <= len(lanes.ids()) <= 70  # about half of them in the first half of the interval
+    clock.advance(5.0)
+    dispatcher.tick()
+    assert sorted(lanes.ids()) == list(range(100))
+
+
+def test_never_two_runs_at_once_and_a_late_check_is_coalesced_into_one_run(dispatcher, clock, lanes) -> None:
+    _add(dispatcher, 1)
+    dispatcher.tick()
+    assert lanes.ids() == [1]
+    for _ in range(7):  # the run hangs for 3.5 intervals: no second run meanwhile
+        clock.advance(0.5)
+        dispatcher.tick()
+    assert lanes.ids() == [1]
+    dispatcher.done(1, None)
+    dispatcher.tick()
+    assert lanes.ids() == [1, 1], "one catch-up run, not a burst of three"
+    assert lanes.last().expected == pytest.approx(1000.0 + 3.0)  # the latest missed step: lateness is true
+    assert dispatcher.coalesced == 2
+    dispatcher.done(1, None)
+    clock.advance(0.4)
+    assert dispatcher.tick() == 0  # back on its cadence: next at 4.0
+    clock.advance(0.1)
+    assert dispatcher.tick() == 1
+
+
+def test_normal_cadence_steps_from_the_due_time_not_from_the_finish(dispatcher, clock, lanes) -> None:
+    _add(dispatcher, 1)
+    dispatcher.tick()
+    clock.advance(0.3)  # the check took 0.3 s
+    due = dispatcher.done(1, None)
+    assert due == pytest.approx(1001.0)
+
+
+def test_retry_and_backoff_delays_move_the_due_time(dispatcher, clock, lanes) -> None:
+    _add(dispatcher, 1, interval_s=10.0)
+    dispatcher.tick()
+    assert dispatcher.done(1, 0.2) == pytest.approx(1000.2)  # a first failure: confirm it fast
+    clock.advance(0.2)
+    dispatcher.tick()
+    assert dispatcher.done(1, 40.0) == pytest.approx(1040.2)  # DOWN backoff
+    clock.advance(39.9)
+    assert dispatcher.tick() == 0
+    clock.advance(0.1)
+    assert dispatcher.tick() == 1
+
+
+def test_a_timed_out_check_runs_in_the_slow_lane_until_it_answers(dispatcher, clock, lanes) -> None:
+    _add(dispatcher, 1)
+    dispatcher.tick()
+    assert not lanes.last().slow
+    dispatcher.done(1, None, timed_out=True)
+    clock.advance(1.0)
+    dispatcher.tick()
+    assert lanes.last().slow
+    dispatcher.done(1, None, timed_out=False)
+    clock.advance(1.0)
+    dispatcher.tick()
+    assert not lanes.last().slow
+
+
+def test_reschedule_moves_an_idle_component_but_not_a_running_one(dispatcher, clock, lanes) -> None:
+    _add(dispatcher, 1, interval_s=10.0, first_delay_s=30.0)
+    dispatcher.reschedule(1, 10.0)  # a verified recovery: next check at the normal interval
+    assert dispatcher.due_at(1) == pytest.approx(1010.0)
+    clock.advance(10.0)
+    dispatcher.tick()
+    dispatcher.reschedule(1, 0.0)
+    clock.advance(1.0)
+    assert dispatcher.tick() == 0  # still running: never a second run
+
+
+def test_removed_components_are_not_dispatched_and_their_result_is_ignored(dispatcher, clock, lanes) -> None:
+    _add(dispatcher, 1)
+    _add(dispatcher, 2)
+    dispatcher.remove(1)
+    dispatcher.tick()
+    assert lanes.ids() == [2]
+    assert dispatcher.done(1, None) is None
+
+
+def test_changed_definition_keeps_the_due_time_unless_the_interval_changes(dispatcher, clock, lanes) -> None:
+    _add(dispatcher, 1, interval_s=10.0, first_delay_s=4.0)
+    _add(dispatcher, 1, interval_s=10.0)  # new spec, same interval
+    assert dispatcher.due_at(1) == pytest.approx(1004.0)
+    _add(dispatcher, 1, interval_s=5.0)
+    assert dispatcher.due_at(1) == pytest.approx(1005.0)
+    clock.advance(4.5)
+    assert dispatcher.tick() == 0  # the old due time is gone from the heap
+
+
+def test_checks_of_a_dead_runner_are_dispatched_again_at_once(dispatcher, clock, lanes) -> None:
+    _add(dispatcher, 1, interval_s=10.0)
+    dispatcher.tick()
+    lanes.lost = [lanes.last()]
+    clock.advance(0.1)
+    assert dispatcher.tick() == 1
+    assert lanes.ids() == [1, 1]
+
+
+def test_shedding_skips_or_stretches_by_criticality_and_can_be_cleared(dispatcher, clock, lanes) -> None:
+    _add(dispatcher, 1, criticality="low")
+    _add(dispatcher, 2, criticality="normal")
+    _add(dispatcher, 3, criticality="critical")
+    dispatcher.set_shedding(lambda cid, crit: {"low": None, "normal": 2.0}.get(crit, 1.0))
+    dispatcher.tick()
+    assert sorted(lanes.ids()) == [2, 3] and dispatcher.shed == 1
+    assert dispatcher.done(2, None) == pytest.approx(1002.0)  # twice the interval
+    assert dispatcher.done(3, None) == pytest.approx(1001.0)
+    dispatcher.set_shedding(None)
+    clock.advance(1.0)
+    dispatcher.tick()
+    assert sorted(lanes.ids()) == [1, 2, 3, 3]  # low is checked again; 2 keeps its stretched due time
+
+
+def test_a_failing_shedding_predicate_does_not_stop_checking(dispatcher, clock, lanes) -> None:
+    _add(dispatcher, 1)
+    dispatcher.set_shedding(lambda cid, crit: 1 / 0)
+    assert dispatcher.tick() == 1
