@@ -33,6 +33,7 @@ from orchestrator.db.engine import Database
 from orchestrator.db.models import CheckResultRow, CheckRollup, Component, StateTransition
 from orchestrator.health.result import CheckResult
 from orchestrator.history.rollup import Rollups
+from orchestrator.history.stats import RecorderStats
 from orchestrator.incidents import lifecycle as incidents
 from orchestrator.resilience.backoff import full_jitter_delay
 
@@ -98,6 +99,8 @@ class Recorder:
         self.dropped = 0  # results lost to a long outage: reported, never silent
         self.written = 0
         self.db_healthy = True
+        #: counters and histograms for /metrics, updated once per committed batch
+        self.stats = RecorderStats()
         self._queue: queue.SimpleQueue[ResultItem | TransitionItem | None] = queue.SimpleQueue()
         self._wake = threading.Event()  # something must be written before the next flush is due
         self._results: deque[ResultItem] = deque()
@@ -197,6 +200,7 @@ class Recorder:
             return True
         results = [self._results.popleft() for _ in range(min(len(self._results), self.max_batch * 10))]
         transitions = list(self._transitions)
+        started = self.clock.monotonic()
         try:
             events = self._write(results, transitions, self._pending_rollups)
         except Exception as exc:  # the database is away: keep everything and retry later
@@ -213,6 +217,7 @@ class Recorder:
                 self._rollups.add(r.component_id, r.result.checked_at, r.result.ok, r.result.latency_ms)
         self._pending_rollups = self._rollups.closed(self.clock.now())
         self.written += len(results)
+        self.stats.observe_batch(results, write_s=self.clock.monotonic() - started)
         if not self.db_healthy:
             log.warning("database reachable again: wrote %d buffered results, %d dropped in total",
                         len(results), self.dropped)
