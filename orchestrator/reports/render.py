@@ -16,6 +16,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from orchestrator.reports import charts
 from orchestrator.reports.model import REPORT_VERSION, Report
 
 FORMATS = ("html", "markdown", "json", "csv")
@@ -60,15 +61,44 @@ def md_cell(value: Any) -> Any:
     return " ".join(value.split())
 
 
+def latency_series(points) -> list[tuple[str, list[tuple[datetime, float | None]]]]:
+    """The latency chart's two lines (p50, p95) from :class:`~orchestrator.reports.figures.LatencyPoint` s."""
+    return [("p50", [(p.start, p.p50_ms) for p in points]), ("p95", [(p.start, p.p95_ms) for p in points])]
+
+
+def mttr_rows(points, bucket_s: int):
+    """One bar per period: its mean time to recover, in seconds."""
+    fmt = "%Y-%m-%d" if bucket_s >= 86400 else "%m-%d %H:%M"
+    return [(f"{p.start.strftime(fmt)} ({p.resolved})", [("s MTTR", p.mttr_s or 0.0, "#0969da")]) for p in points]
+
+
+def strategy_rows(strategies):
+    """One bar per strategy: succeeded, failed, other executed attempts."""
+    return [(s.strategy, [("succeeded", s.succeeded, "#1a7f37"), ("failed", s.failed, "#cf222e"),
+                          ("other", s.executed - s.succeeded - s.failed, "#8c959f")]) for s in strategies]
+
+
+def register_filters(env: Environment) -> None:
+    """The filters and chart functions report templates use (the web app's environment gets them too)."""
+    env.filters.update(duration=human_duration, when=_when, pct=_pct, ms=_ms)
+    env.globals.update(charts=charts, bucket_label=human_duration, latency_series=latency_series,
+                       mttr_rows=mttr_rows, strategy_rows=strategy_rows)
+
+
 def _environment(**options: Any) -> Environment:
     env = Environment(loader=PackageLoader("orchestrator.reports", "templates"), undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, **options)
-    env.filters.update(duration=human_duration, when=_when, pct=_pct, ms=_ms)
+    register_filters(env)
     return env
 
 
-def render_html(report: Report) -> str:
-    return _environment(autoescape=True).get_template("report.html.j2").render(r=report)
+def render_html(report: Report, *, css_href: str | None = None, env: Environment | None = None,
+                **page: Any) -> str:
+    """One self-contained HTML file (styles inline, pictures as inline SVG); ``css_href`` links the
+    styles instead (the web page, whose Content-Security-Policy forbids inline styles). ``page`` is
+    passed to the template for the web page's controls."""
+    env = env or _environment(autoescape=True)
+    return env.get_template("report.html.j2").render(r=report, css_href=css_href, page=page or None)
 
 
 def render_markdown(report: Report) -> str:
@@ -103,6 +133,7 @@ def report_dict(report: Report) -> dict[str, Any]:
         item["duration_s"] = round(i.duration_s, 3)
         incidents.append(item)
     return _plain({
+        "figures": asdict(report.figures) if report.figures is not None else None,
         "version": REPORT_VERSION, "generated_at": report.generated_at, "since": report.since,
         "until": report.until, "window_s": report.window_s, "component": report.component,
         "totals": totals, "components": components, "incidents": incidents,
