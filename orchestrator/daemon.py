@@ -60,6 +60,10 @@ class DaemonSettings:
     startup_grace_s: float = 0.0
     run_for_s: float | None = None  # stop by itself after this long (demos, benchmarks)
     shutdown_timeout_s: float = 8.0
+    #: serve the web page, API and /metrics here (HOST:PORT), None for no web server
+    http: str | None = None
+    #: orchestrator.web.state.WebSettings for that server (token, metrics per component)
+    web: object | None = None
 
 
 class Daemon:
@@ -75,6 +79,10 @@ class Daemon:
         self.coordinator = None
         self.plans = None
         self._skipped_reported = 0
+        #: clock.monotonic() of the heartbeat job's last run: /healthz tells a stuck scheduler by it
+        self.last_heartbeat_mono: float | None = None
+        #: the web server when settings.http is set (its ``url`` is what to open)
+        self.web = None
 
     # -- signals -------------------------------------------------------------------------------
     def request_stop(self, *_: object) -> None:
@@ -113,6 +121,8 @@ class Daemon:
         monitor = self.monitor = Monitor(db, recorder, scheduler, clock=self.clock,
                                          startup_grace_s=s.startup_grace_s, reliable=sentinels.reliable)
         self.coordinator = self._make_coordinator(db, monitor, switches)
+        if s.http is not None:  # before anything runs: a port in use stops the start, nothing to undo
+            self.web = self._start_web(s.http)
         self._register_instance(db)
         recorder.start()
         # Started (paused) before the first sync: a job added to a stopped scheduler gets its first run
@@ -151,6 +161,8 @@ class Daemon:
 
     def _shutdown(self, scheduler: CheckScheduler, recorder: Recorder, db: Database) -> int:
         sdnotify.notify("STOPPING=1")
+        if self.web is not None:
+            self.web.stop()
         log.info("stopping: letting in-flight checks finish")
         scheduler.shutdown(wait=True)  # each in-flight check ends within its own timeout
         close_checkers()
@@ -200,6 +212,14 @@ class Daemon:
         if self.monitor is not None:
             self.monitor.sync()
 
+    def _start_web(self, address: str):
+        """The page, API and /metrics on their own threads, reading this daemon's live objects."""
+        from orchestrator.web import server
+        from orchestrator.web.source import DaemonSource
+        from orchestrator.web.state import WebSettings
+
+        return server.start(DaemonSource(self), address, self.settings.web or WebSettings())
+
     @staticmethod
     def _auto_workers(db: Database) -> int:
         with db.read() as session:
@@ -216,6 +236,7 @@ class Daemon:
     def _heartbeat(self, stopped: bool = False) -> None:
         assert self.db is not None and self.recorder is not None and self.monitor is not None
         now = self.clock.now()
+        self.last_heartbeat_mono = self.clock.monotonic()
         skipped = self.monitor.scheduler.skipped_runs
         if skipped > self._skipped_reported:
             log.warning("falling behind: %d check runs skipped since the last heartbeat (the previous run of "

@@ -92,6 +92,26 @@ def show_incident(db: Database, incident_id: int) -> dict[str, Any]:
     return out
 
 
+def _journal_dict(row: JournalEntry, component: str | None) -> dict[str, Any]:
+    return {"incident_id": row.incident_id, "component": component, **{k: getattr(row, k) for k in _JOURNAL_FIELDS}}
+
+
+def recent_actions(db: Database, *, limit: int = 20) -> list[dict[str, Any]]:
+    """The newest journal rows of every incident (each with its incident id and component), newest first."""
+    stmt = (select(JournalEntry, Incident.component_name).join(Incident, Incident.id == JournalEntry.incident_id)
+            .order_by(JournalEntry.id.desc()).limit(limit))
+    with db.read() as session:
+        return [_journal_dict(row, name) for row, name in session.execute(stmt)]
+
+
+def component_journal(db: Database, component: str, *, limit: int = 50) -> list[dict[str, Any]]:
+    """The newest journal rows of one component's incidents, newest first."""
+    stmt = (select(JournalEntry).join(Incident, Incident.id == JournalEntry.incident_id)
+            .where(Incident.component_name == component).order_by(JournalEntry.id.desc()).limit(limit))
+    with db.read() as session:
+        return [_journal_dict(row, component) for row in session.scalars(stmt)]
+
+
 def _mark(db: Database, incident_id: int, action: str, actor: Actor, clock: Clock) -> dict[str, Any]:
     now: datetime = clock.now()
     with db.write() as session:
