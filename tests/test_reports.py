@@ -195,17 +195,21 @@ def test_report_dict_is_plain_json(db: Database) -> None:
     assert data["since"] == (NOW - 30 * DAY).isoformat() and data["component"] is None
 
 
-def test_cli_writes_each_format_and_the_output_file(run_cli, db: Database, tmp_path: Path) -> None:
+def test_cli_writes_each_format_and_the_output_file(run_cli, db: Database, tmp_path: Path, monkeypatch) -> None:
     seed(db, datetime.now(UTC))
-    result = run_cli("report", "--since", "30d", "--format", "json")
+    result = run_cli("report", "--since", "30d", "--format", "json", "-o", "-")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["totals"]["incidents"] == 4
     out = tmp_path / "report.html"
     result = run_cli("report", "--component", "web", "-o", str(out))
-    assert result.exit_code == 0 and result.stdout == ""
+    assert result.exit_code == 0 and result.stdout.strip() == str(out)
     html = out.read_text()
     assert html.startswith("<!DOCTYPE html>") and "Recovery report: web" in html
-    assert run_cli("report", "--format", "csv").stdout.startswith("id,component,kind")
+    assert run_cli("report", "--format", "csv", "-o", "-").stdout.startswith("id,component,kind")
+    monkeypatch.chdir(tmp_path)  # without -o: a new file in the current directory, its path printed
+    result = run_cli("report", "--format", "markdown")
+    written = Path(result.stdout.strip())
+    assert result.exit_code == 0 and written.suffix == ".md" and (tmp_path / written).read_text().startswith("# ")
     unwritable = run_cli("report", "-o", str(tmp_path / "missing" / "r.html"))
     assert unwritable.exit_code == 1 and unwritable.output.startswith("error: cannot write"), unwritable.output
 
