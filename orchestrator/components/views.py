@@ -114,7 +114,7 @@ def _dependency_names(session: Session, rows: list[Component]) -> dict[int, str]
     names = {r.id: r.name for r in rows}
     wanted = {d.depends_on_id for r in rows for d in r.dependencies} - names.keys()
     if wanted:
-        names.update(session.execute(select(Component.id, Component.name).where(Component.id.in_(wanted))).tuples().all())
+        names.update(session.execute(select(Component.id, Component.name).where(Component.id.in_(wanted))).all())
     return names
 
 

@@ -56,7 +56,7 @@ def _spark(session: Session, ids: list[int], now: datetime) -> dict[int, list[fl
 def _ids(session: Session, names: list[str]) -> dict[str, int]:
     if not names:
         return {}
-    return dict(session.execute(select(Component.name, Component.id).where(Component.name.in_(names))).tuples().all())
+    return dict(session.execute(select(Component.name, Component.id).where(Component.name.in_(names))).all())
 
 
 def overview(source: WebSource, where: ComponentFilter, after: str | None) -> dict[str, Any]:
