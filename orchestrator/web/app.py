@@ -102,7 +102,8 @@ def _status_of(exc: OrchestratorError) -> int:
 
 
 def _answer(status: int, message: str, field: str | None = None, headers: dict[str, str] | None = None):
-    if request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json":
+    form = request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data")
+    if (request.path.startswith("/api/") and not form) or request.accept_mimetypes.best == "application/json":
         response = jsonify({"error": {"message": message, "field": field, "status": status}})
     else:
         response = Response(render_template("error.html.j2", status=status, message=message, field=field),
