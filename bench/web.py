@@ -57,7 +57,7 @@ from orchestrator.db.models import (  # noqa: E402
     StateTransition,
 )
 
-PORT = 55462  # this benchmark's port (55460-55469)
+PORT = 55463  # this benchmark's port (55460-55469)
 
 
 def load() -> str:
@@ -107,7 +107,7 @@ def time_urls(base: str, urls: list[str], n: int) -> None:
             response = session.get(base + url, timeout=60)
             times.append((time.perf_counter() - started) * 1000)
             response.raise_for_status()
-        print(f"{url:<28} p50 {percentile(times, 0.5):7.1f} ms  p95 {percentile(times, 0.95):7.1f} ms  "
+        print(f"{url:<28} p50 {percentile(times, 50):7.1f} ms  p95 {percentile(times, 95):7.1f} ms  "
               f"({len(response.content) / 1024:.0f} KiB, {load()})", flush=True)
 
 
