@@ -115,34 +115,32 @@ class OrchestratorCollector:
         yield checks
 
     def _states(self, names: dict[int, str], states: dict[int, str]) -> Iterator[Metric]:
-        totals = Counter(states.values())
-        by_state = GaugeMetricFamily("orchestrator_components", "Components by state.", labels=["state"])
-        for state in _STATES:
-            by_state.add_metric([state], totals.get(state, 0))
-        yield by_state
-        if self.per_component:
-            one = GaugeMetricFamily("orchestrator_component_state", "1 for the state a component is in, else 0.",
-                                    labels=["component", "state"])
-            for cid, name in names.items():
-                current = states[cid]
-                for state in _STATES:
-                    one.add_metric([name, state], 1.0 if state == current else 0.0)
-            yield one
+        current = {name: states[cid] for cid, name in names.items()}
+        yield from _one_hot(current, _STATES, ("orchestrator_components", "Components by state."),
+                            ("orchestrator_component_state", "1 for the state a component is in, else 0."),
+                            self.per_component)
 
     def _breakers(self, rows) -> Iterator[Metric]:
-        breaker_of = {name: (breaker or {}).get("state", "closed") for _cid, name, _s, _t, _f, breaker in rows}
-        totals = Counter(breaker_of.values())
-        agg = GaugeMetricFamily("orchestrator_breakers", "Recovery breakers by state.", labels=["state"])
-        for state in BREAKER_STATES:
-            agg.add_metric([state], totals.get(state, 0))
-        yield agg
-        if self.per_component:
-            one = GaugeMetricFamily("orchestrator_breaker_state", "1 for a component's recovery breaker state.",
-                                    labels=["component", "state"])
-            for name, current in breaker_of.items():
-                for state in BREAKER_STATES:
-                    one.add_metric([name, state], 1.0 if state == current else 0.0)
-            yield one
+        current = {name: (breaker or {}).get("state", "closed") for _cid, name, _s, _t, _f, breaker in rows}
+        yield from _one_hot(current, BREAKER_STATES, ("orchestrator_breakers", "Recovery breakers by state."),
+                            ("orchestrator_breaker_state", "1 for a component's recovery breaker state."),
+                            self.per_component)
+
+
+def _one_hot(current: dict[str, str], choices, totals: tuple[str, str], each: tuple[str, str],
+             per_component: bool) -> Iterator[Metric]:
+    """Counts by state, and (per component) one 0/1 series for each state: Prometheus' enum idiom."""
+    counts = Counter(current.values())
+    agg = GaugeMetricFamily(*totals, labels=["state"])
+    for state in choices:
+        agg.add_metric([state], counts.get(state, 0))
+    yield agg
+    if per_component:
+        one = GaugeMetricFamily(*each, labels=["component", "state"])
+        for name, value in current.items():
+            for state in choices:
+                one.add_metric([name, state], 1.0 if state == value else 0.0)
+        yield one
 
 
 def _histogram(name: str, documentation: str, hist: Histogram) -> Metric:
