@@ -3,6 +3,10 @@
 Every function takes plain data and returns :class:`markupsafe.Markup` holding one ``<svg>`` element
 that parses as XML. Text from the database is escaped; colours are presentation attributes (never
 ``style=``), so the page's Content-Security-Policy needs no exception.
+
+Each drawn piece also carries the figure it stands for in ``data-*`` attributes (a segment's state,
+ends and seconds; a line's points; a bar piece's value), so the numbers behind a picture can be read
+back exactly — by a script scraping the report, and by the tests that check them against the history.
 """
 
 from __future__ import annotations
@@ -46,6 +50,10 @@ def _when(value: datetime) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _iso(value: datetime) -> str:
+    return value.isoformat(timespec="seconds")
+
+
 def availability(segments: Sequence[Segment], start: datetime, end: datetime, *, width: float = 600,
                  height: float = 18, label: str = "availability") -> Markup:
     """A timeline bar: judged states on the top lane; paused and maintenance apart on a thin lane below.
@@ -61,13 +69,15 @@ def availability(segments: Sequence[Segment], start: datetime, end: datetime, *,
         if x1 <= x0:
             continue
         tip = f"<title>{escape(seg.state)}: {_when(seg.start)} → {_when(seg.end)}</title>"
+        data = (f'data-state="{escape(seg.state)}" data-start="{_iso(seg.start)}" data-end="{_iso(seg.end)}" '
+                f'data-seconds="{_num((seg.end - seg.start).total_seconds())}"')
         if seg.state in HOLD_STATES:
             parts.append(f'<rect x="{_num(x0)}" y="{_num(holds_y)}" width="{_num(x1 - x0)}" height="{_num(holds_h)}" '
-                         f'fill="{STATE_COLOURS[seg.state]}" class="seg s-{escape(seg.state)}">{tip}</rect>')
+                         f'fill="{STATE_COLOURS[seg.state]}" class="seg hold s-{escape(seg.state)}" {data}>{tip}</rect>')
         else:
             colour = STATE_COLOURS.get(seg.state, STATE_COLOURS["unknown"])
             parts.append(f'<rect x="{_num(x0)}" y="0" width="{_num(x1 - x0)}" height="{_num(lane)}" '
-                         f'fill="{colour}" class="seg s-{escape(seg.state)}">{tip}</rect>')
+                         f'fill="{colour}" class="seg s-{escape(seg.state)}" {data}>{tip}</rect>')
     return _svg(width, height, "".join(parts), label)
 
 
@@ -115,11 +125,13 @@ def line_chart(series: Sequence[tuple[str, Sequence[tuple[datetime, float | None
                  f'fill="#57606a">{escape(_when(end))}</text>')
     for n, (name, points) in enumerate(series):
         colour = LINE_COLOURS[n % len(LINE_COLOURS)]
+        known_points = [(t, v) for t, v in points if v is not None]
         coords = [f"{_num(left + (t - start).total_seconds() / span * plot_w)},"
-                  f"{_num(top_pad + plot_h * (1 - v / top))}" for t, v in points if v is not None]
+                  f"{_num(top_pad + plot_h * (1 - v / top))}" for t, v in known_points]
         if coords:
-            parts.append(f'<polyline points="{" ".join(coords)}" fill="none" stroke="{colour}" stroke-width="1.5">'
-                         f"<title>{escape(name)}</title></polyline>")
+            values = " ".join(f"{_iso(t)}={_num(v)}" for t, v in known_points)
+            parts.append(f'<polyline points="{" ".join(coords)}" fill="none" stroke="{colour}" stroke-width="1.5" '
+                         f'data-series="{escape(name)}" data-values="{values}"><title>{escape(name)}</title></polyline>')
         parts.append(f'<text x="{_num(left + 8 + 90 * n)}" y="{top_pad + 10}" font-size="10" fill="{colour}">'
                      f"{escape(name)}</text>")
     return _svg(width, height, "".join(parts), label)
@@ -140,7 +152,8 @@ def stacked_bars(rows: Sequence[tuple[str, Sequence[tuple[str, float, str]]]], *
             w = value / largest * (width - left - 60)
             if w > 0:
                 body.append(f'<rect x="{_num(x)}" y="{_num(y)}" width="{_num(w)}" height="{_num(bar_height)}" '
-                            f'fill="{colour}"><title>{escape(name)}: {escape(_num(value))} {escape(part)}</title></rect>')
+                            f'fill="{colour}" data-row="{escape(name)}" data-part="{escape(part)}" '
+                            f'data-value="{_num(value)}"><title>{escape(name)}: {escape(_num(value))} {escape(part)}</title></rect>')
             x += w
         total = sum(v for _p, v, _c in parts)
         body.append(f'<text x="{_num(x + 4)}" y="{_num(y + bar_height - 4)}" font-size="11" fill="#57606a">'
