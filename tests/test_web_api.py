@@ -14,6 +14,7 @@ from xml.etree import ElementTree
 import pytest
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from referencing import Registry, Resource
 from sqlalchemy import select
@@ -22,16 +23,19 @@ from orchestrator.components.definition import ComponentSpec
 from orchestrator.components.registry import Registry as ComponentRegistry
 from orchestrator.core.clock import FakeClock
 from orchestrator.db.engine import Database
-from orchestrator.db.models import AuditEntry
+from orchestrator.db.models import AuditEntry, JournalEntry
 from orchestrator.web.app import create_app
 from orchestrator.web.auth import CSRF_COOKIE
+from orchestrator.web.exposition import exposition
+from orchestrator.web.journal_figures import JournalFiguresCache
+from orchestrator.web.metrics import registry_for
 from orchestrator.web.openapi import openapi_document
 from orchestrator.web.source import DatabaseSource
 from orchestrator.web.state import WebSettings
 from tests.conftest import snapshot
 from tests.daemon_helpers import poll, running_daemon
 from tests.servers import LoopbackHTTPServer
-from tests.test_reports import HOSTILE, seed
+from tests.test_reports import HOSTILE, _component, seed
 
 TOKEN = "correct-horse-battery-staple"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
@@ -256,3 +260,31 @@ def test_the_daemon_serves_live_metrics_and_health(tmp_path) -> None:
             with urllib.request.urlopen(base + "healthz", timeout=10) as response:
                 assert json.loads(response.read())["status"] == "pass"
         database.dispose()
+
+
+@pytest.mark.parametrize("per_component", [True, False])
+def test_metrics_fast_text_is_what_prometheus_client_writes(db: Database, per_component: bool) -> None:
+    """The per-component families' own writer gives byte for byte prometheus_client's generic output."""
+    now = datetime.now(UTC)
+    seed(db, now)
+    with db.write() as session:  # a name the registry refuses, written directly: it must still be escaped
+        session.add(_component('odd"name\\x', now))
+    registry = registry_for(DatabaseSource(db, clock=FakeClock(datetime.now(UTC))), per_component=per_component)
+    fast = exposition(registry.collect())
+    assert fast == generate_latest(registry)
+    assert (b'component="odd\\"name\\\\x",state="unknown"} 1.0' in fast) is per_component
+
+
+def test_journal_figures_are_recomputed_when_the_journal_changes(db: Database) -> None:
+    seed(db, datetime.now(UTC))
+    cache = JournalFiguresCache()
+    with db.read() as session:
+        first = cache.read(session)
+        assert cache.read(session) is first  # unchanged journal: not computed again
+    assert dict(((s, o), n) for s, o, n in first.actions)[("restart", "succeeded")] == 2
+    with db.write() as session:  # a running attempt finishes: same row count, another status
+        entry = session.scalars(select(JournalEntry).where(JournalEntry.strategy == "notify")).one()
+        entry.status = "failed"
+    with db.read() as session:
+        second = cache.read(session)
+    assert second is not first and ("notify", "failed", 1) in second.actions
