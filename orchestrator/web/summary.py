@@ -8,16 +8,15 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from orchestrator.components.views import instance_views, state_counts
-from orchestrator.core.states import IncidentStatus
 from orchestrator.db.models import Incident
+from orchestrator.incidents.queries import UNRESOLVED_STATUSES
 from orchestrator.web.source import STUCK_AFTER_HEARTBEATS, LiveFacts, WebSource
 
 
 def open_incident_counts(session: Session) -> dict[str, int]:
     """Every unresolved status → how many incidents are in it (served by ix_incidents_status)."""
-    counts = {s.value: 0 for s in IncidentStatus if s is not IncidentStatus.RESOLVED}
-    stmt = (select(Incident.status, func.count()).where(Incident.status != IncidentStatus.RESOLVED.value)
-            .group_by(Incident.status))
+    counts = dict.fromkeys(UNRESOLVED_STATUSES, 0)
+    stmt = select(Incident.status, func.count()).where(Incident.status.in_(UNRESOLVED_STATUSES)).group_by(Incident.status)
     for status, n in session.execute(stmt):
         counts[status] = n
     return counts
