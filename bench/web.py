@@ -107,7 +107,7 @@ def time_urls(base: str, urls: list[str], n: int) -> None:
             response = session.get(base + url, timeout=60)
             times.append((time.perf_counter() - started) * 1000)
             response.raise_for_status()
-        print(f"{url:<28} p50 {percentile(times, 50):7.1f} ms  p95 {percentile(times, 95):7.1f} ms  "
+        print(f"    {url:<24} p50 {percentile(times, 50):7.1f} ms  p95 {percentile(times, 95):7.1f} ms  "
               f"({len(response.content) / 1024:.0f} KiB, {load()})", flush=True)
 
 
@@ -119,15 +119,17 @@ def part_pages(args) -> None:
         log(f"seeding {args.components} components and {args.incidents} incidents")
         seed_fleet(db, args.components, args.incidents, datetime.now(UTC))
         db.dispose()
-        proc = start(orchestrator_cmd(db_url, "web", "--http", f"127.0.0.1:{PORT}", "--log-level", "warning"),
-                     env=bench_env(directory))
-        try:
-            _wait_up(f"http://127.0.0.1:{PORT}/healthz")
-            print(f"pages over {args.components} components, {args.incidents} incidents (SQLite):")
-            time_urls(f"http://127.0.0.1:{PORT}", ["/", "/api/v1/components", "/metrics", "/api/v1/status"],
-                      args.requests)
-        finally:
-            stop(proc)
+        print(f"pages over {args.components} components, {args.incidents} incidents (SQLite):")
+        for flag, urls in (("--metrics-per-component", ["/", "/api/v1/components", "/metrics", "/api/v1/status"]),
+                           ("--no-metrics-per-component", ["/metrics"])):
+            proc = start(orchestrator_cmd(db_url, "web", "--http", f"127.0.0.1:{PORT}", "--log-level", "warning",
+                                          flag), env=bench_env(directory))
+            try:
+                _wait_up(f"http://127.0.0.1:{PORT}/healthz")
+                print(f"  {flag}:")
+                time_urls(f"http://127.0.0.1:{PORT}", urls, args.requests)
+            finally:
+                stop(proc)
 
 
 def _wait_up(url: str, timeout_s: float = 60.0) -> None:

@@ -86,8 +86,7 @@ class OrchestratorCollector:
                                    .order_by(Component.name)).all()
             incidents = open_incident_counts(session)
             journal = self.journal.read(session)
-        names = {cid: name for cid, name, *_ in rows}
-        yield from self._checks(facts, rows, names)
+        yield from self._checks(facts, rows)
         yield from _histograms(facts)
         states = {name: (facts.states[cid].value if cid in facts.states else state) for cid, name, state, *_ in rows}
         yield from self._one_hot(states, _STATE_PAIRS, ("orchestrator_components", "Components by state."),
@@ -110,23 +109,24 @@ class OrchestratorCollector:
         for provider in METRIC_PROVIDERS:
             yield from provider(self.source)
 
-    def _checks(self, facts: LiveFacts, rows, names: dict[int, str]) -> Iterator[Metric]:
-        if facts.stats is not None:  # the daemon's own counts since it started
-            counts: dict[str, dict[str, int]] = {}
-            for (cid, outcome), n in facts.stats.checks.items():
-                counts.setdefault(names.get(cid, str(cid)), {})[outcome] = n
-        else:  # the database's lifetime totals
-            counts = {name: {"failed": int(failures or 0), "ok": int(total or 0) - int(failures or 0)}
-                      for _cid, name, _state, total, failures, _breaker in rows}
+    def _checks(self, facts: LiveFacts, rows) -> Iterator[Metric]:
+        """Checks by component (in name order) and outcome: the daemon's since it started, else the
+        database's lifetime totals."""
+        if facts.stats is not None:
+            live: dict[tuple[int, str], int] = facts.stats.checks
+            counts = [(name, live.get((cid, "failed"), 0), live.get((cid, "ok"), 0)) for cid, name, *_ in rows]
+        else:
+            counts = [(name, int(failures or 0), int(total or 0) - int(failures or 0))
+                      for _cid, name, _state, total, failures, _breaker in rows]
         if self.per_component:
             checks = ComponentFamily("orchestrator_checks", "Health checks by outcome.", "counter", "outcome")
-            for name in sorted(counts):
-                checks.add(name, tuple(sorted(counts[name].items())))
+            for name, failed, ok in counts:
+                checks.add(name, (("failed", failed), ("ok", ok)))
             yield checks
             return
         totals = CounterMetricFamily("orchestrator_checks", "Health checks by outcome.", labels=["outcome"])
-        for outcome in ("ok", "failed"):
-            totals.add_metric([outcome], sum(by.get(outcome, 0) for by in counts.values()))
+        totals.add_metric(["ok"], sum(ok for _n, _f, ok in counts))
+        totals.add_metric(["failed"], sum(failed for _n, failed, _ok in counts))
         yield totals
 
     def _one_hot(self, current: dict[str, str], pairs: dict[str, tuple[tuple[str, float], ...]],
