@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from xml.etree import ElementTree
 
 import pytest
@@ -288,3 +288,40 @@ def test_journal_figures_are_recomputed_when_the_journal_changes(db: Database) -
     with db.read() as session:
         second = cache.read(session)
     assert second is not first and ("notify", "failed", 1) in second.actions
+
+
+class _BatchedSource(DatabaseSource):
+    """The database as a daemon's web server sees it: ``batch`` stands for the recorder's batch count."""
+
+    batch = 0
+
+    def version(self):
+        return self.batch
+
+
+def test_the_daemon_reuses_the_overview_until_a_batch_a_write_or_a_second_passes(db: Database) -> None:
+    now = datetime.now(UTC)
+    seed(db, now)
+    clock = FakeClock(now)
+    source = _BatchedSource(db, clock=clock)
+    client = create_app(source, WebSettings(token=TOKEN)).test_client()
+
+    def row_of_cache() -> str:
+        html = client.get("/?partial=1").get_data(as_text=True)
+        return html.split('data-component="cache"', 1)[1].split("</tr>", 1)[0]
+
+    assert "s-unknown" in row_of_cache()
+    registry = ComponentRegistry(db)
+    registry.set_hold("cache", paused_until=now + timedelta(hours=1), reason="x", pause=True)
+    assert "s-unknown" in row_of_cache()  # same batch, same second: the answer is reused
+    clock.advance(1.0)
+    assert "s-paused" in row_of_cache()  # a second later it is built again
+    registry.set_hold("cache", paused_until=None, reason=None, pause=False)
+    clock.advance(0.5)
+    assert "s-paused" in row_of_cache()
+    source.batch += 1
+    assert "s-unknown" in row_of_cache()  # a recorder batch: built again
+    assert client.post("/api/v1/components/cache/pause", json={}, headers=BEARER).status_code == 200
+    assert "s-paused" in row_of_cache()  # a write through the app: built again
+    full = client.get("/").get_data(as_text=True)
+    assert full.startswith("<!DOCTYPE html>") and 'data-component="cache"' in full and "log in" in full

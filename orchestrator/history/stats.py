@@ -102,6 +102,11 @@ class RecorderStats:
                 self._db_write.observe(write_s)
             self._batches += 1
 
+    @property
+    def batches(self) -> int:
+        """Batches counted so far: it moves whenever the recorder has written something."""
+        return self._batches
+
     def snapshot(self) -> StatsSnapshot:
         with self._lock:
             return StatsSnapshot(dict(self._checks), self._latency.copy(), self._lateness.copy(),

@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException
 from orchestrator.core.errors import ConflictError, InputError, NotFoundError, OrchestratorError
 from orchestrator.reports.render import register_filters
 from orchestrator.web.auth import CSRF_COOKIE, Auth
+from orchestrator.web.cache import AnswerCache
 from orchestrator.web.source import WebSource
 from orchestrator.web.state import EXTENSION, AppState, HttpError, WebSettings
 
@@ -65,7 +66,8 @@ def create_app(source: WebSource, settings: WebSettings | None = None) -> Flask:
     app.jinja_env.loader = ChoiceLoader([PackageLoader("orchestrator.web", "templates"),
                                          PackageLoader("orchestrator.reports", "templates")])
     register_filters(app.jinja_env)
-    state = AppState(source=source, settings=settings, auth=Auth(settings.token, clock=source.clock))
+    state = AppState(source=source, settings=settings, auth=Auth(settings.token, clock=source.clock),
+                     cache=AnswerCache(source.clock))
     app.extensions[EXTENSION] = state
     for blueprint in blueprints():
         app.register_blueprint(blueprint)
@@ -79,6 +81,8 @@ def create_app(source: WebSource, settings: WebSettings | None = None) -> Flask:
             value = provider(state)
             if value is not None:
                 response.headers[name] = value
+        if request.method == "POST" and response.status_code < 400:
+            state.cache.invalidate()  # a write through this app: the next page shows it
         new_cookie = g.get("new_csrf_cookie")
         if new_cookie:
             response.set_cookie(CSRF_COOKIE, new_cookie, httponly=True, samesite="Strict", secure=request.is_secure)

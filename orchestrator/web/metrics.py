@@ -183,4 +183,5 @@ def metrics() -> Response:
     if registry is None:
         registry = state.extras["metrics_registry"] = registry_for(
             state.source, per_component=state.settings.metrics_per_component)
-    return Response(exposition(registry.collect()), content_type=CONTENT_TYPE_LATEST)
+    text = state.cache.get("metrics", state.source.version(), lambda: exposition(registry.collect()))
+    return Response(text, content_type=CONTENT_TYPE_LATEST)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from importlib import resources
 
 from flask import Blueprint, Response, abort, make_response, redirect, render_template, request
+from markupsafe import Markup
 
 from orchestrator.core.durations import parse_duration
 from orchestrator.core.errors import InputError
@@ -36,20 +37,39 @@ STATIC = {"app.js": "text/javascript", "app.css": "text/css"}
 STATIC_MAX_AGE_S = 300
 
 
-def _page(name: str, **context) -> str:
-    """The whole page, or only its changing part for ``?partial=1``."""
+def _context(**context) -> dict:
+    """What every page's templates get besides their model: who may write, and how often to refresh."""
     state = app_state()
     context.update(writes=state.auth.writes_enabled, logged_in=logged_in(), csrf=csrf_token(),
                    refresh_ms=int(state.settings.refresh_s * 1000), here=request.path)
-    partial = request.args.get("partial") == "1"
-    return render_template(f"{name}_body.html.j2" if partial else f"{name}.html.j2", **context)
+    return context
+
+
+def _partial() -> bool:
+    return request.args.get("partial") == "1"
+
+
+def _page(name: str, **context) -> str:
+    """The whole page, or only its changing part for ``?partial=1``."""
+    return render_template(f"{name}_body.html.j2" if _partial() else f"{name}.html.j2", **_context(**context))
+
+
+def _overview_body() -> str:
+    model = pagemodels.overview(app_state().source, component_filter(), request.args.get("after") or None)
+    filters = {"state": request.args.getlist("state"), "label": request.args.getlist("label")}
+    return render_template("index_body.html.j2", **_context(**model, filters=filters))
 
 
 @blueprint.get("/")
 def index():
-    model = pagemodels.overview(app_state().source, component_filter(), request.args.get("after") or None)
-    filters = {"state": request.args.getlist("state"), "label": request.args.getlist("label")}
-    return _page("index", **model, filters=filters)
+    """The overview. Its live part is the same for everyone, so the daemon reuses it (web.cache); the
+    frame around it (login state, CSRF token) is this browser's own."""
+    state = app_state()
+    key = ("overview", tuple(sorted((k, v) for k, v in request.args.items(multi=True) if k != "partial")))
+    body = state.cache.get(key, state.source.version(), _overview_body)
+    if _partial():
+        return body
+    return render_template("index.html.j2", **_context(body=Markup(body)))
 
 
 @blueprint.get("/components/<name>")

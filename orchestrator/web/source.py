@@ -9,6 +9,7 @@ reads what daemons wrote (their heartbeats and the components' last states). Pag
 from __future__ import annotations
 
 import threading
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -62,6 +63,10 @@ class WebSource(Protocol):
     def coordinator(self) -> RecoveryCoordinator:
         """The recovery coordinator that runs plans started from the API."""
 
+    def version(self) -> Hashable | None:
+        """A value that moves whenever the data behind the page may have changed; None when unknowable
+        (then nothing is reused: :mod:`orchestrator.web.cache`)."""
+
     def close(self) -> None:
         """Stop what this source started."""
 
@@ -91,6 +96,10 @@ class DaemonSource:
             states=monitor.states() if monitor else {},
         )
 
+    def version(self) -> Hashable | None:
+        recorder = self.daemon.recorder
+        return None if recorder is None else recorder.stats.batches
+
     def coordinator(self) -> RecoveryCoordinator:
         if self.daemon.coordinator is None:
             raise InputError("the daemon has no recovery coordinator yet", field="name")
@@ -119,6 +128,9 @@ class DatabaseSource:
                          view_reliable=all(r.view_reliable for r in rows),
                          dropped_results=sum(int(r.dropped_results or 0) for r in rows),
                          db_writes_healthy=None, skipped_runs=None)
+
+    def version(self) -> Hashable | None:
+        return None  # other processes write the database: no change can be seen coming
 
     def coordinator(self) -> RecoveryCoordinator:
         """A coordinator of this process, built on first use exactly as `orchestrator recover` builds one."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from flask import current_app
 
 from orchestrator.web.auth import Auth
+from orchestrator.web.cache import AnswerCache
 from orchestrator.web.source import WebSource
 
 #: key of the AppState in ``app.extensions``
@@ -31,6 +32,7 @@ class AppState:
     source: WebSource
     settings: WebSettings
     auth: Auth
+    cache: AnswerCache
     extras: dict[str, object] = field(default_factory=dict)
 
 
