@@ -22,6 +22,9 @@ from orchestrator.reports.model import REPORT_VERSION, Report
 FORMATS = ("html", "markdown", "json", "csv")
 #: CSV cells starting with these are formulas to a spreadsheet: prefixed with ' so they stay text
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+#: incidents shown with their steps in HTML and Markdown, newest first (the table lists them all; JSON and
+#: CSV have every one): 10,000 detailed incidents made an 11 MB page nobody reads to the end
+MAX_DETAILED_INCIDENTS = 200
 CSV_COLUMNS = ("id", "component", "kind", "status", "resolution", "opened_at", "resolved_at", "duration_s",
                "escalated", "plan", "reason", "steps", "actions_executed", "actions_verified", "notifications")
 
@@ -82,7 +85,7 @@ def register_filters(env: Environment) -> None:
     """The filters and chart functions report templates use (the web app's environment gets them too)."""
     env.filters.update(duration=human_duration, when=_when, pct=_pct, ms=_ms)
     env.globals.update(charts=charts, bucket_label=human_duration, latency_series=latency_series,
-                       mttr_rows=mttr_rows, strategy_rows=strategy_rows)
+                       mttr_rows=mttr_rows, strategy_rows=strategy_rows, max_detailed=MAX_DETAILED_INCIDENTS)
 
 
 def _environment(**options: Any) -> Environment:
