@@ -30,8 +30,8 @@ START = NOW - WINDOW
 NS = {"svg": SVG_NS}
 #: availability bar: 600 wide, 18 high; judged lane 70 %, holds lane the bottom 25 %
 BAR_W, LANE_H, HOLDS_Y, HOLDS_H = 600.0, 12.6, 13.5, 4.5
-#: line chart plot area (720 x 180 with a 48 px axis on the left, 20 below, 8 above and right)
-PLOT_LEFT, PLOT_TOP, PLOT_W, PLOT_H = 48.0, 8.0, 664.0, 152.0
+#: line chart plot area (720 x 180 with a 60 px axis on the left, 20 below, 8 above and right)
+PLOT_LEFT, PLOT_TOP, PLOT_W, PLOT_H = 60.0, 8.0, 652.0, 152.0
 #: bar charts: labels take 140 px, 60 px are left for the total, so the largest row is 520 px long
 BARS_LEFT, BARS_W = 140.0, 520.0
 

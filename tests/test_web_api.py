@@ -325,3 +325,12 @@ def test_the_daemon_reuses_the_overview_until_a_batch_a_write_or_a_second_passes
     assert "s-paused" in row_of_cache()  # a write through the app: built again
     full = client.get("/").get_data(as_text=True)
     assert full.startswith("<!DOCTYPE html>") and 'data-component="cache"' in full and "log in" in full
+
+
+def test_the_dry_run_button_always_sends_dry_run(db: Database) -> None:
+    client = _app(db).test_client()
+    with db.write() as session:
+        session.add(_component("svc", datetime.now(UTC), plan="web"))
+    html = client.get("/components/svc").get_data(as_text=True)
+    form = html.split('action="/api/v1/components/svc/recover"')[2].split("</form>", 1)[0]
+    assert '<input type="hidden" name="dry_run" value="true">' in form and ">dry run</button>" in form

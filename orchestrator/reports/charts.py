@@ -46,6 +46,11 @@ def _svg(width: float, height: float, body: str, label: str) -> Markup:
                   f"<title>{escape(label)}</title>{body}</svg>")
 
 
+def _axis(value: float) -> str:
+    """An axis label: fewer decimals for bigger values, so it fits the margin."""
+    return f"{value:.0f}" if value >= 100 else (f"{value:.1f}".removesuffix(".0") if value >= 10 else _num(value))
+
+
 def _when(value: datetime) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC")
 
@@ -108,7 +113,7 @@ def line_chart(series: Sequence[tuple[str, Sequence[tuple[datetime, float | None
                end: datetime, *, width: float = 720, height: float = 180, unit: str = "ms",
                label: str = "chart") -> Markup:
     """Lines over time with a y axis from 0 to the maximum and the window's ends on the x axis."""
-    left, bottom, top_pad = 48.0, 20.0, 8.0
+    left, bottom, top_pad = 60.0, 20.0, 8.0  # the left margin holds labels like "1234.5 ms"
     plot_w, plot_h = width - left - 8, height - bottom - top_pad
     known = [v for _name, points in series for _t, v in points if v is not None]
     top = max(known, default=0.0) or 1.0
@@ -119,7 +124,7 @@ def line_chart(series: Sequence[tuple[str, Sequence[tuple[datetime, float | None
     for frac in (0.0, 0.5, 1.0):
         y = top_pad + plot_h * (1 - frac)
         parts.append(f'<text x="{left - 4}" y="{_num(y + 4)}" text-anchor="end" font-size="10" fill="#57606a">'
-                     f"{escape(_num(top * frac))} {escape(unit)}</text>")
+                     f"{escape(_axis(top * frac))} {escape(unit)}</text>")
     parts.append(f'<text x="{left}" y="{_num(height - 4)}" font-size="10" fill="#57606a">{escape(_when(start))}</text>')
     parts.append(f'<text x="{_num(left + plot_w)}" y="{_num(height - 4)}" text-anchor="end" font-size="10" '
                  f'fill="#57606a">{escape(_when(end))}</text>')
@@ -132,6 +137,9 @@ def line_chart(series: Sequence[tuple[str, Sequence[tuple[datetime, float | None
             values = " ".join(f"{_iso(t)}={_num(v)}" for t, v in known_points)
             parts.append(f'<polyline points="{" ".join(coords)}" fill="none" stroke="{colour}" stroke-width="1.5" '
                          f'data-series="{escape(name)}" data-values="{values}"><title>{escape(name)}</title></polyline>')
+            if len(coords) == 1:  # a line of one point draws nothing: show it as a dot
+                x, y = coords[0].split(",")
+                parts.append(f'<circle cx="{x}" cy="{y}" r="2.5" fill="{colour}"/>')
         parts.append(f'<text x="{_num(left + 8 + 90 * n)}" y="{top_pad + 10}" font-size="10" fill="{colour}">'
                      f"{escape(name)}</text>")
     return _svg(width, height, "".join(parts), label)

@@ -6,7 +6,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from orchestrator.components.views import ComponentFilter, component_views, state_counts, transition_views
@@ -39,6 +39,15 @@ def _segments(session: Session, ids: list[int], start: datetime, now: datetime) 
             for cid, state, created, last, interval in rows}
 
 
+def _window(session: Session, ids: list[int], now: datetime, window: timedelta, name: str) -> tuple[datetime, str]:
+    """Where the bars start and their heading: the last ``window``, or less when the components shown are
+    all younger (a fleet registered a minute ago would otherwise draw one invisible sliver)."""
+    oldest = session.scalar(select(func.min(Component.created_at)).where(Component.id.in_(ids))) if ids else None
+    if oldest is None or oldest <= now - window:
+        return now - window, name
+    return oldest, f"since {oldest.strftime('%H:%M:%S')} UTC"
+
+
 def _spark(session: Session, ids: list[int], now: datetime) -> dict[int, list[float | None]]:
     """The last hour's per-minute median latency of each component (None for a minute with no rollup)."""
     first = (now - timedelta(minutes=SPARK_MINUTES)).replace(second=0, microsecond=0)
@@ -68,7 +77,8 @@ def overview(source: WebSource, where: ComponentFilter, after: str | None) -> di
         more = len(views) > PAGE_SIZE
         views = views[:PAGE_SIZE]
         ids = _ids(session, [v["name"] for v in views])
-        segments = _segments(session, list(ids.values()), now - OVERVIEW_WINDOW, now)
+        since, span = _window(session, list(ids.values()), now, OVERVIEW_WINDOW, "last 24 h")
+        segments = _segments(session, list(ids.values()), since, now)
         sparks = _spark(session, list(ids.values()), now)
         counts = state_counts(session, now)
         incident_counts = open_incident_counts(session)
@@ -78,7 +88,7 @@ def overview(source: WebSource, where: ComponentFilter, after: str | None) -> di
     open_incidents = [i for status in incident_counts if incident_counts[status]
                       for i in operator.list_incidents(source.db, status=status, limit=50)]
     open_incidents.sort(key=lambda i: i["id"], reverse=True)
-    return {"now": now, "since": now - OVERVIEW_WINDOW, "components": views,
+    return {"now": now, "since": since, "span": span, "components": views,
             "next_after": views[-1]["name"] if more else None, "counts": counts, "incident_counts": incident_counts,
             "open_incidents": open_incidents[:50], "actions": operator.recent_actions(source.db, limit=15),
             "daemon": daemon_dict(facts)}
@@ -90,14 +100,15 @@ def component_page(source: WebSource, name: str) -> dict[str, Any]:
     with source.db.read() as session:
         view = component_views(session, now, name)[0]
         cid = _ids(session, [name])[name]
-        segments = _segments(session, [cid], now - DETAIL_WINDOW, now).get(cid, [])
+        since, span = _window(session, [cid], now, DETAIL_WINDOW, "last 7 days")
+        segments = _segments(session, [cid], since, now).get(cid, [])
         transitions = transition_views(session, name, limit=50)
         first = now - LATENCY_WINDOW
         latency = session.execute(select(CheckRollup.minute, CheckRollup.latency_p50_ms, CheckRollup.latency_p95_ms)
                                   .where(CheckRollup.component_id == cid, CheckRollup.minute >= first)
                                   .order_by(CheckRollup.minute)).all()
     series = [("p50", [(m, p50) for m, p50, _ in latency]), ("p95", [(m, p95) for m, _, p95 in latency])]
-    return {"now": now, "c": view, "segments": segments, "since": now - DETAIL_WINDOW, "latency": series,
+    return {"now": now, "c": view, "segments": segments, "since": since, "span": span, "latency": series,
             "latency_since": first, "transitions": transitions,
             "incidents": operator.list_incidents(source.db, component=name, limit=20),
             "journal": operator.component_journal(source.db, name, limit=30)}
