@@ -68,14 +68,15 @@ class WebServer:
 def start(source: WebSource, address: str, settings: WebSettings) -> WebServer:
     """Bind ``address`` and serve the app on a daemon thread; InputError when it cannot bind."""
     host, port = parse_address(address)
-    if not is_loopback(host) and settings.token is None:
-        log.warning("web: serving on %s:%d, reachable from other machines, with no API token: the page is "
-                    "read-only but shows every component (set ORCHESTRATOR_API_TOKEN for writes)", host, port)
     try:
         server = create_server(create_app(source, settings), host=host, port=port, threads=THREADS,
                                ident="orchestrator", clear_untrusted_proxy_headers=True)
     except OSError as exc:
         raise InputError(f"cannot listen on {address}: {exc.strerror or exc}", field="--http") from None
+    if not is_loopback(host) and settings.token is None:
+        # worded without "token:" so the log redaction leaves the sentence whole
+        log.warning("web: serving on %s:%d, reachable from other machines, and no API token is set; the page "
+                    "is read-only but shows every component (set ORCHESTRATOR_API_TOKEN for writes)", host, port)
     thread = threading.Thread(target=server.run, name="web", daemon=True)
     thread.start()
     web = WebServer(server.effective_host, server.effective_port, server, thread, source)
