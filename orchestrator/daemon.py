@@ -218,6 +218,7 @@ class Daemon:
         from orchestrator.web.source import DaemonSource
         from orchestrator.web.state import WebSettings
 
+        server.share_the_interpreter()
         return server.start(DaemonSource(self), address, self.settings.web or WebSettings())
 
     @staticmethod
