@@ -194,7 +194,7 @@ def part_lateness(args) -> None:
         with daemon(db_url, directory, args.window * 2 * args.rounds + 60, "--http", f"127.0.0.1:{PORT}",
                     "--no-metrics-per-component"):
             _wait_up(base + "/healthz")
-            time.sleep(10)  # first checks spread over their interval
+            time.sleep(args.settle)  # first checks spread over their interval
             totals = {"idle": None, "loaded": None}
             print(f"{args.fleet} checks/s; lateness of their starts (the daemon's own histogram):")
             for n in range(args.rounds):
@@ -219,8 +219,8 @@ def part_report(args) -> None:
         ensure_schema(db)
         now = datetime.now(UTC)
         components = 100
-        log(f"seeding {args.results} check results, their rollups and 10000 incidents")
-        seed_fleet(db, components, 10_000, now)
+        log(f"seeding {args.results} check results, their rollups and {args.report_incidents} incidents")
+        seed_fleet(db, components, args.report_incidents, now)
         per = args.results // components
         rng = random.Random(3)
         for cid in range(1, components + 1):
@@ -237,7 +237,7 @@ def part_report(args) -> None:
         subprocess.run(orchestrator_cmd(db_url, "report", "--since", "30d", "-o", str(out)), check=True,
                        env=bench_env(directory), stdout=subprocess.DEVNULL)
         took = time.perf_counter() - started
-        print(f"report --since 30d over {args.results} results, 10000 incidents: {took:.2f} s "
+        print(f"report --since 30d over {args.results} results, {args.report_incidents} incidents: {took:.2f} s "
               f"({out.stat().st_size / 1024:.0f} KiB HTML, {load()})", flush=True)
 
 
@@ -250,8 +250,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=30)
     parser.add_argument("--fleet", type=int, default=200, help="healthy components checked every second")
     parser.add_argument("--window", type=float, default=20.0, help="seconds of each idle and each loaded window")
+    parser.add_argument("--settle", type=float, default=10.0, help="seconds before the first window (lateness)")
     parser.add_argument("--rounds", type=int, default=3, help="idle/loaded window pairs (lateness)")
     parser.add_argument("--results", type=int, default=1_000_000)
+    parser.add_argument("--report-incidents", type=int, default=10_000)
     args = parser.parse_args()
     for name, part in (("pages", part_pages), ("lateness", part_lateness), ("report", part_report)):
         if args.part in (name, "all"):
