@@ -334,3 +334,23 @@ def test_the_dry_run_button_always_sends_dry_run(db: Database) -> None:
     html = client.get("/components/svc").get_data(as_text=True)
     form = html.split('action="/api/v1/components/svc/recover"')[2].split("</form>", 1)[0]
     assert '<input type="hidden" name="dry_run" value="true">' in form and ">dry run</button>" in form
+
+
+def test_fleet_totals_without_per_component_series_match_the_per_component_ones(db: Database) -> None:
+    now = datetime.now(UTC)
+    seed(db, now)
+    source = DatabaseSource(db, clock=FakeClock(now))
+
+    def families(per_component: bool) -> dict:
+        text = exposition(registry_for(source, per_component=per_component).collect()).decode()
+        return {f.name: f for f in text_string_to_metric_families(text)}
+
+    full, lean = families(True), families(False)
+    for name in ("orchestrator_components", "orchestrator_breakers"):
+        assert {s.labels["state"]: s.value for s in lean[name].samples} == \
+            {s.labels["state"]: s.value for s in full[name].samples}, name
+    by_outcome = {"ok": 0.0, "failed": 0.0}
+    for sample in full["orchestrator_checks"].samples:
+        by_outcome[sample.labels["outcome"]] += sample.value
+    assert {s.labels["outcome"]: s.value for s in lean["orchestrator_checks"].samples} == by_outcome
+    assert {s.labels["state"]: s.value for s in lean["orchestrator_components"].samples}["down"] == 1

@@ -34,7 +34,7 @@ from flask import Blueprint, Response
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from orchestrator.components.views import effective_state_sql
 from orchestrator.core.states import ComponentState
@@ -79,21 +79,26 @@ class OrchestratorCollector:
     def collect(self) -> Iterator[Metric]:
         facts = self.source.facts()
         now = self.source.clock.now()
+        # fleet totals alone, from the database: counted in SQL, no row per component comes back
+        lean = not self.per_component and facts.stats is None and not facts.states
         with self.source.db.read() as session:
-            rows = session.execute(select(Component.id, Component.name, effective_state_sql(now),
-                                          Component.checks_total, Component.failures_total,
-                                          Component.breaker["state"].as_string())
-                                   .order_by(Component.name)).all()
+            rows = [] if lean else session.execute(
+                select(Component.id, Component.name, effective_state_sql(now), Component.checks_total,
+                       Component.failures_total, Component.breaker["state"].as_string())
+                .order_by(Component.name)).all()
+            totals = _fleet_totals(session, now) if lean else None
             incidents = open_incident_counts(session)
             journal = self.journal.read(session)
-        yield from self._checks(facts, rows)
-        yield from _histograms(facts)
-        states = {name: (facts.states[cid].value if cid in facts.states else state) for cid, name, state, *_ in rows}
-        yield from self._one_hot(states, _STATE_PAIRS, ("orchestrator_components", "Components by state."),
-                                 ("orchestrator_component_state", "1 for the state a component is in, else 0."))
-        breakers = {name: breaker or "closed" for _cid, name, _s, _t, _f, breaker in rows}
-        yield from self._one_hot(breakers, _BREAKER_PAIRS, ("orchestrator_breakers", "Recovery breakers by state."),
-                                 ("orchestrator_breaker_state", "1 for a component's recovery breaker state."))
+        if totals is not None:
+            yield from _lean_families(*totals)
+        else:
+            yield from self._checks(facts, rows)
+            yield from _histograms(facts)
+            states = {name: (facts.states[cid].value if cid in facts.states else state)
+                      for cid, name, state, *_ in rows}
+            yield from self._one_hot(states, _STATE_PAIRS, _STATE_NAMES)
+            breakers = {name: breaker or "closed" for _cid, name, _s, _t, _f, breaker in rows}
+            yield from self._one_hot(breakers, _BREAKER_PAIRS, _BREAKER_NAMES)
         open_ = GaugeMetricFamily("orchestrator_incidents_open", "Unresolved incidents by status.", labels=["status"])
         for status, n in incidents.items():
             open_.add_metric([status], n)
@@ -130,19 +135,50 @@ class OrchestratorCollector:
         yield totals
 
     def _one_hot(self, current: dict[str, str], pairs: dict[str, tuple[tuple[str, float], ...]],
-                 totals: tuple[str, str], each: tuple[str, str]) -> Iterator[Metric]:
+                 names: tuple[tuple[str, str], tuple[str, str]]) -> Iterator[Metric]:
         """Counts by state, and (per component) one 0/1 series for each state: Prometheus' enum idiom."""
-        counts = Counter(current.values())
-        agg = GaugeMetricFamily(*totals, labels=["state"])
-        for state in pairs:
-            agg.add_metric([state], counts.get(state, 0))
-        yield agg
+        yield _by_state(Counter(current.values()), pairs, *names[0])
         if self.per_component:
-            one = ComponentFamily(*each, "gauge", "state")
+            one = ComponentFamily(*names[1], "gauge", "state")
             unknown = next(iter(pairs))
             for name, value in current.items():
                 one.add(name, pairs.get(value, pairs[unknown]))
             yield one
+
+
+#: (the totals' name and help, the per-component family's name and help)
+_STATE_NAMES = (("orchestrator_components", "Components by state."),
+                ("orchestrator_component_state", "1 for the state a component is in, else 0."))
+_BREAKER_NAMES = (("orchestrator_breakers", "Recovery breakers by state."),
+                  ("orchestrator_breaker_state", "1 for a component's recovery breaker state."))
+
+
+def _by_state(counts: Counter, pairs: dict, name: str, documentation: str) -> Metric:
+    family = GaugeMetricFamily(name, documentation, labels=["state"])
+    for state in pairs:
+        family.add_metric([state], counts.get(state, 0))
+    return family
+
+
+def _fleet_totals(session, now) -> tuple[Counter, Counter, int, int]:
+    """(components by effective state, by breaker state, checks, failed checks), each one aggregate."""
+    state = effective_state_sql(now)
+    breaker = func.coalesce(Component.breaker["state"].as_string(), "closed")
+    states = Counter(dict(session.execute(select(state, func.count()).group_by(state)).all()))
+    breakers = Counter(dict(session.execute(select(breaker, func.count()).group_by(breaker)).all()))
+    checks, failed = session.execute(select(func.coalesce(func.sum(Component.checks_total), 0),
+                                            func.coalesce(func.sum(Component.failures_total), 0))).one()
+    return states, breakers, int(checks), int(failed)
+
+
+def _lean_families(states: Counter, breakers: Counter, checks: int, failed: int) -> Iterator[Metric]:
+    """The same totals as the per-component path gives with --no-metrics-per-component."""
+    totals = CounterMetricFamily("orchestrator_checks", "Health checks by outcome.", labels=["outcome"])
+    totals.add_metric(["ok"], checks - failed)
+    totals.add_metric(["failed"], failed)
+    yield totals
+    yield _by_state(states, _STATE_PAIRS, *_STATE_NAMES[0])
+    yield _by_state(breakers, _BREAKER_PAIRS, *_BREAKER_NAMES[0])
 
 
 def _histogram(name: str, documentation: str, hist: Histogram) -> Metric:
