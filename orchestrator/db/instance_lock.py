@@ -1,7 +1,8 @@
 """One daemon per database, until instances share work through leases.
 
 SQLite: an exclusive lock on ``<db>.lock``. PostgreSQL: a session-level advisory lock held on a
-dedicated connection. Both are released by the operating system or the server when the process dies
+dedicated connection, keyed on the schema the tables live in (advisory locks are database-wide, and
+two orchestrators in two schemas of one database are as separate as two databases). Both are released by the operating system or the server when the process dies
 (even on SIGKILL), so a crash never leaves a stale lock behind.
 """
 
@@ -52,7 +53,8 @@ class PgAdvisoryLock:
 
     def acquire(self) -> None:
         conn = self.db.engine.connect()
-        got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _PG_DAEMON_LOCK}).scalar()
+        got = conn.execute(text("SELECT pg_try_advisory_lock(hashtextextended(current_schema(), :k))"),
+                           {"k": _PG_DAEMON_LOCK}).scalar()
         conn.commit()
         if not got:
             conn.close()
