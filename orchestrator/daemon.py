@@ -67,6 +67,10 @@ class DaemonSettings:
     startup_grace_s: float = 0.0
     run_for_s: float | None = None  # stop by itself after this long (demos, benchmarks)
     shutdown_timeout_s: float = 8.0
+    #: serve the web page, API and /metrics here (HOST:PORT), None for no web server
+    http: str | None = None
+    #: orchestrator.web.state.WebSettings for that server (token, metrics per component)
+    web: object | None = None
 
 
 class Daemon:
@@ -84,6 +88,10 @@ class Daemon:
         self.plan_warning: str | None = None
         self.timer: Timer | None = None
         self._behind_reported = 0
+        #: clock.monotonic() of the heartbeat job's last run: /healthz tells a stuck scheduler by it
+        self.last_heartbeat_mono: float | None = None
+        #: the web server when settings.http is set (its ``url`` is what to open)
+        self.web = None
 
     # -- signals -------------------------------------------------------------------------------
     def request_stop(self, *_: object) -> None:
@@ -139,6 +147,8 @@ class Daemon:
                                         startup_grace_s=s.startup_grace_s, reliable=sentinels.reliable)
         self.coordinator = self._make_coordinator(db, plane, switches)
         self._check_plans(db, learn_secrets=True)
+        if s.http is not None:  # before anything runs: a port in use stops the start, nothing to undo
+            self.web = self._start_web(s.http)
         self._register_instance(db)
         recorder.start()
         plane.start()
@@ -175,6 +185,8 @@ class Daemon:
 
     def _shutdown(self, timer: Timer, plane: CheckPlane, recorder: Recorder) -> int:
         sdnotify.notify("STOPPING=1")
+        if self.web is not None:
+            self.web.stop()
         log.info("stopping: letting in-flight checks finish")
         timer.shutdown(wait=True)  # no more ticks or syncs
         plane.stop(timeout_s=self.settings.shutdown_timeout_s)  # each in-flight check ends within its timeout
@@ -250,6 +262,15 @@ class Daemon:
                 log.info("every component's plan is known again")
             self.plan_warning = warning
 
+    def _start_web(self, address: str):
+        """The page, API and /metrics on their own threads, reading this daemon's live objects."""
+        from orchestrator.web import server
+        from orchestrator.web.source import DaemonSource
+        from orchestrator.web.state import WebSettings
+
+        server.share_the_interpreter()
+        return server.start(DaemonSource(self), address, self.settings.web or WebSettings())
+
     @staticmethod
     def _auto_processes(db: Database) -> int:
         """Worker processes for the fleet's check rate (0: check in this process)."""
@@ -267,6 +288,7 @@ class Daemon:
     def _heartbeat(self, stopped: bool = False) -> None:
         assert self.db is not None and self.recorder is not None and self.plane is not None
         now = self.clock.now()
+        self.last_heartbeat_mono = self.clock.monotonic()
         behind = self.plane.dispatcher.coalesced
         if behind > self._behind_reported:
             log.warning("falling behind: %d due checks coalesced since the last heartbeat (the previous run of "

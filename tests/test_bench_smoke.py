@@ -48,3 +48,21 @@ def test_checks_and_detect_print_their_figures() -> None:
     assert re.search(r"^checks/s: \d+ achieved / 20 scheduled$", checks_out, re.MULTILINE), checks_out
     for fault in ("crash", "500", "hang"):
         assert any(line.split()[:1] == [fault] for line in detect_out.splitlines()), detect_out
+
+
+def test_web_prints_its_figures() -> None:
+    """bench/web.py's three parts on a tiny scale (the full run is documented in BENCHMARKS.md)."""
+    proc = _start("web.py", "--components", "30", "--incidents", "60", "--requests", "2", "--fleet", "5",
+                  "--settle", "1", "--window", "1", "--rounds", "1", "--results", "3000",
+                  "--report-incidents", "20")
+    try:
+        out, err = proc.communicate(timeout=240)
+    finally:
+        _stop(proc)
+    assert proc.returncode == 0, err[-2000:]
+    for url in ("/", "/api/v1/components", "/metrics", "/api/v1/status"):
+        assert re.search(rf"^    {re.escape(url)} +p50 +[\d.]+ ms  p95", out, re.MULTILINE), out
+    assert "--no-metrics-per-component:" in out
+    assert re.search(r"all rounds, no web load: +p99 ≤ [\d.]+ ms over \d+ checks", out), out
+    assert re.search(r"all rounds, 10 scrapes/s \+ 10 pages/s: p99 ≤ [\d.]+ ms", out), out
+    assert re.search(r"^report --since 30d over 3000 results, 20 incidents: [\d.]+ s", out, re.MULTILINE), out

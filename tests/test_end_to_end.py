@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 from orchestrator.demo import service
@@ -54,8 +55,22 @@ def test_shipped_plan_restarts_a_crashed_service_and_records_every_step(tmp_path
         service.stop(tmp_path, "shop")
 
 
-def test_demo_command_runs_the_whole_loop(tmp_path) -> None:
-    result = subprocess.run([sys.executable, "-m", "orchestrator", "demo", "--quiet"], capture_output=True,
-                            text=True, timeout=120, env={**os.environ, "ORCHESTRATOR_HOME": str(tmp_path)})
-    assert result.returncode == 0, result.stderr
-    assert "resolved (auto)" in result.stdout
+def test_demo_command_runs_the_whole_loop_and_shows_the_page_url_first(tmp_path) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "demo", "--quiet", "--before-crash", "0",
+                             "--linger", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "ORCHESTRATOR_HOME": str(tmp_path)})
+    lines, page = [], None
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if "status page: " in line and page is None:
+                url = line.split("status page: ", 1)[1].split()[0]
+                with urllib.request.urlopen(url, timeout=10) as response:  # live while the demo runs
+                    page = response.read().decode()
+        assert proc.wait(120) == 0, proc.stderr.read()
+    finally:
+        proc.kill()
+    output = "".join(lines)
+    assert page is not None and all(name in page for name in ("demo-api", "demo-db", "demo-worker"))
+    assert output.index("status page: ") < output.index("Crashing demo-api")
+    assert "resolved (auto)" in output

@@ -24,6 +24,7 @@ from orchestrator.db.models import (
     Notification,
     StateTransition,
 )
+from orchestrator.reports.charts import SVG_NS
 from orchestrator.reports.model import build_report
 from orchestrator.reports.render import human_duration, render, report_dict
 from orchestrator.reports.uptime import Change, time_in_states
@@ -167,12 +168,13 @@ def test_every_format_renders_escaped_and_redacted(db: Database, fmt: str) -> No
     if fmt == "html":
         assert HOSTILE not in text and "<b>x</b>" not in text and "<script" not in text
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
-        assert "http" not in text.replace("https://user:***@web.example", "")  # no external assets
+        # no external assets (the SVG namespace is a name, never fetched)
+        assert "http" not in text.replace("https://user:***@web.example", "").replace(f'xmlns="{SVG_NS}"', "")
     elif fmt == "markdown":
         assert HOSTILE not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
         assert "| web | up | 99.784% |" in text
         assert "not verified (this strategy is never verified)" in text
-        assert all(line.count(" | ") in (0, 10, 8, 6, 7) for line in text.splitlines() if line.startswith("| "))
+        assert all(line.count(" | ") in (0, 2, 4, 10, 8, 6, 7) for line in text.splitlines() if line.startswith("| "))
     elif fmt == "json":
         data = json.loads(text)
         assert data["version"] == 1 and data["totals"]["by_resolution"]["unresolved"] == 1
@@ -193,17 +195,21 @@ def test_report_dict_is_plain_json(db: Database) -> None:
     assert data["since"] == (NOW - 30 * DAY).isoformat() and data["component"] is None
 
 
-def test_cli_writes_each_format_and_the_output_file(run_cli, db: Database, tmp_path: Path) -> None:
+def test_cli_writes_each_format_and_the_output_file(run_cli, db: Database, tmp_path: Path, monkeypatch) -> None:
     seed(db, datetime.now(UTC))
-    result = run_cli("report", "--since", "30d", "--format", "json")
+    result = run_cli("report", "--since", "30d", "--format", "json", "-o", "-")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["totals"]["incidents"] == 4
     out = tmp_path / "report.html"
     result = run_cli("report", "--component", "web", "-o", str(out))
-    assert result.exit_code == 0 and result.stdout == ""
+    assert result.exit_code == 0 and result.stdout.strip() == str(out)
     html = out.read_text()
     assert html.startswith("<!DOCTYPE html>") and "Recovery report: web" in html
-    assert run_cli("report", "--format", "csv").stdout.startswith("id,component,kind")
+    assert run_cli("report", "--format", "csv", "-o", "-").stdout.startswith("id,component,kind")
+    monkeypatch.chdir(tmp_path)  # without -o: a new file in the current directory, its path printed
+    result = run_cli("report", "--format", "markdown")
+    written = Path(result.stdout.strip())
+    assert result.exit_code == 0 and written.suffix == ".md" and (tmp_path / written).read_text().startswith("# ")
     unwritable = run_cli("report", "-o", str(tmp_path / "missing" / "r.html"))
     assert unwritable.exit_code == 1 and unwritable.output.startswith("error: cannot write"), unwritable.output
 

@@ -61,7 +61,19 @@ def cli(ctx: click.Context, db_flag: str | None, plans_flag: str | None, debug: 
 
 
 def _register() -> None:
-    from orchestrator.cli import apply, components, db, demo, incidents, plans, recover, report, run, status
+    from orchestrator.cli import (
+        apply,
+        components,
+        db,
+        demo,
+        incidents,
+        plans,
+        recover,
+        report,
+        run,
+        status,
+        web,
+    )
 
     cli.add_command(db.db)
     cli.add_command(components.component)
@@ -75,6 +87,7 @@ def _register() -> None:
     cli.add_command(recover.recover)
     cli.add_command(demo.demo)
     cli.add_command(report.report)
+    cli.add_command(web.web)
 
 
 _register()

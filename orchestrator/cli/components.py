@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import click
@@ -22,16 +22,13 @@ from orchestrator.components.definition import (
     ComponentSpec,
     default_timeout_s,
 )
-from orchestrator.components.registry import Registry
+from orchestrator.components.registry import INDEFINITELY, Registry
 from orchestrator.components.views import component_views
 from orchestrator.core.clock import SYSTEM_CLOCK
 from orchestrator.core.durations import format_duration
 from orchestrator.core.errors import InputError
 from orchestrator.core.states import Criticality
 from orchestrator.plans.validation import first_error
-
-#: a pause without --for lasts until `component resume`
-INDEFINITELY = datetime(9999, 1, 1, tzinfo=UTC)
 
 # Definition keys (as in ComponentSpec.definition()) → the flag that sets them, for error messages.
 FLAG_FOR = {

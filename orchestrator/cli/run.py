@@ -6,6 +6,7 @@ import click
 
 from orchestrator.cli.context import AppContext, pass_app
 from orchestrator.cli.params import DURATION
+from orchestrator.cli.web import web_options
 from orchestrator.core import logs
 from orchestrator.daemon import Daemon, DaemonSettings
 from orchestrator.health.spec import validate_http_url
@@ -38,15 +39,28 @@ def _urls(ctx, param, values):
               help="A failure this soon after recovery reopens the last incident.")
 @click.option("--startup-grace", type=DURATION, default=None, help="Failures this soon after start do not count.")
 @click.option("--for", "run_for", type=DURATION, default=None, help="Stop by itself after this long.")
+@click.option("--http", "http", envvar="ORCHESTRATOR_HTTP", metavar="HOST:PORT",
+              help="Also serve the status page, JSON API and /metrics here, e.g. 127.0.0.1:8765 "
+                   "[env ORCHESTRATOR_HTTP].")
+@web_options
 @pass_app
-def run(app: AppContext, workers, check_processes, sentinels, log_format, log_level, retention_raw, retention_rollups,
-        reopen_window, startup_grace, run_for) -> None:
+def run(app: AppContext, workers, check_processes, sentinels, log_format, log_level, retention_raw,
+        retention_rollups, reopen_window, startup_grace, run_for, http, api_token_file,
+        metrics_per_component) -> None:
     """Run the daemon: check every component on schedule, record, open incidents, recover."""
     logs.setup(log_level, log_format)
+    web = None
+    if http:
+        from orchestrator.web.auth import load_token
+        from orchestrator.web.server import parse_address
+        from orchestrator.web.state import WebSettings
+
+        parse_address(http)  # bad input exits 2 before anything starts
+        web = WebSettings(token=load_token(api_token_file), metrics_per_component=metrics_per_component)
     settings = DaemonSettings(
         db_url=app.db_url, plans_path=app.plans_path, workers=workers, check_processes=check_processes,
         sentinels=sentinels,
         raw_retention_s=retention_raw, rollup_retention_s=retention_rollups, reopen_window_s=reopen_window,
-        startup_grace_s=startup_grace or 0.0, run_for_s=run_for,
+        startup_grace_s=startup_grace or 0.0, run_for_s=run_for, http=http or None, web=web,
     )
     raise click.exceptions.Exit(Daemon(settings).run())

@@ -2,33 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import click
-from sqlalchemy import select
 
 from orchestrator.cli.context import AppContext, pass_app
 from orchestrator.cli.output import print_json, print_table
 from orchestrator.cli.params import NAME
 from orchestrator.components.registry import Registry
-from orchestrator.components.views import component_views
+from orchestrator.components.views import component_views, instance_views
 from orchestrator.core.clock import SYSTEM_CLOCK
 from orchestrator.core.redaction import redact_view, secret_values
-from orchestrator.db.models import DaemonInstance
 from orchestrator.health.checkers import get_checker
 from orchestrator.recovery.targets import effective_check
-
-#: an instance whose heartbeat is older than this is shown as gone
-ALIVE_WITHIN_S = 20.0
-
-
-def _instances(session, now) -> list[dict]:
-    rows = session.scalars(select(DaemonInstance).where(DaemonInstance.stopped_at.is_(None))
-                           .order_by(DaemonInstance.started_at.desc()).limit(20))
-    return [{"id": r.id, "host": r.host, "pid": r.pid, "version": r.version, "started_at": r.started_at,
-             "heartbeat_at": r.heartbeat_at, "alive": now - r.heartbeat_at < timedelta(seconds=ALIVE_WITHIN_S),
-             "view_reliable": r.view_reliable, "dropped_results": r.dropped_results,
-             "plan_warning": r.plan_warning} for r in rows]
 
 
 @click.command()
@@ -39,7 +23,7 @@ def status(app: AppContext, as_json: bool) -> None:
     now = SYSTEM_CLOCK.now()
     with app.database().read() as session:
         views = component_views(session, now)
-        instances = [i for i in _instances(session, now) if i["alive"]]
+        instances = [i for i in instance_views(session, now) if i["alive"]]
     if as_json:
         print_json({"instances": instances, "components": views})
         return

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -24,6 +24,9 @@ from orchestrator.db.audit import Actor
 from orchestrator.db.engine import Database
 from orchestrator.db.models import Component, ComponentDependency
 from orchestrator.plans.validation import first_error
+
+#: a pause given no end lasts until resumed
+INDEFINITELY = datetime(9999, 1, 1, tzinfo=UTC)
 
 #: Definition keys and the row columns they live in (the rest are computed: check, depends_on).
 _COLUMNS = (

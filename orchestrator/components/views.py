@@ -3,26 +3,69 @@
 Views leave the process (CLI tables and JSON, the web API, reports), so they are built redacted:
 URL passwords, secret-looking headers and vars, ``secret_vars`` and the component's secret values
 anywhere in its texts (last error...) show as ``***``; ``${env:…}`` references stay visible.
+
+The CLI's ``--json`` and the web API print the same items from here; the API only wraps lists in a
+pagination envelope. Filters and keyset pagination (``after`` the last name or id seen, ``limit``)
+run in SQL, so a page of a 10,000-component fleet reads one page of rows.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import ColumnElement
 
 from orchestrator.components.registry import definition_of
-from orchestrator.core.errors import NotFoundError
+from orchestrator.core.errors import InputError, NotFoundError
 from orchestrator.core.redaction import redact_view, secret_values
-from orchestrator.db.models import Component
+from orchestrator.core.states import ComponentState
+from orchestrator.db.models import Component, DaemonInstance, StateTransition
 from orchestrator.incidents.queries import open_incidents_by_component
+
+#: an instance whose heartbeat is older than this is shown as gone
+ALIVE_WITHIN_S = 20.0
 
 
 def effective_state(row: Component, now: datetime) -> str:
     """The state an operator should see: a hold set by the CLI shows at once, before the daemon acts."""
     return row.hold_at(now) or row.state
+
+
+def effective_state_sql(now: datetime) -> ColumnElement[str]:
+    """:func:`effective_state` as an SQL expression (the same precedence as ``Component.hold_at``)."""
+    return case(
+        (and_(Component.paused_until.is_not(None), Component.paused_until > now), ComponentState.PAUSED.value),
+        (and_(Component.maintenance_until.is_not(None), Component.maintenance_until > now),
+         ComponentState.MAINTENANCE.value),
+        else_=Component.state,
+    )
+
+
+@dataclass(frozen=True)
+class ComponentFilter:
+    """Which components a listing shows: any of ``states`` (effective), all of ``labels`` (k, v)."""
+
+    states: Sequence[str] = ()
+    labels: Sequence[tuple[str, str]] = ()
+
+    def __post_init__(self) -> None:
+        known = {s.value for s in ComponentState}
+        for state in self.states:
+            if state not in known:
+                raise InputError(f"unknown state {state!r} (one of {', '.join(sorted(known))})", field="state")
+
+    def where(self, now: datetime) -> list[ColumnElement[bool]]:
+        clauses: list[ColumnElement[bool]] = []
+        if self.states:
+            clauses.append(effective_state_sql(now).in_(list(self.states)))
+        for key, value in self.labels:
+            clauses.append(Component.labels[key].as_string() == value)
+        return clauses
 
 
 def component_view(row: Component, names_by_id: dict[int, str], now: datetime,
@@ -49,13 +92,69 @@ def component_view(row: Component, names_by_id: dict[int, str], now: datetime,
     return redact_view(view, secret_values(row))
 
 
-def component_views(session: Session, now: datetime, name: str | None = None) -> list[dict[str, Any]]:
-    """Every component's view (or just ``name``'s; NotFoundError if unknown), with its open incident."""
-    rows = list(session.scalars(select(Component).order_by(Component.name)))
-    names = {r.id: r.name for r in rows}
+def component_views(session: Session, now: datetime, name: str | None = None, *,
+                    where: ComponentFilter | None = None, after: str | None = None,
+                    limit: int | None = None) -> list[dict[str, Any]]:
+    """Components by name (or just ``name``'s; NotFoundError if unknown), each with its open incident.
+
+    ``where`` filters, ``after``/``limit`` page through the names in order.
+    """
+    stmt = select(Component).order_by(Component.name)
     if name is not None:
-        rows = [r for r in rows if r.name == name]
-        if not rows:
-            raise NotFoundError(f"no component named {name!r}", field="name")
+        stmt = stmt.where(Component.name == name)
+    if where is not None:
+        stmt = stmt.where(*where.where(now))
+    if after is not None:
+        stmt = stmt.where(Component.name > after)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    rows = list(session.scalars(stmt))
+    if name is not None and not rows:
+        raise NotFoundError(f"no component named {name!r}", field="name")
+    names = _dependency_names(session, rows)
     incidents = open_incidents_by_component(session)
     return [component_view(r, names, now, incidents.get(r.id)) for r in rows]
+
+
+def _dependency_names(session: Session, rows: list[Component]) -> dict[int, str]:
+    """id → name of every component the given rows depend on (and of the rows themselves)."""
+    names = {r.id: r.name for r in rows}
+    wanted = {d.depends_on_id for r in rows for d in r.dependencies} - names.keys()
+    if wanted:
+        names.update(session.execute(select(Component.id, Component.name).where(Component.id.in_(wanted))).all())
+    return names
+
+
+def state_counts(session: Session, now: datetime) -> dict[str, int]:
+    """Every state (effective, as listed) → how many components are in it; zero ones included."""
+    state = effective_state_sql(now)
+    counts = dict.fromkeys((s.value for s in ComponentState), 0)
+    for value, n in session.execute(select(state, func.count()).group_by(state)):
+        counts[value] = counts.get(value, 0) + n
+    return counts
+
+
+def transition_views(session: Session, name: str, *, before: int | None = None,
+                     limit: int | None = None) -> list[dict[str, Any]]:
+    """A component's state transitions, newest first (``before`` an id, to page back in time)."""
+    component_id = session.scalar(select(Component.id).where(Component.name == name))
+    if component_id is None:
+        raise NotFoundError(f"no component named {name!r}", field="name")
+    stmt = (select(StateTransition).where(StateTransition.component_id == component_id)
+            .order_by(StateTransition.id.desc()))
+    if before is not None:
+        stmt = stmt.where(StateTransition.id < before)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return [{"id": t.id, "component": name, "at": t.at, "from_state": t.from_state, "to_state": t.to_state,
+             "reason": t.reason} for t in session.scalars(stmt)]
+
+
+def instance_views(session: Session, now: datetime, *, limit: int = 20) -> list[dict[str, Any]]:
+    """Daemon instances not recorded as stopped, newest first, each with ``alive`` from its heartbeat."""
+    rows = session.scalars(select(DaemonInstance).where(DaemonInstance.stopped_at.is_(None))
+                           .order_by(DaemonInstance.started_at.desc()).limit(limit))
+    return [{"id": r.id, "host": r.host, "pid": r.pid, "version": r.version, "started_at": r.started_at,
+             "heartbeat_at": r.heartbeat_at, "alive": now - r.heartbeat_at < timedelta(seconds=ALIVE_WITHIN_S),
+             "view_reliable": r.view_reliable, "dropped_results": r.dropped_results,
+             "plan_warning": r.plan_warning} for r in rows]

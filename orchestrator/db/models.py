@@ -251,6 +251,23 @@ class Incident(Base):
     )
 
 
+class IncidentNote(Base):
+    """A free-text note an operator added to an incident (shown on its timeline)."""
+
+    __tablename__ = "incident_notes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    at: Mapped[datetime]
+    author: Mapped[str] = mapped_column(String(128))
+    text: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (
+        # an incident's notes in order
+        Index("ix_incident_notes_incident_id", "incident_id"),
+    )
+
+
 class JournalEntry(Base):
     """One attempt of one recovery step for one incident. The unique key makes each attempt happen at
     most once: the row is claimed and committed before the side effect runs."""

@@ -1,14 +1,16 @@
 """`orchestrator demo`: start three loopback services, watch them, crash one, show the verified recovery.
 
 Everything lives in ``<state dir>/demo`` with its own SQLite database, so the demo never touches the
-operator's registry. The daemon is the real one, with the real restart strategy and a loopback webhook
-that prints the notifications it receives.
+operator's registry. The daemon is the real one, with the real restart strategy, a loopback webhook
+that prints the notifications it receives, and the status page on a free loopback port: its URL is
+printed before the crash, so the break and the recovery can be watched as they happen.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import threading
@@ -26,6 +28,7 @@ from orchestrator.db.migrate import ensure_schema
 from orchestrator.demo import service
 from orchestrator.incidents.operator import show_incident
 from orchestrator.plans import load_plans
+from orchestrator.web.state import WebSettings
 
 SERVICES = ("demo-api", "demo-db", "demo-worker")
 #: the demo gives up on any stage after this long (it normally takes a few seconds)
@@ -53,7 +56,9 @@ def _wait(what: str, predicate: Callable[[], bool]) -> None:
         time.sleep(0.1)
 
 
-def run_demo(home: Path, say: Callable[[str], None], *, keep_running: bool = False) -> int:
+def run_demo(home: Path, say: Callable[[str], None], *, keep_running: bool = False, before_crash_s: float = 0.0,
+             linger_s: float = 0.0) -> int:
+    """The whole scenario; ``before_crash_s`` gives time to open the page, ``linger_s`` keeps it up after."""
     directory = home / "demo"
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True)
@@ -66,14 +71,15 @@ def run_demo(home: Path, say: Callable[[str], None], *, keep_running: bool = Fal
     db_url = f"sqlite:///{directory / 'demo.db'}"
     say(f"state and database in {directory}")
     try:
-        return _scenario(directory, db_url, plans_path, say, keep_running)
+        return _scenario(directory, db_url, plans_path, say, keep_running, before_crash_s, linger_s)
     finally:
         for name in SERVICES:
             service.stop(directory, name)
         webhook.shutdown()
 
 
-def _scenario(directory: Path, db_url: str, plans_path: Path, say, keep_running: bool) -> int:
+def _scenario(directory: Path, db_url: str, plans_path: Path, say, keep_running: bool, before_crash_s: float,
+              linger_s: float) -> int:
     script = service.write_restart_script(directory)
     for name in SERVICES:
         service.start(directory, name, service.free_port())
@@ -86,11 +92,19 @@ def _scenario(directory: Path, db_url: str, plans_path: Path, say, keep_running:
                                    timeout="500ms", failure_threshold=2, plan="process",
                                    vars={"restart_script": str(script)}))
     say(f"started and registered {', '.join(SERVICES)} (check every 1s, plan 'process')")
-    daemon = Daemon(DaemonSettings(db_url=db_url, plans_path=plans_path, workers=8))
+    token = secrets.token_urlsafe(12)
+    daemon = Daemon(DaemonSettings(db_url=db_url, plans_path=plans_path, workers=8, http="127.0.0.1:0",
+                                   web=WebSettings(token=token, refresh_s=1.0)))
     thread = threading.Thread(target=daemon.run, name="daemon", daemon=True)
     thread.start()
     try:
+        _wait("the status page", lambda: daemon.web is not None or not thread.is_alive())
+        if daemon.web is not None:
+            say(f"status page: {daemon.web.url}  (open it now to watch; API token for its buttons: {token})")
         _wait("all services UP", lambda: _states(db) == {"up"})
+        if before_crash_s > 0:
+            say(f"crashing one in {before_crash_s:g}s")
+            time.sleep(before_crash_s)
         victim = SERVICES[0]
         pid = int((directory / f"{victim}.pid").read_text())
         say(f"all UP. Crashing {victim} (SIGKILL pid {pid})")
@@ -106,6 +120,11 @@ def _scenario(directory: Path, db_url: str, plans_path: Path, say, keep_running:
             say(f"  step {step['step_index']} attempt {step['attempt']}: {step['strategy']} -> {step['status']}"
                 f" ({step.get('detail') or ''})")
         say(f"explore: orchestrator --db {db_url} incidents show {incident['id']}")
+        if daemon.web is not None:
+            say(f"the incident's timeline: {daemon.web.url}incidents/{incident['id']}")
+        if linger_s > 0 and not keep_running:
+            say(f"the page stays up {linger_s:g}s more")
+            time.sleep(linger_s)
         if keep_running:
             say("daemon keeps running; Ctrl-C to stop")
             while thread.is_alive():

@@ -38,6 +38,7 @@ from orchestrator.db.models import CheckResultRow, Component, StateTransition
 from orchestrator.db.types import UTCDateTime
 from orchestrator.health.result import CheckResult
 from orchestrator.history.rollup import Rollups, upsert_rollups
+from orchestrator.history.stats import RecorderStats
 from orchestrator.incidents import lifecycle as incidents
 from orchestrator.resilience.backoff import full_jitter_delay
 
@@ -107,6 +108,8 @@ class Recorder:
         self.written = 0
         self._removed: set[int] = set()
         self.db_healthy = True
+        #: counters and histograms for /metrics, updated once per committed batch
+        self.stats = RecorderStats()
         self._queue: queue.SimpleQueue[ResultItem | TransitionItem | _Batch | int | None] = queue.SimpleQueue()
         self._wake = threading.Event()  # something must be written before the next flush is due
         self._results: deque[ResultItem] = deque()
@@ -244,6 +247,7 @@ class Recorder:
             return True
         results = [self._results.popleft() for _ in range(min(len(self._results), self.max_batch * 10))]
         transitions = list(self._transitions)
+        started = self.clock.monotonic()
         try:
             try:
                 events = self._write(results, transitions, self._pending_rollups)
@@ -265,7 +269,7 @@ class Recorder:
                 self._rollups.add(r.component_id, r.result.checked_at, r.result.ok, r.result.latency_ms)
         self._pending_rollups = self._rollups.closed(self.clock.now())
         self.written += len(results)
-        self._observe(results)
+        self.stats.observe_batch(results, write_s=self.clock.monotonic() - started)
         if not self.db_healthy:
             log.warning("database reachable again: wrote %d buffered results, %d dropped in total",
                         len(results), self.dropped)
@@ -275,10 +279,6 @@ class Recorder:
         if final and (self._pending_rollups or len(self._rollups)):
             return self._flush(final=True)  # the minute in progress, now that its results are counted
         return True
-
-    def _observe(self, results: list[ResultItem]) -> None:
-        """Per-batch statistics of the results just committed (check counters, latency and lateness
-        histograms for /metrics belong here: one call per successful flush)."""
 
     def _without_removed(self, results: list[ResultItem], transitions: list[TransitionItem],
                          ) -> tuple[list[ResultItem], list[TransitionItem]]:

@@ -1,4 +1,4 @@
-"""What operators do with incidents (list, show, ack, approve): the service layer behind the CLI.
+"""What operators do with incidents (list, show, ack, approve, note): the service layer behind CLI and API.
 
 Returns plain dicts (the stable JSON shapes ``--json`` prints), redacted with the component's secret
 values (journal rows are stored redacted; this also covers rows written before a secret was set);
@@ -19,7 +19,7 @@ from orchestrator.core.states import IncidentStatus
 from orchestrator.db import audit
 from orchestrator.db.audit import Actor
 from orchestrator.db.engine import Database
-from orchestrator.db.models import Component, Incident, JournalEntry, Notification
+from orchestrator.db.models import Component, Incident, IncidentNote, JournalEntry, Notification
 
 _INCIDENT_FIELDS = ("id", "component_name", "kind", "status", "resolution", "reason", "plan", "blocked_by",
                     "opened_at", "updated_at", "resolved_at", "escalated_at", "acked_at", "acked_by",
@@ -49,9 +49,24 @@ class _Secrets:
         return self._by_id[component_id]
 
 
+#: longest note accepted (a note is a sentence or a paragraph, not a log file)
+MAX_NOTE_CHARS = 4000
+
+
+def available_actions(incident: dict[str, Any]) -> list[str]:
+    """What an operator may do to ``incident`` (an :func:`incident_dict`) now: ack, approve, note."""
+    actions = []
+    if incident["status"] != IncidentStatus.RESOLVED.value and incident["acked_at"] is None:
+        actions.append("ack")
+    if incident["status"] == IncidentStatus.AWAITING_APPROVAL.value:
+        actions.append("approve")
+    return [*actions, "note"]
+
+
 def list_incidents(db: Database, *, component: str | None = None, status: str | None = None,
-                   since_s: float | None = None, clock: Clock = SYSTEM_CLOCK) -> list[dict[str, Any]]:
-    """Incidents newest first, filtered."""
+                   since_s: float | None = None, clock: Clock = SYSTEM_CLOCK, before: int | None = None,
+                   limit: int | None = None) -> list[dict[str, Any]]:
+    """Incidents newest first, filtered; ``before`` an id and ``limit`` page back through them."""
     if status is not None and status not in {s.value for s in IncidentStatus}:
         raise InputError(f"unknown status {status!r} (one of {', '.join(s.value for s in IncidentStatus)})",
                          field="--status")
@@ -62,6 +77,10 @@ def list_incidents(db: Database, *, component: str | None = None, status: str | 
         stmt = stmt.where(Incident.status == status)
     if since_s is not None:
         stmt = stmt.where(Incident.opened_at >= clock.now() - timedelta(seconds=since_s))
+    if before is not None:
+        stmt = stmt.where(Incident.id < before)
+    if limit is not None:
+        stmt = stmt.limit(limit)
     with db.read() as session:
         secrets = _Secrets(session)
         return [incident_dict(i, secrets.of(i.component_id)) for i in session.scalars(stmt)]
@@ -75,7 +94,7 @@ def _get(session, incident_id: int) -> Incident:
 
 
 def show_incident(db: Database, incident_id: int) -> dict[str, Any]:
-    """One incident with every journal row (step, attempt, output, verification) and notification."""
+    """One incident with every journal row (step, attempt, output, verification), notification and note."""
     with db.read() as session:
         incident = _get(session, incident_id)
         secrets = _Secrets(session).of(incident.component_id)
@@ -87,7 +106,33 @@ def show_incident(db: Database, incident_id: int) -> dict[str, Any]:
                                 .order_by(Notification.id))
         out["notifications"] = [{"event": n.event, "channel": n.channel, "status": n.status, "title": n.title,
                                  "error": n.error, "created_at": n.created_at} for n in notes]
+        written = session.scalars(select(IncidentNote).where(IncidentNote.incident_id == incident_id)
+                                  .order_by(IncidentNote.id))
+        out["notes"] = [{"at": n.at, "author": n.author, "text": n.text} for n in written]
     return redact_view(out, secrets)
+
+
+def _journal_dict(row: JournalEntry, component: str | None, secrets: frozenset[str]) -> dict[str, Any]:
+    out = {"incident_id": row.incident_id, "component": component, **{k: getattr(row, k) for k in _JOURNAL_FIELDS}}
+    return redact_view(out, secrets)
+
+
+def recent_actions(db: Database, *, limit: int = 20) -> list[dict[str, Any]]:
+    """The newest journal rows of every incident (each with its incident id and component), newest first."""
+    stmt = (select(JournalEntry, Incident.component_name).join(Incident, Incident.id == JournalEntry.incident_id)
+            .order_by(JournalEntry.id.desc()).limit(limit))
+    with db.read() as session:
+        secrets = _Secrets(session)
+        return [_journal_dict(row, name, secrets.of(row.component_id)) for row, name in session.execute(stmt)]
+
+
+def component_journal(db: Database, component: str, *, limit: int = 50) -> list[dict[str, Any]]:
+    """The newest journal rows of one component's incidents, newest first."""
+    stmt = (select(JournalEntry).join(Incident, Incident.id == JournalEntry.incident_id)
+            .where(Incident.component_name == component).order_by(JournalEntry.id.desc()).limit(limit))
+    with db.read() as session:
+        secrets = _Secrets(session)
+        return [_journal_dict(row, component, secrets.of(row.component_id)) for row in session.scalars(stmt)]
 
 
 def _mark(db: Database, incident_id: int, action: str, actor: Actor, clock: Clock) -> dict[str, Any]:
@@ -118,6 +163,24 @@ def approve(db: Database, incident_id: int, *, actor: Actor | None = None,
             clock: Clock = SYSTEM_CLOCK) -> dict[str, Any]:
     """Approve the step the incident is waiting for."""
     return _mark(db, incident_id, "approve", actor or Actor(), clock)
+
+
+def note(db: Database, incident_id: int, text: str, *, actor: Actor | None = None,
+         clock: Clock = SYSTEM_CLOCK) -> dict[str, Any]:
+    """Add a note to the incident's timeline; returns the note as ``show_incident`` lists it."""
+    text = text.strip()
+    if not text:
+        raise InputError("a note needs some text", field="text")
+    if len(text) > MAX_NOTE_CHARS:
+        raise InputError(f"a note is at most {MAX_NOTE_CHARS} characters, got {len(text)}", field="text")
+    actor = actor or Actor()
+    now = clock.now()
+    with db.write() as session:
+        incident = _get(session, incident_id)
+        session.add(IncidentNote(incident_id=incident.id, at=now, author=actor.os_user, text=text))
+        incident.updated_at = now
+        audit.record(session, actor, "note", f"incident:{incident_id}", None, {"text": text}, clock)
+    return {"at": now, "author": actor.os_user, "text": text}
 
 
 def _iso(values: dict[str, datetime | None]) -> dict[str, str | None]:

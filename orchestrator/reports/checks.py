@@ -51,8 +51,9 @@ def _minute_of(column, dialect: str):
     """SQL for the minute a timestamp falls in, equal to how ``CheckRollup.minute`` is stored."""
     if dialect == "postgresql":
         return func.date_trunc("minute", column)
-    # SQLite stores naive UTC text as 'YYYY-MM-DD HH:MM:SS.ffffff'
-    return func.strftime("%Y-%m-%d %H:%M:00.000000", column)
+    # SQLite stores naive UTC text as 'YYYY-MM-DD HH:MM:SS.ffffff' (always with microseconds): cutting
+    # the text is exact and half the cost of strftime, which parses every one of a million timestamps
+    return func.substr(column, 1, 16).concat(":00.000000")
 
 
 def load_check_figures(session: Session, start: datetime, component_id: int | None) -> dict[int, CheckFigures]:

@@ -77,7 +77,16 @@ def verification_summary(record: dict[str, Any] | None) -> str | None:
     return _clean(f"{record['mode']} {verdict}{': ' + reason if reason else ''}")
 
 
-def _step(row: JournalEntry) -> StepReport:
+#: the journal columns a report needs (rows, not ORM objects: 10,000 incidents load in a fraction)
+_STEP_COLUMNS = (JournalEntry.incident_id, JournalEntry.step_index, JournalEntry.attempt, JournalEntry.strategy,
+                 JournalEntry.status, JournalEntry.executed, JournalEntry.finished_at, JournalEntry.detail,
+                 JournalEntry.skip_reason, JournalEntry.output, JournalEntry.verification)
+_INCIDENT_COLUMNS = (Incident.id, Incident.component_name, Incident.component_id, Incident.kind, Incident.status,
+                     Incident.resolution, Incident.opened_at, Incident.resolved_at, Incident.escalated_at,
+                     Incident.reason, Incident.plan, Incident.blocked_by)
+
+
+def _step(row) -> StepReport:
     detail = row.detail or row.skip_reason
     if row.skip_reason and row.detail and row.skip_reason not in row.detail:
         detail = f"{row.detail} (skipped: {row.skip_reason})"
@@ -96,14 +105,15 @@ def load_incidents(session: Session, start: datetime, end: datetime, component: 
         window = window & (Incident.component_name == component)
     ids = select(Incident.id).where(window)
     steps: dict[int, list[StepReport]] = {}
-    journal = select(JournalEntry).where(JournalEntry.incident_id.in_(ids)).order_by(
+    journal = select(*_STEP_COLUMNS).where(JournalEntry.incident_id.in_(ids)).order_by(
         JournalEntry.incident_id, JournalEntry.step_index, JournalEntry.attempt)
-    for row in session.scalars(journal):
+    for row in session.execute(journal):
         steps.setdefault(row.incident_id, []).append(_step(row))
     notes = dict(session.execute(select(Notification.incident_id, func.count()).where(
         Notification.incident_id.in_(ids)).group_by(Notification.incident_id)).all())
     out = []
-    for i in session.scalars(select(Incident).where(window).order_by(Incident.opened_at.desc(), Incident.id.desc())):
+    stmt = select(*_INCIDENT_COLUMNS).where(window).order_by(Incident.opened_at.desc(), Incident.id.desc())
+    for i in session.execute(stmt):
         out.append(IncidentReport(
             id=i.id, component=i.component_name, component_id=i.component_id, kind=i.kind, status=i.status,
             resolution=i.resolution, opened_at=i.opened_at, resolved_at=i.resolved_at,

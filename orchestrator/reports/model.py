@@ -6,12 +6,15 @@ Templates and serialisers receive only these records, never ORM objects. How eac
 - checks, failures, latency: :mod:`orchestrator.reports.checks` (rollups plus the raw tail);
 - incidents, steps, notifications: :mod:`orchestrator.reports.history` (incidents overlapping the window);
 - MTTR: mean time from opened to resolved over the window's resolved incidents. Time to detect is not
-  knowable from what is recorded, so it is not reported.
+  knowable from what is recorded, so it is not reported;
+- pictures (availability timeline, latency, MTTR over time, strategy outcomes): :mod:`orchestrator.reports.figures`
+  and each component's ``segments``.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from statistics import fmean
@@ -23,9 +26,17 @@ from orchestrator.core.errors import NotFoundError
 from orchestrator.core.states import IncidentKind, Resolution
 from orchestrator.db.engine import Database
 from orchestrator.db.models import Component
+from orchestrator.reports.charts import Segment
 from orchestrator.reports.checks import CheckFigures, load_check_figures
+from orchestrator.reports.figures import Figures, build_figures
 from orchestrator.reports.history import IncidentReport, StepReport, load_incidents
-from orchestrator.reports.uptime import StateTimes, component_times, load_timelines, watched_until
+from orchestrator.reports.uptime import (
+    StateTimes,
+    component_segments,
+    load_timelines,
+    times_of,
+    watched_until,
+)
 
 #: version of the JSON shape (bumped on any incompatible change)
 REPORT_VERSION = 1
@@ -48,6 +59,7 @@ class ComponentReport:
     checks: CheckFigures
     incidents: int
     mttr_s: float | None
+    segments: tuple[Segment, ...] = ()  # the availability timeline over the window
 
 
 @dataclass(frozen=True)
@@ -75,6 +87,7 @@ class Report:
     components: tuple[ComponentReport, ...]
     incidents: tuple[IncidentReport, ...]
     totals: Totals
+    figures: Figures | None = None
 
 
 def mttr_s(incidents: list[IncidentReport] | tuple[IncidentReport, ...]) -> float | None:
@@ -97,15 +110,22 @@ def totals_of(incidents: tuple[IncidentReport, ...]) -> Totals:
     )
 
 
+#: the stages of build_report, in order, for a progress bar
+STAGES = ("components", "state timelines", "check figures", "incidents", "figures")
+
+
 def build_report(db: Database, since_s: float, *, component: str | None = None,
-                 clock: Clock = SYSTEM_CLOCK) -> Report:
+                 clock: Clock = SYSTEM_CLOCK, progress: Callable[[str], None] | None = None) -> Report:
     """The report for the ``since_s`` seconds up to now, for every component or just ``component``.
 
-    Raises NotFoundError when ``component`` is not registered.
+    ``progress`` is called with each of :data:`STAGES` as it starts. Raises NotFoundError when
+    ``component`` is not registered.
     """
+    step = progress or (lambda _stage: None)
     now = clock.now()
     start = now - timedelta(seconds=since_s)
     with db.read() as session:
+        step(STAGES[0])
         stmt = select(Component).order_by(Component.name)
         if component is not None:
             stmt = stmt.where(Component.name == component)
@@ -113,9 +133,14 @@ def build_report(db: Database, since_s: float, *, component: str | None = None,
         if component is not None and not rows:
             raise NotFoundError(f"no component named {component!r}", field="--component")
         only_id = rows[0].id if component is not None else None
-        timelines = load_timelines(session, start, only_id)
+        step(STAGES[1])
+        timelines = load_timelines(session, start, None if only_id is None else [only_id])
+        step(STAGES[2])
         figures = load_check_figures(session, start, only_id)
+        step(STAGES[3])
         incidents = tuple(load_incidents(session, start, now, component))
+        step(STAGES[4])
+        pictures = build_figures(session, incidents, start, now, only_id)
     by_component: dict[int, list[IncidentReport]] = {}
     for incident in incidents:
         if incident.component_id is not None:
@@ -123,12 +148,14 @@ def build_report(db: Database, since_s: float, *, component: str | None = None,
     components = []
     for row in rows:
         stale_from = watched_until(row.last_check_at, row.interval_s)
-        times = component_times(timelines.get(row.id), row.state, row.created_at, start, now, stale_from)
+        pieces = tuple(component_segments(timelines.get(row.id), row.state, row.created_at, start, now, stale_from))
+        times = times_of(pieces)
         own = by_component.get(row.id, [])
         labels = tuple(sorted((str(k), str(v)) for k, v in (row.labels or {}).items()))
         components.append(ComponentReport(
             name=row.name, state=row.state, criticality=row.criticality, labels=labels, times=times,
             uptime_pct=times.uptime_pct, checks=figures.get(row.id, CheckFigures()), incidents=len(own), mttr_s=mttr_s(own),
+            segments=pieces,
         ))
     return Report(generated_at=now, since=start, until=now, window_s=since_s, component=component,
-                  components=tuple(components), incidents=incidents, totals=totals_of(incidents))
+                  components=tuple(components), incidents=incidents, totals=totals_of(incidents), figures=pictures)

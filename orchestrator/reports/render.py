@@ -14,6 +14,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.reports import charts
 from orchestrator.reports.model import REPORT_VERSION, Report
 
 if TYPE_CHECKING:
@@ -22,6 +23,9 @@ if TYPE_CHECKING:
 FORMATS = ("html", "markdown", "json", "csv")
 #: CSV cells starting with these are formulas to a spreadsheet: prefixed with ' so they stay text
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+#: incidents shown with their steps in HTML and Markdown, newest first (the table lists them all; JSON and
+#: CSV have every one): 10,000 detailed incidents made an 11 MB page nobody reads to the end
+MAX_DETAILED_INCIDENTS = 200
 CSV_COLUMNS = ("id", "component", "kind", "status", "resolution", "opened_at", "resolved_at", "duration_s",
                "escalated", "plan", "reason", "steps", "actions_executed", "actions_verified", "notifications")
 
@@ -61,17 +65,46 @@ def md_cell(value: Any) -> Any:
     return " ".join(value.split())
 
 
+def latency_series(points) -> list[tuple[str, list[tuple[datetime, float | None]]]]:
+    """The latency chart's two lines (p50, p95) from :class:`~orchestrator.reports.figures.LatencyPoint` s."""
+    return [("p50", [(p.start, p.p50_ms) for p in points]), ("p95", [(p.start, p.p95_ms) for p in points])]
+
+
+def mttr_rows(points, bucket_s: int):
+    """One bar per period: its mean time to recover, in seconds."""
+    fmt = "%Y-%m-%d" if bucket_s >= 86400 else "%m-%d %H:%M"
+    return [(f"{p.start.strftime(fmt)} ({p.resolved})", [("s MTTR", p.mttr_s or 0.0, "#0969da")]) for p in points]
+
+
+def strategy_rows(strategies):
+    """One bar per strategy: succeeded, failed, other executed attempts."""
+    return [(s.strategy, [("succeeded", s.succeeded, "#1a7f37"), ("failed", s.failed, "#cf222e"),
+                          ("other", s.executed - s.succeeded - s.failed, "#8c959f")]) for s in strategies]
+
+
+def register_filters(env: Environment) -> None:
+    """The filters and chart functions report templates use (the web app's environment gets them too)."""
+    env.filters.update(duration=human_duration, when=_when, pct=_pct, ms=_ms)
+    env.globals.update(charts=charts, bucket_label=human_duration, latency_series=latency_series,
+                       mttr_rows=mttr_rows, strategy_rows=strategy_rows, max_detailed=MAX_DETAILED_INCIDENTS)
+
+
 def _environment(**options: Any) -> Environment:
     from jinja2 import Environment, PackageLoader, StrictUndefined  # on first report, not in the daemon
 
     env = Environment(loader=PackageLoader("orchestrator.reports", "templates"), undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, **options)
-    env.filters.update(duration=human_duration, when=_when, pct=_pct, ms=_ms)
+    register_filters(env)
     return env
 
 
-def render_html(report: Report) -> str:
-    return _environment(autoescape=True).get_template("report.html.j2").render(r=report)
+def render_html(report: Report, *, css_href: str | None = None, env: Environment | None = None,
+                **page: Any) -> str:
+    """One self-contained HTML file (styles inline, pictures as inline SVG); ``css_href`` links the
+    styles instead (the web page, whose Content-Security-Policy forbids inline styles). ``page`` is
+    passed to the template for the web page's controls."""
+    env = env or _environment(autoescape=True)
+    return env.get_template("report.html.j2").render(r=report, css_href=css_href, page=page or None)
 
 
 def render_markdown(report: Report) -> str:
@@ -106,6 +139,7 @@ def report_dict(report: Report) -> dict[str, Any]:
         item["duration_s"] = round(i.duration_s, 3)
         incidents.append(item)
     return _plain({
+        "figures": asdict(report.figures) if report.figures is not None else None,
         "version": REPORT_VERSION, "generated_at": report.generated_at, "since": report.since,
         "until": report.until, "window_s": report.window_s, "component": report.component,
         "totals": totals, "components": components, "incidents": incidents,

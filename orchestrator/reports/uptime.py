@@ -8,7 +8,7 @@ Nor is the time after a component's last check (plus a grace period) while no da
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from orchestrator.core.states import ComponentState
 from orchestrator.db.models import StateTransition
+from orchestrator.reports.charts import Segment
 
 #: states that count towards uptime's denominator; UP and DEGRADED (answering) count as available
 JUDGED_STATES = frozenset({ComponentState.UP, ComponentState.DEGRADED, ComponentState.DOWN, ComponentState.FLAPPING})
@@ -53,19 +54,26 @@ class Change:
     to_state: str
 
 
-def time_in_states(initial: str, changes: Iterable[Change], start: datetime, end: datetime) -> StateTimes:
-    """Split ``[start, end)`` among states: ``initial`` holds at ``start``, then each change applies.
-
-    Changes must be in time order; ones before ``start`` or after ``end`` are clipped away.
+def segments(initial: str, changes: Iterable[Change], start: datetime, end: datetime) -> list[Segment]:
+    """``[start, end)`` as consecutive (state, from, to) pieces: ``initial`` holds at ``start``, then each
+    change applies. Changes must be in time order; ones before ``start`` or after ``end`` are clipped away,
+    and empty pieces are left out.
     """
-    totals = dict.fromkeys((s.value for s in ComponentState), 0.0)
-    state, since = initial, start
+    out: list[Segment] = []
+    state, since = _known(initial), start
     for change in changes:
         at = min(max(change.at, start), end)
-        totals[_known(state)] += (at - since).total_seconds()
-        state, since = change.to_state, at
-    totals[_known(state)] += max(0.0, (end - since).total_seconds())
-    return StateTimes(**{f"{name}_s": seconds for name, seconds in totals.items()})
+        if at > since:
+            out.append(Segment(since, at, state))
+        state, since = _known(change.to_state), max(since, at)
+    if end > since:
+        out.append(Segment(since, end, state))
+    return out
+
+
+def time_in_states(initial: str, changes: Iterable[Change], start: datetime, end: datetime) -> StateTimes:
+    """Seconds in each state within ``[start, end)`` (see :func:`segments`)."""
+    return times_of(segments(initial, changes, start, end))
 
 
 def _known(state: str) -> str:
@@ -73,7 +81,8 @@ def _known(state: str) -> str:
     return state if state in {s.value for s in ComponentState} else ComponentState.UNKNOWN.value
 
 
-def load_timelines(session: Session, start: datetime, component_id: int | None) -> dict[int, tuple[str | None, list[Change]]]:
+def load_timelines(session: Session, start: datetime,
+                   component_ids: Collection[int] | None) -> dict[int, tuple[str | None, list[Change]]]:
     """component id → (state at ``start`` if a transition before it says so, the changes from ``start``).
 
     One statement: the newest transition before the window per component (a window function, served by
@@ -86,9 +95,9 @@ def load_timelines(session: Session, start: datetime, component_id: int | None) 
     inside = select(StateTransition.component_id, StateTransition.at, StateTransition.from_state,
                     StateTransition.to_state, StateTransition.id, literal(0, Integer).label("rn")
                     ).where(StateTransition.at >= start)
-    if component_id is not None:
-        before = before.where(StateTransition.component_id == component_id)
-        inside = inside.where(StateTransition.component_id == component_id)
+    if component_ids is not None:
+        before = before.where(StateTransition.component_id.in_(list(component_ids)))
+        inside = inside.where(StateTransition.component_id.in_(list(component_ids)))
     ranked = before.subquery()
     latest_before = select(ranked).where(ranked.c.rn == 1)
     both = union_all(latest_before, inside).subquery()
@@ -112,17 +121,31 @@ def watched_until(last_check_at: datetime | None, interval_s: float) -> datetime
     return last_check_at + timedelta(seconds=STALE_AFTER_INTERVALS * interval_s + STALE_GRACE_S)
 
 
-def component_times(timeline: tuple[str | None, list[Change]] | None, current_state: str, created_at: datetime,
-                    start: datetime, end: datetime, stale_from: datetime | None = None) -> StateTimes:
-    """Time in states for one component.
+def component_segments(timeline: tuple[str | None, list[Change]] | None, current_state: str, created_at: datetime,
+                       start: datetime, end: datetime, stale_from: datetime | None = None) -> list[Segment]:
+    """One component's states over the window, as consecutive segments.
 
     Before its first known transition it was in that one's ``from_state``; with no transitions at all,
     in its current state since it was registered. From ``stale_from`` (see :func:`watched_until`) on,
-    it is ``unknown`` until a later transition says otherwise.
+    it is ``unknown`` until a later transition says otherwise. Time before registration is left out.
     """
     prior, changes = timeline or (None, [])
     initial = prior or (changes[0].from_state if changes else current_state)
     if stale_from is not None and stale_from < end:
         stale = Change(stale_from, "", ComponentState.UNKNOWN.value)
         changes = sorted([*changes, stale], key=lambda c: c.at)
-    return time_in_states(initial, changes, max(start, created_at), end)
+    return segments(initial, changes, max(start, created_at), end)
+
+
+def times_of(pieces: Iterable[Segment]) -> StateTimes:
+    """Seconds in each state over the given segments."""
+    totals = dict.fromkeys((s.value for s in ComponentState), 0.0)
+    for seg in pieces:
+        totals[seg.state] += (seg.end - seg.start).total_seconds()
+    return StateTimes(**{f"{name}_s": seconds for name, seconds in totals.items()})
+
+
+def component_times(timeline: tuple[str | None, list[Change]] | None, current_state: str, created_at: datetime,
+                    start: datetime, end: datetime, stale_from: datetime | None = None) -> StateTimes:
+    """Time in states for one component (see :func:`component_segments`)."""
+    return times_of(component_segments(timeline, current_state, created_at, start, end, stale_from))

@@ -1,0 +1,51 @@
+"""`orchestrator web`: the status page, API and /metrics from the database alone (no daemon here)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+
+import click
+
+from orchestrator.cli.context import AppContext, pass_app
+from orchestrator.core import logs
+
+
+def web_options(fn):
+    """The flags `run` and `web` share."""
+    for option in reversed([
+        click.option("--api-token-file", type=click.Path(dir_okay=False, path_type=Path),
+                     help="File holding the API token for writes [default: env ORCHESTRATOR_API_TOKEN]."),
+        click.option("--metrics-per-component/--no-metrics-per-component", default=True, show_default=True,
+                     help="One /metrics series per component (off: per-state totals only)."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+@click.command()
+@click.option("--http", "address", envvar="ORCHESTRATOR_HTTP", default="127.0.0.1:8765", show_default=True,
+              metavar="HOST:PORT", help="Where to serve [env ORCHESTRATOR_HTTP].")
+@web_options
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
+              show_default=True)
+@pass_app
+def web(app: AppContext, address: str, api_token_file: Path | None, metrics_per_component: bool,
+        log_level: str) -> None:
+    """Serve the status page, JSON API and /metrics from the database (for a second machine)."""
+    from orchestrator.web import server
+    from orchestrator.web.auth import load_token
+    from orchestrator.web.source import DatabaseSource
+    from orchestrator.web.state import WebSettings
+
+    logs.setup(log_level, "text")
+    settings = WebSettings(token=load_token(api_token_file), metrics_per_component=metrics_per_component)
+    running = server.start(DatabaseSource(app.database(), plans_path=app.plans_path), address, settings)
+    click.echo(f"serving {running.url} (Ctrl-C to stop)", err=True)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(1.0):
+        pass
+    running.stop()

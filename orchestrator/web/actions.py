@@ -1,0 +1,89 @@
+"""Every write the web app can make, each through the service function the CLI uses, audited as "api".
+
+Routes parse the request and call one of these; nothing else in ``web/`` changes the database.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from orchestrator.components.registry import INDEFINITELY, Registry
+from orchestrator.components.views import component_views
+from orchestrator.core.durations import parse_duration
+from orchestrator.core.errors import InputError
+from orchestrator.db import audit
+from orchestrator.db.audit import Actor
+from orchestrator.incidents import operator
+from orchestrator.web.source import WebSource
+
+
+def api_actor(remote_address: str, method: str, path: str) -> Actor:
+    """The audit actor of an API write: user "api", the remote address as host, the request as command."""
+    return Actor(os_user="api", host=remote_address, command=f"{method} {path}")
+
+
+def duration_s(value: Any, field: str) -> float | None:
+    """A duration given as ``"30m"`` or a number of seconds; None when absent."""
+    if value is None or value == "":
+        return None
+    try:
+        seconds = float(value) if isinstance(value, (int, float)) else parse_duration(str(value))
+    except ValueError as exc:
+        raise InputError(str(exc), field=field) from None
+    if seconds <= 0:
+        raise InputError(f"must be positive, got {value!r}", field=field)
+    return seconds
+
+
+def _registry(source: WebSource, actor: Actor) -> Registry:
+    return Registry(source.db, clock=source.clock, actor=actor)
+
+
+def _view(source: WebSource, name: str) -> dict[str, Any]:
+    with source.db.read() as session:
+        return component_views(session, source.clock.now(), name)[0]
+
+
+def pause(source: WebSource, actor: Actor, name: str, for_s: float | None, reason: str | None) -> dict[str, Any]:
+    until = source.clock.now() + timedelta(seconds=for_s) if for_s else INDEFINITELY
+    _registry(source, actor).set_hold(name, paused_until=until, reason=reason or None, pause=True)
+    return _view(source, name)
+
+
+def resume(source: WebSource, actor: Actor, name: str) -> dict[str, Any]:
+    _registry(source, actor).set_hold(name, paused_until=None, reason=None, pause=False)
+    return _view(source, name)
+
+
+def maintenance(source: WebSource, actor: Actor, name: str, for_s: float | None, end: bool) -> dict[str, Any]:
+    if end == (for_s is not None):
+        raise InputError("give either for (a duration) or end", field="for")
+    until = None if end else source.clock.now() + timedelta(seconds=for_s)
+    _registry(source, actor).set_operational(name, "maintenance-end" if end else "maintenance",
+                                             maintenance_until=until)
+    return _view(source, name)
+
+
+def recover(source: WebSource, actor: Actor, name: str, plan: str | None, dry_run: bool) -> int:
+    """Start the component's recovery in the background (the CLI's `recover`); the incident id.
+
+    The one place the web app starts a plan run.
+    """
+    incident_id = source.coordinator().recover(name, plan, dry_run=dry_run, wait=False)
+    with source.db.write() as session:
+        audit.record(session, actor, "recover", name, None,
+                     {"incident": incident_id, "plan": plan, "dry_run": dry_run}, source.clock)
+    return incident_id
+
+
+def ack(source: WebSource, actor: Actor, incident_id: int) -> dict[str, Any]:
+    return operator.ack(source.db, incident_id, actor=actor, clock=source.clock)
+
+
+def approve(source: WebSource, actor: Actor, incident_id: int) -> dict[str, Any]:
+    return operator.approve(source.db, incident_id, actor=actor, clock=source.clock)
+
+
+def note(source: WebSource, actor: Actor, incident_id: int, text: str) -> dict[str, Any]:
+    return operator.note(source.db, incident_id, text, actor=actor, clock=source.clock)

@@ -1,0 +1,97 @@
+"""The Prometheus text format for ``/metrics``, with a fast path for the per-component families.
+
+prometheus_client's generic writer builds a ``Sample`` for every series and escapes every label name and
+value of every sample again: at 10,000 components (70,000 state series, 30,000 breaker series, 20,000
+check counters) that was two thirds of a 6 s scrape. A :class:`ComponentFamily` keeps its series as
+compact rows, ``(component, ((label value, value), ...))``, and writes them with each component's label
+text escaped once. Every other family goes through prometheus_client's own ``generate_latest``.
+
+The bytes are the same as ``generate_latest`` writes for the same families (tests compare them), and a
+ComponentFamily's ``samples`` are ordinary Samples, so anything else that reads the registry still works.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import generate_latest
+from prometheus_client.core import Metric
+from prometheus_client.samples import Sample
+from prometheus_client.utils import floatToGoString
+
+#: the label every ComponentFamily is keyed by (it sorts before the second label, as generate_latest orders them)
+COMPONENT_LABEL = "component"
+Pairs = tuple[tuple[str, float], ...]
+
+
+def escape_label_value(value: str) -> str:
+    """A label value as the text format quotes it (backslash, newline and double quote escaped)."""
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+
+
+class ComponentFamily(Metric):
+    """A gauge or counter family labelled ``component`` and one more label, with many series."""
+
+    def __init__(self, name: str, documentation: str, typ: str, label: str) -> None:
+        if typ not in ("gauge", "counter") or label <= COMPONENT_LABEL:
+            raise ValueError(f"{name}: a gauge or counter whose second label sorts after {COMPONENT_LABEL!r}")
+        super().__init__(name, documentation, typ)
+        self.label = label
+        self.rows: list[tuple[str, Pairs]] = []
+
+    @property
+    def sample_name(self) -> str:
+        return f"{self.name}_total" if self.type == "counter" else self.name
+
+    def add(self, component: str, pairs: Pairs) -> None:
+        """One component's series: ``(value of the second label, value)`` each, in label order."""
+        self.rows.append((component, pairs))
+
+    @property
+    def samples(self) -> list[Sample]:  # type: ignore[override]  # read-only: built from the rows
+        name, label = self.sample_name, self.label
+        return [Sample(name, {COMPONENT_LABEL: c, label: v}, n) for c, pairs in self.rows for v, n in pairs]
+
+    @samples.setter
+    def samples(self, value: list[Sample]) -> None:
+        if value:  # Metric.__init__ assigns an empty list; anything else must go through add()
+            raise TypeError("ComponentFamily takes series through add()")
+
+    def write(self, out: list[str], labels: dict[str, str]) -> None:
+        """Append this family's text (HELP, TYPE, one line a series) to ``out``; ``labels`` caches the
+        escaped component names across families."""
+        name = self.sample_name
+        doc = self.documentation.replace("\\", r"\\").replace("\n", r"\n")
+        out.append(f"# HELP {name} {doc}\n# TYPE {name} {self.type}\n")
+        tails: dict[Pairs, list[str]] = {}  # equal rows (every one-hot row of a state) share their line endings
+        for component, pairs in self.rows:
+            ends = tails.get(pairs)
+            if ends is None:
+                ends = tails[pairs] = [f'{escape_label_value(v)}"}} {floatToGoString(n)}\n' for v, n in pairs]
+            text = labels.get(component)
+            if text is None:
+                text = labels[component] = escape_label_value(component)
+            head = f'{name}{{{COMPONENT_LABEL}="{text}",{self.label}="'
+            out.append(head + head.join(ends))  # head end0 head end1 ...: one line per pair
+
+
+class _One:
+    """A registry of one family, for generate_latest."""
+
+    def __init__(self, family: Metric) -> None:
+        self.family = family
+
+    def collect(self) -> list[Metric]:
+        return [self.family]
+
+
+def exposition(families: Iterable[Metric]) -> bytes:
+    """The families in the text format (0.0.4), in order: the same bytes as ``generate_latest``."""
+    out: list[str] = []
+    labels: dict[str, str] = {}
+    for family in families:
+        if isinstance(family, ComponentFamily):
+            family.write(out, labels)
+        else:
+            out.append(generate_latest(_One(family)).decode("utf-8"))
+    return "".join(out).encode("utf-8")

@@ -1,0 +1,145 @@
+"""The server-rendered pages: ``/``, ``/components/NAME``, ``/incidents/ID``, ``/report``, login.
+
+Each page's changing part is its own template (``*_body.html.j2``); ``?partial=1`` answers just that
+part, which ``static/app.js`` fetches every few seconds and swaps in, so the page updates itself
+without a reload (and without any inline script). Buttons are forms posting to the API's write
+routes with the CSRF token; they are shown only when writes are enabled.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from flask import Blueprint, Response, abort, make_response, redirect, render_template, request
+from markupsafe import Markup
+
+from orchestrator.core.durations import parse_duration
+from orchestrator.core.errors import InputError
+from orchestrator.reports.model import build_report
+from orchestrator.reports.render import render_html
+from orchestrator.web import pagemodels
+from orchestrator.web.api import component_filter
+from orchestrator.web.auth import SESSION_COOKIE, SESSION_TTL_S
+from orchestrator.web.guard import (
+    check_csrf,
+    check_not_throttled,
+    csrf_token,
+    logged_in,
+    refuse_token,
+    remote_address,
+)
+from orchestrator.web.state import HttpError, app_state
+
+blueprint = Blueprint("pages", __name__)
+
+#: files served from orchestrator/web/static (and the report's stylesheet), with their types
+STATIC = {"app.js": "text/javascript", "app.css": "text/css"}
+STATIC_MAX_AGE_S = 300
+
+
+def _context(**context) -> dict:
+    """What every page's templates get besides their model: who may write, and how often to refresh."""
+    state = app_state()
+    context.update(writes=state.auth.writes_enabled, logged_in=logged_in(), csrf=csrf_token(),
+                   refresh_ms=int(state.settings.refresh_s * 1000), here=request.path)
+    return context
+
+
+def _partial() -> bool:
+    return request.args.get("partial") == "1"
+
+
+def _page(name: str, **context) -> str:
+    """The whole page, or only its changing part for ``?partial=1``."""
+    return render_template(f"{name}_body.html.j2" if _partial() else f"{name}.html.j2", **_context(**context))
+
+
+def _overview_body() -> str:
+    model = pagemodels.overview(app_state().source, component_filter(), request.args.get("after") or None)
+    filters = {"state": request.args.getlist("state"), "label": request.args.getlist("label")}
+    return render_template("index_body.html.j2", **_context(**model, filters=filters))
+
+
+@blueprint.get("/")
+def index():
+    """The overview. Its live part is the same for everyone, so the daemon reuses it (web.cache); the
+    frame around it (login state, CSRF token) is this browser's own."""
+    state = app_state()
+    key = ("overview", tuple(sorted((k, v) for k, v in request.args.items(multi=True) if k != "partial")))
+    body = state.cache.get(key, state.source.version(), _overview_body)
+    if _partial():
+        return body
+    return render_template("index.html.j2", **_context(body=Markup(body)))
+
+
+@blueprint.get("/components/<name>")
+def component(name: str):
+    return _page("component", **pagemodels.component_page(app_state().source, name))
+
+
+@blueprint.get("/incidents/<int:incident_id>")
+def incident(incident_id: int):
+    return _page("incident", **pagemodels.incident_page(app_state().source, incident_id))
+
+
+@blueprint.get("/report")
+def report():
+    since = request.args.get("since") or "7d"
+    component = request.args.get("component") or None
+    try:
+        since_s = parse_duration(since)
+    except ValueError as exc:
+        raise InputError(str(exc), field="since") from None
+    source = app_state().source
+    built = build_report(source.db, since_s, component=component, clock=source.clock)
+    return render_html(built, css_href="/static/report.css", since=since, component=component or "")
+
+
+@blueprint.get("/login")
+def login_form():
+    return _page("login", next=_local(request.args.get("next")), error=None)
+
+
+@blueprint.post("/login")
+def login():
+    state = app_state()
+    if not state.auth.writes_enabled:
+        raise HttpError(405, "writes are disabled: there is no token to log in with")
+    check_csrf()
+    check_not_throttled()
+    if not state.auth.token_matches(request.form.get("token", "")):
+        raise refuse_token()
+    state.auth.throttle.succeeded(remote_address())
+    response = redirect(_local(request.form.get("next")), code=303)
+    response.set_cookie(SESSION_COOKIE, state.auth.new_session(), max_age=SESSION_TTL_S, httponly=True,
+                        samesite="Strict", secure=request.is_secure)
+    return response
+
+
+@blueprint.post("/logout")
+def logout():
+    check_csrf()
+    response = redirect("/", code=303)
+    response.delete_cookie(SESSION_COOKIE, httponly=True, samesite="Strict")
+    return response
+
+
+def _local(target: str | None) -> str:
+    """Only paths on this server are followed after a login (never an open redirect)."""
+    return target if target and target.startswith("/") and not target.startswith("//") else "/"
+
+
+@blueprint.get("/static/<filename>")
+def static(filename: str) -> Response:
+    if filename == "report.css":
+        text = resources.files("orchestrator.reports").joinpath("templates/report.css").read_text()
+        kind = "text/css"
+    elif filename in STATIC:
+        text = resources.files("orchestrator.web").joinpath(f"static/{filename}").read_text()
+        kind = STATIC[filename]
+    else:
+        abort(404)
+    response = make_response(text)
+    response.headers["Content-Type"] = f"{kind}; charset=utf-8"
+    response.headers["Cache-Control"] = f"public, max-age={STATIC_MAX_AGE_S}"
+    return response
