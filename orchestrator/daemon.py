@@ -5,7 +5,8 @@ Start-up order (each step needs the one before):
 1. Database reachable and at the current schema; the one-daemon-per-database lock.
 2. Plan file valid (a broken file stops the start: never half-applied).
 3. Writer thread, scheduler, then registry sync (first checks spread over each interval).
-4. Recovery coordinator reconciles steps a dead process left running, then listens to incidents.
+4. Recovery coordinator: its loop claims the incident rows that need work (those a dead process left
+   are taken over: what it left running is settled, and each component is checked fresh first).
 5. READY=1 to systemd; WATCHDOG=1 from a scheduler job, so a stuck scheduler stops the pings.
 
 SIGTERM stops scheduling, lets in-flight checks end (bounded by their timeouts), flushes, exits 0.
@@ -122,6 +123,7 @@ class Daemon:
         scheduler.start(paused=True)
         monitor.sync()
         scheduler.resume()
+        self.coordinator.start()  # after the first sync: its guards read the live view
         scheduler.add_periodic("sync", monitor.sync, SYNC_INTERVAL_S, first_delay_s=SYNC_INTERVAL_S)
         scheduler.add_periodic("heartbeat", self._heartbeat, HEARTBEAT_INTERVAL_S)
         scheduler.add_periodic("retention", self._retention, RETENTION_INTERVAL_S, first_delay_s=60)
@@ -175,16 +177,12 @@ class Daemon:
         return load_plans(self.settings.plans_path)
 
     def _make_coordinator(self, db: Database, monitor: Monitor, switches: Switches):
-        """The recovery engine, listening to incidents; None when there is nothing to recover with."""
+        """The recovery engine. It holds the instance lock's promise: no other daemon runs on this
+        database, so runs leased by another daemon instance are taken over at once."""
         from orchestrator.recovery.coordinator import RecoveryCoordinator
 
-        coordinator = RecoveryCoordinator(db, self.plans, health=monitor, clock=self.clock, switches=switches,
-                                          owner=self.instance_id)
-        coordinator.reconcile_on_start()
-        assert self.recorder is not None
-        self.recorder.incident_listeners.append(coordinator.on_incident)
-        self.recorder.transition_listeners.append(lambda t: coordinator.on_state(t.component_id, t.to_state))
-        return coordinator
+        return RecoveryCoordinator(db, self.plans, health=monitor, clock=self.clock, switches=switches,
+                                   owner=self.instance_id, exclusive=True)
 
     def _do_reload(self) -> None:
         """SIGHUP: re-read the plan file (an invalid one is refused; the old one stays) and the registry."""

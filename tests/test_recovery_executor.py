@@ -12,7 +12,6 @@ from orchestrator.core.config import Switches
 from orchestrator.core.states import ComponentState
 from orchestrator.db.models import Component
 from orchestrator.incidents import operator
-from orchestrator.incidents.lifecycle import IncidentEvent
 from orchestrator.recovery.coordinator import RecoveryCoordinator
 from orchestrator.recovery.targets import effective_check
 from orchestrator.strategy import MAX_OUTPUT_CHARS
@@ -45,11 +44,13 @@ def healthy() -> Iterator[LoopbackHTTPServer]:
 def coordinators():
     made: list[RecoveryCoordinator] = []
 
-    def make(db, plans, health, **kw) -> RecoveryCoordinator:
+    def make(db, plans, health, start: bool = True, **kw) -> RecoveryCoordinator:
         kw.setdefault("settle_s", 0.0)
-        kw.setdefault("approval_poll_s", 0.02)
+        kw.setdefault("tick_s", 0.05)
         coordinator = RecoveryCoordinator(db, plans, health=health, **kw)
         made.append(coordinator)
+        if start:
+            coordinator.start()
         return coordinator
 
     yield make
@@ -63,12 +64,10 @@ def restart(command: list[str], **step) -> dict:
 
 def start(db, coordinator: RecoveryCoordinator, health: ScriptedHealth, name: str, url: str, plans,
           **fields) -> tuple[int, int]:
-    """Register a DOWN component, open its incident and hand it to the coordinator; (component, incident)."""
+    """Register a DOWN component and open its incident: the coordinator's loop finds it; (component, incident)."""
     cid = add_component(db, name, url, plans=plans, **fields)
     health.set(cid, ComponentState.DOWN)
-    iid = open_for(db, cid, name)
-    coordinator.on_incident(IncidentEvent("opened", iid, cid, name, datetime.now(UTC)))
-    return cid, iid
+    return cid, open_for(db, cid, name)
 
 
 def test_restart_exits_0_but_endpoint_still_fails_records_failed_verification_then_next_step(
@@ -132,22 +131,24 @@ def test_error_handling_disabled_journals_what_would_run_and_runs_nothing(db, st
     assert [(r.step_index, r.status, r.executed) for r in rows] == [(0, "skipped", False), (1, "skipped", False)]
     assert rows[0].description == 'run ["svcctl", "restart", "web"]'
     assert "ERROR_HANDLING_ENABLED=false" in rows[0].skip_reason
-    assert stubs.calls() == [] and incident(db, iid).status == "open"
+    observed = incident(db, iid)
+    assert stubs.calls() == [] and (observed.status, observed.details["guard"]) == ("blocked", "observe_only")
+    assert coordinator.wait_idle(5) and len(journal_rows(db, iid)) == 2  # looked at once, not again every tick
 
 
-def test_dry_run_recover_journals_rendered_actions_and_closes_the_incident_it_opened(
-        db, stubs: Stubs, healthy, coordinators) -> None:
+def test_dry_run_recover_prints_the_rendered_plan_and_writes_nothing(db, stubs: Stubs, healthy, coordinators) -> None:
+    """Regression: a dry run used to open (and count) an incident and send its notification."""
+    from tests.conftest import snapshot
+
     stubs.make("svcctl")
     plans = plan_set({"p": {"steps": [restart(["svcctl", "{vars.unit}"])]}})
-    lines: list[str] = []
-    coordinator = coordinators(db, plans, ScriptedHealth(), report=lines.append)
     add_component(db, "web", healthy.url, plans=plans, vars={"unit": "web.service"})
-    iid = coordinator.recover("web", dry_run=True)
-    assert coordinator.wait_idle(5)
-    [row] = journal_rows(db, iid)
-    assert (row.executed, row.status, row.description) == (False, "skipped", 'run ["svcctl", "web.service"]')
-    assert any("would run" in line for line in lines) and stubs.calls() == []
-    assert (incident(db, iid).status, incident(db, iid).resolution) == ("resolved", "manual")
+    before = snapshot(db)
+    coordinator = coordinators(db, plans, ScriptedHealth(), start=False)
+    lines = coordinator.dry_run("web")
+    assert lines == ['step 0 (restart): would run ["svcctl", "web.service"]'] and stubs.calls() == []
+    coordinator.shutdown(5)
+    assert snapshot(db) == before
 
 
 def test_approval_step_waits_for_approve_then_runs(db, stubs: Stubs, healthy, coordinators) -> None:
@@ -173,7 +174,7 @@ def test_approval_timeout_escalates_without_acting(db, stubs: Stubs, healthy, co
     assert wait_for(lambda: incident(db, iid).status == "awaiting_approval", 10)
     clock.advance(16 * 60)
     assert wait_for(lambda: incident(db, iid).status == "escalated", 10)
-    assert stubs.calls() == [] and "approval" in incident(db, iid).reason
+    assert stubs.calls() == [] and "approval" in incident(db, iid).status_reason
 
 
 def test_failover_persists_the_active_target_and_the_check_follows_the_backup(

@@ -291,7 +291,7 @@ class JournalEntry(Base):
     )
 
 
-class IncidentEvent(Base):
+class IncidentEventRow(Base):
     """Something that happened to an incident, written in the transaction that made it happen.
 
     Every status change writes one (see orchestrator.incidents.status), and so do a few events that

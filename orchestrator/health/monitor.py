@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -22,6 +23,7 @@ from orchestrator.core.states import ComponentState
 from orchestrator.db.engine import Database
 from orchestrator.db.models import Component
 from orchestrator.health.checkers import get_checker
+from orchestrator.health.result import CheckResult
 from orchestrator.health.scheduler import CheckScheduler
 from orchestrator.health.spec import CheckSpec
 from orchestrator.health.tracker import Tracker, TrackerConfig, Transition
@@ -46,6 +48,8 @@ class Runtime:
     tracker: Tracker
     expected_at: float  # epoch seconds the next check is due, for lateness
     hold: ComponentState | None = None
+    # the scheduled check and results reported by recovery (report_results) both feed the tracker
+    judging: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
 class Monitor:
@@ -65,6 +69,8 @@ class Monitor:
         # Every component's state, kept up to date on each transition: the recovery engine asks for the
         # whole fleet on every transition (blast radius), which must not cost a walk over every runtime.
         self._states: dict[int, ComponentState] = {}
+        self._counts: Counter[ComponentState] = Counter()  # components per state, kept with _states
+        self._states_lock = threading.Lock()  # check threads of different components change both
         self._fingerprint: tuple | None = None
         self._lock = threading.Lock()  # sync vs. sync (SIGHUP and the periodic job)
 
@@ -83,6 +89,34 @@ class Monitor:
     def view_reliable(self) -> bool:
         return self._reliable()
 
+    def counts(self) -> dict[ComponentState, int]:
+        with self._states_lock:
+            return {state: n for state, n in self._counts.items() if n > 0}
+
+    def report_results(self, component_id: int, results: Sequence[CheckResult]) -> None:
+        """Count recovery's check results like scheduled ones (thresholds, DOWN→UP), then put the next
+        scheduled check back at the tracker's delay (the DOWN backoff ends with the passes)."""
+        rt = self.runtimes.get(component_id)
+        if rt is None or not results:
+            return
+        try:
+            with rt.judging:
+                for result in results:
+                    self._judge(rt, result, None)
+                delay = rt.tracker.next_delay_s(self.rng)
+            rt.expected_at = self.scheduler.run_check_after(rt.name, delay).timestamp()
+        except Exception:  # recovery must never fail because of the health plane
+            log.exception("reported results failed component=%s", rt.name)
+
+    def _set_state(self, component_id: int, state: ComponentState | None) -> None:
+        with self._states_lock:
+            old = self._states.pop(component_id, None)
+            if old is not None:
+                self._counts[old] -= 1
+            if state is not None:
+                self._states[component_id] = state
+                self._counts[state] += 1
+
     # -- the job ---------------------------------------------------------------------------------
     def run_check(self, component_id: int) -> None:
         rt = self.runtimes.get(component_id)
@@ -98,16 +132,9 @@ class Monitor:
         started = self.clock.now()
         lateness_ms = max(0.0, (started.timestamp() - rt.expected_at) * 1000.0)
         result = get_checker(rt.spec.kind).check(rt.spec, timeout_s=rt.timeout_s)
-        reliable = self._reliable()
-        transition = rt.tracker.observe(result, result.checked_at) if reliable else None
-        tracker = rt.tracker
-        self.recorder.add_result(ResultItem(
-            rt.id, result, lateness_ms, reliable,
-            LiveState(tracker.state, tracker.since, tracker.consecutive_failures, tracker.consecutive_successes,
-                      tracker.flap_episode)))
-        if transition is not None:
-            self._emit(rt, transition)
-        delay = tracker.next_delay_s(self.rng)
+        with rt.judging:
+            self._judge(rt, result, lateness_ms)
+            delay = rt.tracker.next_delay_s(self.rng)
         if abs(delay - rt.interval_s) > 1e-6:
             rt.expected_at = self.scheduler.run_check_after(rt.name, delay).timestamp()
         else:
@@ -117,8 +144,20 @@ class Monitor:
             if rt.expected_at < now_s:
                 rt.expected_at += ((now_s - rt.expected_at) // rt.interval_s + 1) * rt.interval_s
 
+    def _judge(self, rt: Runtime, result: CheckResult, lateness_ms: float | None) -> None:
+        """Feed one result to the tracker and hand it (and any transition) to the recorder."""
+        reliable = self._reliable()
+        transition = rt.tracker.observe(result, result.checked_at) if reliable else None
+        tracker = rt.tracker
+        self.recorder.add_result(ResultItem(
+            rt.id, result, lateness_ms, reliable,
+            LiveState(tracker.state, tracker.since, tracker.consecutive_failures, tracker.consecutive_successes,
+                      tracker.flap_episode)))
+        if transition is not None:
+            self._emit(rt, transition)
+
     def _emit(self, rt: Runtime, transition: Transition) -> None:
-        self._states[rt.id] = transition.to_state
+        self._set_state(rt.id, transition.to_state)
         log.info("state %s -> %s component=%s reason=%s", transition.from_state.value, transition.to_state.value,
                  rt.name, transition.reason)
         self.recorder.add_transition(TransitionItem(
@@ -152,7 +191,7 @@ class Monitor:
             self._apply_hold(self.runtimes[row.id], row, now)
         for cid in [cid for cid in self.runtimes if cid not in seen]:
             rt = self.runtimes.pop(cid)
-            self._states.pop(cid, None)
+            self._set_state(cid, None)
             self.scheduler.unschedule_check(rt.name)
             log.info("component removed component=%s", rt.name)
         self._fingerprint = fingerprint
@@ -178,7 +217,7 @@ class Monitor:
         rt = Runtime(row.id, row.name, row.generation, effective_check(row), row.interval_s, row.timeout_s,
                      tracker, 0.0, current.hold if current else None)
         self.runtimes[row.id] = rt
-        self._states[row.id] = tracker.state
+        self._set_state(row.id, tracker.state)
         if current is None or current.interval_s != row.interval_s:
             first = self.rng.uniform(0, row.interval_s) if current is None else row.interval_s
             rt.expected_at = self.scheduler.schedule_check(row.name, self.run_check, [row.id], interval_s=row.interval_s,
