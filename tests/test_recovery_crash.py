@@ -40,8 +40,9 @@ FORK_SERVER = textwrap.dedent("""
         if pid == 0:
             try:
                 db = Database(sys.argv[1])
-                coordinator = RecoveryCoordinator(db, load_plans(sys.argv[2]), health=DbHealthView(db), settle_s=0)
-                coordinator.reconcile_on_start()
+                coordinator = RecoveryCoordinator(db, load_plans(sys.argv[2]), health=DbHealthView(db), settle_s=0,
+                                                  tick_s=0.05, lease_s=0.5)
+                coordinator.start()  # takes over what the killed one left: kills its command, settles its row
                 coordinator.wait_idle(30)
                 coordinator.recover("web", wait=True)
                 coordinator.shutdown(5)
@@ -59,6 +60,8 @@ def _write_plans(path: Path, command: list[str], verify: dict) -> None:
 
 
 def test_sigkill_mid_step_twenty_times_never_repeats_an_attempt_and_loses_no_incident(db, db_url, tmp_path) -> None:
+    """Each round a fresh process takes the incident over (killing the command the dead one left
+    running, by pid and start time), then starts the next attempt, and is killed in its turn."""
     markers = tmp_path / "markers.log"
     slow = tmp_path / "slow-restart"
     # The step's command: note who ran (incident, attempt, pid), then take far longer than the test waits.
@@ -84,18 +87,23 @@ def test_sigkill_mid_step_twenty_times_never_repeats_an_attempt_and_loses_no_inc
                 os.kill(child, signal.SIGKILL)  # the "daemon" dies in the middle of the step
                 assert helper.stdout.readline().strip() == "reaped"
                 stray.append(json.loads(markers.read_text().splitlines()[-1])[-1])
-        finally:
+                if done:  # the previous round's command was killed by this round's process
+                    assert not _alive(stray[-2]), f"round {done}: the orphaned command still runs"
             helper.stdin.close()
             helper.wait(10)
-            for pid in stray:  # the orphaned step commands, sleeping in their own sessions
+            restarted = RecoveryCoordinator(db, load_plans(plans_path), health=DbHealthView(db), settle_s=0,
+                                            tick_s=0.05, lease_s=0.5)
+            restarted.start()
+            assert wait_for(lambda: not _alive(stray[-1]), 15), "the last orphaned command was never killed"
+            assert restarted.wait_idle(30)
+            restarted.shutdown(5)
+        finally:
+            helper.kill()
+            for pid in stray:  # only if the test failed: the orphaned step commands, in their own sessions
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-        restarted = RecoveryCoordinator(db, load_plans(plans_path), health=DbHealthView(db), settle_s=0)
-        restarted.reconcile_on_start()
-        assert restarted.wait_idle(30)
-        restarted.shutdown(5)
 
     runs = [tuple(json.loads(line)[:2]) for line in markers.read_text().splitlines()]
     assert len(runs) == ROUNDS and max(Counter(runs).values()) == 1, "a step attempt ran twice"
@@ -103,12 +111,21 @@ def test_sigkill_mid_step_twenty_times_never_repeats_an_attempt_and_loses_no_inc
     executed = [(str(r.incident_id), str(r.attempt)) for r in rows if r.executed]
     assert sorted(executed) == sorted(runs)  # every action is journaled, under the attempt it ran as
     assert {r.status for r in rows} == {"failed"}  # none left running
-    assert all(r.detail.startswith("interrupted") for r in rows)
+    assert all(r.detail.startswith("interrupted: still running when its owner died") for r in rows)
     with db.read() as session:
         incidents = session.scalars(select(Incident)).all()
         assert session.scalar(select(JournalEntry).where(JournalEntry.status == "running")) is None
     assert {str(i.id) for i in incidents} == {i for i, _ in runs}
     assert all(i.status == "escalated" for i in incidents)  # still there, waiting for a human
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie, killed but not yet reaped by init, counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
 
 
 SERVICE = textwrap.dedent("""
@@ -165,7 +182,7 @@ def test_real_service_restart_kills_and_restarts_the_process_and_verification_pa
                                            "params": {"command": [str(restart), str(service), str(port),
                                                                   str(pidfile)]}}]}})
         add_component(db, "svc", f"http://127.0.0.1:{port}/health", plans=plans)
-        coordinator = RecoveryCoordinator(db, plans, health=DbHealthView(db), settle_s=0)
+        coordinator = RecoveryCoordinator(db, plans, health=DbHealthView(db), settle_s=0, tick_s=0.05)
         iid = coordinator.recover("svc", wait=True)
         coordinator.shutdown(5)
         [row] = journal_rows(db, iid)
