@@ -5,9 +5,11 @@ rows still ``running`` (their owner died or lost its lease mid-attempt — nobod
 
 1. Each running row is settled by what can be known of its attempt, never by running it again:
    - the action had returned successfully and verification was under way → verify now;
-   - its command still runs on this host (same pid *and* start time, from /proc) → its process group
-     is killed: ``failed``, interrupted;
-   - its command finished (its result is lost with its owner), or nothing is known → verify now.
+   - its command still runs on this host (same pid *and* start time, from /proc) → it is given the
+     rest of its own step deadline; still running then → its process group is killed: ``timed_out``,
+     interrupted (so an orphan never outlives its timeout, nor acts later unrecorded);
+   - its command finished (before, or while given its deadline; its exit status is lost with its
+     owner), or nothing is known → verify now.
    Verified healthy → that attempt ``succeeded`` and the incident is resolved ``auto`` by it: the
    action ran to its end and the component is healthy after it. Otherwise ``failed``, interrupted
    (the plan goes on; an interrupted step is repeated only if its strategy is idempotent).
@@ -18,20 +20,23 @@ rows still ``running`` (their owner died or lost its lease mid-attempt — nobod
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
-from orchestrator.core.proc import host_identity, kill_orphan_group
+from orchestrator.core.proc import host_identity, kill_orphan_group, process_start_ticks
 from orchestrator.core.states import AttemptStatus, Resolution
 from orchestrator.db.models import Component, JournalEntry
 from orchestrator.plans import Verify
 from orchestrator.recovery import journal
 from orchestrator.recovery.decisions import resolved
 from orchestrator.recovery.targets import effective_check
-from orchestrator.recovery.verify import Verification, check_probe, confirm_healthy, verify_until
-from orchestrator.recovery.work import Engine, RunEnd, RunRequest
+from orchestrator.recovery.verify import Verification, check_probe, confirm_healthy, pause, verify_until
+from orchestrator.recovery.work import STOPPED, Engine, RunEnd, RunRequest
 
 log = logging.getLogger("orchestrator.recovery")
 
-KILLED = "interrupted: still running when its owner died; its process group was killed"
+KILLED = "interrupted: its owner died and it was still running at its step deadline; its process group was killed"
+#: How often an orphaned command is looked at while it is given the rest of its deadline.
+ORPHAN_POLL_S = 0.1
 UNVERIFIED = "interrupted: its owner died mid-step and the component was not verified healthy afterwards"
 
 
@@ -68,9 +73,12 @@ def _required(row: Component, settings: Verify) -> int:
 
 def _settle(engine: Engine, req: RunRequest, row: Component, entry: JournalEntry) -> RunEnd | None:
     tag = f"component={row.name} incident={entry.incident_id} step={entry.step_index} attempt={entry.attempt}"
-    if _kill_if_running(entry):
+    if _runs_here(entry) and not _awaited(engine, req, entry):
+        if engine.stop.is_set():
+            return STOPPED  # shutting down: the next owner gives it the rest of its deadline
+        kill_orphan_group(entry.proc_pid, entry.proc_start_ticks)
         log.warning("%s reconciled: %s (pid %s)", tag, KILLED, entry.proc_pid)
-        journal.finish(engine.db, entry.id, status=AttemptStatus.FAILED, now=engine.clock.now(), detail=KILLED,
+        journal.finish(engine.db, entry.id, status=AttemptStatus.TIMED_OUT, now=engine.clock.now(), detail=KILLED,
                        verification={"reconciled": True, "interrupted": True, "killed_pid": entry.proc_pid})
         return None
     outcome = _verify(engine, req, row, entry)
@@ -89,11 +97,24 @@ def _settle(engine: Engine, req: RunRequest, row: Component, entry: JournalEntry
                     results=outcome.passing())
 
 
-def _kill_if_running(entry: JournalEntry) -> bool:
-    """Kill the attempt's command if it still runs here; True if it did."""
+def _runs_here(entry: JournalEntry) -> bool:
+    """True while the attempt's command still runs on this host (the pid was not reused)."""
     if entry.proc_pid is None or entry.proc_start_ticks is None or entry.proc_host != host_identity():
         return False
-    return kill_orphan_group(entry.proc_pid, entry.proc_start_ticks)
+    return process_start_ticks(entry.proc_pid) == entry.proc_start_ticks
+
+
+def _awaited(engine: Engine, req: RunRequest, entry: JournalEntry) -> bool:
+    """Give the orphaned command the rest of its step deadline; True if it ended within it."""
+    steps = req.plan.steps
+    timeout_s = steps[entry.step_index].timeout_s if entry.step_index < len(steps) else 0.0
+    started = entry.started_at or entry.claimed_at
+    remaining_s = (started + timedelta(seconds=timeout_s) - engine.clock.now()).total_seconds()
+    deadline = engine.clock.monotonic() + max(0.0, remaining_s)
+    while _runs_here(entry):
+        if engine.clock.monotonic() >= deadline or not pause(ORPHAN_POLL_S, clock=engine.clock, stop=engine.stop):
+            return False
+    return True
 
 
 def _verify(engine: Engine, req: RunRequest, row: Component, entry: JournalEntry) -> Verification:
