@@ -15,12 +15,13 @@ from sqlalchemy.orm import Session
 
 from orchestrator.core.states import (
     ACTIVE_INCIDENT_STATUSES,
+    AttemptStatus,
     ComponentState,
     IncidentKind,
     IncidentStatus,
     Resolution,
 )
-from orchestrator.db.models import Incident, StateTransition
+from orchestrator.db.models import Incident, JournalEntry, StateTransition
 from orchestrator.incidents import status
 from orchestrator.incidents.events import IncidentEvent
 
@@ -56,8 +57,10 @@ def on_transition(session: Session, *, component_id: int, component_name: str, f
                              reason=reason, flap_episode=flap_episode, reopen_window_s=reopen_window_s)
     if to_state is ComponentState.UP and from_state in _UNHEALTHY:
         incident = active_incident(session, component_id)
-        if incident is None or incident.status == IncidentStatus.RECOVERING.value:
-            return None  # nothing open, or a run is verifying its action and will close it itself
+        if incident is None or incident.status == IncidentStatus.RECOVERING.value or _acting(session, incident.id):
+            # nothing open, or an action is in flight (its run, or whoever takes over from a dead one,
+            # verifies it and closes the incident, crediting the action if it did the work)
+            return None
         # Only a run closes an incident as `auto`, after verifying its own action. A recovery seen here
         # came without one (none ran, none worked, or the plan was exhausted and escalated).
         why = f"recovered with no verified action: {reason}" if reason else "recovered with no verified action"
@@ -65,6 +68,12 @@ def on_transition(session: Session, *, component_id: int, component_name: str, f
             return None
         return IncidentEvent("resolved", incident.id, component_id, component_name, at, why, Resolution.SELF.value)
     return None
+
+
+def _acting(session: Session, incident_id: int) -> bool:
+    """True while a journal row of the incident is ``running`` (served by ix_recovery_journal_status)."""
+    return bool(session.scalar(select(exists().where(JournalEntry.incident_id == incident_id,
+                                                     JournalEntry.status == AttemptStatus.RUNNING.value))))
 
 
 def open_incident(session: Session, *, component_id: int | None, component_name: str | None, at: datetime,
@@ -85,13 +94,15 @@ def open_incident(session: Session, *, component_id: int | None, component_name:
 
 
 def _mergeable(session: Session, last: Incident | None, component_id: int, at: datetime, window_s: float) -> bool:
-    """A new failure continues ``last`` only if it closed within the window and the component has not
-    been UP since (no transition to UP: it never held UP for its success threshold in between)."""
+    """A new failure continues ``last`` only if it closed within the window and the component never
+    held UP for its success threshold since that incident's failure (no transition to UP after it
+    opened: a verified recovery reports its passes to the health plane, so its UP comes even before
+    the incident closes)."""
     if last is None or last.resolved_at is None or at - last.resolved_at > timedelta(seconds=window_s):
         return False
     held_up = session.scalar(select(exists().where(
         StateTransition.component_id == component_id, StateTransition.to_state == ComponentState.UP.value,
-        StateTransition.at >= last.resolved_at)))
+        StateTransition.at > last.opened_at)))
     return not held_up
 
 

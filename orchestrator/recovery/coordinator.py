@@ -83,6 +83,8 @@ class RecoveryCoordinator:
         self._lock = threading.Lock()
         self._active: dict[int, claims.Claim] = {}
         self._futures: dict[int, Future] = {}
+        #: runs whose lease could not be given back (the database was away): retried every tick
+        self._unreleased: dict[int, tuple[claims.Claim, RunEnd]] = {}
         self._inherited: set[int] = set()
         self._claiming = False
         self._thread: threading.Thread | None = None
@@ -207,6 +209,7 @@ class RecoveryCoordinator:
     def tick(self) -> int:
         """One pass of the loop; the number of incidents claimed."""
         self._renew()
+        self._retry_releases()
         if not self._claiming:
             return 0
         limits = self.limits
@@ -217,11 +220,12 @@ class RecoveryCoordinator:
                                        frozenset(self._plans.plans) if self._plans else frozenset(),
                                        self.engine.error_handling_enabled)
         room = MAX_RUNS - len(self._active)
-        found = worklist.due(self.db, now=now, owner=self.owner, exclusive=self.exclusive, limit=room)
+        found = worklist.inherited(self.db, self._inherited, owner=self.owner, exclusive=self.exclusive)
+        found += worklist.due(self.db, now=now, owner=self.owner, exclusive=self.exclusive, limit=room)
         found += worklist.unblocked(self.db, now=now, owner=self.owner, exclusive=self.exclusive, world=world)
         claimed = 0
         for candidate in found[:room]:
-            if candidate.incident_id in self._active:
+            if candidate.incident_id in self._active or candidate.incident_id in self._unreleased:
                 continue
             claim = claims.claim(self.db, candidate.incident_id, self.owner, lease_s=self.lease_s,
                                  exclusive=self.exclusive)
@@ -229,6 +233,16 @@ class RecoveryCoordinator:
                 claimed += 1
         self._last_claimed = claimed
         return claimed
+
+    def _retry_releases(self) -> None:
+        for incident_id, (claim, end) in list(self._unreleased.items()):
+            try:
+                self._release(claim, end)
+            except claims.LeaseLost:
+                pass  # taken over meanwhile: nothing of ours to give back
+            except Exception:  # still away: next tick (or the lease expires and it is taken over)
+                continue
+            self._unreleased.pop(incident_id, None)
 
     def _renew(self) -> None:
         if not self._active or time.monotonic() - self._renewed_at < self.lease_s / 4:
@@ -276,9 +290,12 @@ class RecoveryCoordinator:
             end = RunEnd(RunOutcome.FAILED, reason=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
         try:
             self._release(claim, end)
-        except Exception as exc:  # the lease then expires and the loop picks the incident up again
-            log.warning("incident=%s could not give back its run lease: %s", claim.incident_id,
+        except claims.LeaseLost:
+            log.warning("incident=%s run lease was taken over before the run ended", claim.incident_id)
+        except Exception as exc:  # the database is away: give it back once it returns (or it expires)
+            log.warning("incident=%s could not give back its run lease yet: %s", claim.incident_id,
                         str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            self._unreleased[claim.incident_id] = (claim, end)
         finally:
             with self._lock:
                 self._active.pop(claim.incident_id, None)
@@ -297,10 +314,13 @@ class RecoveryCoordinator:
             reason = ("no plan file loaded" if plans is None else "the component has no recovery plan" if name is None
                       else f"plan {name!r} is not in {plans.source or 'the plan file'}")
             return blocked(self.engine, incident.id, guard="no_plan", reason=f"no plan: {reason}; observing only")
-        takeover = incident.id in self._inherited or claim.previous_owner not in (None, self.owner)
+        inherited = incident.id in self._inherited
         self._inherited.discard(incident.id)
+        takeover = inherited or claim.previous_owner not in (None, self.owner)
+        # an incident found at start-up is looked at at once; its own schedule still holds before acting
+        not_before = incident.next_attempt_at if inherited else None
         req = RunRequest(incident.id, name, plans.plans[name], plans.limits, claim, manual=manual,
-                         takeover=takeover, settle_s=self.settle)
+                         takeover=takeover, settle_s=self.settle, not_before=not_before)
         return self.executor.run(req)
 
     def _release(self, claim: claims.Claim, end: RunEnd) -> None:

@@ -69,6 +69,8 @@ class PlanExecutor:
             end = take_over(self.e, req, row, orphans, fresh=not run.manual)
             if end is not None:
                 return end
+        if req.not_before is not None and self.e.clock.now() < req.not_before:
+            return RunEnd(RunOutcome.WAITING, req.not_before, "checked fresh; waiting for its next attempt")
         return run
 
     def _step(self, req: RunRequest, index: int, step) -> RunEnd | StepExit:

@@ -58,6 +58,8 @@ class RunRequest:
     takeover: bool = False
     #: seconds an automatic run may wait before its first action (limits.settle, or the override)
     settle_s: float = 0.0
+    #: claimed before it was due (found at start-up): after the fresh check, wait until then
+    not_before: datetime | None = None
 
 
 @dataclass

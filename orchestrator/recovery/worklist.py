@@ -1,10 +1,11 @@
 """Which incidents need work now: the recovery loop's queue, read from the incident rows themselves.
 
-Nothing is handed to the loop in memory; each tick it asks the database (two indexed queries):
+Nothing is handed to the loop in memory; each tick it asks the database (indexed queries):
 
 - ``open`` or ``awaiting_approval`` and due: never worked on, a retry whose ``next_attempt_at`` came,
   an approval given (the operator moved it back to ``open``) or timed out;
 - ``recovering`` with its run lease free: its owner died, lost the database, or hung;
+- found active at start-up (left by an earlier process): at once, for the fresh check before acting;
 - ``blocked`` whose cause cleared (:func:`cause_cleared`: the dependency is no longer DOWN, the mass
   outage ended, the sentinels answer, the hold or the flapping ended, the plan came back, automation
   was switched on), or whose periodic re-check (``BLOCKED_RECHECK_S``) is due.
@@ -60,6 +61,18 @@ def due(db: Database, *, now: datetime, owner: str, exclusive: bool, limit: int)
             .where(Incident.component_id.is_not(None), waiting | (Incident.status == S.RECOVERING.value),
                    lease_free(db, owner, exclusive=exclusive))
             .order_by(Incident.id).limit(limit))
+    with db.read() as session:
+        return [Candidate(*row) for row in session.execute(stmt)]
+
+
+def inherited(db: Database, ids: set[int], *, owner: str, exclusive: bool) -> list[Candidate]:
+    """Incidents found active at start-up, due or not: each gets its fresh check at once."""
+    if not ids:
+        return []
+    active = [S.OPEN.value, S.AWAITING_APPROVAL.value, S.RECOVERING.value, S.BLOCKED.value]
+    stmt = (select(Incident.id, Incident.status, Incident.component_id)
+            .where(Incident.id.in_(sorted(ids)), Incident.status.in_(active),
+                   lease_free(db, owner, exclusive=exclusive)).order_by(Incident.id))
     with db.read() as session:
         return [Candidate(*row) for row in session.execute(stmt)]
 

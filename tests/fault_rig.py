@@ -1,0 +1,130 @@
+"""A rig for recovery fault tests (and bench/recovery_faults.py): a service only its restart repairs.
+
+- :class:`RepairableServer` answers 500 until its flag file exists, then 200. Only the restart stub
+  creates the flag, so a resolved ``auto`` incident means a real action had a real effect, and the
+  test "breaks" the service by deleting the flag.
+- :func:`write_stub` writes the restart command. Each run appends one JSON line to the action log
+  (incident, attempt, pid, time, and whether the service was already healthy), then does what the
+  behaviour file says (wait for a gate file, sleep), then repairs the service and exits 0.
+- :func:`problems` reads the action log and the database and lists every broken promise: a
+  duplicated attempt, an action on a healthy service, an action the journal does not know (or a
+  journal action the log does not), a row left ``running``, an incident not settled.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+from sqlalchemy import select
+
+from orchestrator.db.engine import Database
+from orchestrator.db.models import Incident, JournalEntry
+from tests.servers import LoopbackHTTPServer
+
+#: Incident statuses a fault test may end in: done, or waiting for a human.
+SETTLED = {"resolved", "escalated"}
+
+
+class RepairableServer(LoopbackHTTPServer):
+    """200 while ``flag`` exists, 500 otherwise (decided per request)."""
+
+    def __init__(self, flag: Path) -> None:
+        self.flag = flag
+        super().__init__("ok" if flag.exists() else "500")
+
+    def _respond(self, h) -> None:
+        self.set_mode("ok" if self.flag.exists() else "500")
+        super()._respond(h)
+
+    def breaks(self) -> None:
+        """The service fails from now on, until a restart repairs it."""
+        self.flag.unlink(missing_ok=True)
+
+    def healthy(self) -> bool:
+        return self.flag.exists()
+
+
+_STUB = '''#!{python} -S
+import json, os, sys, time
+flag, log, behaviour = {flag!r}, {log!r}, {behaviour!r}
+healthy = os.path.exists(flag)
+with open(log, "a") as out:
+    out.write(json.dumps({{"incident": sys.argv[1], "attempt": sys.argv[2], "pid": os.getpid(),
+                           "t": time.time(), "healthy_before": healthy}}) + "\\n")
+todo = json.load(open(behaviour)) if os.path.exists(behaviour) else {{}}
+if todo.get("gate"):
+    while not os.path.exists(todo["gate"]):
+        time.sleep(0.02)
+time.sleep(todo.get("sleep_s", 0))
+open(flag, "a").close()
+print("restarted")
+'''
+
+
+class Stub:
+    """The restart command and what it logged."""
+
+    def __init__(self, folder: Path, flag: Path) -> None:
+        self.path, self.log, self.behaviour = folder / "restart-stub", folder / "actions.jsonl", folder / "stub.json"
+        self.path.write_text(_STUB.format(python=sys.executable, flag=str(flag), log=str(self.log),
+                                          behaviour=str(self.behaviour)))
+        self.path.chmod(0o755)
+
+    def behave(self, gate: Path | None = None, sleep_s: float = 0.0) -> None:
+        """What the next runs do before repairing: wait for ``gate`` to exist, then sleep."""
+        self.behaviour.write_text(json.dumps({"gate": str(gate) if gate else None, "sleep_s": sleep_s}))
+
+    def actions(self) -> list[dict]:
+        return [json.loads(line) for line in self.log.read_text().splitlines()] if self.log.exists() else []
+
+
+def write_stub(folder: Path, flag: Path) -> Stub:
+    return Stub(folder, flag)
+
+
+def plan_file(folder: Path, stub: Stub, *, attempts: int = 3, timeout: str = "10s") -> Path:
+    """One restart step running the stub; quick verification, no settle window, and no crash-loop
+    backoff (rounds of faults seconds apart are not a crash-looping service here)."""
+    path = folder / "plans.json"
+    limits = {"settle": "0s", "crash_loop": {"base": "10ms", "cap": "10ms", "reset_after": "10ms"}}
+    path.write_text(json.dumps({"version": 1, "limits": limits, "plans": {"p": {
+        "budget": {"max_actions": 100, "window": "1h"},
+        "steps": [{"strategy": "restart", "attempts": attempts, "timeout": timeout,
+                   "params": {"command": [str(stub.path), "{incident.id}", "{attempt}"]},
+                   "backoff": {"base": "50ms", "cap": "200ms"},
+                   "verify": {"interval": "100ms", "successes": 1, "deadline": "5s"}}]}}}))
+    return path
+
+
+def incidents(db: Database) -> list[Incident]:
+    with db.read() as session:
+        return list(session.scalars(select(Incident).where(Incident.component_id.is_not(None))
+                                    .order_by(Incident.id)))
+
+
+def settled(db: Database) -> bool:
+    """Every component incident is resolved or escalated."""
+    return all(i.status in SETTLED for i in incidents(db))
+
+
+def problems(db: Database, stub: Stub) -> list[str]:
+    """Every broken promise the action log and the database show together."""
+    actions = stub.actions()
+    ran = Counter((a["incident"], a["attempt"]) for a in actions)
+    found = [f"attempt {k} ran {n} times" for k, n in ran.items() if n > 1]
+    found += [f"acted on a healthy service: incident {a['incident']} attempt {a['attempt']}" for a in actions
+              if a["healthy_before"]]
+    with db.read() as session:
+        rows = list(session.scalars(select(JournalEntry)))
+    journaled = {(str(r.incident_id), str(r.attempt)) for r in rows if r.executed}
+    succeeded = {(str(r.incident_id), str(r.attempt)) for r in rows if r.executed and r.status == "succeeded"}
+    found += [f"action {k} is not in the journal" for k in ran if k not in journaled]
+    # a claimed attempt whose owner died before its command started is journaled as interrupted
+    found += [f"journal says {k} succeeded but it never ran" for k in succeeded if k not in ran]
+    found += [f"journal row {r.incident_id}/{r.step_index}/{r.attempt} left running" for r in rows
+              if r.status == "running"]
+    found += [f"incident {i.id} is {i.status}" for i in incidents(db) if i.status not in SETTLED]
+    return found
