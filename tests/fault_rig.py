@@ -14,6 +14,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
@@ -59,8 +61,10 @@ if todo.get("gate"):
     while not os.path.exists(todo["gate"]):
         time.sleep(0.02)
 time.sleep(todo.get("sleep_s", 0))
-open(flag, "a").close()
-print("restarted")
+if todo.get("repair", True):
+    open(flag, "a").close()
+print("restarted" if todo.get("exit", 0) == 0 else "restart failed")
+sys.exit(todo.get("exit", 0))
 '''
 
 
@@ -73,9 +77,10 @@ class Stub:
                                           behaviour=str(self.behaviour)))
         self.path.chmod(0o755)
 
-    def behave(self, gate: Path | None = None, sleep_s: float = 0.0) -> None:
-        """What the next runs do before repairing: wait for ``gate`` to exist, then sleep."""
-        self.behaviour.write_text(json.dumps({"gate": str(gate) if gate else None, "sleep_s": sleep_s}))
+    def behave(self, gate: Path | None = None, sleep_s: float = 0.0, *, repair: bool = True, exit: int = 0) -> None:
+        """What the next runs do: wait for ``gate`` to exist, sleep, repair the service (or not), exit."""
+        self.behaviour.write_text(json.dumps({"gate": str(gate) if gate else None, "sleep_s": sleep_s,
+                                              "repair": repair, "exit": exit}))
 
     def actions(self) -> list[dict]:
         return [json.loads(line) for line in self.log.read_text().splitlines()] if self.log.exists() else []
@@ -85,18 +90,31 @@ def write_stub(folder: Path, flag: Path) -> Stub:
     return Stub(folder, flag)
 
 
-def plan_file(folder: Path, stub: Stub, *, attempts: int = 3, timeout: str = "10s") -> Path:
-    """One restart step running the stub; quick verification, no settle window, and no crash-loop
-    backoff (rounds of faults seconds apart are not a crash-looping service here)."""
+#: No crash-loop backoff: rounds of faults seconds apart are not a crash-looping service here.
+NO_CRASH_LOOP = {"crash_loop": {"base": "10ms", "cap": "10ms", "reset_after": "10ms"}}
+
+
+def plan_file(folder: Path, stub: Stub, *, attempts: int = 3, timeout: str = "10s", backoff: str = "50ms",
+              verify_deadline: str = "5s", limits: dict | None = None) -> Path:
+    """One restart step running the stub; quick verification and no settle window."""
     path = folder / "plans.json"
-    limits = {"settle": "0s", "crash_loop": {"base": "10ms", "cap": "10ms", "reset_after": "10ms"}}
-    path.write_text(json.dumps({"version": 1, "limits": limits, "plans": {"p": {
+    path.write_text(json.dumps({"version": 1, "limits": {"settle": "0s", **(NO_CRASH_LOOP if limits is None else limits)},
+                                "plans": {"p": {
         "budget": {"max_actions": 100, "window": "1h"},
         "steps": [{"strategy": "restart", "attempts": attempts, "timeout": timeout,
                    "params": {"command": [str(stub.path), "{incident.id}", "{attempt}"]},
-                   "backoff": {"base": "50ms", "cap": "200ms"},
-                   "verify": {"interval": "100ms", "successes": 1, "deadline": "5s"}}]}}}))
+                   "backoff": {"base": backoff, "cap": backoff},
+                   "verify": {"interval": "100ms", "successes": 1, "deadline": verify_deadline}}]}}}))
     return path
+
+
+def start_daemon(db_url: str, plans: Path, folder: Path) -> subprocess.Popen:
+    """``orchestrator run`` as a real process, its output appended to ``folder/daemon.log`` (a pipe
+    nobody reads would block it)."""
+    log = (folder / "daemon.log").open("a")
+    return subprocess.Popen([sys.executable, "-m", "orchestrator", "--db", db_url, "--plans", str(plans), "run"],
+                            env={**os.environ, "ORCHESTRATOR_HOME": str(folder / "home")}, stdout=log,
+                            stderr=subprocess.STDOUT)
 
 
 def incidents(db: Database) -> list[Incident]:

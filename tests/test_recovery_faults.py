@@ -9,10 +9,7 @@ journal and the commands' own log agree, and nothing is left ``running``.
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -24,7 +21,7 @@ from orchestrator.components.registry import Registry
 from orchestrator.db.engine import Database
 from orchestrator.db.migrate import ensure_schema
 from tests.daemon_helpers import poll, running_daemon, scalar
-from tests.fault_rig import RepairableServer, Stub, plan_file, problems, settled
+from tests.fault_rig import RepairableServer, Stub, plan_file, problems, settled, start_daemon
 from tests.tcp_proxy import TcpProxy
 
 ROUNDS = 3
@@ -58,10 +55,7 @@ def test_daemon_killed_mid_recovery_and_restarted_settles_everything_exactly_onc
         _register(db, server.url)
 
         def start():
-            log = (tmp_path / "daemon.log").open("a")  # a pipe nobody reads would block the daemon
-            return subprocess.Popen([sys.executable, "-m", "orchestrator", "--db", db_url, "--plans", str(plans),
-                                     "run"], env={**os.environ, "ORCHESTRATOR_HOME": str(tmp_path / "home")},
-                                    stdout=log, stderr=subprocess.STDOUT)
+            return start_daemon(db_url, plans, tmp_path)
 
         daemon = start()
         try:
