@@ -228,3 +228,23 @@ def test_output_is_redacted_and_capped_and_a_hang_is_timed_out(db, stubs: Stubs,
     assert noisy.status == "failed" and len(noisy.output) <= MAX_OUTPUT_CHARS
     assert "hunter2" not in noisy.output and "s3cr3t" not in (noisy.output + noisy.detail)
     assert hung.status == "timed_out"
+
+
+def test_healed_between_attempts_is_resolved_self_never_credited_to_the_failed_attempt(
+        db, stubs: Stubs, coordinators) -> None:
+    """Regression: attempt 1 failed (exit 1), the component was healthy before attempt 2, and the
+    incident was closed ``auto``, credited to the failed action."""
+    stubs.make("svcctl", exit_code=1)
+    plans = plan_set({"p": {"steps": [restart(["svcctl"], attempts=2, backoff={"base": "300ms", "cap": "300ms"})]}})
+    health = ScriptedHealth()
+    coordinator = coordinators(db, plans, health)
+    with LoopbackHTTPServer("500") as server:
+        cid, iid = start(db, coordinator, health, "web", server.url, plans)
+        assert wait_for(lambda: stubs.calls() == [[]], 10)
+        server.set_mode("ok")  # fixed by hand meanwhile
+        health.set(cid, ComponentState.UP)
+        assert wait_for(lambda: incident(db, iid).status == "resolved", 10)
+    closed = incident(db, iid)
+    assert (closed.resolution, closed.resolved_by_step) == ("self", None) and stubs.calls() == [[]]
+    assert "healthy again before step 0 attempt 2" in closed.status_reason
+
