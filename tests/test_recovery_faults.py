@@ -39,6 +39,11 @@ def _up(db: Database) -> bool:
     return scalar(db, "SELECT state FROM components WHERE name = 'svc'") == "up"
 
 
+def _openings(db: Database) -> int:
+    """Incidents opened or reopened so far."""
+    return scalar(db, "SELECT count(*) + coalesce(sum(reopen_count), 0) FROM incidents")
+
+
 def _rig(tmp_path: Path) -> tuple[Path, Stub, Path]:
     flag = tmp_path / "healthy"
     flag.touch()
@@ -61,7 +66,7 @@ def test_daemon_killed_mid_recovery_and_restarted_settles_everything_exactly_onc
         try:
             for moment, sleep_s in kill_when[:ROUNDS]:
                 poll(lambda: _up(db), 30)
-                done, opened = len(stub.actions()), scalar(db, "SELECT count(*) FROM incidents")
+                done, opened = len(stub.actions()), _openings(db)
                 stub.behave(sleep_s=sleep_s)
                 server.breaks()
                 if moment == "command running":
@@ -69,7 +74,7 @@ def test_daemon_killed_mid_recovery_and_restarted_settles_everything_exactly_onc
                 elif moment == "service repaired":
                     poll(server.healthy, 30)
                 else:
-                    poll(lambda n=opened: scalar(db, "SELECT count(*) FROM incidents") > n, 30)
+                    poll(lambda n=opened: _openings(db) > n, 30)
                 daemon.send_signal(signal.SIGKILL)
                 daemon.wait(10)
                 daemon = start()

@@ -80,7 +80,7 @@ def test_a_service_flapping_every_second_gets_at_most_one_action(db, db_url, tmp
             flapper.join(30)
             poll(lambda: settled(db), 15)
         stopped.set()
-    assert len(incidents(db)) >= 3  # it really failed and recovered again and again
+    assert scalar(db, "SELECT count(*) FROM state_transitions WHERE to_state = 'down'") >= 3  # it really cycled
     assert len(stub.actions()) <= 1
 
 
@@ -113,13 +113,13 @@ def test_an_incident_left_open_is_checked_fresh_at_start_and_not_acted_on(db, db
 
 
 def test_a_slow_restart_that_outlives_its_daemon_is_credited_when_it_did_the_work(db, db_url, tmp_path) -> None:
-    """Regression: the daemon died during a 3 s restart; the next one verified at once (still broken),
+    """Regression: the daemon died during a 6 s restart; the next one verified at once (still broken),
     journaled "failed: interrupted, not verified", and the incident was later resolved ``self``
     although the restart did the work."""
     flag = tmp_path / "healthy"
     flag.touch()
     stub = Stub(tmp_path, flag)
-    stub.behave(sleep_s=3.0)
+    stub.behave(sleep_s=6.0)
     plans = plan_file(tmp_path, stub, attempts=1, timeout="20s", verify_deadline="1s")
     with RepairableServer(flag) as server:
         _register(db, server.url)
