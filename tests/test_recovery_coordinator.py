@@ -220,11 +220,11 @@ def test_runs_settle_together_and_at_most_max_concurrent_recoveries_act_at_once(
 
     log = tmp_path / "actions.log"
     stub = tmp_path / "svcctl"
-    stub.write_text(f"#!{sys.executable}\nimport json, sys, time\nstart = time.time()\ntime.sleep(0.3)\n"
+    stub.write_text(f"#!{sys.executable} -S\nimport json, sys, time\nstart = time.time()\ntime.sleep(0.3)\n"
                     f"open({str(log)!r}, 'a').write(json.dumps([sys.argv[1], start, time.time()]) + '\\n')\n")
     stub.chmod(0o755)
     plans = plan_set({"p": {"steps": [{"strategy": "restart", "params": {"command": [str(stub), "{component.name}"]},
-                                       "attempts": 1, "verify": {"interval": "300ms", "successes": 2}}]}},
+                                       "attempts": 1, "verify": {"interval": "1s", "successes": 2}}]}},
                      limits={"max_concurrent_recoveries": 2, "settle": "2s", "max_unhealthy_fraction": 1})
     health = ScriptedHealth()
     coordinator = RecoveryCoordinator(db, plans, health=health, tick_s=0.05)
@@ -241,7 +241,7 @@ def test_runs_settle_together_and_at_most_max_concurrent_recoveries_act_at_once(
         coordinator.shutdown(5)
     actions = sorted((start, end, name) for name, start, end in map(json.loads, log.read_text().splitlines()))
     assert max(sum(1 for s, f, _ in actions if s <= start < f) for start, _, _ in actions) <= 2
-    # the second wave started before the first wave's verification (two passes 300 ms apart) was over
+    # the second wave started before the first wave's verification (two passes 1 s apart) was over
     verified = {r.component_id: r.finished_at.timestamp() for r in executed(db)}
     with db.read() as session:
         ids = dict(session.execute(select(Component.name, Component.id)).all())
