@@ -86,7 +86,7 @@ def test_sigkill_mid_step_twenty_times_never_repeats_an_attempt_and_loses_no_inc
                 helper.stdin.flush()
                 child = int(helper.stdout.readline())
                 assert wait_for(lambda n=done + 1: markers.exists() and len(markers.read_text().splitlines()) >= n,
-                                15), f"round {done}: the step never started"
+                                30), f"round {done}: the step never started"
                 os.kill(child, signal.SIGKILL)  # the "daemon" dies in the middle of the step
                 assert helper.stdout.readline().strip() == "reaped"
                 stray.append(json.loads(markers.read_text().splitlines()[-1])[-1])

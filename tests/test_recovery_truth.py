@@ -109,7 +109,8 @@ def test_an_incident_left_open_is_checked_fresh_at_start_and_not_acted_on(db, db
     assert len(stub.actions()) == 1
     [incident] = incidents(db)
     assert (incident.status, incident.resolution) == ("resolved", "self")
-    assert "healthy" in incident.status_reason and "no verified action" not in incident.status_reason
+    # the loop's fresh check usually sees it first; the health plane's own checks may (no action either way)
+    assert incident.status_reason.startswith(("healthy when picked up after restart", "recovered with no verified"))
 
 
 def test_a_slow_restart_that_outlives_its_daemon_is_credited_when_it_did_the_work(db, db_url, tmp_path) -> None:
