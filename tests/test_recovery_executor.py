@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from orchestrator.core.clock import FakeClock
 from orchestrator.core.config import Switches
 from orchestrator.core.states import ComponentState
-from orchestrator.db.models import Component
+from orchestrator.db.models import Component, Incident
 from orchestrator.incidents import operator
 from orchestrator.recovery.coordinator import RecoveryCoordinator
 from orchestrator.recovery.targets import effective_check
@@ -248,3 +248,22 @@ def test_healed_between_attempts_is_resolved_self_never_credited_to_the_failed_a
     assert (closed.resolution, closed.resolved_by_step) == ("self", None) and stubs.calls() == [[]]
     assert "healthy again before step 0 attempt 2" in closed.status_reason
 
+
+
+def test_an_incident_found_at_start_is_checked_fresh_before_anything_acts(db, stubs: Stubs, healthy,
+                                                                          coordinators) -> None:
+    """Left open by an earlier process, its component healthy now (the live view still says DOWN):
+    one real check, resolved ``self`` with the reason, no action — at once, not at its retry time."""
+    stubs.make("svcctl")
+    plans = plan_set({"p": {"steps": [restart(["svcctl"])]}})
+    health = ScriptedHealth()
+    cid = add_component(db, "web", healthy.url, plans=plans)
+    health.set(cid, ComponentState.DOWN)
+    iid = open_for(db, cid, "web")
+    with db.write() as session:  # waiting for a retry an hour away when the process stopped
+        session.get(Incident, iid).next_attempt_at = datetime.now(UTC) + timedelta(hours=1)
+    coordinators(db, plans, health)  # starts: the incident is inherited
+    assert wait_for(lambda: incident(db, iid).status == "resolved", 10)
+    closed = incident(db, iid)
+    assert (closed.resolution, closed.status_reason) == ("self", "healthy when picked up after restart")
+    assert stubs.calls() == [] and health.state(cid) is ComponentState.UP  # the passes were reported
