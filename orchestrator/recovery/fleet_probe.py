@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import random
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -68,16 +68,35 @@ def probe_fleet(db: Database, component_id: int, rng: random.Random) -> FleetPro
         targets = {row.id: (effective_check(row), min(row.timeout_s, MAX_PROBE_TIMEOUT_S)) for row in rows}
     if not targets:
         return FleetProbe(0, 0, 0.0)
-    with ThreadPoolExecutor(max_workers=min(len(targets), SAMPLE_SIZE + 4), thread_name_prefix="probe") as pool:
-        results = dict(zip(targets, pool.map(lambda t: _ok(*t), targets.values()), strict=True))
-    failed_deps = [cid for cid in dep_ids if cid in results and not results[cid]]
-    sampled = [results[cid] for cid in sample if cid in results]
+    results = _probe_all(targets, [cid for cid in dep_ids if cid in targets], [cid for cid in sample if cid in targets])
+    failed_deps = [cid for cid in dep_ids if results.get(cid) is False]
+    answered = [results[cid] for cid in sample if cid in results]
+    # probes still out when the verdict was clear count as failures: that never makes it look isolated
+    sampled = answered + [False] * (len([c for c in sample if c in targets]) - len(answered))
     failed_share = sampled.count(False) / len(sampled) if sampled else 0.0
     probe = FleetProbe(len(failed_deps), len(sampled), failed_share)
     log.info("fleet probe component_id=%d dependencies_failed=%d sample=%d sample_failed=%.0f%% -> %s",
              component_id, len(failed_deps), len(sampled), failed_share * 100,
              "acting now" if probe.isolated else "settling first")
     return probe
+
+
+def _probe_all(targets: dict[int, tuple[CheckSpec, float]], deps: list[int], sample: list[int]) -> dict[int, bool]:
+    """Probe every target at once; return as soon as the failure is clearly the component's own (every
+    dependency answered and enough of the sample did), without waiting for a hanging straggler."""
+    needed_ok = len(sample) - int(TOLERATED_FAILURES * len(sample))
+    pool = ThreadPoolExecutor(max_workers=min(len(targets), SAMPLE_SIZE + 4), thread_name_prefix="probe")
+    futures = {pool.submit(_ok, *target): cid for cid, target in targets.items()}
+    results: dict[int, bool] = {}
+    try:
+        for future in as_completed(futures):
+            results[futures[future]] = future.result()
+            deps_ok = all(results.get(d) is True for d in deps)
+            if deps_ok and sum(results.get(c) is True for c in sample) >= needed_ok:
+                break
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)  # a straggler ends within its own timeout
+    return results
 
 
 def _ok(spec: CheckSpec, timeout_s: float) -> bool:
