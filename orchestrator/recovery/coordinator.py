@@ -250,7 +250,10 @@ class RecoveryCoordinator:
         with self._lock:
             held = dict(self._active)
         for incident_id in claims.renew(self.db, held, self.lease_s):
-            log.warning("incident=%s run lease lost: another owner took it over", incident_id)
+            with self._lock:
+                still = self._active.get(incident_id) == held[incident_id]
+            if still:  # not merely a run that ended (and gave its lease back) meanwhile
+                log.warning("incident=%s run lease lost: another owner took it over", incident_id)
         self._renewed_at = time.monotonic()
 
     def _slot_limit(self) -> int:

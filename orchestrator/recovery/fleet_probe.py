@@ -7,14 +7,18 @@ the rest of the fleet, all at once: healthy endpoints answer in milliseconds. Wh
 answers and at most a quarter of the sample fails, nothing is shared and the run acts without waiting.
 Anything else (a dependency fails, too much of the sample fails) waits the full settle window; while
 the sample keeps failing widely the coordinator waits again (bounded), so that under load the trackers
-have time to mark the fleet DOWN and the blast-radius guard to trip before anything acts.
+have time to mark the fleet DOWN and the blast-radius guard to trip before anything acts. One sample
+serves every incident of a burst for a second (:class:`FleetLook`): twenty failures at once cost one
+look around, not twenty, and the probe returns as soon as the verdict is clear.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from concurrent.futures import ThreadPoolExecutor, as_completed
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -33,6 +37,8 @@ SAMPLE_SIZE = 20
 MAX_PROBE_TIMEOUT_S = 1.0
 #: the share of the sample that may fail while the failure still counts as the component's own
 TOLERATED_FAILURES = 0.25
+#: seconds one sample of the fleet serves every incident that asks (a burst of failures probes once)
+SAMPLE_TTL_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -57,22 +63,16 @@ def looks_isolated(db: Database, component_id: int, rng: random.Random) -> bool:
     return probe_fleet(db, component_id, rng).isolated
 
 
-def probe_fleet(db: Database, component_id: int, rng: random.Random) -> FleetProbe:
-    """Check the component's dependencies and a random sample of the others, all at once."""
+def probe_fleet(db: Database, component_id: int, rng: random.Random, look: FleetLook | None = None) -> FleetProbe:
+    """Check the component's dependencies and a random sample of the others, all at once. With
+    ``look``, a sample probed less than SAMPLE_TTL_S ago is reused (a burst of failures costs one)."""
     with db.read() as session:
         dep_ids = set(session.scalars(select(ComponentDependency.depends_on_id)
                                       .where(ComponentDependency.component_id == component_id)))
-        others = [cid for cid in session.scalars(select(Component.id)) if cid != component_id]
-        sample = rng.sample([c for c in others if c not in dep_ids], min(SAMPLE_SIZE, len(others) - len(dep_ids)))
-        rows = session.scalars(select(Component).where(Component.id.in_(dep_ids | set(sample)))).all()
-        targets = {row.id: (effective_check(row), min(row.timeout_s, MAX_PROBE_TIMEOUT_S)) for row in rows}
-    if not targets:
-        return FleetProbe(0, 0, 0.0)
-    results = _probe_all(targets, [cid for cid in dep_ids if cid in targets], [cid for cid in sample if cid in targets])
-    failed_deps = [cid for cid in dep_ids if results.get(cid) is False]
-    answered = [results[cid] for cid in sample if cid in results]
-    # probes still out when the verdict was clear count as failures: that never makes it look isolated
-    sampled = answered + [False] * (len([c for c in sample if c in targets]) - len(answered))
+    sample = (look or FleetLook()).sample(db, rng)
+    deps = _probe_all(_targets(db, dep_ids)) if dep_ids else {}
+    failed_deps = [cid for cid in dep_ids if deps.get(cid) is not True]
+    sampled = [ok for cid, ok in sample.items() if cid != component_id and cid not in dep_ids]
     failed_share = sampled.count(False) / len(sampled) if sampled else 0.0
     probe = FleetProbe(len(failed_deps), len(sampled), failed_share)
     log.info("fleet probe component_id=%d dependencies_failed=%d sample=%d sample_failed=%.0f%% -> %s",
@@ -81,22 +81,41 @@ def probe_fleet(db: Database, component_id: int, rng: random.Random) -> FleetPro
     return probe
 
 
-def _probe_all(targets: dict[int, tuple[CheckSpec, float]], deps: list[int], sample: list[int]) -> dict[int, bool]:
-    """Probe every target at once; return as soon as the failure is clearly the component's own (every
-    dependency answered and enough of the sample did), without waiting for a hanging straggler."""
-    needed_ok = len(sample) - int(TOLERATED_FAILURES * len(sample))
-    pool = ThreadPoolExecutor(max_workers=min(len(targets), SAMPLE_SIZE + 4), thread_name_prefix="probe")
-    futures = {pool.submit(_ok, *target): cid for cid, target in targets.items()}
-    results: dict[int, bool] = {}
-    try:
-        for future in as_completed(futures):
-            results[futures[future]] = future.result()
-            deps_ok = all(results.get(d) is True for d in deps)
-            if deps_ok and sum(results.get(c) is True for c in sample) >= needed_ok:
-                break
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)  # a straggler ends within its own timeout
-    return results
+class FleetLook:
+    """The fleet sample's answers, shared by the incidents of a burst for SAMPLE_TTL_S (thread-safe:
+    callers arriving while a probe runs wait for it instead of probing again)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._at = -SAMPLE_TTL_S
+        self._results: dict[int, bool] = {}
+
+    def sample(self, db: Database, rng: random.Random) -> dict[int, bool]:
+        """Component id → answered healthy, for a random sample of the fleet."""
+        with self._lock:
+            if time.monotonic() - self._at < SAMPLE_TTL_S:  # real time: it bounds real probes' age
+                return self._results
+            with db.read() as session:
+                ids = list(session.scalars(select(Component.id)))
+            chosen = rng.sample(ids, min(SAMPLE_SIZE + 1, len(ids)))  # one spare: the asking component
+            answers = _probe_all(_targets(db, set(chosen)))
+            self._results = {cid: answers[cid] for cid in chosen if cid in answers}
+            self._at = time.monotonic()
+            return self._results
+
+
+def _targets(db: Database, ids: set[int]) -> dict[int, tuple[CheckSpec, float]]:
+    with db.read() as session:
+        rows = session.scalars(select(Component).where(Component.id.in_(ids))).all()
+        return {row.id: (effective_check(row), min(row.timeout_s, MAX_PROBE_TIMEOUT_S)) for row in rows}
+
+
+def _probe_all(targets: dict[int, tuple[CheckSpec, float]]) -> dict[int, bool]:
+    """Probe every target at once (each bounded by its own timeout, at most MAX_PROBE_TIMEOUT_S)."""
+    if not targets:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(len(targets), SAMPLE_SIZE + 4), thread_name_prefix="probe") as pool:
+        return dict(zip(targets, pool.map(lambda t: _ok(*t), targets.values()), strict=True))
 
 
 def _ok(spec: CheckSpec, timeout_s: float) -> bool:

@@ -95,7 +95,7 @@ def settle(engine: Engine, req: RunRequest, t: Turn) -> RunEnd | None:
 
 def _probe(engine: Engine, req: RunRequest, component_id: int) -> FleetProbe | None:
     try:
-        return probe_fleet(engine.db, component_id, _probe_rng)
+        return probe_fleet(engine.db, component_id, _probe_rng, engine.fleet)
     except Exception:  # an inconclusive look around is no reason to hurry: settle once
         log.exception("incident=%s fleet probe failed; settling", req.incident_id)
         return None

@@ -17,6 +17,7 @@ from orchestrator.core.clock import Clock
 from orchestrator.db.engine import Database
 from orchestrator.plans import Limits, Plan
 from orchestrator.recovery.claims import Claim
+from orchestrator.recovery.fleet_probe import FleetLook
 from orchestrator.recovery.health_view import HealthView
 from orchestrator.recovery.slots import ActionSlots
 
@@ -76,3 +77,5 @@ class Engine:
     error_handling_enabled: bool = True
     report: Callable[[str], None] = field(default=lambda _line: None)
     lease_s: float = 10.0
+    #: the look around before settling, shared by the runs of a burst
+    fleet: FleetLook = field(default_factory=FleetLook)
