@@ -1,6 +1,6 @@
 """The recovery coordinator: a loop over the incident rows that need work, each claimed and run on a pool.
 
-Every ``tick_s`` the loop (one thread; the model is healthchecks.io's ``sendalerts``):
+Every ``tick_s`` (100 ms) the loop (one thread; the model is healthchecks.io's ``sendalerts``):
 
 1. renews the run leases of this process's runs in flight (their expiry is judged on the database clock);
 2. opens or closes the mass-outage incident from the health plane's counts, and sizes the action slots;
@@ -51,8 +51,9 @@ from orchestrator.recovery.work import GONE, Engine, RunEnd, RunOutcome, RunRequ
 
 log = logging.getLogger("orchestrator.recovery")
 S = IncidentStatus
-#: Seconds between two looks at the incident rows.
-TICK_S = 0.25
+#: Seconds between two looks at the incident rows (two indexed queries; a look that claimed something
+#: is followed by another at once, so a burst is taken up without waiting a tick per incident).
+TICK_S = 0.1
 #: Runs in flight at once (each a pool thread); most wait on verification, few hold an action slot.
 MAX_RUNS = 128
 #: ``wait_idle`` treats an incident due within this many seconds as work still to come.
@@ -199,12 +200,14 @@ class RecoveryCoordinator:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            claimed = 0
             try:
-                self.tick()
+                claimed = self.tick()
             except Exception as exc:  # the database may be away: log once per tick, try again next tick
                 log.warning("recovery loop: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
             self._ticks += 1
-            self._stop.wait(self.tick_s)
+            if not claimed:
+                self._stop.wait(self.tick_s)
 
     def tick(self) -> int:
         """One pass of the loop; the number of incidents claimed."""

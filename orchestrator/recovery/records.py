@@ -52,9 +52,10 @@ def block(db: Database, incident_id: int, *, reason: str, guard: str, blocked_by
         details = dict(incident.details or {})
         same = (incident.status == S.BLOCKED.value and details.get("guard") == guard
                 and incident.status_reason == reason)
-        if same:
-            return False
         details.update(guard=guard, blocked_by_id=blocked_by_id, **(seen or {}))
+        if same:  # no new block, but what it was judged on is new: wake it only when that changes again
+            incident.details = details
+            return False
         return status.transition(session, incident_id, incident.status, S.BLOCKED, now=now, reason=reason,
                                  blocked_by=blocked_by, details=details)
 
