@@ -83,8 +83,9 @@ def settle(engine: Engine, req: RunRequest, t: Turn) -> RunEnd | None:
     probe = _probe(engine, req, t.row.id)
     done = (probe is not None and probe.isolated) or rounds >= MAX_SETTLE_ROUNDS or (
         rounds > 0 and (probe is None or not probe.widespread or _outage_tripped(engine, req)))
-    update = {"settled": True} if done else {"settle_rounds": rounds + 1}
-    t.run = dataclasses.replace(t.run, **update)
+    if done and rounds == 0:
+        return None  # acting now: nothing to remember (once it acted, settling is over anyway)
+    t.run = dataclasses.replace(t.run, **({"settled": True} if done else {"settle_rounds": rounds + 1}))
     with engine.db.write() as session:
         runs.save(session, session.get(Incident, t.incident.id), t.run)
     if done:
