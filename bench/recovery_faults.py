@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import statistics
 import sys
 import tempfile
@@ -41,21 +40,23 @@ from orchestrator.components.definition import ComponentSpec  # noqa: E402
 from orchestrator.components.registry import Registry  # noqa: E402
 from orchestrator.db.engine import Database  # noqa: E402
 from orchestrator.db.migrate import ensure_schema  # noqa: E402
-from tests.daemon_helpers import poll, running_daemon, scalar  # noqa: E402
-from tests.fault_rig import RepairableServer, Stub, plan_file, problems, settled, start_daemon  # noqa: E402
+from tests.daemon_helpers import poll, running_daemon  # noqa: E402
+from tests.fault_rig import (  # noqa: E402
+    KILL_MOMENTS,
+    RepairableServer,
+    Stub,
+    break_and_kill,
+    break_during_outage,
+    plan_file,
+    problems,
+    settled,
+    start_daemon,
+    up,
+)
 from tests.tcp_proxy import TcpProxy  # noqa: E402
 
 FAST = {"interval": 0.2, "timeout": 0.1, "failure_threshold": 2, "success_threshold": 1}
 SETTLE_S = 60.0
-KILL_MOMENTS = (("command running", 1.0), ("service repaired", 0.0), ("incident opened", 0.3))
-
-
-def _up(db: Database) -> bool:
-    return scalar(db, "SELECT state FROM components WHERE name = 'svc'") == "up"
-
-
-def _openings(db: Database) -> int:
-    return scalar(db, "SELECT count(*) + coalesce(sum(reopen_count), 0) FROM incidents")
 
 
 def _prepare(db: Database, folder: Path) -> tuple[RepairableServer, Stub, Path]:
@@ -75,20 +76,8 @@ def kill_rounds(db_url: str, rounds: int, folder: Path) -> tuple[list[float], li
     took: list[float] = []
     try:
         for n in range(rounds):
-            moment, sleep_s = KILL_MOMENTS[n % len(KILL_MOMENTS)]
-            poll(lambda: _up(db), 60)
-            done, opened = len(stub.actions()), _openings(db)
-            stub.behave(sleep_s=sleep_s)
             started = time.monotonic()
-            server.breaks()
-            if moment == "command running":
-                poll(lambda d=done: len(stub.actions()) > d, 60)
-            elif moment == "service repaired":
-                poll(server.healthy, 60)
-            else:
-                poll(lambda o=opened: _openings(db) > o, 60)
-            daemon.send_signal(signal.SIGKILL)
-            daemon.wait(10)
+            break_and_kill(db, server, stub, daemon, *KILL_MOMENTS[n % len(KILL_MOMENTS)])
             time.sleep(1.0)  # restarted 1 s later, as systemd would after a crash (faster than its 5 s)
             daemon = start_daemon(db_url, plans, folder)
             poll(lambda: settled(db) and server.healthy(), SETTLE_S)
@@ -112,18 +101,9 @@ def cut_rounds(db_url: str, rounds: int, folder: Path, cut, heal, daemon_url: st
             if on_daemon is not None:
                 on_daemon(daemon)
             for n in range(rounds):
-                poll(lambda: _up(db), 60)
-                gate = folder / f"gate-{n}"
-                stub.behave(gate=gate)
-                done = len(stub.actions())
-                server.breaks()
-                poll(lambda d=done: len(stub.actions()) > d, 60)
                 started = time.monotonic()
-                cut()
-                gate.touch()
-                time.sleep(1.0)  # the database stays away for a second
-                heal()
-                poll(lambda: settled(db) and _up(db), SETTLE_S)
+                break_during_outage(db, server, stub, folder / f"gate-{n}", cut, heal, away_s=1.0)
+                poll(lambda: settled(db) and up(db), SETTLE_S)
                 took.append(time.monotonic() - started)
         return took, problems(db, stub)
     finally:

@@ -15,19 +15,23 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from orchestrator.db.engine import Database
-from orchestrator.db.models import Incident, JournalEntry
+from orchestrator.db.models import Component, Incident, JournalEntry
 from tests.servers import LoopbackHTTPServer
 
 #: Incident statuses a fault test may end in: done, or waiting for a human.
 SETTLED = {"resolved", "escalated"}
+#: When the daemon is killed, round after round (with how long the restart command still runs).
+KILL_MOMENTS = (("command running", 1.0), ("service repaired", 0.0), ("incident opened", 0.3))
 
 
 class RepairableServer(LoopbackHTTPServer):
@@ -146,3 +150,59 @@ def problems(db: Database, stub: Stub) -> list[str]:
               if r.status == "running"]
     found += [f"incident {i.id} is {i.status}" for i in incidents(db) if i.status not in SETTLED]
     return found
+
+
+def _poll(predicate, timeout_s: float) -> object:
+    deadline = time.monotonic() + timeout_s
+    while not (value := predicate()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s}s")
+        time.sleep(0.05)
+    return value
+
+
+def openings(db: Database) -> int:
+    """Incidents opened or reopened so far."""
+    with db.read() as session:
+        return session.scalar(select(func.count(Incident.id) + func.coalesce(func.sum(Incident.reopen_count), 0)))
+
+
+def up(db: Database) -> bool:
+    with db.read() as session:
+        return session.scalar(select(Component.state).where(Component.name == "svc")) == "up"
+
+
+def break_and_kill(db: Database, server: RepairableServer, stub: Stub, daemon: subprocess.Popen, moment: str,
+                   sleep_s: float | None = None) -> None:
+    """Break the service and SIGKILL the daemon at ``moment`` of its recovery: ``"command running"``
+    (the restart started; with ``sleep_s`` it runs that much more, else as the stub was told),
+    ``"service repaired"`` (verifying, or done), or ``"incident opened"``."""
+    _poll(lambda: up(db), 60)
+    done, opened = len(stub.actions()), openings(db)
+    if sleep_s is not None:
+        stub.behave(sleep_s=sleep_s)
+    server.breaks()
+    if moment == "command running":
+        _poll(lambda: len(stub.actions()) > done, 60)
+    elif moment == "service repaired":
+        _poll(server.healthy, 60)
+    else:
+        _poll(lambda: openings(db) > opened, 60)
+    daemon.send_signal(signal.SIGKILL)
+    daemon.wait(10)
+
+
+def break_during_outage(db: Database, server: RepairableServer, stub: Stub, gate: Path, cut, heal,
+                        away_s: float = 0.0) -> None:
+    """Break the service; once its restart runs, ``cut()`` the database, let the command end (it
+    repairs the service; recording that fails), wait ``away_s``, then ``heal()``."""
+    _poll(lambda: up(db), 60)
+    stub.behave(gate=gate)
+    done = len(stub.actions())
+    server.breaks()
+    _poll(lambda: len(stub.actions()) > done, 60)  # the attempt is claimed and its command runs
+    cut()
+    gate.touch()
+    _poll(server.healthy, 10)
+    time.sleep(away_s)
+    heal()

@@ -9,7 +9,6 @@ journal and the commands' own log agree, and nothing is left ``running``.
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -21,7 +20,18 @@ from orchestrator.components.registry import Registry
 from orchestrator.db.engine import Database
 from orchestrator.db.migrate import ensure_schema
 from tests.daemon_helpers import poll, running_daemon, scalar
-from tests.fault_rig import RepairableServer, Stub, plan_file, problems, settled, start_daemon
+from tests.fault_rig import (
+    KILL_MOMENTS,
+    RepairableServer,
+    Stub,
+    break_and_kill,
+    break_during_outage,
+    plan_file,
+    problems,
+    settled,
+    start_daemon,
+    up,
+)
 from tests.tcp_proxy import TcpProxy
 
 ROUNDS = 3
@@ -35,15 +45,6 @@ def _register(db: Database, url: str) -> None:
     Registry(db, plan_names={"p"}).add(ComponentSpec(name="svc", url=url, plan="p", **FAST))
 
 
-def _up(db: Database) -> bool:
-    return scalar(db, "SELECT state FROM components WHERE name = 'svc'") == "up"
-
-
-def _openings(db: Database) -> int:
-    """Incidents opened or reopened so far."""
-    return scalar(db, "SELECT count(*) + coalesce(sum(reopen_count), 0) FROM incidents")
-
-
 def _rig(tmp_path: Path) -> tuple[Path, Stub, Path]:
     flag = tmp_path / "healthy"
     flag.touch()
@@ -55,29 +56,13 @@ def test_daemon_killed_mid_recovery_and_restarted_settles_everything_exactly_onc
     """Killed while the command runs (and outlives its owner), while verifying, and just after the
     incident opened; started again at once, before the dead one's lease could expire."""
     flag, stub, plans = _rig(tmp_path)
-    kill_when = [("command running", 1.0), ("service repaired", 0.0), ("incident opened", 0.3)]
     with RepairableServer(flag) as server:
         _register(db, server.url)
-
-        def start():
-            return start_daemon(db_url, plans, tmp_path)
-
-        daemon = start()
+        daemon = start_daemon(db_url, plans, tmp_path)
         try:
-            for moment, sleep_s in kill_when[:ROUNDS]:
-                poll(lambda: _up(db), 30)
-                done, opened = len(stub.actions()), _openings(db)
-                stub.behave(sleep_s=sleep_s)
-                server.breaks()
-                if moment == "command running":
-                    poll(lambda n=done: len(stub.actions()) > n, 30)
-                elif moment == "service repaired":
-                    poll(server.healthy, 30)
-                else:
-                    poll(lambda n=opened: _openings(db) > n, 30)
-                daemon.send_signal(signal.SIGKILL)
-                daemon.wait(10)
-                daemon = start()
+            for moment, sleep_s in KILL_MOMENTS[:ROUNDS]:
+                break_and_kill(db, server, stub, daemon, moment, sleep_s)
+                daemon = start_daemon(db_url, plans, tmp_path)
                 poll(lambda: settled(db) and server.healthy(), SETTLE_S)
             assert problems(db, stub) == []
             assert scalar(db, "SELECT count(*) FROM incidents WHERE resolution = 'auto'") == ROUNDS
@@ -106,17 +91,8 @@ def _fault_rounds(db: Database, server: RepairableServer, stub: Stub, tmp_path: 
     """Each round: the service breaks, its restart runs; while the command runs the database goes;
     the command ends (its result cannot be written); the database comes back; all must settle."""
     for round_no in range(ROUNDS):
-        poll(lambda: _up(db), 30)
-        gate = tmp_path / f"gate-{round_no}"
-        stub.behave(gate=gate)
-        done = len(stub.actions())
-        server.breaks()
-        poll(lambda n=done: len(stub.actions()) > n, 30)  # the attempt is claimed and its command runs
-        cut()
-        gate.touch()  # the command ends and repairs the service; recording that fails
-        poll(server.healthy, 10)
-        heal()
-        poll(lambda: settled(db) and _up(db), SETTLE_S)
+        break_during_outage(db, server, stub, tmp_path / f"gate-{round_no}", cut, heal)
+        poll(lambda: settled(db) and up(db), SETTLE_S)
     assert problems(db, stub) == []
     assert scalar(db, "SELECT count(*) FROM incidents WHERE resolution = 'auto'") == ROUNDS
 

@@ -17,7 +17,15 @@ from orchestrator.components.registry import Registry
 from orchestrator.core.states import ComponentState
 from orchestrator.db.engine import Database
 from tests.daemon_helpers import poll, running_daemon, scalar
-from tests.fault_rig import RepairableServer, Stub, incidents, plan_file, settled, start_daemon
+from tests.fault_rig import (
+    RepairableServer,
+    Stub,
+    break_and_kill,
+    incidents,
+    plan_file,
+    settled,
+    start_daemon,
+)
 from tests.servers import LoopbackHTTPServer
 
 FAST = {"interval": 0.2, "timeout": 0.1, "failure_threshold": 2, "success_threshold": 1}
@@ -33,6 +41,18 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def _kill_during_the_restart(db, db_url, server, stub, plans, folder, until) -> None:
+    """The daemon is killed while the restart command runs and started again at once; wait ``until``."""
+    daemon = start_daemon(db_url, plans, folder)
+    try:
+        break_and_kill(db, server, stub, daemon, "command running")
+        daemon = start_daemon(db_url, plans, folder)
+        poll(until, 40)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(20)
 
 
 def test_verified_recovery_reports_the_component_up_at_once(db, db_url, tmp_path) -> None:
@@ -124,18 +144,7 @@ def test_a_slow_restart_that_outlives_its_daemon_is_credited_when_it_did_the_wor
     plans = plan_file(tmp_path, stub, attempts=1, timeout="20s", verify_deadline="1s")
     with RepairableServer(flag) as server:
         _register(db, server.url)
-        daemon = start_daemon(db_url, plans, tmp_path)
-        try:
-            poll(lambda: scalar(db, "SELECT state FROM components") == "up", 30)
-            server.breaks()
-            poll(lambda: stub.actions(), 30)  # the restart runs
-            daemon.send_signal(signal.SIGKILL)
-            daemon.wait(10)
-            daemon = start_daemon(db_url, plans, tmp_path)
-            poll(lambda: settled(db), 40)
-        finally:
-            daemon.send_signal(signal.SIGTERM)
-            daemon.wait(20)
+        _kill_during_the_restart(db, db_url, server, stub, plans, tmp_path, lambda: settled(db))
     [incident] = incidents(db)
     assert (incident.resolution, incident.resolved_by_step) == ("auto", 0) and len(stub.actions()) == 1
     assert scalar(db, "SELECT status FROM recovery_journal") == "succeeded"
@@ -151,20 +160,11 @@ def test_an_orphaned_command_is_killed_at_its_deadline_by_the_next_daemon(db, db
     plans = plan_file(tmp_path, stub, attempts=1, timeout="2s")
     with RepairableServer(flag) as server:
         _register(db, server.url)
-        daemon = start_daemon(db_url, plans, tmp_path)
         try:
-            poll(lambda: scalar(db, "SELECT state FROM components") == "up", 30)
-            server.breaks()
-            [action] = poll(lambda: stub.actions(), 30)
-            daemon.send_signal(signal.SIGKILL)
-            daemon.wait(10)
-            daemon = start_daemon(db_url, plans, tmp_path)
-            poll(lambda: not _alive(action["pid"]), 20)
-            poll(lambda: settled(db), 20)
+            _kill_during_the_restart(db, db_url, server, stub, plans, tmp_path,
+                                     lambda: not _alive(stub.actions()[0]["pid"]) and settled(db))
         finally:
-            daemon.send_signal(signal.SIGTERM)
-            daemon.wait(20)
-            if _alive(action["pid"]):
-                os.kill(action["pid"], signal.SIGKILL)
+            if stub.actions() and _alive(stub.actions()[0]["pid"]):
+                os.kill(stub.actions()[0]["pid"], signal.SIGKILL)
     assert scalar(db, "SELECT status FROM recovery_journal") == "timed_out"
     assert scalar(db, "SELECT status FROM incidents") == "escalated"  # nothing fixed it: a human is told
