@@ -18,7 +18,7 @@ import logging
 import random
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -72,7 +72,8 @@ def probe_fleet(db: Database, component_id: int, rng: random.Random, look: Fleet
     sample = (look or FleetLook()).sample(db, rng)
     deps = _probe_all(_targets(db, dep_ids)) if dep_ids else {}
     failed_deps = [cid for cid in dep_ids if deps.get(cid) is not True]
-    sampled = [ok for cid, ok in sample.items() if cid != component_id and cid not in dep_ids]
+    # a probe still out counts as failed: that never makes a failure look like the component's own
+    sampled = [ok is True for cid, ok in sample.items() if cid != component_id and cid not in dep_ids]
     failed_share = sampled.count(False) / len(sampled) if sampled else 0.0
     probe = FleetProbe(len(failed_deps), len(sampled), failed_share)
     log.info("fleet probe component_id=%d dependencies_failed=%d sample=%d sample_failed=%.0f%% -> %s",
@@ -88,18 +89,20 @@ class FleetLook:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._at = -SAMPLE_TTL_S
-        self._results: dict[int, bool] = {}
+        self._results: dict[int, bool | None] = {}
 
-    def sample(self, db: Database, rng: random.Random) -> dict[int, bool]:
-        """Component id → answered healthy, for a random sample of the fleet."""
+    def sample(self, db: Database, rng: random.Random) -> dict[int, bool | None]:
+        """Component id → answered healthy (None: still out), for a random sample of the fleet."""
         with self._lock:
             if time.monotonic() - self._at < SAMPLE_TTL_S:  # real time: it bounds real probes' age
                 return self._results
             with db.read() as session:
                 ids = list(session.scalars(select(Component.id)))
             chosen = rng.sample(ids, min(SAMPLE_SIZE + 1, len(ids)))  # one spare: the asking component
-            answers = _probe_all(_targets(db, set(chosen)))
-            self._results = {cid: answers[cid] for cid in chosen if cid in answers}
+            # enough healthy answers that, whoever asks (and is left out), at most the tolerated share
+            # failed or is still out: the verdict "its own failure" holds for every asker
+            needed = len(chosen) - int(TOLERATED_FAILURES * (len(chosen) - 1))
+            self._results = _probe_all(_targets(db, set(chosen)), needed)
             self._at = time.monotonic()
             return self._results
 
@@ -110,12 +113,23 @@ def _targets(db: Database, ids: set[int]) -> dict[int, tuple[CheckSpec, float]]:
         return {row.id: (effective_check(row), min(row.timeout_s, MAX_PROBE_TIMEOUT_S)) for row in rows}
 
 
-def _probe_all(targets: dict[int, tuple[CheckSpec, float]]) -> dict[int, bool]:
-    """Probe every target at once (each bounded by its own timeout, at most MAX_PROBE_TIMEOUT_S)."""
+def _probe_all(targets: dict[int, tuple[CheckSpec, float]], needed_ok: int | None = None) -> dict[int, bool | None]:
+    """Probe every target at once (each bounded by its own timeout, at most MAX_PROBE_TIMEOUT_S).
+    With ``needed_ok``, return as soon as that many answered healthy: the rest are None (still out),
+    so a hanging straggler does not hold up a verdict that is already clear."""
     if not targets:
         return {}
-    with ThreadPoolExecutor(max_workers=min(len(targets), SAMPLE_SIZE + 4), thread_name_prefix="probe") as pool:
-        return dict(zip(targets, pool.map(lambda t: _ok(*t), targets.values()), strict=True))
+    pool = ThreadPoolExecutor(max_workers=min(len(targets), SAMPLE_SIZE + 4), thread_name_prefix="probe")
+    futures = {pool.submit(_ok, *target): cid for cid, target in targets.items()}
+    results: dict[int, bool | None] = dict.fromkeys(targets)
+    try:
+        for future in as_completed(futures):
+            results[futures[future]] = future.result()
+            if needed_ok is not None and sum(1 for ok in results.values() if ok) >= needed_ok:
+                break
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)  # a straggler ends within its own timeout
+    return results
 
 
 def _ok(spec: CheckSpec, timeout_s: float) -> bool:
