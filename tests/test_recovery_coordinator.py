@@ -247,3 +247,23 @@ def test_runs_settle_together_and_at_most_max_concurrent_recoveries_act_at_once(
         ids = dict(session.execute(select(Component.name, Component.id)).all())
     assert actions[2][0] < min(verified[ids[name]] for _, _, name in actions[:2])
     assert len(verified) == 4
+
+
+def test_incidents_blocked_for_want_of_a_plan_are_worked_on_when_the_plan_comes_back(db, stubs: Stubs, rig) -> None:
+    """Regression: a reload that dropped a plan stopped automation, and restoring it did not resume
+    the open incidents."""
+    stubs.make("svcctl")
+    make, _ = rig
+    with_plan = plan_set({"p": {"steps": [{"strategy": "restart", "params": {"command": ["svcctl"]}}]}})
+    without = plan_set({"other": {"steps": [{"strategy": "wait"}]}})
+    health = ScriptedHealth()
+    with LoopbackHTTPServer("ok") as server:
+        cid = add_component(db, "web", server.url, plans=with_plan)
+        health.set(cid, DOWN)
+        coordinator = make(without, health)  # started with a plan file that lost plan "p"
+        iid = opened(db, cid, "web")
+        assert wait_for(lambda: incident(db, iid).status == "blocked", 10)
+        assert "no plan" in incident(db, iid).status_reason and stubs.calls() == []
+        coordinator.reload(with_plan)  # SIGHUP with the plan back
+        assert wait_for(lambda: incident(db, iid).status == "resolved", 10)
+    assert incident(db, iid).resolution == "auto" and stubs.calls() == [[]]

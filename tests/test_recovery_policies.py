@@ -122,3 +122,13 @@ def test_fleet_wide_causes(guard, world, woken) -> None:
     settings = {"outage_open": False, "plan_names": frozenset({"p"}), "error_handling_enabled": True, **world}
     circumstances = worklist.Circumstances(ScriptedHealth(), **settings)
     assert worklist.cause_cleared(1, {"guard": guard}, "p", circumstances) is woken
+
+
+def test_crash_loop_settings_are_validated_at_load() -> None:
+    from orchestrator.core.errors import PlanError
+
+    assert plan_set({"p": {"steps": [{"strategy": "wait"}]}}).limits.crash_loop.base_s == 10.0
+    with pytest.raises(PlanError, match="crash_loop"):
+        plan_set({"p": {"steps": [{"strategy": "wait"}]}}, limits={"crash_loop": {"base": "1m", "cap": "10s"}})
+    with pytest.raises(PlanError, match="crash_loop"):
+        plan_set({"p": {"steps": [{"strategy": "wait"}]}}, limits={"crash_loop": {"flap_incidents": 1}})
