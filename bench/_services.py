@@ -115,10 +115,12 @@ def read_actions(log_file: Path) -> list[dict]:
     return [json.loads(line) for line in log_file.read_text().splitlines() if line.strip()]
 
 
-def plan_file(folder: Path, *, max_concurrent: int, settle: str | None = None) -> Path:
-    """A plan file with the shipped ``process`` plan (restart via the script, verify every 500 ms x2)."""
-    limits: dict[str, object] = {"max_concurrent_recoveries": max_concurrent, "max_unhealthy_fraction": 0.5,
-                                 "min_components": 4}
+def plan_file(folder: Path, *, max_concurrent: int | None, settle: str | None = None) -> Path:
+    """A plan file with the shipped ``process`` plan (restart via the script, verify every 500 ms x2);
+    ``max_concurrent`` None leaves ``limits.max_concurrent_recoveries`` to its fleet-scaled default."""
+    limits: dict[str, object] = {"max_unhealthy_fraction": 0.5, "min_components": 4}
+    if max_concurrent is not None:
+        limits["max_concurrent_recoveries"] = max_concurrent
     if settle is not None:
         limits["settle"] = settle
     plans = {

@@ -1,6 +1,6 @@
 """Recovery benchmark: N components, K broken at once (crash, 500, hang), restarted by the real plan.
 
-    python bench/recovery.py                       # N=200, K=20, max_concurrent_recoveries 4 then 20
+    python bench/recovery.py                       # N=200, K=20, max_concurrent_recoveries 4, 20, default
     python bench/recovery.py --count 20 --broken 3 --max-concurrent 4 --timeout 40   # smoke size
     python bench/recovery.py --mass-outage --max-concurrent 4 --settle 0s --timeout 15  # 60 % broken
 
@@ -54,7 +54,7 @@ POLL_S = 0.1
 
 @dataclass
 class PassResult:
-    max_concurrent: int
+    max_concurrent: int | None
     settle: str | None
     episodes: list[Episode]
     fault_to_action_s: dict[str, float] = field(default_factory=dict)  # name → seconds
@@ -101,7 +101,7 @@ def _max_running(intervals: list[tuple[float, float]]) -> int:
     return best
 
 
-def run_pass(count: int, broken: int, max_concurrent: int, settle: str | None, timeout_s: float,
+def run_pass(count: int, broken: int, max_concurrent: int | None, settle: str | None, timeout_s: float,
              idle_sample_s: float = IDLE_SAMPLE_S, tail_s: float = 1.0, say=print) -> PassResult:
     """One fleet, one daemon, one burst of K faults; everything started here is stopped here."""
     with tempfile.TemporaryDirectory(prefix="bench-recovery-") as tmp:
@@ -158,7 +158,7 @@ def run_pass(count: int, broken: int, max_concurrent: int, settle: str | None, t
         return result
 
 
-def _collect(db_path: Path, action_log: Path, episodes: list[Episode], max_concurrent: int,
+def _collect(db_path: Path, action_log: Path, episodes: list[Episode], max_concurrent: int | None,
              settle: str | None) -> PassResult:
     result = PassResult(max_concurrent, settle, episodes)
     actions = read_actions(action_log)
@@ -187,7 +187,7 @@ def report(r: PassResult, count: int, say=print) -> None:
     f2a = list(r.fault_to_action_s.values())
     a2v = list(r.action_to_verified_s.values())
     settle = r.settle or "default (2s)"
-    say(f"max_concurrent_recoveries={r.max_concurrent} settle={settle}: "
+    say(f"max_concurrent_recoveries={r.max_concurrent or 'default (10 % of N, at least 4)'} settle={settle}: "
         f"{len(r.episodes)} of {count} broken, {r.resolved} resolved and verified")
     say(f"  fault→first action   median {median(f2a):6.2f} s   p95 {percentile(f2a, .95):6.2f} s   "
         f"max {max(f2a, default=float('nan')):6.2f} s")
@@ -214,8 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=200, help="components (N)")
     parser.add_argument("--broken", type=int, default=20, help="components broken at once (K)")
-    parser.add_argument("--max-concurrent", default="4,20",
-                        help="comma-separated limits.max_concurrent_recoveries values, one pass each")
+    parser.add_argument("--max-concurrent", default="4,20,default",
+                        help="comma-separated limits.max_concurrent_recoveries values, one pass each "
+                             "(default: leave it unset, so it scales with the fleet)")
     parser.add_argument("--settle", default=None, help="limits.settle for the plan file (default: not set)")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the K recoveries")
     parser.add_argument("--mass-outage", action="store_true",
@@ -227,8 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     elif not 0 < args.broken <= args.count // 2:
         parser.error("--broken must be between 1 and half of --count (the blast-radius guard would trip)")
     good = True
-    for limit in (int(v) for v in args.max_concurrent.split(",")):
-        print(f"pass: N={args.count} K={args.broken} max_concurrent_recoveries={limit}", flush=True)
+    for limit in (None if v == "default" else int(v) for v in args.max_concurrent.split(",")):
+        print(f"pass: N={args.count} K={args.broken} max_concurrent_recoveries={limit or 'default'}", flush=True)
         result = run_pass(args.count, args.broken, limit, args.settle, args.timeout)
         report(result, args.count)
         if args.mass_outage:

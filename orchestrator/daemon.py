@@ -6,7 +6,8 @@ Start-up order (each step needs the one before):
 2. Plan file valid (a broken file stops the start: never half-applied).
 3. Writer thread, check plane (judge thread; lanes or worker processes), first registry sync (first
    checks spread over each interval), then the timer: dispatch tick, sync, heartbeat, retention.
-4. Recovery coordinator reconciles steps a dead process left running, then listens to incidents.
+4. Recovery coordinator: its loop claims the incident rows that need work (those a dead process left
+   are taken over: what it left running is settled, and each component is checked fresh first).
 5. READY=1 to systemd; WATCHDOG=1 from a timer job, so a stuck timer stops the pings.
 
 SIGTERM stops the timer, lets in-flight checks end (bounded by their timeouts; worker processes
@@ -31,7 +32,6 @@ from orchestrator.core import sdnotify
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.core.config import Switches
 from orchestrator.core.redaction import remember, secret_values
-from orchestrator.core.states import ComponentState
 from orchestrator.db.engine import Database
 from orchestrator.db.instance_lock import instance_lock
 from orchestrator.db.migrate import ensure_schema
@@ -153,6 +153,7 @@ class Daemon:
         recorder.start()
         plane.start()
         plane.sync()  # every component in the heap, first checks spread over their intervals
+        self.coordinator.start()  # after the first sync: its guards read the live view
         timer = self.timer = Timer(clock=self.clock)
         timer.add_periodic("dispatch", plane.tick, DISPATCH_TICK_S)
         timer.add_periodic("sync", plane.sync, SYNC_INTERVAL_S, first_delay_s=SYNC_INTERVAL_S)
@@ -215,16 +216,12 @@ class Daemon:
         return load_plans(self.settings.plans_path)
 
     def _make_coordinator(self, db: Database, plane: CheckPlane, switches: Switches):
-        """The recovery engine, listening to incidents; None when there is nothing to recover with."""
+        """The recovery engine. It holds the instance lock's promise: no other daemon runs on this
+        database, so runs leased by another daemon instance are taken over at once."""
         from orchestrator.recovery.coordinator import RecoveryCoordinator
 
-        coordinator = RecoveryCoordinator(db, self.plans, health=plane.live, clock=self.clock, switches=switches,
-                                          owner=self.instance_id)
-        coordinator.reconcile_on_start()
-        assert self.recorder is not None
-        self.recorder.incident_listeners.append(coordinator.on_incident)
-        self.recorder.transition_listeners.append(_forward_state(coordinator))
-        return coordinator
+        return RecoveryCoordinator(db, self.plans, health=plane.live, clock=self.clock, switches=switches,
+                                   owner=self.instance_id, exclusive=True)
 
     def _do_reload(self) -> None:
         """SIGHUP: re-read the plan file (an invalid one is refused; the old one stays) and the registry."""
@@ -315,16 +312,4 @@ class Daemon:
                   rollup_s=self.settings.rollup_retention_s)
         except Exception as exc:
             log.warning("retention failed: %s", str(exc).splitlines()[0])
-
-
-def _forward_state(coordinator):
-    """The coordinator's state listener, without UNKNOWN -> UP: a first verdict changes no DOWN count
-    (blast radius) and unblocks nothing that a restored DOWN -> UP would not, and at start-up there
-    are 10,000 of them, each costing the coordinator a walk over the fleet and two queries."""
-
-    def forward(t) -> None:
-        if not (t.from_state is ComponentState.UNKNOWN and t.to_state is ComponentState.UP):
-            coordinator.on_state(t.component_id, t.to_state)
-
-    return forward
 

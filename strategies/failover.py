@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Literal
 
 from orchestrator.core.errors import StrategyError
-from orchestrator.health.checkers import get_checker
 from orchestrator.health.spec import CheckSpec
 from orchestrator.strategy import StepResult, Strategy, StrategyContext, VerifyMode
 
@@ -33,6 +32,7 @@ class FailoverStrategy(Strategy):
     Params = FailoverParams
     params: FailoverParams
     verification = VerifyMode.OWN
+    persists = {"active_target": "active_target"}
 
     @staticmethod
     def _switch(context: StrategyContext) -> tuple[Literal["primary", "backup"], str, str]:
@@ -63,7 +63,7 @@ class FailoverStrategy(Strategy):
         base = context.component.check
         spec = base.model_copy(update={"url": new}) if base.kind == "http" else CheckSpec(kind="http", url=new)
         timeout_s = max(0.1, min(context.remaining_s(), MAX_VERIFY_TIMEOUT_S))
-        return bool(get_checker("http").check(spec, timeout_s=timeout_s).ok)
+        return bool(context.probe(spec, timeout_s).ok)
 
     def describe(self, context: StrategyContext) -> str:
         target, _, new = self._switch(context)

@@ -38,6 +38,8 @@ class RollbackStrategy(Strategy):
     name = "rollback"
     Params = RollbackParams
     params: RollbackParams
+    # the version rolled back to is current now; one that was "previous" is no longer (None removes it)
+    persists = {"to_version": "vars.current_version", "previous_version": "vars.previous_version"}
 
     def _target_version(self, context: StrategyContext) -> str:
         """Ask the resolver (first non-empty output line) or read vars.previous_version."""
@@ -61,10 +63,12 @@ class RollbackStrategy(Strategy):
         to_version = self._target_version(context)
         from_version = context.component.vars.get("current_version")
         output = act(self.params, context, {"version": to_version})
+        facts: dict[str, object] = {"from_version": from_version, "to_version": to_version}
+        if context.component.vars.get("previous_version") == to_version:
+            facts["previous_version"] = None
         return StepResult.succeeded(
             f"rolled back {context.component.name} from {from_version or 'unknown'} to {to_version}",
-            started_at=started, finished_at=context.clock.now(), output=output,
-            facts={"from_version": from_version, "to_version": to_version})
+            started_at=started, finished_at=context.clock.now(), output=output, facts=facts)
 
     def describe(self, context: StrategyContext) -> str:
         # A dry run must not run the resolver: it is a command like any other.

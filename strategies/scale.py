@@ -32,6 +32,7 @@ class _ScaleStrategy(Strategy):
     Params = ScaleParams
     params: ScaleParams
     direction: ClassVar[int] = 1
+    persists = {"to_replicas": "replicas"}
 
     def _counts(self, context: StrategyContext) -> tuple[int, int]:
         """(current replicas, target replicas) or StrategyError(permanent) when out of room."""

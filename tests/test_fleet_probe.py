@@ -62,14 +62,10 @@ def test_coordinator_acts_without_waiting_when_the_failure_is_isolated(db, serve
         add_component(db, f"ok{i}", healthy.url, plans=plans)
     health = ScriptedHealth()
     health.set(victim, ComponentState.DOWN)
-    coordinator = RecoveryCoordinator(db, plans, health=health, settle_s=60.0)
+    coordinator = RecoveryCoordinator(db, plans, health=health, settle_s=60.0, tick_s=0.05)
+    coordinator.start()
     try:
-        from datetime import UTC, datetime
-
-        from orchestrator.incidents.lifecycle import IncidentEvent
-
-        iid = open_for(db, victim, "victim")
-        coordinator.on_incident(IncidentEvent("opened", iid, victim, "victim", datetime.now(UTC)))
+        open_for(db, victim, "victim")
         deadline = time.monotonic() + 20
         while stubs.calls() != [["victim"]]:  # with the 60 s settle window this would not happen in time
             assert time.monotonic() < deadline, "the isolated failure waited the settle window"

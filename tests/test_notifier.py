@@ -73,13 +73,35 @@ def test_each_delivery_is_stored_with_the_destination_redacted(db) -> None:
         cid = add_component(db, "web", server.url, plan=None)
         iid = open_for(db, cid, "web")
     clock, outbox = FakeClock(AT), Outbox()
-    notifier = Notifier(db, config(), clock=clock, sender=outbox)
+    notifier = Notifier(db, config(events=["escalated"]), clock=clock, sender=outbox)
     notifier.publish(IncidentEvent("escalated", iid, cid, "web", AT, "plan exhausted"))
     assert notifier.flush(force=True) == 1
     with db.read() as session:
         [row] = session.scalars(select(Notification)).all()
     assert (row.incident_id, row.event, row.status) == (iid, "escalated", "sent")
     assert "abc123" not in row.channel and row.sent_at is not None
+
+
+def test_events_come_from_the_database_and_are_sent_once_across_processes(db) -> None:
+    """The status change writes the event row; whichever notifier takes it first sends it, once; an
+    event read but not yet sent when its process died is sent by the next one."""
+    from orchestrator.recovery import records
+
+    with LoopbackHTTPServer("ok") as server:
+        cid = add_component(db, "web", server.url, plan=None)
+        iid = open_for(db, cid, "web")
+    records.escalate(db, iid, "plan exhausted", AT)
+    clock = FakeClock(AT)
+    first, second, dead = Outbox(), Outbox(), Outbox()
+    crashed = Notifier(db, config(events=["escalated"]), clock=clock, sender=dead)
+    assert crashed.collect() == 1  # read, then "killed" before its window closed: nothing was taken
+    one = Notifier(db, config(events=["escalated"]), clock=clock, sender=first)
+    two = Notifier(db, config(events=["escalated"]), clock=clock, sender=second)
+    assert one.collect() == two.collect() == 1
+    assert one.flush(force=True) == 1 and two.flush(force=True) == 1
+    assert [t for t, _ in first.sent] == ["[incident 1] web escalated"] and second.sent == [] and dead.sent == []
+    assert "plan exhausted" in first.sent[0][1]
+    assert Notifier(db, config(), clock=clock, sender=Outbox()).collect() == 0  # taken: nothing left to send
 
 
 def test_a_failed_delivery_is_stored_as_failed(db) -> None:

@@ -10,10 +10,10 @@ from sqlalchemy import select
 
 from orchestrator.core.states import ComponentState, Resolution
 from orchestrator.db.models import Component, Incident
-from orchestrator.incidents.lifecycle import IncidentEvent, resolve
+from orchestrator.incidents.lifecycle import resolve
 from orchestrator.incidents.notifier import Notifier
 from orchestrator.recovery.coordinator import RecoveryCoordinator
-from tests.servers import LoopbackHTTPServer
+from tests.servers import LoopbackHTTPServer, wait_for
 from tests.test_recovery_support import (
     ScriptedHealth,
     Stubs,
@@ -56,8 +56,9 @@ def rig(db):
 
     def make(plans, health) -> RecoveryCoordinator:
         notifier = Notifier(db, plans.notifications, sender=outbox)
-        coordinator = RecoveryCoordinator(db, plans, health=health, settle_s=0.0, notifier=notifier)
+        coordinator = RecoveryCoordinator(db, plans, health=health, settle_s=0.0, notifier=notifier, tick_s=0.05)
         made.append(coordinator)
+        coordinator.start()
         return coordinator
 
     yield make, outbox
@@ -65,13 +66,12 @@ def rig(db):
         coordinator.shutdown(5)
 
 
-def opened(coordinator: RecoveryCoordinator, db, cid: int, name: str, kind: str = "opened") -> int:
+def opened(db, cid: int, name: str) -> int:
+    """The component's active incident, opened now if it has none (the loop finds it by itself)."""
     with db.read() as session:
         existing = session.scalar(select(Incident.id).where(Incident.component_id == cid,
                                                             Incident.status != "resolved"))
-    iid = existing or open_for(db, cid, name)
-    coordinator.on_incident(IncidentEvent(kind, iid, cid, name, datetime.now(UTC)))
-    return iid
+    return existing or open_for(db, cid, name)
 
 
 def executed(db, iid: int | None = None) -> list:
@@ -91,14 +91,13 @@ def test_flapping_component_gets_at_most_one_action_per_episode(db, stubs: Stubs
     coordinator = make(plans, health)
     cid = add_component(db, "web", failing.url, plans=plans)
     health.set(cid, FLAPPING, episode=1)
-    iid = opened(coordinator, db, cid, "web")
+    iid = opened(db, cid, "web")
     assert coordinator.wait_idle(20)
     assert len(executed(db, iid)) == 1
-    assert incident(db, iid).status == "blocked" and "flap episode 1" in incident(db, iid).reason
-    opened(coordinator, db, cid, "web", kind="reopened")  # same episode: still nothing more
-    assert coordinator.wait_idle(20) and len(executed(db, iid)) == 1
-    health.set(cid, FLAPPING, episode=2)
-    opened(coordinator, db, cid, "web", kind="reopened")
+    assert incident(db, iid).status == "blocked" and "flap episode 1" in incident(db, iid).status_reason
+    assert coordinator.wait_idle(20) and len(executed(db, iid)) == 1  # same episode: still nothing more
+    health.set(cid, FLAPPING, episode=2)  # a new episode clears the block: one more action
+    assert wait_for(lambda: len(executed(db, iid)) == 2, 20)
     assert coordinator.wait_idle(20)
     assert len(executed(db, iid)) == 2 and len(stubs.calls()) == 2
 
@@ -114,7 +113,7 @@ def test_mass_outage_takes_no_action_and_opens_one_mass_outage_incident(db, stub
         health.set(cid, UP)
     for cid in ids[:12]:  # 60% down together
         health.set(cid, DOWN)
-    incidents = [opened(coordinator, db, cid, f"c{i:02d}") for i, cid in enumerate(ids[:12])]
+    incidents = [opened(db, cid, f"c{i:02d}") for i, cid in enumerate(ids[:12])]
     assert coordinator.wait_idle(30)
     assert stubs.calls() == [] and executed(db) == []
     with db.read() as session:
@@ -126,7 +125,7 @@ def test_mass_outage_takes_no_action_and_opens_one_mass_outage_incident(db, stub
     failing.set_mode("ok")
     for cid in ids:  # the fleet comes back: the mass outage closes, blocked incidents verify and close
         health.set(cid, UP)
-    coordinator.on_state(ids[0], UP)
+    assert wait_for(lambda: {incident(db, i).status for i in incidents} == {"resolved"}, 20)
     assert coordinator.wait_idle(10)
     assert incident(db, outages[0].id).status == "resolved"
     assert {incident(db, i).resolution for i in incidents} == {"self"} and executed(db) == []
@@ -145,18 +144,16 @@ def test_dependency_down_acts_only_on_the_root_and_unblocks_dependents_when_it_r
         kids = [add_component(db, name, failing.url, plans=plans, depends_on=("db",)) for name in ("api", "web")]
         for cid in (root, *kids):
             health.set(cid, DOWN)
-        root_incident = opened(coordinator, db, root, "db")
-        kid_incidents = [opened(coordinator, db, cid, name) for cid, name in zip(kids, ("api", "web"), strict=True)]
+        root_incident = opened(db, root, "db")
+        kid_incidents = [opened(db, cid, name) for cid, name in zip(kids, ("api", "web"), strict=True)]
+        # the root's verified recovery reports it UP, which clears its dependents' block
+        assert wait_for(lambda: {incident(db, i).status for i in kid_incidents} == {"escalated"}, 20)
         assert coordinator.wait_idle(20)
-        assert stubs.calls() == [["db"]] and incident(db, root_incident).resolution == "auto"
-        for iid in kid_incidents:
-            assert (incident(db, iid).status, incident(db, iid).blocked_by) == ("blocked", "db")
-            assert journal_rows(db, iid)[0].skip_reason.startswith("dependency down: db")
-        health.set(root, UP)
-        coordinator.on_state(root, UP)
-        assert coordinator.wait_idle(20)
+    assert stubs.calls()[0] == ["db"] and incident(db, root_incident).resolution == "auto"
     assert sorted(c[0] for c in stubs.calls()) == ["api", "db", "web"]
-    assert {incident(db, i).status for i in kid_incidents} == {"escalated"}  # their endpoints still fail
+    for iid in kid_incidents:  # blocked by the root first; then acted on, and escalated: their endpoints fail
+        first = journal_rows(db, iid)[0]
+        assert (first.executed, first.skip_reason.startswith("dependency down: db")) == (False, True)
 
 
 def test_budget_trip_escalates_and_notifies(db, stubs: Stubs, failing, rig) -> None:
@@ -167,10 +164,10 @@ def test_budget_trip_escalates_and_notifies(db, stubs: Stubs, failing, rig) -> N
     coordinator = make(plans, health)
     cid = add_component(db, "web", failing.url, plans=plans)
     health.set(cid, DOWN)
-    iid = opened(coordinator, db, cid, "web")
+    iid = opened(db, cid, "web")
     assert coordinator.wait_idle(20)
     assert len(stubs.calls()) == 2
-    assert incident(db, iid).status == "escalated" and "budget spent" in incident(db, iid).reason
+    assert incident(db, iid).status == "escalated" and "budget spent" in incident(db, iid).status_reason
     coordinator.notifier.flush(force=True)
     assert "escalated" in outbox.messages[0][0] + outbox.messages[0][1] and "budget" in outbox.messages[0][1]
 
@@ -184,16 +181,15 @@ def test_breaker_opens_after_threshold_exhausted_plans_then_blocks_and_notifies(
     coordinator = make(plans, health)
     cid = add_component(db, "web", failing.url, plans=plans)
     health.set(cid, DOWN)
-    first = opened(coordinator, db, cid, "web")
+    first = opened(db, cid, "web")
     assert coordinator.wait_idle(20) and incident(db, first).status == "escalated"
     with db.write() as session:  # it recovered by itself meanwhile; then fails again
         resolve(session, session.get(Incident, first), at=datetime.now(UTC), resolution=Resolution.SELF)
         assert session.get(Component, cid).breaker["state"] == "open"
     second = open_for(db, cid, "web")
-    coordinator.on_incident(IncidentEvent("opened", second, cid, "web", datetime.now(UTC)))
     assert coordinator.wait_idle(20)
     assert len(stubs.calls()) == 3  # only the first plan's attempts
-    assert incident(db, second).status == "escalated" and "breaker open" in incident(db, second).reason
+    assert incident(db, second).status == "escalated" and "breaker open" in incident(db, second).status_reason
     coordinator.notifier.flush(force=True)
     assert "breaker open" in outbox.messages[-1][1]
 
@@ -216,26 +212,58 @@ def test_settle_comes_from_limits_settle_follows_a_reload_and_an_explicit_value_
         fixed.shutdown(5)
 
 
-def test_runs_settle_together_and_at_most_max_concurrent_recoveries_act_at_once(db, stubs: Stubs) -> None:
-    """A burst of failures waits out one settle window together, then acts in waves of the limit (a
-    settling run holds no slot, so it never delays the acting ones behind it by a whole settle)."""
-    stubs.make("svcctl", sleep_s=0.3)
-    plans = plan_set(restart_plan(), limits={"max_concurrent_recoveries": 2, "settle": "2s",
-                                             "max_unhealthy_fraction": 1})
+def test_runs_settle_together_and_at_most_max_concurrent_recoveries_act_at_once(db, tmp_path) -> None:
+    """A burst of failures acts in waves of the limit, and a slot is held only while the action runs:
+    verification after it holds none (the stub logs when each action starts and ends)."""
+    import json
+    import sys
+
+    log = tmp_path / "actions.log"
+    stub = tmp_path / "svcctl"
+    stub.write_text(f"#!{sys.executable} -S\nimport json, sys, time\nstart = time.time()\ntime.sleep(0.3)\n"
+                    f"open({str(log)!r}, 'a').write(json.dumps([sys.argv[1], start, time.time()]) + '\\n')\n")
+    stub.chmod(0o755)
+    plans = plan_set({"p": {"steps": [{"strategy": "restart", "params": {"command": [str(stub), "{component.name}"]},
+                                       "attempts": 1, "verify": {"interval": "1s", "successes": 2}}]}},
+                     limits={"max_concurrent_recoveries": 2, "settle": "2s", "max_unhealthy_fraction": 1})
     health = ScriptedHealth()
-    coordinator = RecoveryCoordinator(db, plans, health=health)
+    coordinator = RecoveryCoordinator(db, plans, health=health, tick_s=0.05)
+    coordinator.start()
     try:
         with LoopbackHTTPServer("ok") as healthy:
             for i in range(4):
                 cid = add_component(db, f"web{i}", healthy.url, plans=plans)
                 health.set(cid, DOWN)
-                opened(coordinator, db, cid, f"web{i}")
+                opened(db, cid, f"web{i}")
+            assert wait_for(lambda: log.exists() and len(log.read_text().splitlines()) == 4, 30)
             assert coordinator.wait_idle(30)
     finally:
         coordinator.shutdown(5)
-    rows = executed(db)
-    assert len(rows) == 4 and len(stubs.calls()) == 4
-    spans = sorted((r.claimed_at, r.finished_at) for r in rows)
-    assert max(sum(1 for s, f in spans if s <= start < f) for start, _ in spans) <= 2
-    # one settle for all four: the last wave starts one action after the first, not a settle later
-    assert (spans[-1][0] - spans[0][0]).total_seconds() < 1.5
+    actions = sorted((start, end, name) for name, start, end in map(json.loads, log.read_text().splitlines()))
+    assert max(sum(1 for s, f, _ in actions if s <= start < f) for start, _, _ in actions) <= 2
+    # the second wave started before the first wave's verification (two passes 1 s apart) was over
+    verified = {r.component_id: r.finished_at.timestamp() for r in executed(db)}
+    with db.read() as session:
+        ids = dict(session.execute(select(Component.name, Component.id)).all())
+    assert actions[2][0] < min(verified[ids[name]] for _, _, name in actions[:2])
+    assert len(verified) == 4
+
+
+def test_incidents_blocked_for_want_of_a_plan_are_worked_on_when_the_plan_comes_back(db, stubs: Stubs, rig) -> None:
+    """Regression: a reload that dropped a plan stopped automation, and restoring it did not resume
+    the open incidents."""
+    stubs.make("svcctl")
+    make, _ = rig
+    with_plan = plan_set({"p": {"steps": [{"strategy": "restart", "params": {"command": ["svcctl"]}}]}})
+    without = plan_set({"other": {"steps": [{"strategy": "wait"}]}})
+    health = ScriptedHealth()
+    with LoopbackHTTPServer("ok") as server:
+        cid = add_component(db, "web", server.url, plans=with_plan)
+        health.set(cid, DOWN)
+        coordinator = make(without, health)  # started with a plan file that lost plan "p"
+        iid = opened(db, cid, "web")
+        assert wait_for(lambda: incident(db, iid).status == "blocked", 10)
+        assert "no plan" in incident(db, iid).status_reason and stubs.calls() == []
+        coordinator.reload(with_plan)  # SIGHUP with the plan back
+        assert wait_for(lambda: incident(db, iid).status == "resolved", 10)
+    assert incident(db, iid).resolution == "auto" and stubs.calls() == [[]]

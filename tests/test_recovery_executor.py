@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from orchestrator.core.clock import FakeClock
 from orchestrator.core.config import Switches
 from orchestrator.core.states import ComponentState
-from orchestrator.db.models import Component
+from orchestrator.db.models import Component, Incident
 from orchestrator.incidents import operator
-from orchestrator.incidents.lifecycle import IncidentEvent
 from orchestrator.recovery.coordinator import RecoveryCoordinator
 from orchestrator.recovery.targets import effective_check
 from orchestrator.strategy import MAX_OUTPUT_CHARS
@@ -45,11 +44,13 @@ def healthy() -> Iterator[LoopbackHTTPServer]:
 def coordinators():
     made: list[RecoveryCoordinator] = []
 
-    def make(db, plans, health, **kw) -> RecoveryCoordinator:
+    def make(db, plans, health, start: bool = True, **kw) -> RecoveryCoordinator:
         kw.setdefault("settle_s", 0.0)
-        kw.setdefault("approval_poll_s", 0.02)
+        kw.setdefault("tick_s", 0.05)
         coordinator = RecoveryCoordinator(db, plans, health=health, **kw)
         made.append(coordinator)
+        if start:
+            coordinator.start()
         return coordinator
 
     yield make
@@ -63,12 +64,10 @@ def restart(command: list[str], **step) -> dict:
 
 def start(db, coordinator: RecoveryCoordinator, health: ScriptedHealth, name: str, url: str, plans,
           **fields) -> tuple[int, int]:
-    """Register a DOWN component, open its incident and hand it to the coordinator; (component, incident)."""
+    """Register a DOWN component and open its incident: the coordinator's loop finds it; (component, incident)."""
     cid = add_component(db, name, url, plans=plans, **fields)
     health.set(cid, ComponentState.DOWN)
-    iid = open_for(db, cid, name)
-    coordinator.on_incident(IncidentEvent("opened", iid, cid, name, datetime.now(UTC)))
-    return cid, iid
+    return cid, open_for(db, cid, name)
 
 
 def test_restart_exits_0_but_endpoint_still_fails_records_failed_verification_then_next_step(
@@ -132,22 +131,24 @@ def test_error_handling_disabled_journals_what_would_run_and_runs_nothing(db, st
     assert [(r.step_index, r.status, r.executed) for r in rows] == [(0, "skipped", False), (1, "skipped", False)]
     assert rows[0].description == 'run ["svcctl", "restart", "web"]'
     assert "ERROR_HANDLING_ENABLED=false" in rows[0].skip_reason
-    assert stubs.calls() == [] and incident(db, iid).status == "open"
+    observed = incident(db, iid)
+    assert stubs.calls() == [] and (observed.status, observed.details["guard"]) == ("blocked", "observe_only")
+    assert coordinator.wait_idle(5) and len(journal_rows(db, iid)) == 2  # looked at once, not again every tick
 
 
-def test_dry_run_recover_journals_rendered_actions_and_closes_the_incident_it_opened(
-        db, stubs: Stubs, healthy, coordinators) -> None:
+def test_dry_run_recover_prints_the_rendered_plan_and_writes_nothing(db, stubs: Stubs, healthy, coordinators) -> None:
+    """Regression: a dry run used to open (and count) an incident and send its notification."""
+    from tests.conftest import snapshot
+
     stubs.make("svcctl")
     plans = plan_set({"p": {"steps": [restart(["svcctl", "{vars.unit}"])]}})
-    lines: list[str] = []
-    coordinator = coordinators(db, plans, ScriptedHealth(), report=lines.append)
     add_component(db, "web", healthy.url, plans=plans, vars={"unit": "web.service"})
-    iid = coordinator.recover("web", dry_run=True)
-    assert coordinator.wait_idle(5)
-    [row] = journal_rows(db, iid)
-    assert (row.executed, row.status, row.description) == (False, "skipped", 'run ["svcctl", "web.service"]')
-    assert any("would run" in line for line in lines) and stubs.calls() == []
-    assert (incident(db, iid).status, incident(db, iid).resolution) == ("resolved", "manual")
+    before = snapshot(db)
+    coordinator = coordinators(db, plans, ScriptedHealth(), start=False)
+    lines = coordinator.dry_run("web")
+    assert lines == ['step 0 (restart): would run ["svcctl", "web.service"]'] and stubs.calls() == []
+    coordinator.shutdown(5)
+    assert snapshot(db) == before
 
 
 def test_approval_step_waits_for_approve_then_runs(db, stubs: Stubs, healthy, coordinators) -> None:
@@ -173,7 +174,7 @@ def test_approval_timeout_escalates_without_acting(db, stubs: Stubs, healthy, co
     assert wait_for(lambda: incident(db, iid).status == "awaiting_approval", 10)
     clock.advance(16 * 60)
     assert wait_for(lambda: incident(db, iid).status == "escalated", 10)
-    assert stubs.calls() == [] and "approval" in incident(db, iid).reason
+    assert stubs.calls() == [] and "approval" in incident(db, iid).status_reason
 
 
 def test_failover_persists_the_active_target_and_the_check_follows_the_backup(
@@ -227,3 +228,42 @@ def test_output_is_redacted_and_capped_and_a_hang_is_timed_out(db, stubs: Stubs,
     assert noisy.status == "failed" and len(noisy.output) <= MAX_OUTPUT_CHARS
     assert "hunter2" not in noisy.output and "s3cr3t" not in (noisy.output + noisy.detail)
     assert hung.status == "timed_out"
+
+
+def test_healed_between_attempts_is_resolved_self_never_credited_to_the_failed_attempt(
+        db, stubs: Stubs, coordinators) -> None:
+    """Regression: attempt 1 failed (exit 1), the component was healthy before attempt 2, and the
+    incident was closed ``auto``, credited to the failed action."""
+    stubs.make("svcctl", exit_code=1)
+    plans = plan_set({"p": {"steps": [restart(["svcctl"], attempts=2, backoff={"base": "300ms", "cap": "300ms"})]}})
+    health = ScriptedHealth()
+    coordinator = coordinators(db, plans, health)
+    with LoopbackHTTPServer("500") as server:
+        cid, iid = start(db, coordinator, health, "web", server.url, plans)
+        assert wait_for(lambda: stubs.calls() == [[]], 10)
+        server.set_mode("ok")  # fixed by hand meanwhile
+        health.set(cid, ComponentState.UP)
+        assert wait_for(lambda: incident(db, iid).status == "resolved", 10)
+    closed = incident(db, iid)
+    assert (closed.resolution, closed.resolved_by_step) == ("self", None) and stubs.calls() == [[]]
+    assert "healthy again before step 0 attempt 2" in closed.status_reason
+
+
+
+def test_an_incident_found_at_start_is_checked_fresh_before_anything_acts(db, stubs: Stubs, healthy,
+                                                                          coordinators) -> None:
+    """Left open by an earlier process, its component healthy now (the live view still says DOWN):
+    one real check, resolved ``self`` with the reason, no action — at once, not at its retry time."""
+    stubs.make("svcctl")
+    plans = plan_set({"p": {"steps": [restart(["svcctl"])]}})
+    health = ScriptedHealth()
+    cid = add_component(db, "web", healthy.url, plans=plans)
+    health.set(cid, ComponentState.DOWN)
+    iid = open_for(db, cid, "web")
+    with db.write() as session:  # waiting for a retry an hour away when the process stopped
+        session.get(Incident, iid).next_attempt_at = datetime.now(UTC) + timedelta(hours=1)
+    coordinators(db, plans, health)  # starts: the incident is inherited
+    assert wait_for(lambda: incident(db, iid).status == "resolved", 10)
+    closed = incident(db, iid)
+    assert (closed.resolution, closed.status_reason) == ("self", "healthy when picked up after restart")
+    assert stubs.calls() == [] and health.state(cid) is ComponentState.UP  # the passes were reported

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ class ScriptedHealth:
         self._states: dict[int, ComponentState] = {}
         self._episodes: dict[int, int] = {}
         self.reliable = True
+        self.reported: dict[int, list] = {}
 
     def set(self, component_id: int, state: ComponentState, episode: int | None = None) -> None:
         with self._lock:
@@ -53,6 +55,17 @@ class ScriptedHealth:
 
     def view_reliable(self) -> bool:
         return self.reliable
+
+    def counts(self) -> dict[ComponentState, int]:
+        with self._lock:
+            return dict(Counter(self._states.values()))
+
+    def report_results(self, component_id: int, results) -> None:
+        """Like the health plane: enough passes make a DOWN component UP."""
+        with self._lock:
+            self.reported.setdefault(component_id, []).extend(results)
+            if results and all(r.ok for r in results):
+                self._states[component_id] = ComponentState.UP
 
 
 def plan_set(plans: dict[str, Any], **top: Any) -> PlanSet:

@@ -235,7 +235,10 @@ def test_rollback_to_previous_version_var(stubs) -> None:
     result = build("rollback", {"command": ["deploy", "{component.name}", "{version}"]}).execute(
         ctx(vars={"previous_version": "1.1", "current_version": "1.2"}))
     assert stubs.calls()[0][1:] == ["web", "1.1"]
-    assert result.facts == {"from_version": "1.2", "to_version": "1.1"}
+    # rolled back to the previous version: it becomes current, and no longer "previous" (None removes it)
+    assert result.facts == {"from_version": "1.2", "to_version": "1.1", "previous_version": None}
+    assert build("rollback", {"command": ["deploy", "{version}"]}).persists == {
+        "to_version": "vars.current_version", "previous_version": "vars.previous_version"}
 
 
 def test_rollback_resolver_output_picks_the_version(stubs) -> None:

@@ -354,3 +354,20 @@ def test_fleet_totals_without_per_component_series_match_the_per_component_ones(
         by_outcome[sample.labels["outcome"]] += sample.value
     assert {s.labels["outcome"]: s.value for s in lean["orchestrator_checks"].samples} == by_outcome
     assert {s.labels["state"]: s.value for s in lean["orchestrator_components"].samples}["down"] == 1
+
+
+def test_a_dry_run_from_the_api_renders_the_steps_and_changes_nothing(db: Database, tmp_path) -> None:
+    plans = tmp_path / "plans.json"
+    plans.write_text(json.dumps({"version": 1, "plans": {"web": {"steps": [
+        {"strategy": "restart", "params": {"command": ["/bin/restart-it", "{component.name}"]}}]}}}))
+    with db.write() as session:
+        session.add(_component("svc", datetime.now(UTC), plan="web"))
+    source = DatabaseSource(db, plans_path=plans, clock=FakeClock(datetime.now(UTC)))
+    client = create_app(source, WebSettings(token=TOKEN)).test_client()
+    before = snapshot(db)
+    response = client.post("/api/v1/components/svc/recover", json={"dry_run": True}, headers=BEARER)
+    assert response.status_code == 200
+    body = response.get_json()
+    _validator(_response_schema("/components/{name}/recover", "post", "200")).validate(body)
+    assert body["dry_run"] is True and '["/bin/restart-it", "svc"]' in body["steps"][0]
+    assert snapshot(db) == before  # no incident, no journal row, no audit row

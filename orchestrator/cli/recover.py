@@ -23,7 +23,7 @@ SHUTDOWN_TIMEOUT_S = 10.0
 @click.command()
 @click.argument("name", type=NAME)
 @click.option("--plan", type=NAME, help="Plan to run (default: the component's own).")
-@click.option("--dry-run", is_flag=True, help="Print and journal what would run; run nothing.")
+@click.option("--dry-run", is_flag=True, help="Print what would run; run, record and send nothing.")
 @pass_app
 def recover(app: AppContext, name: str, plan: str | None, dry_run: bool) -> None:
     """Start a recovery of NAME now and follow it step by step."""
@@ -35,12 +35,17 @@ def recover(app: AppContext, name: str, plan: str | None, dry_run: bool) -> None
     coordinator = RecoveryCoordinator(db, plans, health=DbHealthView(db), switches=Switches.from_env(),
                                       settle_s=0.0, report=lambda line: click.echo(redact(line, secrets)))
     try:
-        incident_id = coordinator.recover(name, plan, dry_run=dry_run, wait=True)
+        if dry_run:
+            for line in coordinator.dry_run(name, plan):
+                click.echo(line)
+            click.echo("dry run: nothing was run, recorded or sent")
+            return
+        incident_id = coordinator.recover(name, plan, wait=True)
     finally:
         coordinator.shutdown(SHUTDOWN_TIMEOUT_S)
     status = operator.show_incident(db, incident_id)["status"]
     click.echo(f"incident {incident_id}: {status}")
-    if status == "escalated" and not dry_run:
+    if status == "escalated":
         raise click.exceptions.Exit(1)
 
 

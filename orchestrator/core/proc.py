@@ -2,6 +2,9 @@
 
 Used by the command health checker and by recovery strategies. The child runs in its own session,
 so on timeout the whole process group (grandchildren included) is terminated, not just the child.
+``on_spawn`` hands the child's pid to the caller as soon as it exists (the recovery journal stores it
+with :func:`process_start_ticks`, so that after a crash :func:`kill_orphan_group` can stop a command
+its dead owner left running, and never a process that merely reused the pid).
 """
 
 from __future__ import annotations
@@ -11,8 +14,9 @@ import selectors
 import signal
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 #: Output kept at most by default; the rest is read and thrown away so the child never blocks.
 DEFAULT_MAX_OUTPUT_BYTES = 16 * 1024
@@ -51,10 +55,12 @@ def run_command(
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
     env: Mapping[str, str] | None = None,
     cwd: str | os.PathLike[str] | None = None,
+    on_spawn: Callable[[int], None] | None = None,
 ) -> CommandOutcome:
     """Run ``argv`` and return its outcome; a program that cannot start is an outcome, not an error.
 
     ``env`` replaces the environment entirely (as in :mod:`subprocess`); None inherits ours.
+    ``on_spawn(pid)`` is called once the child runs (its exceptions are ignored: the command goes on).
     Raises ValueError only for a malformed call (empty argv, non-positive timeout).
     """
     if not argv:
@@ -83,6 +89,11 @@ def run_command(
         return _outcome(None, b"", 0, False, started, f"cannot start {argv[0]}: {exc.strerror or exc}")
 
     with proc:
+        if on_spawn is not None:
+            try:
+                on_spawn(proc.pid)
+            except Exception:  # noqa: BLE001 - recording the pid must never stop the command itself
+                pass
         kept, dropped, timed_out = _read_until_exit(proc, started + timeout_s, max_output_bytes)
         if timed_out:
             _kill_group(proc)
@@ -166,3 +177,32 @@ def _outcome(
         duration_s=time.monotonic() - started,
         error=error,
     )
+
+
+def host_identity() -> str:
+    """This host and its current boot: a pid recorded under another identity means nothing here."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8]
+    except OSError:
+        boot = "?"
+    return f"{os.uname().nodename}/{boot}"
+
+
+def process_start_ticks(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (/proc/PID/stat field 22); None if gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) is in parentheses and may contain spaces: split after its last ")".
+    fields = stat.rsplit(")", 1)[1].split()
+    return int(fields[19]) if len(fields) > 19 and fields[0] != "Z" else None
+
+
+def kill_orphan_group(pid: int, start_ticks: int) -> bool:
+    """SIGKILL the process group led by ``pid`` if that process is still the one that started at
+    ``start_ticks``; True if it was killed. A gone process, or one that reused the pid, is left alone."""
+    if process_start_ticks(pid) != start_ticks:
+        return False
+    _signal_group(pid, signal.SIGKILL)
+    return True

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from pathlib import Path
 
 from sqlalchemy import Connection, text
@@ -19,6 +20,10 @@ from orchestrator.db.engine import Database, safe_url
 
 #: the advisory lock key of "the orchestrator daemon" in a PostgreSQL database
 _PG_DAEMON_LOCK = 0x0C4E58
+#: one lock per schema: daemons of different schemas of one database are different deployments
+_TRY_LOCK = text("SELECT pg_try_advisory_lock(hashtextextended(current_schema(), :k))")
+#: seconds a starting daemon waits for the lock of one that just died (its session may not be gone yet)
+PG_LOCK_WAIT_S = 5.0
 
 
 class FileLock:
@@ -53,8 +58,14 @@ class PgAdvisoryLock:
 
     def acquire(self) -> None:
         conn = self.db.engine.connect()
-        got = conn.execute(text("SELECT pg_try_advisory_lock(hashtextextended(current_schema(), :k))"),
-                           {"k": _PG_DAEMON_LOCK}).scalar()
+        # A daemon killed a moment ago holds the lock until the server notices its session ended:
+        # a restart right after a crash waits for that instead of refusing to start.
+        deadline = time.monotonic() + PG_LOCK_WAIT_S
+        while not (got := conn.execute(_TRY_LOCK, {"k": _PG_DAEMON_LOCK}).scalar()):
+            conn.commit()
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.1)
         conn.commit()
         if not got:
             conn.close()

@@ -222,7 +222,10 @@ class Incident(Base):
     kind: Mapped[str] = mapped_column(String(16), default="component")
     status: Mapped[str] = mapped_column(String(24), default="open")
     resolution: Mapped[str | None] = mapped_column(String(16))
+    # the first failure reason; later ones are kept in the incident's events and details["reasons"]
     reason: Mapped[str | None] = mapped_column(Text)
+    # why it is in its current status: the guard that blocked it, why it escalated, how it resolved
+    status_reason: Mapped[str | None] = mapped_column(Text)
     plan: Mapped[str | None] = mapped_column(String(63))
     # the component whose failure is the real cause (a dependency), when blocked
     blocked_by: Mapped[str | None] = mapped_column(String(63))
@@ -240,6 +243,14 @@ class Incident(Base):
     # the flap episode during which it was opened (at most one action per episode)
     flap_episode: Mapped[int | None] = mapped_column(Integer)
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # -- the run lease: who works on it now; expiry judged on the database clock
+    run_owner: Mapped[str | None] = mapped_column(String(64))
+    run_epoch: Mapped[int] = mapped_column(BigInteger, default=0)
+    run_expires_at: Mapped[datetime | None]
+    # not to be worked on before this (a retry's backoff, a settle window, an approval's timeout)
+    next_attempt_at: Mapped[datetime | None]
+    # why the last run ended without a decision (an exception, a lost database)
+    last_error: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         # one component's incidents newest first; "the last incident" for reopen
@@ -294,6 +305,11 @@ class JournalEntry(Base):
     facts: Mapped[dict[str, Any]] = mapped_column(default=dict)
     verification: Mapped[dict[str, Any]] = mapped_column(default=dict)
     skip_reason: Mapped[str | None] = mapped_column(Text)
+    # the command the attempt spawned, so a later owner can kill it if its owner died: the host (and
+    # boot) it runs on, its pid, and its start time in clock ticks since boot (a reused pid differs)
+    proc_host: Mapped[str | None] = mapped_column(String(255))
+    proc_pid: Mapped[int | None] = mapped_column(Integer)
+    proc_start_ticks: Mapped[int | None] = mapped_column(BigInteger)
 
     __table_args__ = (
         UniqueConstraint("incident_id", "step_index", "attempt", name="uq_recovery_journal_attempt"),
@@ -301,6 +317,35 @@ class JournalEntry(Base):
         Index("ix_recovery_journal_status", "status"),
         # budgets: a component's actions within a window
         Index("ix_recovery_journal_component_id_claimed_at", "component_id", "claimed_at"),
+    )
+
+
+class IncidentEventRow(Base):
+    """Something that happened to an incident, written in the transaction that made it happen.
+
+    Every status change writes one (see orchestrator.incidents.status), and so do a few events that
+    change no status (``step_failed``). The notifier reads the rows not yet notified: a crash between
+    the change and the notification loses nothing.
+    """
+
+    __tablename__ = "incident_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(32))
+    from_status: Mapped[str | None] = mapped_column(String(24))
+    to_status: Mapped[str | None] = mapped_column(String(24))
+    reason: Mapped[str | None] = mapped_column(Text)
+    resolution: Mapped[str | None] = mapped_column(String(16))
+    # set when the notifier took the event (sent, or not routed anywhere)
+    notified_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        # an incident's timeline
+        Index("ix_incident_events_incident_id_id", "incident_id", "id"),
+        # the notifier's queue: WHERE notified_at IS NULL ORDER BY id
+        Index("ix_incident_events_notified_at", "notified_at"),
     )
 
 

@@ -13,7 +13,9 @@ or ``stop()`` (a wake per result would cost a thread switch per check, more CPU 
    ``max_buffer`` are dropped oldest-first and counted; transitions are never dropped.
 4. Results of a component removed meanwhile are dropped knowingly (``dropped_removed``, logged once
    per component), never written: ``forget()`` from the judge, or a foreign-key refusal at write.
-5. After each commit, listeners receive the incident events (the recovery coordinator, notifications).
+
+Incidents change in the same transaction as the transition that caused them (through
+orchestrator.incidents.lifecycle); the recovery loop and the notifier find them in the database.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import queue
 import random
 import threading
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -85,10 +86,6 @@ class TransitionItem:
     flap_episode: int | None
 
 
-IncidentListener = Callable[[incidents.IncidentEvent], None]
-TransitionListener = Callable[[TransitionItem], None]
-
-
 class Recorder:
     """Owns the write path. ``start()`` runs the writer thread; ``stop()`` flushes what it can."""
 
@@ -101,8 +98,6 @@ class Recorder:
         self.max_batch = max_batch
         self.max_buffer = max_buffer
         self.reopen_window_s = reopen_window_s
-        self.incident_listeners: list[IncidentListener] = []
-        self.transition_listeners: list[TransitionListener] = []
         self.dropped = 0  # results lost to a long outage: reported, never silent
         self.dropped_removed = 0  # results of components removed meanwhile: dropped knowingly
         self.written = 0
@@ -275,7 +270,9 @@ class Recorder:
                         len(results), self.dropped)
         self.db_healthy = True
         self._failures = 0
-        self._notify(transitions, events)
+        for event in events:
+            log.info("incident %s incident=%d component=%s reason=%s", event.kind, event.incident_id,
+                     event.component_name, event.reason)
         if final and (self._pending_rollups or len(self._rollups)):
             return self._flush(final=True)  # the minute in progress, now that its results are counted
         return True
@@ -318,23 +315,6 @@ class Recorder:
             if rollups:
                 upsert_rollups(conn, rollups)
         return events
-
-    def _notify(self, transitions: list[TransitionItem], events: list[incidents.IncidentEvent]) -> None:
-        for t in transitions:
-            for listener in self.transition_listeners:
-                _call(listener, t)
-        for event in events:
-            log.info("incident %s incident=%d component=%s reason=%s", event.kind, event.incident_id,
-                     event.component_name, event.reason)
-            for listener in self.incident_listeners:
-                _call(listener, event)
-
-
-def _call(listener: Callable[[Any], None], arg: Any) -> None:
-    try:
-        listener(arg)
-    except Exception:  # a listener's bug must not stop the writer
-        log.exception("listener failed: %r", listener)
 
 
 def _result_row(item: ResultItem) -> dict[str, Any]:

@@ -1,10 +1,14 @@
 """Incident notifications outside plans: opened, escalated, resolved… grouped into one message per window.
 
-Events listed in ``notifications.events`` are queued by :meth:`Notifier.publish` (cheap; any thread).
-The first queued event opens a window of ``group_window_s``; :meth:`Notifier.flush`, which the daemon
-calls periodically, sends everything queued as ONE message once the window has passed — so twenty
-components failing within ten seconds page on-call once, not twenty times. Each delivery is stored
-as a Notification row with its destination redacted.
+The events come from the database: every incident status change writes an incident_events row in its
+own transaction (:mod:`orchestrator.incidents.status`), and :meth:`Notifier.collect` reads the rows
+not yet notified. Those whose kind is listed in ``notifications.events`` are queued (so is anything
+given to :meth:`Notifier.publish`). The first queued event opens a window of ``group_window_s``;
+:meth:`Notifier.flush`, which the daemon calls periodically, collects, then sends everything queued
+as ONE message once the window has passed — so twenty components failing within ten seconds page
+on-call once, not twenty times. Rows are taken by compare-and-set just before sending (at most once,
+even with a second process collecting too); a crash before that leaves them for the next process.
+Each delivery is stored as a Notification row with its destination redacted.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.core.redaction import redact
 from orchestrator.db.engine import Database
 from orchestrator.db.models import Notification
-from orchestrator.incidents.lifecycle import IncidentEvent
+from orchestrator.incidents import events
+from orchestrator.incidents.events import IncidentEvent
 from orchestrator.incidents.notify_send import Delivery, send
 from orchestrator.plans import Notifications
 
@@ -28,6 +33,8 @@ log = logging.getLogger("orchestrator.incidents.notifier")
 DEFAULT_SEND_TIMEOUT_S = 10.0
 #: Events listed in one message at most; the rest are counted.
 MAX_LINES = 50
+#: Event rows read per collect at most (a backlog drains over a few flushes).
+COLLECT_LIMIT = 1000
 
 
 def _line(event: IncidentEvent) -> str:
@@ -62,6 +69,7 @@ class Notifier:
         self._lock = threading.Lock()
         self._pending: list[IncidentEvent] = []
         self._window_started: float | None = None
+        self._cursor = 0  # the highest incident_events id read so far
 
     def reload(self, config: Notifications) -> None:
         """New routing (SIGHUP); what is queued goes out under the new settings."""
@@ -77,6 +85,25 @@ class Notifier:
                 self._window_started = self.clock.monotonic()
             self._pending.append(event)
 
+    def collect(self) -> int:
+        """Queue the incident_events rows written since the last look; the number queued. Rows of kinds
+        not routed anywhere are marked notified at once."""
+        with self.db.read() as session:
+            batch = events.pending(session, self._cursor, COLLECT_LIMIT)
+        if not batch:
+            return 0
+        self._cursor = max(e.event_id or 0 for e in batch)
+        with self._lock:
+            routed = set(self.config.events)
+        ignored = [e.event_id for e in batch if e.kind not in routed and e.event_id is not None]
+        for event in batch:
+            if event.kind in routed:
+                self.publish(event)
+        if ignored:
+            with self.db.write() as session:
+                events.take(session, ignored, self.clock.now())
+        return len(batch) - len(ignored)
+
     def pending(self) -> int:
         """Events queued and not yet sent."""
         with self._lock:
@@ -85,6 +112,10 @@ class Notifier:
     def flush(self, force: bool = False) -> int:
         """Send the queued events as one message if the window has passed (or ``force``); return the
         number of messages sent (0 or 1)."""
+        try:
+            self.collect()
+        except Exception as exc:  # the database may be away: send what is queued, read the rest later
+            log.warning("could not read incident events: %s", str(exc).splitlines()[0] if str(exc) else exc)
         with self._lock:
             if not self._pending or self._window_started is None:
                 return 0
@@ -96,6 +127,9 @@ class Notifier:
         return 1
 
     def _deliver(self, batch: list[IncidentEvent], config: Notifications) -> None:
+        batch = self._take(batch)
+        if not batch:
+            return
         title, body = compose(batch)
         incidents = {e.incident_id for e in batch}
         kinds = {e.kind for e in batch}
@@ -123,3 +157,21 @@ class Notifier:
             log.exception("could not store notification records for %r", title)
         for d in deliveries:
             log.log(logging.INFO if d.ok else logging.WARNING, "notification %r to %s: %s", title, d.target, d.detail)
+
+    def _take(self, batch: list[IncidentEvent]) -> list[IncidentEvent]:
+        """The events of ``batch`` this process may send: rows taken now by compare-and-set (another
+        process may have sent some), and events that have no row. A failed take keeps them queued."""
+        ids = [e.event_id for e in batch if e.event_id is not None]
+        if not ids:
+            return batch
+        try:
+            with self.db.write() as session:
+                taken = events.take(session, ids, self.clock.now())
+        except Exception as exc:
+            log.warning("could not take incident events, sending later: %s", str(exc).splitlines()[0])
+            with self._lock:
+                self._pending[:0] = batch
+                if self._window_started is None:
+                    self._window_started = self.clock.monotonic()
+            return []
+        return [e for e in batch if e.event_id is None or e.event_id in taken]

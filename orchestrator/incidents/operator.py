@@ -20,8 +20,10 @@ from orchestrator.db import audit
 from orchestrator.db.audit import Actor
 from orchestrator.db.engine import Database
 from orchestrator.db.models import Component, Incident, IncidentNote, JournalEntry, Notification
+from orchestrator.incidents import status
 
-_INCIDENT_FIELDS = ("id", "component_name", "kind", "status", "resolution", "reason", "plan", "blocked_by",
+_INCIDENT_FIELDS = ("id", "component_name", "kind", "status", "resolution", "reason", "status_reason", "plan",
+                    "blocked_by", "next_attempt_at", "last_error",
                     "opened_at", "updated_at", "resolved_at", "escalated_at", "acked_at", "acked_by",
                     "approved_at", "approved_by", "reopen_count", "resolved_by_step", "flap_episode")
 _JOURNAL_FIELDS = ("step_index", "attempt", "strategy", "status", "executed", "owner", "claimed_at",
@@ -146,9 +148,11 @@ def _mark(db: Database, incident_id: int, action: str, actor: Actor, clock: Cloc
         before = {"acked_at": incident.acked_at, "approved_at": incident.approved_at}
         if action == "ack":
             incident.acked_at, incident.acked_by = now, actor.os_user
-        else:
-            incident.approved_at, incident.approved_by = now, actor.os_user
-        incident.updated_at = now
+            incident.updated_at = now
+        elif not status.transition(session, incident_id, IncidentStatus.AWAITING_APPROVAL, IncidentStatus.OPEN,
+                                   now=now, reason=f"approved by {actor.os_user}", approved_at=now,
+                                   approved_by=actor.os_user, next_attempt_at=None):
+            raise ConflictError(f"incident {incident_id} changed meanwhile; look again", field="ID")
         after = {"acked_at": incident.acked_at, "approved_at": incident.approved_at}
         audit.record(session, actor, action, f"incident:{incident_id}", _iso(before), _iso(after), clock)
         return incident_dict(incident)
@@ -161,7 +165,8 @@ def ack(db: Database, incident_id: int, *, actor: Actor | None = None, clock: Cl
 
 def approve(db: Database, incident_id: int, *, actor: Actor | None = None,
             clock: Clock = SYSTEM_CLOCK) -> dict[str, Any]:
-    """Approve the step the incident is waiting for."""
+    """Approve the step the incident is waiting for: it goes back to ``open`` and the recovery loop
+    picks it up at its next tick."""
     return _mark(db, incident_id, "approve", actor or Actor(), clock)
 
 

@@ -7,6 +7,7 @@ from orchestrator.plans.models import (
     Backoff,
     Breaker,
     Budget,
+    CrashLoop,
     Limits,
     Notifications,
     Plan,
@@ -16,5 +17,5 @@ from orchestrator.plans.models import (
     Verify,
 )
 
-__all__ = ["EVENTS", "Approval", "Backoff", "Breaker", "Budget", "Limits", "Notifications", "Plan", "PlanSet",
+__all__ = ["EVENTS", "Approval", "Backoff", "Breaker", "Budget", "CrashLoop", "Limits", "Notifications", "Plan", "PlanSet",
            "Step", "StepDefaults", "Verify", "env_defaults", "load_plans", "parse_plans"]

@@ -118,8 +118,30 @@ class Breaker(_Model):
     open_cap_s: Positive = Field(3600.0, alias="open_cap")
 
 
+class CrashLoop(_Model):
+    """A component that fails again soon after a verified recovery waits before the next action
+    (like Kubernetes' restart backoff), and one that keeps cycling counts as flapping."""
+
+    #: wait before acting after the first quick re-failure; doubles with each further one
+    base_s: Positive = Field(10.0, alias="base")
+    #: longest wait
+    cap_s: Positive = Field(300.0, alias="cap")
+    #: a failure later than this after the previous incident closed starts afresh (no wait)
+    reset_after_s: Positive = Field(600.0, alias="reset_after")
+    #: this many incidents within ``reset_after`` make the component flapping: one action per episode
+    flap_incidents: int = Field(3, ge=2)
+
+    @model_validator(mode="after")
+    def _order(self) -> CrashLoop:
+        if self.cap_s < self.base_s:
+            raise ValueError("cap must be at least base")
+        return self
+
+
 class Limits(_Model):
-    max_concurrent_recoveries: int = Field(4, ge=1)
+    #: Actions in flight at once across all components; None (the default) scales with the fleet:
+    #: max(4, 10% of the components), see orchestrator.recovery.slots.
+    max_concurrent_recoveries: int | None = Field(None, ge=1)
     #: Above this fraction of components down at once, act on none (likely the network or us).
     max_unhealthy_fraction: float = Field(0.5, gt=0, le=1)
     #: The fraction rule applies only when at least this many components are registered.
@@ -128,6 +150,7 @@ class Limits(_Model):
     #: less of a fleet-wide failure (see docs/recovery_strategies.md#limits).
     settle_s: Duration = Field(DEFAULT_SETTLE_S, alias="settle", ge=0, le=300)
     breaker: Breaker = Field(default_factory=Breaker)
+    crash_loop: CrashLoop = Field(default_factory=CrashLoop)
 
 
 class Notifications(_Model):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -19,10 +19,24 @@ from pydantic import BaseModel, ConfigDict
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.core.errors import StrategyError
 from orchestrator.core.redaction import redact
+from orchestrator.health.result import CheckResult
 from orchestrator.health.spec import CheckSpec
 
 #: Output kept per step at most; the tail is usually what explains a failure, so the head is cut.
 MAX_OUTPUT_CHARS = 16 * 1024
+#: Component fields a strategy may declare in ``Strategy.persists`` (``vars.NAME`` sets one var).
+PERSISTABLE_FIELDS = ("active_target", "replicas", "vars.")
+
+#: ``probe(check, timeout_s)``: run one health check of a CheckSpec (or an http URL) now.
+Probe = Callable[[CheckSpec | str, float], CheckResult]
+
+
+def default_probe(check: CheckSpec | str, timeout_s: float) -> CheckResult:
+    """The probe a context gets when none is injected: the daemon's own checkers."""
+    from orchestrator.health.checkers import get_checker  # lazy: plugins need not load the checkers
+
+    spec = CheckSpec(kind="http", url=check) if isinstance(check, str) else check
+    return get_checker(spec.kind).check(spec, timeout_s=max(0.05, timeout_s))
 
 
 class VerifyMode(StrEnum):
@@ -90,13 +104,18 @@ class StrategyContext:
     clock: Clock
     logger: logging.LoggerAdapter
     dry_run: bool = False
+    #: run one health check now (failover verifies its new target with it)
+    probe: Probe = default_probe
+    #: commands started for the step report their pid here (pass it to run_command's on_spawn)
+    on_spawn: Callable[[int], None] | None = None
 
     @classmethod
     def create(cls, component: ComponentView, *, incident_id: int, step_index: int = 0, attempt: int = 1,
-               timeout_s: float = 60.0, clock: Clock = SYSTEM_CLOCK, dry_run: bool = False) -> StrategyContext:
+               timeout_s: float = 60.0, clock: Clock = SYSTEM_CLOCK, dry_run: bool = False,
+               probe: Probe | None = None, on_spawn: Callable[[int], None] | None = None) -> StrategyContext:
         """Build a context whose deadline is ``timeout_s`` from now and whose logger is bound."""
         return cls(component, incident_id, step_index, attempt, clock.monotonic() + timeout_s, clock,
-                   bind_logger(component.name, incident_id, step_index), dry_run)
+                   bind_logger(component.name, incident_id, step_index), dry_run, probe or default_probe, on_spawn)
 
     def remaining_s(self) -> float:
         """Seconds left before the deadline (never negative)."""
@@ -167,6 +186,9 @@ class Strategy(ABC):
     verification: ClassVar[VerifyMode] = VerifyMode.CHECK
     #: True if running it again after a crash mid-step cannot do harm.
     idempotent: ClassVar[bool] = False
+    #: Facts of a successful execute() the executor writes to the component: fact name → field
+    #: (``active_target``, ``replicas`` or ``vars.NAME``; a None value for a var removes it).
+    persists: ClassVar[Mapping[str, str]] = MappingProxyType({})
 
     def __init__(self, params: BaseModel) -> None:
         """Keep validated params; never does I/O."""

@@ -1,8 +1,8 @@
-"""The recovery engine: guards, the plan executor, the step journal and the coordinator around them.
+"""The recovery engine: a claim loop over incident rows, guards and gates, the plan executor, the journal.
 
-- ``coordinator``: what the daemon calls (on_incident, on_state, reconcile_on_start, recover, ...)
-- ``executor`` / ``attempt`` / ``verify`` / ``approval``: running one plan for one incident
-- ``journal`` / ``runs`` / ``records`` / ``reconcile``: what is durable, and crash safety
-- ``guards`` / ``snapshot`` / ``outage``: may an action run now?
+- ``coordinator`` / ``worklist`` / ``claims``: the loop, which incidents need work, who owns a run now
+- ``executor`` / ``gates`` / ``retry`` / ``attempt`` / ``verify`` / ``approval`` / ``slots``: running one plan
+- ``journal`` / ``runs`` / ``records`` / ``decisions`` / ``takeover``: what is durable, and crash safety
+- ``guards`` / ``snapshot`` / ``outage`` / ``fleet_probe``: may an action run now?
 - ``targets`` / ``health_view``: what is checked, and the live health the guards read
 """

@@ -7,7 +7,6 @@ does (a bug in a plugin is recorded with its traceback and never stops the daemo
 from __future__ import annotations
 
 import threading
-import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,10 +14,11 @@ from typing import Any
 
 from orchestrator.core.errors import StrategyError
 from orchestrator.core.states import AttemptStatus
+from orchestrator.health.result import CheckResult
 from orchestrator.health.spec import CheckSpec
 from orchestrator.plans import Step
 from orchestrator.plugins.contract import StepOutcome, Strategy, StrategyContext, StrategyFailure, VerifyMode
-from orchestrator.recovery.verify import check_probe, run_bounded, verify_until
+from orchestrator.recovery.verify import Verification, run_bounded, verify_until
 
 #: Extra seconds the bounded call waits past the step timeout: the strategy's own command is killed
 #: at the deadline by orchestrator.core.proc and needs a moment to report it.
@@ -38,6 +38,8 @@ class AttemptResult:
     verification: dict[str, Any] = field(default_factory=dict)
     permanent: bool = False  # retrying this step cannot help: go to the next step at once
     interrupted: bool = False  # shutdown came during verification: leave the row for reconciliation
+    #: the passing checks of a verified attempt, for the health plane
+    results: list[CheckResult] = field(default_factory=list)
 
     @property
     def verified(self) -> bool:
@@ -46,10 +48,10 @@ class AttemptResult:
 
 def execute(strategy: Strategy, context: StrategyContext, step: Step) -> AttemptResult:
     """Run ``strategy.execute`` bounded by the step timeout; classify how it ended."""
-    started = time.monotonic()
+    started = context.clock.monotonic()
     bounded = run_bounded(lambda: strategy.execute(context), step.timeout_s + EXECUTE_GRACE_S,
                           f"step-{context.incident_id}-{context.step_index}-{context.attempt}")
-    elapsed = time.monotonic() - started
+    elapsed = context.clock.monotonic() - started
     if not bounded.finished:
         return AttemptResult(AttemptStatus.TIMED_OUT, f"{step.label} did not return within {step.timeout_s:g}s")
     exc = bounded.error
@@ -71,27 +73,43 @@ def execute(strategy: Strategy, context: StrategyContext, step: Step) -> Attempt
 
 
 def verify(strategy: Strategy, context: StrategyContext, step: Step, check: Callable[[], CheckSpec],
-           probe_timeout_s: float, stop: threading.Event) -> AttemptResult | None:
+           probe_timeout_s: float, stop: threading.Event, required: int) -> AttemptResult | None:
     """Verify an executed step; None when the strategy is never verified (VerifyMode.NONE).
 
     ``check`` builds the component's effective check *after* the step's facts were persisted, so a
-    failover is verified against the new target."""
+    failover is verified against the new target. ``required`` passes in a row are needed."""
     mode = strategy.verification
     if mode is VerifyMode.NONE:
         return None
+    clock = context.clock
     if mode is VerifyMode.OWN:
         own = StrategyContext.create(context.component, incident_id=context.incident_id,
                                      step_index=context.step_index, attempt=context.attempt,
-                                     timeout_s=step.verify.deadline_s, clock=context.clock)
-
-        def probe(_timeout_s: float) -> tuple[bool, str | None]:
-            return bool(strategy.verify(own)), None
-
-        outcome = verify_until(probe, step.verify, mode=mode.value, stop=stop, probe_timeout_s=probe_timeout_s)
+                                     timeout_s=step.verify.deadline_s, clock=clock, probe=context.probe)
+        probe = _own_probe(strategy, own)
     else:
-        outcome = verify_until(check_probe(check()), step.verify, mode=mode.value, stop=stop,
-                               probe_timeout_s=probe_timeout_s)
+        spec = check()
+        probe = lambda timeout_s: context.probe(spec, timeout_s)  # noqa: E731 - a one-line probe
+    outcome = verify_until(probe, step.verify, mode=mode.value, stop=stop, clock=clock,
+                           probe_timeout_s=probe_timeout_s, required=required)
+    return from_verification(outcome, stop)
+
+
+def from_verification(outcome: Verification, stop: threading.Event) -> AttemptResult:
+    """The attempt's record after ``outcome``."""
     status = AttemptStatus.SUCCEEDED if outcome.passed else AttemptStatus.FAILED_VERIFICATION
-    result = AttemptResult(status, outcome.reason, verification=outcome.as_record())
+    result = AttemptResult(status, outcome.reason, verification=outcome.as_record(), results=outcome.passing())
     result.interrupted = not outcome.passed and stop.is_set()
     return result
+
+
+def _own_probe(strategy: Strategy, context: StrategyContext) -> Callable[[float], CheckResult]:
+    """The strategy's own verify() as a probe; its answer becomes a check result of the new target."""
+
+    def probe(_timeout_s: float) -> CheckResult:
+        started = context.clock.monotonic()
+        ok = bool(strategy.verify(context))
+        return CheckResult(ok=ok, latency_ms=(context.clock.monotonic() - started) * 1000,
+                           checked_at=context.clock.now(), error=None if ok else f"{strategy.name} verify failed")
+
+    return probe

@@ -1,9 +1,18 @@
-"""The recovery coordinator: decides which incidents get a plan run, and runs them on its own pool.
+"""The recovery coordinator: a loop over the incident rows that need work, each claimed and run on a pool.
 
-The daemon's single writer thread calls :meth:`on_incident` and :meth:`on_state` after each commit;
-both return at once: bookkeeping goes to one control thread, plan runs to a pool separate from the
-health checks. At most ``limits.max_concurrent_recoveries`` runs act at once; a run waiting out its
-settle time holds no such slot, so a burst of failures settles together instead of in waves.
+Every ``tick_s`` (100 ms) the loop (one thread; the model is healthchecks.io's ``sendalerts``):
+
+1. renews the run leases of this process's runs in flight (their expiry is judged on the database clock);
+2. opens or closes the mass-outage incident from the health plane's counts, and sizes the action slots;
+3. asks the database which incidents need work (:mod:`orchestrator.recovery.worklist`), claims each
+   by compare-and-set on its run lease, and runs it on the recovery pool.
+
+No one tells the loop anything in memory: an incident the recorder opened, a retry that came due, an
+approval, a blocked incident whose cause cleared, an owner that died are all found in the rows. A run
+that raises is caught, recorded on the incident (``last_error``) and picked up again after a backoff;
+one whose process died is taken over when its lease expires, or at once by the next daemon (only one
+runs per database). The same coordinator also serves ``orchestrator recover`` (manual runs) without
+claiming anything else.
 """
 
 from __future__ import annotations
@@ -15,35 +24,40 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
-from concurrent.futures import TimeoutError as FuturesTimeout
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.core.config import Switches
 from orchestrator.core.errors import ConflictError, InputError, NotFoundError
-from orchestrator.core.states import ComponentState, IncidentStatus, Resolution
-from orchestrator.db.engine import Database
+from orchestrator.core.redaction import redact, secret_values
+from orchestrator.core.states import ACTIVE_INCIDENT_STATUSES, IncidentStatus
 from orchestrator.db.models import Component, Incident
-from orchestrator.incidents.lifecycle import IncidentEvent, active_incident, open_incident
+from orchestrator.incidents import status
+from orchestrator.incidents.lifecycle import active_incident, open_incident
 from orchestrator.incidents.notifier import Notifier
 from orchestrator.plans import Limits, PlanSet
-from orchestrator.recovery import outage, records
-from orchestrator.recovery.executor import PlanExecutor, RunOutcome, RunRequest
-from orchestrator.recovery.fleet_probe import FleetProbe, probe_fleet
-from orchestrator.recovery.guards import mass_outage
+from orchestrator.plugins.contract import StrategyContext
+from orchestrator.recovery import claims, outage, runs, worklist
+from orchestrator.recovery.decisions import blocked
+from orchestrator.recovery.executor import PlanExecutor
 from orchestrator.recovery.health_view import HealthView
-from orchestrator.recovery.reconcile import dead_running_rows, reconcile_incident
+from orchestrator.recovery.retry import run_error_delay_s
+from orchestrator.recovery.slots import ActionSlots, default_limit
+from orchestrator.recovery.targets import component_view
+from orchestrator.recovery.work import GONE, Engine, RunEnd, RunOutcome, RunRequest
 
 log = logging.getLogger("orchestrator.recovery")
 S = IncidentStatus
-#: Statuses a restarted daemon picks up again.
-_RESUMABLE = (S.OPEN.value, S.RECOVERING.value, S.AWAITING_APPROVAL.value)
-#: Pool threads beyond the acting slots, for runs still settling or queued for a slot.
-WAITING_THREADS = 64
-#: settle windows waited at most while the fleet looks widely broken but the guard has not tripped yet
-MAX_SETTLE_ROUNDS = 3
+#: Seconds between two looks at the incident rows (two indexed queries; a look that claimed something
+#: is followed by another at once, so a burst is taken up without waiting a tick per incident).
+TICK_S = 0.1
+#: Runs in flight at once (each a pool thread); most wait on verification, few hold an action slot.
+MAX_RUNS = 128
+#: ``wait_idle`` treats an incident due within this many seconds as work still to come.
+IDLE_HORIZON_S = 1.0
 
 
 def default_owner() -> str:
@@ -51,31 +65,39 @@ def default_owner() -> str:
 
 
 class RecoveryCoordinator:
-    """Guards, concurrency and lifecycle around :class:`PlanExecutor`."""
+    """The claim loop, the pool, and manual recoveries around :class:`PlanExecutor`."""
 
-    def __init__(self, db: Database, plans: PlanSet | None, *, health: HealthView, clock: Clock = SYSTEM_CLOCK,
+    def __init__(self, db, plans: PlanSet | None, *, health: HealthView, clock: Clock = SYSTEM_CLOCK,
                  switches: Switches = Switches(), owner: str | None = None, rng: random.Random | None = None,
                  notifier: Notifier | None = None, settle_s: float | None = None,
-                 approval_poll_s: float = 1.0, report: Callable[[str], None] | None = None) -> None:
+                 report: Callable[[str], None] | None = None, tick_s: float = TICK_S,
+                 lease_s: float = claims.LEASE_S, exclusive: bool = False) -> None:
+        """``exclusive``: this is the one daemon holding the database's instance lock, so leases held by
+        other daemons are free (they are dead). ``settle_s`` overrides ``limits.settle``."""
         self.db, self.health, self.clock, self.settle_s = db, health, clock, settle_s
         self.owner = owner or default_owner()
+        self.tick_s, self.lease_s, self.exclusive = tick_s, lease_s, exclusive
         self._plans = plans
         self.notifier = notifier if notifier is not None else (
             Notifier(db, plans.notifications, clock=clock) if plans is not None else None)
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._active: dict[int, Future] = {}
-        # Fixed at start: a reload changes plans and limits, but not the pool's size or the slots.
-        slots = self.limits.max_concurrent_recoveries
-        self._slots = threading.BoundedSemaphore(slots)
-        self._pool = ThreadPoolExecutor(slots + WAITING_THREADS, thread_name_prefix="recovery")
-        self._control = ThreadPoolExecutor(1, thread_name_prefix="recovery-control")
-        self._probe_rng = random.Random()
-        #: whether a mass-outage incident is open, as last seen (None: not looked yet); see outage.check
+        self._active: dict[int, claims.Claim] = {}
+        self._futures: dict[int, Future] = {}
+        #: runs whose lease could not be given back (the database was away): retried every tick
+        self._unreleased: dict[int, tuple[claims.Claim, RunEnd]] = {}
+        self._inherited: set[int] = set()
+        self._claiming = False
+        self._thread: threading.Thread | None = None
+        self._ticks = self._last_claimed = 0
+        self._renewed_at = 0.0
+        #: the blast-radius verdict as last seen (None: not looked yet); see outage.check
         self.outage_open: bool | None = None
-        self.executor = PlanExecutor(db, health=health, clock=clock, owner=self.owner, rng=rng or random.Random(),
-                                     error_handling_enabled=switches.error_handling_enabled, stop=self._stop,
-                                     emit=self._emit, report=report, approval_poll_s=approval_poll_s)
+        self.slots = ActionSlots(self._slot_limit())
+        self._pool = ThreadPoolExecutor(MAX_RUNS, thread_name_prefix="recovery")
+        self.engine = Engine(db, health, clock, self.owner, self._stop, self.slots, rng or random.Random(),
+                             switches.error_handling_enabled, report or (lambda _line: None), lease_s)
+        self.executor = PlanExecutor(self.engine)
 
     @property
     def limits(self) -> Limits:
@@ -83,220 +105,251 @@ class RecoveryCoordinator:
 
     @property
     def settle(self) -> float:
-        """Seconds an automatic run waits first: ``settle_s`` if given, else the plans' ``limits.settle``."""
+        """Seconds an automatic run may wait first: ``settle_s`` if given, else ``limits.settle``."""
         return self.settle_s if self.settle_s is not None else self.limits.settle_s
 
-    # -- called by the daemon ---------------------------------------------------------------------
-    def on_incident(self, event: IncidentEvent) -> None:
-        """After commit, for opened/reopened/resolved: notify, and start a run for a new incident."""
-        self._emit(event)
-        if event.kind in ("opened", "reopened") and event.component_id is not None:
-            self._submit_control(self._consider, event.incident_id, False)
-
-    def on_state(self, component_id: int, state: ComponentState) -> None:
-        """After every transition: blast radius, and re-evaluation of incidents this change unblocks."""
-        self._submit_control(self._after_state, component_id, state)
-
-    def reconcile_on_start(self) -> None:
-        """Settle rows left running by a dead process, then resume every unfinished incident (async)."""
-        dead = dead_running_rows(self.db, self.owner, self.clock.now())
+    # -- the daemon's side ---------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the claim loop. Incidents active now were left by an earlier process: each is checked
+        fresh before anything acts on it."""
         with self.db.read() as session:
-            resumable = set(session.scalars(select(Incident.id).where(
-                Incident.status.in_(_RESUMABLE), Incident.component_id.is_not(None))))
-        for incident_id in sorted(resumable | set(dead)):
-            self._start(incident_id, resume=True, settle=False, before=(
-                lambda rows=dead.get(incident_id): rows and reconcile_incident(
-                    self.db, rows, self._plans, clock=self.clock, stop=self._stop)))
-
-    def recover(self, component_name: str, plan: str | None = None, dry_run: bool = False, wait: bool = True) -> int:
-        """Manual recovery: open or reuse the component's incident and run ``plan`` (default: its own)."""
-        if self._plans is None:
-            raise InputError("no plan file found (give --plans or set ORCHESTRATOR_PLANS)", field="--plans")
-        with self.db.write() as session:
-            row = session.scalar(select(Component).where(Component.name == component_name))
-            if row is None:
-                raise NotFoundError(f"no component named {component_name!r}", field="NAME")
-            plan_name = plan or row.plan
-            if plan_name is None:
-                raise InputError(f"component {component_name!r} has no plan; give one with --plan", field="--plan")
-            self._plans.get(plan_name)  # NotFoundError lists the plans
-            existing = active_incident(session, row.id)
-            event = None if existing else open_incident(
-                session, component_id=row.id, component_name=row.name, at=self.clock.now(),
-                reason="manual recovery", flap_episode=self.health.flap_episode(row.id))
-            incident_id = existing.id if existing else event.incident_id
-        if event is not None:
-            self._emit(event)
-        close = dry_run and event is not None and event.kind == "opened"
-        future = self._start(incident_id, resume=False, settle=False, manual=True, dry_run=dry_run,
-                             plan_name=plan_name, after=(lambda: self._close_dry_run(incident_id)) if close else None)
-        if future is None:
-            raise ConflictError(f"incident {incident_id} of {component_name!r} is already being recovered")
-        if wait:
-            future.result()
-        return incident_id
+            self._inherited = set(session.scalars(select(Incident.id).where(
+                Incident.status.in_([s.value for s in ACTIVE_INCIDENT_STATUSES]), Incident.component_id.is_not(None))))
+        self._claiming = True
+        self._start_loop()
 
     def reload(self, plans: PlanSet) -> None:
-        """Use new plans from now on (runs in flight keep the plan they started with)."""
+        """Use new plans from now on (runs in flight keep the plan they started with); incidents blocked
+        for want of a plan are picked up again at the next tick."""
         self._plans = plans
         if self.notifier is not None:
             self.notifier.reload(plans.notifications)
 
     def shutdown(self, timeout_s: float) -> None:
-        """Stop taking work, interrupt waits (backoff, verification, approval), wait ≤ timeout_s."""
+        """Stop claiming, interrupt waits (backoff, verification), wait ≤ timeout_s for runs to end."""
         self._stop.set()
-        self._control.shutdown(wait=False, cancel_futures=True)
+        if self._thread is not None:
+            self._thread.join(timeout_s)
         self._pool.shutdown(wait=False, cancel_futures=True)
-        self.wait_idle(timeout_s)
+        deadline = time.monotonic() + timeout_s  # real time: this waits for threads, not for decisions
+        while self._active and time.monotonic() < deadline:
+            time.sleep(0.02)
         if self.notifier is not None:
             self.notifier.flush(force=True)
 
     def wait_idle(self, timeout_s: float) -> bool:
-        """Wait until no control work or run is in flight; True if idle within ``timeout_s``."""
-        deadline = time.monotonic() + timeout_s  # real time: this waits for threads, not for decisions
-        while (remaining := deadline - time.monotonic()) > 0:
-            try:
-                self._submit_control(lambda: None).result(timeout=remaining)
-            except FuturesTimeout:
-                return False
-            with self._lock:
-                futures = list(self._active.values())
-            if not futures:
+        """Wait until the loop has looked twice since the call and found nothing to do, no run is in
+        flight and no incident is due within IDLE_HORIZON_S; True if so within ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        first = self._ticks
+        while time.monotonic() < deadline:
+            if self._ticks >= first + 2 and self._idle():
                 return True
-            wait(futures, timeout=max(0.0, deadline - time.monotonic()))
+            time.sleep(0.02)
         return False
 
-    # -- internals ----------------------------------------------------------------------------------
-    def _emit(self, event: IncidentEvent) -> None:
-        if self.notifier is not None:
-            self.notifier.publish(event)
+    # -- manual recoveries (orchestrator recover) ------------------------------------------------------
+    def recover(self, component_name: str, plan: str | None = None, wait: bool = True) -> int:
+        """Open or reuse the component's incident and run ``plan`` (default: its own) now, as an
+        operator's decision (guards that protect against automatic action do not apply)."""
+        row, plan_name = self._manual_target(component_name, plan)
+        with self.db.write() as session:
+            existing = active_incident(session, row.id)
+            incident_id = existing.id if existing else open_incident(
+                session, component_id=row.id, component_name=row.name, at=self.clock.now(),
+                reason="manual recovery", flap_episode=self.health.flap_episode(row.id)).incident_id
+        claim = claims.claim(self.db, incident_id, self.owner, lease_s=self.lease_s, exclusive=self.exclusive)
+        if claim is None:
+            raise ConflictError(f"incident {incident_id} of {component_name!r} is already being recovered")
+        self._start_loop()  # renews the lease while the run goes on
+        future = self._submit(claim, manual=True, plan_name=plan_name)
+        if wait and future is not None:
+            future.result()
+        return incident_id
 
-    def _submit_control(self, fn: Callable, *args) -> Future:
-        try:
-            return self._control.submit(self._guarded, fn, *args)
-        except RuntimeError:  # shut down: nothing more to do
-            done: Future = Future()
-            done.set_result(None)
-            return done
+    def dry_run(self, component_name: str, plan: str | None = None) -> list[str]:
+        """What ``recover`` would run, rendered step by step; nothing is written or sent."""
+        row, plan_name = self._manual_target(component_name, plan)
+        assert self._plans is not None
+        lines = []
+        for index, step in enumerate(self._plans.plans[plan_name].steps):
+            context = StrategyContext.create(component_view(row), incident_id=0, step_index=index,
+                                             timeout_s=step.timeout_s, clock=self.clock, dry_run=True)
+            described = runs.describe(step.make_strategy(), context)
+            lines.append(f"step {index} ({step.label}): would {redact(described, secret_values(row))}")
+        return lines
 
-    @staticmethod
-    def _guarded(fn: Callable, *args) -> None:
-        try:
-            fn(*args)
-        except Exception:  # one bad decision is logged; it never kills the control thread
-            log.exception("recovery coordinator task failed")
+    def _manual_target(self, component_name: str, plan: str | None) -> tuple[Component, str]:
+        if self._plans is None:
+            raise InputError("no plan file found (give --plans or set ORCHESTRATOR_PLANS)", field="--plans")
+        with self.db.read() as session:
+            row = session.scalar(select(Component).where(Component.name == component_name))
+        if row is None:
+            raise NotFoundError(f"no component named {component_name!r}", field="NAME")
+        plan_name = plan or row.plan
+        if plan_name is None:
+            raise InputError(f"component {component_name!r} has no plan; give one with --plan", field="--plan")
+        self._plans.get(plan_name)  # NotFoundError lists the plans
+        return row, plan_name
 
-    def _consider(self, incident_id: int, resume: bool) -> None:
-        outage.check(self)
-        self._start(incident_id, resume=resume, settle=True)
-
-    def _after_state(self, component_id: int, state: ComponentState) -> None:
-        cleared = outage.check(self)
-        for incident_id in outage.to_reevaluate(self, component_id, state, cleared):
-            self._start(incident_id, resume=True, settle=True)
-
-    def _start(self, incident_id: int, *, resume: bool, settle: bool, manual: bool = False, dry_run: bool = False,
-               plan_name: str | None = None, before: Callable[[], object] | None = None,
-               after: Callable[[], object] | None = None) -> Future | None:
-        """Submit a run for the incident unless one is already in flight; the Future, or None."""
+    # -- the loop ------------------------------------------------------------------------------------
+    def _start_loop(self) -> None:
         with self._lock:
-            if incident_id in self._active or self._stop.is_set():
-                return None
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="recovery-loop", daemon=True)
+                self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            claimed = 0
             try:
-                future = self._pool.submit(self._run, incident_id, resume, settle, manual, dry_run, plan_name, before,
-                                           after)
-            except RuntimeError:
+                claimed = self.tick()
+            except Exception as exc:  # the database may be away: log once per tick, try again next tick
+                log.warning("recovery loop: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            self._ticks += 1
+            if not claimed:
+                self._stop.wait(self.tick_s)
+
+    def tick(self) -> int:
+        """One pass of the loop; the number of incidents claimed."""
+        self._renew()
+        self._retry_releases()
+        if not self._claiming:
+            return 0
+        limits = self.limits
+        self.outage_open = outage.check(self.db, self.health, limits, self.clock, self.outage_open)
+        self.slots.set_limit(self._slot_limit())
+        now = self.clock.now()
+        world = worklist.Circumstances(self.health, self.outage_open,
+                                       frozenset(self._plans.plans) if self._plans else frozenset(),
+                                       self.engine.error_handling_enabled)
+        room = MAX_RUNS - len(self._active)
+        found = worklist.inherited(self.db, self._inherited, owner=self.owner, exclusive=self.exclusive)
+        found += worklist.due(self.db, now=now, owner=self.owner, exclusive=self.exclusive, limit=room)
+        found += worklist.unblocked(self.db, now=now, owner=self.owner, exclusive=self.exclusive, world=world)
+        claimed = 0
+        for candidate in found[:room]:
+            if candidate.incident_id in self._active or candidate.incident_id in self._unreleased:
+                continue
+            claim = claims.claim(self.db, candidate.incident_id, self.owner, lease_s=self.lease_s,
+                                 exclusive=self.exclusive)
+            if claim is not None and self._submit(claim) is not None:
+                claimed += 1
+        self._last_claimed = claimed
+        return claimed
+
+    def _retry_releases(self) -> None:
+        for incident_id, (claim, end) in list(self._unreleased.items()):
+            try:
+                self._release(claim, end)
+            except claims.LeaseLost:
+                pass  # taken over meanwhile: nothing of ours to give back
+            except Exception:  # still away: next tick (or the lease expires and it is taken over)
+                continue
+            self._unreleased.pop(incident_id, None)
+
+    def _renew(self) -> None:
+        if not self._active or time.monotonic() - self._renewed_at < self.lease_s / 4:
+            return
+        with self._lock:
+            held = dict(self._active)
+        for incident_id in claims.renew(self.db, held, self.lease_s):
+            with self._lock:
+                still = self._active.get(incident_id) == held[incident_id]
+            if still:  # not merely a run that ended (and gave its lease back) meanwhile
+                log.warning("incident=%s run lease lost: another owner took it over", incident_id)
+        self._renewed_at = time.monotonic()
+
+    def _slot_limit(self) -> int:
+        return default_limit(self.limits.max_concurrent_recoveries, sum(self.health.counts().values()))
+
+    def _idle(self) -> bool:
+        """No run in flight, and no incident due soon or being recovered by someone else."""
+        if self._active or self._last_claimed:
+            return False
+        soon = self.clock.now() + timedelta(seconds=IDLE_HORIZON_S)
+        due = Incident.status.in_([S.OPEN.value, S.AWAITING_APPROVAL.value]) & or_(
+            Incident.next_attempt_at.is_(None), Incident.next_attempt_at <= soon)
+        with self.db.read() as session:
+            waiting = session.scalar(select(Incident.id).where(
+                Incident.component_id.is_not(None), due | (Incident.status == S.RECOVERING.value)).limit(1))
+        return waiting is None
+
+    # -- one claimed run ---------------------------------------------------------------------------------
+    def _submit(self, claim: claims.Claim, *, manual: bool = False, plan_name: str | None = None) -> Future | None:
+        with self._lock:
+            if self._stop.is_set():
                 return None
-            self._active[incident_id] = future
-        future.add_done_callback(lambda _f: self._forget(incident_id))
+            self._active[claim.incident_id] = claim
+            try:
+                future = self._pool.submit(self._work, claim, manual, plan_name)
+            except RuntimeError:  # shut down meanwhile
+                self._active.pop(claim.incident_id, None)
+                return None
+            self._futures[claim.incident_id] = future
         return future
 
-    def _forget(self, incident_id: int) -> None:
-        with self._lock:
-            self._active.pop(incident_id, None)
-
-    def _run(self, incident_id: int, resume: bool, settle: bool, manual: bool, dry_run: bool,
-             plan_name: str | None, before: Callable[[], object] | None,
-             after: Callable[[], object] | None = None) -> RunOutcome | None:
+    def _work(self, claim: claims.Claim, manual: bool, plan_name: str | None) -> RunEnd:
         try:
-            if before is not None and before():
-                return RunOutcome.RESOLVED  # reconciled: verified healthy
-            if settle and not self._settle(incident_id):
-                return RunOutcome.STOPPED
-            if not self._take_slot():
-                return RunOutcome.STOPPED
-            try:
-                return self._run_plan(incident_id, resume, manual, dry_run, plan_name)
-            finally:
-                self._slots.release()
-        except Exception:  # a bug in one run must not take the pool (or the daemon) down
-            log.exception("incident=%s recovery run failed", incident_id)
-            return None
+            end = self._run_claimed(claim, manual, plan_name)
+        except Exception as exc:  # a bug or a lost database must not take the pool (or the daemon) down
+            log.exception("incident=%s recovery run failed", claim.incident_id)
+            end = RunEnd(RunOutcome.FAILED, reason=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        try:
+            self._release(claim, end)
+        except claims.LeaseLost:
+            log.warning("incident=%s run lease was taken over before the run ended", claim.incident_id)
+        except Exception as exc:  # the database is away: give it back once it returns (or it expires)
+            log.warning("incident=%s could not give back its run lease yet: %s", claim.incident_id,
+                        str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            self._unreleased[claim.incident_id] = (claim, end)
         finally:
-            if after is not None:
-                self._guarded(after)
+            with self._lock:
+                self._active.pop(claim.incident_id, None)
+                self._futures.pop(claim.incident_id, None)
+        return end
 
-    def _settle(self, incident_id: int) -> bool:
-        """Wait before the first decision unless the failure is the component's own; False on shutdown.
-
-        1. Look around (dependencies and a sample of the fleet): the component's own failure acts now.
-        2. Otherwise wait the settle window, so failures that belong together are judged together.
-        3. While the sample still fails widely and the blast-radius guard (which counts DOWN components,
-           and lags under load) has not tripped, look and wait again: at most MAX_SETTLE_ROUNDS windows.
-        """
-        if self.settle <= 0:
-            return True
-        for _ in range(MAX_SETTLE_ROUNDS):
-            probe = self._probe(incident_id)
-            if probe is not None and probe.isolated:
-                return True
-            if self._stop.wait(self.settle):
-                return False
-            if probe is None or not probe.widespread or self._outage_tripped():
-                return True
-        return True
-
-    def _probe(self, incident_id: int) -> FleetProbe | None:
-        try:
-            with self.db.read() as session:
-                component_id = session.scalar(select(Incident.component_id).where(Incident.id == incident_id))
-            return None if component_id is None else probe_fleet(self.db, component_id, self._probe_rng)
-        except Exception:  # an inconclusive look around is no reason to hurry: settle once
-            log.exception("incident=%s fleet probe failed; settling", incident_id)
-            return None
-
-    def _outage_tripped(self) -> bool:
-        states = self.health.states()
-        down = sum(1 for state in states.values() if state is ComponentState.DOWN)
-        limits = self.limits
-        return mass_outage(down, len(states), limits.max_unhealthy_fraction, limits.min_components)
-
-    def _take_slot(self) -> bool:
-        """Wait for one of the ``max_concurrent_recoveries`` slots; False on shutdown."""
-        while not self._stop.is_set():
-            if self._slots.acquire(timeout=0.2):
-                return True
-        return False
-
-    def _run_plan(self, incident_id: int, resume: bool, manual: bool, dry_run: bool,
-                  plan_name: str | None) -> RunOutcome | None:
-        plans = self._plans
+    def _run_claimed(self, claim: claims.Claim, manual: bool, plan_name: str | None) -> RunEnd:
         with self.db.read() as session:
-            incident = session.get(Incident, incident_id)
+            incident = session.get(Incident, claim.incident_id)
             row = session.get(Component, incident.component_id) if incident and incident.component_id else None
-        name = plan_name or (row.plan if row is not None else None)
         if incident is None or row is None or incident.status == S.RESOLVED.value:
-            return RunOutcome.GONE
+            return GONE
+        plans, run = self._plans, runs.current(incident)
+        name = plan_name or (run.plan if run is not None and not manual else None) or row.plan
         if plans is None or name is None or name not in plans.plans:
-            log.info("component=%s incident=%s no recovery plan (%s): observing only", row.name, incident_id, name)
-            return None
-        return self.executor.run(RunRequest(incident_id, name, plans.plans[name], plans.limits, manual=manual,
-                                            dry_run=dry_run, resume=resume))
+            reason = ("no plan file loaded" if plans is None else "the component has no recovery plan" if name is None
+                      else f"plan {name!r} is not in {plans.source or 'the plan file'}")
+            return blocked(self.engine, incident.id, guard="no_plan", reason=f"no plan: {reason}; observing only")
+        inherited = incident.id in self._inherited
+        self._inherited.discard(incident.id)
+        takeover = inherited or claim.previous_owner not in (None, self.owner)
+        # an incident found at start-up is looked at at once; its own schedule still holds before acting
+        not_before = incident.next_attempt_at if inherited else None
+        req = RunRequest(incident.id, name, plans.plans[name], plans.limits, claim, manual=manual,
+                         takeover=takeover, settle_s=self.settle, not_before=not_before)
+        return self.executor.run(req)
 
-    def _close_dry_run(self, incident_id: int) -> None:
-        """A dry run opened an incident only to journal what would run: close it again."""
+    def _release(self, claim: claims.Claim, end: RunEnd) -> None:
+        """Give the lease back and say when to come back, in one transaction fenced on the lease;
+        an incident left ``recovering`` goes back to ``open`` (nobody works on it now)."""
+        now = self.clock.now()
         with self.db.write() as session:
-            if records.set_status(session, incident_id, S.RESOLVED, now=self.clock.now(), resolution=Resolution.MANUAL.value,
-                                  resolved_at=self.clock.now(), reason="dry run",
-                                  allowed_from=(S.OPEN, S.RECOVERING, S.BLOCKED)):
-                log.info("incident=%s opened for a dry run: closed", incident_id)
+            incident = session.get(Incident, claim.incident_id)
+            if incident is None:
+                return
+            details = dict(incident.details or {})
+            failures = int(details.get("run_failures", 0)) + 1 if end.outcome is RunOutcome.FAILED else 0
+            retry_at = end.retry_at
+            if end.outcome is RunOutcome.FAILED:
+                retry_at = now + timedelta(seconds=run_error_delay_s(failures, self.engine.rng))
+            elif end.outcome is RunOutcome.BLOCKED:
+                retry_at = now + timedelta(seconds=worklist.BLOCKED_RECHECK_S)
+            values = {"next_attempt_at": retry_at, "details": {**details, "run_failures": failures}}
+            if end.outcome is RunOutcome.FAILED:
+                values["last_error"] = end.reason
+            if not claims.release(session, claim, **values):
+                raise claims.LeaseLost(f"incident {claim.incident_id}: lease epoch {claim.epoch} was taken over")
+            if incident.status == S.RECOVERING.value:
+                status.transition(session, incident.id, S.RECOVERING, S.OPEN, now=now,
+                                  reason=end.reason or f"run ended ({end.outcome.value}); waiting for the next one")

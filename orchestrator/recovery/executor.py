@@ -1,180 +1,176 @@
-"""The plan executor: runs one plan for one incident, step by step, attempt by attempt.
+"""The plan executor: runs one claimed plan for one incident, step by step, attempt by attempt.
 
-For every attempt (see :meth:`PlanExecutor.run`): guards → approval → claim (committed before the
-action) → execute under the step deadline → persist facts → verify → journal. Verified → the incident
-is resolved ``auto`` by that step. Not verified → next attempt after full-jitter backoff, then the
-next step. Plan exhausted → escalated, the breaker counts a failure, a human is told.
+Each attempt: read a :class:`~orchestrator.recovery.gates.Turn` → pre-step gates → claim (journal row
+committed first, run lease fenced) → execute holding an action slot → persist declared facts →
+verify → journal. Verified → the incident is resolved ``auto`` by that step. Not verified → the
+retry policy says when the next attempt may run (the claim ends and the loop comes back then), then
+the next step. Plan exhausted → escalated, the breaker counts a failure, a human is told.
 """
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 import logging
-import random
-import threading
-from collections.abc import Callable
-from dataclasses import dataclass
-from enum import StrEnum
+from datetime import timedelta
 
-from orchestrator.core.clock import Clock
 from orchestrator.core.states import AttemptStatus, ComponentState, IncidentStatus, Resolution
-from orchestrator.db.engine import Database
 from orchestrator.db.models import Component, Incident
-from orchestrator.incidents.lifecycle import IncidentEvent
-from orchestrator.plans import Limits, Plan
 from orchestrator.plugins.contract import StrategyContext
 from orchestrator.recovery import attempt as attempts
-from orchestrator.recovery import journal, records, runs
-from orchestrator.recovery.approval import ApprovalOutcome, await_approval
-from orchestrator.recovery.guards import Verdict, evaluate
-from orchestrator.recovery.health_view import HealthView
+from orchestrator.recovery import claims, journal, records, runs
+from orchestrator.recovery.decisions import blocked, escalated, resolved, step_failed
+from orchestrator.recovery.gates import StepExit, Turn, before_attempt
+from orchestrator.recovery.guards import ACT, evaluate, mass_outage
+from orchestrator.recovery.retry import RetryPolicy
 from orchestrator.recovery.snapshot import guard_input
+from orchestrator.recovery.takeover import take_over
 from orchestrator.recovery.targets import component_view, effective_check
-from orchestrator.recovery.verify import check_probe, verify_until
-from orchestrator.resilience.backoff import full_jitter_delay
-from orchestrator.resilience.breaker import BreakerState
+from orchestrator.recovery.verify import pause
+from orchestrator.recovery.work import GONE, STOPPED, Engine, RunEnd, RunOutcome, RunRequest
 
 log = logging.getLogger("orchestrator.recovery")
-
-
-class RunOutcome(StrEnum):
-    RESOLVED = "resolved"
-    ESCALATED = "escalated"
-    BLOCKED = "blocked"
-    OBSERVED = "observed"  # dry-run or observe-only: the journal says what would have run
-    GONE = "gone"  # resolved or changed by someone else meanwhile; or already claimed elsewhere
-    STOPPED = "stopped"  # shutdown
-
-
-@dataclass(frozen=True)
-class RunRequest:
-    incident_id: int
-    plan_name: str
-    plan: Plan
-    limits: Limits
-    manual: bool = False
-    dry_run: bool = False
-    resume: bool = False  # continue the incident's current run (after a restart or an unblock)
+OBSERVED_REASON = "observe only (ERROR_HANDLING_ENABLED=false): the journal shows what would have run"
 
 
 class PlanExecutor:
-    """Runs plans; shared by the coordinator's workers (holds no per-run state)."""
+    """Runs claimed plans; shared by the coordinator's workers (holds no per-run state)."""
 
-    def __init__(self, db: Database, *, health: HealthView, clock: Clock, owner: str, rng: random.Random,
-                 error_handling_enabled: bool, stop: threading.Event, emit: Callable[[IncidentEvent], None],
-                 report: Callable[[str], None] | None = None, approval_poll_s: float = 1.0) -> None:
-        self.db, self.health, self.clock, self.owner, self.rng = db, health, clock, owner, rng
-        self.error_handling_enabled = error_handling_enabled
-        self.stop, self.emit, self.report = stop, emit, report or (lambda _line: None)
-        self.approval_poll_s = approval_poll_s
+    def __init__(self, engine: Engine) -> None:
+        self.e = engine
 
-    def run(self, req: RunRequest) -> RunOutcome:
-        """1. Start (or resume) the incident's run.  2. For each step not yet done, for each attempt:
-        guards, approval, claim, execute, verify, journal.  3. Exhausted → escalate."""
-        run_no, base = runs.start(self.db, req.incident_id, req.plan_name, resume=req.resume, now=self.clock.now())
-        if run_no is None:
-            return RunOutcome.GONE
-        trial_held = False
-        with self.db.read() as session:
-            row = runs.component_of(session, req.incident_id)
-            if row is not None and req.resume:
-                trial_held = runs.breaker_state(row, req.limits) is BreakerState.HALF_OPEN
+    def run(self, req: RunRequest) -> RunEnd:
+        """1. Settle what a dead owner left running; look before acting on an incident taken over.
+        2. Start or resume the incident's run.  3. Each step not yet done: gates, then attempts.
+        4. Plan exhausted → escalate (observe-only: blocked, the journal saying what would have run)."""
+        begun = self._begin(req)
+        if isinstance(begun, RunEnd):
+            return begun
+        req = dataclasses.replace(req, manual=begun.manual)
+        observed = False
         for index, step in enumerate(req.plan.steps):
-            strategy = step.make_strategy()
-            while True:
-                if self.stop.is_set():
-                    return RunOutcome.STOPPED
-                with self.db.read() as session:
-                    incident = session.get(Incident, req.incident_id)
-                    row = runs.component_of(session, req.incident_id)
-                    if incident is None or row is None or incident.status == IncidentStatus.RESOLVED.value:
-                        return RunOutcome.GONE
-                    pos = runs.position(journal.rows_for(session, incident.id), index, step, base, strategy)
-                    if pos.busy:
-                        return RunOutcome.GONE
-                    if pos.done:
-                        break
-                    decision = evaluate(guard_input(
-                        session, row=row, incident=incident, plan=req.plan, limits=req.limits, health=self.health,
-                        now=self.clock.now(), manual=req.manual, error_handling_enabled=self.error_handling_enabled,
-                        breaker_trial_held=trial_held))
-                    view, cid, name, timeout_s = component_view(row), row.id, row.name, row.timeout_s
-                tag = f"component={name} incident={req.incident_id} step={index} attempt={pos.attempt}"
-                ctx = StrategyContext.create(view, incident_id=req.incident_id, step_index=index, attempt=pos.attempt,
-                                             timeout_s=step.timeout_s, clock=self.clock,
-                                             dry_run=req.dry_run or decision.verdict is Verdict.OBSERVE)
-                description = runs.describe(strategy, ctx)
-                common = dict(incident_id=req.incident_id, component_id=cid, step_index=index, attempt=pos.attempt,
-                              strategy=step.strategy, owner=self.owner, now=self.clock.now(), description=description)
-                if decision.verdict is Verdict.SKIP:
-                    journal.record_not_executed(self.db, **common, reason=decision.reason)
-                    log.warning("%s skipped by guard %s: %s", tag, decision.guard, decision.reason)
-                    self.report(f"step {index} attempt {pos.attempt}: skipped ({decision.reason})")
-                    return self._stop_by_guard(req, decision)
-                if req.dry_run or decision.verdict is Verdict.OBSERVE:
-                    reason = "dry run" if req.dry_run else decision.reason
-                    journal.record_not_executed(self.db, **common, reason=reason)
-                    log.info("%s not executed (%s): would %s", tag, reason, description)
-                    self.report(f"step {index} ({step.label}): would {description}")
-                    break
-                if not req.manual and self.health.state(cid) is ComponentState.UP:
-                    outcome = self._healed_meanwhile(req, pos, step, timeout_s)
-                    if outcome is not None:
-                        return outcome
-                if step.approval.required:
-                    answer = await_approval(self.db, req.incident_id, f"{run_no}:{index}", step.approval,
-                                            clock=self.clock, stop=self.stop, emit=self.emit,
-                                            poll_s=self.approval_poll_s)
-                    self.report(f"step {index} approval: {answer.value}")
-                    if answer is ApprovalOutcome.ESCALATE:
-                        return self._exhausted(req, cid, f"approval for step {index} ({step.label}) timed out")
-                    if answer in (ApprovalOutcome.GONE, ApprovalOutcome.STOPPED):
-                        return RunOutcome.GONE if answer is ApprovalOutcome.GONE else RunOutcome.STOPPED
-                if not req.manual and not trial_held and runs.breaker_state(row, req.limits) is BreakerState.OPEN:
-                    records.record_breaker(self.db, cid, req.limits, succeeded=False, now=self.clock.now(),
-                                           take_trial=True)
-                    trial_held = True
-                episode = self.health.flap_episode(cid) if self.health.state(cid) is ComponentState.FLAPPING else None
-                entry_id = journal.claim(self.db, **common, also=functools.partial(
-                    runs.mark_recovering, incident_id=req.incident_id, now=common["now"], flap_episode=episode))
-                if entry_id is None:
-                    return RunOutcome.GONE
-                log.info("%s claimed: %s", tag, description)
-                result = self._attempt(ctx, strategy, step, cid, timeout_s)
-                if result.interrupted:
-                    log.warning("%s shutdown during verification: left running for reconciliation", tag)
-                    return RunOutcome.STOPPED
-                journal.finish(self.db, entry_id, status=result.status, now=self.clock.now(), detail=result.detail,
-                               output=result.output, facts=result.facts,
-                               verification={**result.verification, "permanent": result.permanent})
-                log.info("%s %s: %s", tag, result.status.value, result.detail)
-                self.report(f"step {index} ({step.label}) attempt {pos.attempt}: {result.status.value} — {result.detail}")
-                if result.verified:
-                    return self._resolved(req, cid, index, Resolution.AUTO)
-                if result.status is AttemptStatus.SUCCEEDED or result.permanent:
-                    break  # never verified (e.g. notify), or retrying cannot help: next step
-                self._emit_step_failed(req, tag, result.detail)
-                if pos.executed_in_run + 1 < step.attempts:
-                    delay = full_jitter_delay(pos.executed_in_run + 1, step.backoff.base_s, step.backoff.cap_s, self.rng)
-                    log.info("%s backing off %.2fs", tag, delay)
-                    self.stop.wait(delay)
-        if req.dry_run or not self.error_handling_enabled:
-            return RunOutcome.OBSERVED
-        return self._exhausted(req, None, f"plan {req.plan_name!r} exhausted without a verified recovery")
+            ended = self._step(req, index, step)
+            if isinstance(ended, RunEnd):
+                return ended
+            observed |= ended is StepExit.OBSERVED
+        if observed:
+            return blocked(self.e, req.incident_id, guard="observe_only", reason=OBSERVED_REASON)
+        return escalated(self.e, req, None, f"plan {req.plan_name!r} exhausted without a verified recovery")
 
-    # -- pieces -------------------------------------------------------------------------------------
-    def _attempt(self, ctx: StrategyContext, strategy, step, component_id: int,
-                 timeout_s: float) -> attempts.AttemptResult:
-        result = attempts.execute(strategy, ctx, step)
+    # -- the parts, in the order they run ---------------------------------------------------------
+    def _begin(self, req: RunRequest) -> runs.Run | RunEnd:
+        with self.e.db.write() as session:
+            incident = session.get(Incident, req.incident_id)
+            row = runs.component_of(session, req.incident_id)
+            if incident is None or row is None or incident.status == IncidentStatus.RESOLVED.value:
+                return GONE
+            orphans = journal.running_rows(session, incident.id)
+            run = runs.start(session, incident, req.plan_name, manual=req.manual, now=self.e.clock.now())
+        if orphans or (req.takeover and not run.manual):
+            end = take_over(self.e, req, row, orphans, fresh=not run.manual)
+            if end is not None:
+                return end
+        if req.not_before is not None and self.e.clock.now() < req.not_before:
+            return RunEnd(RunOutcome.WAITING, req.not_before, "checked fresh; waiting for its next attempt")
+        return run
+
+    def _step(self, req: RunRequest, index: int, step) -> RunEnd | StepExit:
+        strategy = step.make_strategy()
+        while not self.e.stop.is_set():
+            turn = self._turn(req, index, step, strategy)
+            if turn is None:
+                return GONE
+            if turn.pos.done:
+                return StepExit.DONE
+            decision = before_attempt(self.e, req, turn)
+            if decision is not None:
+                return decision
+            end = self._attempt(req, turn)
+            if end is not None:
+                return end
+        return STOPPED
+
+    def _turn(self, req: RunRequest, index: int, step, strategy) -> Turn | None:
+        """Everything the attempt decides on, read once."""
+        now = self.e.clock.now()
+        with self.e.db.read() as session:
+            incident = session.get(Incident, req.incident_id)
+            row = runs.component_of(session, req.incident_id)
+            run = runs.current(incident) if incident is not None else None
+            if row is None or run is None or incident.status == IncidentStatus.RESOLVED.value:
+                return None
+            pos = runs.position(journal.rows_for(session, incident.id), index, step, run.base, strategy)
+            decision = ACT if pos.done else evaluate(guard_input(
+                session, row=row, incident=incident, plan=req.plan, limits=req.limits, health=self.e.health,
+                now=now, manual=req.manual, error_handling_enabled=self.e.error_handling_enabled,
+                breaker_trial_held=run.trial_held))
+        context = self._context(row, req, index, pos.attempt, step)
+        return Turn(incident, row, run, pos, index, step, strategy, decision, runs.describe(strategy, context))
+
+    def _context(self, row: Component, req: RunRequest, index: int, attempt: int, step,
+                 entry_id: int | None = None) -> StrategyContext:
+        on_spawn = None if entry_id is None else (lambda pid: self._spawned(entry_id, pid))
+        return StrategyContext.create(component_view(row), incident_id=req.incident_id, step_index=index,
+                                      attempt=attempt, timeout_s=step.timeout_s, clock=self.e.clock,
+                                      on_spawn=on_spawn)
+
+    def _attempt(self, req: RunRequest, t: Turn) -> RunEnd | None:
+        """Claim, act holding a slot (only while the action runs), verify, journal, decide."""
+        if not self.e.slots.acquire(self.e.stop):
+            return STOPPED
+        try:
+            if not req.manual and self._fleet_tripped(req):
+                return None  # many failed while this waited for a slot: the guards decide on the next turn
+            entry_id = self._claim(req, t)
+            if entry_id is None:
+                return GONE
+            log.info("%s claimed: %s", t.tag, t.description)
+            context = self._context(t.row, req, t.index, t.pos.attempt, t.step, entry_id)
+            result = attempts.execute(t.strategy, context, t.step)
+        finally:
+            self.e.slots.release()
+        return self._after(req, t, entry_id, self._verify(req, t, context, entry_id, result))
+
+    def _fleet_tripped(self, req: RunRequest) -> bool:
+        counts = self.e.health.counts()
+        return mass_outage(counts.get(ComponentState.DOWN, 0), sum(counts.values()),
+                           req.limits.max_unhealthy_fraction, req.limits.min_components)
+
+    def _claim(self, req: RunRequest, t: Turn) -> int | None:
+        now = self.e.clock.now()
+        flapping = self.e.health.state(t.row.id) is ComponentState.FLAPPING
+        episode = self.e.health.flap_episode(t.row.id) if flapping else None
+
+        def fenced(session) -> None:
+            try:
+                claims.fence(session, self.e.db, req.claim, self.e.lease_s)
+            except claims.LeaseLost as exc:
+                raise journal.ClaimRefused(str(exc)) from None
+            if not runs.mark_recovering(session, req.incident_id, now, episode):
+                raise journal.ClaimRefused("the incident is no longer active")
+
+        return journal.claim(self.e.db, incident_id=req.incident_id, component_id=t.row.id, step_index=t.index,
+                             attempt=t.pos.attempt, strategy=t.step.strategy, owner=self.e.owner, now=now,
+                             description=t.description, owner_epoch=req.claim.epoch, also=fenced)
+
+    def _spawned(self, entry_id: int, pid: int) -> None:
+        try:
+            journal.record_process(self.e.db, entry_id, pid)
+        except Exception as exc:  # the command runs on; only a later owner's kill of it is lost
+            log.warning("could not record pid %s of journal row %s: %s", pid, entry_id, str(exc).splitlines()[0])
+
+    def _verify(self, req: RunRequest, t: Turn, context: StrategyContext, entry_id: int,
+                result: attempts.AttemptResult) -> attempts.AttemptResult:
         if result.status is not AttemptStatus.SUCCEEDED:
             return result
-        if result.facts:
-            with self.db.write() as session:
-                changed = records.apply_facts(session, component_id, result.facts, self.clock.now())
+        if result.facts and t.strategy.persists:
+            with self.e.db.write() as session:
+                changed = records.apply_facts(session, t.row.id, t.strategy.persists, result.facts, self.e.clock.now())
             if changed:
-                log.info("component=%s incident=%s step=%s persisted %s", ctx.component.name, ctx.incident_id,
-                         ctx.step_index, ", ".join(changed))
-        checked = attempts.verify(strategy, ctx, step, lambda: self._check_of(component_id), timeout_s, self.stop)
+                log.info("%s persisted %s", t.tag, ", ".join(changed))
+        journal.record_action(self.e.db, entry_id, detail=result.detail, output=result.output, facts=result.facts)
+        required = max(t.step.verify.successes, t.row.success_threshold)
+        checked = attempts.verify(t.strategy, context, t.step, lambda: self._check_of(t.row.id), t.row.timeout_s,
+                                  self.e.stop, required)
         if checked is None:
             result.verification = {"mode": "none", "passed": False, "reason": "this strategy is never verified"}
             return result
@@ -183,64 +179,32 @@ class PlanExecutor:
         return checked
 
     def _check_of(self, component_id: int):
-        with self.db.read() as session:
+        with self.e.db.read() as session:
             return effective_check(session.get(Component, component_id))
 
-    def _healed_meanwhile(self, req: RunRequest, pos: runs.Position, step, timeout_s: float) -> RunOutcome | None:
-        """The component looks UP before an automatic action: verify instead of acting. Passed → resolved
-        ``auto`` by the last step that acted, or ``self`` when nothing acted; None → act after all."""
-        with self.db.read() as session:
-            row = runs.component_of(session, req.incident_id)
-            spec = effective_check(row)
-        outcome = verify_until(check_probe(spec), step.verify, mode="check", stop=self.stop, probe_timeout_s=timeout_s)
-        if not outcome.passed:
+    def _after(self, req: RunRequest, t: Turn, entry_id: int, result: attempts.AttemptResult) -> RunEnd | None:
+        """Journal the attempt; resolved when verified, else when (and whether) to try again."""
+        if result.interrupted:
+            log.warning("%s shutdown during verification: left running for the next owner", t.tag)
+            return STOPPED
+        journal.finish(self.e.db, entry_id, status=result.status, now=self.e.clock.now(), detail=result.detail,
+                       output=result.output, facts=result.facts,
+                       verification={**result.verification, "permanent": result.permanent})
+        log.info("%s %s: %s", t.tag, result.status.value, result.detail)
+        self.e.report(f"step {t.index} ({t.step.label}) attempt {t.pos.attempt}: {result.status.value} — {result.detail}")
+        if result.verified:
+            return resolved(self.e, req, t.row.id, step_index=t.index, resolution=Resolution.AUTO,
+                            reason=f"verified after step {t.index} ({t.step.label}) attempt {t.pos.attempt}",
+                            results=result.results)
+        if result.status is AttemptStatus.SUCCEEDED or result.permanent:
+            return None  # never verified (e.g. notify), or retrying cannot help: the next step
+        step_failed(self.e, req, t.tag, result.detail)
+        delay_s = RetryPolicy(t.step, self.e.rng).next_delay_s(t.pos.executed_in_run + 1)
+        if delay_s is None:
             return None
-        if pos.last_executed_step is None:
-            return self._resolved(req, row.id, None, Resolution.SELF)
-        return self._resolved(req, row.id, pos.last_executed_step, Resolution.AUTO)
-
-    def _resolved(self, req: RunRequest, component_id: int, step_index: int | None,
-                  resolution: Resolution) -> RunOutcome:
-        now = self.clock.now()
-        event = records.resolve_verified(self.db, req.incident_id, step_index=step_index, now=now,
-                                         resolution=resolution)
-        if resolution is Resolution.AUTO:  # a recovery with no action proves nothing about the breaker
-            records.record_breaker(self.db, component_id, req.limits, succeeded=True, now=now)
-        if event is not None:
-            log.info("component=%s incident=%s step=%s resolved %s", event.component_name, req.incident_id,
-                     step_index, resolution.value)
-            self.report(f"incident {req.incident_id} resolved ({resolution.value}) by step {step_index}")
-            self.emit(event)
-        return RunOutcome.RESOLVED
-
-    def _exhausted(self, req: RunRequest, component_id: int | None, reason: str) -> RunOutcome:
-        now = self.clock.now()
-        event = records.escalate(self.db, req.incident_id, reason, now)
-        if event is None:
-            return RunOutcome.GONE
-        cid = component_id if component_id is not None else event.component_id
-        if cid is not None:
-            records.record_breaker(self.db, cid, req.limits, succeeded=False, now=now)
-        log.warning("component=%s incident=%s escalated: %s", event.component_name, req.incident_id, reason)
-        self.report(f"incident {req.incident_id} escalated: {reason}")
-        self.emit(event)
-        return RunOutcome.ESCALATED
-
-    def _stop_by_guard(self, req: RunRequest, decision) -> RunOutcome:
-        now = self.clock.now()
-        if decision.escalates:
-            event = records.escalate(self.db, req.incident_id, decision.reason, now)
-            outcome = RunOutcome.ESCALATED
-        else:
-            event = records.block(self.db, req.incident_id, reason=decision.reason, guard=decision.guard,
-                                  blocked_by=decision.blocked_by, now=now)
-            outcome = RunOutcome.BLOCKED
-        if event is not None:
-            self.emit(event)
-        return outcome
-
-    def _emit_step_failed(self, req: RunRequest, tag: str, detail: str) -> None:
-        with self.db.read() as session:
-            incident = session.get(Incident, req.incident_id)
-            self.emit(IncidentEvent("step_failed", req.incident_id, incident.component_id, incident.component_name,
-                                    self.clock.now(), f"{tag}: {detail}"))
+        log.info("%s backing off %.2fs", t.tag, delay_s)
+        if req.manual:  # an operator is watching: wait here
+            return None if pause(delay_s, clock=self.e.clock, stop=self.e.stop) else STOPPED
+        retry_at = self.e.clock.now() + timedelta(seconds=delay_s)
+        return RunEnd(RunOutcome.WAITING, retry_at, f"attempt {t.pos.attempt + 1} of step {t.index} "
+                                                    f"after {delay_s:.2f}s backoff")

@@ -9,7 +9,8 @@ is deliberate:
    DOWN at once is most likely the network or the orchestrator itself: no automatic action at all.
 3. ``hold`` — an operator paused the component or put it in maintenance: human intent wins.
 4. ``dependency`` — a dependency is DOWN: the root gets the action, this one is ``blocked_by`` it.
-5. ``flapping`` — at most one action per flap episode.
+5. ``flapping`` — at most one action per flap episode: the tracker's (results alternating), or a run of
+   fail-recover cycles (``limits.crash_loop.flap_incidents`` incidents within ``reset_after``).
 6. ``breaker`` — repeated exhausted plans: automation stops and a human is told.
 7. ``budget`` — too many actions in the window: automation stops and a human is told.
 8. ``observe_only`` — ERROR_HANDLING_ENABLED=false. Last on purpose: the journal then records what
@@ -50,6 +51,8 @@ class GuardInput:
     flapping: bool = False
     flap_episode: int = 0
     acted_this_episode: bool = False
+    cycling_incidents: int = 0  # incidents within the crash-loop window, when that makes it flapping
+    acted_this_cycle: bool = False  # an action ran within that window
     down_roots: tuple[str, ...] = ()  # DOWN dependencies that are themselves the root cause
     fleet_down: int = 0
     fleet_total: int = 0
@@ -128,6 +131,9 @@ def _dependency(g: GuardInput) -> Decision | None:
 def _flapping(g: GuardInput) -> Decision | None:
     if g.flapping and g.acted_this_episode:
         return _blocked("flapping", f"flapping: already acted once in flap episode {g.flap_episode}")
+    if g.cycling_incidents and g.acted_this_cycle:
+        return _blocked("flapping", f"flapping: {g.cycling_incidents} incidents in a row of fail-recover cycles; "
+                                    "already acted once in this episode")
     return None
 
 

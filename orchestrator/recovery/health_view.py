@@ -6,15 +6,17 @@ The daemon's Monitor implements :class:`HealthView` from its in-memory trackers 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Protocol
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.core.states import ComponentState
 from orchestrator.db.engine import Database
 from orchestrator.db.models import Component, DaemonInstance
+from orchestrator.health.result import CheckResult
 
 #: A daemon whose heartbeat is older than this no longer speaks for the view's reliability.
 HEARTBEAT_STALE_S = 120.0
@@ -34,6 +36,14 @@ class HealthView(Protocol):
 
     def view_reliable(self) -> bool:
         """False while the orchestrator's own sentinel checks fail: its view cannot be trusted."""
+
+    def counts(self) -> Mapping[ComponentState, int]:
+        """How many components are in each state; cheap (kept up to date as states change)."""
+
+    def report_results(self, component_id: int, results: Sequence[CheckResult]) -> None:
+        """Check results the recovery engine saw (a verification, a fresh look): the owner of the
+        trackers counts them like its own checks (thresholds, DOWN→UP, the next check back at the
+        normal interval). Returns at once; never raises."""
 
 
 class DbHealthView:
@@ -67,3 +77,11 @@ class DbHealthView:
                 .where(DaemonInstance.stopped_at.is_(None), DaemonInstance.heartbeat_at > fresh_after)
             ).all()
         return all(flags)
+
+    def counts(self) -> dict[ComponentState, int]:
+        with self.db.read() as session:
+            rows = session.execute(select(Component.state, func.count()).group_by(Component.state)).all()
+        return {ComponentState(state): n for state, n in rows}
+
+    def report_results(self, component_id: int, results: Sequence[CheckResult]) -> None:
+        """Nothing to tell: without a daemon no tracker runs here (the daemon's own checks will see it)."""

@@ -2,8 +2,11 @@
 
 Exactly once: :func:`claim` INSERTs the row (status ``running``) and COMMITs before the side effect
 runs. The unique key (incident_id, step_index, attempt) means a second claimant — another instance,
-or this one after a crash — gets an IntegrityError and must not act. :func:`finish` then records how
-the attempt ended. Everything stored is redacted and capped.
+or this one after a crash — gets an IntegrityError and must not act. While the attempt runs, the row
+learns what a later owner needs if this one dies: the pid of the command it spawned
+(:func:`record_process`) and, before verification starts, how the action itself ended
+(:func:`record_action`). :func:`finish` then records how the attempt ended. Everything stored is
+redacted and capped.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from orchestrator.core.proc import host_identity, process_start_ticks
 from orchestrator.core.redaction import redact, redact_view, secret_values
 from orchestrator.core.states import AttemptStatus
 from orchestrator.db.engine import Database
@@ -32,6 +36,10 @@ MAX_DETAIL_CHARS = 500
 
 class ClaimRefused(Exception):
     """Raised inside a claim transaction to roll it back (e.g. the incident changed under us)."""
+
+
+#: verification["action"] of a running row whose action returned successfully; verification follows
+ACTION_SUCCEEDED = "succeeded"
 
 
 def _json_safe(data: Mapping[str, Any], secrets: frozenset[str]) -> dict[str, Any]:
@@ -51,7 +59,7 @@ def _secrets(session: Session, component_id: int | None) -> frozenset[str]:
 
 
 def claim(db: Database, *, incident_id: int, component_id: int | None, step_index: int, attempt: int,
-          strategy: str, owner: str, now: datetime, description: str | None = None,
+          strategy: str, owner: str, now: datetime, description: str | None = None, owner_epoch: int | None = None,
           also: Callable[[Session], None] | None = None) -> int | None:
     """Insert and commit a ``running`` row; return its id, or None if this attempt was already claimed
     (or ``also`` — run in the same transaction — raised ClaimRefused)."""
@@ -59,8 +67,8 @@ def claim(db: Database, *, incident_id: int, component_id: int | None, step_inde
         with db.write() as session:
             entry = JournalEntry(incident_id=incident_id, component_id=component_id, step_index=step_index,
                                  attempt=attempt, strategy=strategy, status=AttemptStatus.RUNNING.value,
-                                 executed=True, owner=owner, claimed_at=now, started_at=now,
-                                 description=_line(description, _secrets(session, component_id)))
+                                 executed=True, owner=owner, owner_epoch=owner_epoch, claimed_at=now,
+                                 started_at=now, description=_line(description, _secrets(session, component_id)))
             session.add(entry)
             session.flush()  # the unique key is checked here, before anything else happens
             if also is not None:
@@ -72,6 +80,31 @@ def claim(db: Database, *, incident_id: int, component_id: int | None, step_inde
     except ClaimRefused as exc:
         log.info("incident=%s step=%s attempt=%s claim refused: %s", incident_id, step_index, attempt, exc)
         return None
+
+
+def record_process(db: Database, entry_id: int, pid: int) -> None:
+    """The attempt spawned ``pid``: keep it with its start time, so a later owner can kill it safely."""
+    with db.write() as session:
+        entry = session.get(JournalEntry, entry_id)
+        if entry is not None:
+            entry.proc_host, entry.proc_pid, entry.proc_start_ticks = host_identity(), pid, process_start_ticks(pid)
+
+
+def record_action(db: Database, entry_id: int, *, detail: str | None, output: str | None,
+                  facts: Mapping[str, Any] | None) -> None:
+    """The action returned successfully and verification starts: if this owner dies now, the next one
+    knows the action did its part and only verification is left."""
+    with db.write() as session:
+        entry = session.get(JournalEntry, entry_id)
+        if entry is None:
+            return
+        secrets = _secrets(session, entry.component_id)
+        entry.detail = _line(detail, secrets)
+        if output is not None:
+            entry.output = redact(output, secrets)[-MAX_OUTPUT_CHARS:]
+        if facts is not None:
+            entry.facts = _json_safe(facts, secrets)
+        entry.verification = {"action": ACTION_SUCCEEDED, "verifying": True}
 
 
 def record_not_executed(db: Database, *, incident_id: int, component_id: int | None, step_index: int,
@@ -95,12 +128,13 @@ def record_not_executed(db: Database, *, incident_id: int, component_id: int | N
 
 def finish(db: Database, entry_id: int, *, status: AttemptStatus, now: datetime, detail: str | None = None,
            output: str | None = None, facts: Mapping[str, Any] | None = None,
-           verification: Mapping[str, Any] | None = None) -> None:
-    """Record how a claimed attempt ended."""
+           verification: Mapping[str, Any] | None = None) -> bool:
+    """Record how a claimed attempt ended; False if the row was no longer ``running`` (a later owner
+    settled it first: its record stands)."""
     with db.write() as session:
         entry = session.get(JournalEntry, entry_id)
-        if entry is None:
-            return
+        if entry is None or entry.status != AttemptStatus.RUNNING.value:
+            return False
         secrets = _secrets(session, entry.component_id)
         entry.status = status.value
         entry.finished_at = now
@@ -111,6 +145,7 @@ def finish(db: Database, entry_id: int, *, status: AttemptStatus, now: datetime,
             entry.facts = _json_safe(facts, secrets)
         if verification is not None:
             entry.verification = _json_safe(verification, secrets)
+        return True
 
 
 def rows_for(session: Session, incident_id: int) -> list[JournalEntry]:
@@ -126,8 +161,9 @@ def action_times(session: Session, component_id: int, since: datetime) -> list[d
         JournalEntry.claimed_at > since)))
 
 
-def running_rows(session: Session, exclude_owners: set[str]) -> list[JournalEntry]:
-    """Rows left ``running`` by owners not in ``exclude_owners`` (those are alive)."""
-    rows = session.scalars(select(JournalEntry).where(JournalEntry.status == AttemptStatus.RUNNING.value)
-                           .order_by(JournalEntry.id))
-    return [r for r in rows if r.owner not in exclude_owners]
+def running_rows(session: Session, incident_id: int) -> list[JournalEntry]:
+    """The incident's rows still ``running``: when no run of this process owns the incident, their
+    owner died (or lost its lease) mid-attempt."""
+    return list(session.scalars(select(JournalEntry).where(
+        JournalEntry.incident_id == incident_id, JournalEntry.status == AttemptStatus.RUNNING.value)
+        .order_by(JournalEntry.step_index, JournalEntry.attempt)))

@@ -1,23 +1,23 @@
-"""Durable effects of recovery on incidents and components: status changes, facts, the breaker.
+"""Durable effects of recovery on incidents and components: status moves, declared facts, the breaker.
 
-Every status change is a compare-and-set (``UPDATE … WHERE status IN (…)``): when the health path or
-an operator changed the incident first, ours changes nothing and the caller stops.
+Status moves go through :func:`orchestrator.incidents.status.transition` from the status just read:
+when the health path or an operator moved the incident first, ours changes nothing and the caller
+stops. Facts are written only where a strategy declared them (``Strategy.persists``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from orchestrator.core.states import IncidentStatus, Resolution
 from orchestrator.db.engine import Database
 from orchestrator.db.models import Component, Incident
-from orchestrator.incidents.lifecycle import IncidentEvent, resolve
+from orchestrator.incidents import lifecycle, status
 from orchestrator.plans import Limits
 from orchestrator.recovery.snapshot import breaker_for
 from orchestrator.recovery.targets import BACKUP, PRIMARY
@@ -25,82 +25,89 @@ from orchestrator.resilience.breaker import BreakerTransition
 
 log = logging.getLogger("orchestrator.recovery")
 S = IncidentStatus
-#: Statuses an incident still worked on (or waiting for a human) may move out of.
-UNRESOLVED = (S.OPEN, S.RECOVERING, S.AWAITING_APPROVAL, S.BLOCKED, S.ESCALATED)
+_ESCALATES_FROM = {S.OPEN, S.RECOVERING, S.AWAITING_APPROVAL, S.BLOCKED}
 
 
-def set_status(session: Session, incident_id: int, to: IncidentStatus, *, now: datetime,
-               allowed_from: Iterable[IncidentStatus] = UNRESOLVED, **values: Any) -> bool:
-    """Move the incident to ``to`` if its status is one of ``allowed_from``; True if it moved."""
-    stmt = (update(Incident)
-            .where(Incident.id == incident_id, Incident.status.in_([s.value for s in allowed_from]))
-            .values(status=to.value, updated_at=now, **values)
-            .execution_options(synchronize_session=False))
-    return session.execute(stmt).rowcount == 1
-
-
-def _event(kind: str, incident: Incident, now: datetime, reason: str | None,
-           resolution: str | None = None) -> IncidentEvent:
-    return IncidentEvent(kind, incident.id, incident.component_id, incident.component_name, now, reason, resolution)
-
-
-def escalate(db: Database, incident_id: int, reason: str, now: datetime) -> IncidentEvent | None:
-    """Stop automation for the incident and say why; the event is for the notifier."""
+def escalate(db: Database, incident_id: int, reason: str, now: datetime) -> Incident | None:
+    """Stop automation for the incident and say why; the incident as escalated, or None if it was not
+    in a status automation works on (resolved, or escalated already)."""
     with db.write() as session:
-        if not set_status(session, incident_id, S.ESCALATED, now=now, escalated_at=now, reason=reason,
-                          allowed_from=(S.OPEN, S.RECOVERING, S.AWAITING_APPROVAL, S.BLOCKED)):
-            return None
         incident = session.get(Incident, incident_id)
-        return _event("escalated", incident, now, reason)
+        if incident is None or S(incident.status) not in _ESCALATES_FROM:
+            return None
+        if not status.transition(session, incident_id, incident.status, S.ESCALATED, now=now, reason=reason,
+                                 escalated_at=now):
+            return None
+        return incident
 
 
 def block(db: Database, incident_id: int, *, reason: str, guard: str, blocked_by: str | None,
-          now: datetime) -> IncidentEvent | None:
-    """Mark the incident blocked by a guard (re-evaluated later)."""
+          blocked_by_id: int | None, now: datetime, seen: Mapping[str, Any] | None = None) -> bool:
+    """Mark the incident blocked by a guard (re-evaluated when the cause clears); True if that is new
+    (another guard or reason than the block it was already in)."""
     with db.write() as session:
         incident = session.get(Incident, incident_id)
-        if incident is None or incident.status not in (S.OPEN, S.RECOVERING, S.BLOCKED):
-            return None
-        changed = incident.status != S.BLOCKED.value or incident.blocked_by != blocked_by
-        incident.status, incident.blocked_by, incident.reason, incident.updated_at = (
-            S.BLOCKED.value, blocked_by, reason, now)
-        incident.details = {**(incident.details or {}), "guard": guard}
-        return _event("blocked", incident, now, reason) if changed else None
+        if incident is None or S(incident.status) not in (S.OPEN, S.RECOVERING, S.BLOCKED):
+            return False
+        details = dict(incident.details or {})
+        same = (incident.status == S.BLOCKED.value and details.get("guard") == guard
+                and incident.status_reason == reason)
+        details.update(guard=guard, blocked_by_id=blocked_by_id, **(seen or {}))
+        if same:  # no new block, but what it was judged on is new: wake it only when that changes again
+            incident.details = details
+            return False
+        return status.transition(session, incident_id, incident.status, S.BLOCKED, now=now, reason=reason,
+                                 blocked_by=blocked_by, details=details)
 
 
 def resolve_verified(db: Database, incident_id: int, *, step_index: int | None, now: datetime,
-                     resolution: Resolution = Resolution.AUTO) -> IncidentEvent | None:
-    """Close the incident after a passed verification (``auto`` by ``step_index``)."""
+                     resolution: Resolution, reason: str) -> Incident | None:
+    """Close the incident after a passed check (``auto`` by ``step_index``, or ``self``); None if it
+    was resolved meanwhile."""
     with db.write() as session:
         incident = session.get(Incident, incident_id)
         if incident is None or incident.status == S.RESOLVED.value:
             return None
-        resolve(session, incident, at=now, resolution=resolution, step_index=step_index)
-        incident.blocked_by = None
-        return _event("resolved", incident, now, incident.reason, resolution.value)
+        if not lifecycle.resolve(session, incident, at=now, resolution=resolution, step_index=step_index,
+                                 reason=reason):
+            return None
+        return incident
 
 
-def apply_facts(session: Session, component_id: int, facts: Mapping[str, Any], now: datetime) -> list[str]:
-    """Persist what a strategy changed about the component; return the names of the columns changed.
+def _field_value(field: str, value: Any) -> Any:
+    """``value`` checked for the component field it goes to; ValueError if it does not fit."""
+    if field == "active_target" and value in (PRIMARY, BACKUP):
+        return str(value)
+    if field == "replicas" and isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if field.startswith("vars.") and (value is None or isinstance(value, (str, int, float))):
+        return None if value is None else str(value)
+    raise ValueError(f"fact value {value!r} does not fit component field {field!r}")
 
-    failover ``active_target`` → active_target (the check then probes backup_url); scale ``to_replicas``
-    → replicas; rollback ``to_version`` → vars.current_version."""
+
+def apply_facts(session: Session, component_id: int, persists: Mapping[str, str], facts: Mapping[str, Any],
+                now: datetime) -> list[str]:
+    """Write the facts a strategy declared in ``persists`` (fact → component field) to the component;
+    the names of the fields changed. A declared fact missing from ``facts`` changes nothing."""
     row = session.get(Component, component_id)
     if row is None:
         return []
     changed: list[str] = []
-    if facts.get("active_target") in (PRIMARY, BACKUP) and row.active_target != facts["active_target"]:
-        row.active_target = str(facts["active_target"])
-        changed.append("active_target")
-    if isinstance(facts.get("to_replicas"), int) and row.replicas != facts["to_replicas"]:
-        row.replicas = int(facts["to_replicas"])
-        changed.append("replicas")
-    if facts.get("to_version"):
-        new_vars = {**(row.vars or {}), "current_version": str(facts["to_version"])}
-        if new_vars.get("previous_version") == new_vars["current_version"]:
-            del new_vars["previous_version"]  # rolled back to it: it is no longer "previous"
-        row.vars = new_vars
-        changed.append("vars")
+    new_vars = dict(row.vars or {})
+    for fact, field in persists.items():
+        if fact not in facts:
+            continue
+        value = _field_value(field, facts[fact])
+        if field.startswith("vars."):
+            name = field.removeprefix("vars.")
+            if new_vars.get(name) != value:
+                new_vars[name] = value
+                changed.append(field)
+        elif getattr(row, field) != value:
+            setattr(row, field, value)
+            changed.append(field)
+    if any(f.startswith("vars.") for f in changed):
+        row.vars = {k: v for k, v in new_vars.items() if v is not None}  # None removes a var
     if changed:
         row.generation += 1  # the running daemon reloads the definition (and the effective check)
         row.updated_at = now
@@ -110,7 +117,7 @@ def apply_facts(session: Session, component_id: int, facts: Mapping[str, Any], n
 def record_breaker(db: Database, component_id: int, limits: Limits, *, succeeded: bool, now: datetime,
                    take_trial: bool = False) -> BreakerTransition | None:
     """Update the component's persisted breaker: a recovery succeeded or a plan was exhausted.
-    ``take_trial`` instead grants the half-open trial (at the start of a run after the open period)."""
+    ``take_trial`` instead grants the half-open trial (before acting after the open period)."""
     with db.write() as session:
         row = session.get(Component, component_id)
         if row is None:
@@ -127,3 +134,4 @@ def record_breaker(db: Database, component_id: int, limits: Limits, *, succeeded
             log.warning("component=%s breaker %s -> %s: %s", row.name, transition.from_state.value,
                         transition.to_state.value, transition.reason)
         return transition
+

@@ -1,30 +1,50 @@
-"""Where a plan run stands, computed from the journal, so a run can be resumed after a restart.
+"""Where a plan run stands, computed from the journal and kept in the incident, so any claim resumes it.
 
-A *run* is one pass through the plan for an incident (the first automatic one, a manual
-``recover``, a run after a reopen). Attempt numbers keep growing across runs — the journal's unique
-key is (incident, step, attempt) — so each run records, per step, the highest attempt number that
-existed when it started (``details.run_base``); attempts above it belong to this run.
+A *run* is one pass through the plan for an incident: the first automatic one, a manual ``recover``,
+a run after a reopen. It spans many claims of the incident (a retry's backoff, an approval, a block
+that cleared, a new owner after a crash all end a claim, not the run), so it is stored in the
+incident's ``details["run"]``: its number, whether an operator started it, which opening of the
+incident it belongs to (``reopen_count``), whether it holds the breaker's half-open trial, and per
+step the highest attempt number that existed when it started (attempts above it are this run's;
+attempt numbers keep growing across runs since the journal's unique key is (incident, step, attempt)).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from orchestrator.core.states import AttemptStatus, IncidentStatus
-from orchestrator.db.engine import Database
 from orchestrator.db.models import Component, Incident, JournalEntry
+from orchestrator.incidents import status
 from orchestrator.plans import Limits, Step
 from orchestrator.plugins.contract import Strategy, StrategyContext
 from orchestrator.recovery import journal
-from orchestrator.recovery.journal import ClaimRefused
-from orchestrator.recovery.records import set_status
 from orchestrator.recovery.snapshot import breaker_for
 from orchestrator.resilience.breaker import BreakerState
 
 S = IncidentStatus
+
+
+@dataclass(frozen=True)
+class Run:
+    """The incident's current run."""
+
+    number: int
+    base: dict[int, int]
+    manual: bool
+    plan: str
+    trial_held: bool = False  # this run took the breaker's half-open trial
+    settled: bool = False  # the settle window (or the look around) is behind it
+    settle_rounds: int = 0  # settle windows waited so far
+
+    def record(self, opening: int) -> dict[str, Any]:
+        return {"number": self.number, "base": {str(k): v for k, v in self.base.items()}, "manual": self.manual,
+                "plan": self.plan, "opening": opening, "trial_held": self.trial_held, "settled": self.settled,
+                "settle_rounds": self.settle_rounds}
 
 
 @dataclass(frozen=True)
@@ -36,27 +56,38 @@ class Position:
     executed_in_run: int  # attempts of this step this run that really ran
     executed_in_incident: bool  # any action at all for this incident so far
     last_executed_step: int | None
-    busy: bool  # a row is running right now: someone else is working on this incident
 
 
-def start(db: Database, incident_id: int, plan_name: str, *, resume: bool, now: datetime) -> tuple[int | None, dict[int, int]]:
-    """Begin a new run (or pick up the current one); (run number, base attempt per step).
-    Run number None when the incident is gone or resolved."""
-    with db.write() as session:
-        incident = session.get(Incident, incident_id)
-        if incident is None or incident.status == S.RESOLVED.value:
-            return None, {}
-        details = dict(incident.details or {})
-        if resume and "run" in details:
-            return int(details["run"]), {int(k): int(v) for k, v in details.get("run_base", {}).items()}
-        base: dict[int, int] = {}
-        for row in journal.rows_for(session, incident_id):
-            base[row.step_index] = max(base.get(row.step_index, 0), row.attempt)
-        run = int(details.get("run", 0)) + 1
-        incident.details = {**details, "run": run, "run_base": {str(k): v for k, v in base.items()}}
-        incident.plan = plan_name
-        incident.updated_at = now
-        return run, base
+def current(incident: Incident) -> Run | None:
+    """The run in progress for the incident's current opening, if any."""
+    record = (incident.details or {}).get("run")
+    if not record or record.get("opening") != incident.reopen_count:
+        return None
+    return Run(int(record["number"]), {int(k): int(v) for k, v in record.get("base", {}).items()},
+               bool(record.get("manual")), str(record.get("plan", "")), bool(record.get("trial_held")),
+               bool(record.get("settled")), int(record.get("settle_rounds", 0)))
+
+
+def start(session: Session, incident: Incident, plan_name: str, *, manual: bool, now: datetime) -> Run:
+    """Resume the incident's run, or begin a new one (always for a manual recovery)."""
+    run = None if manual else current(incident)
+    if run is not None:
+        return run
+    base: dict[int, int] = {}
+    for row in journal.rows_for(session, incident.id):
+        base[row.step_index] = max(base.get(row.step_index, 0), row.attempt)
+    previous = (incident.details or {}).get("run") or {}
+    run = Run(int(previous.get("number", 0)) + 1, base, manual, plan_name)
+    save(session, incident, run)
+    incident.plan = plan_name
+    incident.updated_at = now
+    return run
+
+
+def save(session: Session, incident: Incident, run: Run) -> None:
+    """Store ``run`` as the incident's current run (in the caller's transaction)."""
+    incident.details = {**(incident.details or {}), "run": run.record(incident.reopen_count)}
+    session.flush()
 
 
 def position(rows: list[JournalEntry], index: int, step: Step, base: dict[int, int], strategy: Strategy) -> Position:
@@ -77,19 +108,22 @@ def position(rows: list[JournalEntry], index: int, step: Step, base: dict[int, i
         executed_in_run=len(executed),
         executed_in_incident=bool(acted),
         last_executed_step=acted[-1] if acted else None,
-        busy=any(r.status == AttemptStatus.RUNNING.value for r in rows),
     )
 
 
-def mark_recovering(session: Session, incident_id: int, now: datetime, flap_episode: int | None) -> None:
-    """In the claim's transaction: the incident is being worked on (refuse the claim if it closed)."""
-    if not set_status(session, incident_id, S.RECOVERING, now=now, blocked_by=None):
-        raise ClaimRefused("the incident is no longer active")
+def mark_recovering(session: Session, incident_id: int, now: datetime, flap_episode: int | None) -> bool:
+    """In the claim's transaction: the incident is being acted on; False if it closed meanwhile."""
+    incident = session.get(Incident, incident_id)
+    if incident is None or incident.status == S.RESOLVED.value:
+        return False
+    if incident.status != S.RECOVERING.value and not status.transition(
+            session, incident_id, incident.status, S.RECOVERING, now=now, blocked_by=None):
+        return False
     if flap_episode is not None:
-        incident = session.get(Incident, incident_id)
         details = dict(incident.details or {})
         episodes = sorted({*details.get("acted_flap_episodes", []), flap_episode})
         incident.details = {**details, "acted_flap_episodes": episodes}
+    return True
 
 
 def describe(strategy: Strategy, context: StrategyContext) -> str:

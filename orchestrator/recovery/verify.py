@@ -1,26 +1,34 @@
-"""Verification after an action, and running third-party code under a hard time bound.
+"""Verification after an action, the fresh look before one, and third-party code under a hard time bound.
 
-Verification re-checks until ``verify.successes`` passes in a row, probing every ``verify.interval_s``,
-and gives up at ``verify.deadline_s``. Deadlines here are on the real monotonic clock, like the
-checkers': they bound real I/O, which a fake clock cannot speed up.
+:func:`verify_until` re-checks until the required passes in a row, probing every ``verify.interval_s``,
+and gives up at ``verify.deadline_s``; :func:`confirm_healthy` stops at the first failure (is it healthy
+*now*?). Deadlines and waits are on the injected clock and end early when ``stop`` is set; each probe's
+own I/O is still bounded in real time by :func:`run_bounded`, like the checkers' own timeouts. The
+results are real :class:`CheckResult` records, so a verified recovery can hand them to the health plane.
 """
 
 from __future__ import annotations
 
 import functools
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from orchestrator.health.checkers import get_checker
+from orchestrator.core.clock import Clock
+from orchestrator.health.result import CheckResult
 from orchestrator.health.spec import CheckSpec
 from orchestrator.plans import Verify
+from orchestrator.plugins.contract import default_probe
 
 T = TypeVar("T")
 #: Probe results kept in the journal's verification record (the last ones explain a failure).
 MAX_PROBES_KEPT = 10
+#: Longest single wait between looks at the clock, so a moved fake clock or a stop is seen soon.
+WAIT_SLICE_S = 0.05
+
+#: ``probe(timeout_s)``: one check now.
+Probe = Callable[[float], CheckResult]
 
 
 @dataclass
@@ -52,6 +60,15 @@ def run_bounded(fn: Callable[[], T], timeout_s: float, name: str = "bounded") ->
     return result
 
 
+def pause(seconds: float, *, clock: Clock, stop: threading.Event) -> bool:
+    """Wait ``seconds`` on ``clock``; False if ``stop`` was set first."""
+    deadline = clock.monotonic() + seconds
+    while (remaining := deadline - clock.monotonic()) > 0:
+        if stop.wait(min(remaining, WAIT_SLICE_S)):
+            return False
+    return not stop.is_set()
+
+
 @dataclass
 class Verification:
     """How verification went; ``as_record()`` is stored in the journal row."""
@@ -61,46 +78,67 @@ class Verification:
     required: int = 0
     successes: int = 0
     probes: list[dict[str, Any]] = field(default_factory=list)
+    results: list[CheckResult] = field(default_factory=list)
     reason: str = ""
 
     def as_record(self) -> dict[str, Any]:
         return {"mode": self.mode, "passed": self.passed, "required": self.required,
                 "successes": self.successes, "probes": self.probes[-MAX_PROBES_KEPT:], "reason": self.reason}
 
+    def passing(self) -> list[CheckResult]:
+        """The results of the final run of passes (what the health plane is told)."""
+        return self.results[-self.successes:] if self.successes else []
 
-def verify_until(probe: Callable[[float], tuple[bool, str | None]], settings: Verify, *, mode: str,
-                 stop: threading.Event, probe_timeout_s: float) -> Verification:
-    """Call ``probe(timeout_s) -> (ok, error)`` until ``settings.successes`` in a row or the deadline.
+    def _probe(self, probe: Probe, timeout_s: float, clock: Clock) -> bool:
+        started = clock.monotonic()
+        bounded = run_bounded(functools.partial(probe, timeout_s), timeout_s + 1.0, "verify-probe")
+        if bounded.finished and bounded.error is None:
+            result: CheckResult = bounded.value
+        else:
+            error = repr(bounded.error) if bounded.error else "probe did not return in time"
+            result = CheckResult(ok=False, latency_ms=(clock.monotonic() - started) * 1000, checked_at=clock.now(),
+                                 error=error)
+        self.results.append(result)
+        self.probes.append({"ok": result.ok, "error": result.error, "ms": round(result.latency_ms, 1)})
+        self.successes = self.successes + 1 if result.ok else 0
+        return result.ok
 
-    Stops early (not passed) when ``stop`` is set or the remaining time cannot fit the passes still
-    needed."""
-    out = Verification(mode, required=settings.successes)
-    deadline = time.monotonic() + settings.deadline_s
+
+def verify_until(probe: Probe, settings: Verify, *, mode: str, stop: threading.Event, clock: Clock,
+                 probe_timeout_s: float, required: int | None = None) -> Verification:
+    """Probe until ``required`` (default ``settings.successes``) passes in a row or the deadline.
+    Stops early (not passed) when ``stop`` is set."""
+    out = Verification(mode, required=required or settings.successes)
+    deadline = clock.monotonic() + settings.deadline_s
     while not stop.is_set():
-        remaining = deadline - time.monotonic()
+        remaining = deadline - clock.monotonic()
         if remaining <= 0:
-            out.reason = f"not healthy {settings.successes} times in a row within {settings.deadline_s:g}s"
+            out.reason = f"not healthy {out.required} times in a row within {settings.deadline_s:g}s"
             return out
-        started = time.monotonic()
-        budget_s = min(probe_timeout_s, remaining)
-        bounded = run_bounded(functools.partial(probe, budget_s), budget_s + 1.0, "verify-probe")
-        ok, error = bounded.value if bounded.finished and bounded.error is None else (
-            False, repr(bounded.error) if bounded.error else "probe did not return in time")
-        out.probes.append({"ok": ok, "error": error, "ms": round((time.monotonic() - started) * 1000, 1)})
-        out.successes = out.successes + 1 if ok else 0
-        if out.successes >= settings.successes:
+        if out._probe(probe, min(probe_timeout_s, remaining), clock) and out.successes >= out.required:
             out.passed, out.reason = True, f"healthy {out.successes} times in a row"
             return out
-        stop.wait(max(0.0, min(settings.interval_s, deadline - time.monotonic())))
+        pause(max(0.0, min(settings.interval_s, deadline - clock.monotonic())), clock=clock, stop=stop)
     out.reason = "interrupted by shutdown"
     return out
 
 
-def check_probe(spec: CheckSpec) -> Callable[[float], tuple[bool, str | None]]:
+def confirm_healthy(probe: Probe, successes: int, interval_s: float, *, stop: threading.Event, clock: Clock,
+                    probe_timeout_s: float) -> Verification:
+    """Is it healthy now? One real check; if it passes, ``successes - 1`` more ``interval_s`` apart,
+    all of which must pass. Stops at the first failure."""
+    out = Verification("check", required=successes)
+    while out._probe(probe, probe_timeout_s, clock):
+        if out.successes >= successes:
+            out.passed, out.reason = True, f"healthy {out.successes} times in a row"
+            return out
+        if not pause(interval_s, clock=clock, stop=stop):
+            out.reason = "interrupted by shutdown"
+            return out
+    out.reason = f"not healthy: {out.results[-1].error or 'check failed'}"
+    return out
+
+
+def check_probe(spec: CheckSpec) -> Probe:
     """A probe running the component's own health check."""
-
-    def probe(timeout_s: float) -> tuple[bool, str | None]:
-        result = get_checker(spec.kind).check(spec, timeout_s=max(0.05, timeout_s))
-        return bool(result.ok), result.error
-
-    return probe
+    return functools.partial(default_probe, spec)

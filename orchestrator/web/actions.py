@@ -65,16 +65,19 @@ def maintenance(source: WebSource, actor: Actor, name: str, for_s: float | None,
     return _view(source, name)
 
 
-def recover(source: WebSource, actor: Actor, name: str, plan: str | None, dry_run: bool) -> int:
-    """Start the component's recovery in the background (the CLI's `recover`); the incident id.
+def recover(source: WebSource, actor: Actor, name: str, plan: str | None, dry_run: bool) -> tuple[dict[str, Any], int]:
+    """Start the component's recovery in the background (the CLI's `recover`): the answer and its status.
 
-    The one place the web app starts a plan run.
+    The one place the web app starts a plan run. A dry run renders what each step would run and
+    writes, runs and sends nothing (no incident, no audit row), like ``recover --dry-run``.
     """
-    incident_id = source.coordinator().recover(name, plan, dry_run=dry_run, wait=False)
+    coordinator = source.coordinator()
+    if dry_run:
+        return {"dry_run": True, "steps": coordinator.dry_run(name, plan)}, 200
+    incident_id = coordinator.recover(name, plan, wait=False)
     with source.db.write() as session:
-        audit.record(session, actor, "recover", name, None,
-                     {"incident": incident_id, "plan": plan, "dry_run": dry_run}, source.clock)
-    return incident_id
+        audit.record(session, actor, "recover", name, None, {"incident": incident_id, "plan": plan}, source.clock)
+    return {"incident": incident_id, "status_url": f"/api/v1/incidents/{incident_id}"}, 202
 
 
 def ack(source: WebSource, actor: Actor, incident_id: int) -> dict[str, Any]:

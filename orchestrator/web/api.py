@@ -11,7 +11,7 @@ import base64
 import json
 from typing import Any
 
-from flask import Blueprint, jsonify, redirect, request
+from flask import Blueprint, jsonify, redirect, render_template, request
 
 from orchestrator.components.views import ComponentFilter, component_views, instance_views, transition_views
 from orchestrator.core.durations import parse_duration
@@ -191,8 +191,12 @@ def maintenance(name: str):
 def recover(name: str):
     body = _body()
     plan = body.get("plan") or None
-    incident_id = actions.recover(app_state().source, _actor(), name, plan, _flag(body.get("dry_run", False)))
-    return _done({"incident": incident_id, "status_url": f"/api/v1/incidents/{incident_id}"}, 202)
+    answer, code = actions.recover(app_state().source, _actor(), name, plan, _flag(body.get("dry_run", False)))
+    if answer.get("dry_run") and not request.is_json:  # the page's button: show the steps, not a redirect
+        back = request.form.get("next", "")
+        return render_template("dry_run.html.j2", name=name, steps=answer["steps"],
+                               back=back if back.startswith("/") and not back.startswith("//") else "/")
+    return _done(answer, code)
 
 
 @blueprint.post("/incidents/<int:incident_id>/ack")

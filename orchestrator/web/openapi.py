@@ -59,7 +59,8 @@ SCHEMAS: dict[str, Any] = {
                         "reason": N_STR}),
     "Incident": _obj({
         "id": INT, "component": N_STR, "kind": _enum(IncidentKind), "status": _enum(IncidentStatus),
-        "resolution": _nullable(_enum(Resolution)), "reason": N_STR, "plan": N_STR, "blocked_by": N_STR,
+        "resolution": _nullable(_enum(Resolution)), "reason": N_STR, "status_reason": N_STR, "plan": N_STR,
+        "blocked_by": N_STR, "next_attempt_at": N_TIME, "last_error": N_STR,
         "opened_at": TIME, "updated_at": TIME, "resolved_at": N_TIME, "escalated_at": N_TIME, "acked_at": N_TIME,
         "acked_by": N_STR, "approved_at": N_TIME, "approved_by": N_STR, "reopen_count": INT,
         "resolved_by_step": N_INT, "flap_episode": N_INT,
@@ -87,6 +88,7 @@ SCHEMAS: dict[str, Any] = {
     }),
     "Error": _obj({"error": _obj({"message": STR, "field": N_STR, "status": INT})}),
     "RecoveryStarted": _obj({"incident": INT, "status_url": STR}),
+    "RecoveryDryRun": _obj({"dry_run": BOOL, "steps": {"type": "array", "items": STR}}),
 }
 SCHEMAS["IncidentDetail"] = {**SCHEMAS["Incident"], "properties": {
     **SCHEMAS["Incident"]["properties"], "journal": {"type": "array", "items": _ref("JournalRow")},
@@ -139,6 +141,15 @@ def _post(summary: str, schema: str, params: list[dict[str, Any]], body: dict[st
     return {"post": op}
 
 
+def _recover() -> dict[str, Any]:
+    """Start the plan now (202, in the background), or with dry_run render its steps (200; nothing is
+    run, recorded or sent)."""
+    op = _post("Start the component's recovery plan now (runs in the background); dry_run: only render it",
+               "RecoveryStarted", [NAME], {"plan": STR, "dry_run": BOOL}, "202")
+    op["post"]["responses"].update(_ok("RecoveryDryRun", "The steps a dry run would run"))
+    return op
+
+
 DURATION = {"anyOf": [{"type": "string", "examples": ["30m"]}, {"type": "number"}],
             "description": "A duration: 500ms, 10s, 5m, 1h, 2d, or seconds."}
 
@@ -160,8 +171,7 @@ def openapi_document() -> dict[str, Any]:
         "/components/{name}/resume": _post("Undo pause", "Component", [NAME]),
         "/components/{name}/maintenance": _post("Start (for) or end (end: true) a maintenance window",
                                                 "Component", [NAME], {"for": DURATION, "end": BOOL}),
-        "/components/{name}/recover": _post("Start the component's recovery plan now (runs in the background)",
-                                            "RecoveryStarted", [NAME], {"plan": STR, "dry_run": BOOL}, "202"),
+        "/components/{name}/recover": _recover(),
         "/incidents": _get("Incidents, newest first", "IncidentPage", [*incident_filters, *PAGING]),
         "/incidents/{id}": _get("One incident with its journal, notifications and notes", "IncidentDetail",
                                 [INCIDENT_ID]),

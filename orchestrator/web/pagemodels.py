@@ -161,6 +161,9 @@ def timeline(incident: dict[str, Any], first_failure: datetime | None) -> list[d
     add(incident["approved_at"], "human", f"approved by {incident['approved_by']}")
     for note in incident["notes"]:
         add(note["at"], "note", f"note by {note['author']}", detail=note["text"])
-    add(incident["escalated_at"], "escalated", "escalated to a human")
-    add(incident["resolved_at"], "resolved", f"resolved ({incident['resolution'] or 'unknown'})")
+    why = incident.get("status_reason")
+    add(incident["escalated_at"], "escalated", "escalated to a human",
+        detail=why if incident["status"] == "escalated" else None)
+    add(incident["resolved_at"], "resolved", f"resolved ({incident['resolution'] or 'unknown'})",
+        detail=why if incident["status"] == "resolved" else None)
     return sorted(events, key=lambda e: e["at"])
