@@ -92,7 +92,8 @@ def test_create_writes_an_open_row_and_its_opened_event(db, incident_in) -> None
 
 def _status_writers(package: Path) -> list[str]:
     """Places outside incidents/status.py that write a ``status``: an assignment to ``X.status`` (journal
-    rows, ``entry.status``, excepted), ``Incident(..., status=...)``, or ``update(Incident)…values(status=``."""
+    rows' ``entry.status`` and an object's own ``self.status`` excepted), ``Incident(..., status=...)``,
+    or ``update(Incident)…values(status=``."""
     found = []
     for path in sorted(package.rglob("*.py")):
         if path.name == "status.py" and path.parent.name == "incidents":
@@ -103,7 +104,7 @@ def _status_writers(package: Path) -> list[str]:
             for target in targets:
                 for t in (target.elts if isinstance(target, ast.Tuple) else [target]):
                     if (isinstance(t, ast.Attribute) and t.attr == "status"
-                            and not (isinstance(t.value, ast.Name) and t.value.id == "entry")):
+                            and not (isinstance(t.value, ast.Name) and t.value.id in ("entry", "self"))):
                         found.append(f"{path.name}:{node.lineno}")
             if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Incident"
                     and any(k.arg == "status" for k in node.keywords)):

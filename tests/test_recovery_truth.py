@@ -66,10 +66,10 @@ def test_verified_recovery_reports_the_component_up_at_once(db, db_url, tmp_path
     with RepairableServer(flag) as server:
         cid = _register(db, server.url, interval=5, timeout=1, failure_threshold=1)
         with running_daemon(db_url, plans_path=plans) as daemon:
-            poll(lambda: daemon.monitor.state(cid) is ComponentState.UP, 15)
+            poll(lambda: daemon.plane.live.state(cid) is ComponentState.UP, 15)
             server.breaks()
             poll(lambda: scalar(db, "SELECT resolution FROM incidents") == "auto", 20)
-            poll(lambda: daemon.monitor.state(cid) is ComponentState.UP, 1.0)
+            poll(lambda: daemon.plane.live.state(cid) is ComponentState.UP, 1.0)
             poll(lambda: scalar(db, "SELECT state FROM components WHERE id = :c", c=cid) == "up", 3.0)
 
 
