@@ -77,6 +77,8 @@ class Component(Base):
     vars: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # vars the operator marked secret (`--secret-var`): usable as {vars.KEY}, never shown
     secret_vars: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'"))
+    # early-warning overrides for this component (orchestrator.degradation.early_warning), {} = defaults
+    early_warning: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'"))
     backup_url: Mapped[str | None] = mapped_column(Text)
     active_target: Mapped[str] = mapped_column(String(16), default="primary")
     replicas: Mapped[int | None] = mapped_column(Integer)
@@ -89,6 +91,8 @@ class Component(Base):
     # -- live state (written by the daemon)
     state: Mapped[str] = mapped_column(String(16), default="unknown")
     state_since: Mapped[datetime | None]
+    # why it is in its state, one line ("p95 480 ms vs baseline 40 ms"); NULL when nothing to say
+    state_reason: Mapped[str | None] = mapped_column(Text)
     last_check_at: Mapped[datetime | None]
     # when the daemon's dispatcher checks it next (mirrored from its heap with each result batch)
     next_check_at: Mapped[datetime | None]
@@ -413,3 +417,71 @@ class DaemonInstance(Base):
     # components this instance cannot recover because their plan is unknown (or there is no plan
     # file), as one line for `status`; NULL when every plan is found
     plan_warning: Mapped[str | None] = mapped_column(Text)
+
+
+#: The degradation levels, lowest first (orchestrator.degradation.levels owns their meaning).
+DEGRADATION_LEVELS = ("normal", "degraded", "minimal", "emergency")
+_LEVEL_CHECK = "level IN ('normal', 'degraded', 'minimal', 'emergency')"
+
+
+class DegradationLevel(Base):
+    """The published level of one scope ("global" or a label selector). The evaluator is its one writer."""
+
+    __tablename__ = "degradation_levels"
+
+    scope: Mapped[str] = mapped_column(String(255), primary_key=True)
+    level: Mapped[str] = mapped_column(String(16))
+    # bumped on every change of level or reasons: the long-poll's `after` and the ETag
+    version: Mapped[int] = mapped_column(BigInteger, default=1)
+    since: Mapped[datetime]
+    reasons: Mapped[list[Any]] = mapped_column(default=list)
+    # the level the policies alone give (an override may publish another)
+    computed: Mapped[str] = mapped_column(String(16))
+    evaluated_at: Mapped[datetime]
+
+    __table_args__ = (CheckConstraint(_LEVEL_CHECK, name="level_known"),
+                      CheckConstraint(_LEVEL_CHECK.replace("level IN", "computed IN"), name="computed_known"))
+
+
+class DegradationOverride(Base):
+    """An operator's level for a scope until ``expires_at`` (or until cleared)."""
+
+    __tablename__ = "degradation_overrides"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    scope: Mapped[str] = mapped_column(String(255))
+    level: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    cleared_at: Mapped[datetime | None]
+    cleared_by: Mapped[str | None] = mapped_column(String(128))
+
+    __table_args__ = (
+        CheckConstraint(_LEVEL_CHECK, name="level_known"),
+        # the override in force: WHERE scope = ? AND cleared_at IS NULL AND expires_at > now
+        Index("ix_degradation_overrides_scope_expires_at", "scope", "expires_at"),
+    )
+
+
+class DegradationEvent(Base):
+    """One change of a scope's published level: from, to, why, and who when an operator did it."""
+
+    __tablename__ = "degradation_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime]
+    scope: Mapped[str] = mapped_column(String(255))
+    from_level: Mapped[str | None] = mapped_column(String(16))
+    to_level: Mapped[str] = mapped_column(String(16))
+    reasons: Mapped[list[Any]] = mapped_column(default=list)
+    # NULL when the policies changed it; the operator for an override set or cleared
+    actor: Mapped[str | None] = mapped_column(String(128))
+    # set when the notifier took the event
+    notified_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ix_degradation_events_scope_at", "scope", "at"),
+        Index("ix_degradation_events_notified_at", "notified_at"),
+    )
