@@ -71,6 +71,8 @@ class DaemonSettings:
     http: str | None = None
     #: orchestrator.web.state.WebSettings for that server (token, metrics per component)
     web: object | None = None
+    #: where the published degradation levels are written for applications that read files (None: nowhere)
+    degradation_file: Path | None = None
 
 
 class Daemon:
@@ -84,6 +86,8 @@ class Daemon:
         self.plane: CheckPlane | None = None
         self.recorder: Recorder | None = None
         self.coordinator = None
+        #: the degradation evaluator (orchestrator.degradation.service.DegradationService)
+        self.degradation = None
         self.plans = None
         self.plan_warning: str | None = None
         self.timer: Timer | None = None
@@ -145,6 +149,7 @@ class Daemon:
         plane = self.plane = CheckPlane(db, recorder, clock=self.clock, processes=processes,
                                         adapt=s.check_processes is None, max_threads=s.workers,
                                         startup_grace_s=s.startup_grace_s, reliable=sentinels.reliable)
+        self.degradation = self._make_degradation(db, plane)
         self.coordinator = self._make_coordinator(db, plane, switches)
         self._check_plans(db, learn_secrets=True)
         if s.http is not None:  # before anything runs: a port in use stops the start, nothing to undo
@@ -153,6 +158,7 @@ class Daemon:
         recorder.start()
         plane.start()
         plane.sync()  # every component in the heap, first checks spread over their intervals
+        self.degradation.start()  # after the first sync: it reads the live view
         self.coordinator.start()  # after the first sync: its guards read the live view
         timer = self.timer = Timer(clock=self.clock)
         timer.add_periodic("dispatch", plane.tick, DISPATCH_TICK_S)
@@ -164,7 +170,7 @@ class Daemon:
             timer.add_periodic("sentinels", sentinels.probe, SENTINEL_INTERVAL_S)
         notifier = getattr(self.coordinator, "notifier", None)
         if notifier is not None:
-            timer.add_periodic("notify", notifier.flush, NOTIFY_FLUSH_INTERVAL_S)
+            timer.add_periodic("notify", self._notify, NOTIFY_FLUSH_INTERVAL_S)
         watchdog = sdnotify.watchdog_interval_s()
         if watchdog:
             timer.add_periodic("watchdog", lambda: sdnotify.notify("WATCHDOG=1"), watchdog)
@@ -194,6 +200,8 @@ class Daemon:
         close_checkers()
         if self.coordinator is not None:
             self.coordinator.shutdown(timeout_s=self.settings.shutdown_timeout_s)
+        if self.degradation is not None:
+            self.degradation.stop()
         recorder.stop(timeout_s=self.settings.shutdown_timeout_s)
         try:
             self._heartbeat(stopped=True)
@@ -221,7 +229,33 @@ class Daemon:
         from orchestrator.recovery.coordinator import RecoveryCoordinator
 
         return RecoveryCoordinator(db, self.plans, health=plane.live, clock=self.clock, switches=switches,
-                                   owner=self.instance_id, exclusive=True)
+                                   owner=self.instance_id, exclusive=True,
+                                   degradation=self.degradation.automation_level)
+
+    def _make_degradation(self, db: Database, plane: CheckPlane):
+        """The degradation evaluator; the level it applies to the orchestrator sheds checks here."""
+        from orchestrator.degradation import actions
+        from orchestrator.degradation.service import DegradationService
+
+        def apply(level) -> None:
+            shed = level.value != "normal"
+            plane.dispatcher.set_shedding((lambda _cid, criticality: actions.check_factor(level, criticality))
+                                          if shed else None)
+
+        policy = self.plans.degradation if self.plans is not None else None
+        return DegradationService(db, plane.live, plane.signals, policy=policy, clock=self.clock,
+                                  file_path=self.settings.degradation_file, apply=apply)
+
+    def _notify(self) -> None:
+        """Incident notifications, then degradation level changes (each its own unit of work)."""
+        from orchestrator.degradation.notify import flush as flush_degradation
+
+        notifier = self.coordinator.notifier
+        notifier.flush()
+        try:
+            flush_degradation(self.db, notifier.config, clock=self.clock, sender=notifier.sender)
+        except Exception as exc:  # the database may be away: the rows wait
+            log.warning("could not send degradation notifications: %s", str(exc).splitlines()[0])
 
     def _do_reload(self) -> None:
         """SIGHUP: re-read the plan file (an invalid one is refused; the old one stays) and the registry."""
@@ -233,6 +267,8 @@ class Daemon:
             self.plans = plans
             if self.coordinator is not None and plans is not None:
                 self.coordinator.reload(plans)
+            if self.degradation is not None and plans is not None:
+                self.degradation.reload(plans.degradation)
             log.info("reloaded plans from %s", self.settings.plans_path)
         if self.plane is not None:
             self.plane.sync()

@@ -37,6 +37,8 @@ def upgrade() -> None:
     sa.Column('version', sa.BigInteger(), nullable=False),
     _at('since'),
     sa.Column('reasons', sa.JSON(), nullable=False),
+    sa.Column('features', sa.JSON(), nullable=False),
+    sa.Column('ttl_s', sa.Float(), nullable=False),
     sa.Column('computed', sa.String(length=16), nullable=False),
     _at('evaluated_at'),
     sa.CheckConstraint(f'level IN {_LEVELS}', name=op.f('ck_degradation_levels_level_known')),

@@ -65,6 +65,7 @@ def _register() -> None:
         apply,
         components,
         db,
+        degradation,
         demo,
         incidents,
         plans,
@@ -88,6 +89,7 @@ def _register() -> None:
     cli.add_command(demo.demo)
     cli.add_command(report.report)
     cli.add_command(web.web)
+    cli.add_command(degradation.degradation)
 
 
 _register()

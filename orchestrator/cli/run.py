@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from orchestrator.cli.context import AppContext, pass_app
 from orchestrator.cli.params import DURATION
 from orchestrator.cli.web import web_options
 from orchestrator.core import logs
+from orchestrator.core.config import state_dir
 from orchestrator.daemon import Daemon, DaemonSettings
+from orchestrator.degradation.service import FILE_NAME as DEGRADATION_FILE
 from orchestrator.health.spec import validate_http_url
 
 
@@ -42,10 +46,14 @@ def _urls(ctx, param, values):
 @click.option("--http", "http", envvar="ORCHESTRATOR_HTTP", metavar="HOST:PORT",
               help="Also serve the status page, JSON API and /metrics here, e.g. 127.0.0.1:8765 "
                    "[env ORCHESTRATOR_HTTP].")
+@click.option("--degradation-file", type=click.Path(dir_okay=False, path_type=Path),
+              envvar="ORCHESTRATOR_DEGRADATION_FILE",
+              help="Where the published degradation levels are written for applications that read files "
+                   "[default: degradation.json in the state directory; env ORCHESTRATOR_DEGRADATION_FILE].")
 @web_options
 @pass_app
 def run(app: AppContext, workers, check_processes, sentinels, log_format, log_level, retention_raw,
-        retention_rollups, reopen_window, startup_grace, run_for, http, api_token_file,
+        retention_rollups, reopen_window, startup_grace, run_for, http, degradation_file, api_token_file,
         metrics_per_component) -> None:
     """Run the daemon: check every component on schedule, record, open incidents, recover."""
     logs.setup(log_level, log_format)
@@ -62,5 +70,6 @@ def run(app: AppContext, workers, check_processes, sentinels, log_format, log_le
         sentinels=sentinels,
         raw_retention_s=retention_raw, rollup_retention_s=retention_rollups, reopen_window_s=reopen_window,
         startup_grace_s=startup_grace or 0.0, run_for_s=run_for, http=http or None, web=web,
+        degradation_file=degradation_file or state_dir() / DEGRADATION_FILE,
     )
     raise click.exceptions.Exit(Daemon(settings).run())

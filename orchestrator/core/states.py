@@ -64,3 +64,21 @@ class CheckKind(StrEnum):
     HTTP = "http"
     TCP = "tcp"
     COMMAND = "command"
+
+
+class DegradationLevel(StrEnum):
+    """How much optional work the system should shed, lowest first (compare with :func:`level_rank`)."""
+
+    NORMAL = "normal"
+    DEGRADED = "degraded"
+    MINIMAL = "minimal"
+    EMERGENCY = "emergency"
+
+
+#: The levels in order; ``LEVEL_ORDER.index(level)`` is its rank.
+LEVEL_ORDER: tuple[DegradationLevel, ...] = tuple(DegradationLevel)
+
+
+def level_rank(level: DegradationLevel | str) -> int:
+    """0 for NORMAL … 3 for EMERGENCY."""
+    return LEVEL_ORDER.index(DegradationLevel(level))

@@ -424,7 +424,7 @@ DEGRADATION_LEVELS = ("normal", "degraded", "minimal", "emergency")
 _LEVEL_CHECK = "level IN ('normal', 'degraded', 'minimal', 'emergency')"
 
 
-class DegradationLevel(Base):
+class PublishedLevel(Base):
     """The published level of one scope ("global" or a label selector). The evaluator is its one writer."""
 
     __tablename__ = "degradation_levels"
@@ -435,6 +435,10 @@ class DegradationLevel(Base):
     version: Mapped[int] = mapped_column(BigInteger, default=1)
     since: Mapped[datetime]
     reasons: Mapped[list[Any]] = mapped_column(default=list)
+    # the feature map at ``level`` for this scope, as applications read it
+    features: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # seconds applications may cache the answer
+    ttl_s: Mapped[float] = mapped_column(Float, default=10.0)
     # the level the policies alone give (an override may publish another)
     computed: Mapped[str] = mapped_column(String(16))
     evaluated_at: Mapped[datetime]

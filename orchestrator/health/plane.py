@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.db.engine import Database
+from orchestrator.degradation.signals import FleetSignals
 from orchestrator.health.dispatch import DISPATCH_TICK_S, Dispatcher, Due
 from orchestrator.health.judge import Judge
 from orchestrator.health.lanes import ThreadLanes
@@ -39,6 +40,8 @@ class CheckPlane:
                  reliable: Callable[[], bool] = lambda: True, rng: random.Random | None = None) -> None:
         rng = rng or random.Random()
         self.live = LiveView(reliable)
+        #: fleet-wide error rate, latency and lateness for the degradation rules
+        self.signals = FleetSignals(clock)
         self._adapt_processes = adapt
         self.processes = processes
         self._retired: list[ThreadLanes] = []
@@ -52,9 +55,11 @@ class CheckPlane:
         self.registry = RegistrySync(db, self.judge, clock=clock, startup_grace_s=startup_grace_s)
 
     def _sink(self, due: Due, result: CheckResult, lateness_ms: float) -> None:
+        self.signals.observe(result.ok, result.latency_ms, lateness_ms)
         self.judge.submit(due.component_id, result, lateness_ms)
 
     def _deliver(self, component_id: int, result: CheckResult, lateness_ms: float) -> None:
+        self.signals.observe(result.ok, result.latency_ms, lateness_ms)
         self.judge.submit(component_id, result, lateness_ms)
 
     def start(self) -> None:

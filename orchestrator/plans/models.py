@@ -21,6 +21,7 @@ from pydantic import (
 from orchestrator.components.definition import check_name
 from orchestrator.core.durations import parse_duration
 from orchestrator.core.errors import NotFoundError
+from orchestrator.degradation.policy import DegradationPolicy
 from orchestrator.incidents.notify_send import AppriseUrl, Webhook
 from orchestrator.plugins.contract import Strategy
 
@@ -29,7 +30,7 @@ Duration = Annotated[float, BeforeValidator(parse_duration)]
 Positive = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
 #: Incident events a notification can be routed for.
 EVENTS = ("opened", "reopened", "recovering", "step_failed", "awaiting_approval", "blocked", "escalated",
-          "resolved")
+          "resolved", "degradation")
 #: Seconds an automatic run waits before its first decision (``limits.settle``), so failures that arrive
 #: one check apart are judged together by the blast-radius and dependency guards.
 DEFAULT_SETTLE_S = 2.0
@@ -158,7 +159,8 @@ class Notifications(_Model):
     webhooks: list[Webhook] = Field(default_factory=list)
     #: Events for one component within this window go out as one message.
     group_window_s: Duration = Field(30.0, alias="group_window")
-    events: list[Literal[EVENTS]] = Field(default_factory=lambda: ["opened", "escalated", "resolved"])
+    #: "degradation": every change of a published degradation level
+    events: list[Literal[EVENTS]] = Field(default_factory=lambda: ["opened", "escalated", "resolved", "degradation"])
 
 
 class StepDefaults(_Model):
@@ -178,6 +180,7 @@ class PlanSet(_Model):
     defaults: StepDefaults = Field(default_factory=StepDefaults)
     limits: Limits = Field(default_factory=Limits)
     notifications: Notifications = Field(default_factory=Notifications)
+    degradation: DegradationPolicy = Field(default_factory=DegradationPolicy)
     plans: dict[str, Plan]
     _source: str = PrivateAttr(default="")
 

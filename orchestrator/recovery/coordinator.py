@@ -71,9 +71,11 @@ class RecoveryCoordinator:
                  switches: Switches = Switches(), owner: str | None = None, rng: random.Random | None = None,
                  notifier: Notifier | None = None, settle_s: float | None = None,
                  report: Callable[[str], None] | None = None, tick_s: float = TICK_S,
-                 lease_s: float = claims.LEASE_S, exclusive: bool = False) -> None:
+                 lease_s: float = claims.LEASE_S, exclusive: bool = False,
+                 degradation: Callable[[], str] | None = None) -> None:
         """``exclusive``: this is the one daemon holding the database's instance lock, so leases held by
-        other daemons are free (they are dead). ``settle_s`` overrides ``limits.settle``."""
+        other daemons are free (they are dead). ``settle_s`` overrides ``limits.settle``. ``degradation``
+        says which degradation level's action table applies to automatic steps (NORMAL without it)."""
         self.db, self.health, self.clock, self.settle_s = db, health, clock, settle_s
         self.owner = owner or default_owner()
         self.tick_s, self.lease_s, self.exclusive = tick_s, lease_s, exclusive
@@ -96,7 +98,8 @@ class RecoveryCoordinator:
         self.slots = ActionSlots(self._slot_limit())
         self._pool = ThreadPoolExecutor(MAX_RUNS, thread_name_prefix="recovery")
         self.engine = Engine(db, health, clock, self.owner, self._stop, self.slots, rng or random.Random(),
-                             switches.error_handling_enabled, report or (lambda _line: None), lease_s)
+                             switches.error_handling_enabled, report or (lambda _line: None), lease_s,
+                             degradation=degradation or (lambda: "normal"))
         self.executor = PlanExecutor(self.engine)
 
     @property
@@ -222,7 +225,7 @@ class RecoveryCoordinator:
         now = self.clock.now()
         world = worklist.Circumstances(self.health, self.outage_open,
                                        frozenset(self._plans.plans) if self._plans else frozenset(),
-                                       self.engine.error_handling_enabled)
+                                       self.engine.error_handling_enabled, str(self.engine.degradation()))
         room = MAX_RUNS - len(self._active)
         found = worklist.inherited(self.db, self._inherited, owner=self.owner, exclusive=self.exclusive)
         found += worklist.due(self.db, now=now, owner=self.owner, exclusive=self.exclusive, limit=room)

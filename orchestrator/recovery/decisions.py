@@ -70,7 +70,8 @@ def blocked(engine: Engine, incident_id: int, *, guard: str, reason: str, blocke
             select(Component.id).where(Component.name == blocked_by))
     component_id = incident.component_id if incident is not None else None
     seen = {} if component_id is None else {"blocked_state": engine.health.state(component_id).value,
-                                            "blocked_episode": engine.health.flap_episode(component_id)}
+                                            "blocked_episode": engine.health.flap_episode(component_id),
+                                            "blocked_level": str(engine.degradation())}
     if records.block(engine.db, incident_id, reason=reason, guard=guard, blocked_by=blocked_by,
                      blocked_by_id=blocked_by_id, now=engine.clock.now(), seen=seen):
         log.warning("incident=%s blocked by %s: %s", incident_id, guard, reason)

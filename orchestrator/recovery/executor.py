@@ -102,7 +102,7 @@ class PlanExecutor:
             decision = ACT if pos.done else evaluate(guard_input(
                 session, row=row, incident=incident, plan=req.plan, limits=req.limits, health=self.e.health,
                 now=now, manual=req.manual, error_handling_enabled=self.e.error_handling_enabled,
-                breaker_trial_held=run.trial_held))
+                breaker_trial_held=run.trial_held, strategy=step.strategy, degradation=str(self.e.degradation())))
         context = self._context(row, req, index, pos.attempt, step)
         return Turn(incident, row, run, pos, index, step, strategy, decision, runs.describe(strategy, context))
 

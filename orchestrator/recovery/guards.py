@@ -8,6 +8,9 @@ is deliberate:
 2. ``blast_radius`` — more than ``max_unhealthy_fraction`` of at least ``min_components`` components
    DOWN at once is most likely the network or the orchestrator itself: no automatic action at all.
 3. ``hold`` — an operator paused the component or put it in maintenance: human intent wins.
+   ``degradation`` — the degradation level the orchestrator applies to itself allows only some steps
+   (:mod:`orchestrator.degradation.actions`: no scale_up at DEGRADED, only restart/failover of critical
+   components at MINIMAL, notify only at EMERGENCY).
 4. ``dependency`` — a dependency is DOWN: the root gets the action, this one is ``blocked_by`` it.
 5. ``flapping`` — at most one action per flap episode: the tracker's (results alternating), or a run of
    fail-recover cycles (``limits.crash_loop.flap_incidents`` incidents within ``reset_after``).
@@ -28,6 +31,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from orchestrator.core.states import IncidentStatus
+from orchestrator.degradation.actions import allowed
 from orchestrator.resilience.breaker import BreakerState, CircuitBreaker
 from orchestrator.resilience.budget import RecoveryBudget
 
@@ -61,6 +65,9 @@ class GuardInput:
     budget: RecoveryBudget | None = None
     breaker: CircuitBreaker | None = None
     breaker_trial_held: bool = False  # this run already holds the breaker's half-open trial
+    degradation: str = "normal"  # the degradation level applied to automation now
+    strategy: str = ""  # the step's strategy
+    criticality: str = "normal"  # the component's
 
 
 @dataclass(frozen=True)
@@ -121,6 +128,11 @@ def _hold(g: GuardInput) -> Decision | None:
     return _blocked("hold", f"component {g.hold}") if g.hold else None
 
 
+def _degradation(g: GuardInput) -> Decision | None:
+    ok, reason = allowed(g.degradation, g.strategy, g.criticality)
+    return None if ok else _blocked("degradation", reason)
+
+
 def _dependency(g: GuardInput) -> Decision | None:
     if g.down_roots:
         roots = ", ".join(g.down_roots)
@@ -163,6 +175,7 @@ GUARDS: tuple[tuple[str, Callable[[GuardInput], Decision | None], bool], ...] = 
     ("sentinels", _sentinels, False),
     ("blast_radius", _blast_radius, False),
     ("hold", _hold, True),
+    ("degradation", _degradation, False),
     ("dependency", _dependency, False),
     ("flapping", _flapping, False),
     ("breaker", _breaker, False),

@@ -91,7 +91,7 @@ def cycle_of(session: Session, incident: Incident, now: datetime, config: CrashL
 
 def guard_input(session: Session, *, row: Component, incident: Incident, plan: Plan, limits: Limits,
                 health: HealthView, now: datetime, manual: bool, error_handling_enabled: bool,
-                breaker_trial_held: bool) -> GuardInput:
+                breaker_trial_held: bool, strategy: str = "", degradation: str = "normal") -> GuardInput:
     """Everything :func:`guards.evaluate` needs, read now."""
     counts = health.counts()
     state = health.state(row.id)
@@ -110,5 +110,6 @@ def guard_input(session: Session, *, row: Component, incident: Incident, plan: P
         max_unhealthy_fraction=limits.max_unhealthy_fraction, min_components=limits.min_components,
         budget=RecoveryBudget(plan.budget.max_actions, plan.budget.window_s, history),
         breaker=breaker_for(row, limits), breaker_trial_held=breaker_trial_held,
+        degradation=degradation, strategy=strategy, criticality=row.criticality,
     )
 

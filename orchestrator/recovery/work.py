@@ -77,5 +77,7 @@ class Engine:
     error_handling_enabled: bool = True
     report: Callable[[str], None] = field(default=lambda _line: None)
     lease_s: float = 10.0
+    #: the degradation level the orchestrator applies to itself now (orchestrator.degradation.actions)
+    degradation: Callable[[], str] = field(default=lambda: "normal")
     #: the look around before settling, shared by the runs of a burst
     fleet: FleetLook = field(default_factory=FleetLook)

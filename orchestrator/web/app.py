@@ -42,18 +42,17 @@ class _JSON(DefaultJSONProvider):
 
 def blueprints():
     """Every blueprint the app serves, in one list."""
-    from orchestrator.web import api, badges, health, metrics, pages
+    from orchestrator.web import api, badges, degradation_api, health, metrics, pages
 
-    # The degradation API joins here: `degradation_api.blueprint`.
-    return [pages.blueprint, api.blueprint, metrics.blueprint, health.blueprint, badges.blueprint]
+    return [pages.blueprint, api.blueprint, degradation_api.blueprint, metrics.blueprint, health.blueprint,
+            badges.blueprint]
 
 
 def header_providers():
-    """Functions ``(app_state) -> value | None`` for response headers, name → function.
+    """Functions ``(app_state) -> value | None`` for response headers, name → function."""
+    from orchestrator.web import degradation_api
 
-    The degradation level joins here: ``"X-Degradation-Level": degradation_api.level_header``.
-    """
-    return {}
+    return {"X-Degradation-Level": degradation_api.level_header}
 
 
 def create_app(source: WebSource, settings: WebSettings | None = None) -> Flask:

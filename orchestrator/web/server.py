@@ -23,8 +23,9 @@ log = logging.getLogger("orchestrator.web")
 
 DEFAULT_HTTP = "127.0.0.1:8765"
 HTTP_ENV = "ORCHESTRATOR_HTTP"
-#: request threads: the page, the API and /metrics are short reads; more would only compete with checks
-THREADS = 4
+#: request threads: the page, the API and /metrics are short reads; up to 4 more may hold a degradation
+#: long-poll (orchestrator.web.degradation_api.MAX_LONG_POLLS) while they wait
+THREADS = 8
 
 
 def parse_address(value: str, field: str = "--http") -> tuple[str, int]:

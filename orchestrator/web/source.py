@@ -9,11 +9,12 @@ reads what daemons wrote (their heartbeats and the components' last states). Pag
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import select
 
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
 
 #: a daemon whose heartbeat is older than this does not count as running (DatabaseSource)
 HEARTBEAT_FRESH_S = 20.0
+#: how often a long-poll served from the database alone looks for a new degradation level
+DB_POLL_S = 0.25
 #: the scheduler is stuck when its heartbeat job has not run for this many heartbeat intervals
 STUCK_AFTER_HEARTBEATS = 3
 
@@ -67,6 +70,12 @@ class WebSource(Protocol):
         """A value that moves whenever the data behind the page may have changed; None when unknowable
         (then nothing is reused: :mod:`orchestrator.web.cache`)."""
 
+    def degradation(self) -> dict[str, dict[str, Any]]:
+        """Every scope's published degradation document, by scope ({} before any was published)."""
+
+    def degradation_wait(self, scope: str, after: int, timeout_s: float) -> dict[str, Any] | None:
+        """The scope's document once its version is not ``after``, or after ``timeout_s``."""
+
     def close(self) -> None:
         """Stop what this source started."""
 
@@ -100,6 +109,14 @@ class DaemonSource:
         recorder = self.daemon.recorder
         return None if recorder is None else recorder.stats.batches
 
+    def degradation(self) -> dict[str, dict[str, Any]]:
+        service = self.daemon.degradation
+        return {} if service is None else service.documents()
+
+    def degradation_wait(self, scope: str, after: int, timeout_s: float) -> dict[str, Any] | None:
+        service = self.daemon.degradation
+        return None if service is None else service.wait(scope, after, timeout_s)
+
     def coordinator(self) -> RecoveryCoordinator:
         if self.daemon.coordinator is None:
             raise InputError("the daemon has no recovery coordinator yet", field="name")
@@ -131,6 +148,22 @@ class DatabaseSource:
 
     def version(self) -> Hashable | None:
         return None  # other processes write the database: no change can be seen coming
+
+    def degradation(self) -> dict[str, dict[str, Any]]:
+        from orchestrator.degradation import store
+
+        with self.db.read() as session:
+            return store.stored(session, self.clock.now())
+
+    def degradation_wait(self, scope: str, after: int, timeout_s: float) -> dict[str, Any] | None:
+        """Polls the database (another process publishes) every ``DB_POLL_S`` until the version moves."""
+        deadline = time.monotonic() + timeout_s  # a wait on the kernel: real seconds (see core.clock)
+        while True:
+            doc = self.degradation().get(scope)
+            left = deadline - time.monotonic()
+            if doc is None or doc["version"] != after or left <= 0:
+                return doc
+            time.sleep(min(DB_POLL_S, left))
 
     def coordinator(self) -> RecoveryCoordinator:
         """A coordinator of this process, built on first use exactly as `orchestrator recover` builds one."""

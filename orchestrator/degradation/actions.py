@@ -1,0 +1,54 @@
+"""What the orchestrator itself does at each level: a fixed table, like an overload manager's actions.
+
+The level applied is the higher of the published global level and the orchestrator's own overload
+level (its check lateness, see ``self_protection`` in the policy).
+
+| level     | checks                                      | recovery actions started automatically        |
+|-----------|---------------------------------------------|-----------------------------------------------|
+| normal    | every component at its interval             | every step                                    |
+| degraded  | low-criticality components at 2x interval   | every step except ``scale_up``                |
+| minimal   | only critical and high components           | ``restart`` / ``failover`` of critical ones, ``notify`` |
+| emergency | only critical and high components           | ``notify`` only (steps in flight still verify) |
+
+Manual recoveries (``orchestrator recover``) are an operator's decision and are not limited.
+"""
+
+from __future__ import annotations
+
+from orchestrator.core.states import Criticality, DegradationLevel
+
+L = DegradationLevel
+C = Criticality
+
+#: level → criticality → check interval multiplier (None: not checked while the level holds)
+CHECK_FACTORS: dict[L, dict[str, float | None]] = {
+    L.NORMAL: {c.value: 1.0 for c in C},
+    L.DEGRADED: {C.CRITICAL: 1.0, C.HIGH: 1.0, C.NORMAL: 1.0, C.LOW: 2.0},
+    L.MINIMAL: {C.CRITICAL: 1.0, C.HIGH: 1.0, C.NORMAL: None, C.LOW: None},
+    L.EMERGENCY: {C.CRITICAL: 1.0, C.HIGH: 1.0, C.NORMAL: None, C.LOW: None},
+}
+
+#: Strategies that only tell people: allowed at every level.
+_TELLING = frozenset({"notify"})
+
+
+def check_factor(level: L | str, criticality: str) -> float | None:
+    """The interval multiplier for a component of ``criticality`` at ``level`` (None: skip its checks)."""
+    return CHECK_FACTORS[L(level)].get(criticality, 1.0)
+
+
+def allowed(level: L | str, strategy: str, criticality: str) -> tuple[bool, str]:
+    """May an automatic ``strategy`` step start on a component of ``criticality`` at ``level``; and why not."""
+    level = L(level)
+    if level is L.NORMAL or strategy in _TELLING:
+        return True, ""
+    if level is L.DEGRADED:
+        if strategy == "scale_up":
+            return False, "degradation level degraded: scale_up is not started"
+        return True, ""
+    if level is L.MINIMAL:
+        if criticality == C.CRITICAL and strategy in ("restart", "failover"):
+            return True, ""
+        return False, (f"degradation level minimal: only restart/failover of critical components run "
+                       f"(this is {strategy} on a {criticality} component)")
+    return False, "degradation level emergency: automation frozen (notify only)"

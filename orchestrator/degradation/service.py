@@ -1,0 +1,384 @@
+"""The evaluator: the one owner of the published degradation levels, and their publication.
+
+A thread evaluates every ``evaluate_every`` seconds, at once when the live view's counts move (a
+component changed state), and every ``confirm_interval`` while a higher level waits for its
+confirmation — so a critical component going DOWN is published well within a second. Each
+evaluation:
+
+1. reads the overrides in force (that read is also the database probe: it failing is the
+   ``database_unreachable`` signal) and, every ``INDEX_REFRESH_S``, which components each scope and
+   rule covers (criticality, labels);
+2. computes each scope's level from the live states and the fleet signals, through its hysteresis;
+   an override in force is published instead;
+3. on a change: a new version, the state file rewritten atomically, long-polls woken, the row and
+   its history event written (with ``NOTIFY`` on PostgreSQL; retried while the database is away);
+4. computes the orchestrator's own overload level from its check lateness, and applies the higher of
+   that and the global level to itself (:mod:`orchestrator.degradation.actions`): check shedding now,
+   recovery guards on their next decision.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from sqlalchemy import select
+
+from orchestrator.core.clock import SYSTEM_CLOCK, Clock
+from orchestrator.core.states import ComponentState, DegradationLevel, level_rank
+from orchestrator.db.engine import Database
+from orchestrator.db.models import Component
+from orchestrator.degradation import actions, store
+from orchestrator.degradation.evaluate import Facts, Hysteresis, compute
+from orchestrator.degradation.policy import DEFAULT_POLICY, GLOBAL_SCOPE, DegradationPolicy, parse_selector
+from orchestrator.degradation.signals import FleetSignals
+
+log = logging.getLogger("orchestrator.degradation")
+L = DegradationLevel
+
+#: Seconds between re-reads of which components each scope covers (labels and criticality change rarely).
+INDEX_REFRESH_S = 10.0
+#: How often the thread looks at the live counts for a change (cheap: a small dict copy).
+WATCH_S = 0.05
+#: The longest a long-poll may wait.
+MAX_WAIT_S = 60.0
+#: The state file's name in the state directory.
+FILE_NAME = "degradation.json"
+
+
+class Live(Protocol):
+    def states(self) -> dict[int, ComponentState]: ...
+    def counts(self) -> Any: ...
+
+
+@dataclass
+class _Scope:
+    name: str
+    hysteresis: Hysteresis
+    doc: dict[str, Any]
+    override_id: int | None = None
+    dirty: bool = False  # its row is still to be written
+
+
+class DegradationService:
+    """Evaluates, publishes and applies the levels. ``start()``/``stop()`` run its thread."""
+
+    def __init__(self, db: Database, live: Live, signals: FleetSignals, *,
+                 policy: DegradationPolicy | None = None, clock: Clock = SYSTEM_CLOCK,
+                 file_path: Path | None = None, apply=None) -> None:
+        """``apply(level)`` is called when the level the orchestrator applies to itself changes."""
+        self.db, self.live, self.signals, self.clock = db, live, signals, clock
+        self.policy = policy or DEFAULT_POLICY
+        self.file_path = file_path
+        self._apply = apply
+        self._cond = threading.Condition()
+        self._scopes: dict[str, _Scope] = {}
+        #: (document, from level, actor) of changes whose history row is not written yet
+        self._events: list[tuple[dict[str, Any], str | None, str | None]] = []
+        self._overrides: dict[str, store.Override] = {}
+        self._index: tuple[dict[str, frozenset[int]], dict[str, frozenset[int]]] = ({}, {})
+        self._index_at: float | None = None
+        self.database_ok = True
+        self._overload = Hysteresis(self.policy.confirm, self.policy.hold_s)
+        self.self_level = L.NORMAL  # what the orchestrator applies to itself
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.evaluations = 0
+        self._restore()
+
+    # -- reading (any thread) -------------------------------------------------------------------
+    def document(self, scope: str = GLOBAL_SCOPE) -> dict[str, Any] | None:
+        """The scope's published document (a copy), None for an unknown scope."""
+        with self._cond:
+            s = self._scopes.get(scope)
+            return None if s is None else dict(s.doc)
+
+    def documents(self) -> dict[str, dict[str, Any]]:
+        with self._cond:
+            return {name: dict(s.doc) for name, s in self._scopes.items()}
+
+    def wait(self, scope: str, after: int, timeout_s: float) -> dict[str, Any] | None:
+        """The scope's document as soon as its version is not ``after`` (at once if it already is), or
+        after ``timeout_s`` whatever it is."""
+        # a wait on the kernel: real seconds, whatever clock decides (see orchestrator.core.clock)
+        deadline = time.monotonic() + min(max(timeout_s, 0.0), MAX_WAIT_S)
+        with self._cond:
+            while True:
+                s = self._scopes.get(scope)
+                if s is None or s.doc["version"] != after or self._stop.is_set():
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(min(left, 1.0))
+            return None if s is None else dict(s.doc)
+
+    def automation_level(self) -> L:
+        """The level whose actions the recovery guards apply now."""
+        return self.self_level
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> None:
+        self.evaluate()
+        self._thread = threading.Thread(target=self._run, name="degradation", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    def poke(self) -> None:
+        """Evaluate now (an override was set, a registry change)."""
+        self._wake.set()
+
+    def reload(self, policy: DegradationPolicy) -> None:
+        """A new policy (SIGHUP); scopes no longer configured stop being published."""
+        with self._cond:
+            self.policy = policy
+            for s in self._scopes.values():
+                s.hysteresis.reconfigure(policy.confirm, policy.hold_s)
+            self._overload.reconfigure(policy.confirm, policy.hold_s)
+            for name in list(self._scopes):
+                if name not in policy.scope_names():
+                    del self._scopes[name]
+        self._index_at = None
+        self.poke()
+
+    def _run(self) -> None:
+        last_counts: Any = None
+        next_at = self.clock.monotonic() + self.policy.evaluate_every_s
+        while not self._stop.is_set():
+            self._wake.wait(WATCH_S)
+            poked = self._wake.is_set()
+            self._wake.clear()
+            counts = self.live.counts()
+            now = self.clock.monotonic()
+            if poked or counts != last_counts or now >= next_at:
+                last_counts = counts
+                try:
+                    pending = self.evaluate()
+                except Exception:  # one bad evaluation must not end publication
+                    log.exception("degradation evaluation failed")
+                    pending = False
+                wait = self.policy.confirm_interval_s if pending else self.policy.evaluate_every_s
+                next_at = self.clock.monotonic() + wait
+
+    # -- one evaluation (the service thread; tests call it directly) -----------------------------
+    def evaluate(self) -> bool:
+        """Evaluate every scope once; True while a higher level waits for confirmation."""
+        now, mono = self.clock.now(), self.clock.monotonic()
+        self.evaluations += 1
+        self._read_database(now, mono)
+        facts = self._facts()
+        policy = self.policy
+        pending = False
+        for name in policy.scope_names():
+            scope = self._scope(name, now)
+            ids = None if name == GLOBAL_SCOPE else self._index[1].get(name, frozenset())
+            computed, reasons = compute(policy.rules_of(name), facts, ids)
+            scope.hysteresis.step(computed, now)
+            pending |= scope.hysteresis.pending
+            self._publish(scope, computed, reasons, now)
+        self._persist(now)
+        pending |= self._protect(now)
+        return pending
+
+    def _read_database(self, now: datetime, mono: float) -> None:
+        refresh = self._index_at is None or mono - self._index_at >= INDEX_REFRESH_S
+        try:
+            with self.db.read() as session:
+                self._overrides = store.active_overrides(session, now)
+                if refresh:
+                    rows = session.execute(select(Component.id, Component.criticality, Component.labels)).all()
+                    self._index = self._build_index(rows)
+                    self._index_at = mono
+            if not self.database_ok:
+                log.info("database reachable again")
+            self.database_ok = True
+        except Exception as exc:
+            if self.database_ok:
+                log.warning("database unreachable: %s", str(exc).splitlines()[0] if str(exc) else exc)
+            self.database_ok = False
+            self._overrides = {k: o for k, o in self._overrides.items() if o.expires_at > now}
+
+    def _build_index(self, rows) -> tuple[dict[str, frozenset[int]], dict[str, frozenset[int]]]:
+        by_criticality: dict[str, set[int]] = {}
+        selectors = {s for s in self.policy.scopes} | {
+            r.selector for name in self.policy.scope_names() for r in self.policy.rules_of(name) if r.selector}
+        parsed = {sel: parse_selector(sel) for sel in selectors}
+        groups: dict[str, set[int]] = {sel: set() for sel in selectors}
+        for cid, criticality, labels in rows:
+            by_criticality.setdefault(criticality, set()).add(cid)
+            labels = labels or {}
+            for sel, pairs in parsed.items():
+                if all(str(labels.get(k)) == v for k, v in pairs):
+                    groups[sel].add(cid)
+        return ({k: frozenset(v) for k, v in by_criticality.items()},
+                {k: frozenset(v) for k, v in groups.items()})
+
+    def _facts(self) -> Facts:
+        window = self.signals.window(self.policy.self_protection.window_s)
+        return Facts(states=self.live.states(), critical=self._index[0], groups=self._index[1],
+                     checks=window.checks, error_rate=window.error_rate, latency_p95_ms=window.latency_p95_ms,
+                     lateness_p95_ms=window.lateness_p95_ms, database_ok=self.database_ok)
+
+    def _scope(self, name: str, now: datetime) -> _Scope:
+        scope = self._scopes.get(name)
+        if scope is None:
+            policy = self.policy
+            doc = store.document(name, L.NORMAL.value, 1, now, [], policy.features_at(L.NORMAL, name),
+                                 policy.ttl_s, None)
+            scope = _Scope(name, Hysteresis(policy.confirm, policy.hold_s, since=now), doc, dirty=True)
+            with self._cond:
+                self._scopes[name] = scope
+            self._write_file()
+        return scope
+
+    def _publish(self, scope: _Scope, computed: L, reasons: list[str], now: datetime) -> None:
+        override = self._overrides.get(scope.name)
+        level = override.level if override else scope.hysteresis.level
+        old = scope.doc
+        if override:
+            reasons = [f"override by {override.actor} until {override.expires_at:%Y-%m-%d %H:%M:%S}Z: "
+                       f"{override.reason}", *reasons]
+        changed = level.value != old["level"] or (override.id if override else None) != scope.override_id
+        features = self.policy.features_at(level, scope.name)
+        if not changed and features == old["features"]:
+            if old["computed"] != computed.value:
+                with self._cond:
+                    scope.doc, scope.dirty = {**old, "computed": computed.value}, True
+            return
+        doc = store.document(scope.name, level.value, old["version"] + 1, now if changed else old["since"],
+                             reasons if changed else old["reasons"], features, self.policy.ttl_s, override,
+                             computed.value)
+        actor = override.actor if override else (old["override"] or {}).get("actor")
+        with self._cond:
+            scope.doc, scope.override_id, scope.dirty = doc, (override.id if override else None), True
+            if level.value != old["level"]:
+                self._events.append((doc, old["level"], actor))
+            self._cond.notify_all()
+        if level.value != old["level"]:
+            log.warning("degradation level %s -> %s scope=%s reasons=%s", old["level"], level.value, scope.name,
+                        "; ".join(doc["reasons"]) or "-")
+        self._write_file()
+
+    def _persist(self, now: datetime) -> None:
+        """Write changed rows and the history events not yet written (kept while the database is away)."""
+        if not self.database_ok:
+            return
+        with self._cond:
+            dirty = [s for s in self._scopes.values() if s.dirty]
+            events = list(self._events)
+        if not dirty and not events:
+            return
+        try:
+            with self.db.write() as session:
+                for doc, from_level, actor in events:
+                    store.add_event(session, doc, from_level, actor)
+                for s in dirty:
+                    store.write_level(session, s.doc, now=now)
+        except Exception as exc:
+            log.warning("could not record the degradation level (retried): %s", str(exc).splitlines()[0])
+            return
+        with self._cond:
+            del self._events[:len(events)]
+            for s in dirty:
+                s.dirty = False
+
+    def _protect(self, now: datetime) -> bool:
+        """The orchestrator's own overload level, and what it applies to itself."""
+        sp = self.policy.self_protection
+        lateness = self.signals.window(sp.window_s).lateness_p95_ms
+        overload = L.NORMAL
+        if sp.enabled and lateness is not None:
+            if lateness > sp.minimal_above_s * 1000:
+                overload = L.MINIMAL
+            elif lateness > sp.degraded_above_s * 1000:
+                overload = L.DEGRADED
+        before = self._overload.level
+        self._overload.step(overload, now)
+        if self._overload.level is not before:
+            if level_rank(self._overload.level) > 0:
+                log.warning("overloaded: check lateness p95 %.0f ms; shedding as at level %s (%s)", lateness or 0,
+                            self._overload.level.value, _shedding_summary(self._overload.level))
+            else:
+                log.info("no longer overloaded: check lateness p95 %.0f ms", lateness or 0)
+        global_level = L(self._scopes[GLOBAL_SCOPE].doc["level"])
+        applied = max(global_level, self._overload.level, key=level_rank)
+        if applied is not self.self_level:
+            log.warning("applying level %s to the orchestrator itself: %s", applied.value,
+                        _shedding_summary(applied))
+            self.self_level = applied
+            if self._apply is not None:
+                self._apply(applied)
+        return self._overload.pending
+
+    # -- persistence of the published state ----------------------------------------------------
+    def _restore(self) -> None:
+        """Start from the levels last published (a restart must not drop EMERGENCY to NORMAL at once)."""
+        try:
+            with self.db.read() as session:
+                docs = store.stored(session, self.clock.now())
+        except Exception as exc:
+            log.warning("could not read the last published levels: %s", str(exc).splitlines()[0])
+            return
+        policy = self.policy
+        for name, doc in docs.items():
+            if name not in policy.scope_names():
+                continue
+            level = L(doc["level"] if doc["override"] is None else doc["computed"])
+            # the override (if any) is read again by the first evaluation: publish without it until then
+            self._scopes[name] = _Scope(name, Hysteresis(policy.confirm, policy.hold_s, level=level,
+                                                         since=doc["since"]), {**doc, "override": None})
+
+    def _write_file(self) -> None:
+        """The state file, replaced atomically: readers see the old or the new document, never half."""
+        if self.file_path is None:
+            return
+        with self._cond:
+            docs = {name: dict(s.doc) for name, s in self._scopes.items()}
+        top = docs.get(GLOBAL_SCOPE)
+        if top is None:
+            return
+        body = json.dumps({**top, "scopes": docs}, default=_iso, indent=2)
+        try:
+            self.file_path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".degradation.", dir=self.file_path.parent)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(body + "\n")
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, self.file_path)
+        except OSError as exc:
+            log.warning("could not write %s: %s", self.file_path, exc)
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+def _shedding_summary(level: L) -> str:
+    factors = actions.CHECK_FACTORS[level]
+    skipped = [c for c, f in factors.items() if f is None]
+    slower = [c for c, f in factors.items() if f not in (None, 1.0)]
+    parts = []
+    if slower:
+        parts.append(f"{'/'.join(slower)} checked at 2x interval")
+    if skipped:
+        parts.append(f"{'/'.join(skipped)} not checked")
+    allowed = {L.NORMAL: "all recovery steps", L.DEGRADED: "no scale_up",
+               L.MINIMAL: "only restart/failover of critical components",
+               L.EMERGENCY: "automation frozen (notify only)"}[level]
+    return ", ".join([*parts, allowed])

@@ -1,0 +1,82 @@
+"""``GET /api/v1/degradation``: the published degradation level for applications, with ETag and long-poll.
+
+- ``?scope=team=checkout`` picks a scope (default ``global``); an unknown one answers 404.
+- The answer carries ``ETag: "<version>"``; ``If-None-Match`` with the current one answers 304.
+- ``?after=VERSION&wait=30s`` holds the request until the version is not VERSION (at once if it
+  already is), at most ``wait`` (capped at 60 s): then 200 with the new document, or 304. At most
+  ``MAX_LONG_POLLS`` requests wait at once (the server has few threads); more are answered at once.
+- ``X-Degradation-Level`` (the global level) is on every API response.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from flask import Blueprint, jsonify, make_response, request
+
+from orchestrator.core.durations import parse_duration
+from orchestrator.core.errors import InputError, NotFoundError
+from orchestrator.degradation.policy import GLOBAL_SCOPE
+from orchestrator.degradation.service import MAX_WAIT_S
+from orchestrator.degradation.store import scope_name
+from orchestrator.web.state import AppState, app_state
+
+blueprint = Blueprint("degradation_api", __name__, url_prefix="/api/v1")
+
+#: Requests that may wait at once; the rest are answered without waiting (clients poll by ttl_s then).
+MAX_LONG_POLLS = 4
+_long_polls = threading.BoundedSemaphore(MAX_LONG_POLLS)
+
+
+def _wait_s() -> float:
+    raw = request.args.get("wait")
+    if raw is None:
+        return 0.0
+    try:
+        seconds = parse_duration(raw)
+    except ValueError as exc:
+        raise InputError(str(exc), field="wait") from None
+    return min(seconds, MAX_WAIT_S)
+
+
+def _after() -> int | None:
+    raw = request.args.get("after")
+    if raw is None:
+        return None
+    if not raw.isdigit():
+        raise InputError(f"must be a version number, got {raw!r}", field="after")
+    return int(raw)
+
+
+@blueprint.get("/degradation")
+def degradation():
+    source = app_state().source
+    scope = scope_name(request.args.get("scope"))
+    wait_s, after = _wait_s(), _after()
+    docs = source.degradation()
+    doc = docs.get(scope)
+    if doc is None:
+        known = ", ".join(sorted(docs)) or "none yet (no daemon has published a level)"
+        raise NotFoundError(f"no degradation level for scope {scope!r}; scopes: {known}", field="scope")
+    if after is not None and wait_s > 0 and doc["version"] == after and _long_polls.acquire(blocking=False):
+        try:
+            doc = source.degradation_wait(scope, after, wait_s) or doc
+        finally:
+            _long_polls.release()
+    version = str(doc["version"])
+    unchanged = (after is not None and doc["version"] == after) or request.if_none_match.contains(version)
+    response = make_response("", 304) if unchanged else jsonify(doc)
+    response.set_etag(version)
+    response.headers["Cache-Control"] = f"max-age={int(doc['ttl_s'])}, must-revalidate"
+    return response
+
+
+def level_header(state: AppState) -> str | None:
+    """The global level for the ``X-Degradation-Level`` header of API responses (None: not an API call)."""
+    if not request.path.startswith("/api/"):
+        return None
+    try:
+        doc = state.source.degradation().get(GLOBAL_SCOPE)
+    except Exception:  # the database may be away; the answer itself says what failed
+        return None
+    return None if doc is None else doc["level"]
