@@ -33,6 +33,7 @@ def status(app: AppContext, scope: str | None, as_json: bool) -> None:
     db = app.database()
     with db.read() as session:
         docs = store.stored(session, SYSTEM_CLOCK.now())
+        waiting = {k: o for k, o in store.active_overrides(session, SYSTEM_CLOCK.now()).items() if k not in docs}
     if scope is not None:
         name = store.scope_name(scope)
         docs = {name: docs[name]} if name in docs else {}
@@ -41,6 +42,9 @@ def status(app: AppContext, scope: str | None, as_json: bool) -> None:
     if as_json:
         print_json(list(docs.values()))
         return
+    for name, override in waiting.items():
+        click.echo(f"scope {name}: override {override.level.value} until {override.expires_at:%Y-%m-%d %H:%M:%S}Z "
+                   f"set, not yet published (no daemon running?)")
     if not docs:
         click.echo("no level published yet: start the daemon (`orchestrator run`); it publishes within seconds")
         return

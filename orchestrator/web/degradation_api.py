@@ -11,14 +11,18 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 
 from flask import Blueprint, jsonify, make_response, request
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 from orchestrator.core.durations import parse_duration
 from orchestrator.core.errors import InputError, NotFoundError
+from orchestrator.core.states import DegradationLevel, level_rank
 from orchestrator.degradation.policy import GLOBAL_SCOPE
 from orchestrator.degradation.service import MAX_WAIT_S
 from orchestrator.degradation.store import scope_name
+from orchestrator.web.source import WebSource
 from orchestrator.web.state import AppState, app_state
 
 blueprint = Blueprint("degradation_api", __name__, url_prefix="/api/v1")
@@ -69,6 +73,27 @@ def degradation():
     response.set_etag(version)
     response.headers["Cache-Control"] = f"max-age={int(doc['ttl_s'])}, must-revalidate"
     return response
+
+
+def level_metrics(source: WebSource) -> Iterator[Metric]:
+    """``orchestrator_degradation_level{scope}`` (0 normal … 3 emergency), one-hot per level, and the
+    override flag."""
+    docs = source.degradation()
+    if not docs:
+        return
+    rank = GaugeMetricFamily("orchestrator_degradation_level",
+                             "Published degradation level: 0 normal, 1 degraded, 2 minimal, 3 emergency.",
+                             labels=["scope"])
+    one_hot = GaugeMetricFamily("orchestrator_degradation_level_state", "1 for the level each scope publishes.",
+                                labels=["scope", "level"])
+    override = GaugeMetricFamily("orchestrator_degradation_override", "1 while an operator override is in force.",
+                                 labels=["scope"])
+    for scope, doc in sorted(docs.items()):
+        rank.add_metric([scope], level_rank(doc["level"]))
+        for level in DegradationLevel:
+            one_hot.add_metric([scope, level.value], 1.0 if level.value == doc["level"] else 0.0)
+        override.add_metric([scope], 1.0 if doc["override"] else 0.0)
+    yield from (rank, one_hot, override)
 
 
 def level_header(state: AppState) -> str | None:

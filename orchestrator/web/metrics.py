@@ -40,6 +40,7 @@ from orchestrator.components.views import effective_state_sql
 from orchestrator.core.states import ComponentState
 from orchestrator.db.models import Component
 from orchestrator.history.stats import Histogram
+from orchestrator.web.degradation_api import level_metrics
 from orchestrator.web.exposition import ComponentFamily, exposition
 from orchestrator.web.journal_figures import JournalFiguresCache
 from orchestrator.web.source import LiveFacts, WebSource
@@ -51,9 +52,8 @@ blueprint = Blueprint("metrics", __name__)
 BREAKER_STATES = ("closed", "open", "half_open")
 _STATES = tuple(s.value for s in ComponentState)
 
-#: Extra series from other parts, each ``provider(source) -> metrics``. The degradation level's
-#: provider is appended here when that part is wired in.
-METRIC_PROVIDERS: list[Callable[[WebSource], Iterable[Metric]]] = []
+#: Extra series from other parts, each ``provider(source) -> metrics``.
+METRIC_PROVIDERS: list[Callable[[WebSource], Iterable[Metric]]] = [level_metrics]
 
 
 def _one_hot_pairs(choices: tuple[str, ...]) -> dict[str, tuple[tuple[str, float], ...]]:

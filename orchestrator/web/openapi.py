@@ -14,6 +14,7 @@ from orchestrator.core.states import (
     AttemptStatus,
     ComponentState,
     Criticality,
+    DegradationLevel,
     IncidentKind,
     IncidentStatus,
     Resolution,
@@ -87,6 +88,15 @@ SCHEMAS: dict[str, Any] = {
         "instances": {"type": "array", "items": _ref("Instance")}, "daemon": _ref("Daemon"),
     }),
     "Error": _obj({"error": _obj({"message": STR, "field": N_STR, "status": INT})}),
+    "Degradation": _obj({
+        "scope": STR, "level": _enum(DegradationLevel), "version": INT, "since": TIME,
+        "reasons": {"type": "array", "items": STR},
+        "features": {"type": "object", "additionalProperties": {"type": ["boolean", "number", "string"]},
+                     "description": "application-defined flags at this level (docs/degradation.md)"},
+        "ttl_s": NUM, "computed": _enum(DegradationLevel),
+        "override": _nullable(_obj({"level": _enum(DegradationLevel), "reason": STR, "actor": STR, "since": TIME,
+                                    "expires_at": TIME})),
+    }),
     "RecoveryStarted": _obj({"incident": INT, "status_url": STR}),
     "RecoveryDryRun": _obj({"dry_run": BOOL, "steps": {"type": "array", "items": STR}}),
 }
@@ -154,6 +164,19 @@ DURATION = {"anyOf": [{"type": "string", "examples": ["30m"]}, {"type": "number"
             "description": "A duration: 500ms, 10s, 5m, 1h, 2d, or seconds."}
 
 
+def _degradation() -> dict[str, Any]:
+    """The level for applications: ETag/If-None-Match, and a long-poll with after + wait."""
+    op = _get("The published degradation level and feature map (global, or a label-selector scope)",
+              "Degradation", [
+                  _param("scope", "query", STR, "A configured label-selector scope (team=checkout); default global."),
+                  _param("after", "query", INT, "With wait: answer as soon as the version is not this one."),
+                  _param("wait", "query", DURATION, "Long-poll up to this long (at most 60s); 304 if unchanged."),
+                  _param("If-None-Match", "header", STR, "The ETag of the version held: 304 while unchanged."),
+              ])
+    op["get"]["responses"]["304"] = {"description": "Not modified: the version named by If-None-Match or after"}
+    return op
+
+
 def openapi_document() -> dict[str, Any]:
     """The whole document."""
     component_filters = [_param("state", "query", _enum(ComponentState), "Only these states.", many=True),
@@ -180,6 +203,7 @@ def openapi_document() -> dict[str, Any]:
         "/incidents/{id}/note": _post("Add a note to its timeline", "Note", [INCIDENT_ID], {"text": STR}, "201"),
         "/status": _get("Components by state, open incidents by status, live daemons", "Status"),
         "/instances": _get("Daemon instances not recorded as stopped", "InstanceList"),
+        "/degradation": _degradation(),
     }
     return {
         "openapi": "3.1.0",

@@ -91,7 +91,13 @@ def overview(source: WebSource, where: ComponentFilter, after: str | None) -> di
     return {"now": now, "since": since, "span": span, "components": views,
             "next_after": views[-1]["name"] if more else None, "counts": counts, "incident_counts": incident_counts,
             "open_incidents": open_incidents[:50], "actions": operator.recent_actions(source.db, limit=15),
-            "daemon": daemon_dict(facts)}
+            "daemon": daemon_dict(facts), "degradation": _degradation(source)}
+
+
+def _degradation(source: WebSource) -> list[dict[str, Any]]:
+    """The published levels, global first, for the banner ([] before any daemon published one)."""
+    docs = source.degradation()
+    return sorted(docs.values(), key=lambda d: (d["scope"] != "global", d["scope"]))
 
 
 def component_page(source: WebSource, name: str) -> dict[str, Any]:
