@@ -127,3 +127,23 @@ def test_bad_cli_input_exits_2_with_one_line_and_changes_nothing(db: Database, r
     assert lines and "Traceback" not in result.output and "internal error" not in result.output
     assert lines[-1].startswith("error:") or "Error:" in lines[-1]
     assert snapshot(db) == before
+
+
+def test_report_has_the_level_timeline(db: Database) -> None:
+    from datetime import timedelta
+
+    from orchestrator.reports.model import build_report
+    from orchestrator.reports.render import render_html
+
+    now = datetime.now(UTC)
+    for minutes_ago, level, version in ((50, "minimal", 2), (20, "normal", 3)):
+        at = now - timedelta(minutes=minutes_ago)
+        doc = store.document("global", level, version, at, [f"{level}: reason"], {}, 10.0, None)
+        with db.write() as session:
+            store.add_event(session, doc, "normal" if level != "normal" else "minimal", None)
+    report = build_report(db, 3600, clock=FakeClock(now))
+    [timeline] = report.levels
+    assert [s.state for s in timeline.segments] == ["normal", "minimal", "normal"]
+    assert timeline.seconds_by_level["minimal"] == pytest.approx(1800, abs=1)
+    html = render_html(report)
+    assert 'data-level="minimal"' in html and "minimal: reason" in html

@@ -34,6 +34,8 @@ def fleet(states: list[S]) -> dict[int, S]:
     pytest.param([S.DOWN] * 3 + [S.FLAPPING] * 2 + [S.UP] * 15, (), True, L.MINIMAL, id="25%-unhealthy"),
     pytest.param([S.DOWN] * 10 + [S.UP] * 10, (), True, L.EMERGENCY, id="50%-down"),
     pytest.param([S.DOWN] + [S.UP] * 19, (1,), True, L.MINIMAL, id="critical-down"),
+    pytest.param([S.DOWN] * 3, (), True, L.NORMAL, id="fleet-of-3-too-small-for-fractions"),
+    pytest.param([S.DOWN] + [S.UP] * 2, (1,), True, L.MINIMAL, id="critical-down-in-a-fleet-of-3"),
     pytest.param([S.DEGRADED] + [S.UP] * 19, (1,), True, L.NORMAL, id="critical-degraded-is-not-down"),
     pytest.param([S.UP] * 20, (), False, L.EMERGENCY, id="database-unreachable"),
     pytest.param([S.PAUSED] * 10 + [S.DOWN] + [S.UP] * 9, (), True, L.DEGRADED, id="paused-not-counted"),
@@ -56,7 +58,8 @@ def test_reasons_name_the_numbers_highest_first() -> None:
 
 def test_label_group_scope_and_signal_rules() -> None:
     policy = DegradationPolicy.model_validate({"rules": [
-        {"when": "label_group", "selector": "team=checkout", "at_least": 0.5, "level": "minimal"},
+        {"when": "label_group", "selector": "team=checkout", "at_least": 0.5, "level": "minimal",
+         "min_components": 2},
         {"when": "error_rate", "at_least": 0.2, "level": "degraded", "min_checks": 10},
         {"when": "latency", "p95_above": "300ms", "level": "degraded"},
         {"when": "check_lateness", "p95_above": "2s", "level": "emergency"},

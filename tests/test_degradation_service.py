@@ -59,7 +59,8 @@ def add_components(db: Database, clock: FakeClock, specs: list[tuple[str, str, d
 def setup(db: Database, tmp_path: Path):
     clock = FakeClock()
     ids = add_components(db, clock, [("pay", "critical", {"team": "checkout"}), ("cart", "normal", {"team": "checkout"}),
-                                     *[(f"w{i}", "low", {"team": "web"}) for i in range(8)]])
+                                     ("c1", "normal", {"team": "checkout"}), ("c2", "normal", {"team": "checkout"}),
+                                     *[(f"w{i}", "low", {"team": "web"}) for i in range(6)]])
     live = FakeLive({cid: S.UP for cid in ids.values()})
     applied: list[L] = []
     service = DegradationService(db, live, FleetSignals(clock), policy=POLICY, clock=clock,
@@ -87,12 +88,12 @@ def test_critical_down_is_confirmed_published_everywhere_then_held(setup, db: Da
     assert doc["features"]["realtime_updates"] is False
     on_disk = json.loads((tmp_path / "state" / "degradation.json").read_text())
     assert on_disk["level"] == "minimal" and on_disk["version"] == doc["version"]
-    assert on_disk["scopes"]["team=checkout"]["level"] == "emergency"  # 1 of its 2 components: 50%
+    assert on_disk["scopes"]["team=checkout"]["level"] == "minimal"  # its critical one, and 1 of 4: 25%
     assert applied[-1] is L.MINIMAL and service.automation_level() is L.MINIMAL
     with db.read() as session:
         events = session.scalars(select(DegradationEvent).order_by(DegradationEvent.id)).all()
         assert [(e.scope, e.from_level, e.to_level) for e in events] == [
-            ("global", "normal", "minimal"), ("team=checkout", "normal", "emergency")]
+            ("global", "normal", "minimal"), ("team=checkout", "normal", "minimal")]
         assert store.stored(session, clock.now())["global"]["version"] == doc["version"]
     # restored: down one level per hold, never two at once
     live.values[ids["pay"]] = S.UP
@@ -107,12 +108,13 @@ def test_critical_down_is_confirmed_published_everywhere_then_held(setup, db: Da
 
 def test_scope_reads_its_own_level(setup) -> None:
     service, live, ids, clock, _ = setup
-    live.values[ids["cart"]] = S.DEGRADED  # 1 of 2 checkout components, 1 of 10 overall
+    live.values[ids["cart"]] = S.DEGRADED  # 1 of 4 checkout components, 1 of 10 overall
+    live.values[ids["c1"]] = S.DOWN
     for _ in range(2):
         service.evaluate()
         clock.advance(0.25)
     assert level(service, "team=checkout") == "emergency"  # 50% of the scope
-    assert level(service) == "degraded"  # 10% of the fleet
+    assert level(service) == "degraded"  # 20% of the fleet
     assert service.document("team=web") is None
 
 

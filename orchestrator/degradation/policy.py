@@ -20,6 +20,8 @@ Positive = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
 FeatureValue = bool | int | float | str
 RaisedLevel = Literal["degraded", "minimal", "emergency"]
 LevelName = Literal["normal", "degraded", "minimal", "emergency"]
+#: Fraction rules need at least this many components in what they judge.
+DEFAULT_MIN_COMPONENTS = 4
 #: The name of the scope every component belongs to.
 GLOBAL_SCOPE = "global"
 _LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.\-/]{0,62})?$")
@@ -70,8 +72,9 @@ class Rule(_Model):
     at_least: float | None = Field(None, ge=0, le=1)
     #: the states counted as unhealthy
     states: list[Literal["down", "flapping", "degraded", "unknown"]] = Field(default_factory=lambda: ["down", "flapping", "degraded"])
-    #: fewer components than this (in the scope or the group) never fire the rule
-    min_components: int = Field(1, ge=1)
+    #: fewer components than this (in the scope or the group) never fire the rule: in a fleet of three,
+    #: one failure is a third of it, not a degradation of the system (as limits.min_components)
+    min_components: int = Field(DEFAULT_MIN_COMPONENTS, ge=1)
     selector: str | None = None
     criticality: Literal["critical", "high", "normal", "low"] = "critical"
     p95_above_s: Duration | None = Field(None, alias="p95_above")

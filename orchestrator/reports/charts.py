@@ -23,6 +23,8 @@ STATE_COLOURS = {"up": "#1a7f37", "degraded": "#bf8700", "down": "#cf222e", "fla
                  "unknown": "#d0d7de", "paused": "#8c959f", "maintenance": "#0969da"}
 #: states drawn on the holds lane, apart from the judged ones
 HOLD_STATES = frozenset({"paused", "maintenance"})
+#: one colour per degradation level
+LEVEL_COLOURS = {"normal": "#1a7f37", "degraded": "#bf8700", "minimal": "#fb8500", "emergency": "#cf222e"}
 NOT_JUDGED = "#eaeef2"
 LINE_COLOURS = ("#0969da", "#cf222e", "#8250df", "#1a7f37")
 
@@ -83,6 +85,24 @@ def availability(segments: Sequence[Segment], start: datetime, end: datetime, *,
             colour = STATE_COLOURS.get(seg.state, STATE_COLOURS["unknown"])
             parts.append(f'<rect x="{_num(x0)}" y="0" width="{_num(x1 - x0)}" height="{_num(lane)}" '
                          f'fill="{colour}" class="seg s-{escape(seg.state)}" {data}>{tip}</rect>')
+    return _svg(width, height, "".join(parts), label)
+
+
+def levels(segments: Sequence[Segment], start: datetime, end: datetime, *, width: float = 600,
+           height: float = 12, label: str = "degradation level") -> Markup:
+    """A timeline bar of a scope's published degradation level (``Segment.state`` is the level)."""
+    span = max((end - start).total_seconds(), 1e-9)
+    parts = [f'<rect x="0" y="0" width="{_num(width)}" height="{_num(height)}" fill="{NOT_JUDGED}"/>']
+    for seg in segments:
+        x0 = max(0.0, (seg.start - start).total_seconds() / span) * width
+        x1 = min(1.0, (seg.end - start).total_seconds() / span) * width
+        if x1 <= x0:
+            continue
+        parts.append(f'<rect x="{_num(x0)}" y="0" width="{_num(x1 - x0)}" height="{_num(height)}" '
+                     f'fill="{LEVEL_COLOURS.get(seg.state, NOT_JUDGED)}" class="seg l-{escape(seg.state)}" '
+                     f'data-level="{escape(seg.state)}" data-start="{_iso(seg.start)}" data-end="{_iso(seg.end)}" '
+                     f'data-seconds="{_num((seg.end - seg.start).total_seconds())}">'
+                     f"<title>{escape(seg.state)}: {_when(seg.start)} → {_when(seg.end)}</title></rect>")
     return _svg(width, height, "".join(parts), label)
 
 

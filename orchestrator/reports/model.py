@@ -30,6 +30,7 @@ from orchestrator.reports.charts import Segment
 from orchestrator.reports.checks import CheckFigures, load_check_figures
 from orchestrator.reports.figures import Figures, build_figures
 from orchestrator.reports.history import IncidentReport, StepReport, load_incidents
+from orchestrator.reports.levels import LevelTimeline, load_level_timelines
 from orchestrator.reports.uptime import (
     StateTimes,
     component_segments,
@@ -88,6 +89,8 @@ class Report:
     incidents: tuple[IncidentReport, ...]
     totals: Totals
     figures: Figures | None = None
+    #: each scope's degradation level over the window (orchestrator.reports.levels)
+    levels: tuple[LevelTimeline, ...] = ()
 
 
 def mttr_s(incidents: list[IncidentReport] | tuple[IncidentReport, ...]) -> float | None:
@@ -141,6 +144,7 @@ def build_report(db: Database, since_s: float, *, component: str | None = None,
         incidents = tuple(load_incidents(session, start, now, component))
         step(STAGES[4])
         pictures = build_figures(session, incidents, start, now, only_id)
+        level_timelines = load_level_timelines(session, start, now) if component is None else ()
     by_component: dict[int, list[IncidentReport]] = {}
     for incident in incidents:
         if incident.component_id is not None:
@@ -158,4 +162,5 @@ def build_report(db: Database, since_s: float, *, component: str | None = None,
             segments=pieces,
         ))
     return Report(generated_at=now, since=start, until=now, window_s=since_s, component=component,
-                  components=tuple(components), incidents=incidents, totals=totals_of(incidents), figures=pictures)
+                  components=tuple(components), incidents=incidents, totals=totals_of(incidents), figures=pictures,
+                  levels=level_timelines)
