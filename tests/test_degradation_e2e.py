@@ -100,7 +100,7 @@ def test_critical_down_emergency_everywhere_freezes_automation_then_steps_down(d
             assert steps == [("normal", "emergency"), ("emergency", "minimal"), ("minimal", "degraded"),
                              ("degraded", "normal")]
             ats = [h["at"] for h in reversed(history) if h["scope"] == "global"]
-            gaps = [(_t(b) - _t(a)) for a, b in zip(ats[1:], ats[2:])]
+            gaps = [(_t(b) - _t(a)) for a, b in zip(ats[1:], ats[2:], strict=False)]
             assert all(gap >= HOLD_S - 0.05 for gap in gaps), gaps
             poll(lambda: {"api", "batch"} <= {line.split()[0] for line in _lines(restarts)}, 30)
     finally:

@@ -97,13 +97,16 @@ def test_critical_down_is_confirmed_published_everywhere_then_held(setup, db: Da
         assert store.stored(session, clock.now())["global"]["version"] == doc["version"]
     # restored: down one level per hold, never two at once
     live.values[ids["pay"]] = S.UP
-    seen = []
+    seen, applied_then = [], []
     for _ in range(130):
         clock.advance(1)
         service.evaluate()
         seen.append(level(service))
+        applied_then.append(service.automation_level())
     assert seen[58] == "minimal" and seen[60] == "degraded" and seen[-1] == "normal"
     assert seen.index("normal") - seen.index("degraded") == 60
+    # automation follows the rules without the holds: unfrozen at once while applications are held
+    assert applied_then[2] is L.NORMAL and seen[2] == "minimal" and applied[-1] is L.NORMAL
 
 
 def test_scope_reads_its_own_level(setup) -> None:
@@ -241,8 +244,15 @@ def test_database_unreachable_publishes_emergency_and_records_it_later(pg_schema
     proxy.cut()
     try:
         service.evaluate()
+        clock.advance(14)
+        service.evaluate()
+        service.evaluate()
+        assert level(service) == "normal"  # a blip (a failover, a restart) is not an emergency: `for` 15 s
+        clock.advance(2)
+        service.evaluate()
         service.evaluate()
         assert level(service) == "emergency"  # published from memory: the API and the file do not need it
+        assert service.automation_level() is L.NORMAL  # recovery is not frozen by its own database
         assert json.loads((tmp_path / "d.json").read_text())["level"] == "emergency"
         assert "unreachable" in service.document()["reasons"][0]
     finally:

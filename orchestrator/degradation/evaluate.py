@@ -91,12 +91,21 @@ def _fires(rule: Rule, facts: Facts, scope_ids: frozenset[int] | None) -> str | 
     return f"{what} p95 {value:.0f} ms (> {limit_ms:.0f} ms)" if value is not None and value > limit_ms else None
 
 
-def compute(rules: list[Rule], facts: Facts, scope_ids: frozenset[int] | None = None) -> tuple[L, list[str]]:
+def compute(rules: list[Rule], facts: Facts, scope_ids: frozenset[int] | None = None, *,
+            holding: dict[int, datetime] | None = None, now: datetime | None = None) -> tuple[L, list[str]]:
     """The level the rules ask for over ``scope_ids`` (None: every component) and the reasons of the
-    rules that fired, highest level first (of rules on the same signal, only the highest one's)."""
+    rules that fired, highest level first (of rules on the same signal, only the highest one's).
+
+    ``holding`` (rule index → since when its condition holds, kept by the caller between evaluations)
+    and ``now`` make a rule with ``for`` fire only once its condition has held that long."""
     fired: dict[tuple[str, str | None, str], tuple[int, str]] = {}
-    for rule in rules:
+    for index, rule in enumerate(rules):
         reason = _fires(rule, facts, scope_ids)
+        if holding is not None and now is not None:
+            if reason is None:
+                holding.pop(index, None)
+            elif rule.for_s and (now - holding.setdefault(index, now)).total_seconds() < rule.for_s:
+                continue
         if reason is not None:
             key, rank = (rule.when, rule.selector, rule.criticality), level_rank(rule.level)
             if key not in fired or fired[key][0] < rank:

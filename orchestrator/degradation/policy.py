@@ -20,6 +20,9 @@ Positive = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
 FeatureValue = bool | int | float | str
 RaisedLevel = Literal["degraded", "minimal", "emergency"]
 LevelName = Literal["normal", "degraded", "minimal", "emergency"]
+#: The shipped database_unreachable rule fires once the database has been unreachable this long: a
+#: blip of a second or two (a failover, a restart) is not an emergency for applications.
+DATABASE_FOR_S = 15.0
 #: Fraction rules need at least this many components in what they judge.
 DEFAULT_MIN_COMPONENTS = 4
 #: The name of the scope every component belongs to.
@@ -38,6 +41,10 @@ RULE_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "check_lateness": (frozenset({"p95_above"}), frozenset({"min_checks"})),
     "database_unreachable": (frozenset(), frozenset()),
 }
+
+
+#: field name → the key a file uses for it
+_ALIASES = {"p95_above_s": "p95_above", "for_s": "for"}
 
 
 def parse_selector(text: str) -> tuple[tuple[str, str], ...]:
@@ -80,6 +87,8 @@ class Rule(_Model):
     p95_above_s: Duration | None = Field(None, alias="p95_above")
     #: fewer checks than this in the window never fire the rule (error_rate, latency, check_lateness)
     min_checks: int = Field(20, ge=1)
+    #: the condition must hold this long before the rule fires (0: at once)
+    for_s: Duration = Field(0.0, alias="for")
 
     @field_validator("selector")
     @classmethod
@@ -92,10 +101,11 @@ class Rule(_Model):
         if not isinstance(data, dict) or data.get("when") not in RULE_FIELDS:
             return data
         required, optional = RULE_FIELDS[data["when"]]
+        given = {_ALIASES.get(name, name) for name in data}
         for name in sorted(required):
-            if name not in data:
+            if name not in given:
                 raise ValueError(f"{name}: required when {data['when']!r}")
-        for name in sorted(set(data) - required - optional - {"when", "level"}):
+        for name in sorted(given - required - optional - {"when", "level", "for"}):
             raise ValueError(f"{name}: not used when {data['when']!r} (it takes {', '.join(sorted(required | optional)) or 'only level'})")
         return data
 
@@ -124,7 +134,7 @@ def _default_rules() -> list[Rule]:
         Rule(when="unhealthy_fraction", at_least=0.10, level="degraded"),
         Rule(when="unhealthy_fraction", at_least=0.25, level="minimal"),
         Rule(when="unhealthy_fraction", at_least=0.50, level="emergency"),
-        Rule(when="database_unreachable", level="emergency"),
+        Rule(when="database_unreachable", level="emergency", for_s=DATABASE_FOR_S),
     ]
 
 

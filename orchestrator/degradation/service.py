@@ -12,9 +12,12 @@ evaluation:
    an override in force is published instead;
 3. on a change: a new version, the state file rewritten atomically, long-polls woken, the row and
    its history event written (with ``NOTIFY`` on PostgreSQL; retried while the database is away);
-4. computes the orchestrator's own overload level from its check lateness, and applies the higher of
-   that and the global level to itself (:mod:`orchestrator.degradation.actions`): check shedding now,
-   recovery guards on their next decision.
+4. applies a level to the orchestrator itself (:mod:`orchestrator.degradation.actions`: check
+   shedding now, recovery guards on their next decision): the higher of its own overload level (check
+   lateness) and the global level its rules give *now* — confirmed, but stepping down without the
+   hold, and leaving out ``database_unreachable`` — or the global override when one is in force.
+   Applications are kept at a level for the holds; automation must not stay frozen minutes after
+   the fleet (or the database) came back.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import os
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -66,6 +69,8 @@ class _Scope:
     doc: dict[str, Any]
     override_id: int | None = None
     dirty: bool = False  # its row is still to be written
+    #: rule index → since when its condition holds (for rules with ``for``)
+    holding: dict[int, datetime] = field(default_factory=dict)
 
 
 class DegradationService:
@@ -88,6 +93,11 @@ class DegradationService:
         self._index_at: float | None = None
         self.database_ok = True
         self._overload = Hysteresis(self.policy.confirm, self.policy.hold_s)
+        # What automation obeys: the global rules now, confirmed but with no hold on the way down, and
+        # without database_unreachable (the journal-first protocol already covers its own database): a
+        # blip must not freeze recovery for the minutes applications are kept at a level.
+        self._own = Hysteresis(self.policy.confirm, 0.0)
+        self._own_holding: dict[int, datetime] = {}
         self.self_level = L.NORMAL  # what the orchestrator applies to itself
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -150,7 +160,10 @@ class DegradationService:
             self.policy = policy
             for s in self._scopes.values():
                 s.hysteresis.reconfigure(policy.confirm, policy.hold_s)
+                s.holding.clear()
             self._overload.reconfigure(policy.confirm, policy.hold_s)
+            self._own.reconfigure(policy.confirm, 0.0)
+            self._own_holding.clear()
             for name in list(self._scopes):
                 if name not in policy.scope_names():
                     del self._scopes[name]
@@ -188,10 +201,14 @@ class DegradationService:
         for name in policy.scope_names():
             scope = self._scope(name, now)
             ids = None if name == GLOBAL_SCOPE else self._index[1].get(name, frozenset())
-            computed, reasons = compute(policy.rules_of(name), facts, ids)
+            computed, reasons = compute(policy.rules_of(name), facts, ids, holding=scope.holding, now=now)
             scope.hysteresis.step(computed, now)
             pending |= scope.hysteresis.pending
             self._publish(scope, computed, reasons, now)
+        own_rules = [r for r in policy.rules if r.when != "database_unreachable"]
+        own, _ = compute(own_rules, facts, None, holding=self._own_holding, now=now)
+        self._own.step(own, now)
+        pending |= self._own.pending or level_rank(self._own.level) > level_rank(own)
         self._persist(now)
         pending |= self._protect(now)
         return pending
@@ -316,8 +333,9 @@ class DegradationService:
                             self._overload.level.value, _shedding_summary(self._overload.level))
             else:
                 log.info("no longer overloaded: check lateness p95 %.0f ms", lateness or 0)
-        global_level = L(self._scopes[GLOBAL_SCOPE].doc["level"])
-        applied = max(global_level, self._overload.level, key=level_rank)
+        override = self._overrides.get(GLOBAL_SCOPE)
+        fleet = override.level if override else self._own.level
+        applied = max(fleet, self._overload.level, key=level_rank)
         if applied is not self.self_level:
             log.warning("applying level %s to the orchestrator itself: %s", applied.value,
                         _shedding_summary(applied))
