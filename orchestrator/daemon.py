@@ -192,6 +192,8 @@ class Daemon:
 
     def _shutdown(self, timer: Timer, plane: CheckPlane, recorder: Recorder) -> int:
         sdnotify.notify("STOPPING=1")
+        if self.degradation is not None:
+            self.degradation.stop()  # first: its long-polls answer, so the web server stops at once
         if self.web is not None:
             self.web.stop()
         log.info("stopping: letting in-flight checks finish")
@@ -200,8 +202,6 @@ class Daemon:
         close_checkers()
         if self.coordinator is not None:
             self.coordinator.shutdown(timeout_s=self.settings.shutdown_timeout_s)
-        if self.degradation is not None:
-            self.degradation.stop()
         recorder.stop(timeout_s=self.settings.shutdown_timeout_s)
         try:
             self._heartbeat(stopped=True)

@@ -286,11 +286,12 @@ class DegradationService:
             scope.doc, scope.override_id, scope.dirty = doc, (override.id if override else None), True
             if level.value != old["level"]:
                 self._events.append((doc, old["level"], actor))
+        self._write_file()  # before the long-polls wake: whoever saw the change may read the file
+        with self._cond:
             self._cond.notify_all()
         if level.value != old["level"]:
             log.warning("degradation level %s -> %s scope=%s reasons=%s", old["level"], level.value, scope.name,
                         "; ".join(doc["reasons"]) or "-")
-        self._write_file()
 
     def _persist(self, now: datetime) -> None:
         """Write changed rows and the history events not yet written (kept while the database is away)."""

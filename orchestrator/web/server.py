@@ -62,9 +62,14 @@ class WebServer:
         return f"http://{host}:{self.port}/"
 
     def stop(self) -> None:
-        self._server.close()
+        """Close the listening socket and every open connection (kept-alive ones too: a stopped server
+        answers nothing more), end the loop, then the request threads."""
+        from waitress import wasyncore
+
+        self.source.close()  # long-polls answer now
+        self._server.task_dispatcher.shutdown(timeout=5)  # requests in progress finish
+        wasyncore.close_all(self._server._map, ignore_all=True)
         self._thread.join(5)
-        self.source.close()
 
 
 #: how long a thread may hold the GIL while others wait, inside the daemon (Python's default: 5 ms)

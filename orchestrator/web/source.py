@@ -135,6 +135,7 @@ class DatabaseSource:
         self.plans_path = plans_path
         self._coordinator: RecoveryCoordinator | None = None
         self._lock = threading.Lock()
+        self._closed = threading.Event()  # set by close(): long-polls answer at once
 
     def facts(self) -> LiveFacts:
         fresh_after = self.clock.now() - timedelta(seconds=HEARTBEAT_FRESH_S)
@@ -161,9 +162,9 @@ class DatabaseSource:
         while True:
             doc = self.degradation().get(scope)
             left = deadline - time.monotonic()
-            if doc is None or doc["version"] != after or left <= 0:
+            if doc is None or doc["version"] != after or left <= 0 or self._closed.is_set():
                 return doc
-            time.sleep(min(DB_POLL_S, left))
+            self._closed.wait(min(DB_POLL_S, left))
 
     def coordinator(self) -> RecoveryCoordinator:
         """A coordinator of this process, built on first use exactly as `orchestrator recover` builds one."""
@@ -181,6 +182,7 @@ class DatabaseSource:
             return self._coordinator
 
     def close(self) -> None:
+        self._closed.set()
         with self._lock:
             if self._coordinator is not None:
                 self._coordinator.shutdown(timeout_s=10.0)
