@@ -239,8 +239,9 @@ class Daemon:
 
         def apply(level) -> None:
             shed = level.value != "normal"
-            plane.dispatcher.set_shedding((lambda _cid, criticality: actions.check_factor(level, criticality))
-                                          if shed else None)
+            live = plane.live
+            plane.dispatcher.set_shedding(
+                (lambda cid, criticality: actions.check_factor(level, criticality, live.state(cid))) if shed else None)
 
         policy = self.plans.degradation if self.plans is not None else None
         return DegradationService(db, plane.live, plane.signals, policy=policy, clock=self.clock,

@@ -218,3 +218,11 @@ def test_signals_window_error_rate_and_p95() -> None:
     clock.advance(30)
     assert signals.window(10).checks == 0 and signals.window(10).latency_p95_ms is None
     assert signals.window(60).checks == 101
+
+
+@pytest.mark.parametrize("state", [S.DOWN, S.DEGRADED, S.FLAPPING, S.UNKNOWN])
+def test_unhealthy_components_are_never_shed(state: S) -> None:
+    # otherwise a level raised by unhealthy components would hold itself up by not checking them
+    for level in L:
+        assert actions.check_factor(level, "low", state) == 1.0
+    assert actions.check_factor(L.MINIMAL, "low", S.UP) is None

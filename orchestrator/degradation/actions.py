@@ -10,12 +10,15 @@ level (its check lateness, see ``self_protection`` in the policy).
 | minimal   | only critical and high components           | ``restart`` / ``failover`` of critical ones, ``notify`` |
 | emergency | only critical and high components           | ``notify`` only (steps in flight still verify) |
 
-Manual recoveries (``orchestrator recover``) are an operator's decision and are not limited.
+Shedding applies only to components that answer (UP): one that is down, degraded, flapping or not yet
+judged keeps its cadence, so its recovery is seen — otherwise a level raised by unhealthy components
+would hold itself up by no longer checking them. Manual recoveries (``orchestrator recover``) are an
+operator's decision and are not limited.
 """
 
 from __future__ import annotations
 
-from orchestrator.core.states import Criticality, DegradationLevel
+from orchestrator.core.states import ComponentState, Criticality, DegradationLevel
 
 L = DegradationLevel
 C = Criticality
@@ -32,8 +35,11 @@ CHECK_FACTORS: dict[L, dict[str, float | None]] = {
 _TELLING = frozenset({"notify"})
 
 
-def check_factor(level: L | str, criticality: str) -> float | None:
-    """The interval multiplier for a component of ``criticality`` at ``level`` (None: skip its checks)."""
+def check_factor(level: L | str, criticality: str, state: ComponentState = ComponentState.UP) -> float | None:
+    """The interval multiplier for a component of ``criticality`` in ``state`` at ``level`` (None: skip
+    this check). Only answering (UP) components are shed."""
+    if state is not ComponentState.UP:
+        return 1.0
     return CHECK_FACTORS[L(level)].get(criticality, 1.0)
 
 

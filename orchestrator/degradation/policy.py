@@ -117,6 +117,9 @@ class SelfProtection(_Model):
     degraded_above_s: Positive = Field(1.0, alias="degraded_above")
     minimal_above_s: Positive = Field(5.0, alias="minimal_above")
     window_s: Positive = Field(10.0, alias="window")
+    #: the overload level steps down one level per this hold (its own: shedding must end soon after
+    #: the lateness does)
+    hold_s: Duration = Field(30.0, alias="hold")
 
 
 class Scope(_Model):

@@ -92,7 +92,7 @@ class DegradationService:
         self._index: tuple[dict[str, frozenset[int]], dict[str, frozenset[int]]] = ({}, {})
         self._index_at: float | None = None
         self.database_ok = True
-        self._overload = Hysteresis(self.policy.confirm, self.policy.hold_s)
+        self._overload = Hysteresis(self.policy.confirm, self.policy.self_protection.hold_s)
         # What automation obeys: the global rules now, confirmed but with no hold on the way down, and
         # without database_unreachable (the journal-first protocol already covers its own database): a
         # blip must not freeze recovery for the minutes applications are kept at a level.
@@ -161,7 +161,7 @@ class DegradationService:
             for s in self._scopes.values():
                 s.hysteresis.reconfigure(policy.confirm, policy.hold_s)
                 s.holding.clear()
-            self._overload.reconfigure(policy.confirm, policy.hold_s)
+            self._overload.reconfigure(policy.confirm, policy.self_protection.hold_s)
             self._own.reconfigure(policy.confirm, 0.0)
             self._own_holding.clear()
             for name in list(self._scopes):
