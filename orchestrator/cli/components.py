@@ -39,10 +39,13 @@ FLAG_FOR = {
     "vars": "--var", "secret_vars": "--secret-var", "backup_url": "--backup-url", "url": "--url", "check": "--url", "check.url": "--url",
     "expect_status": "--expect-status", "check.expect_status": "--expect-status",
     "name": "NAME", "min_replicas": "--min-replicas", "max_replicas": "--max-replicas", "replicas": "--replicas",
+    "early_warning": "--early-warning",
 }
 
 
 def _flag(path: str) -> str:
+    if path.startswith("early_warning."):  # name the setting too: "--early-warning k"
+        return f"--early-warning {path.split('.', 1)[1]}"
     return FLAG_FOR.get(path) or FLAG_FOR.get(path.split(".")[0].split("[")[0], path)
 
 
@@ -86,6 +89,9 @@ def definition_options(required_url: bool):
         click.option("--replicas", type=click.IntRange(0, MAX_REPLICAS), help="Current replicas (scale strategies)."),
         click.option("--min-replicas", type=click.IntRange(0, MAX_REPLICAS)),
         click.option("--max-replicas", type=click.IntRange(0, MAX_REPLICAS)),
+        click.option("--early-warning", "early_warning", type=KEY_VALUE, multiple=True,
+                     help="Early-warning setting k=v, repeatable (k=6, latency_floor_ms=200, enabled=false; "
+                          "k= restores the default). See docs/degradation.md."),
     ]
 
     def decorate(fn):
@@ -115,7 +121,15 @@ def _changes(flags: dict[str, Any]) -> dict[str, Any]:
         out["url"] = flags["url"]
     if flags.get("expect_status"):
         out["expect_status"] = list(flags["expect_status"])
+    if flags.get("early_warning"):
+        out["early_warning"] = dict(flags["early_warning"])
     return out
+
+
+def _merge_early_warning(current: dict[str, Any], given: dict[str, str]) -> dict[str, Any]:
+    """Overrides after ``--early-warning k=v`` flags: set the given keys; ``k=`` drops the override."""
+    merged = {**current, **given}
+    return {key: value for key, value in merged.items() if value != ""}
 
 
 def _registry(app: AppContext, need_plans: bool) -> Registry:
@@ -135,8 +149,11 @@ def component() -> None:
 @flag_errors
 def add(app: AppContext, name: str, **flags: Any) -> None:
     """Register a component."""
+    changes = _changes(flags)
+    if "early_warning" in changes:
+        changes["early_warning"] = _merge_early_warning({}, changes["early_warning"])
     try:
-        spec = ComponentSpec(name=name, **_changes(flags))
+        spec = ComponentSpec(name=name, **changes)
     except ValidationError as exc:
         raise first_error(exc, rename=_flag) from None
     _registry(app, need_plans=spec.plan is not None).add(spec)
@@ -174,6 +191,8 @@ def update(app: AppContext, name: str, **flags: Any) -> None:
                     current[other] = {k: v for k, v in current[other].items() if k not in value}
             elif key in ("url", "expect_status"):
                 current["check"] = {**current["check"], key: value}
+            elif key == "early_warning":
+                current[key] = _merge_early_warning(current[key], value)
             else:
                 current[key] = value
         return current

@@ -36,8 +36,8 @@ def status(app: AppContext, as_json: bool) -> None:
         if inst["plan_warning"]:
             click.echo(f"warning: {inst['plan_warning']}")
     print_table(
-        ["NAME", "STATE", "SINCE", "LATENCY", "LAST ERROR", "INCIDENT"],
-        [(v["name"], v["state"], v["state_since"],
+        ["NAME", "STATE", "SINCE", "REASON", "LATENCY", "LAST ERROR", "INCIDENT"],
+        [(v["name"], v["state"], v["state_since"], v["state_reason"],
           None if v["last_latency_ms"] is None else f"{v['last_latency_ms']:.0f}ms",
           v["last_error"], v["open_incident"]) for v in views],
     )

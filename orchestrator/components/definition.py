@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from orchestrator.core.durations import parse_duration
 from orchestrator.core.secret_refs import check_references
 from orchestrator.core.states import Criticality
+from orchestrator.degradation.early_warning import EarlyWarningSettings, settings_from
 from orchestrator.health.spec import CheckSpec, parse_status_set, validate_http_url
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
@@ -120,6 +121,8 @@ class ComponentSpec(BaseModel):
     replicas: int | None = Field(default=None, ge=0, le=MAX_REPLICAS)
     min_replicas: int | None = Field(default=None, ge=0, le=MAX_REPLICAS)
     max_replicas: int | None = Field(default=None, ge=0, le=MAX_REPLICAS)
+    #: overrides of the early warning's defaults (orchestrator.degradation.early_warning), e.g. {"k": 6}
+    early_warning: EarlyWarningSettings = Field(default_factory=EarlyWarningSettings)
 
     @model_validator(mode="before")
     @classmethod
@@ -195,6 +198,11 @@ class ComponentSpec(BaseModel):
     def _secret_vars(cls, value: Any) -> dict[str, str]:
         return _references_ok(_string_map(value, "secret var"))
 
+    @field_validator("early_warning", mode="before")
+    @classmethod
+    def _early_warning(cls, value: Any) -> EarlyWarningSettings:
+        return settings_from(value)  # "k: must be > 1", reported as early_warning.k
+
     @field_validator("backup_url")
     @classmethod
     def _backup(cls, value: str | None) -> str | None:
@@ -257,4 +265,5 @@ class ComponentSpec(BaseModel):
             "replicas": self.replicas,
             "min_replicas": self.min_replicas,
             "max_replicas": self.max_replicas,
+            "early_warning": self.early_warning.overrides(),
         }

@@ -32,6 +32,7 @@ INDEFINITELY = datetime(9999, 1, 1, tzinfo=UTC)
 _COLUMNS = (
     "interval_s", "timeout_s", "failure_threshold", "success_threshold", "retry_interval_s", "plan",
     "criticality", "labels", "vars", "secret_vars", "backup_url", "replicas", "min_replicas", "max_replicas",
+    "early_warning",
 )
 
 
@@ -44,6 +45,7 @@ def definition_of(row: Component, names_by_id: dict[int, str]) -> dict[str, Any]
     out["labels"] = dict(sorted(out["labels"].items()))
     out["vars"] = dict(sorted(out["vars"].items()))
     out["secret_vars"] = dict(sorted((out["secret_vars"] or {}).items()))
+    out["early_warning"] = dict(out["early_warning"] or {})
     return out
 
 

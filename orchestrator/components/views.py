@@ -73,6 +73,7 @@ def component_view(row: Component, names_by_id: dict[int, str], now: datetime,
     """One component as `component list --json` prints it (documented in docs/cli.md), redacted."""
     definition = definition_of(row, names_by_id)
     check = definition.pop("check")
+    state = effective_state(row, now)
     view = {
         "name": row.name,
         "kind": row.check_kind,
@@ -81,8 +82,11 @@ def component_view(row: Component, names_by_id: dict[int, str], now: datetime,
         "check": check,
         "paused_until": row.paused_until,
         "paused_reason": row.paused_reason,
-        "state": effective_state(row, now),
+        "state": state,
         "state_since": row.state_since,
+        # why it is degraded, down...: the reason of the transition into its state (None when up, or
+        # while a hold set by the CLI is not yet the daemon's)
+        "state_reason": row.state_reason if state == row.state else None,
         "last_check_at": row.last_check_at,
         "next_check_at": row.next_check_at,
         "last_latency_ms": row.last_latency_ms,

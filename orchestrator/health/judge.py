@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.core.states import ComponentState
+from orchestrator.degradation.early_warning import Evidence
 from orchestrator.health.dispatch import Dispatcher
 from orchestrator.health.live import LiveView
 from orchestrator.health.result import CheckResult
@@ -40,7 +41,9 @@ _HOLDS = (ComponentState.PAUSED, ComponentState.MAINTENANCE)
 
 @dataclass(frozen=True, slots=True)
 class Install:
-    """A component to judge and check, new or changed; ``restore`` is its persisted tracker state."""
+    """A component to judge and check, new or changed; ``restore`` is its persisted tracker state,
+    ``seed`` the early warning's baseline from the rollups (used for a component new to this judge; a
+    changed one keeps what its tracker has seen)."""
 
     component_id: int
     name: str
@@ -49,6 +52,7 @@ class Install:
     timeout_s: float
     criticality: str
     restore: LiveState
+    seed: Evidence = Evidence()
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,14 +238,16 @@ class Judge:
         if current is not None:
             t = current.tracker
             restore = LiveState(t.state, t.since, t.consecutive_failures, t.consecutive_successes, t.flap_episode)
+            evidence = t.evidence
         else:
-            restore = m.restore
+            restore, evidence = m.restore, m.seed
         state = restore.state
         if current is None and state in _HOLDS:
             state = ComponentState.UNKNOWN  # the hold is applied again by the Hold that follows
         tracker = Tracker(m.config, now, state=state, since=restore.since or now,
                           consecutive_failures=restore.consecutive_failures,
-                          consecutive_successes=restore.consecutive_successes, flap_episode=restore.flap_episode)
+                          consecutive_successes=restore.consecutive_successes, flap_episode=restore.flap_episode,
+                          evidence=evidence)
         self._judged[m.component_id] = _Judged(m.component_id, m.name, m.config.interval_s, tracker)
         self.live.set(m.component_id, tracker.state, tracker.flap_episode)
         self.dispatcher.add(m.component_id, m.spec, interval_s=m.config.interval_s, timeout_s=m.timeout_s,

@@ -13,16 +13,20 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.core.states import ComponentState
 from orchestrator.db.engine import Database
 from orchestrator.db.models import Component
+from orchestrator.degradation.early_warning import EarlyWarningSettings, Evidence, seed_minutes, settings_from
 from orchestrator.health.judge import Hold, Install, Judge, Remove
 from orchestrator.health.tracker import TrackerConfig
 from orchestrator.history.recorder import LiveState
+from orchestrator.history.rollup import recent_p50s
 from orchestrator.recovery.targets import effective_check
 
 log = logging.getLogger(__name__)
@@ -85,9 +89,11 @@ class RegistrySync:
             changed = [r.id for r in light if self._generations.get(r.id) != r.generation]
             rows = [row for i in range(0, len(changed), LOAD_CHUNK)
                     for row in session.scalars(select(Component).where(Component.id.in_(changed[i:i + LOAD_CHUNK])))]
+            settings = {row.id: self._early_warning(row) for row in rows}
+            seeds = _baseline_seeds(session, [r for r in rows if r.id not in self._generations], settings, now)
         added = sum(1 for row in rows if row.id not in self._generations)
         for row in rows:
-            self._install(row, len(rows) <= LOG_EACH_UP_TO)
+            self._install(row, len(rows) <= LOG_EACH_UP_TO, settings[row.id], seeds.get(row.id, Evidence()))
         for r in light:
             self._hold(r, now)
         seen = {r.id for r in light}
@@ -107,17 +113,25 @@ class RegistrySync:
                      summary.changed, summary.removed, len(self._generations))
         return summary
 
-    def _install(self, row: Component, log_it: bool) -> None:
+    def _early_warning(self, row: Component) -> EarlyWarningSettings:
+        try:
+            return settings_from(row.early_warning)
+        except ValueError as exc:  # stored by hand or by another version: judge by the defaults
+            log.warning("early_warning overrides ignored component=%s: %s", row.name, exc)
+            return EarlyWarningSettings()
+
+    def _install(self, row: Component, log_it: bool, early_warning: EarlyWarningSettings, seed: Evidence) -> None:
         config = TrackerConfig(interval_s=row.interval_s, failure_threshold=row.failure_threshold,
                                success_threshold=row.success_threshold, retry_interval_s=row.retry_interval_s,
-                               startup_grace_s=self.startup_grace_s)
+                               startup_grace_s=self.startup_grace_s, timeout_s=row.timeout_s,
+                               early_warning=early_warning)
         restore = LiveState(ComponentState(row.state), row.state_since, row.consecutive_failures,
                             row.consecutive_successes, row.flap_episode)
         if log_it:
             kind = "added" if row.id not in self._generations else "changed"
             log.info("component %s component=%s interval=%gs", kind, row.name, row.interval_s)
         self.judge.send(Install(row.id, row.name, effective_check(row), config, row.timeout_s,
-                                row.criticality or "normal", restore))
+                                row.criticality or "normal", restore, seed))
         self._generations[row.id] = row.generation
         self._names[row.id] = row.name
         self._intervals[row.id] = row.interval_s
@@ -128,3 +142,26 @@ class RegistrySync:
         if self._holds.get(light.id) is not wanted:
             self._holds[light.id] = wanted
             self.judge.send(Hold(light.id, wanted, light.paused_reason or ""))
+
+
+#: states whose minutes (since the state began) do not count towards a baseline seed
+_NOT_BASELINE = frozenset({ComponentState.DEGRADED.value, ComponentState.DOWN.value, ComponentState.FLAPPING.value})
+
+
+def _baseline_seeds(session: Session, rows: list[Component], settings: dict[int, EarlyWarningSettings],
+                    now: datetime) -> dict[int, Evidence]:
+    """The early warning's baseline for components new to this process, from their per-minute rollups:
+    minutes with a failure are left out, and so are those since the component became degraded, down
+    or flapping (a slow period must not raise its own baseline; the median takes care of the rest)."""
+    if not rows:
+        return {}
+    minutes = max(settings[r.id].baseline_minutes for r in rows)
+    found = recent_p50s(session, [r.id for r in rows], now - timedelta(minutes=minutes))
+    seeds = {}
+    for row in rows:
+        cutoff = row.state_since.replace(second=0, microsecond=0) if row.state in _NOT_BASELINE and row.state_since \
+            else None
+        kept = [p50 for minute, p50 in found.get(row.id, ()) if cutoff is None or minute < cutoff]
+        if kept:
+            seeds[row.id] = seed_minutes(kept[-settings[row.id].baseline_minutes:])
+    return seeds

@@ -11,27 +11,34 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from orchestrator.components.definition import (
     DEFAULT_FAILURE_THRESHOLD,
     DEFAULT_SUCCESS_THRESHOLD,
     default_retry_interval_s,
+    default_timeout_s,
 )
 from orchestrator.core.states import ComponentState
+from orchestrator.degradation.early_warning import EarlyWarning, EarlyWarningSettings, Evidence
 from orchestrator.health.flap import DEFAULT_HIGH, DEFAULT_LOW, DEFAULT_WINDOW, FlapDetector
 from orchestrator.health.result import CheckResult
 from orchestrator.resilience.backoff import equal_jitter_delay
 from orchestrator.resilience.breaker import IllegalTransitionError
 
 S = ComponentState
-_OBSERVED = (S.UNKNOWN, S.UP, S.DOWN, S.FLAPPING)  # states that check results may change
+_OBSERVED = (S.UNKNOWN, S.UP, S.DEGRADED, S.DOWN, S.FLAPPING)  # states that check results may change
+#: answering states: the early warning judges them (and only moves between the two)
+_ANSWERING = (S.UP, S.DEGRADED)
 #: Every (from, to) pair :meth:`Tracker._transition` accepts. An operator's pause or maintenance can
-#: interrupt any observed state, and always ends in UNKNOWN: the old evidence is stale.
+#: interrupt any observed state, and always ends in UNKNOWN: the old evidence is stale. DEGRADED is
+#: entered from UP only: a component coming back (from UNKNOWN, DOWN, FLAPPING) is UP first, with a
+#: fresh early-warning window.
 LEGAL_TRANSITIONS: frozenset[tuple[S, S]] = frozenset(
     {(S.UNKNOWN, S.UP), (S.UNKNOWN, S.DOWN), (S.UP, S.DOWN), (S.DOWN, S.UP)}
-    | {(s, S.FLAPPING) for s in (S.UNKNOWN, S.UP, S.DOWN)}
+    | {(S.UP, S.DEGRADED), (S.DEGRADED, S.UP), (S.DEGRADED, S.DOWN)}
+    | {(s, S.FLAPPING) for s in (S.UNKNOWN, S.UP, S.DEGRADED, S.DOWN)}
     | {(S.FLAPPING, S.UP), (S.FLAPPING, S.DOWN)}
     | {(s, held) for s in _OBSERVED for held in (S.PAUSED, S.MAINTENANCE)}
     | {(S.PAUSED, S.UNKNOWN), (S.MAINTENANCE, S.UNKNOWN)}
@@ -61,11 +68,15 @@ class TrackerConfig:
     flap_window: int = DEFAULT_WINDOW
     flap_high: float = DEFAULT_HIGH
     flap_low: float = DEFAULT_LOW
+    timeout_s: float | None = None  # the check's timeout (caps the latency threshold); None: the default
+    early_warning: EarlyWarningSettings = field(default_factory=EarlyWarningSettings)
 
     def __post_init__(self) -> None:
         if self.retry_interval_s is None:
             object.__setattr__(self, "retry_interval_s", default_retry_interval_s(self.interval_s))
-        for name in ("interval_s", "retry_interval_s", "down_backoff_cap_s"):
+        if self.timeout_s is None:
+            object.__setattr__(self, "timeout_s", default_timeout_s(self.interval_s))
+        for name in ("interval_s", "retry_interval_s", "down_backoff_cap_s", "timeout_s"):
             if not math.isfinite(getattr(self, name)) or getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be a finite number > 0, got {getattr(self, name)!r}")
         if not math.isfinite(self.startup_grace_s) or self.startup_grace_s < 0:
@@ -95,8 +106,11 @@ class Tracker:
         down_checks: int = 0,
         flap_history: Iterable[bool] = (),
         flap_episode: int = 0,
+        evidence: Evidence = Evidence(),
     ) -> None:
-        """``started_at`` starts the grace period; the keyword arguments restore persisted state."""
+        """``started_at`` starts the grace period; the keyword arguments restore persisted state
+        (``evidence``, the early warning's window and baseline, is kept in memory only: seeded from the
+        rollups at start, carried over when the definition changes)."""
         self.config = config
         self._state = ComponentState(state)
         self._since = since or started_at
@@ -108,6 +122,7 @@ class Tracker:
         )  # fmt: skip
         self._flap_episode = flap_episode
         self._grace_until = started_at + timedelta(seconds=config.startup_grace_s)
+        self._early = EarlyWarning(config.early_warning, config.timeout_s, evidence)
 
     @property
     def state(self) -> ComponentState:
@@ -149,17 +164,34 @@ class Tracker:
         """Times FLAPPING was entered."""
         return self._flap_episode
 
+    @property
+    def evidence(self) -> Evidence:
+        """The early warning's window and baseline (for a successor tracker)."""
+        return self._early.evidence
+
+    @property
+    def baseline_ms(self) -> float | None:
+        """The early warning's latency baseline, None until there is one."""
+        return self._early.baseline_ms
+
     def observe(self, result: CheckResult, now: datetime) -> Transition | None:
         """Count one result; return the transition it causes, or None.
 
         1. Update the consecutive counters and the flap history (always, even when paused).
         2. While PAUSED or in MAINTENANCE stop there: an operator owns the state.
-        3. Otherwise decide by flapping first, then by the thresholds.
+        3. While UP or DEGRADED, feed the early warning.
+        4. Decide by flapping first, then by the thresholds (DOWN), then by the early warning (UP or
+           DEGRADED, for a component that was answering).
         """
         self._count(result.ok)
         if self._state not in _OBSERVED:
             return None
+        verdict = None
+        if self._state in _ANSWERING:
+            verdict = self._early.observe(result.ok, result.latency_ms, now, degraded=self._state is S.DEGRADED)
         target, reason = self._decide(result, now < self._grace_until)
+        if verdict is not None and target is not S.DOWN and target is not S.FLAPPING:
+            target, reason = (S.DEGRADED if verdict.degraded else S.UP), verdict.reason
         if target is None or target is self._state:
             return None
         return self._transition(target, now, reason)
@@ -176,7 +208,7 @@ class Tracker:
         if self._state is S.DOWN and self._failures > 0:
             cap_s = max(cfg.down_backoff_cap_s, cfg.interval_s)
             return equal_jitter_delay(self._down_checks + 1, cfg.interval_s, cap_s, rng)
-        if self._failures > 0 and self._state in (S.UNKNOWN, S.UP):
+        if self._failures > 0 and self._state in (S.UNKNOWN, S.UP, S.DEGRADED):
             return cfg.retry_interval_s
         return cfg.interval_s
 
@@ -238,6 +270,8 @@ class Tracker:
         if (self._state, to) not in LEGAL_TRANSITIONS:
             raise IllegalTransitionError(self._state, to, "tracker")
         transition = Transition(self._state, to, now, reason)
+        if to is S.UP and self._state not in _ANSWERING:
+            self._early.reset()  # coming back: the slow samples from before must not degrade it at once
         self._state, self._since = to, now
         if to is S.FLAPPING:
             self._flap_episode += 1

@@ -303,8 +303,8 @@ class Recorder:
                 conn.execute(insert(StateTransition), [
                     {"component_id": t.component_id, "at": t.at, "from_state": t.from_state.value,
                      "to_state": t.to_state.value, "reason": t.reason} for t in transitions])
-                conn.execute(_STATE_UPDATE, [{"cid": t.component_id, "st": t.to_state.value, "since": t.at}
-                                             for t in transitions])
+                conn.execute(_STATE_UPDATE, [{"cid": t.component_id, "st": t.to_state.value, "since": t.at,
+                                              "why": _state_reason(t)} for t in transitions])
             for t in transitions:
                 event = incidents.on_transition(
                     session, component_id=t.component_id, component_name=t.component_name,
@@ -335,8 +335,16 @@ _LIVE_UPDATE = (
             next_check_at=func.coalesce(bindparam("next", type_=UTCDateTime()), Component.next_check_at))
 )
 _STATE_UPDATE = (
-    update(Component).where(Component.id == bindparam("cid")).values(state=bindparam("st"), state_since=bindparam("since"))
+    update(Component).where(Component.id == bindparam("cid"))
+    .values(state=bindparam("st"), state_since=bindparam("since"), state_reason=bindparam("why"))
 )
+#: states whose transition reason is not kept in components.state_reason (nothing to explain)
+_NO_REASON = frozenset({ComponentState.UP, ComponentState.UNKNOWN})
+
+
+def _state_reason(t: TransitionItem) -> str | None:
+    """Why the component is in its state (degraded, down...), shown beside it; cleared when UP again."""
+    return None if t.to_state in _NO_REASON else t.reason
 
 
 def _live_rows(results: list[ResultItem]) -> list[dict[str, Any]]:

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, case, func
+from sqlalchemy import Connection, case, func, select
+from sqlalchemy.orm import Session
 
 from orchestrator.db.models import CheckRollup
 
@@ -83,3 +84,24 @@ def upsert_rollups(conn: Connection, rows: list[dict[str, Any]]) -> None:
         "checks": CheckRollup.checks + new.checks, "failures": CheckRollup.failures + new.failures,
         "latency_p95_ms": larger("latency_p95_ms"), "latency_max_ms": larger("latency_max_ms"),
     }), rows)
+
+
+#: component ids per query when reading rollups for many components (bounded IN lists)
+READ_CHUNK = 500
+
+
+def recent_p50s(session: Session, component_ids: Iterable[int],
+                since: datetime) -> dict[int, list[tuple[datetime, float]]]:
+    """(minute, p50 latency) of the minutes since ``since`` without a failure, oldest first, by component
+    (the early warning's baseline seed; served by the primary key (component_id, minute))."""
+    ids = sorted(set(component_ids))
+    out: dict[int, list[tuple[datetime, float]]] = {}
+    for i in range(0, len(ids), READ_CHUNK):
+        rows = session.execute(
+            select(CheckRollup.component_id, CheckRollup.minute, CheckRollup.latency_p50_ms)
+            .where(CheckRollup.component_id.in_(ids[i:i + READ_CHUNK]), CheckRollup.minute >= since,
+                   CheckRollup.failures == 0, CheckRollup.latency_p50_ms.is_not(None))
+            .order_by(CheckRollup.component_id, CheckRollup.minute))
+        for cid, minute, p50 in rows:
+            out.setdefault(cid, []).append((minute, p50))
+    return out

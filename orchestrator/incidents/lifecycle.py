@@ -34,6 +34,8 @@ DEFAULT_REOPEN_WINDOW_S = 300.0
 #: later failure reasons kept in details["reasons"] of a reopened incident (the first stays in `reason`)
 MAX_REASONS_KEPT = 20
 
+#: states that open an incident; DEGRADED (slow or error-prone, still answering) is an early warning,
+#: not one of them: UP <-> DEGRADED opens and closes nothing, DEGRADED -> DOWN opens one
 _UNHEALTHY = {ComponentState.DOWN, ComponentState.FLAPPING}
 _ACTIVE = [s.value for s in ACTIVE_INCIDENT_STATUSES]
 

@@ -152,10 +152,15 @@ def _same_block(incident: Incident, decision: Decision) -> bool:
             and (incident.details or {}).get("guard") == decision.guard and incident.status_reason == decision.reason)
 
 
+#: states in which a component answers its checks
+_ANSWERING = (ComponentState.UP, ComponentState.DEGRADED)
+
+
 def healed_meanwhile(engine: Engine, req: RunRequest, t: Turn) -> RunEnd | None:
-    """The component looks UP before an automatic action: confirm with real checks and resolve
-    ``self`` (it healed by itself, or by hand: no action of ours succeeded and verified)."""
-    if req.manual or engine.health.state(t.row.id) is not ComponentState.UP:
+    """The component answers again (UP, or DEGRADED: slow but answering) before an automatic action:
+    confirm with real checks and resolve ``self`` (it healed by itself, or by hand: no action of ours
+    succeeded and verified)."""
+    if req.manual or engine.health.state(t.row.id) not in _ANSWERING:
         return None
     settings = t.step.verify
     outcome = confirm_healthy(check_probe(effective_check(t.row)), max(settings.successes, t.row.success_threshold),

@@ -17,8 +17,8 @@ into text. The JSON shape (``version`` 1) is stable; fields may be added, never 
       },
       "components": [{
         "name": str, "state": str, "criticality": str, "labels": {str: str},
-        "uptime_pct": float | null,                  # up / (up + down + flapping); null if never judged
-        "time_s": {"up", "down", "flapping", "unknown", "paused", "maintenance": float},
+        "uptime_pct": float | null,                  # (up + degraded) / (up + degraded + down + flapping); null if never judged
+        "time_s": {"up", "degraded", "down", "flapping", "unknown", "paused", "maintenance": float},
         "checks": {"checks": int, "failures": int,
                    "latency_p50_ms", "latency_p95_ms", "latency_max_ms": float | null},
         "incidents": int, "mttr_s": float | null
