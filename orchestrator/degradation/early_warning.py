@@ -9,7 +9,8 @@ and DEGRADED.
 2. Baseline: the median of the component's own per-minute p50 latencies over the last
    ``baseline_minutes`` minutes, seeded from ``check_rollups`` at start and kept from results
    afterwards. A minute with a degraded result in it is left out, so a slow period does not raise its
-   own baseline. With fewer than ``baseline_min_minutes`` minutes there is no baseline yet: only the
+   own baseline, nor do the slow minutes just before it (those with a p50 above the p50 guard). With
+   fewer than ``baseline_min_minutes`` minutes there is no baseline yet: only the
    latency floor (and the timeout cap) and the error rate apply.
 3. Threshold: ``min(max(latency_floor_ms, k x baseline), timeout_fraction x timeout)``: never below
    the floor, never needing the timeout.
@@ -175,9 +176,9 @@ class EarlyWarning:
         if not degraded:
             self._clear = 0
             if p95 > threshold and p50 > s.p50_fraction * threshold:
-                return Verdict(True, self._latency_reason(p95, threshold))
+                return self._enter(self._latency_reason(p95, threshold), s.p50_fraction * threshold)
             if rate >= s.error_rate:
-                return Verdict(True, f"error rate {rate:.0%} over the last {n} checks")
+                return self._enter(f"error rate {rate:.0%} over the last {n} checks", s.p50_fraction * threshold)
             return Verdict(False)
         clear = p95 < s.clear_fraction * threshold and rate < s.error_rate / 2
         self._clear = self._clear + 1 if clear else 0
@@ -186,6 +187,14 @@ class EarlyWarning:
             return Verdict(False, f"p95 {p95:.0f} ms (threshold {threshold:.0f} ms), error rate {rate:.0%} over "
                                   f"the last {n} checks, clear for {s.clear_samples} checks")
         return Verdict(True)
+
+    def _enter(self, reason: str, slow_ms: float) -> Verdict:
+        """Degraded now: the slow minutes that led here (the window reaches back before this verdict)
+        leave the baseline, and so does the minute in progress."""
+        while self._minutes and self._minutes[-1] > slow_ms:
+            self._minutes.pop()
+        self._minute_tainted = True
+        return Verdict(True, reason)
 
     def _latency_reason(self, p95: float, threshold: float) -> str:
         baseline = self.baseline_ms
