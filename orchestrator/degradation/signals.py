@@ -2,7 +2,9 @@
 
 The check plane calls :meth:`FleetSignals.observe` once per check result (any thread). Results are
 counted in one-second buckets with log-scaled latency histograms (about 5% resolution), so a window
-query costs the same at 10 or 10,000 components and memory stays bounded.
+query costs the same at 10 or 10,000 components and memory stays bounded. Lateness is counted for
+passing checks only: a hanging endpoint's checks wait in the slow lane by design, and counting them
+would make ten hanging endpoints look like an overloaded orchestrator.
 """
 
 from __future__ import annotations
@@ -94,7 +96,7 @@ class FleetSignals:
                 cur.failures += 1
             b = _bucket(latency_ms)
             cur.latency[b] = cur.latency.get(b, 0) + 1
-            if lateness_ms is not None:
+            if lateness_ms is not None and ok:  # a failing check may run in the slow lane, late by design
                 b = _bucket(max(lateness_ms, 0.0))
                 cur.lateness[b] = cur.lateness.get(b, 0) + 1
 
