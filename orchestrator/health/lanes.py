@@ -70,8 +70,12 @@ def run_due(due: Due, clock: Clock) -> tuple[CheckResult, float]:
 class Lane:
     """One queue and the threads that loop over it."""
 
-    def __init__(self, name: str, sink: Sink, clock: Clock, *, min_threads: int, max_threads: int) -> None:
+    def __init__(self, name: str, sink: Sink, clock: Clock, *, min_threads: int, max_threads: int,
+                 io_bound: bool = False) -> None:
+        """``io_bound``: its checks mostly wait (the slow lane's hang until their timeout), so growth
+        needs no proof that it paid: Little's law alone sizes it."""
         self.name = name
+        self.io_bound = io_bound
         self.sink = sink
         self.clock = clock
         self.min_threads, self.max_threads = min_threads, max(min_threads, max_threads)
@@ -116,7 +120,8 @@ class Lane:
             idle = len(self._threads) - self._busy
             target = self.min_threads if cpu_busy else max(self.min_threads, self.needed())
             want = min(GROW_STEP, max(1, len(self._threads) // 2), waiting - idle, target - len(self._threads))
-            if want > 0 and len(self._threads) >= self.min_threads and not self._growth_pays(now):
+            if (want > 0 and len(self._threads) >= self.min_threads and not self.io_bound
+                    and not self._growth_pays(now)):
                 want = 0
             want = max(want, self.min_threads - len(self._threads))
             want = min(want, self.max_threads - len(self._threads))
@@ -185,7 +190,8 @@ class ThreadLanes:
         self._cpu_busy = False
         fast_max = max_threads or FAST_MAX_THREADS
         self.fast = Lane("fast", sink, clock, min_threads=min(FAST_MIN_THREADS, fast_max), max_threads=fast_max)
-        self.slow = Lane("slow", sink, clock, min_threads=SLOW_MIN_THREADS, max_threads=SLOW_MAX_THREADS)
+        self.slow = Lane("slow", sink, clock, min_threads=SLOW_MIN_THREADS, max_threads=SLOW_MAX_THREADS,
+                         io_bound=True)
 
     def submit(self, batch: list[Due]) -> None:
         fast_put, slow_put = self.fast.put, self.slow.put
