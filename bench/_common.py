@@ -48,6 +48,18 @@ def log(msg: str) -> None:
     print(f"# {msg}", file=sys.stderr, flush=True)
 
 
+def poll(predicate, timeout_s: float, what: str, interval_s: float = 0.02):
+    """The first truthy value of ``predicate`` within ``timeout_s``; RuntimeError otherwise."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what}: not within {timeout_s}s")
+        time.sleep(interval_s)
+
+
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile of ``values`` (q in 0..100); NaN when empty."""
     if not values:

@@ -81,14 +81,7 @@ class Service:
 
 
 def _wait(predicate, what: str, timeout_s: float = DEADLINE_S):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{what}: not within {timeout_s}s")
-        time.sleep(0.01)
+    return c.poll(predicate, timeout_s, what, 0.01)
 
 
 class FileWatch:

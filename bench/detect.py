@@ -41,14 +41,7 @@ POLL_S = 0.02
 
 def poll(predicate, timeout_s: float, what: str):
     """The first truthy value of ``predicate`` within ``timeout_s``; RuntimeError otherwise."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{what}: not within {timeout_s}s")
-        time.sleep(POLL_S)
+    return c.poll(predicate, timeout_s, what, POLL_S)
 
 
 def all_up(db: Database, ids: list[int]) -> bool:
