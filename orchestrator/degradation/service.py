@@ -51,6 +51,9 @@ L = DegradationLevel
 INDEX_REFRESH_S = 10.0
 #: How often the thread looks at the live counts for a change (cheap: a small dict copy).
 WATCH_S = 0.05
+#: Evaluations a stream of state changes may cause at most: one per this many seconds (a start-up of
+#: 10,000 UNKNOWN -> UP transitions must not cost an evaluation every look).
+MIN_GAP_S = 0.1
 #: The longest a long-poll may wait.
 MAX_WAIT_S = 60.0
 #: The state file's name in the state directory.
@@ -172,15 +175,17 @@ class DegradationService:
 
     def _run(self) -> None:
         last_counts: Any = None
+        last_at, wanted = float("-inf"), False
         next_at = self.clock.monotonic() + self.policy.evaluate_every_s
         while not self._stop.is_set():
             self._wake.wait(WATCH_S)
-            poked = self._wake.is_set()
+            wanted |= self._wake.is_set()
             self._wake.clear()
             counts = self.live.counts()
+            wanted |= counts != last_counts
             now = self.clock.monotonic()
-            if poked or counts != last_counts or now >= next_at:
-                last_counts = counts
+            if (wanted and now - last_at >= MIN_GAP_S) or now >= next_at:
+                last_counts, last_at, wanted = counts, now, False
                 try:
                     pending = self.evaluate()
                 except Exception:  # one bad evaluation must not end publication
