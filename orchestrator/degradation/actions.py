@@ -35,6 +35,26 @@ CHECK_FACTORS: dict[L, dict[str, float | None]] = {
 _TELLING = frozenset({"notify"})
 
 
+#: What each level allows to start automatically, in words (for the log).
+ALLOWED_SUMMARY = {L.NORMAL: "all recovery steps", L.DEGRADED: "no scale_up",
+                   L.MINIMAL: "only restart/failover of critical components",
+                   L.EMERGENCY: "automation frozen (notify only)"}
+
+
+def describe(level: L | str) -> str:
+    """One line saying what ``level`` does to checks and recovery, from the tables above."""
+    level = L(level)
+    factors = CHECK_FACTORS[level]
+    skipped = [c for c, f in factors.items() if f is None]
+    slower = [c for c, f in factors.items() if f not in (None, 1.0)]
+    parts = []
+    if slower:
+        parts.append(f"{'/'.join(slower)} checked at 2x interval")
+    if skipped:
+        parts.append(f"{'/'.join(skipped)} not checked")
+    return ", ".join([*parts, ALLOWED_SUMMARY[level]])
+
+
 def check_factor(level: L | str, criticality: str, state: ComponentState = ComponentState.UP) -> float | None:
     """The interval multiplier for a component of ``criticality`` in ``state`` at ``level`` (None: skip
     this check). Only answering (UP) components are shed."""

@@ -91,6 +91,7 @@ class DegradationService:
         self._scopes: dict[str, _Scope] = {}
         #: (document, from level, actor) of changes whose history row is not written yet
         self._events: list[tuple[dict[str, Any], str | None, str | None]] = []
+        self._published = False  # a document changed in this evaluation: file and long-polls to update
         self._overrides: dict[str, store.Override] = {}
         self._index: tuple[dict[str, frozenset[int]], dict[str, frozenset[int]]] = ({}, {})
         self._index_at: float | None = None
@@ -210,6 +211,11 @@ class DegradationService:
             scope.hysteresis.step(computed, now)
             pending |= scope.hysteresis.pending
             self._publish(scope, computed, reasons, now)
+        if self._published:  # once per evaluation, however many scopes changed
+            self._published = False
+            self._write_file()  # before the long-polls wake: whoever saw the change may read the file
+            with self._cond:
+                self._cond.notify_all()
         own_rules = [r for r in policy.rules if r.when != "database_unreachable"]
         own, _ = compute(own_rules, facts, None, holding=self._own_holding, now=now)
         self._own.step(own, now)
@@ -266,7 +272,7 @@ class DegradationService:
             scope = _Scope(name, Hysteresis(policy.confirm, policy.hold_s, since=now), doc, dirty=True)
             with self._cond:
                 self._scopes[name] = scope
-            self._write_file()
+            self._published = True
         return scope
 
     def _publish(self, scope: _Scope, computed: L, reasons: list[str], now: datetime) -> None:
@@ -291,9 +297,7 @@ class DegradationService:
             scope.doc, scope.override_id, scope.dirty = doc, (override.id if override else None), True
             if level.value != old["level"]:
                 self._events.append((doc, old["level"], actor))
-        self._write_file()  # before the long-polls wake: whoever saw the change may read the file
-        with self._cond:
-            self._cond.notify_all()
+        self._published = True
         if level.value != old["level"]:
             log.warning("degradation level %s -> %s scope=%s reasons=%s", old["level"], level.value, scope.name,
                         "; ".join(doc["reasons"]) or "-")
@@ -336,7 +340,7 @@ class DegradationService:
         if self._overload.level is not before:
             if level_rank(self._overload.level) > 0:
                 log.warning("overloaded: check lateness p95 %.0f ms; shedding as at level %s (%s)", lateness or 0,
-                            self._overload.level.value, _shedding_summary(self._overload.level))
+                            self._overload.level.value, actions.describe(self._overload.level))
             else:
                 log.info("no longer overloaded: check lateness p95 %.0f ms", lateness or 0)
         override = self._overrides.get(GLOBAL_SCOPE)
@@ -344,7 +348,7 @@ class DegradationService:
         applied = max(fleet, self._overload.level, key=level_rank)
         if applied is not self.self_level:
             log.warning("applying level %s to the orchestrator itself: %s", applied.value,
-                        _shedding_summary(applied))
+                        actions.describe(applied))
             self.self_level = applied
             if self._apply is not None:
                 self._apply(applied)
@@ -391,18 +395,3 @@ class DegradationService:
 
 def _iso(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else str(value)
-
-
-def _shedding_summary(level: L) -> str:
-    factors = actions.CHECK_FACTORS[level]
-    skipped = [c for c, f in factors.items() if f is None]
-    slower = [c for c, f in factors.items() if f not in (None, 1.0)]
-    parts = []
-    if slower:
-        parts.append(f"{'/'.join(slower)} checked at 2x interval")
-    if skipped:
-        parts.append(f"{'/'.join(skipped)} not checked")
-    allowed = {L.NORMAL: "all recovery steps", L.DEGRADED: "no scale_up",
-               L.MINIMAL: "only restart/failover of critical components",
-               L.EMERGENCY: "automation frozen (notify only)"}[level]
-    return ", ".join([*parts, allowed])

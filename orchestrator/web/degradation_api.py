@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from typing import Any
 
-from flask import Blueprint, jsonify, make_response, request
+from flask import Blueprint, g, jsonify, make_response, request
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from orchestrator.core.durations import parse_duration
@@ -57,7 +58,7 @@ def degradation():
     source = app_state().source
     scope = scope_name(request.args.get("scope"))
     wait_s, after = _wait_s(), _after()
-    docs = source.degradation()
+    docs = _documents(source)
     doc = docs.get(scope)
     if doc is None:
         known = ", ".join(sorted(docs)) or "none yet (no daemon has published a level)"
@@ -65,6 +66,7 @@ def degradation():
     if after is not None and wait_s > 0 and doc["version"] == after and _long_polls.acquire(blocking=False):
         try:
             doc = source.degradation_wait(scope, after, wait_s) or doc
+            g.pop("degradation_docs", None)  # it waited: the header reads the level again
         finally:
             _long_polls.release()
     version = str(doc["version"])
@@ -73,6 +75,13 @@ def degradation():
     response.set_etag(version)
     response.headers["Cache-Control"] = f"max-age={int(doc['ttl_s'])}, must-revalidate"
     return response
+
+
+def _documents(source: WebSource) -> dict[str, dict[str, Any]]:
+    """The published documents, read once per request (the route and the header share them)."""
+    if "degradation_docs" not in g:
+        g.degradation_docs = source.degradation()
+    return g.degradation_docs
 
 
 def level_metrics(source: WebSource) -> Iterator[Metric]:
@@ -101,7 +110,7 @@ def level_header(state: AppState) -> str | None:
     if not request.path.startswith("/api/"):
         return None
     try:
-        doc = state.source.degradation().get(GLOBAL_SCOPE)
+        doc = _documents(state.source).get(GLOBAL_SCOPE)
     except Exception:  # the database may be away; the answer itself says what failed
         return None
     return None if doc is None else doc["level"]
