@@ -161,6 +161,16 @@ def _poll(predicate, timeout_s: float) -> object:
     return value
 
 
+def history(db: Database, stub: Stub) -> str:
+    """The incidents, the journal and the action log, for an assertion's message."""
+    with db.read() as session:
+        journal = [(r.incident_id, r.step_index, r.attempt, r.status, r.executed)
+                   for r in session.scalars(select(JournalEntry).order_by(JournalEntry.id))]
+    lines = [f"incident {i.id}: {i.status} {i.resolution} reopened {i.reopen_count}x; {i.status_reason!r}"
+             for i in incidents(db)]
+    return "\n".join([*lines, f"journal {journal}", f"actions {stub.actions()}"])
+
+
 def openings(db: Database) -> int:
     """Incidents opened or reopened so far."""
     with db.read() as session:

@@ -9,9 +9,10 @@ import pytest
 
 from orchestrator.core.clock import FakeClock
 from orchestrator.core.config import Switches
-from orchestrator.core.states import ComponentState
+from orchestrator.core.states import AttemptStatus, ComponentState
 from orchestrator.db.models import Component, Incident
 from orchestrator.incidents import operator
+from orchestrator.recovery import journal, runs
 from orchestrator.recovery.coordinator import RecoveryCoordinator
 from orchestrator.recovery.targets import effective_check
 from orchestrator.strategy import MAX_OUTPUT_CHARS
@@ -267,3 +268,29 @@ def test_an_incident_found_at_start_is_checked_fresh_before_anything_acts(db, st
     closed = incident(db, iid)
     assert (closed.resolution, closed.status_reason) == ("self", "healthy when picked up after restart")
     assert stubs.calls() == [] and health.state(cid) is ComponentState.UP  # the passes were reported
+
+
+def test_a_verified_attempt_whose_owner_died_before_resolving_is_credited_at_start(db, stubs: Stubs, healthy,
+                                                                                   coordinators) -> None:
+    """Regression: the owner journaled attempt 1 ``succeeded`` (acted, verified) and died before it
+    could resolve the incident; the next process checked fresh and closed it ``self``, contradicting
+    its own journal. Now: healthy when picked up → ``auto`` by that step, and nothing runs again."""
+    stubs.make("svcctl")
+    plans = plan_set({"p": {"steps": [restart(["svcctl"])]}})
+    health = ScriptedHealth()
+    cid = add_component(db, "web", healthy.url, plans=plans)
+    health.set(cid, ComponentState.DOWN)
+    iid = open_for(db, cid, "web")
+    now = datetime.now(UTC)
+    with db.write() as session:  # the dead owner's run, as it left it
+        runs.start(session, session.get(Incident, iid), "p", manual=False, now=now)
+    entry = journal.claim(db, incident_id=iid, component_id=cid, step_index=0, attempt=1, strategy="restart",
+                          owner="dead", now=now)
+    journal.finish(db, entry, status=AttemptStatus.SUCCEEDED, now=now, detail="restarted",
+                   verification={"passed": True})
+    coordinators(db, plans, health)  # starts: the incident is inherited
+    assert wait_for(lambda: incident(db, iid).status == "resolved", 10)
+    closed = incident(db, iid)
+    assert (closed.resolution, closed.resolved_by_step) == ("auto", 0)
+    assert closed.status_reason.startswith("step 0 attempt 1 verified before its owner died")
+    assert stubs.calls() == [] and [r.status for r in journal_rows(db, iid)] == ["succeeded"]

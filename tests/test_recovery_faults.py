@@ -26,6 +26,7 @@ from tests.fault_rig import (
     Stub,
     break_and_kill,
     break_during_outage,
+    history,
     plan_file,
     problems,
     settled,
@@ -65,7 +66,7 @@ def test_daemon_killed_mid_recovery_and_restarted_settles_everything_exactly_onc
                 daemon = start_daemon(db_url, plans, tmp_path)
                 poll(lambda: settled(db) and server.healthy(), SETTLE_S)
             assert problems(db, stub) == []
-            assert scalar(db, "SELECT count(*) FROM incidents WHERE resolution = 'auto'") == ROUNDS
+            assert scalar(db, "SELECT count(*) FROM incidents WHERE resolution = 'auto'") == ROUNDS, history(db, stub)
         finally:
             daemon.kill()
             daemon.wait(10)
@@ -94,7 +95,7 @@ def _fault_rounds(db: Database, server: RepairableServer, stub: Stub, tmp_path: 
         break_during_outage(db, server, stub, tmp_path / f"gate-{round_no}", cut, heal)
         poll(lambda: settled(db) and up(db), SETTLE_S)
     assert problems(db, stub) == []
-    assert scalar(db, "SELECT count(*) FROM incidents WHERE resolution = 'auto'") == ROUNDS
+    assert scalar(db, "SELECT count(*) FROM incidents WHERE resolution = 'auto'") == ROUNDS, history(db, stub)
 
 
 def test_sqlite_write_errors_during_journal_writes_leave_nothing_stuck(tmp_path) -> None:

@@ -65,8 +65,9 @@ class PlanExecutor:
                 return GONE
             orphans = journal.running_rows(session, incident.id)
             run = runs.start(session, incident, req.plan_name, manual=req.manual, now=self.e.clock.now())
-        if orphans or (req.takeover and not run.manual):
-            end = take_over(self.e, req, row, orphans, fresh=not run.manual)
+            verified = runs.verified_in_run(journal.rows_for(session, incident.id), run)
+        if orphans or verified is not None or (req.takeover and not run.manual):
+            end = take_over(self.e, req, row, orphans, fresh=not run.manual, verified=verified)
             if end is not None:
                 return end
         if req.not_before is not None and self.e.clock.now() < req.not_before:

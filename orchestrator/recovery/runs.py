@@ -111,6 +111,14 @@ def position(rows: list[JournalEntry], index: int, step: Step, base: dict[int, i
     )
 
 
+def verified_in_run(rows: list[JournalEntry], run: Run) -> JournalEntry | None:
+    """This run's last attempt that acted and verified healthy, if any: its owner died, or lost the
+    database, between journaling it and resolving the incident by it."""
+    done = [r for r in rows if r.attempt > run.base.get(r.step_index, 0) and r.executed
+            and r.status == AttemptStatus.SUCCEEDED.value and (r.verification or {}).get("passed")]
+    return max(done, key=lambda r: (r.finished_at or r.claimed_at, r.id), default=None)
+
+
 def mark_recovering(session: Session, incident_id: int, now: datetime, flap_episode: int | None) -> bool:
     """In the claim's transaction: the incident is being acted on; False if it closed meanwhile."""
     incident = session.get(Incident, incident_id)

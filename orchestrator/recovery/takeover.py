@@ -14,7 +14,8 @@ rows still ``running`` (their owner died or lost its lease mid-attempt — nobod
    action ran to its end and the component is healthy after it. Otherwise ``failed``, interrupted
    (the plan goes on; an interrupted step is repeated only if its strategy is idempotent).
 2. No attempt verified → one fresh check of the component before anything acts: healthy (confirmed
-   ``success_threshold`` times) → resolved ``self`` with no action, saying why.
+   ``success_threshold`` times) → resolved ``self`` with no action, saying why; or ``auto`` when an
+   attempt of this run had acted and verified and its owner died before resolving the incident.
 """
 
 from __future__ import annotations
@@ -41,28 +42,37 @@ UNVERIFIED = "interrupted: its owner died mid-step and the component was not ver
 
 
 def take_over(engine: Engine, req: RunRequest, row: Component, orphans: list[JournalEntry], *,
-              fresh: bool = True) -> RunEnd | None:
-    """Settle ``orphans``, then (``fresh``, and nothing verified) check fresh; a RunEnd when it closed."""
+              fresh: bool = True, verified: JournalEntry | None = None) -> RunEnd | None:
+    """Settle ``orphans``, then (``fresh``, and nothing verified) check fresh; a RunEnd when it closed.
+    ``verified`` is this run's attempt that acted and verified before its owner died unresolved: a
+    healthy fresh check then resolves the incident ``auto`` by it, as its owner would have."""
     for entry in orphans:
         end = _settle(engine, req, row, entry)
         if end is not None:
             return end
     if not fresh:
         return None
-    return fresh_check(engine, req, row, why="healthy when picked up after restart" if req.takeover
-                       else "healthy when picked up again after its run was interrupted")
+    why = "healthy when picked up after restart" if req.takeover \
+        else "healthy when picked up again after its run was interrupted"
+    if verified is not None:
+        return fresh_check(engine, req, row, why=f"step {verified.step_index} attempt {verified.attempt} verified "
+                           f"before its owner died; {why}", credit=verified.step_index)
+    return fresh_check(engine, req, row, why=why)
 
 
-def fresh_check(engine: Engine, req: RunRequest, row: Component, *, why: str) -> RunEnd | None:
+def fresh_check(engine: Engine, req: RunRequest, row: Component, *, why: str,
+                credit: int | None = None) -> RunEnd | None:
     """One real check (confirmed ``success_threshold`` times when it passes): healthy → resolved
-    ``self`` with ``why``; None when it is not healthy (the plan goes on)."""
+    ``self`` with ``why`` (``auto`` by step ``credit`` when that step's verified action is why it is
+    healthy); None when it is not healthy (the plan goes on)."""
     settings = req.plan.steps[0].verify
     outcome = confirm_healthy(check_probe(effective_check(row)), _required(row, settings), settings.interval_s,
                               stop=engine.stop, clock=engine.clock, probe_timeout_s=row.timeout_s)
     log.info("component=%s incident=%s fresh check before acting: %s", row.name, req.incident_id, outcome.reason)
     if not outcome.passed:
         return None
-    return resolved(engine, req, row.id, step_index=None, resolution=Resolution.SELF, reason=why,
+    return resolved(engine, req, row.id, step_index=credit,
+                    resolution=Resolution.SELF if credit is None else Resolution.AUTO, reason=why,
                     results=outcome.passing())
 
 
