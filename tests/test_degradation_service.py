@@ -196,6 +196,25 @@ def test_overload_sheds_and_says_so(db: Database, caplog) -> None:
     assert "overloaded: check lateness p95" in caplog.text
 
 
+def test_first_checks_are_not_overload(db: Database) -> None:
+    """Regression: at start-up the fleet's first round (late while the check workers boot) read as
+    overload, and the daemon shed its healthy checks as at MINIMAL 6 s after it started."""
+    clock = FakeClock()
+    signals = FleetSignals(clock)
+    applied: list[L] = []
+    service = DegradationService(db, FakeLive({1: S.UP}), signals, policy=POLICY, clock=clock, apply=applied.append)
+    for cid in range(50):
+        signals.observe(True, 10.0, 6000.0, cid)  # every component's first check, 6 s late
+    service.evaluate()
+    service.evaluate()
+    assert applied == [] and service.automation_level() is L.NORMAL
+    for cid in range(50):
+        signals.observe(True, 10.0, 6000.0, cid)  # their second checks: that is overload
+    service.evaluate()
+    service.evaluate()
+    assert applied == [L.MINIMAL]
+
+
 def test_level_changes_are_notified_once(setup, db: Database) -> None:
     service, live, ids, clock, _ = setup
     received: list[dict] = []

@@ -4,7 +4,10 @@ The check plane calls :meth:`FleetSignals.observe` once per check result (any th
 counted in one-second buckets with log-scaled latency histograms (about 5% resolution), so a window
 query costs the same at 10 or 10,000 components and memory stays bounded. Lateness is counted for
 passing checks only: a hanging endpoint's checks wait in the slow lane by design, and counting them
-would make ten hanging endpoints look like an overloaded orchestrator.
+would make ten hanging endpoints look like an overloaded orchestrator. Nor is a component's first
+check counted: at start-up the whole fleet's first round waits for the check workers to boot, and a
+component just added is installed at a random point of its interval; both are late by design, and
+an orchestrator shedding its checks during its own start-up would never finish it.
 """
 
 from __future__ import annotations
@@ -80,11 +83,16 @@ class FleetSignals:
         self.clock = clock
         self._seconds: deque[_Second] = deque()
         self._lock = threading.Lock()
+        self._seen: set[int] = set()  # components whose first check was observed
 
-    def observe(self, ok: bool, latency_ms: float, lateness_ms: float | None) -> None:
-        """Count one check result."""
+    def observe(self, ok: bool, latency_ms: float, lateness_ms: float | None,
+                component_id: int | None = None) -> None:
+        """Count one check result (of ``component_id``: its first one's lateness is left out)."""
         second = int(self.clock.monotonic())
         with self._lock:
+            if component_id is not None and component_id not in self._seen:
+                self._seen.add(component_id)
+                lateness_ms = None
             seconds = self._seconds
             if not seconds or seconds[-1].second != second:
                 seconds.append(_Second(second))

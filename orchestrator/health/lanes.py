@@ -15,6 +15,14 @@ On a machine shared with other work a process may never reach that share, so gro
 pay off: a lane that added threads without finishing at least ``PLATEAU_GAIN`` more checks per
 second stops growing for ``PLATEAU_HOLD_S`` (N=10,000 on a loaded machine: 4 threads per worker
 cost 1,029 us of CPU per check, 32 threads 1,411 us).
+
+A check that hangs before it is known to hang (its first run, or an endpoint that just started
+hanging) runs in the fast lane and holds a thread for its whole timeout. So a fast-lane thread whose
+check has run ``STUCK_FACTOR`` times the lane's usual check time (at least ``STUCK_AFTER_S``) is
+*stuck*: the lane starts a replacement at once (no growth rule applies: it restores capacity, it
+does not add any), at most ``MAX_REPLACEMENTS`` at a time, and the stuck thread retires when its
+check ends. 1,000 endpoints starting to hang at once then cost threads, not the healthy checks'
+cadence.
 """
 
 from __future__ import annotations
@@ -41,7 +49,8 @@ FAST_MIN_THREADS = 4
 FAST_MAX_THREADS = 32
 SLOW_MIN_THREADS = 2
 SLOW_MAX_THREADS = 256
-#: Threads one tick adds to a lane at most: growth follows a backlog, it does not explode on a burst.
+#: Threads one growth adds to a lane at most (it doubles below that): growth follows a backlog, it does
+#: not explode on a burst.
 GROW_STEP = 16
 #: Threads kept beyond Little's law (rate x mean check time), as a factor.
 HEADROOM = 2.0
@@ -53,6 +62,11 @@ PLATEAU_HOLD_S = 30.0
 GROW_SETTLE_S = 2.0
 #: Share of one core this process may use before the fast lane stops adding threads.
 CPU_BUSY = 0.8
+#: A fast-lane check running this many times the lane's usual check time, and at least
+#: STUCK_AFTER_S, holds a stuck thread, which is replaced (at most MAX_REPLACEMENTS at once).
+STUCK_FACTOR = 20.0
+STUCK_AFTER_S = 0.1
+MAX_REPLACEMENTS = 256
 #: Weight of the newest check in the smoothed check time, and of the newest second in the rate.
 SMOOTHING = 0.1
 RATE_SMOOTHING = 0.5
@@ -85,25 +99,40 @@ class Lane:
         self._lock = threading.Lock()
         self._stopping = False
         self._rate = 0.0  # checks per second put in this lane, smoothed
-        self._check_s = 0.0  # mean wall time of one check, smoothed
+        self._check_s = 0.0  # mean wall time of one check, smoothed (the fast lane's leaves hangs out)
+        self._occupied_s = 0.0  # mean time a check holds a thread (until replaced, if it got stuck), smoothed
         self._counted = 0
         self._finished = 0  # checks finished since _rate_since
         self._done_rate = 0.0  # checks finished per second, over the last second or so
         self._rate_since = clock.monotonic()
         self._grew: tuple[float, float] | None = None  # (when, finished per second before) of the last growth
         self._hold_until = 0.0
+        self._running: dict[int, float] = {}  # thread ident -> when its current check started (monotonic)
+        self._replaced: set[int] = set()  # stuck threads already replaced: they retire when their check ends
+        self._named = 0
 
     @property
     def threads(self) -> int:
-        return len(self._threads)
+        """Threads serving the lane (stuck ones already replaced not counted)."""
+        return len(self._threads) - len(self._replaced)
+
+    @property
+    def stuck(self) -> int:
+        """Threads held by a check that hangs, replaced and retiring when it ends."""
+        return len(self._replaced)
 
     def put(self, due: Due) -> None:
         self._queue.put(due)
         self._counted += 1
 
     def needed(self) -> int:
-        """Threads this lane needs by Little's law, with headroom."""
-        return math.ceil(self._rate * self._check_s * HEADROOM) + 1
+        """Threads this lane needs by Little's law, with headroom: the rate times how long a check
+        holds a thread (a hang in the fast lane holds it until it is found stuck and replaced)."""
+        return math.ceil(self._rate * self._occupied_s * HEADROOM) + 1
+
+    def stuck_after_s(self) -> float:
+        """How long a fast-lane check runs before its thread counts as stuck."""
+        return max(STUCK_AFTER_S, STUCK_FACTOR * self._check_s)
 
     def grow(self, cpu_busy: bool = False) -> None:
         """Add threads while checks wait with none free and the lane needs more (once per tick);
@@ -116,22 +145,37 @@ class Lane:
             self._done_rate = self._finished / elapsed
             self._counted, self._finished, self._rate_since = 0, 0, now
         with self._lock:
+            if not self.io_bound:
+                self._replace_stuck(now)
+            serving = len(self._threads) - len(self._replaced)
             waiting = self._queue.qsize()
             idle = len(self._threads) - self._busy
             target = self.min_threads if cpu_busy else max(self.min_threads, self.needed())
-            want = min(GROW_STEP, max(1, len(self._threads) // 2), waiting - idle, target - len(self._threads))
-            if (want > 0 and len(self._threads) >= self.min_threads and not self.io_bound
-                    and not self._growth_pays(now)):
+            want = min(GROW_STEP, max(1, serving), waiting - idle, target - serving)
+            if want > 0 and serving >= self.min_threads and not self.io_bound and not self._growth_pays(now):
                 want = 0
-            want = max(want, self.min_threads - len(self._threads))
-            want = min(want, self.max_threads - len(self._threads))
-            if want > 0 and len(self._threads) >= self.min_threads:
+            want = max(want, self.min_threads - serving)
+            want = min(want, self.max_threads - serving)
+            if want > 0 and serving >= self.min_threads:
                 self._grew = (now, self._done_rate)
             for _ in range(max(0, want)):
-                thread = threading.Thread(target=self._loop, name=f"check-{self.name}-{len(self._threads)}",
-                                          daemon=True)
-                self._threads.append(thread)
-                thread.start()
+                self._start_thread()
+
+    def _start_thread(self) -> None:
+        thread = threading.Thread(target=self._loop, name=f"check-{self.name}-{self._named}", daemon=True)
+        self._named += 1
+        self._threads.append(thread)
+        thread.start()
+
+    def _replace_stuck(self, now: float) -> None:
+        """Start a thread for each newly stuck one (with the lane's lock held)."""
+        limit = self.stuck_after_s()
+        for ident, started in list(self._running.items()):
+            if len(self._replaced) >= MAX_REPLACEMENTS:
+                return
+            if now - started > limit and ident not in self._replaced:
+                self._replaced.add(ident)
+                self._start_thread()
 
     def _growth_pays(self, now: float) -> bool:
         """Whether to grow now: not on hold, the last growth had time to show, and it paid off."""
@@ -148,16 +192,22 @@ class Lane:
         return True
 
     def _loop(self) -> None:
-        get, sink, clock, lock = self._queue.get, self.sink, self.clock, self._lock
+        get, sink, clock, lock, running = self._queue.get, self.sink, self.clock, self._lock, self._running
+        ident, io_bound = threading.get_ident(), self.io_bound
         while True:
             due = get()
             if due is None or self._stopping:
                 return
             with lock:
                 self._busy += 1
+                running[ident] = clock.monotonic()
             try:
                 result, lateness_ms = run_due(due, clock)
-                self._check_s += SMOOTHING * (result.latency_ms / 1000.0 - self._check_s)
+                took_s = result.latency_ms / 1000.0
+                if io_bound or not result.timed_out:  # the fast lane's usual time leaves hangs out
+                    self._check_s += SMOOTHING * (took_s - self._check_s)
+                held_s = took_s if io_bound else min(took_s, self.stuck_after_s())
+                self._occupied_s += SMOOTHING * (held_s - self._occupied_s)
                 sink(due, result, lateness_ms)
             except Exception:  # the sink's bug must not end the thread
                 log.exception("check lane failed component_id=%s", due.component_id)
@@ -165,6 +215,13 @@ class Lane:
                 with lock:
                     self._busy -= 1
                     self._finished += 1
+                    running.pop(ident, None)
+                    retire = ident in self._replaced
+                    if retire:  # stuck, and replaced meanwhile: its replacement serves on
+                        self._replaced.discard(ident)
+                        self._threads.remove(threading.current_thread())
+            if retire:
+                return
 
     def stop(self, deadline: float) -> None:
         """Drop the checks still queued (they never started) and wait, until monotonic ``deadline``,
@@ -175,9 +232,11 @@ class Lane:
                 self._queue.get_nowait()
         except queue.Empty:
             pass
-        for _ in self._threads:
+        with self._lock:
+            threads = list(self._threads)
+        for _ in threads:
             self._queue.put(None)
-        for thread in self._threads:
+        for thread in threads:
             thread.join(max(0.0, deadline - SYSTEM_CLOCK.monotonic()))
 
 

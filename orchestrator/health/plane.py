@@ -55,11 +55,11 @@ class CheckPlane:
         self.registry = RegistrySync(db, self.judge, clock=clock, startup_grace_s=startup_grace_s)
 
     def _sink(self, due: Due, result: CheckResult, lateness_ms: float) -> None:
-        self.signals.observe(result.ok, result.latency_ms, lateness_ms)
+        self.signals.observe(result.ok, result.latency_ms, lateness_ms, due.component_id)
         self.judge.submit(due.component_id, result, lateness_ms)
 
     def _deliver(self, component_id: int, result: CheckResult, lateness_ms: float) -> None:
-        self.signals.observe(result.ok, result.latency_ms, lateness_ms)
+        self.signals.observe(result.ok, result.latency_ms, lateness_ms, component_id)
         self.judge.submit(component_id, result, lateness_ms)
 
     def start(self) -> None:

@@ -3,7 +3,9 @@
 One Python process runs about one core of checks (the GIL); ``run --check-processes N`` shards the
 checking over N worker processes (:mod:`orchestrator.health.worker`), each with its own requests
 Session, while the main process alone judges, records and recovers. A component always goes to the
-same worker (``component_id % N``), so each worker's connection pool holds only its share of hosts.
+same worker (:func:`shard`: a mixing hash of its id, so ids in any arithmetic pattern — every 10th
+component hanging, say — spread over the workers instead of landing on one), so each worker's
+connection pool holds only its share of hosts.
 
 1. ``submit`` sends each worker one message per tick: the definitions it has not seen yet and the
    due checks; every check in flight is remembered until its result comes back.
@@ -49,6 +51,12 @@ def default_processes(checks_per_s: float, cores: int | None = None) -> int:
     if checks_per_s <= IN_PROCESS_UP_TO or cores < 2:
         return 0
     return max(1, min(cores, round(checks_per_s / CHECKS_PER_PROCESS + 0.49)))
+
+
+def shard(component_id: int, n: int) -> int:
+    """The worker (of ``n``) that checks a component: stable, and spread by a multiplicative hash
+    (Knuth's, 2^32 / golden ratio), not ``id % n``, which puts every k-th id on one worker."""
+    return (((component_id * 2654435761) & 0xFFFFFFFF) * n) >> 32
 
 
 class _Process:
@@ -121,9 +129,9 @@ class ProcessLanes:
         n = len(procs)
         ready = [i for i, p in enumerate(procs) if p.ready and p.alive] or list(range(n))
         for due in batch:
-            i = due.component_id % n
+            i = shard(due.component_id, n)
             if not (procs[i].ready and procs[i].alive):
-                i = ready[due.component_id % len(ready)]  # its own worker is (re)starting
+                i = ready[shard(due.component_id, len(ready))]  # its own worker is (re)starting
             shares[i].append(due)
         for proc, share in zip(procs, shares, strict=True):
             if share:
