@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 #: waits for the next tick too, so detection pays it), for 20 wake-ups a second (~1% of a core).
 DISPATCH_TICK_S = 0.05
 
+#: A component added while running is first due within this many seconds (or its interval, if
+#: shorter), spread so that adding 1,000 at once is a short burst, not a wall of checks.
+ADDED_SPREAD_S = 2.0
+
 #: ``shedding(component_id, criticality) -> multiplier``: 1.0 checks at the normal interval, 2.0 at
 #: twice it, None skips this run (the component is due again one interval later). Called once per due
 #: check on the tick thread: keep it a dictionary lookup.
@@ -96,11 +100,12 @@ class Dispatcher:
 
     # -- registry (through the judge) ---------------------------------------------------------------
     def add(self, cid: int, spec: CheckSpec, *, interval_s: float, timeout_s: float,
-            criticality: str = "normal", first_delay_s: float | None = None) -> None:
+            criticality: str = "normal", first_delay_s: float | None = None, soon: bool = False) -> None:
         """Schedule a new component, or apply a changed definition to a known one.
 
         A new one is first due after ``first_delay_s`` (default: a random point of its interval, so a
-        restart does not fire every check at once). A changed one keeps its due time when its interval
+        restart does not fire every check at once; with ``soon``, one added while running, a random
+        point of the next ``ADDED_SPREAD_S``). A changed one keeps its due time when its interval
         is the same, and is due one new interval from now otherwise; a run in flight finishes first.
         """
         with self._lock:
@@ -108,7 +113,8 @@ class Dispatcher:
             entry = self._entries[cid] = _Entry(cid, spec, interval_s, timeout_s, criticality)
             now = self.clock.monotonic()
             if old is None:
-                delay = self.rng.uniform(0, interval_s) if first_delay_s is None else first_delay_s
+                spread = min(interval_s, ADDED_SPREAD_S) if soon else interval_s
+                delay = self.rng.uniform(0, spread) if first_delay_s is None else first_delay_s
                 self._push(entry, now + delay)
                 return
             entry.running, entry.slow, entry.version = old.running, old.slow, old.version

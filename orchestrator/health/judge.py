@@ -53,6 +53,8 @@ class Install:
     criticality: str
     restore: LiveState
     seed: Evidence = Evidence()
+    #: added while the daemon runs (not its first sync): first checked soon, not anywhere in its interval
+    soon: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,7 +253,7 @@ class Judge:
         self._judged[m.component_id] = _Judged(m.component_id, m.name, m.config.interval_s, tracker)
         self.live.set(m.component_id, tracker.state, tracker.flap_episode)
         self.dispatcher.add(m.component_id, m.spec, interval_s=m.config.interval_s, timeout_s=m.timeout_s,
-                            criticality=m.criticality)
+                            criticality=m.criticality, soon=m.soon)
 
 
 def _live(tracker: Tracker, next_at: datetime | None) -> LiveState:

@@ -130,8 +130,9 @@ class RegistrySync:
         if log_it:
             kind = "added" if row.id not in self._generations else "changed"
             log.info("component %s component=%s interval=%gs", kind, row.name, row.interval_s)
+        soon = self._fingerprint is not None and row.id not in self._generations  # added while running
         self.judge.send(Install(row.id, row.name, effective_check(row), config, row.timeout_s,
-                                row.criticality or "normal", restore, seed))
+                                row.criticality or "normal", restore, seed, soon))
         self._generations[row.id] = row.generation
         self._names[row.id] = row.name
         self._intervals[row.id] = row.interval_s
