@@ -3,12 +3,19 @@
 PostgreSQL tests run when ORCHESTRATOR_TEST_PG_URL is set (CI sets it) and FAIL if that server cannot be
 reached; without the variable they skip with a visible reason. Each PostgreSQL test gets its own schema,
 so tests never see each other's rows.
+
+The migrations run once per session into a template (a SQLite file; a PostgreSQL schema dumped with
+``pg_dump``), and each test's database is a copy of it: migrating some 600 databases one by one took
+about two minutes of the suite. The migrations themselves are tested on empty databases
+(``test_migrations.py``); without ``pg_dump`` each PostgreSQL test is migrated as before.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,21 +59,95 @@ def _pg_schema_url(schema: str) -> str:
     return f"{PG_URL}{sep}options={quote(f'-csearch_path={schema}')}"
 
 
-@pytest.fixture
-def pg_schema_url() -> Iterator[str]:
-    """A URL to an empty private schema of the test PostgreSQL (dropped afterwards)."""
+@pytest.fixture(scope="session")
+def pg_admin() -> Iterator[sa.Engine]:
+    """One engine on the test PostgreSQL for creating and dropping the tests' schemas."""
     if not PG_URL:
         pytest.skip(f"PostgreSQL tests need {PG_ENV}")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(PG_URL)
-    with admin.begin() as conn:
+    yield admin
+    admin.dispose()
+
+
+@pytest.fixture
+def pg_schema(pg_admin: sa.Engine) -> Iterator[str]:
+    """The name of an empty private schema of the test PostgreSQL (dropped afterwards)."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with pg_admin.begin() as conn:
         conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
     try:
-        yield _pg_schema_url(schema)
+        yield schema
+    finally:
+        with pg_admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def pg_schema_url(pg_schema: str) -> str:
+    """A URL to an empty private schema of the test PostgreSQL (dropped afterwards)."""
+    return _pg_schema_url(pg_schema)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, copied for each test."""
+    path = tmp_path_factory.mktemp("template") / "orchestrator.db"
+    database = Database(f"sqlite:///{path}")
+    ensure_schema(database)
+    database.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> tuple[str, str] | None:
+    """(schema name, SQL script) of a migrated schema, replayed into each test's schema; None
+    without PostgreSQL or ``pg_dump``."""
+    if not PG_URL or shutil.which("pg_dump") is None:
+        return None
+    schema = f"t_template_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_URL)
+    try:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+        database = Database(_pg_schema_url(schema))
+        ensure_schema(database)
+        database.dispose()
+        libpq_url = sa.engine.make_url(PG_URL).set(drivername="postgresql").render_as_string(hide_password=False)
+        dump = subprocess.run(["pg_dump", "--dbname", libpq_url, "--schema", schema, "--no-owner", "--no-privileges",
+                               "--inserts"], capture_output=True, text=True, timeout=60)
     finally:
         with admin.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         admin.dispose()
+    if dump.returncode != 0:
+        return None
+    # the test's schema exists already; psql's own commands (\restrict ...) are not SQL
+    lines = [line for line in dump.stdout.splitlines()
+             if not line.startswith(("CREATE SCHEMA", "\\"))]
+    return schema, "\n".join([*lines, "RESET search_path;"])  # the dump empties it for the session
+
+
+def _copy_template(request: pytest.FixtureRequest, url: str) -> None:
+    """Make the database at ``url``, if still empty, a copy of the migrated template."""
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        if not path.exists():
+            shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        return
+    pg = request.getfixturevalue("pg_template")
+    if pg is None:
+        return
+    template_schema, script = pg
+    schema = request.getfixturevalue("pg_schema")
+    raw = request.getfixturevalue("pg_admin").raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = %s", (schema,))
+        if cursor.fetchone()[0] == 0:
+            cursor.execute(script.replace(template_schema, schema))
+        raw.commit()
+    finally:
+        raw.close()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.pg)])
@@ -78,10 +159,11 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    """A migrated database on each backend."""
+def db(request: pytest.FixtureRequest, db_url: str) -> Iterator[Database]:
+    """A migrated database on each backend (a copy of the session's template)."""
+    _copy_template(request, db_url)
     database = Database(db_url)
-    ensure_schema(database)
+    ensure_schema(database)  # at head already: checks that the copy is
     yield database
     database.dispose()
 
@@ -108,9 +190,12 @@ def runner() -> CliRunner:
 
 
 @pytest.fixture
-def run_cli(runner: CliRunner, db_url: str):
-    """Invoke the CLI against this test's database; returns the click Result."""
+def run_cli(request: pytest.FixtureRequest, runner: CliRunner, db_url: str):
+    """Invoke the CLI against this test's database (migrated: a copy of the template); returns the
+    click Result."""
     from orchestrator.cli import cli
+
+    _copy_template(request, db_url)
 
     def invoke(*args: str, input: str | None = None, plans: str | None = None):
         argv = ["--db", db_url]

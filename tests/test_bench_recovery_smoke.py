@@ -23,6 +23,19 @@ def test_recovery_bench_restarts_each_broken_service_once() -> None:
     assert len(result.fault_to_action_s) == 3 and len(result.action_to_verified_s) == 3
 
 
+@pytest.mark.skipif(not vs_monit.monit_installed(), reason=vs_monit.INSTALL_HINT)
+def test_recovery_bench_monit_pass_restarts_each_broken_service_once() -> None:
+    lines: list[str] = []
+    result = recovery.run_monit_pass(count=12, broken=3, timeout_s=20, monit_timeout_s=1, idle_sample_s=0.2,
+                                     tail_s=1.5, say=lines.append)
+    recovery.report_monit(result, 12, 1, say=lines.append)
+    assert recovery.monit_ok(result), "\n".join(lines)
+    assert sorted(e.fault for e in result.episodes) == ["500", "crash", "hang"]
+    assert result.actions == 3 and result.duplicates == 0 and result.unexpected == 0
+    recovery.report_ratio(result, result, say=lines.append)
+    assert "ratio to Monit (fault→action median): 1.00 (target <= 0.7)" in lines[-2]
+
+
 def test_vs_monit_acts_once_per_fault_orchestrator_and_monit_if_installed() -> None:
     """The orchestrator side always runs; Monit joins when installed (with a 1 s timeout to stay short)."""
     with_monit = vs_monit.monit_installed()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -164,6 +165,7 @@ def test_any_db_url_is_one_line(tmp_path: Path, monkeypatch, prefix: str, rest: 
                                 ["incidents", "list", "--status"], ["check"], ["component", "pause"],
                                 ["component", "show"], ["report", "--since"], ["recover"]]))
 def test_other_commands_never_traceback(tmp_path: Path, args: list[str], command: list[str]) -> None:
-    result = _invoke(f"sqlite:///{tmp_path / 'o.db'}", *command, *args)
+    with contextlib.chdir(tmp_path):  # a `report` that succeeds writes its file here, not in the checkout
+        result = _invoke(f"sqlite:///{tmp_path / 'o.db'}", *command, *args)
     assert result.exit_code in (0, 1, 2), result.output
     assert "Traceback" not in result.output and "internal error" not in result.output
