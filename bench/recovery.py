@@ -50,6 +50,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _common import cpu_s  # noqa: E402
 from _services import (  # noqa: E402 - bench scripts run as files
     FAULTS,
     Daemon,
@@ -123,15 +124,6 @@ def _max_running(intervals: list[tuple[float, float]]) -> int:
         running += step
         best = max(best, running)
     return best
-
-
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds process ``pid`` has used so far (0 once it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _break(fleet: Fleet, names: dict[str, int], broken: int, say) -> list[Episode]:
@@ -216,13 +208,13 @@ def run_monit_pass(count: int, broken: int, timeout_s: float, monit_timeout_s: i
 
             _wait(lambda: hits() >= MONIT_WARMUP_CYCLES * count, 60,
                   f"Monit to check all {count} services {MONIT_WARMUP_CYCLES} times")
-            cpu0, t0 = _cpu_s(pid), time.monotonic()
+            cpu0, t0 = cpu_s(pid), time.monotonic()
             time.sleep(idle_sample_s)
-            idle_cpu_pct = 100 * (_cpu_s(pid) - cpu0) / (time.monotonic() - t0)
+            idle_cpu_pct = 100 * (cpu_s(pid) - cpu0) / (time.monotonic() - t0)
             if read_actions(action_log):
                 raise RuntimeError("Monit acted before any fault: the set-up is broken")
 
-            cpu_start, mono_start = _cpu_s(pid), time.monotonic()
+            cpu_start, mono_start = cpu_s(pid), time.monotonic()
             episodes = _break(fleet, names, broken, say)
             answering: set[str] = set()
 
@@ -237,7 +229,7 @@ def run_monit_pass(count: int, broken: int, timeout_s: float, monit_timeout_s: i
             except RuntimeError as exc:
                 say(f"  WARNING: {exc}")
             window_s = time.monotonic() - mono_start
-            recovery_cpu_pct = 100 * (_cpu_s(pid) - cpu_start) / window_s
+            recovery_cpu_pct = 100 * (cpu_s(pid) - cpu_start) / window_s
             time.sleep(tail_s)  # a duplicate would show up here
             result = PassResult(None, None, episodes, resolved=len(answering), idle_cpu_pct=idle_cpu_pct,
                                 recovery_cpu_pct=recovery_cpu_pct, recovery_window_s=window_s)
