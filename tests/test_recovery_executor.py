@@ -12,6 +12,7 @@ from orchestrator.core.config import Switches
 from orchestrator.core.states import AttemptStatus, ComponentState
 from orchestrator.db.models import Component, Incident
 from orchestrator.incidents import operator
+from orchestrator.plans import PlanSet
 from orchestrator.recovery import journal, runs
 from orchestrator.recovery.coordinator import RecoveryCoordinator
 from orchestrator.recovery.targets import effective_check
@@ -251,16 +252,22 @@ def test_healed_between_attempts_is_resolved_self_never_credited_to_the_failed_a
 
 
 
+def _left_open(db, stubs: Stubs, server: LoopbackHTTPServer) -> tuple[PlanSet, ScriptedHealth, int, int]:
+    """A component with a restart plan whose incident an earlier process left open; its live view says
+    DOWN. Returns (plans, health, component id, incident id)."""
+    stubs.make("svcctl")
+    plans = plan_set({"p": {"steps": [restart(["svcctl"])]}})
+    health = ScriptedHealth()
+    cid = add_component(db, "web", server.url, plans=plans)
+    health.set(cid, ComponentState.DOWN)
+    return plans, health, cid, open_for(db, cid, "web")
+
+
 def test_an_incident_found_at_start_is_checked_fresh_before_anything_acts(db, stubs: Stubs, healthy,
                                                                           coordinators) -> None:
     """Left open by an earlier process, its component healthy now (the live view still says DOWN):
     one real check, resolved ``self`` with the reason, no action — at once, not at its retry time."""
-    stubs.make("svcctl")
-    plans = plan_set({"p": {"steps": [restart(["svcctl"])]}})
-    health = ScriptedHealth()
-    cid = add_component(db, "web", healthy.url, plans=plans)
-    health.set(cid, ComponentState.DOWN)
-    iid = open_for(db, cid, "web")
+    plans, health, cid, iid = _left_open(db, stubs, healthy)
     with db.write() as session:  # waiting for a retry an hour away when the process stopped
         session.get(Incident, iid).next_attempt_at = datetime.now(UTC) + timedelta(hours=1)
     coordinators(db, plans, health)  # starts: the incident is inherited
@@ -275,12 +282,7 @@ def test_a_verified_attempt_whose_owner_died_before_resolving_is_credited_at_sta
     """Regression: the owner journaled attempt 1 ``succeeded`` (acted, verified) and died before it
     could resolve the incident; the next process checked fresh and closed it ``self``, contradicting
     its own journal. Now: healthy when picked up → ``auto`` by that step, and nothing runs again."""
-    stubs.make("svcctl")
-    plans = plan_set({"p": {"steps": [restart(["svcctl"])]}})
-    health = ScriptedHealth()
-    cid = add_component(db, "web", healthy.url, plans=plans)
-    health.set(cid, ComponentState.DOWN)
-    iid = open_for(db, cid, "web")
+    plans, health, cid, iid = _left_open(db, stubs, healthy)
     now = datetime.now(UTC)
     with db.write() as session:  # the dead owner's run, as it left it
         runs.start(session, session.get(Incident, iid), "p", manual=False, now=now)
