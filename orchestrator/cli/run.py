@@ -56,15 +56,17 @@ def run(app: AppContext, workers, check_processes, sentinels, log_format, log_le
         retention_rollups, reopen_window, startup_grace, run_for, http, degradation_file, api_token_file,
         metrics_per_component) -> None:
     """Run the daemon: check every component on schedule, record, open incidents, recover."""
+    from orchestrator.web.auth import load_token
+
     logs.setup(log_level, log_format)
+    token = load_token(api_token_file)  # a token file that cannot be read exits 2, with or without --http
     web = None
     if http:
-        from orchestrator.web.auth import load_token
         from orchestrator.web.server import parse_address
         from orchestrator.web.state import WebSettings
 
         parse_address(http)  # bad input exits 2 before anything starts
-        web = WebSettings(token=load_token(api_token_file), metrics_per_component=metrics_per_component)
+        web = WebSettings(token=token, metrics_per_component=metrics_per_component)
     settings = DaemonSettings(
         db_url=app.db_url, plans_path=app.plans_path, workers=workers, check_processes=check_processes,
         sentinels=sentinels,
