@@ -35,7 +35,9 @@ DEFAULT_FAILURE_THRESHOLD = 3
 DEFAULT_SUCCESS_THRESHOLD = 2
 #: longest re-check delay after a first failure (see default_retry_interval_s)
 DEFAULT_RETRY_INTERVAL_S = 1.0
-#: shortest interval accepted: faster checking is a typo (``0.0001``), and its timeout could never pass
+#: shortest interval accepted: faster checking is a typo (``0.0001``), and its timeout could never pass.
+#: Must never let through a check that cannot succeed: it would open incidents and restart a healthy
+#: service (invariant 3, do no harm).
 MIN_INTERVAL_S = 0.1
 #: shortest timeout accepted: below it no check (not even a loopback connect) can answer in time
 MIN_TIMEOUT_S = 0.01

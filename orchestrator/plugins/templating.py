@@ -73,7 +73,9 @@ def placeholders(template: str) -> list[str]:
 def check_syntax(template: str) -> str:
     """Raise ValueError when ``template`` holds a NUL byte (no argv element, header or URL can carry
     one: it would fail only when the step runs) or a brace that is neither a placeholder nor doubled
-    (``{vars.x`` would otherwise run literally); return ``template``."""
+    (``{vars.x`` would otherwise run literally); return ``template``. It must never accept what
+    :func:`render` would pass on differently from what the operator meant: a step runs the command
+    they wrote, or the plan file is refused (invariant 3, do no harm)."""
     if "\x00" in template:
         raise ValueError(f"contains a NUL byte at offset {template.index(chr(0))}")
     rest = _PLACEHOLDER.sub("", template)
