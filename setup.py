@@ -34,6 +34,10 @@ class BuildWithMigrations(build_py):
     the systemd unit into the package."""
 
     def run(self) -> None:
+        # A build folder left by an older build (one that still had a top-level ``strategies`` package)
+        # would otherwise ship its leftovers in this wheel: only ``orchestrator`` belongs there.
+        stale = Path(self.build_lib) / "strategies"
+        shutil.rmtree(stale, ignore_errors=True)
         super().run()
         target = Path(self.build_lib) / PACKAGED
         shutil.rmtree(target, ignore_errors=True)

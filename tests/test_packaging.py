@@ -15,6 +15,7 @@ import subprocess
 import sys
 import sysconfig
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -114,17 +115,29 @@ def _unit_lines(unit: str, key: str) -> list[str]:
     return [line.split("=", 1)[1] for line in unit.splitlines() if line.startswith(f"{key}=")]
 
 
-def test_installed_as_deploy_readme_says_service_and_operator_share_one_database(wheel: Path, tmp_path: Path) -> None:
-    """deploy/README.md's steps under a temporary root (/opt, /etc, /var/lib inside tmp_path): the
-    printed unit passes `systemd-analyze verify`; the daemon started as the unit starts it, and an
-    operator in another home with only the config file, see the same components."""
-    root = tmp_path / "root"
+@dataclass(frozen=True)
+class Installed:
+    """What deploy/README.md's steps leave behind, under a temporary root."""
+
+    root: Path
+    exe: str
+    state: Path
+    config: Path
+    unit: str
+    unit_path: Path
+    env: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Installed:
+    """deploy/README.md's steps with /opt, /etc and /var/lib inside a temporary root: the wheel in a venv,
+    `init --print-config/--print-plans/--print-unit` written where the steps write them."""
+    root = tmp_path_factory.mktemp("root")
     venv, etc, state = root / "opt" / "orchestrator", root / "etc" / "orchestrator", root / "var" / "lib" / "orchestrator"
     env = _install(wheel, venv)
     exe = str(venv / "bin" / "orchestrator")
     etc.mkdir(parents=True)
     state.mkdir(parents=True)
-    # orchestrator init --print-config / --print-plans > /etc/orchestrator/...
     plans = _run([exe, "init", "--print-plans"], env=env)
     (etc / "recovery_strategies.json").write_text(plans.stdout)
     config = _run([exe, "init", "--print-config"], env=env).stdout
@@ -132,23 +145,33 @@ def test_installed_as_deploy_readme_says_service_and_operator_share_one_database
     config = config.replace("/var/lib/orchestrator", str(state)).replace("/etc/orchestrator", str(etc))
     (etc / "orchestrator.toml").write_text(config)
     env["ORCHESTRATOR_CONFIG"] = str(etc / "orchestrator.toml")
-    # orchestrator init --print-unit > /etc/systemd/system/orchestrator.service
     unit = _run([exe, "init", "--print-unit"], env=env)
     assert unit.returncode == 0, unit.stderr
     unit_path = root / "etc" / "systemd" / "system" / "orchestrator.service"
     unit_path.parent.mkdir(parents=True)
     unit_path.write_text(unit.stdout)
-    if shutil.which("systemd-analyze"):
-        verified = _run(["systemd-analyze", "verify", "--man=no", str(unit_path)])
-        problems = [line for line in verified.stderr.splitlines() if "orchestrator.service" in line]
-        assert verified.returncode == 0 and not problems, verified.stderr
+    return Installed(root, exe, state, etc / "orchestrator.toml", unit.stdout, unit_path, env)
 
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze is not installed")
+def test_the_unit_as_installed_passes_systemd_analyze_verify(installed: Installed) -> None:
+    verified = _run(["systemd-analyze", "verify", "--man=no", str(installed.unit_path)])
+    problems = [line for line in verified.stderr.splitlines() if "orchestrator.service" in line]
+    assert verified.returncode == 0 and not problems, verified.stderr
+    assert f"ExecStart={installed.exe} run" in installed.unit
+
+
+def test_installed_as_deploy_readme_says_service_and_operator_share_one_database(installed: Installed,
+                                                                                 tmp_path: Path) -> None:
+    """The daemon started as the unit starts it (its ExecStart and Environment=, its own home), and an
+    operator in another home with only the config file, see the same components."""
+    exe, state, env, unit = installed.exe, installed.state, installed.env, installed.unit
     # The service: the unit's ExecStart and Environment=, its own home; nothing else.
-    [exec_start] = _unit_lines(unit.stdout, "ExecStart")
+    [exec_start] = _unit_lines(unit, "ExecStart")
     service_env = {**env, "HOME": str(tmp_path / "service-home")}
     service_env.pop("ORCHESTRATOR_CONFIG")
-    service_env.update(line.split("=", 1) for line in _unit_lines(unit.stdout, "Environment"))
-    assert service_env["ORCHESTRATOR_CONFIG"] == str(etc / "orchestrator.toml")
+    service_env.update(line.split("=", 1) for line in _unit_lines(unit, "Environment"))
+    assert service_env["ORCHESTRATOR_CONFIG"] == str(installed.config)
     operator_env = {**env, "HOME": str(tmp_path / "operator-home")}
     # sudo -u orchestrator orchestrator db upgrade (before the first start)
     upgraded = _run([exe, "db", "upgrade"], env={**service_env, "HOME": str(tmp_path / "service-home")})
