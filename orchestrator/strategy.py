@@ -22,9 +22,9 @@ from orchestrator.plugins.registry import (
     installed_strategies,
     load_strategy,
 )
-from orchestrator.plugins.templating import check_template, placeholders, render, render_text
+from orchestrator.plugins.templating import check_syntax, check_template, placeholders, render, render_text
 
 __all__ = ["ENTRY_POINT_GROUP", "MAX_OUTPUT_CHARS", "ComponentView", "InstalledStrategy", "StepOutcome",
            "StepResult", "Strategy", "StrategyContext", "StrategyFailure", "StrategyParams", "StrategyPluginError",
-           "VerifyMode", "bind_logger", "check_template", "installed_strategies", "load_strategy", "placeholders",
-           "render", "render_text"]
+           "VerifyMode", "bind_logger", "check_syntax", "check_template", "installed_strategies", "load_strategy",
+           "placeholders", "render", "render_text"]

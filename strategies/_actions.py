@@ -12,7 +12,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import quote
 
 import requests
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from orchestrator.core.proc import run_command
 from orchestrator.core.redaction import redact
@@ -22,6 +22,7 @@ from orchestrator.strategy import (
     StrategyContext,
     StrategyFailure,
     StrategyParams,
+    check_syntax,
     check_template,
     render,
     render_text,
@@ -32,6 +33,8 @@ _LEADING_PLACEHOLDER = re.compile(r"^\{[A-Za-z_][\w.-]*\}")
 _RETRYABLE_4XX = frozenset({408, 409, 425, 429})
 _CHUNK_BYTES = 8192
 NonEmpty = Annotated[str, Field(min_length=1)]
+#: One argv element: checked alone, so an error names its index (``command[1]: contains a NUL byte``).
+ArgvElement = Annotated[str, Field(min_length=1), AfterValidator(check_syntax)]
 
 
 class HttpCall(StrategyParams):
@@ -64,7 +67,7 @@ class ActionParams(StrategyParams):
 
     #: Extra placeholders (beyond component/vars/incident) this strategy fills in.
     placeholder_names: ClassVar[tuple[str, ...]] = ()
-    command: list[NonEmpty] | None = Field(default=None, min_length=1)
+    command: list[ArgvElement] | None = Field(default=None, min_length=1)
     http: HttpCall | None = None
 
     def sources(self) -> list[object]:

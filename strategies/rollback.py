@@ -13,7 +13,7 @@ from pydantic import Field, model_validator
 from orchestrator.core.errors import StrategyError
 from orchestrator.strategy import StepResult, Strategy, StrategyContext, check_template, render
 
-from ._actions import ActionParams, NonEmpty, act, describe_action, run_argv
+from ._actions import ActionParams, ArgvElement, act, describe_action, run_argv
 
 #: What a resolved version may look like: one token, so it can never smuggle in extra arguments.
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+@/-]{0,127}$")
@@ -23,7 +23,7 @@ class RollbackParams(ActionParams):
     """``command`` or ``http`` taking ``{version}``; optional ``resolver`` argv printing the version."""
 
     placeholder_names = ("version",)
-    resolver: list[NonEmpty] | None = Field(default=None, min_length=1)
+    resolver: list[ArgvElement] | None = Field(default=None, min_length=1)
 
     @model_validator(mode="after")
     def _resolver_templates(self) -> RollbackParams:

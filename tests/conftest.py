@@ -49,6 +49,7 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ORCHESTRATOR_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("ORCHESTRATOR_DB_URL", raising=False)
     monkeypatch.delenv("ORCHESTRATOR_PLANS", raising=False)
+    monkeypatch.setenv("ORCHESTRATOR_CONFIG", "")  # never this machine's /etc/orchestrator/orchestrator.toml
     for name in ("ERROR_HANDLING_ENABLED", "CIRCUIT_BREAKER_THRESHOLD", "RETRY_MAX_ATTEMPTS", "RECOVERY_TIMEOUT"):
         monkeypatch.delenv(name, raising=False)
 

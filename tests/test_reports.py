@@ -211,7 +211,8 @@ def test_cli_writes_each_format_and_the_output_file(run_cli, db: Database, tmp_p
     written = Path(result.stdout.strip())
     assert result.exit_code == 0 and written.suffix == ".md" and (tmp_path / written).read_text().startswith("# ")
     unwritable = run_cli("report", "-o", str(tmp_path / "missing" / "r.html"))
-    assert unwritable.exit_code == 1 and unwritable.output.startswith("error: cannot write"), unwritable.output
+    assert unwritable.exit_code == 2 and unwritable.output.startswith("error: --output: cannot write"), \
+        unwritable.output
 
 
 @pytest.mark.parametrize("args", [["--component", "nope"], ["--since", "soon"], ["--since", "0"],

@@ -72,7 +72,7 @@ def context() -> StrategyContext:
 def test_every_built_in_is_installed_through_entry_points() -> None:
     installed = {s.name: s for s in installed_strategies()}
     assert set(installed) >= BUILT_INS
-    assert installed["restart"].target == "strategies.restart:RestartStrategy"
+    assert installed["restart"].target == "orchestrator.builtin_strategies.restart:RestartStrategy"
     assert installed["restart"].distribution == "recovery-orchestrator"
 
 

@@ -10,6 +10,7 @@ import click
 from orchestrator import __version__
 from orchestrator.cli.context import AppContext
 from orchestrator.core import interrupts, logs
+from orchestrator.core.config_file import load_config
 from orchestrator.core.errors import OrchestratorError
 
 
@@ -47,16 +48,20 @@ class AppGroup(click.Group):
 
 @click.group(cls=AppGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--db", "db_flag", metavar="URL",
-              help="Database URL [env ORCHESTRATOR_DB_URL; default: SQLite in the state dir].")
+              help="Database URL [env ORCHESTRATOR_DB_URL; config database_url; default: SQLite in the state dir].")
 @click.option("--plans", "plans_flag", metavar="PATH",
-              help="recovery_strategies.json [env ORCHESTRATOR_PLANS; default ./recovery_strategies.json, "
-                   "then /etc/orchestrator/recovery_strategies.json].")
+              help="recovery_strategies.json [env ORCHESTRATOR_PLANS; config plans; default "
+                   "./recovery_strategies.json, then /etc/orchestrator/recovery_strategies.json].")
 @click.option("--debug", is_flag=True, help="Show tracebacks of internal errors.")
 @click.version_option(__version__, prog_name="orchestrator")
 @click.pass_context
 def cli(ctx: click.Context, db_flag: str | None, plans_flag: str | None, debug: bool) -> None:
-    """Watch components, record incidents, and recover them safely."""
-    ctx.obj = AppContext(db_flag=db_flag, plans_flag=plans_flag)
+    """Watch components, record incidents, and recover them safely.
+
+    Settings come from flags, then environment variables, then /etc/orchestrator/orchestrator.toml
+    (or the file ORCHESTRATOR_CONFIG names), then defaults: `orchestrator config show`.
+    """
+    ctx.obj = AppContext(db_flag=db_flag, plans_flag=plans_flag, config=load_config())
     ctx.call_on_close(ctx.obj.close)
 
 
@@ -64,10 +69,12 @@ def _register() -> None:
     from orchestrator.cli import (
         apply,
         components,
+        config,
         db,
         degradation,
         demo,
         incidents,
+        init,
         plans,
         recover,
         report,
@@ -90,6 +97,8 @@ def _register() -> None:
     cli.add_command(report.report)
     cli.add_command(web.web)
     cli.add_command(degradation.degradation)
+    cli.add_command(config.config)
+    cli.add_command(init.init)
 
 
 _register()

@@ -7,6 +7,7 @@ import click
 from orchestrator.cli.context import AppContext, pass_app
 from orchestrator.cli.output import print_fields, print_json, print_table
 from orchestrator.cli.params import DURATION, INCIDENT_ID, NAME
+from orchestrator.core.errors import NotFoundError
 from orchestrator.incidents import operator
 
 
@@ -24,12 +25,28 @@ def incidents() -> None:
 def list_(app: AppContext, component: str | None, status: str | None, since: float | None, as_json: bool) -> None:
     """Incidents, newest first."""
     rows = operator.list_incidents(app.database(), component=component, status=status, since_s=since)
+    if component is not None and not rows:
+        _known_component(app, component)
     if as_json:
         print_json(rows)
         return
     print_table(["ID", "COMPONENT", "KIND", "STATUS", "RESOLUTION", "OPENED", "BLOCKED BY", "REASON"],
                 [[r["id"], r["component"], r["kind"], r["status"], r["resolution"], r["opened_at"], r["blocked_by"],
                   r["reason"]] for r in rows])
+
+
+def _known_component(app: AppContext, name: str) -> None:
+    """Refuse a --component filter that names nothing: neither a registered component nor one that
+    ever had an incident (a removed component's history can still be listed)."""
+    from sqlalchemy import exists, or_, select
+
+    from orchestrator.db.models import Component, Incident
+
+    with app.database().read() as session:
+        known = session.scalar(select(or_(exists().where(Component.name == name),
+                                          exists().where(Incident.component_name == name))))
+    if not known:
+        raise NotFoundError(f"no component named {name!r}", field="--component")
 
 
 @incidents.command("show")
@@ -42,7 +59,7 @@ def show(app: AppContext, incident_id: int, as_json: bool) -> None:
     if as_json:
         print_json(data)
         return
-    print_fields([(k, v) for k, v in data.items() if k not in ("journal", "notifications")])
+    print_fields([(k, v) for k, v in data.items() if k not in ("journal", "notifications", "notes")])
     for row in data["journal"]:
         click.echo(f"\nstep {row['step_index']} attempt {row['attempt']} {row['strategy']}: {row['status']}"
                    f"{'' if row['executed'] else ' (not executed)'}")
@@ -57,6 +74,9 @@ def show(app: AppContext, incident_id: int, as_json: bool) -> None:
             click.echo("  output:\n" + "\n".join(f"    {line}" for line in row["output"].splitlines()))
     for note in data["notifications"]:
         click.echo(f"\nnotified {note['channel']}: {note['status']} ({note['event']})")
+    for note in data["notes"]:
+        click.echo(f"\nnote by {note['author']} at {note['at']:%Y-%m-%d %H:%M:%S}:")
+        click.echo("\n".join(f"  {line}" for line in note["text"].splitlines()))
 
 
 @incidents.command("ack")

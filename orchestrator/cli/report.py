@@ -7,6 +7,7 @@ progress bar on stderr (when stderr is a terminal).
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -17,6 +18,7 @@ from sqlalchemy import func, select
 from orchestrator.cli.context import AppContext, pass_app
 from orchestrator.cli.params import DURATION, NAME
 from orchestrator.core.clock import SYSTEM_CLOCK
+from orchestrator.core.errors import InputError
 from orchestrator.reports.render import FORMATS
 
 EXTENSIONS = {"html": "html", "markdown": "md", "json": "json", "csv": "csv"}
@@ -64,13 +66,29 @@ def report(app: AppContext, since: float, component: str | None, fmt: str, outpu
     """Uptime, checks, latency, incidents and every recovery step over a window."""
     from orchestrator.reports.render import render
 
+    path = _output_path(output, fmt)
     text = render(_build(app.database(), since, component), fmt)
-    if output == "-":
+    if path is None:
         click.echo(text, nl=False)
         return
-    path = Path(output) if output else Path(f"orchestrator-report-{SYSTEM_CLOCK.now():%Y%m%d-%H%M%S}.{EXTENSIONS[fmt]}")
     try:
         path.write_text(text, encoding="utf-8")
     except OSError as exc:
-        raise click.ClickException(f"cannot write {path}: {exc.strerror or exc}") from exc
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}", field="--output") from None
     click.echo(str(path))
+
+
+def _output_path(output: str | None, fmt: str) -> Path | None:
+    """Where the report goes (None: stdout); a path whose directory cannot take it is refused before the
+    history is read, so a typo costs nothing."""
+    if output == "-":
+        return None
+    path = Path(output) if output else Path(f"orchestrator-report-{SYSTEM_CLOCK.now():%Y%m%d-%H%M%S}.{EXTENSIONS[fmt]}")
+    parent = path.parent
+    if path.is_dir():
+        raise InputError(f"{path} is a directory", field="--output")
+    if not parent.is_dir():
+        raise InputError(f"cannot write {path}: no directory {parent}", field="--output")
+    if not os.access(parent, os.W_OK | os.X_OK) or path.exists() and not os.access(path, os.W_OK):
+        raise InputError(f"cannot write {path}: permission denied", field="--output")
+    return path

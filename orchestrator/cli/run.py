@@ -8,19 +8,23 @@ import click
 
 from orchestrator.cli.context import AppContext, pass_app
 from orchestrator.cli.params import DURATION
-from orchestrator.cli.web import web_options
+from orchestrator.cli.web import web_options, web_token
 from orchestrator.core import logs
-from orchestrator.core.config import state_dir
+from orchestrator.core.errors import InputError
 from orchestrator.daemon import Daemon, DaemonSettings
 from orchestrator.degradation.service import FILE_NAME as DEGRADATION_FILE
 from orchestrator.health.spec import validate_http_url
+from orchestrator.history.retention import DEFAULT_RAW_RETENTION_S, DEFAULT_ROLLUP_RETENTION_S
 
 
 def _urls(ctx, param, values):
+    """Check sentinel URLs (from --sentinel, its variable or the config file's ``sentinels``)."""
     for url in values:
         try:
             validate_http_url(url)
         except ValueError as exc:
+            if param is None:
+                raise InputError(str(exc), field="sentinels") from None
             raise click.BadParameter(str(exc), ctx, param) from None
     return list(values)
 
@@ -36,16 +40,16 @@ def _urls(ctx, param, values):
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
               show_default=True)
-@click.option("--retention-raw", type=DURATION, default="7d", show_default=True, help="Keep raw results.")
-@click.option("--retention-rollups", type=DURATION, default="400d", show_default=True,
-              help="Keep per-minute rollups.")
+@click.option("--retention-raw", type=DURATION, help="Keep raw results [config retention_raw; default 7d].")
+@click.option("--retention-rollups", type=DURATION,
+              help="Keep per-minute rollups [config retention_rollups; default 400d].")
 @click.option("--reopen-window", type=DURATION, default="5m", show_default=True,
               help="A failure this soon after recovery reopens the last incident.")
 @click.option("--startup-grace", type=DURATION, default=None, help="Failures this soon after start do not count.")
 @click.option("--for", "run_for", type=DURATION, default=None, help="Stop by itself after this long.")
 @click.option("--http", "http", envvar="ORCHESTRATOR_HTTP", metavar="HOST:PORT",
               help="Also serve the status page, JSON API and /metrics here, e.g. 127.0.0.1:8765 "
-                   "[env ORCHESTRATOR_HTTP].")
+                   "[env ORCHESTRATOR_HTTP; config http].")
 @click.option("--degradation-file", type=click.Path(dir_okay=False, path_type=Path),
               envvar="ORCHESTRATOR_DEGRADATION_FILE",
               help="Where the published degradation levels are written for applications that read files "
@@ -57,19 +61,23 @@ def run(app: AppContext, workers, check_processes, sentinels, log_format, log_le
         metrics_per_component) -> None:
     """Run the daemon: check every component on schedule, record, open incidents, recover."""
     logs.setup(log_level, log_format)
+    http = app.configured("http", http)
+    sentinels = _urls(None, None, app.configured("sentinels", sentinels) or [])
+    token = web_token(app, api_token_file)  # a token file that cannot be read exits 2, with or without --http
     web = None
     if http:
-        from orchestrator.web.auth import load_token
         from orchestrator.web.server import parse_address
         from orchestrator.web.state import WebSettings
 
         parse_address(http)  # bad input exits 2 before anything starts
-        web = WebSettings(token=load_token(api_token_file), metrics_per_component=metrics_per_component)
+        web = WebSettings(token=token, metrics_per_component=metrics_per_component)
     settings = DaemonSettings(
         db_url=app.db_url, plans_path=app.plans_path, workers=workers, check_processes=check_processes,
         sentinels=sentinels,
-        raw_retention_s=retention_raw, rollup_retention_s=retention_rollups, reopen_window_s=reopen_window,
+        raw_retention_s=app.configured("retention_raw", retention_raw) or DEFAULT_RAW_RETENTION_S,
+        rollup_retention_s=app.configured("retention_rollups", retention_rollups) or DEFAULT_ROLLUP_RETENTION_S,
+        reopen_window_s=reopen_window,
         startup_grace_s=startup_grace or 0.0, run_for_s=run_for, http=http or None, web=web,
-        degradation_file=degradation_file or state_dir() / DEGRADATION_FILE,
+        degradation_file=degradation_file or app.state_dir / DEGRADATION_FILE,
     )
     raise click.exceptions.Exit(Daemon(settings).run())

@@ -35,6 +35,8 @@ def status(app: AppContext, as_json: bool) -> None:
         click.echo(f"daemon: {inst['id']} up since {inst['started_at']:%Y-%m-%d %H:%M:%S}, view {view}{dropped}")
         if inst["plan_warning"]:
             click.echo(f"warning: {inst['plan_warning']}")
+    if public_url := app.public_url:
+        click.echo(f"page: {public_url}")
     print_table(
         ["NAME", "STATE", "SINCE", "REASON", "LATENCY", "LAST ERROR", "INCIDENT"],
         [(v["name"], v["state"], v["state_since"], v["state_reason"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from pathlib import Path
@@ -11,12 +12,26 @@ import click
 from orchestrator.cli.context import AppContext, pass_app
 from orchestrator.core import logs
 
+#: where `orchestrator web` serves when no flag, variable or config key says
+DEFAULT_ADDRESS = "127.0.0.1:8765"
+
+
+def web_token(app: AppContext, token_file: Path | None) -> str | None:
+    """The API token: --api-token-file, else ORCHESTRATOR_API_TOKEN, else the config's api_token_file;
+    a file that cannot be read exits 2."""
+    from orchestrator.web.auth import TOKEN_ENV, load_token
+
+    if token_file is None and not (os.environ.get(TOKEN_ENV) or "").strip():
+        token_file = app.configured("api_token_file")
+    return load_token(token_file)
+
 
 def web_options(fn):
     """The flags `run` and `web` share."""
     for option in reversed([
         click.option("--api-token-file", type=click.Path(dir_okay=False, path_type=Path),
-                     help="File holding the API token for writes [default: env ORCHESTRATOR_API_TOKEN]."),
+                     help="File holding the API token for writes [default: env ORCHESTRATOR_API_TOKEN, "
+                          "then config api_token_file]."),
         click.option("--metrics-per-component/--no-metrics-per-component", default=True, show_default=True,
                      help="One /metrics series per component (off: per-state totals only)."),
     ]):
@@ -25,8 +40,8 @@ def web_options(fn):
 
 
 @click.command()
-@click.option("--http", "address", envvar="ORCHESTRATOR_HTTP", default="127.0.0.1:8765", show_default=True,
-              metavar="HOST:PORT", help="Where to serve [env ORCHESTRATOR_HTTP].")
+@click.option("--http", "address", envvar="ORCHESTRATOR_HTTP", metavar="HOST:PORT",
+              help=f"Where to serve [env ORCHESTRATOR_HTTP; config http; default {DEFAULT_ADDRESS}].")
 @web_options
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
               show_default=True)
@@ -35,12 +50,12 @@ def web(app: AppContext, address: str, api_token_file: Path | None, metrics_per_
         log_level: str) -> None:
     """Serve the status page, JSON API and /metrics from the database (for a second machine)."""
     from orchestrator.web import server
-    from orchestrator.web.auth import load_token
     from orchestrator.web.source import DatabaseSource
     from orchestrator.web.state import WebSettings
 
     logs.setup(log_level, "text")
-    settings = WebSettings(token=load_token(api_token_file), metrics_per_component=metrics_per_component)
+    address = app.configured("http", address) or DEFAULT_ADDRESS
+    settings = WebSettings(token=web_token(app, api_token_file), metrics_per_component=metrics_per_component)
     running = server.start(DatabaseSource(app.database(), plans_path=app.plans_path), address, settings)
     click.echo(f"serving {running.url} (Ctrl-C to stop)", err=True)
     stop = threading.Event()

@@ -35,6 +35,12 @@ DEFAULT_FAILURE_THRESHOLD = 3
 DEFAULT_SUCCESS_THRESHOLD = 2
 #: longest re-check delay after a first failure (see default_retry_interval_s)
 DEFAULT_RETRY_INTERVAL_S = 1.0
+#: shortest interval accepted: faster checking is a typo (``0.0001``), and its timeout could never pass.
+#: Must never let through a check that cannot succeed: it would open incidents and restart a healthy
+#: service (invariant 3, do no harm).
+MIN_INTERVAL_S = 0.1
+#: shortest timeout accepted: below it no check (not even a loopback connect) can answer in time
+MIN_TIMEOUT_S = 0.01
 
 
 def default_timeout_s(interval_s: float) -> float:
@@ -58,6 +64,12 @@ def _duration(value: Any) -> float:
     seconds = parse_duration(value)
     if seconds <= 0:
         raise ValueError("must be positive")
+    return seconds
+
+
+def _at_least(seconds: float, floor_s: float) -> float:
+    if seconds < floor_s:
+        raise ValueError(f"must be at least {floor_s * 1000:g}ms, got {seconds:g}s")
     return seconds
 
 
@@ -149,10 +161,15 @@ class ComponentSpec(BaseModel):
     def _name(cls, value: str) -> str:
         return check_name(value)
 
-    @field_validator("interval", "timeout", mode="before")
+    @field_validator("interval", mode="before")
     @classmethod
-    def _positive_duration(cls, value: Any) -> float:
-        return _duration(value)
+    def _interval(cls, value: Any) -> float:
+        return _at_least(_duration(value), MIN_INTERVAL_S)
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _timeout(cls, value: Any) -> float:
+        return _at_least(_duration(value), MIN_TIMEOUT_S)
 
     @field_validator("retry_interval", mode="before")
     @classmethod

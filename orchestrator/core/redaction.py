@@ -65,11 +65,30 @@ _known: frozenset[str] = frozenset()
 _known_lock = threading.Lock()
 
 
+#: Words of a name that mark it secret, matched whole (``author`` and ``keyboard`` are not secrets).
+_SECRET_WORDS = frozenset({"token", "tokens", "secret", "secrets", "password", "passwords", "passwd", "pwd",
+                           "pass", "passphrase", "key", "keys", "apikey", "signature", "sig", "auth",
+                           "authorization", "credential", "credentials", "creds", "session", "sessionid",
+                           "cookie", "cookies", "private", "privatekey", "bearer", "otp"})
+#: Endings of a run-together word that still mark it secret (``accesstoken``, ``clientsecret``).
+_SECRET_SUFFIXES = ("token", "tokens", "secret", "password", "passwd", "apikey", "authorization")
+#: The words of a name: split at anything but letters and digits, and at camelCase humps.
+_NAME_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+
+
 @lru_cache(maxsize=4096)  # the same few dozen keys, for every view
 def is_secret_name(name: str) -> bool:
     """True when a header, var or field called ``name`` holds a secret (``Authorization``,
-    ``X-Api-Token``, ``admin_token``, ``db_password``, ``Cookie``, ``secret_vars``...)."""
-    return bool(_SECRET_NAME_RE.search(name))
+    ``X-Api-Token``, ``admin_token``, ``db_password``, ``apiKey``, ``Cookie``, ``secret_vars``...).
+
+    Words are matched whole, so a note's ``author`` or a ``monkey_count`` stays visible; a word that
+    merely contains a secret word (``authority``) is not a secret name.
+    """
+    for word in _NAME_WORD.findall(name):
+        word = word.lower()
+        if word in _SECRET_WORDS or word.endswith(_SECRET_SUFFIXES):
+            return True
+    return False
 
 
 def is_reference(text: str) -> bool:
@@ -131,8 +150,14 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     if "-" in text:
         text = _LONG_FLAG.sub(lambda m: m.group(1) + m.group(2) + _masked_token(m.group(3)), text)
     if "=" in text or ":" in text:
-        text = _KEY_VALUE.sub(lambda m: m.group(1) + MASK, text)
+        text = _KEY_VALUE.sub(_masked_key_value, text)
     return text
+
+
+def _masked_key_value(match: re.Match[str]) -> str:
+    """``name: value`` in free text with the value masked when ``name`` is a secret name."""
+    key = match.group(1).strip("\"' \t:=")
+    return match.group(1) + MASK if is_secret_name(key) else match.group(0)
 
 
 def _masked_token(token: str) -> str:
@@ -222,7 +247,7 @@ def _redact_url_match(match: re.Match[str]) -> str:
     else:
         segments = [MASK if s else s for s in path.split("/")]
     url = f"{scheme}://{_redact_authority(authority, lowered)}{'/'.join(segments)}{after}"
-    return _QUERY_PARAM.sub(lambda m: m.group(1) + MASK, url)
+    return _QUERY_PARAM.sub(lambda m: m.group(1) + MASK if is_secret_name(m.group(1)[1:-1]) else m.group(0), url)
 
 
 # --- the secrets of one component ------------------------------------------------------------------

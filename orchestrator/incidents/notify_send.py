@@ -12,6 +12,7 @@ import hmac
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -66,11 +67,38 @@ class Delivery:
     status_code: int | None = None
 
 
-def validate_apprise_url(url: str) -> str:
-    """Return ``url`` if Apprise knows its scheme and can parse it; else ValueError (no network used)."""
+class _QuietInThisThread(logging.Filter):
+    """Drops Apprise's own records while this thread asks it to parse a URL: a URL it cannot parse is
+    reported once, by us, naming the field (Apprise would also log ``ERROR apprise Unsupported URL``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.local = threading.local()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(self.local, "quiet", False)
+
+
+_QUIET = _QuietInThisThread()
+
+
+def _instantiate(url: str):
+    """``apprise.Apprise.instantiate(url)`` without Apprise logging about it; None if it cannot parse it."""
     import apprise  # on first use: ~15 MB and 0.15 s the daemon needs only once it notifies
 
-    if apprise.Apprise.instantiate(url) is None:
+    logger = logging.getLogger("apprise")
+    if _QUIET not in logger.filters:
+        logger.addFilter(_QUIET)
+    _QUIET.local.quiet = True
+    try:
+        return apprise.Apprise.instantiate(url)
+    finally:
+        _QUIET.local.quiet = False
+
+
+def validate_apprise_url(url: str) -> str:
+    """Return ``url`` if Apprise knows its scheme and can parse it; else ValueError (no network used)."""
+    if _instantiate(url) is None:
         raise ValueError(f"not a valid Apprise URL: {redact(url)} (see https://github.com/caronc/apprise/wiki)")
     return url
 
@@ -88,7 +116,7 @@ def _send_apprise(url: str, title: str, body: str, timeout_s: float) -> Delivery
     started = time.monotonic()
     import apprise
 
-    service = apprise.Apprise.instantiate(url)
+    service = _instantiate(url)
     if service is None:
         return Delivery(redact(url), "apprise", False, "not a valid Apprise URL", 0.0)
     # Apprise's per-service defaults are longer than a recovery step may wait.

@@ -70,8 +70,25 @@ def placeholders(template: str) -> list[str]:
     return [m.group(1) for m in _PLACEHOLDER.finditer(template) if m.group(1)]
 
 
+def check_syntax(template: str) -> str:
+    """Raise ValueError when ``template`` holds a NUL byte (no argv element, header or URL can carry
+    one: it would fail only when the step runs) or a brace that is neither a placeholder nor doubled
+    (``{vars.x`` would otherwise run literally); return ``template``. It must never accept what
+    :func:`render` would pass on differently from what the operator meant: a step runs the command
+    they wrote, or the plan file is refused (invariant 3, do no harm)."""
+    if "\x00" in template:
+        raise ValueError(f"contains a NUL byte at offset {template.index(chr(0))}")
+    rest = _PLACEHOLDER.sub("", template)
+    for brace in ("{", "}"):
+        if brace in rest:
+            raise ValueError(f"unbalanced {brace!r} (write {brace * 2} for a literal brace)")
+    return template
+
+
 def check_template(template: str, extra_names: tuple[str, ...] = ()) -> str:
-    """Raise ValueError naming a placeholder no context could ever fill; return ``template``."""
+    """Raise ValueError for a malformed template (:func:`check_syntax`) or a placeholder no context
+    could ever fill; return ``template``."""
+    check_syntax(template)
     for key in placeholders(template):
         space = key.partition(".")[0]
         known = key in extra_names or key in ("component.name", "component.url", "component.backup_url",
