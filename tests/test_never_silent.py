@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 
+import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli import cli
@@ -125,10 +126,80 @@ def test_manual_recoveries_do_not_count_toward_crash_loop_or_flap_detection(db, 
         # a new failure opens a new incident (not a reopening of the manual one)
         with running_daemon(db_url, plans_path=plans, reopen_window_s=0.01) as daemon:
             poll(lambda: scalar(db, "SELECT state FROM components") == "up", 15)
-            daemon.coordinator.recover("svc")
+            poll(lambda: daemon.coordinator, 20).recover("svc")
             poll(lambda: scalar(db, "SELECT count(*) FROM incidents WHERE status <> 'resolved'") == 0, 15)
             server.breaks()
             poll(lambda: len(stub.actions()) == 2, 30)  # the crash-loop wait would be 60 s
             poll(lambda: scalar(db, "SELECT count(*) FROM incidents WHERE status <> 'resolved'") == 0, 15)
     assert [i.resolution for i in incidents(db)] == ["auto", "auto"], history(db, stub)
     assert scalar(db, "SELECT count(*) FROM incidents WHERE waiting_for LIKE 'crash loop%'") == 0, history(db, stub)
+
+
+def _loop_lines(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith("recovery loop")]
+
+
+def test_a_database_outage_is_two_log_lines_whatever_its_length(caplog) -> None:
+    """Regression (issue 14, defect 9): 295 "recovery loop:" warnings per 30 s database outage (half the
+    log). One line when the database is lost, one when it is back (with how long it was away); a bug
+    is said once per distinct message. Time moves on an injected clock."""
+    import logging
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    from orchestrator.core.clock import FakeClock
+    from orchestrator.db.watch import DatabaseWatch
+
+    clock = FakeClock()
+    watch = DatabaseWatch(logging.getLogger("orchestrator.recovery"), "recovery loop", clock=clock)
+    lost = OperationalError("SELECT 1", {}, sqlite3.OperationalError("unable to open database file"))
+    with caplog.at_level(logging.WARNING, "orchestrator.recovery"):
+        for _ in range(300):  # 30 s at a turn every 100 ms
+            watch.failed(lost)
+            clock.advance(0.1)
+        watch.ok()
+        watch.ok()
+        for _ in range(3):
+            watch.failed(KeyError("x"))
+    assert _loop_lines(caplog) == ["recovery loop: database lost: (sqlite3.OperationalError) unable to open "
+                                   "database file", "recovery loop: database back after 30.0s (300 turns failed)",
+                                   "recovery loop: KeyError: 'x'"]
+
+
+@pytest.mark.pg
+def test_a_postgresql_outage_is_said_once_lost_and_once_back(pg_schema_url: str, tmp_path, caplog) -> None:
+    """The same with a real daemon and PostgreSQL cut for a few seconds behind a TCP proxy."""
+    import logging
+    import time
+    from urllib.parse import urlsplit, urlunsplit
+
+    from orchestrator.db.migrate import ensure_schema
+    from tests.tcp_proxy import TcpProxy
+
+    parts = urlsplit(pg_schema_url)
+    proxy = TcpProxy(parts.hostname, parts.port or 5432)
+    proxied = urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.port or 5432}", f":{proxy.port}")))
+    db = Database(pg_schema_url)
+    ensure_schema(db)
+    _flag, _stub, plans = _rig(tmp_path, {})
+    try:
+        with caplog.at_level(logging.WARNING, "orchestrator.recovery"), \
+                running_daemon(proxied, plans_path=plans) as daemon:
+            loop = poll(lambda: daemon.coordinator, 20)  # made after the first sync
+            turns = loop._ticks
+            poll(lambda: loop._ticks > turns + 5, 20)
+            proxy.cut()
+            poll(lambda: _loop_lines(caplog), 30)  # the loop saw the outage
+            lost_at, turns = time.monotonic(), loop._ticks
+            poll(lambda: loop._ticks >= turns + 20 and time.monotonic() - lost_at > 2, 60)
+            proxy.restore()
+            poll(lambda: len(_loop_lines(caplog)) >= 2 and "back after" in _loop_lines(caplog)[-1], 60)
+            turns = loop._ticks
+            poll(lambda: loop._ticks >= turns + 10, 30)  # and it stays quiet while the database answers
+    finally:
+        proxy.cut()
+        db.dispose()
+    lines = _loop_lines(caplog)
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("recovery loop: database lost: ") and lines[1].startswith("recovery loop: database back after")

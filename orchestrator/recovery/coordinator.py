@@ -35,13 +35,13 @@ from orchestrator.core.errors import ConflictError, InputError, NotFoundError
 from orchestrator.core.redaction import redact, secret_values
 from orchestrator.core.states import ACTIVE_INCIDENT_STATUSES, IncidentStatus
 from orchestrator.db.models import Component, Incident
+from orchestrator.db.watch import DatabaseWatch
 from orchestrator.incidents import status
 from orchestrator.incidents.lifecycle import active_incident, open_incident
 from orchestrator.incidents.notifier import Notifier
 from orchestrator.plans import Limits, PlanSet
 from orchestrator.plugins.contract import StrategyContext
 from orchestrator.recovery import claims, outage, runs, worklist
-from orchestrator.recovery.db_watch import DatabaseWatch
 from orchestrator.recovery.decisions import blocked
 from orchestrator.recovery.executor import PlanExecutor
 from orchestrator.recovery.health_view import HealthView
@@ -96,7 +96,7 @@ class RecoveryCoordinator:
         self._ticks = self._last_claimed = 0
         self._renewed_at = 0.0
         #: the loop's one log line per database outage (lost / back), not one per turn
-        self.db_watch = DatabaseWatch(log, clock=clock)
+        self.db_watch = DatabaseWatch(log, "recovery loop", clock=clock)
         #: the blast-radius verdict as last seen (None: not looked yet); see outage.check
         self.outage_open: bool | None = None
         self.slots = ActionSlots(self._slot_limit())

@@ -1,12 +1,14 @@
-"""One log line per change of the recovery loop's view of the database, not one per loop turn.
+"""One log line per change of a loop's view of the database, not one per loop turn.
 
-The loop turns ten times a second; while the database is away every turn fails the same way. A
+The recovery loop turns ten times a second, the notifier once a second; while the database is away
+every turn fails the same way. A
 :class:`DatabaseWatch` says ``database lost`` once (with the first error), ``database back after
 N s`` once (with how many turns failed), and stays quiet in between. Another kind of failure (a bug)
 is logged when it is first seen and whenever its message changes.
 
 It only quiets the log: it never changes what the loop does (invariant 6: the loop keeps turning and
-picks every incident up again as soon as the database answers).
+picks its work up again as soon as the database answers), and the outage itself is still said, with
+its length.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ def first_line(exc: BaseException) -> str:
 class DatabaseWatch:
     """Feed it each turn's outcome: :meth:`failed` with the exception, or :meth:`ok`."""
 
-    def __init__(self, log: logging.Logger, what: str = "recovery loop", clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(self, log: logging.Logger, what: str, clock: Clock = SYSTEM_CLOCK) -> None:
         self.log, self.what, self.clock = log, what, clock
         self.lost_at: float | None = None  # monotonic seconds when the outage began, None while reachable
         self.failed_turns = 0
