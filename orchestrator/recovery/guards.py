@@ -121,6 +121,8 @@ def breaker_allows(breaker: CircuitBreaker, now: datetime, trial_held: bool) -> 
 
 
 def _sentinels(g: GuardInput) -> Decision | None:
+    """Block while the orchestrator's own sentinel checks fail. Must never break invariant 6: the block
+    is visible (incident, page, status) and lifts by itself when the sentinels answer (worklist)."""
     if not g.view_reliable:
         return _blocked("sentinels", "the orchestrator's own sentinel checks are failing; its view is unreliable")
     return None
@@ -134,15 +136,21 @@ def _blast_radius(g: GuardInput) -> Decision | None:
 
 
 def _hold(g: GuardInput) -> Decision | None:
+    """A person paused the component or put it in maintenance. Must never break invariant 6: only a
+    person's decision stops action here, and it ends with the hold (worklist wakes it at once)."""
     return _blocked("hold", f"component {g.hold}") if g.hold else None
 
 
 def _degradation(g: GuardInput) -> Decision | None:
+    """The action table of the level applied to automation. Must never break invariant 6: a level
+    restrains actions, never detection; the block names the level and lifts when the level drops."""
     ok, reason = allowed(g.degradation, g.strategy, g.criticality)
     return None if ok else _blocked("degradation", reason)
 
 
 def _dependency(g: GuardInput) -> Decision | None:
+    """A DOWN dependency is the real cause (invariant 3). Must never break invariant 6: the root gets
+    the action (its own incident acts or escalates), and this one is looked at again when it is back."""
     if g.down_roots:
         roots = ", ".join(g.down_roots)
         return _blocked("dependency", f"dependency down: {roots} (the root gets the action)", g.down_roots[0])
@@ -176,6 +184,8 @@ def _flapping(g: GuardInput) -> Decision | None:
 
 
 def _breaker(g: GuardInput) -> Decision | None:
+    """Repeated failed recoveries open the breaker (invariant 3). Must never break invariant 6: it never
+    holds silently, it escalates to a person."""
     if g.breaker is not None and not breaker_allows(g.breaker, g.now, g.breaker_trial_held):
         until = g.breaker.opened_until.isoformat() if g.breaker.opened_until else "?"
         return _escalate("breaker", f"recovery breaker {g.breaker.state.value} until {until} after "
@@ -184,6 +194,8 @@ def _breaker(g: GuardInput) -> Decision | None:
 
 
 def _budget(g: GuardInput) -> Decision | None:
+    """Too many actions in the window (invariant 3). Must never break invariant 6: it escalates to a
+    person, never waits silently."""
     if g.budget is not None and not g.budget.allows(g.now):
         return _escalate("budget", f"recovery budget spent: {g.budget.used(g.now)} actions within "
                                    f"{g.budget.window.total_seconds():g}s (max {g.budget.max_actions})")
@@ -191,6 +203,8 @@ def _budget(g: GuardInput) -> Decision | None:
 
 
 def _observe_only(g: GuardInput) -> Decision | None:
+    """``ERROR_HANDLING_ENABLED=false`` is a person's decision (invariant 6): the journal records what
+    would have run, and each incident says so."""
     if not g.error_handling_enabled:
         return Decision(Verdict.OBSERVE, "observe_only", "observe only: ERROR_HANDLING_ENABLED=false")
     return None
