@@ -23,6 +23,7 @@ components:
     labels: {team: core}
     vars: {unit: api.service}
     expect_status: [200, "300-302"]
+    max_probe_interval: 20s
   - name: cache
     check:
       kind: tcp
@@ -46,6 +47,7 @@ def test_apply_creates_then_is_idempotent(run_cli, tmp_path) -> None:
     assert {c["action"] for c in json.loads(second.stdout)["changes"]} == {"unchanged"}
     listed = {c["name"]: c for c in json.loads(run_cli("component", "list", "--json").stdout)}
     assert listed["api"]["depends_on"] == ["db"] and listed["api"]["timeout_s"] == 1.0
+    assert listed["api"]["max_probe_interval_s"] == 20.0 and listed["db"]["max_probe_interval_s"] is None
     assert listed["cache"]["kind"] == "tcp"
 
 
@@ -86,6 +88,8 @@ BAD_FILES = [
     pytest.param("components:\n  - name: a\n    url: http://x/\n    interval: 1s\n    timeout: 3s\n",
                  "components[0].timeout", id="timeout-over-interval"),
     pytest.param("components:\n  - name: a\n    url: http://x/\n    plan: nope\n", "plan", id="unknown-plan"),
+    pytest.param("components:\n  - name: a\n    url: http://x/\n    interval: 10s\n    max_probe_interval: 5s\n",
+                 "components[0].max_probe_interval", id="probe-cap-below-interval"),
     pytest.param("components:\n  - name: a\n    check: {kind: command, command: []}\n", "components[0]",
                  id="empty-command-check"),
     pytest.param("components: " + "[" * 5000 + "]" * 5000 + "\n", "nested deeper", id="deep-yaml"),

@@ -96,6 +96,9 @@ BAD_ADDS = [
     pytest.param(["api", "--url", URL, "--label", "bad key=1"], "--label", id="label-bad-key"),
     pytest.param(["api", "--url", URL, "--expect-status", "700"], "--expect-status", id="bad-status"),
     pytest.param(["api", "--url", URL, "--criticality", "urgent"], "--criticality", id="bad-criticality"),
+    pytest.param(["api", "--url", URL, "--interval", "10s", "--max-probe-interval", "5s"], "--max-probe-interval",
+                 id="probe-cap-below-interval"),
+    pytest.param(["api", "--url", URL, "--max-probe-interval", "0s"], "--max-probe-interval", id="probe-cap-zero"),
 ]
 
 
@@ -172,3 +175,19 @@ def test_maintenance_window_and_failback(run_cli, db_url) -> None:
         actions = [r[0] for r in conn.execute(sa.text("SELECT action FROM audit_log ORDER BY id"))]
     database.dispose()
     assert actions == ["create", "maintenance", "maintenance-end", "failback"]
+
+
+def test_the_down_probe_cap_is_set_on_add_and_update_and_reaches_the_tracker(run_cli, db_url) -> None:
+    """``--max-probe-interval`` on add and update; left out, the tracker uses min(30 s, 5 x interval)."""
+    from orchestrator.health.tracker import TrackerConfig
+
+    assert run_cli("component", "add", "api", "--url", URL, "--interval", "2s").exit_code == 0
+    shown = json.loads(run_cli("component", "show", "api", "--json").output)
+    assert shown["max_probe_interval_s"] is None
+    assert TrackerConfig(interval_s=2).down_backoff_cap_s == 10
+    assert run_cli("component", "add", "web", "--url", URL, "--max-probe-interval", "20s").exit_code == 0
+    assert json.loads(run_cli("component", "show", "web", "--json").output)["max_probe_interval_s"] == 20
+    assert run_cli("component", "update", "api", "--max-probe-interval", "4s").exit_code == 0
+    assert json.loads(run_cli("component", "show", "api", "--json").output)["max_probe_interval_s"] == 4
+    bad = run_cli("component", "update", "api", "--max-probe-interval", "1s")
+    assert bad.exit_code == 2 and "--max-probe-interval" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1

@@ -120,3 +120,14 @@ def test_a_failed_delivery_is_stored_as_failed(db) -> None:
 def test_compose_caps_long_digests() -> None:
     title, body = compose([event("opened", n) for n in range(80)])
     assert title.startswith("80 incident events") and body.endswith("… and 30 more")
+
+
+def test_blocked_is_notified_by_default(db) -> None:
+    """Regression (issue 14, defect 4): ``blocked`` was not a default notification event, so a crash loop
+    held by the flapping guard told nobody. With ``events`` left out it is sent like an escalation."""
+    clock, outbox = FakeClock(AT), Outbox()
+    notifier = Notifier(db, config(group_window="1s"), clock=clock, sender=outbox)
+    notifier.publish(event("blocked", 1))
+    clock.advance(1)
+    assert notifier.flush() == 1
+    assert [t for t, _ in outbox.sent] == ["[incident 1] web1 blocked"]

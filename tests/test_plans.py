@@ -49,7 +49,7 @@ def test_valid_file_loads_with_documented_defaults(tmp_path: Path) -> None:
     assert (plans.get("web").budget.max_actions, plans.get("web").budget.window_s) == (5, 3600.0)
     assert plans.limits.breaker.threshold == 3 and plans.limits.max_unhealthy_fraction == 0.5
     assert plans.limits.settle_s == 2.0
-    assert plans.notifications.events == ["opened", "escalated", "resolved", "degradation"]
+    assert plans.notifications.events == ["opened", "blocked", "escalated", "resolved", "degradation"]
 
 
 def test_shipped_recovery_strategies_json_validates() -> None:

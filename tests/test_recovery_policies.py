@@ -132,3 +132,41 @@ def test_crash_loop_settings_are_validated_at_load() -> None:
         plan_set({"p": {"steps": [{"strategy": "wait"}]}}, limits={"crash_loop": {"base": "1m", "cap": "10s"}})
     with pytest.raises(PlanError, match="crash_loop"):
         plan_set({"p": {"steps": [{"strategy": "wait"}]}}, limits={"crash_loop": {"flap_incidents": 1}})
+    with pytest.raises(PlanError, match="escalate_actions"):
+        plan_set({"p": {"steps": [{"strategy": "wait"}]}}, limits={"crash_loop": {"escalate_actions": 0}})
+    with pytest.raises(PlanError, match="escalate_after"):
+        plan_set({"p": {"steps": [{"strategy": "wait"}]}}, limits={"crash_loop": {"escalate_after": "0s"}})
+    loop = plan_set({"p": {"steps": [{"strategy": "wait"}]}}).limits.crash_loop
+    assert (loop.escalate_actions, loop.escalate_after_s) == (3, 600.0)
+    given = plan_set({"p": {"steps": [{"strategy": "wait"}]}},
+                     limits={"crash_loop": {"escalate_actions": 5, "escalate_after": "2m"}}).limits.crash_loop
+    assert (given.escalate_actions, given.escalate_after_s) == (5, 120.0)
+
+
+HELD = {"cycling_incidents": 3, "acted_this_cycle": True, "loop_actions": 2}
+#: (id, guard input beside HELD, verdict, incident status the decision gives)
+CRASH_LOOP_HOLDS = [
+    ("held-just-begun", {"loop_started_at": ago(60)}, Verdict.SKIP, "blocked"),
+    ("held-ten-minutes", {"loop_started_at": ago(600)}, Verdict.SKIP, "escalated"),
+    ("third-action-done", {"loop_started_at": ago(60), "loop_actions": 3}, Verdict.SKIP, "escalated"),
+    ("flapping-third-action-done", {"cycling_incidents": 0, "acted_this_cycle": False, "flapping": True,
+                                    "loop_started_at": ago(60), "loop_actions": 3}, Verdict.SKIP, "escalated"),
+    ("flapping-new-episode", {"cycling_incidents": 0, "acted_this_cycle": False, "flapping": True,
+                              "loop_started_at": ago(60)}, Verdict.ACT, None),
+    ("own-settings", {"loop_started_at": ago(120), "escalate_after_s": 100.0}, Verdict.SKIP, "escalated"),
+]
+
+
+@pytest.mark.parametrize(("given", "verdict", "status"), [c[1:] for c in CRASH_LOOP_HOLDS],
+                         ids=[c[0] for c in CRASH_LOOP_HOLDS])
+def test_a_crash_loop_held_by_the_flapping_guard_escalates_after_3_actions_or_10_minutes(given, verdict,
+                                                                                          status) -> None:
+    """Regression (issue 14, defect 4): a crash loop blocked as "flapping" never escalated (597 s dead,
+    nobody told). The hold ends with a person: after 3 actions in the loop, or 10 minutes after it
+    began, whichever first; until then the block says until when."""
+    decision = evaluate(GuardInput(now=NOW, component="web", fleet_total=10, **{**HELD, **given}))
+    assert decision.verdict is verdict
+    assert (decision.status.value if decision.status else None) == status
+    if status == "blocked":
+        assert decision.until == given["loop_started_at"] + timedelta(seconds=600)
+        assert "escalates at" in decision.reason

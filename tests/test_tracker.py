@@ -272,7 +272,7 @@ def test_restored_tracker_carries_on() -> None:
         TrackerConfig(interval_s=INTERVAL_S), clock.now(),
         state=S.DOWN, since=went_down, consecutive_failures=7, down_checks=3, flap_episode=4,
     )  # fmt: skip
-    assert tracker.next_delay_s(EdgeRandom(high=True)) == 60  # 10 * 2**3 capped at 60
+    assert tracker.next_delay_s(EdgeRandom(high=True)) == 30  # 10 * 2**3 capped at min(30 s, 5 x 10 s)
     assert play(tracker, clock, "ok") == [] and tracker.since == went_down
     assert play(tracker, clock, "ok") == ["1:down>up"]
     assert tracker.flap_episode == 4
@@ -303,3 +303,31 @@ def test_restored_flapping_tracker_keeps_flapping() -> None:
 def test_config_validation_names_the_field(kwargs: dict, field: str) -> None:
     with pytest.raises(ValueError, match=field):
         TrackerConfig(**kwargs)
+
+
+@pytest.mark.parametrize(("interval_s", "cap_s"), [(1.0, 5.0), (2.0, 10.0), (10.0, 30.0), (60.0, 60.0)],
+                         ids=["1s-5s", "2s-10s", "10s-30s", "60s-interval"])
+def test_down_probe_backoff_is_capped_at_min_30s_and_5_intervals(interval_s: float, cap_s: float) -> None:
+    """Regression (issue 14, defect 9): a DOWN component was probed up to 60 s apart whatever its interval,
+    so a service fixed by hand stayed DOWN 42 s after it answered. Now the wait never passes
+    min(30 s, 5 × interval) (nor drops below the interval): time moves on an injected clock, an hour of
+    failures, and the service answering again is seen at the next probe, within that cap."""
+    clock = FakeClock()
+    tracker = Tracker(TrackerConfig(interval_s=interval_s, failure_threshold=1, success_threshold=1), clock.now())
+    rng = EdgeRandom(high=True)
+    waits = []
+    for _ in range(200):
+        tracker.observe(result(False, clock), clock.now())
+        waits.append(tracker.next_delay_s(rng))
+        clock.advance(waits[-1])
+    assert tracker.state is S.DOWN
+    assert max(waits) == cap_s
+    tracker.observe(result(True, clock), clock.now())  # fixed by hand: answered at the next probe
+    assert tracker.state is S.UP
+
+
+def test_down_probe_cap_is_settable_per_component() -> None:
+    clock = FakeClock()
+    tracker = make(clock, failure_threshold=1, down_backoff_cap_s=15)
+    play(tracker, clock, "fail fail fail fail fail fail")
+    assert tracker.next_delay_s(EdgeRandom(high=True)) == 15

@@ -15,9 +15,11 @@ from orchestrator.cli.params import DURATION, KEY_VALUE, NAME
 from orchestrator.components.definition import (
     DEFAULT_FAILURE_THRESHOLD,
     DEFAULT_INTERVAL_S,
+    DEFAULT_MAX_PROBE_INTERVAL_S,
     DEFAULT_RETRY_INTERVAL_S,
     DEFAULT_SUCCESS_THRESHOLD,
     DEFAULT_TIMEOUT_S,
+    MAX_PROBE_INTERVALS,
     MAX_REPLICAS,
     ComponentSpec,
     default_timeout_s,
@@ -34,6 +36,7 @@ from orchestrator.plans.validation import first_error
 FLAG_FOR = {
     "interval": "--interval", "interval_s": "--interval", "timeout": "--timeout", "timeout_s": "--timeout",
     "retry_interval": "--retry-interval", "retry_interval_s": "--retry-interval",
+    "max_probe_interval": "--max-probe-interval", "max_probe_interval_s": "--max-probe-interval",
     "failure_threshold": "--failure-threshold", "success_threshold": "--success-threshold",
     "plan": "--plan", "depends_on": "--depends-on", "criticality": "--criticality", "labels": "--label",
     "vars": "--var", "secret_vars": "--secret-var", "backup_url": "--backup-url", "url": "--url", "check": "--url", "check.url": "--url",
@@ -77,6 +80,9 @@ def definition_options(required_url: bool):
                      help=f"Successes in a row to go UP ({DEFAULT_SUCCESS_THRESHOLD})."),
         click.option("--retry-interval", type=DURATION, help="Re-check after a first failure (min("
                                                              f"{format_duration(DEFAULT_RETRY_INTERVAL_S)}, interval/5))."),
+        click.option("--max-probe-interval", type=DURATION,
+                     help=f"Longest wait between probes while DOWN; >= interval (min("
+                          f"{format_duration(DEFAULT_MAX_PROBE_INTERVAL_S)}, {MAX_PROBE_INTERVALS} x interval))."),
         click.option("--plan", type=NAME, help="Recovery plan from recovery_strategies.json."),
         click.option("--depends-on", "depends_on", type=NAME, multiple=True, help="A component this one needs."),
         click.option("--criticality", type=click.Choice([c.value for c in Criticality])),
@@ -105,7 +111,7 @@ def definition_options(required_url: bool):
 def _changes(flags: dict[str, Any]) -> dict[str, Any]:
     """Flags given → definition keys (spec field names for add; merged into the stored definition)."""
     out: dict[str, Any] = {}
-    for key in ("interval", "timeout", "retry_interval", "failure_threshold", "success_threshold", "plan",
+    for key in ("interval", "timeout", "retry_interval", "max_probe_interval", "failure_threshold", "success_threshold", "plan",
                 "criticality", "backup_url", "replicas", "min_replicas", "max_replicas"):
         if flags.get(key) is not None:
             out[key] = flags[key]
@@ -181,7 +187,7 @@ def update(app: AppContext, name: str, **flags: Any) -> None:
                 and current["timeout_s"] == default_timeout_s(current["interval_s"]):
             current["timeout_s"] = default_timeout_s(changes["interval"])
         for key, value in changes.items():
-            if key in ("interval", "timeout", "retry_interval"):
+            if key in ("interval", "timeout", "retry_interval", "max_probe_interval"):
                 current[f"{key}_s"] = value
             elif key in ("labels", "vars", "secret_vars"):
                 current[key] = {**current[key], **value}

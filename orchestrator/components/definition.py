@@ -41,6 +41,11 @@ DEFAULT_RETRY_INTERVAL_S = 1.0
 MIN_INTERVAL_S = 0.1
 #: shortest timeout accepted: below it no check (not even a loopback connect) can answer in time
 MIN_TIMEOUT_S = 0.01
+#: longest wait between probes of a DOWN component (see default_max_probe_interval_s): a service fixed
+#: by hand is seen UP within this (plus its success threshold) at worst
+DEFAULT_MAX_PROBE_INTERVAL_S = 30.0
+#: ... and never more than this many intervals, so a fast-checked component is seen back fast
+MAX_PROBE_INTERVALS = 5
 
 
 def default_timeout_s(interval_s: float) -> float:
@@ -52,6 +57,12 @@ def default_timeout_s(interval_s: float) -> float:
 def default_retry_interval_s(interval_s: float) -> float:
     """The re-check delay after a first failure when none is given: min(1 s, interval / 5)."""
     return min(DEFAULT_RETRY_INTERVAL_S, interval_s / 5)
+
+
+def default_max_probe_interval_s(interval_s: float) -> float:
+    """The DOWN probe backoff's cap when none is given: min(30 s, 5 × interval), never below the
+    interval itself (a component checked every minute is still probed every minute)."""
+    return max(interval_s, min(DEFAULT_MAX_PROBE_INTERVAL_S, MAX_PROBE_INTERVALS * interval_s))
 
 
 def check_name(name: str, what: str = "name") -> str:
@@ -121,6 +132,8 @@ class ComponentSpec(BaseModel):
     failure_threshold: int = Field(default=DEFAULT_FAILURE_THRESHOLD, ge=1, le=100)
     success_threshold: int = Field(default=DEFAULT_SUCCESS_THRESHOLD, ge=1, le=100)
     retry_interval: float | None = None
+    #: longest wait between probes while DOWN; None means default_max_probe_interval_s(interval)
+    max_probe_interval: float | None = None
     plan: str | None = None
     depends_on: tuple[str, ...] = ()
     criticality: Criticality = Criticality.NORMAL
@@ -171,7 +184,7 @@ class ComponentSpec(BaseModel):
     def _timeout(cls, value: Any) -> float:
         return _at_least(_duration(value), MIN_TIMEOUT_S)
 
-    @field_validator("retry_interval", mode="before")
+    @field_validator("retry_interval", "max_probe_interval", mode="before")
     @classmethod
     def _optional_duration(cls, value: Any) -> float | None:
         return None if value is None else _duration(value)
@@ -233,6 +246,9 @@ class ComponentSpec(BaseModel):
             raise ValueError(f"timeout: {self.timeout:g}s must be shorter than interval {self.interval:g}s")
         if self.retry_interval is not None and self.retry_interval > self.interval:
             raise ValueError("retry_interval: must not be longer than interval")
+        if self.max_probe_interval is not None and self.max_probe_interval < self.interval:
+            raise ValueError(f"max_probe_interval: {self.max_probe_interval:g}s must not be shorter than interval "
+                             f"{self.interval:g}s")
         both = sorted(set(self.vars) & set(self.secret_vars))
         if both:
             raise ValueError(f"secret_vars: {both[0]!r} is also a plain var (give it once)")
@@ -272,6 +288,7 @@ class ComponentSpec(BaseModel):
             "failure_threshold": self.failure_threshold,
             "success_threshold": self.success_threshold,
             "retry_interval_s": self.retry_interval,
+            "max_probe_interval_s": self.max_probe_interval,
             "plan": self.plan,
             "depends_on": sorted(self.depends_on),
             "criticality": self.criticality.value,

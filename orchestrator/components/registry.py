@@ -30,7 +30,8 @@ INDEFINITELY = datetime(9999, 1, 1, tzinfo=UTC)
 
 #: Definition keys and the row columns they live in (the rest are computed: check, depends_on).
 _COLUMNS = (
-    "interval_s", "timeout_s", "failure_threshold", "success_threshold", "retry_interval_s", "plan",
+    "interval_s", "timeout_s", "failure_threshold", "success_threshold", "retry_interval_s",
+    "max_probe_interval_s", "plan",
     "criticality", "labels", "vars", "secret_vars", "backup_url", "replicas", "min_replicas", "max_replicas",
     "early_warning",
 )
@@ -55,6 +56,7 @@ def spec_from_definition(definition: dict[str, Any], *, field_prefix: str = "") 
         "name": definition["name"], "check": definition["check"],
         "interval": definition["interval_s"], "timeout": definition["timeout_s"],
         "retry_interval": definition["retry_interval_s"],
+        "max_probe_interval": definition.get("max_probe_interval_s"),
         **{k: definition[k] for k in _COLUMNS if not k.endswith("_s")},
         "depends_on": definition["depends_on"],
     }

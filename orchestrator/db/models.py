@@ -70,6 +70,8 @@ class Component(Base):
     failure_threshold: Mapped[int] = mapped_column(Integer, default=DEFAULT_FAILURE_THRESHOLD)
     success_threshold: Mapped[int] = mapped_column(Integer, default=DEFAULT_SUCCESS_THRESHOLD)
     retry_interval_s: Mapped[float | None] = mapped_column(Float)
+    # longest wait between probes while DOWN; NULL means default_max_probe_interval_s(interval_s)
+    max_probe_interval_s: Mapped[float | None] = mapped_column(Float)
     # -- recovery
     plan: Mapped[str | None] = mapped_column(String(63))
     criticality: Mapped[str] = mapped_column(String(16), default="normal")
@@ -255,6 +257,11 @@ class Incident(Base):
     next_attempt_at: Mapped[datetime | None]
     # why the last run ended without a decision (an exception, a lost database)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # what a non-terminal incident waits for (a backoff, a settle window, a crash-loop wait, a guard, an
+    # approval), written by the recovery loop whenever a run ends without closing it; NULL while acting
+    waiting_for: Mapped[str | None] = mapped_column(Text)
+    # when the loop looks at it again at the latest (NULL: at once, or when its cause clears)
+    waiting_until: Mapped[datetime | None]
 
     __table_args__ = (
         # one component's incidents newest first; "the last incident" for reopen

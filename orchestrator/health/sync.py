@@ -123,6 +123,7 @@ class RegistrySync:
     def _install(self, row: Component, log_it: bool, early_warning: EarlyWarningSettings, seed: Evidence) -> None:
         config = TrackerConfig(interval_s=row.interval_s, failure_threshold=row.failure_threshold,
                                success_threshold=row.success_threshold, retry_interval_s=row.retry_interval_s,
+                               down_backoff_cap_s=row.max_probe_interval_s,
                                startup_grace_s=self.startup_grace_s, timeout_s=row.timeout_s,
                                early_warning=early_warning)
         restore = LiveState(ComponentState(row.state), row.state_since, row.consecutive_failures,

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from orchestrator.components.definition import (
     DEFAULT_FAILURE_THRESHOLD,
     DEFAULT_SUCCESS_THRESHOLD,
+    default_max_probe_interval_s,
     default_retry_interval_s,
     default_timeout_s,
 )
@@ -64,7 +65,9 @@ class TrackerConfig:
     success_threshold: int = DEFAULT_SUCCESS_THRESHOLD  # consecutive successes that make it UP
     retry_interval_s: float | None = None  # after a first failure; None means default_retry_interval_s
     startup_grace_s: float = 0.0  # after start/resume, failures do not make it DOWN
-    down_backoff_cap_s: float = 60.0  # longest wait between probes while DOWN (never below interval_s)
+    #: longest wait between probes while DOWN (never below interval_s); None means
+    #: default_max_probe_interval_s(interval_s): min(30 s, 5 × interval)
+    down_backoff_cap_s: float | None = None
     flap_window: int = DEFAULT_WINDOW
     flap_high: float = DEFAULT_HIGH
     flap_low: float = DEFAULT_LOW
@@ -76,6 +79,8 @@ class TrackerConfig:
             object.__setattr__(self, "retry_interval_s", default_retry_interval_s(self.interval_s))
         if self.timeout_s is None:
             object.__setattr__(self, "timeout_s", default_timeout_s(self.interval_s))
+        if self.down_backoff_cap_s is None:
+            object.__setattr__(self, "down_backoff_cap_s", default_max_probe_interval_s(self.interval_s))
         for name in ("interval_s", "retry_interval_s", "down_backoff_cap_s", "timeout_s"):
             if not math.isfinite(getattr(self, name)) or getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be a finite number > 0, got {getattr(self, name)!r}")
@@ -203,6 +208,10 @@ class Tracker:
         state); while DOWN and still failing, ``interval_s * 2**k`` capped at ``down_backoff_cap_s``
         with equal jitter (k = failed checks since going DOWN); ``interval_s`` otherwise, including
         right after the first success while DOWN.
+
+        The DOWN backoff is protection (a dead service is not hammered), so it names the invariant it
+        must never break (docs/guarantees.md I1, DESIGN.md 6): a component that answers again is seen
+        UP within its detection bound. Hence the cap, min(30 s, 5 × interval) by default.
         """
         cfg = self.config
         if self._state is S.DOWN and self._failures > 0:

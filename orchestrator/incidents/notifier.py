@@ -22,6 +22,7 @@ from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.core.redaction import redact
 from orchestrator.db.engine import Database
 from orchestrator.db.models import Notification
+from orchestrator.db.watch import DatabaseWatch
 from orchestrator.incidents import events
 from orchestrator.incidents.events import IncidentEvent
 from orchestrator.incidents.notify_send import Delivery, send
@@ -70,6 +71,8 @@ class Notifier:
         self._pending: list[IncidentEvent] = []
         self._window_started: float | None = None
         self._cursor = 0  # the highest incident_events id read so far
+        #: one log line when the events cannot be read any more, one when they can again
+        self._db_watch = DatabaseWatch(log, "notifier: reading incident events", clock=clock)
 
     def reload(self, config: Notifications) -> None:
         """New routing (SIGHUP); what is queued goes out under the new settings."""
@@ -115,7 +118,9 @@ class Notifier:
         try:
             self.collect()
         except Exception as exc:  # the database may be away: send what is queued, read the rest later
-            log.warning("could not read incident events: %s", str(exc).splitlines()[0] if str(exc) else exc)
+            self._db_watch.failed(exc)
+        else:
+            self._db_watch.ok()
         with self._lock:
             if not self._pending or self._window_started is None:
                 return 0

@@ -23,7 +23,7 @@ from orchestrator.db.models import Component, Incident, IncidentNote, JournalEnt
 from orchestrator.incidents import status
 
 _INCIDENT_FIELDS = ("id", "component_name", "kind", "status", "resolution", "reason", "status_reason", "plan",
-                    "blocked_by", "next_attempt_at", "last_error",
+                    "blocked_by", "next_attempt_at", "last_error", "waiting_for", "waiting_until",
                     "opened_at", "updated_at", "resolved_at", "escalated_at", "acked_at", "acked_by",
                     "approved_at", "approved_by", "reopen_count", "resolved_by_step", "flap_episode")
 _JOURNAL_FIELDS = ("step_index", "attempt", "strategy", "status", "executed", "owner", "claimed_at",

@@ -34,6 +34,14 @@ EVENTS = ("opened", "reopened", "recovering", "step_failed", "awaiting_approval"
 #: Seconds an automatic run waits before its first decision (``limits.settle``), so failures that arrive
 #: one check apart are judged together by the blast-radius and dependency guards.
 DEFAULT_SETTLE_S = 2.0
+#: Actions in one crash loop after which the flapping guard escalates instead of acting again.
+DEFAULT_ESCALATE_ACTIONS = 3
+#: Seconds a crash loop may be held by the flapping guard before it escalates to a person (10 min):
+#: a guard ends in an action or a person, never in an open-ended wait.
+DEFAULT_ESCALATE_AFTER_S = 600.0
+#: Incident events notified when ``notifications.events`` is not given: whatever needs or tells a
+#: person, including ``blocked`` (a guard holding automation back must never be silent).
+DEFAULT_EVENTS = ("opened", "blocked", "escalated", "resolved", "degradation")
 #: Step settings that ``defaults`` may set for every step.
 STEP_SETTINGS = ("attempts", "backoff", "timeout", "verify", "approval")
 
@@ -131,6 +139,11 @@ class CrashLoop(_Model):
     reset_after_s: Positive = Field(600.0, alias="reset_after")
     #: this many incidents within ``reset_after`` make the component flapping: one action per episode
     flap_incidents: int = Field(3, ge=2)
+    #: a crash loop (flapping, or fail-recover cycles) that already had this many actions escalates
+    #: instead of acting again: the actions are not holding, a person must look
+    escalate_actions: int = Field(DEFAULT_ESCALATE_ACTIONS, ge=1, le=100)
+    #: a crash loop held by the flapping guard escalates this long after the loop began at the latest
+    escalate_after_s: Positive = Field(DEFAULT_ESCALATE_AFTER_S, alias="escalate_after", le=86400)
 
     @model_validator(mode="after")
     def _order(self) -> CrashLoop:
@@ -160,7 +173,7 @@ class Notifications(_Model):
     #: Events for one component within this window go out as one message.
     group_window_s: Duration = Field(30.0, alias="group_window")
     #: "degradation": every change of a published degradation level
-    events: list[Literal[EVENTS]] = Field(default_factory=lambda: ["opened", "escalated", "resolved", "degradation"])
+    events: list[Literal[EVENTS]] = Field(default_factory=lambda: list(DEFAULT_EVENTS))
 
 
 class StepDefaults(_Model):

@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select
 
@@ -35,6 +35,7 @@ from orchestrator.core.errors import ConflictError, InputError, NotFoundError
 from orchestrator.core.redaction import redact, secret_values
 from orchestrator.core.states import ACTIVE_INCIDENT_STATUSES, IncidentStatus
 from orchestrator.db.models import Component, Incident
+from orchestrator.db.watch import DatabaseWatch
 from orchestrator.incidents import status
 from orchestrator.incidents.lifecycle import active_incident, open_incident
 from orchestrator.incidents.notifier import Notifier
@@ -46,6 +47,7 @@ from orchestrator.recovery.executor import PlanExecutor
 from orchestrator.recovery.health_view import HealthView
 from orchestrator.recovery.retry import run_error_delay_s
 from orchestrator.recovery.slots import ActionSlots, default_limit
+from orchestrator.recovery.snapshot import MANUAL_KEY
 from orchestrator.recovery.targets import component_view
 from orchestrator.recovery.work import GONE, Engine, RunEnd, RunOutcome, RunRequest
 
@@ -93,6 +95,8 @@ class RecoveryCoordinator:
         self._thread: threading.Thread | None = None
         self._ticks = self._last_claimed = 0
         self._renewed_at = 0.0
+        #: the loop's one log line per database outage (lost / back), not one per turn
+        self.db_watch = DatabaseWatch(log, "recovery loop", clock=clock)
         #: the blast-radius verdict as last seen (None: not looked yet); see outage.check
         self.outage_open: bool | None = None
         self.slots = ActionSlots(self._slot_limit())
@@ -158,9 +162,13 @@ class RecoveryCoordinator:
         row, plan_name = self._manual_target(component_name, plan)
         with self.db.write() as session:
             existing = active_incident(session, row.id)
-            incident_id = existing.id if existing else open_incident(
+            event = None if existing else open_incident(
                 session, component_id=row.id, component_name=row.name, at=self.clock.now(),
-                reason="manual recovery", flap_episode=self.health.flap_episode(row.id)).incident_id
+                reason="manual recovery", flap_episode=self.health.flap_episode(row.id))
+            incident_id = existing.id if existing else event.incident_id
+            if event is not None:  # this opening is a person's decision, never a crash-loop cycle
+                opened = session.get(Incident, incident_id)
+                opened.details = {**(opened.details or {}), MANUAL_KEY: opened.reopen_count}
         claim = claims.claim(self.db, incident_id, self.owner, lease_s=self.lease_s, exclusive=self.exclusive)
         if claim is None:
             raise ConflictError(f"incident {incident_id} of {component_name!r} is already being recovered")
@@ -207,8 +215,10 @@ class RecoveryCoordinator:
             claimed = 0
             try:
                 claimed = self.tick()
-            except Exception as exc:  # the database may be away: log once per tick, try again next tick
-                log.warning("recovery loop: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            except Exception as exc:  # the database may be away: said once per outage, tried again next tick
+                self.db_watch.failed(exc)
+            else:
+                self.db_watch.ok()
             self._ticks += 1
             if not claimed:
                 self._stop.wait(self.tick_s)
@@ -347,8 +357,9 @@ class RecoveryCoordinator:
             if end.outcome is RunOutcome.FAILED:
                 retry_at = now + timedelta(seconds=run_error_delay_s(failures, self.engine.rng))
             elif end.outcome is RunOutcome.BLOCKED:
-                retry_at = now + timedelta(seconds=worklist.BLOCKED_RECHECK_S)
-            values = {"next_attempt_at": retry_at, "details": {**details, "run_failures": failures}}
+                retry_at = _earliest(end.retry_at, now + timedelta(seconds=worklist.BLOCKED_RECHECK_S))
+            values = {"next_attempt_at": retry_at, "details": {**details, "run_failures": failures},
+                      **waiting(end, retry_at)}
             if end.outcome is RunOutcome.FAILED:
                 values["last_error"] = end.reason
             if not claims.release(session, claim, **values):
@@ -356,3 +367,26 @@ class RecoveryCoordinator:
             if incident.status == S.RECOVERING.value:
                 status.transition(session, incident.id, S.RECOVERING, S.OPEN, now=now,
                                   reason=end.reason or f"run ended ({end.outcome.value}); waiting for the next one")
+
+
+def _earliest(*times: datetime | None) -> datetime | None:
+    return min((t for t in times if t is not None), default=None)
+
+
+def waiting(end: RunEnd, retry_at: datetime | None) -> dict[str, object]:
+    """``incidents.waiting_for`` / ``waiting_until`` after a run ended without closing the incident:
+    what it waits for, and when the loop looks at it again at the latest (invariant 6: a waiting
+    incident always says why and until when). Cleared when it resolved or escalated (a person has it)."""
+    if end.outcome in (RunOutcome.RESOLVED, RunOutcome.ESCALATED):
+        return {"waiting_for": None, "waiting_until": None}
+    if end.outcome is RunOutcome.BLOCKED:
+        why = f"guard {end.reason}" if end.reason else "a guard"
+    elif end.outcome is RunOutcome.FAILED:
+        why = f"a retry after the run failed ({end.reason})" if end.reason else "a retry after the run failed"
+    elif end.outcome is RunOutcome.STOPPED:
+        why = "the next daemon: stopped while working on it"
+    elif end.outcome is RunOutcome.GONE:
+        why = "the recovery loop: the run ended early (resolved, moved or taken over meanwhile)"
+    else:
+        why = end.reason or "the next attempt"
+    return {"waiting_for": why, "waiting_until": retry_at}

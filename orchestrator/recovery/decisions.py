@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import select
 
@@ -58,12 +59,14 @@ def stopped_by_guard(engine: Engine, req: RunRequest, decision: Decision) -> Run
     if decision.escalates:
         return escalated(engine, req, None, decision.reason, counts_against_breaker=False)
     return blocked(engine, req.incident_id, guard=decision.guard, reason=decision.reason,
-                   blocked_by=decision.blocked_by)
+                   blocked_by=decision.blocked_by, until=decision.until)
 
 
-def blocked(engine: Engine, incident_id: int, *, guard: str, reason: str, blocked_by: str | None = None) -> RunEnd:
+def blocked(engine: Engine, incident_id: int, *, guard: str, reason: str, blocked_by: str | None = None,
+            until: datetime | None = None) -> RunEnd:
     """Mark the incident blocked by ``guard``; the loop looks again when the cause clears (see
-    orchestrator.recovery.worklist), so the component's state and flap episode now are kept with it."""
+    orchestrator.recovery.worklist), so the component's state and flap episode now are kept with it,
+    and at ``until`` at the latest (a guard's deadline, e.g. a held crash loop's escalation)."""
     with engine.db.read() as session:
         incident = session.get(Incident, incident_id)
         blocked_by_id = None if blocked_by is None else session.scalar(
@@ -76,7 +79,7 @@ def blocked(engine: Engine, incident_id: int, *, guard: str, reason: str, blocke
                      blocked_by_id=blocked_by_id, now=engine.clock.now(), seen=seen):
         log.warning("incident=%s blocked by %s: %s", incident_id, guard, reason)
         engine.report(f"incident {incident_id} blocked: {reason}")
-    return RunEnd(RunOutcome.BLOCKED, reason=reason)
+    return RunEnd(RunOutcome.BLOCKED, until, reason=reason if reason.startswith(guard) else f"{guard}: {reason}")
 
 
 def step_failed(engine: Engine, req: RunRequest, tag: str, detail: str) -> None:

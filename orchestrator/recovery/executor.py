@@ -138,7 +138,8 @@ class PlanExecutor:
 
     def _claim(self, req: RunRequest, t: Turn) -> int | None:
         now = self.e.clock.now()
-        flapping = self.e.health.state(t.row.id) is ComponentState.FLAPPING
+        # a manual action is a person's decision: it does not use up the flap episode's one automatic action
+        flapping = not req.manual and self.e.health.state(t.row.id) is ComponentState.FLAPPING
         episode = self.e.health.flap_episode(t.row.id) if flapping else None
 
         def fenced(session) -> None:

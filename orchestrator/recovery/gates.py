@@ -76,7 +76,10 @@ Gate = Callable[[Engine, RunRequest, Turn], "RunEnd | StepExit | None"]
 def settle(engine: Engine, req: RunRequest, t: Turn) -> RunEnd | None:
     """Before an automatic run's first action: go at once if the component's dependencies answer and a
     sample of the fleet is healthy; else come back after the settle window, again while the sample
-    still fails widely and the blast-radius guard has not tripped (at most MAX_SETTLE_ROUNDS windows)."""
+    still fails widely and the blast-radius guard has not tripped (at most MAX_SETTLE_ROUNDS windows).
+
+    Must never break invariant 6: bounded (MAX_SETTLE_ROUNDS windows of at most 5 min), and said in the
+    incident's ``waiting_for``."""
     if req.manual or t.run.settled or t.pos.executed_in_incident or req.settle_s <= 0:
         return None
     rounds = t.run.settle_rounds
@@ -110,7 +113,11 @@ def _outage_tripped(engine: Engine, req: RunRequest) -> bool:
 
 def crash_loop(engine: Engine, req: RunRequest, t: Turn) -> RunEnd | None:
     """A component failing again soon after verified recoveries waits ``limits.crash_loop`` before the
-    incident's first action (10 s, doubling, at most 5 min by default)."""
+    incident's first action (10 s, doubling, at most 5 min by default).
+
+    Must never break invariant 6: the wait is bounded (``cap``), the incident says why and until when
+    (``waiting_for``/``waiting_until``), and a loop that keeps cycling goes to the flapping guard, which
+    ends in a person. Incidents an operator opened (``orchestrator recover``) are no part of the streak."""
     if req.manual or t.pos.executed_in_incident:
         return None
     config = req.limits.crash_loop

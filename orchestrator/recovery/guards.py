@@ -13,7 +13,10 @@ is deliberate:
    components at MINIMAL, notify only at EMERGENCY).
 4. ``dependency`` — a dependency is DOWN: the root gets the action, this one is ``blocked_by`` it.
 5. ``flapping`` — at most one action per flap episode: the tracker's (results alternating), or a run of
-   fail-recover cycles (``limits.crash_loop.flap_incidents`` incidents within ``reset_after``).
+   fail-recover cycles (``limits.crash_loop.flap_incidents`` incidents in a row, each within
+   ``reset_after`` of the one before closing). It holds the loop for a bounded time only: a loop that
+   already had ``escalate_actions`` actions, or that is held ``escalate_after`` after it began,
+   escalates to a person (invariant 6: a guard ends in an action or a person, never in a silent wait).
 6. ``breaker`` — repeated exhausted plans: automation stops and a human is told.
 7. ``budget`` — too many actions in the window: automation stops and a human is told.
 8. ``observe_only`` — ERROR_HANDLING_ENABLED=false. Last on purpose: the journal then records what
@@ -27,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from orchestrator.core.states import IncidentStatus
@@ -57,6 +60,10 @@ class GuardInput:
     acted_this_episode: bool = False
     cycling_incidents: int = 0  # incidents within the crash-loop window, when that makes it flapping
     acted_this_cycle: bool = False  # an action ran within that window
+    loop_started_at: datetime | None = None  # when the crash loop (its first incident) began
+    loop_actions: int = 0  # automatic actions since the crash loop began
+    escalate_actions: int = 3  # limits.crash_loop.escalate_actions
+    escalate_after_s: float = 600.0  # limits.crash_loop.escalate_after
     down_roots: tuple[str, ...] = ()  # DOWN dependencies that are themselves the root cause
     fleet_down: int = 0
     fleet_total: int = 0
@@ -79,6 +86,8 @@ class Decision:
     reason: str = ""
     status: IncidentStatus | None = None
     blocked_by: str | None = None
+    #: when a SKIP that blocks is looked at again at the latest (None: when its cause clears)
+    until: datetime | None = None
 
     @property
     def escalates(self) -> bool:
@@ -89,8 +98,8 @@ class Decision:
 ACT = Decision(Verdict.ACT)
 
 
-def _blocked(guard: str, reason: str, blocked_by: str | None = None) -> Decision:
-    return Decision(Verdict.SKIP, guard, reason, IncidentStatus.BLOCKED, blocked_by)
+def _blocked(guard: str, reason: str, blocked_by: str | None = None, until: datetime | None = None) -> Decision:
+    return Decision(Verdict.SKIP, guard, reason, IncidentStatus.BLOCKED, blocked_by, until)
 
 
 def _escalate(guard: str, reason: str) -> Decision:
@@ -112,6 +121,8 @@ def breaker_allows(breaker: CircuitBreaker, now: datetime, trial_held: bool) -> 
 
 
 def _sentinels(g: GuardInput) -> Decision | None:
+    """Block while the orchestrator's own sentinel checks fail. Must never break invariant 6: the block
+    is visible (incident, page, status) and lifts by itself when the sentinels answer (worklist)."""
     if not g.view_reliable:
         return _blocked("sentinels", "the orchestrator's own sentinel checks are failing; its view is unreliable")
     return None
@@ -125,15 +136,21 @@ def _blast_radius(g: GuardInput) -> Decision | None:
 
 
 def _hold(g: GuardInput) -> Decision | None:
+    """A person paused the component or put it in maintenance. Must never break invariant 6: only a
+    person's decision stops action here, and it ends with the hold (worklist wakes it at once)."""
     return _blocked("hold", f"component {g.hold}") if g.hold else None
 
 
 def _degradation(g: GuardInput) -> Decision | None:
+    """The action table of the level applied to automation. Must never break invariant 6: a level
+    restrains actions, never detection; the block names the level and lifts when the level drops."""
     ok, reason = allowed(g.degradation, g.strategy, g.criticality)
     return None if ok else _blocked("degradation", reason)
 
 
 def _dependency(g: GuardInput) -> Decision | None:
+    """A DOWN dependency is the real cause (invariant 3). Must never break invariant 6: the root gets
+    the action (its own incident acts or escalates), and this one is looked at again when it is back."""
     if g.down_roots:
         roots = ", ".join(g.down_roots)
         return _blocked("dependency", f"dependency down: {roots} (the root gets the action)", g.down_roots[0])
@@ -141,15 +158,34 @@ def _dependency(g: GuardInput) -> Decision | None:
 
 
 def _flapping(g: GuardInput) -> Decision | None:
+    """One action per flap episode, and a held crash loop ends with a person.
+
+    Invariant it must never break (DESIGN.md 6, docs/guarantees.md): a guard ends in an action or a
+    person. So it never holds without a deadline: a loop that had ``escalate_actions`` actions
+    escalates instead of acting again, and a hold lasts until ``escalate_after`` past the loop's start
+    at most, then escalates; until then the block says until when."""
+    in_loop = g.flapping or g.cycling_incidents > 0
+    if in_loop and g.loop_actions >= g.escalate_actions:
+        return _escalate("flapping", f"crash loop: {g.loop_actions} actions since it began did not hold "
+                                     f"(limits.crash_loop.escalate_actions {g.escalate_actions}); a person must look")
     if g.flapping and g.acted_this_episode:
-        return _blocked("flapping", f"flapping: already acted once in flap episode {g.flap_episode}")
-    if g.cycling_incidents and g.acted_this_cycle:
-        return _blocked("flapping", f"flapping: {g.cycling_incidents} incidents in a row of fail-recover cycles; "
-                                    "already acted once in this episode")
-    return None
+        why = f"flapping: already acted once in flap episode {g.flap_episode}"
+    elif g.cycling_incidents and g.acted_this_cycle:
+        why = (f"flapping: {g.cycling_incidents} incidents in a row of fail-recover cycles; "
+               "already acted once in this episode")
+    else:
+        return None
+    started = g.loop_started_at or g.now
+    until = started + timedelta(seconds=g.escalate_after_s)
+    if g.now >= until:
+        return _escalate("flapping", f"{why}; held since {started:%Y-%m-%d %H:%M:%S}Z, longer than "
+                                     f"limits.crash_loop.escalate_after ({g.escalate_after_s:g}s): a person must look")
+    return _blocked("flapping", f"{why}; escalates at {until:%Y-%m-%d %H:%M:%S}Z unless it settles", until=until)
 
 
 def _breaker(g: GuardInput) -> Decision | None:
+    """Repeated failed recoveries open the breaker (invariant 3). Must never break invariant 6: it never
+    holds silently, it escalates to a person."""
     if g.breaker is not None and not breaker_allows(g.breaker, g.now, g.breaker_trial_held):
         until = g.breaker.opened_until.isoformat() if g.breaker.opened_until else "?"
         return _escalate("breaker", f"recovery breaker {g.breaker.state.value} until {until} after "
@@ -158,6 +194,8 @@ def _breaker(g: GuardInput) -> Decision | None:
 
 
 def _budget(g: GuardInput) -> Decision | None:
+    """Too many actions in the window (invariant 3). Must never break invariant 6: it escalates to a
+    person, never waits silently."""
     if g.budget is not None and not g.budget.allows(g.now):
         return _escalate("budget", f"recovery budget spent: {g.budget.used(g.now)} actions within "
                                    f"{g.budget.window.total_seconds():g}s (max {g.budget.max_actions})")
@@ -165,6 +203,8 @@ def _budget(g: GuardInput) -> Decision | None:
 
 
 def _observe_only(g: GuardInput) -> Decision | None:
+    """``ERROR_HANDLING_ENABLED=false`` is a person's decision (invariant 6): the journal records what
+    would have run, and each incident says so."""
     if not g.error_handling_enabled:
         return Decision(Verdict.OBSERVE, "observe_only", "observe only: ERROR_HANDLING_ENABLED=false")
     return None

@@ -7,6 +7,7 @@ in a fleet of 20 and of 10,000.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -18,7 +19,7 @@ from orchestrator.plans import CrashLoop, Limits, Plan
 from orchestrator.recovery import journal
 from orchestrator.recovery.guards import GuardInput
 from orchestrator.recovery.health_view import HealthView
-from orchestrator.recovery.retry import PastIncident, cycling
+from orchestrator.recovery.retry import PastIncident
 from orchestrator.resilience.breaker import BreakerConfig, CircuitBreaker
 from orchestrator.resilience.budget import RecoveryBudget
 
@@ -68,25 +69,62 @@ def down_roots(session: Session, component_id: int, health: HealthView) -> tuple
     return tuple(sorted((name, cid) for name, cid in names))
 
 
-def past_incidents(session: Session, incident: Incident) -> list[PastIncident]:
-    """The component's incidents before ``incident``, newest first."""
-    rows = session.execute(select(Incident.opened_at, Incident.resolved_at, Incident.resolution)
+#: ``incidents.details`` key set when an operator opened (or reopened) an incident with ``orchestrator
+#: recover``: the ``reopen_count`` of that opening
+MANUAL_KEY = "manual_opening"
+
+
+def opened_manually(details: dict | None, reopen_count: int) -> bool:
+    """True for an incident whose current opening was ``orchestrator recover``: a person's decision,
+    which never counts toward crash-loop or flap detection."""
+    return (details or {}).get(MANUAL_KEY) == reopen_count
+
+
+def _history(session: Session, incident: Incident) -> list[tuple[int, PastIncident, bool]]:
+    rows = session.execute(select(Incident.id, Incident.opened_at, Incident.resolved_at, Incident.resolution,
+                                  Incident.details, Incident.reopen_count)
                            .where(Incident.component_id == incident.component_id, Incident.id < incident.id)
                            .order_by(Incident.id.desc()).limit(HISTORY_LIMIT)).all()
-    return [PastIncident(*row) for row in rows]
+    return [(iid, PastIncident(opened, resolved, resolution), opened_manually(details, reopened))
+            for iid, opened, resolved, resolution, details, reopened in rows]
 
 
-def cycle_of(session: Session, incident: Incident, now: datetime, config: CrashLoop) -> tuple[int, bool]:
-    """(incidents within the crash-loop window when they make the component flapping else 0, whether an
-    action ran within that window)."""
-    since = now - timedelta(seconds=config.reset_after_s)
-    opened = [incident.opened_at, *(p.opened_at for p in past_incidents(session, incident))]
-    if not cycling(now, opened, config):
-        return 0, False
-    acted = session.scalar(select(JournalEntry.id).where(
+def past_incidents(session: Session, incident: Incident) -> list[PastIncident]:
+    """The component's automatic incidents before ``incident``, newest first (those an operator opened
+    with ``orchestrator recover`` are left out: a manual recovery is not a crash-loop cycle)."""
+    return [past for _id, past, manual in _history(session, incident) if not manual]
+
+
+@dataclass(frozen=True)
+class CrashLoopView:
+    """The component's current crash loop, as the flapping guard judges it."""
+
+    incidents: int  # incidents in a row of fail-recover cycles when that makes it flapping, else 0
+    started_at: datetime  # when the loop's first incident opened (this incident's when there is no loop)
+    actions: int  # automatic actions since then
+
+
+def crash_loop_of(session: Session, incident: Incident, config: CrashLoop) -> CrashLoopView:
+    """The chain of incidents each opened within ``reset_after`` of the one before it closing, ending
+    with ``incident`` (still open, so the chain never expires while it waits), and the automatic
+    actions since its first one opened. Incidents opened by a manual recovery are skipped, and so are
+    their actions."""
+    started, manual_ids = incident.opened_at, set()
+    chain, later_opened = 1, incident.opened_at
+    for iid, past, manual in _history(session, incident):
+        if manual:
+            manual_ids.add(iid)
+            continue
+        if past.resolved_at is None or later_opened - past.resolved_at > timedelta(seconds=config.reset_after_s):
+            break
+        chain, later_opened, started = chain + 1, past.opened_at, past.opened_at
+    if opened_manually(incident.details, incident.reopen_count):
+        manual_ids.add(incident.id)
+    acted = session.scalars(select(JournalEntry.incident_id).where(
         JournalEntry.component_id == incident.component_id, JournalEntry.executed.is_(True),
-        JournalEntry.claimed_at >= since).limit(1))
-    return sum(1 for at in opened if at >= since), acted is not None
+        JournalEntry.claimed_at >= started)).all()
+    actions = sum(1 for iid in acted if iid not in manual_ids)
+    return CrashLoopView(chain if chain >= config.flap_incidents else 0, started, actions)
 
 
 def guard_input(session: Session, *, row: Component, incident: Incident, plan: Plan, limits: Limits,
@@ -98,13 +136,15 @@ def guard_input(session: Session, *, row: Component, incident: Incident, plan: P
     episode = health.flap_episode(row.id)
     acted_episodes = (incident.details or {}).get("acted_flap_episodes", [])
     history = journal.action_times(session, row.id, now - timedelta(seconds=plan.budget.window_s))
-    cycle_incidents, acted_this_cycle = cycle_of(session, incident, now, limits.crash_loop)
+    loop = crash_loop_of(session, incident, limits.crash_loop)
     return GuardInput(
         now=now, component=row.name, manual=manual, error_handling_enabled=error_handling_enabled,
         view_reliable=health.view_reliable(), hold=hold_of(row, now),
         flapping=state is ComponentState.FLAPPING, flap_episode=episode,
         acted_this_episode=episode in acted_episodes,
-        cycling_incidents=cycle_incidents, acted_this_cycle=acted_this_cycle,
+        cycling_incidents=loop.incidents, acted_this_cycle=loop.actions > 0,
+        loop_started_at=loop.started_at, loop_actions=loop.actions,
+        escalate_actions=limits.crash_loop.escalate_actions, escalate_after_s=limits.crash_loop.escalate_after_s,
         down_roots=tuple(name for name, _ in down_roots(session, row.id, health)),
         fleet_down=counts.get(ComponentState.DOWN, 0), fleet_total=sum(counts.values()),
         max_unhealthy_fraction=limits.max_unhealthy_fraction, min_components=limits.min_components,

@@ -48,7 +48,8 @@ SCHEMAS: dict[str, Any] = {
     "Component": _obj({
         "name": STR, "kind": {"type": "string", "enum": ["http", "tcp", "command"]}, "url": N_STR,
         "interval_s": NUM, "timeout_s": NUM, "failure_threshold": INT, "success_threshold": INT,
-        "retry_interval_s": N_NUM, "plan": N_STR, "criticality": _enum(Criticality), "labels": STRING_MAP,
+        "retry_interval_s": N_NUM, "max_probe_interval_s": N_NUM, "plan": N_STR, "criticality": _enum(Criticality),
+        "labels": STRING_MAP,
         "vars": STRING_MAP, "secret_vars": STRING_MAP, "backup_url": N_STR, "replicas": N_INT, "min_replicas": N_INT, "max_replicas": N_INT,
         "depends_on": {"type": "array", "items": STR},
         "check": {"type": "object", "description": "the check's settings that differ from their defaults"},
@@ -62,7 +63,8 @@ SCHEMAS: dict[str, Any] = {
     "Incident": _obj({
         "id": INT, "component": N_STR, "kind": _enum(IncidentKind), "status": _enum(IncidentStatus),
         "resolution": _nullable(_enum(Resolution)), "reason": N_STR, "status_reason": N_STR, "plan": N_STR,
-        "blocked_by": N_STR, "next_attempt_at": N_TIME, "last_error": N_STR,
+        "blocked_by": N_STR, "next_attempt_at": N_TIME, "last_error": N_STR, "waiting_for": N_STR,
+        "waiting_until": N_TIME,
         "opened_at": TIME, "updated_at": TIME, "resolved_at": N_TIME, "escalated_at": N_TIME, "acked_at": N_TIME,
         "acked_by": N_STR, "approved_at": N_TIME, "approved_by": N_STR, "reopen_count": INT,
         "resolved_by_step": N_INT, "flap_episode": N_INT,
