@@ -19,6 +19,9 @@ from orchestrator.degradation.service import DegradationService
 from orchestrator.degradation.signals import FleetSignals
 from orchestrator.health.dispatch import Dispatcher
 from orchestrator.health.spec import CheckSpec
+from orchestrator.web.app import create_app
+from orchestrator.web.source import DatabaseSource
+from orchestrator.web.state import WebSettings
 from tests.test_degradation_service import POLICY, FakeLive, add_components
 from tests.test_dispatch import RecordingLanes
 
@@ -94,6 +97,9 @@ def test_status_and_degradation_status_show_held_computed_until_and_the_overload
     assert "self-protection: overloaded" in shown and "UP low components checked at 2x" in shown
     status = run_cli("status").output
     assert "self-protection: overloaded" in status and "FROZEN" not in status
+    page = create_app(DatabaseSource(db, clock=clock), WebSettings()).test_client().get("/").get_data(as_text=True)
+    assert "computed now: normal" in page and f"held until {doc['held_until']:%Y-%m-%d %H:%M:%S} UTC" in page
+    assert "self-protection: overloaded" in page
 
 
 @pytest.mark.parametrize("spelled", ["MINIMAL", "Emergency", "degraded"])

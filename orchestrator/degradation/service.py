@@ -363,7 +363,7 @@ class DegradationService:
         """Follow the operator's global EMERGENCY override: automation frozen while it is in force."""
         override = self._overrides.get(GLOBAL_SCOPE)
         frozen = override if override is not None and override.level is L.EMERGENCY else None
-        if (frozen and frozen.id) == (self.frozen_by and self.frozen_by.id):
+        if (frozen.id if frozen else None) == (self.frozen_by.id if self.frozen_by else None):
             return
         if frozen is not None:
             log.warning("automation FROZEN by the operator EMERGENCY override (%s until %sZ: %s): only notify "
