@@ -74,7 +74,8 @@ def check_factor(overload: L | str, criticality: str, state: ComponentState = Co
 
 def allowed(level: L | str, strategy: str, criticality: str) -> tuple[bool, str]:
     """May an automatic ``strategy`` step start while automation is at ``level`` (EMERGENCY only when an
-    operator's override froze it; see DegradationService.automation_level); and why not."""
+    operator's override froze it; see DegradationService.automation_level); and why not. ``criticality``
+    is kept for the guards' call but decides nothing: no level tells components apart any more."""
     if L(level) is not L.EMERGENCY or strategy in _TELLING:
         return True, ""
     return False, FROZEN
