@@ -136,10 +136,13 @@ def test_override_wins_until_it_expires_and_is_audited(setup, db: Database) -> N
     service.evaluate()
     doc = service.document()
     assert doc["level"] == "emergency" and doc["computed"] == "normal"
+    assert service.automation_level() is L.EMERGENCY  # an operator's EMERGENCY freezes automation
+    assert service.frozen_until() == doc["override"]["expires_at"]
     assert doc["override"]["actor"] == "alice@ops1" and "failover drill" in doc["reasons"][0]
     clock.advance(31)
     service.evaluate()
     assert level(service) == "normal" and service.document()["override"] is None
+    assert service.automation_level() is L.NORMAL and service.frozen_until() is None
     with db.read() as session:
         events = [(e.to_level, e.actor) for e in session.scalars(select(DegradationEvent).where(
             DegradationEvent.scope == "global").order_by(DegradationEvent.id))]
@@ -154,6 +157,7 @@ def test_override_cleared_returns_to_the_policy_level(setup, db: Database) -> No
     store.set_override(db, "global", "minimal", 3600, "load test", actor=Actor(), clock=clock)
     service.evaluate()
     assert level(service) == "minimal"
+    assert service.automation_level() is L.NORMAL  # only EMERGENCY is an operator's freeze
     store.clear_override(db, "global", actor=Actor(), clock=clock)
     service.evaluate()
     assert level(service) == "normal"

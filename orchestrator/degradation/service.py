@@ -142,6 +142,11 @@ class DegradationService:
         EMERGENCY override is in force, NORMAL otherwise (never a level the rules computed)."""
         return L.EMERGENCY if self.frozen_by is not None else L.NORMAL
 
+    def frozen_until(self) -> datetime | None:
+        """While automation is frozen, when the operator's override expires (None: not frozen)."""
+        frozen = self.frozen_by
+        return None if frozen is None else frozen.expires_at
+
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
         self.evaluate()
