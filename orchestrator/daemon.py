@@ -233,7 +233,8 @@ class Daemon:
                                    degradation=self.degradation.automation_level)
 
     def _make_degradation(self, db: Database, plane: CheckPlane):
-        """The degradation evaluator; the level it applies to the orchestrator sheds checks here."""
+        """The degradation evaluator; the overload level it applies to the orchestrator stretches checks here
+        (UP low/normal components, at most 2x: orchestrator.degradation.actions)."""
         from orchestrator.degradation import actions
         from orchestrator.degradation.service import DegradationService
 

@@ -55,3 +55,13 @@ def spawn(args: list[str], home: Path, env: dict[str, str] | None = None) -> sub
     full_env = {**os.environ, "ORCHESTRATOR_HOME": str(home), **(env or {})}
     return subprocess.Popen([sys.executable, "-m", "orchestrator", *args], env=full_env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def recording_stub(folder: Path) -> tuple[Path, Path]:
+    """A restart command (stub executable) that appends its argv to a log, one line per run, and
+    repairs nothing; returns (its path, the log's path)."""
+    log = folder / "restarts.log"
+    stub = folder / "restart-stub"
+    stub.write_text(f"#!{sys.executable}\nimport sys\nopen({str(log)!r}, 'a').write(' '.join(sys.argv[1:]) + '\\n')\n")
+    stub.chmod(0o755)
+    return stub, log

@@ -89,7 +89,8 @@ def test_critical_down_is_confirmed_published_everywhere_then_held(setup, db: Da
     on_disk = json.loads((tmp_path / "state" / "degradation.json").read_text())
     assert on_disk["level"] == "minimal" and on_disk["version"] == doc["version"]
     assert on_disk["scopes"]["team=checkout"]["level"] == "minimal"  # its critical one, and 1 of 4: 25%
-    assert applied[-1] is L.MINIMAL and service.automation_level() is L.MINIMAL
+    # regression: MINIMAL was applied to the orchestrator itself (checks skipped, steps blocked)
+    assert applied == [] and service.automation_level() is L.NORMAL
     with db.read() as session:
         events = session.scalars(select(DegradationEvent).order_by(DegradationEvent.id)).all()
         assert [(e.scope, e.from_level, e.to_level) for e in events] == [
@@ -97,16 +98,22 @@ def test_critical_down_is_confirmed_published_everywhere_then_held(setup, db: Da
         assert store.stored(session, clock.now())["global"]["version"] == doc["version"]
     # restored: down one level per hold, never two at once
     live.values[ids["pay"]] = S.UP
-    seen, applied_then = [], []
+    seen, docs = [], []
     for _ in range(130):
         clock.advance(1)
         service.evaluate()
         seen.append(level(service))
-        applied_then.append(service.automation_level())
+        docs.append(service.document())
     assert seen[58] == "minimal" and seen[60] == "degraded" and seen[-1] == "normal"
     assert seen.index("normal") - seen.index("degraded") == 60
-    # automation follows the rules without the holds: unfrozen at once while applications are held
-    assert applied_then[2] is L.NORMAL and seen[2] == "minimal" and applied[-1] is L.NORMAL
+    # held, computed, and until when it holds: in memory and in the row `degradation status` reads
+    held = docs[10]
+    assert held["level"] == "minimal" and held["computed"] == "normal"
+    assert held["held_until"] == docs[0]["held_until"] and held["held_until"] is not None
+    with db.read() as session:
+        row = store.stored(session, clock.now())["global"]
+    assert row["computed"] == "normal" and row["held_until"] is None and row["level"] == "normal"
+    assert docs[-1]["held_until"] is None and applied == []
 
 
 def test_scope_reads_its_own_level(setup) -> None:
@@ -129,10 +136,13 @@ def test_override_wins_until_it_expires_and_is_audited(setup, db: Database) -> N
     service.evaluate()
     doc = service.document()
     assert doc["level"] == "emergency" and doc["computed"] == "normal"
+    assert service.automation_level() is L.EMERGENCY  # an operator's EMERGENCY freezes automation
+    assert service.frozen_until() == doc["override"]["expires_at"]
     assert doc["override"]["actor"] == "alice@ops1" and "failover drill" in doc["reasons"][0]
     clock.advance(31)
     service.evaluate()
     assert level(service) == "normal" and service.document()["override"] is None
+    assert service.automation_level() is L.NORMAL and service.frozen_until() is None
     with db.read() as session:
         events = [(e.to_level, e.actor) for e in session.scalars(select(DegradationEvent).where(
             DegradationEvent.scope == "global").order_by(DegradationEvent.id))]
@@ -147,6 +157,7 @@ def test_override_cleared_returns_to_the_policy_level(setup, db: Database) -> No
     store.set_override(db, "global", "minimal", 3600, "load test", actor=Actor(), clock=clock)
     service.evaluate()
     assert level(service) == "minimal"
+    assert service.automation_level() is L.NORMAL  # only EMERGENCY is an operator's freeze
     store.clear_override(db, "global", actor=Actor(), clock=clock)
     service.evaluate()
     assert level(service) == "normal"
@@ -191,9 +202,15 @@ def test_overload_sheds_and_says_so(db: Database, caplog) -> None:
         signals.observe(True, 10.0, 1500.0)  # checks run 1.5 s late
     service.evaluate()
     service.evaluate()
-    assert applied == [L.DEGRADED] and service.automation_level() is L.DEGRADED
-    assert level(service) == "normal"  # its own overload is not the fleet's level
-    assert "overloaded: check lateness p95" in caplog.text
+    # its own overload stretches its checks (applied), never freezes recovery, is not the fleet's level
+    assert applied == [L.DEGRADED] and service.automation_level() is L.NORMAL
+    assert level(service) == "normal"
+    assert "overloaded (self_protection, check lateness p95" in caplog.text
+    assert "UP low components checked at 2x their interval" in caplog.text
+    own = service.document()["self_protection"]
+    assert own["level"] == "degraded" and "2x" in own["checks"]
+    with db.read() as session:
+        assert store.stored(session, clock.now())["global"]["self_protection"] == own
 
 
 def test_first_checks_are_not_overload(db: Database) -> None:

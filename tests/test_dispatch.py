@@ -169,19 +169,22 @@ def test_checks_of_a_dead_runner_are_dispatched_again_at_once(dispatcher, clock,
     assert lanes.ids() == [1, 1]
 
 
-def test_shedding_skips_or_stretches_by_criticality_and_can_be_cleared(dispatcher, clock, lanes) -> None:
+def test_stretching_never_skips_a_check_and_never_exceeds_twice_the_interval(dispatcher, clock, lanes) -> None:
+    """Regression: the predicate could skip a check (None: "not checked at this level") and stretch
+    without a bound; a skipped check is a failure never seen (invariant 6)."""
     _add(dispatcher, 1, criticality="low")
     _add(dispatcher, 2, criticality="normal")
     _add(dispatcher, 3, criticality="critical")
-    dispatcher.set_shedding(lambda cid, crit: {"low": None, "normal": 2.0}.get(crit, 1.0))
+    dispatcher.set_shedding(lambda cid, crit: {"low": None, "normal": 10.0}.get(crit, 1.0))
     dispatcher.tick()
-    assert sorted(lanes.ids()) == [2, 3] and dispatcher.shed == 1
-    assert dispatcher.done(2, None) == pytest.approx(1002.0)  # twice the interval
+    assert sorted(lanes.ids()) == [1, 2, 3]  # none skipped
+    assert dispatcher.done(1, None) == pytest.approx(1001.0)  # None means no stretch
+    assert dispatcher.done(2, None) == pytest.approx(1002.0)  # at most twice the interval
     assert dispatcher.done(3, None) == pytest.approx(1001.0)
     dispatcher.set_shedding(None)
     clock.advance(1.0)
     dispatcher.tick()
-    assert sorted(lanes.ids()) == [1, 2, 3, 3]  # low is checked again; 2 keeps its stretched due time
+    assert sorted(lanes.ids()) == [1, 1, 2, 3, 3]  # 2 keeps its stretched due time
 
 
 def test_a_failing_shedding_predicate_does_not_stop_checking(dispatcher, clock, lanes) -> None:

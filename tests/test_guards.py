@@ -28,7 +28,15 @@ SCENARIOS = [
     ("all-clear", {}, Verdict.ACT, "", None),
     ("sentinels", {"view_reliable": False}, Verdict.SKIP, "sentinels", IncidentStatus.BLOCKED),
     ("blast-radius", {"fleet_down": 6, "fleet_total": 10}, Verdict.SKIP, "blast_radius", IncidentStatus.BLOCKED),
-    ("half-down-is-not-mass", {"fleet_down": 5, "fleet_total": 10}, Verdict.ACT, "", None),
+    # regression: "more than" 50% never tripped at exactly half the fleet down
+    ("exactly-half-down-is-mass", {"fleet_down": 5, "fleet_total": 10}, Verdict.SKIP, "blast_radius",
+     IncidentStatus.BLOCKED),
+    ("under-half-down-is-not-mass", {"fleet_down": 4, "fleet_total": 10}, Verdict.ACT, "", None),
+    # degradation: no level the rules compute holds a step back; an operator's EMERGENCY override does
+    ("minimal-level-blocks-nothing", {"degradation": "minimal", "strategy": "restart"}, Verdict.ACT, "", None),
+    ("emergency-override-freezes", {"degradation": "emergency", "strategy": "restart"}, Verdict.SKIP,
+     "degradation", IncidentStatus.BLOCKED),
+    ("emergency-override-lets-notify", {"degradation": "emergency", "strategy": "notify"}, Verdict.ACT, "", None),
     ("small-fleet-never-mass", {"fleet_down": 3, "fleet_total": 3}, Verdict.ACT, "", None),
     ("paused", {"hold": "paused"}, Verdict.SKIP, "hold", IncidentStatus.BLOCKED),
     ("dependency", {"down_roots": ("db",)}, Verdict.SKIP, "dependency", IncidentStatus.BLOCKED),
@@ -89,6 +97,7 @@ def test_breaker_peek_never_changes_the_breaker() -> None:
 
 
 @pytest.mark.parametrize(("down", "total", "minimum", "expected"),
-                         [(12, 20, 4, True), (10, 20, 4, False), (3, 3, 4, False), (4, 4, 4, True)])
+                         [(12, 20, 4, True), (10, 20, 4, True), (9, 20, 4, False), (3, 3, 4, False),
+                          (4, 4, 4, True), (0, 20, 4, False)])
 def test_mass_outage_rule(down: int, total: int, minimum: int, expected: bool) -> None:
     assert mass_outage(down, total, 0.5, minimum) is expected

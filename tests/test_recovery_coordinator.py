@@ -225,7 +225,7 @@ def test_runs_settle_together_and_at_most_max_concurrent_recoveries_act_at_once(
     stub.chmod(0o755)
     plans = plan_set({"p": {"steps": [{"strategy": "restart", "params": {"command": [str(stub), "{component.name}"]},
                                        "attempts": 1, "verify": {"interval": "1s", "successes": 2}}]}},
-                     limits={"max_concurrent_recoveries": 2, "settle": "2s", "max_unhealthy_fraction": 1})
+                     limits={"max_concurrent_recoveries": 2, "settle": "2s", "min_components": 100})
     health = ScriptedHealth()
     coordinator = RecoveryCoordinator(db, plans, health=health, tick_s=0.05)
     coordinator.start()

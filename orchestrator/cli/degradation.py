@@ -13,10 +13,11 @@ from orchestrator.core.clock import SYSTEM_CLOCK
 from orchestrator.core.errors import NotFoundError
 from orchestrator.core.states import DegradationLevel
 from orchestrator.db.audit import Actor
-from orchestrator.degradation import store
+from orchestrator.degradation import actions, store
 
 _SCOPE_HELP = "A label selector scope (team=checkout); default: the global level."
-_LEVELS = click.Choice([level.value for level in DegradationLevel])
+#: level names in any case (`degradation set MINIMAL`)
+_LEVELS = click.Choice([level.value for level in DegradationLevel], case_sensitive=False)
 
 
 @click.group()
@@ -29,7 +30,8 @@ def degradation() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_app
 def status(app: AppContext, scope: str | None, as_json: bool) -> None:
-    """The level each scope publishes now, why, and its feature map."""
+    """The level each scope publishes now (held, computed, until when it holds), why, its feature map,
+    and what the orchestrator applies to itself (a frozen automation, its own overload)."""
     db = app.database()
     with db.read() as session:
         docs = store.stored(session, SYSTEM_CLOCK.now())
@@ -51,12 +53,13 @@ def status(app: AppContext, scope: str | None, as_json: bool) -> None:
     for doc in docs.values():
         override = doc["override"]
         pairs = [("scope", doc["scope"]), ("level", doc["level"]), ("since", doc["since"]),
-                 ("version", doc["version"]), ("computed", doc["computed"])]
+                 ("version", doc["version"]), ("computed", doc["computed"]), ("holds", _holds(doc))]
         if override:
             pairs.append(("override", f"{override['level']} by {override['actor']} until "
                                       f"{override['expires_at']:%Y-%m-%d %H:%M:%S}Z: {override['reason']}"))
         pairs.append(("reasons", "; ".join(doc["reasons"]) or "-"))
         pairs.append(("features", ", ".join(f"{k}={_show(v)}" for k, v in doc["features"].items())))
+        pairs += [("orchestrator", line) for line in actions.notes(doc)]
         print_fields(pairs)
         click.echo("")
 
@@ -112,6 +115,16 @@ def clear(app: AppContext, scope: str | None, as_json: bool) -> None:
         print_json({"scope": name, "cleared": override.view()})
         return
     click.echo(f"scope {name}: override {override.level.value} cleared; the policies decide again")
+
+
+def _holds(doc: dict) -> str:
+    """Until when the published level holds, in words."""
+    if doc["override"]:
+        return f"until {doc['override']['expires_at']:%Y-%m-%d %H:%M:%S}Z (operator override)"
+    if doc.get("held_until") is not None:
+        return (f"{doc['level']} held until {doc['held_until']:%Y-%m-%d %H:%M:%S}Z, then one level down "
+                f"if the rules keep asking for {doc['computed']}")
+    return "as long as the rules ask for it"
 
 
 def _show(value: object) -> str:

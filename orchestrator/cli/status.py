@@ -11,6 +11,8 @@ from orchestrator.components.registry import Registry
 from orchestrator.components.views import component_views, instance_views
 from orchestrator.core.clock import SYSTEM_CLOCK
 from orchestrator.core.redaction import redact_view, secret_values
+from orchestrator.degradation import actions, store
+from orchestrator.degradation.policy import GLOBAL_SCOPE
 from orchestrator.health.checkers import get_checker
 from orchestrator.recovery.targets import effective_check
 
@@ -24,8 +26,12 @@ def status(app: AppContext, as_json: bool) -> None:
     with app.database().read() as session:
         views = component_views(session, now)
         instances = [i for i in instance_views(session, now) if i["alive"]]
+        top = store.stored(session, now).get(GLOBAL_SCOPE)
+    if top is not None and not instances:  # a stopped daemon's overload is no longer true
+        top = {**top, "self_protection": None}
+    notes = actions.notes(top)
     if as_json:
-        print_json({"instances": instances, "components": views})
+        print_json({"instances": instances, "components": views, "orchestrator": notes})
         return
     if not instances:
         click.echo("daemon: not running")
@@ -37,6 +43,8 @@ def status(app: AppContext, as_json: bool) -> None:
             click.echo(f"warning: {inst['plan_warning']}")
     if public_url := app.public_url:
         click.echo(f"page: {public_url}")
+    for line in notes:
+        click.echo(line)
     print_table(
         ["NAME", "STATE", "SINCE", "REASON", "LATENCY", "LAST ERROR", "INCIDENT"],
         [(v["name"], v["state"], v["state_since"], v["state_reason"],

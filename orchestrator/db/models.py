@@ -449,6 +449,10 @@ class PublishedLevel(Base):
     # the level the policies alone give (an override may publish another)
     computed: Mapped[str] = mapped_column(String(16))
     evaluated_at: Mapped[datetime]
+    # while ``level`` is above ``computed``: when it steps down one if the rules keep asking for less
+    held_until: Mapped[datetime | None]
+    # global scope: the orchestrator's own overload and what it does to its checks (NULL: not overloaded)
+    self_protection: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     __table_args__ = (CheckConstraint(_LEVEL_CHECK, name="level_known"),
                       CheckConstraint(_LEVEL_CHECK.replace("level IN", "computed IN"), name="computed_known"))

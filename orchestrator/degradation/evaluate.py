@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from orchestrator.core.states import LEVEL_ORDER, ComponentState, DegradationLevel, level_rank
 from orchestrator.degradation.policy import Rule
@@ -138,6 +138,12 @@ class Hysteresis:
         self.level, self.since = L(level), since
         self._up_seen: list[L] = []  # the computed levels of consecutive evaluations above ``level``
         self._below_since: datetime | None = None
+
+    @property
+    def held_until(self) -> datetime | None:
+        """When the level steps down one if every evaluation until then asks for less (None: no
+        evaluation asks for less now)."""
+        return None if self._below_since is None else self._below_since + timedelta(seconds=self.hold_s)
 
     @property
     def pending(self) -> bool:

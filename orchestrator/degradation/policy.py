@@ -111,7 +111,9 @@ class Rule(_Model):
 
 
 class SelfProtection(_Model):
-    """The orchestrator's own overload: check lateness (p95 over ``window``) sheds its own work."""
+    """The orchestrator's own overload: check lateness (p95 over ``window``) stretches its own checks of
+    UP low/normal components, at most 2x (orchestrator.degradation.actions); it never skips a check
+    and never holds back a recovery step (invariant 6, never silent)."""
 
     enabled: bool = True
     degraded_above_s: Positive = Field(1.0, alias="degraded_above")

@@ -12,12 +12,13 @@ evaluation:
    an override in force is published instead;
 3. on a change: a new version, the state file rewritten atomically, long-polls woken, the row and
    its history event written (with ``NOTIFY`` on PostgreSQL; retried while the database is away);
-4. applies a level to the orchestrator itself (:mod:`orchestrator.degradation.actions`: check
-   shedding now, recovery guards on their next decision): the higher of its own overload level (check
-   lateness) and the global level its rules give *now* — confirmed, but stepping down without the
-   hold, and leaving out ``database_unreachable`` — or the global override when one is in force.
-   Applications are kept at a level for the holds; automation must not stay frozen minutes after
-   the fleet (or the database) came back.
+4. applies to the orchestrator itself only what :mod:`orchestrator.degradation.actions` allows: its
+   own overload level (``self_protection``: its check lateness) stretches the checks of UP low and
+   normal components (at most 2x), and the global operator override at EMERGENCY freezes automation
+   (notify only). No level the rules compute is applied to the orchestrator: its checks and recovery
+   steps never depend on the fleet's health (DESIGN.md invariant 6, never silent; restraint in a mass
+   outage is the blast-radius guard's). Both are logged when they change and published in the global
+   document (``self_protection``, ``override``) for ``status`` and the page.
 """
 
 from __future__ import annotations
@@ -97,12 +98,12 @@ class DegradationService:
         self._index_at: float | None = None
         self.database_ok = True
         self._overload = Hysteresis(self.policy.confirm, self.policy.self_protection.hold_s)
-        # What automation obeys: the global rules now, confirmed but with no hold on the way down, and
-        # without database_unreachable (the journal-first protocol already covers its own database): a
-        # blip must not freeze recovery for the minutes applications are kept at a level.
-        self._own = Hysteresis(self.policy.confirm, 0.0)
-        self._own_holding: dict[int, datetime] = {}
-        self.self_level = L.NORMAL  # what the orchestrator applies to itself
+        #: the overload level applied to the orchestrator's own checks (``apply`` is told of changes)
+        self.check_level = L.NORMAL
+        #: the global operator override at EMERGENCY that freezes automation now (None: not frozen)
+        self.frozen_by: store.Override | None = None
+        #: the global document's ``self_protection`` (None while not overloaded)
+        self._self_protection: dict[str, Any] | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -137,8 +138,14 @@ class DegradationService:
             return None if s is None else dict(s.doc)
 
     def automation_level(self) -> L:
-        """The level whose actions the recovery guards apply now."""
-        return self.self_level
+        """The level whose actions the recovery guards apply now: EMERGENCY while an operator's global
+        EMERGENCY override is in force, NORMAL otherwise (never a level the rules computed)."""
+        return L.EMERGENCY if self.frozen_by is not None else L.NORMAL
+
+    def frozen_until(self) -> datetime | None:
+        """While automation is frozen, when the operator's override expires (None: not frozen)."""
+        frozen = self.frozen_by
+        return None if frozen is None else frozen.expires_at
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -166,8 +173,6 @@ class DegradationService:
                 s.hysteresis.reconfigure(policy.confirm, policy.hold_s)
                 s.holding.clear()
             self._overload.reconfigure(policy.confirm, policy.self_protection.hold_s)
-            self._own.reconfigure(policy.confirm, 0.0)
-            self._own_holding.clear()
             for name in list(self._scopes):
                 if name not in policy.scope_names():
                     del self._scopes[name]
@@ -203,7 +208,7 @@ class DegradationService:
         self._read_database(now, mono)
         facts = self._facts()
         policy = self.policy
-        pending = False
+        pending = self._protect(now)  # first: the global document carries what it applies
         for name in policy.scope_names():
             scope = self._scope(name, now)
             ids = None if name == GLOBAL_SCOPE else self._index[1].get(name, frozenset())
@@ -216,12 +221,7 @@ class DegradationService:
             self._write_file()  # before the long-polls wake: whoever saw the change may read the file
             with self._cond:
                 self._cond.notify_all()
-        own_rules = [r for r in policy.rules if r.when != "database_unreachable"]
-        own, _ = compute(own_rules, facts, None, holding=self._own_holding, now=now)
-        self._own.step(own, now)
-        pending |= self._own.pending or level_rank(self._own.level) > level_rank(own)
         self._persist(now)
-        pending |= self._protect(now)
         return pending
 
     def _read_database(self, now: datetime, mono: float) -> None:
@@ -284,14 +284,20 @@ class DegradationService:
                        f"{override.reason}", *reasons]
         changed = level.value != old["level"] or (override.id if override else None) != scope.override_id
         features = self.policy.features_at(level, scope.name)
+        # what moves without a new version: the rules' level now, until when the level holds, and
+        # (global document) what the orchestrator applies to itself
+        held_until = (scope.hysteresis.held_until
+                      if override is None and level_rank(level) > level_rank(computed) else None)
+        live = {"computed": computed.value, "held_until": held_until,
+                "self_protection": self._self_protection if scope.name == GLOBAL_SCOPE else None}
         if not changed and features == old["features"]:
-            if old["computed"] != computed.value:
+            if any(old.get(key) != value for key, value in live.items()):
                 with self._cond:
-                    scope.doc, scope.dirty = {**old, "computed": computed.value}, True
+                    scope.doc, scope.dirty = {**old, **live}, True
             return
         doc = store.document(scope.name, level.value, old["version"] + 1, now if changed else old["since"],
                              reasons if changed else old["reasons"], features, self.policy.ttl_s, override,
-                             computed.value)
+                             computed.value, held_until=held_until, self_protection=live["self_protection"])
         actor = override.actor if override else (old["override"] or {}).get("actor")
         with self._cond:
             scope.doc, scope.override_id, scope.dirty = doc, (override.id if override else None), True
@@ -326,7 +332,12 @@ class DegradationService:
                 s.dirty = False
 
     def _protect(self, now: datetime) -> bool:
-        """The orchestrator's own overload level, and what it applies to itself."""
+        """What the orchestrator applies to itself (see :mod:`orchestrator.degradation.actions`): its own
+        overload level stretches its checks; the operator's global EMERGENCY override freezes
+        automation. True while a higher overload level waits for confirmation.
+
+        Protection that must never break invariant 6 (never silent): no check is skipped, no interval
+        more than doubled, and each change is logged and published."""
         sp = self.policy.self_protection
         lateness = self.signals.window(sp.window_s).lateness_p95_ms
         overload = L.NORMAL
@@ -335,24 +346,37 @@ class DegradationService:
                 overload = L.MINIMAL
             elif lateness > sp.degraded_above_s * 1000:
                 overload = L.DEGRADED
-        before = self._overload.level
         self._overload.step(overload, now)
-        if self._overload.level is not before:
-            if level_rank(self._overload.level) > 0:
-                log.warning("overloaded: check lateness p95 %.0f ms; shedding as at level %s (%s)", lateness or 0,
-                            self._overload.level.value, actions.describe(self._overload.level))
+        level = self._overload.level
+        if level is not self.check_level:
+            if level_rank(level) > 0:
+                reason = f"check lateness p95 {lateness or 0:.0f} ms"
+                log.warning("overloaded (self_protection, %s): %s", reason, actions.describe(level))
+                self._self_protection = {"level": level.value, "since": now.isoformat(), "reason": reason,
+                                         "checks": actions.describe(level)}
             else:
-                log.info("no longer overloaded: check lateness p95 %.0f ms", lateness or 0)
-        override = self._overrides.get(GLOBAL_SCOPE)
-        fleet = override.level if override else self._own.level
-        applied = max(fleet, self._overload.level, key=level_rank)
-        if applied is not self.self_level:
-            log.warning("applying level %s to the orchestrator itself: %s", applied.value,
-                        actions.describe(applied))
-            self.self_level = applied
+                log.info("no longer overloaded: check lateness p95 %.0f ms; %s", lateness or 0,
+                         actions.describe(level))
+                self._self_protection = None
+            self.check_level = level
             if self._apply is not None:
-                self._apply(applied)
+                self._apply(level)
+        self._freeze()
         return self._overload.pending
+
+    def _freeze(self) -> None:
+        """Follow the operator's global EMERGENCY override: automation frozen while it is in force."""
+        override = self._overrides.get(GLOBAL_SCOPE)
+        frozen = override if override is not None and override.level is L.EMERGENCY else None
+        if (frozen.id if frozen else None) == (self.frozen_by.id if self.frozen_by else None):
+            return
+        if frozen is not None:
+            log.warning("automation FROZEN by the operator EMERGENCY override (%s until %sZ: %s): only notify "
+                        "starts, checks go on; `orchestrator degradation clear` ends it", frozen.actor,
+                        f"{frozen.expires_at:%Y-%m-%d %H:%M:%S}", frozen.reason)
+        else:
+            log.warning("automation no longer frozen: the operator EMERGENCY override ended")
+        self.frozen_by = frozen
 
     # -- persistence of the published state ----------------------------------------------------
     def _restore(self) -> None:

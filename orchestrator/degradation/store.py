@@ -65,11 +65,17 @@ def scope_name(text_: str | None) -> str:
 
 def document(scope: str, level: str, version: int, since: datetime | None, reasons: list[str],
              features: dict[str, Any], ttl_s: float, override: Override | None,
-             computed: str | None = None) -> dict[str, Any]:
-    """A scope's published level as every reader sees it (documented in docs/degradation.md)."""
+             computed: str | None = None, *, held_until: datetime | None = None,
+             self_protection: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A scope's published level as every reader sees it (documented in docs/degradation.md).
+
+    ``held_until``: while the level is above what the rules compute, when it steps down one if they
+    keep asking for less. ``self_protection`` (global scope only): the orchestrator's own overload and
+    what it does to its checks, None while it is not overloaded."""
     return {"scope": scope, "level": level, "version": version, "since": since, "reasons": list(reasons),
             "features": dict(features), "ttl_s": ttl_s, "computed": computed or level,
-            "override": override.view() if override else None}
+            "held_until": held_until, "override": override.view() if override else None,
+            "self_protection": self_protection}
 
 
 def _override(row: DegradationOverride) -> Override:
@@ -91,7 +97,8 @@ def stored(session: Session, now: datetime) -> dict[str, dict[str, Any]]:
     out = {}
     for row in session.scalars(select(LevelRow).order_by(LevelRow.scope)):
         out[row.scope] = document(row.scope, row.level, row.version, row.since, row.reasons or [],
-                                  row.features or {}, row.ttl_s, overrides.get(row.scope), row.computed)
+                                  row.features or {}, row.ttl_s, overrides.get(row.scope), row.computed,
+                                  held_until=row.held_until, self_protection=row.self_protection)
     return out
 
 
@@ -100,7 +107,8 @@ def write_level(session: Session, doc: dict[str, Any], *, now: datetime) -> None
     row = session.get(LevelRow, doc["scope"])
     values = {"level": doc["level"], "version": doc["version"], "since": doc["since"] or now,
               "reasons": [redact(r) for r in doc["reasons"]], "features": doc["features"], "ttl_s": doc["ttl_s"],
-              "computed": doc["computed"], "evaluated_at": now}
+              "computed": doc["computed"], "evaluated_at": now, "held_until": doc.get("held_until"),
+              "self_protection": doc.get("self_protection")}
     if row is None:
         session.add(LevelRow(scope=doc["scope"], **values))
     else:
@@ -121,7 +129,7 @@ def set_override(db: Database, scope: str, level: str, for_s: float, reason: str
                  clock: Clock = SYSTEM_CLOCK) -> Override:
     """Publish ``level`` for ``scope`` for ``for_s`` seconds (replacing an override in force); audited."""
     try:
-        level = DegradationLevel(level).value
+        level = DegradationLevel(str(level).strip().lower()).value
     except ValueError:
         raise InputError(f"unknown level {level!r} (one of {', '.join(v.value for v in DegradationLevel)})",
                          field="level") from None

@@ -12,7 +12,10 @@ puts the component back in the heap. The rules:
    behind runs once, at the latest step it missed, so its recorded lateness stays truthful.
 3. A check whose last run timed out goes to the slow lane, so hanging endpoints never hold the
    threads that healthy checks need.
-4. Shedding (the degradation levels) is a predicate set at runtime: :meth:`set_shedding`.
+4. Stretching (the orchestrator's own overload, :mod:`orchestrator.degradation.actions`) is a
+   predicate set at runtime: :meth:`set_shedding`. It may only lengthen a passing component's next
+   interval, by at most ``MAX_STRETCH``; it never skips a check (invariant 6, never silent: a check
+   not run is a failure not seen).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
+from orchestrator.degradation.actions import MAX_STRETCH
 from orchestrator.health.spec import CheckSpec
 
 log = logging.getLogger(__name__)
@@ -41,9 +45,8 @@ DISPATCH_TICK_S = 0.05
 ADDED_SPREAD_S = 2.0
 
 #: ``shedding(component_id, criticality) -> multiplier``: 1.0 checks at the normal interval, 2.0 at
-#: twice it, None skips this run (the component is due again one interval later). Called once per due
-#: check on the tick thread: keep it a dictionary lookup.
-Shedding = Callable[[int, str], float | None]
+#: twice it (clamped to 1..MAX_STRETCH). Called when a passing run is rescheduled: keep it a lookup.
+Shedding = Callable[[int, str], float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +96,6 @@ class Dispatcher:
         self._shedding: Shedding | None = None
         #: due times that passed while the previous run still went on, coalesced into one run
         self.coalesced = 0
-        #: runs skipped by the shedding predicate
-        self.shed = 0
         #: checks handed to the lanes
         self.dispatched = 0
 
@@ -157,7 +158,7 @@ class Dispatcher:
             entry.running, entry.slow = False, timed_out
             now = self.clock.monotonic()
             if delay_s is None:
-                step = entry.interval_s * (self._factor(entry) or 1.0)
+                step = entry.interval_s * self._factor(entry)
                 due = entry.due + step
                 if due <= now:  # fell behind: one run at the latest missed step
                     missed = math.floor((now - entry.due) / step)
@@ -190,7 +191,6 @@ class Dispatcher:
         lost = self.lanes.poll()
         now = self.clock.monotonic()
         batch: list[Due] = []
-        shedding = self._shedding
         with self._lock:
             for due in lost:  # their runner died: run them again now
                 entry = self._entries.get(due.component_id)
@@ -206,10 +206,6 @@ class Dispatcher:
                 if entry.running:
                     self.coalesced += 1
                     continue
-                if shedding is not None and self._factor(entry) is None:
-                    self.shed += 1  # skipped at this level: due again one interval later
-                    self._push(entry, entry.due + entry.interval_s)
-                    continue
                 entry.running = True
                 batch.append(Due(cid, entry.spec, entry.timeout_s, entry.due, entry.slow))
         if batch:
@@ -217,8 +213,9 @@ class Dispatcher:
             self.lanes.submit(batch)
         return len(batch)
 
-    def _factor(self, entry: _Entry) -> float | None:
-        """The shedding predicate's interval multiplier for ``entry`` (1.0 without one)."""
+    def _factor(self, entry: _Entry) -> float:
+        """The shedding predicate's interval multiplier for ``entry``: 1.0 without one, never more than
+        MAX_STRETCH whatever it says (a predicate may stretch, never blind)."""
         shedding = self._shedding
         if shedding is None:
             return 1.0
@@ -227,7 +224,7 @@ class Dispatcher:
         except Exception:  # a bad predicate must not stop checking
             log.exception("shedding predicate failed component_id=%s", entry.cid)
             return 1.0
-        return None if factor is None else max(1.0, float(factor))
+        return 1.0 if factor is None else min(MAX_STRETCH, max(1.0, float(factor)))
 
     def _push(self, entry: _Entry, due: float) -> None:
         entry.version += 1

@@ -156,7 +156,7 @@ class Limits(_Model):
     #: Actions in flight at once across all components; None (the default) scales with the fleet:
     #: max(4, 10% of the components), see orchestrator.recovery.slots.
     max_concurrent_recoveries: int | None = Field(None, ge=1)
-    #: Above this fraction of components down at once, act on none (likely the network or us).
+    #: At or above this fraction of components down at once, act on none (likely the network or us).
     max_unhealthy_fraction: float = Field(0.5, gt=0, le=1)
     #: The fraction rule applies only when at least this many components are registered.
     min_components: int = Field(4, ge=1)

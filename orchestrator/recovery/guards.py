@@ -5,12 +5,14 @@ is deliberate:
 
 1. ``sentinels`` — when the orchestrator's own sentinel checks fail, every other input (fleet,
    dependency and flap states) is suspect, so nothing else can be trusted to decide.
-2. ``blast_radius`` — more than ``max_unhealthy_fraction`` of at least ``min_components`` components
-   DOWN at once is most likely the network or the orchestrator itself: no automatic action at all.
+2. ``blast_radius`` — ``max_unhealthy_fraction`` or more of at least ``min_components`` components
+   DOWN at once is most likely the network or the orchestrator itself: no automatic action at all, and
+   one mass-outage incident escalated to a person (:mod:`orchestrator.recovery.outage`). This is the
+   only fleet-wide restraint: degradation levels never block a step. It must never break invariant 6
+   (never silent): it names itself in every incident it holds, and a person is told.
 3. ``hold`` — an operator paused the component or put it in maintenance: human intent wins.
-   ``degradation`` — the degradation level the orchestrator applies to itself allows only some steps
-   (:mod:`orchestrator.degradation.actions`: no scale_up at DEGRADED, only restart/failover of critical
-   components at MINIMAL, notify only at EMERGENCY).
+   ``degradation`` — an operator's global EMERGENCY override froze automation: notify only
+   (:mod:`orchestrator.degradation.actions`; no level the rules compute blocks anything).
 4. ``dependency`` — a dependency is DOWN: the root gets the action, this one is ``blocked_by`` it.
 5. ``flapping`` — at most one action per flap episode: the tracker's (results alternating), or a run of
    fail-recover cycles (``limits.crash_loop.flap_incidents`` incidents in a row, each within
@@ -107,8 +109,9 @@ def _escalate(guard: str, reason: str) -> Decision:
 
 
 def mass_outage(fleet_down: int, fleet_total: int, max_unhealthy_fraction: float, min_components: int) -> bool:
-    """True when too many components are DOWN at once for any automatic action."""
-    return fleet_total >= min_components and fleet_down > max_unhealthy_fraction * fleet_total
+    """True when too many components are DOWN at once for any automatic action: at least
+    ``max_unhealthy_fraction`` of a fleet of at least ``min_components`` (at 0.5, 10 of 20 trips it)."""
+    return fleet_total >= min_components and fleet_down >= max_unhealthy_fraction * fleet_total
 
 
 def breaker_allows(breaker: CircuitBreaker, now: datetime, trial_held: bool) -> bool:
@@ -131,7 +134,7 @@ def _sentinels(g: GuardInput) -> Decision | None:
 def _blast_radius(g: GuardInput) -> Decision | None:
     if mass_outage(g.fleet_down, g.fleet_total, g.max_unhealthy_fraction, g.min_components):
         return _blocked("blast_radius", f"mass outage: {g.fleet_down} of {g.fleet_total} components down "
-                                        f"(more than {g.max_unhealthy_fraction:.0%}); no automatic action")
+                                        f"(at least {g.max_unhealthy_fraction:.0%}); no automatic action")
     return None
 
 

@@ -1,6 +1,6 @@
 """The mass-outage incident: one incident about the fleet while too much of it is DOWN at once.
 
-When more than ``max_unhealthy_fraction`` of at least ``min_components`` components are DOWN, one
+When ``max_unhealthy_fraction`` or more of at least ``min_components`` components are DOWN, one
 incident of kind ``mass_outage`` is opened and escalated (a human must look; every component's guard
 refuses automatic action meanwhile), and resolved ``self`` when the fleet is healthy enough again.
 The recovery loop calls :func:`check` every tick with the health plane's counts, which are cheap.
@@ -44,7 +44,7 @@ def check(db: Database, health: HealthView, limits: Limits, clock: Clock, last: 
             Incident.kind == IncidentKind.MASS_OUTAGE.value, Incident.status != S.RESOLVED.value).limit(1))
         if verdict and existing is None:
             reason = (f"mass outage: {down} of {total} components down at once "
-                      f"(more than {limits.max_unhealthy_fraction:.0%}); automatic recovery suspended")
+                      f"(at least {limits.max_unhealthy_fraction:.0%}); automatic recovery suspended")
             incident = status.create(session, component_id=None, component_name=None, at=now, reason=reason,
                                      kind=IncidentKind.MASS_OUTAGE)
             status.transition(session, incident.id, S.OPEN, S.ESCALATED, now=now, reason=reason, escalated_at=now)

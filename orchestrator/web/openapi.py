@@ -99,6 +99,10 @@ SCHEMAS: dict[str, Any] = {
         "ttl_s": NUM, "computed": _enum(DegradationLevel),
         "override": _nullable(_obj({"level": _enum(DegradationLevel), "reason": STR, "actor": STR, "since": TIME,
                                     "expires_at": TIME})),
+        "held_until": {**N_TIME, "description": "while level is above computed: when it steps down one level "
+                                                "if the rules keep asking for less"},
+        "self_protection": _nullable(_obj({"level": _enum(DegradationLevel), "since": TIME, "reason": STR,
+                                           "checks": STR})),
     }),
     "RecoveryStarted": _obj({"incident": INT, "status_url": STR}),
     "RecoveryDryRun": _obj({"dry_run": BOOL, "steps": {"type": "array", "items": STR}}),

@@ -12,6 +12,8 @@ from sqlalchemy.orm import Session
 from orchestrator.components.views import ComponentFilter, component_views, state_counts, transition_views
 from orchestrator.core.states import IncidentStatus
 from orchestrator.db.models import CheckResultRow, CheckRollup, Component
+from orchestrator.degradation import actions
+from orchestrator.degradation.policy import GLOBAL_SCOPE
 from orchestrator.incidents import operator
 from orchestrator.reports.charts import Segment
 from orchestrator.reports.uptime import component_segments, load_timelines, watched_until
@@ -95,9 +97,11 @@ def overview(source: WebSource, where: ComponentFilter, after: str | None) -> di
 
 
 def _degradation(source: WebSource) -> list[dict[str, Any]]:
-    """The published levels, global first, for the banner ([] before any daemon published one)."""
+    """The published levels, global first, for the banner ([] before any daemon published one); each
+    with ``notes``: what the orchestrator applies to itself (a frozen automation, its own overload)."""
     docs = source.degradation()
-    return sorted(docs.values(), key=lambda d: (d["scope"] != "global", d["scope"]))
+    return [{**d, "notes": actions.notes(d) if d["scope"] == GLOBAL_SCOPE else []}
+            for d in sorted(docs.values(), key=lambda d: (d["scope"] != GLOBAL_SCOPE, d["scope"]))]
 
 
 def component_page(source: WebSource, name: str) -> dict[str, Any]:
