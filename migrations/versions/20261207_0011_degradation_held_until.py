@@ -1,7 +1,7 @@
 """degradation_levels: until when a held level holds, and the orchestrator's own overload (self_protection)
 
 Revision ID: 0011
-Revises: 0008
+Revises: 0009
 Create Date: 2026-12-07 17:00:00
 """
 from __future__ import annotations
