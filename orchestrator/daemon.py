@@ -41,6 +41,7 @@ from orchestrator.health.plane import DISPATCH_TICK_S, CheckPlane
 from orchestrator.health.procs import default_processes
 from orchestrator.health.scheduler import Timer
 from orchestrator.health.sentinels import Sentinels
+from orchestrator.history.drops import WRITES_FAILING_SHOWN_S, describe, merged
 from orchestrator.history.recorder import Recorder
 from orchestrator.history.retention import DEFAULT_RAW_RETENTION_S, DEFAULT_ROLLUP_RETENTION_S, prune
 from orchestrator.plans.coverage import plan_warning
@@ -207,13 +208,19 @@ class Daemon:
             self._heartbeat(stopped=True)
         except Exception as exc:  # the database may be what is failing; the exit must not be
             log.warning("could not record the stop: %s", str(exc).splitlines()[0])
-        if recorder.dropped:
-            log.error("stopped with %d check results dropped during database outages", recorder.dropped)
-        removed = recorder.dropped_removed + plane.judge.dropped_removed
-        if removed:
-            log.info("dropped %d check results of components removed while their checks ran", removed)
-        log.info("stopped instance=%s written=%d dropped=%d", self.instance_id, recorder.written, recorder.dropped)
+        drops = self.drop_counts()
+        if any(n for name, n in drops.items() if name != "results_removed"):
+            log.error("stopped with rows not written: %s", describe(drops))
+        # every counter by name, zeros too: the one line a supervisor or a test reads at the end
+        counters = " ".join(f"{name}={n}" for name, n in drops.items())
+        log.info("stopped instance=%s written=%d dropped=%d %s", self.instance_id, recorder.written,
+                 sum(n for name, n in drops.items() if name.startswith("results_")), counters)
         return 0
+
+    def drop_counts(self) -> dict[str, int]:
+        """What was not written, by orchestrator.history.drops.NAMES (the judge's removed results included)."""
+        assert self.recorder is not None and self.plane is not None
+        return merged(self.recorder.drops.snapshot(), {"results_removed": self.plane.judge.dropped_removed})
 
     # -- parts ---------------------------------------------------------------------------------
     def _load_plans(self):
@@ -330,8 +337,14 @@ class Daemon:
             self._behind_reported = behind
         if not stopped:
             self._check_plans(self.db)  # components added or changed since: a registry change needs no HUP
-        values = {"heartbeat_at": now, "dropped_results": self.recorder.dropped,
-                  "view_reliable": self.plane.live.view_reliable(), "plan_warning": self.plan_warning}
+        drops = self.drop_counts()
+        failing_s = self.recorder.writes_failing_s()
+        shown = failing_s is not None and failing_s >= WRITES_FAILING_SHOWN_S
+        values = {"heartbeat_at": now, "view_reliable": self.plane.live.view_reliable(),
+                  "dropped_results": sum(n for name, n in drops.items() if name.startswith("results_")),
+                  "drops": {name: n for name, n in drops.items() if n},
+                  "writes_failing_since": self.recorder.failing_since if shown else None,
+                  "plan_warning": self.plan_warning}
         if stopped:
             values["stopped_at"] = now
         try:

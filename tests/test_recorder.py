@@ -15,13 +15,8 @@ from orchestrator.core.states import ComponentState as S
 from orchestrator.db.engine import Database
 from orchestrator.db.models import CheckResultRow, CheckRollup, Incident, IncidentEventRow, StateTransition
 from orchestrator.health.result import CheckResult
-from orchestrator.history.recorder import (
-    WRITES_FAILING_SHOWN_S,
-    LiveState,
-    Recorder,
-    ResultItem,
-    TransitionItem,
-)
+from orchestrator.history.drops import WRITES_FAILING_SHOWN_S
+from orchestrator.history.recorder import LiveState, Recorder, ResultItem, TransitionItem
 from tests.tcp_proxy import TcpProxy
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -37,6 +32,17 @@ def _result(cid: int, at: datetime, ok: bool = True, latency: float = 5.0) -> Re
     live = LiveState(S.UP, at, 0 if ok else 1, 1 if ok else 0, 0)
     return ResultItem(cid, CheckResult(ok=ok, latency_ms=latency, checked_at=at, error=None if ok else "boom"),
                       1.0, True, live)
+
+
+def _proxied(pg_url: str) -> tuple[Database, TcpProxy]:
+    """A migrated database reached through a TCP proxy the test can cut."""
+    from orchestrator.db.migrate import ensure_schema
+
+    parts = urlsplit(pg_url)
+    proxy = TcpProxy(parts.hostname, parts.port or 5432)
+    db = Database(urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.port or 5432}", f":{proxy.port}"))))
+    ensure_schema(db)
+    return db, proxy
 
 
 def _count(db: Database, model) -> int:
@@ -93,13 +99,7 @@ def test_closed_minutes_become_rollups(db: Database) -> None:
 @pytest.mark.pg
 def test_database_outage_buffers_retries_and_counts_drops(pg_schema_url: str) -> None:
     """A real outage: the recorder talks to PostgreSQL through a proxy that the test cuts."""
-    parts = urlsplit(pg_schema_url)
-    proxy = TcpProxy(parts.hostname, parts.port or 5432)
-    proxied = urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.port or 5432}", f":{proxy.port}")))
-    db = Database(proxied)
-    from orchestrator.db.migrate import ensure_schema
-
-    ensure_schema(db)
+    db, proxy = _proxied(pg_schema_url)
     cid = _component(db)
     rec = Recorder(db, max_buffer=50)
     for i in range(30):
@@ -207,13 +207,7 @@ def test_forget_clears_every_pending_structure(db: Database) -> None:
 @pytest.mark.pg
 def test_stop_counts_what_it_could_not_write_and_failures_show_after_10s(pg_schema_url: str, caplog) -> None:
     """Before: stop() with the database away discarded the buffer and the log said dropped=0."""
-    parts = urlsplit(pg_schema_url)
-    proxy = TcpProxy(parts.hostname, parts.port or 5432)
-    proxied = urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.port or 5432}", f":{proxy.port}")))
-    db = Database(proxied)
-    from orchestrator.db.migrate import ensure_schema
-
-    ensure_schema(db)
+    db, proxy = _proxied(pg_schema_url)
     cid = _component(db)
     clock = FakeClock(T0)
     rec = Recorder(db, clock=clock)

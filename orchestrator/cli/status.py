@@ -12,6 +12,7 @@ from orchestrator.components.views import component_views, instance_views
 from orchestrator.core.clock import SYSTEM_CLOCK
 from orchestrator.core.redaction import redact_view, secret_values
 from orchestrator.health.checkers import get_checker
+from orchestrator.history.drops import describe
 from orchestrator.recovery.targets import effective_check
 
 
@@ -33,6 +34,11 @@ def status(app: AppContext, as_json: bool) -> None:
         view = "reliable" if inst["view_reliable"] else "UNRELIABLE (sentinels failing: no state changes)"
         dropped = f", {inst['dropped_results']} results dropped" if inst["dropped_results"] else ""
         click.echo(f"daemon: {inst['id']} up since {inst['started_at']:%Y-%m-%d %H:%M:%S}, view {view}{dropped}")
+        if inst["writes_failing_since"] is not None:
+            click.echo(f"warning: database writes failing since {inst['writes_failing_since']:%Y-%m-%d %H:%M:%S} "
+                       "(results buffered in memory)")
+        if any(inst["drops"].values()):
+            click.echo(f"not written: {describe(inst['drops'])}")
         if inst["plan_warning"]:
             click.echo(f"warning: {inst['plan_warning']}")
     print_table(

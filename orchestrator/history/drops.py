@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import threading
 
+#: a spell of failed writes is shown as a failure (status, /readyz, page) once it lasts this long,
+#: seconds: a busy lock or a failover's blip is not worth an alarm, a minute of buffering is
+WRITES_FAILING_SHOWN_S = 10.0
 KINDS = ("results", "transitions", "rollups")
 #: every counter name, in the order they are shown (transitions and rollups are never dropped for room)
 NAMES = ("results_buffer_full", "results_removed", "results_refused", "results_at_stop",

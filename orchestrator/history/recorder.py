@@ -73,9 +73,6 @@ DEFAULT_MAX_BATCH = 2000
 DEFAULT_MAX_BUFFER = 200_000
 #: retry ceiling while the database is unreachable
 RETRY_CAP_S = 30.0
-#: a spell of failed writes is shown as a failure (status, /readyz, page) once it lasts this long,
-#: seconds: a busy lock or a failover's blip is not worth an alarm, a minute of buffering is
-WRITES_FAILING_SHOWN_S = 10.0
 #: waits between the final flush's attempts at stop, seconds (a blip passes; bounded by the stop budget)
 STOP_RETRY_WAITS_S = (0.2, 0.5, 1.0, 1.0, 2.0)
 #: seconds of the stop timeout left for joining the writer after its last attempt

@@ -13,6 +13,7 @@ from typing import Any
 from flask import Blueprint, Response
 
 from orchestrator import __version__
+from orchestrator.history.drops import WRITES_FAILING_SHOWN_S
 from orchestrator.web.state import app_state
 from orchestrator.web.summary import scheduler_stuck
 
@@ -65,5 +66,8 @@ def readyz() -> Response:
     checks["view:reliable"] = ("pass", True, "") if facts.view_reliable else (
         "fail", False, "the orchestrator's own sentinel checks are failing: its view cannot be trusted")
     if facts.db_writes_healthy is False:
-        checks["database:writes"] = ("warn", False, "database writes are failing; results are buffered")
+        failing_s = facts.db_writes_failing_s
+        long = failing_s is not None and failing_s >= WRITES_FAILING_SHOWN_S
+        checks["database:writes"] = ("fail" if long else "warn", failing_s,
+                                     f"database writes failing for {failing_s or 0:.0f}s; results are buffered")
     return _answer(checks)
