@@ -142,6 +142,7 @@ class Recorder:
         self._pending_rollups: list[dict[str, Any]] = []
         self._stop = threading.Event()
         self._stop_budget_s = 5.0
+        self._write_allowed = True
         self._thread: threading.Thread | None = None
         self._rng = random.Random()
         self._failures = 0
@@ -187,10 +188,12 @@ class Recorder:
         self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout_s: float = 5.0) -> None:
+    def stop(self, timeout_s: float = 5.0, *, write: bool = True) -> None:
         """Write everything queued (bounded by ``timeout_s``), including the current minute's rollups;
-        what could not be written is counted (``<kind>_at_stop``) and logged."""
+        what could not be written is counted (``<kind>_at_stop``) and logged. ``write=False`` (the
+        instance lock is lost: another daemon may own the database now) writes nothing more."""
         self._stop_budget_s = max(0.0, timeout_s - STOP_MARGIN_S)
+        self._write_allowed = write
         self._stop.set()
         if self._thread is None:  # never started (tests, one-shot tools): flush from this thread
             self._drain()
@@ -223,8 +226,8 @@ class Recorder:
     def _final_flush(self) -> None:
         """Flush, retrying a failing database a few times within the stop budget; count the rest."""
         waits = _stop_retry_waits(self._stop_budget_s)
-        while not self._flush(final=True):
-            if not waits:
+        while not self._write_allowed or not self._flush(final=True):
+            if not waits or not self._write_allowed:
                 self._count_unwritten()
                 return
             self._wake.wait(waits.pop(0))  # a kernel wait: the stop budget is real time

@@ -34,10 +34,19 @@ def _answer(checks: dict[str, tuple[str, Any, str]]) -> Response:
                     headers={"Cache-Control": "no-store"})
 
 
+def _lock(facts, checks: dict[str, tuple[str, Any, str]]) -> bool:
+    """``instance:lock`` fails once the daemon lost its instance lock (it is stopping); True if so."""
+    if facts.lock_lost is None:
+        return False
+    checks["instance:lock"] = ("fail", False, f"instance lock lost, not acting or writing: {facts.lock_lost}")
+    return True
+
+
 @blueprint.get("/healthz")
 def healthz() -> Response:
     facts = app_state().source.facts()
     checks: dict[str, tuple[str, Any, str]] = {"process:alive": ("pass", True, "")}
+    _lock(facts, checks)
     if facts.mode == "daemon":
         if not facts.scheduler_running:
             checks["scheduler:running"] = ("fail", False, "the scheduler is not running")
@@ -56,6 +65,8 @@ def healthz() -> Response:
 def readyz() -> Response:
     source = app_state().source
     checks: dict[str, tuple[str, Any, str]] = {}
+    if _lock(source.facts(), checks):
+        return _answer(checks)
     try:
         source.db.check_reachable()
         checks["database:reachable"] = ("pass", True, "")

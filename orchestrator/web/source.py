@@ -56,6 +56,8 @@ class LiveFacts:
     drops: dict[str, int] = field(default_factory=dict)
     #: seconds of the current spell of failed database writes (None: writes succeed, or not knowable)
     db_writes_failing_s: float | None = None
+    #: why the daemon stopped acting: its instance lock is lost (None while held, or not knowable)
+    lock_lost: str | None = None
     states: dict[int, ComponentState] = field(default_factory=dict)  # live tracker states (daemon only)
 
 
@@ -107,6 +109,7 @@ class DaemonSource:
             db_writes_healthy=recorder.db_healthy if recorder else None,
             drops=d.drop_counts() if recorder and plane else {},
             db_writes_failing_s=recorder.writes_failing_s() if recorder else None,
+            lock_lost=d.lock_lost,
             skipped_runs=plane.dispatcher.coalesced if plane else None,
             stats=recorder.stats.snapshot() if recorder else None,
             states=plane.live.states() if plane else {},
