@@ -135,3 +135,44 @@ def test_sqlite_lock_file_removed_is_retaken_so_a_second_daemon_is_still_refused
     finally:
         lock.release()
         db.dispose()
+
+
+def test_a_sqlite_daemon_whose_lock_file_was_taken_over_exits_75(tmp_path) -> None:
+    """The lock file is deleted and another process locks a new one before the daemon looks again: the
+    daemon stops without writing and exits 75 (before: both ran, each believing it was alone)."""
+    import fcntl
+    import os
+
+    url = f"sqlite:///{tmp_path / 'o.db'}"
+    daemon = spawn(["--db", url, "run"], tmp_path)
+    lock_path = tmp_path / "o.db.lock"
+    try:
+        poll(lambda: lock_path.exists() and lock_path.read_text().strip() == str(daemon.pid), timeout_s=60)
+        lock_path.unlink()
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the "second daemon" holds the new file
+            assert daemon.wait(timeout=60) == EXIT_LOCK_LOST
+            assert "instance lock lost" in daemon.communicate(timeout=10)[1]
+        finally:
+            os.close(fd)
+    finally:
+        _stop(daemon)
+
+
+def test_healthz_and_readyz_say_the_lock_is_lost(tmp_path) -> None:
+    from orchestrator.daemon import Daemon, DaemonSettings
+    from orchestrator.web.app import create_app
+    from orchestrator.web.source import DaemonSource
+    from orchestrator.web.state import WebSettings
+
+    daemon = Daemon(DaemonSettings(db_url=f"sqlite:///{tmp_path / 'o.db'}"))
+    daemon.db = Database(daemon.settings.db_url)
+    daemon.lock_lost = "the instance lock's session ended and another daemon holds the lock now"
+    client = create_app(DaemonSource(daemon), WebSettings()).test_client()
+    for url in ("/healthz", "/readyz"):
+        answer = client.get(url)
+        assert answer.status_code == 503
+        [check] = answer.get_json()["checks"]["instance:lock"]
+        assert check["status"] == "fail" and "another daemon holds the lock" in check["output"]
+    daemon.db.dispose()
