@@ -230,7 +230,7 @@ class Recorder:
             if not waits or not self._write_allowed:
                 self._count_unwritten()
                 return
-            self._wake.wait(waits.pop(0))  # a kernel wait: the stop budget is real time
+            threading.Event().wait(waits.pop(0))  # a kernel wait (the stop budget is real time), never woken
 
     def _count_unwritten(self) -> None:
         results, transitions = len(self._results), len(self._transitions)
@@ -335,24 +335,30 @@ class Recorder:
         attempt = _Attempt(units)
         try:
             self._write_isolating(attempt)
-        except _Outage as outage:
+        except _Outage as outage:  # what was committed before it stays committed, and is counted
+            self._committed(attempt, started)
             self._put_back(attempt.unwritten())
             self._failing(outage.__cause__ or outage)
             return False
+        self._recovered(self._committed(attempt, started))
+        if final and (self._pending_rollups or len(self._rollups)):
+            return self._flush(final=True)  # the minute in progress, now that its results are counted
+        return True
+
+    def _committed(self, attempt: _Attempt, started: float) -> int:
+        """Account for the attempt's committed rows (rollups, counters, incident log lines); how many results."""
         committed = attempt.written("results")
         for r in committed:
             if r.reliable:
                 self._rollups.add(r.component_id, r.result.checked_at, r.result.ok, r.result.latency_ms)
         self._pending_rollups += self._rollups.closed(self.clock.now())
         self.written += len(committed)
-        self.stats.observe_batch(committed, write_s=self.clock.monotonic() - started)
-        self._recovered(len(committed))
+        if any(attempt.ok):  # the batch count is the web cache's version: any committed row moves it
+            self.stats.observe_batch(committed, write_s=self.clock.monotonic() - started)
         for event in attempt.events:
             log.info("incident %s incident=%d component=%s reason=%s", event.kind, event.incident_id,
                      event.component_name, event.reason)
-        if final and (self._pending_rollups or len(self._rollups)):
-            return self._flush(final=True)  # the minute in progress, now that its results are counted
-        return True
+        return len(committed)
 
     def _put_back(self, units: list[_Unit]) -> None:
         """Unwritten rows return to the front of their buffers, in their order."""
