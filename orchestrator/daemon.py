@@ -223,9 +223,9 @@ class Daemon:
         loop and the writer stop first, the web server last (its /healthz and /readyz say why)."""
         sdnotify.notify("STOPPING=1")
         if not write:
+            recorder.stop_writing()
             if self.coordinator is not None:
                 self.coordinator.shutdown(timeout_s=self.settings.shutdown_timeout_s)
-            recorder.stop(timeout_s=self.settings.shutdown_timeout_s, write=False)
         if self.degradation is not None:
             self.degradation.stop()  # first: its long-polls answer, so the web server stops at once
         if self.web is not None and write:
@@ -236,8 +236,8 @@ class Daemon:
         close_checkers()
         if self.coordinator is not None:
             self.coordinator.shutdown(timeout_s=self.settings.shutdown_timeout_s)
+        recorder.stop(timeout_s=self.settings.shutdown_timeout_s, write=write)  # counts what it did not write
         if write:
-            recorder.stop(timeout_s=self.settings.shutdown_timeout_s)
             try:
                 self._heartbeat(stopped=True)
             except Exception as exc:  # the database may be what is failing; the exit must not be

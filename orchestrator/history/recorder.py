@@ -193,7 +193,7 @@ class Recorder:
         what could not be written is counted (``<kind>_at_stop``) and logged. ``write=False`` (the
         instance lock is lost: another daemon may own the database now) writes nothing more."""
         self._stop_budget_s = max(0.0, timeout_s - STOP_MARGIN_S)
-        self._write_allowed = write
+        self._write_allowed = self._write_allowed and write
         self._stop.set()
         if self._thread is None:  # never started (tests, one-shot tools): flush from this thread
             self._drain()
@@ -205,6 +205,10 @@ class Recorder:
         if self._thread.is_alive():  # stuck in a database call: count what it still holds
             log.error("the writer did not finish within %.1fs", timeout_s)
             self._count_unwritten()
+
+    def stop_writing(self) -> None:
+        """Write nothing more from now on (the instance lock is lost); ``stop()`` later counts what is left."""
+        self._write_allowed = False
 
     # -- the writer thread ----------------------------------------------------------------------
     def _run(self) -> None:
@@ -218,7 +222,7 @@ class Recorder:
                 self._drain()
                 self._final_flush()
                 return
-            if urgent or now >= next_flush or len(self._results) >= self.max_batch:
+            if self._write_allowed and (urgent or now >= next_flush or len(self._results) >= self.max_batch):
                 ok = self._flush()
                 delay = self.flush_interval_s if ok else self._retry_delay()
                 next_flush = self.clock.monotonic() + delay
