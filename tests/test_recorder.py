@@ -17,6 +17,7 @@ from orchestrator.db.models import CheckResultRow, CheckRollup, Incident, Incide
 from orchestrator.health.result import CheckResult
 from orchestrator.history.drops import WRITES_FAILING_SHOWN_S
 from orchestrator.history.recorder import LiveState, Recorder, ResultItem, TransitionItem
+from tests.servers import wait_for
 from tests.tcp_proxy import TcpProxy
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -225,4 +226,26 @@ def test_stop_counts_what_it_could_not_write_and_failures_show_after_10s(pg_sche
     assert (drops["results_at_stop"], drops["transitions_at_stop"]) == (7, 1)
     assert rec.dropped == 7
     assert any("results_at_stop=7" in r.getMessage() for r in caplog.records)
+    db.dispose()
+
+
+@pytest.mark.pg
+def test_every_result_is_written_or_counted_through_an_outage_and_a_stop(pg_schema_url: str) -> None:
+    """I4's accounting: handed = written + every drop counter, with the writer thread running, a batch
+    size far below the backlog, the database cut, and a stop while it is still cut."""
+    db, proxy = _proxied(pg_schema_url)
+    cid = _component(db)
+    rec = Recorder(db, flush_interval_s=0.05, max_batch=10, max_buffer=50)
+    rec.start()
+    for i in range(20):
+        rec.add_result(_result(cid, T0 + timedelta(seconds=i)))
+    assert wait_for(lambda: rec.written == 20, 10)
+    proxy.cut()
+    for i in range(20, 320):
+        rec.add_result(_result(cid, T0 + timedelta(seconds=i)))
+    assert wait_for(lambda: not rec.db_healthy, 10)
+    rec.stop(timeout_s=1.0)
+    drops = rec.drops.snapshot()
+    assert drops["results_buffer_full"] > 0 and drops["results_at_stop"] > 0
+    assert rec.written + rec.dropped == 320
     db.dispose()

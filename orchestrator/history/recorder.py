@@ -222,7 +222,7 @@ class Recorder:
                 self._drain()
                 self._final_flush()
                 return
-            if self._write_allowed and (urgent or now >= next_flush or len(self._results) >= self.max_batch):
+            if self._write_allowed and (urgent or now >= next_flush):
                 ok = self._flush()
                 delay = self.flush_interval_s if ok else self._retry_delay()
                 next_flush = self.clock.monotonic() + delay
@@ -259,30 +259,31 @@ class Recorder:
         return urgent
 
     def _drain_into(self, removed: set[int]) -> bool:
+        """Everything queued, however much: a buffer of ``max_batch`` or more while the database is away
+        must not leave the queue to grow past ``max_buffer`` uncounted (or be lost at stop)."""
         urgent = False
         try:
             item = self._queue.get_nowait()
             while True:
                 if item is None:
-                    return True
-                if isinstance(item, _Batch):
+                    urgent = True
+                elif isinstance(item, _Batch):
                     for result in item.results:
                         self._keep(result)
                     if item.transitions:
                         self._transitions.extend(item.transitions)
-                        urgent = self.db_healthy
+                        urgent = urgent or self.db_healthy
                 elif isinstance(item, TransitionItem):
                     self._transitions.append(item)
-                    urgent = self.db_healthy
+                    urgent = urgent or self.db_healthy
                 elif isinstance(item, int):
                     removed.add(item)
                 else:
                     self._keep(item)
-                if len(self._results) >= self.max_batch:
-                    return True
                 item = self._queue.get_nowait()
         except queue.Empty:
-            return urgent
+            # a full batch is urgent while the database takes writes; during an outage the retry backoff rules
+            return urgent or (self.db_healthy and len(self._results) >= self.max_batch)
 
     def _keep(self, item: ResultItem) -> None:
         self._results.append(item)
