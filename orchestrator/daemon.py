@@ -17,7 +17,8 @@ The instance lock is re-verified every ``VERIFY_INTERVAL_S`` from the main loop 
 whose session ended is re-taken at once; one that cannot be re-taken (another daemon has it) stops
 the daemon without another write or action, says so on /healthz, /readyz and in the log, and exits
 ``EXIT_LOCK_LOST`` for its supervisor to restart it (it then waits for, or refuses beside, the other).
-This protects "one daemon acts per database" (issue 14's I7) and with it invariant 1 (exactly once).
+This protects "one daemon acts per database" (issue 14's I7) and with it invariant 1 (exactly once),
+without breaking invariant 6: the loop stops only loudly.
 """
 
 from __future__ import annotations

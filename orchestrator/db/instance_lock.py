@@ -14,8 +14,9 @@ An flock cannot be lost while its descriptor is open, but the lock *file* can be
 after which a second daemon would lock a new file: ``verify()`` checks that the path still names the
 locked file, and re-takes it otherwise.
 
-Protects invariant 7 of the issue's list (one daemon acts per database) and through it DESIGN.md's
-invariant 1 (exactly once): a lock that is gone must never be believed held.
+Protects "one daemon acts per database" (issue 14's I7) and through it DESIGN.md invariant 1 (exactly
+once): a lock that is gone must never be believed held. It must never break invariant 6 (never silent)
+either: a daemon that stops acting because its lock is gone says so (log, /healthz, /readyz, exit 75).
 """
 
 from __future__ import annotations
