@@ -14,6 +14,7 @@ from orchestrator.core.redaction import redact_view, secret_values
 from orchestrator.degradation import actions, store
 from orchestrator.degradation.policy import GLOBAL_SCOPE
 from orchestrator.health.checkers import get_checker
+from orchestrator.history.drops import describe
 from orchestrator.recovery.targets import effective_check
 
 
@@ -39,6 +40,11 @@ def status(app: AppContext, as_json: bool) -> None:
         view = "reliable" if inst["view_reliable"] else "UNRELIABLE (sentinels failing: no state changes)"
         dropped = f", {inst['dropped_results']} results dropped" if inst["dropped_results"] else ""
         click.echo(f"daemon: {inst['id']} up since {inst['started_at']:%Y-%m-%d %H:%M:%S}, view {view}{dropped}")
+        if inst["writes_failing_since"] is not None:
+            click.echo(f"warning: database writes failing since {inst['writes_failing_since']:%Y-%m-%d %H:%M:%S} "
+                       "(results buffered in memory)")
+        if any(inst["drops"].values()):
+            click.echo(f"not written: {describe(inst['drops'])}")
         if inst["plan_warning"]:
             click.echo(f"warning: {inst['plan_warning']}")
     if public_url := app.public_url:

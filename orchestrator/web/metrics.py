@@ -196,8 +196,19 @@ def _histograms(facts: LiveFacts) -> Iterator[Metric]:
 
 
 def _daemon(facts: LiveFacts) -> Iterator[Metric]:
-    yield CounterMetricFamily("orchestrator_dropped_results", "Check results dropped during database outages.",
+    yield CounterMetricFamily("orchestrator_dropped_results", "Check results not written, every cause together.",
                               value=facts.dropped_results)
+    dropped = CounterMetricFamily("orchestrator_recorder_dropped", "Rows the recorder did not write, by kind "
+                                  "(results, transitions, rollups) and cause (buffer_full, removed, refused, at_stop).",
+                                  labels=["kind", "cause"])
+    for name, n in facts.drops.items():
+        kind, cause = name.split("_", 1)
+        dropped.add_metric([kind, cause], n)
+    yield dropped
+    if facts.db_writes_failing_s is not None:
+        yield GaugeMetricFamily("orchestrator_db_writes_failing_seconds",
+                                "How long database writes have been failing (absent while they succeed).",
+                                value=facts.db_writes_failing_s)
     yield GaugeMetricFamily("orchestrator_view_reliable", "0 while the orchestrator's own sentinels fail.",
                             value=1.0 if facts.view_reliable else 0.0)
     yield GaugeMetricFamily("orchestrator_daemons_alive", "Daemons with a fresh heartbeat.", value=facts.daemons_alive)
