@@ -64,10 +64,12 @@ def test_help_imports_no_command_and_no_database_code(tmp_path: Path) -> None:
     assert _loaded(modules, NEVER_FOR_HELP_OR_STATUS + NEVER_FOR_HELP) == []
 
 
-def test_status_reads_without_migration_web_or_validation_code(tmp_path: Path, run_cli, db_url: str) -> None:
+@pytest.mark.parametrize("command", [("status",), ("component", "list")], ids=" ".join)
+def test_status_reads_without_migration_web_or_validation_code(tmp_path: Path, run_cli, db_url: str,
+                                                               command: tuple[str, ...]) -> None:
     assert run_cli("component", "add", "api", "--url", "http://127.0.0.1:9/health").exit_code == 0
-    modules, proc = _modules(tmp_path, "--db", db_url, "status")
-    assert "api" in proc.stdout and "daemon: not running" in proc.stdout
+    modules, proc = _modules(tmp_path, "--db", db_url, *command)
+    assert "api" in proc.stdout and "unknown" in proc.stdout
     assert "sqlalchemy" in modules  # the probe saw the database being read
     assert _loaded(modules, NEVER_FOR_HELP_OR_STATUS) == []
 
@@ -85,11 +87,14 @@ def test_help_lists_every_command_as_its_own_help_would() -> None:
             assert stub.get_short_help_str(limit) == real.get_short_help_str(limit), (name, limit)
 
 
-def test_unknown_command_still_exits_2_with_one_line(tmp_path: Path) -> None:
+def test_unknown_command_still_exits_2_with_one_line_and_the_close_matches(tmp_path: Path) -> None:
+    """Commands not yet loaded are still offered as "did you mean" (Click suggests from loaded ones)."""
     proc = subprocess.run([sys.executable, "-m", "orchestrator", "stauts"], capture_output=True, text=True,
                           timeout=120, env={**os.environ, "ORCHESTRATOR_HOME": str(tmp_path)})
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "stauts" in proc.stderr
+    if hasattr(click.exceptions, "NoSuchCommand"):  # Click >= 8.4 suggests; older versions never did
+        assert "Did you mean one of: 'status', 'strategies'?" in proc.stderr
 
 
 def test_head_revision_constant_is_alembics_head() -> None:

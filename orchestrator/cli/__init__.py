@@ -39,6 +39,17 @@ class AppGroup(click.Group):
             raise TypeError(f"orchestrator.cli.{module}.{attr} is not a click command")
         return command
 
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        """Click's, with "did you mean" drawn from every command, loaded or not (Click >= 8.4 suggests
+        from the loaded ones only)."""
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as exc:
+            no_such = getattr(click.exceptions, "NoSuchCommand", None)
+            if no_such is None or not isinstance(exc, no_such):
+                raise
+            raise no_such(exc.command_name, possibilities=self.list_commands(ctx), ctx=ctx) from None
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """The commands and their summaries, as Click's own listing prints them, from ``COMMANDS``."""
         rows = [(name, click.Command(name, help=COMMANDS[name][2]) if name in COMMANDS and

@@ -20,6 +20,8 @@ DEFAULT_RETRY_INTERVAL_S = 1.0
 MIN_INTERVAL_S = 0.1
 #: shortest timeout accepted: below it no check (not even a loopback connect) can answer in time
 MIN_TIMEOUT_S = 0.01
+#: more replicas than any fleet runs, and far inside the database's INTEGER
+MAX_REPLICAS = 1_000_000
 
 
 def default_timeout_s(interval_s: float) -> float:

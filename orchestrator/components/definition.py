@@ -17,6 +17,7 @@ from orchestrator.components.defaults import (
     DEFAULT_RETRY_INTERVAL_S,
     DEFAULT_SUCCESS_THRESHOLD,
     DEFAULT_TIMEOUT_S,
+    MAX_REPLICAS,
     MIN_INTERVAL_S,
     MIN_TIMEOUT_S,
     default_timeout_s,
@@ -31,8 +32,6 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 LABEL_KEY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./-]{0,62}$")
 #: a label or var value: any text, bounded so a typo cannot bloat every row
 MAX_VALUE_LEN = 1024
-#: more replicas than any fleet runs, and far inside the database's INTEGER
-MAX_REPLICAS = 1_000_000
 
 def default_retry_interval_s(interval_s: float) -> float:
     """The re-check delay after a first failure when none is given: min(1 s, interval / 5)."""
