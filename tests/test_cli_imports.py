@@ -123,3 +123,14 @@ def test_a_database_not_at_head_still_goes_through_alembic(db, stored: str | Non
     migrate.downgrade(db, stored)
     with pytest.raises(SchemaOutdatedError, match="orchestrator db upgrade"):
         migrate.ensure_schema(db)
+
+
+def test_a_stale_head_constant_never_passes_an_outdated_database(db, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A migration added without moving HEAD_REVISION: a database at the old head is still refused."""
+    from orchestrator.core.errors import SchemaOutdatedError
+
+    migrate.downgrade(db, "0007")  # 0004 revises 0007: as if 0004 were new and the constant left at 0007
+    monkeypatch.setattr(migrate, "HEAD_REVISION", "0007")
+    assert not migrate.head_constant_is_newest()
+    with pytest.raises(SchemaOutdatedError, match="orchestrator db upgrade"):
+        migrate.ensure_schema(db)

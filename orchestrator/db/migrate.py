@@ -10,6 +10,7 @@ the check every command makes on opening compares the stored revision with that 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,6 +32,9 @@ _PG_MIGRATION_LOCK = 0x0C4E57
 #: Alembic (a third of a second of imports per CLI command). A new migration changes it in the same
 #: commit: tests/test_cli_imports.py fails while it differs from Alembic's own head.
 HEAD_REVISION = "0008"
+#: the ``down_revision = ...`` line of a migration script, and the revision ids quoted in it
+_DOWN_REVISION = re.compile(r"^down_revision\b[^=]*=(.*)$", re.MULTILINE)
+_QUOTED = re.compile(r"""['"]([^'"]+)['"]""")
 
 
 def migrations_dir() -> Path:
@@ -77,6 +81,23 @@ def stored_revision(conn: Connection) -> str | None:
     return rows[0] if len(rows) == 1 else None
 
 
+def head_constant_is_newest() -> bool:
+    """Whether no migration script revises ``HEAD_REVISION`` (read from the scripts' text, not with
+    Alembic). A script added without moving the constant must not let a database it would change pass
+    as current: code writing to a schema older than it expects fails its writes (invariant 4, nothing
+    lost); then the check falls back to Alembic, which refuses the database with one line."""
+    try:
+        scripts = sorted((migrations_dir() / "versions").glob("*.py"))
+        texts = [path.read_text(encoding="utf-8") for path in scripts]
+    except (DatabaseError, OSError, UnicodeDecodeError):
+        return False
+    for text_ in texts:
+        match = _DOWN_REVISION.search(text_)
+        if match and HEAD_REVISION in _QUOTED.findall(match.group(1)):
+            return False
+    return True
+
+
 def upgrade(db: Database, revision: str = "head") -> None:
     from alembic import command
 
@@ -102,7 +123,7 @@ def ensure_schema(db: Database) -> None:
     """Migrate an empty database; accept one at head; refuse anything else with one clear line."""
     db.check_reachable()
     with db.engine.connect() as conn:
-        if stored_revision(conn) == HEAD_REVISION:
+        if stored_revision(conn) == HEAD_REVISION and head_constant_is_newest():
             return
     from alembic.script import ScriptDirectory
 
