@@ -52,9 +52,11 @@ class AppGroup(click.Group):
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """The commands and their summaries, as Click's own listing prints them, from ``COMMANDS``."""
-        rows = [(name, click.Command(name, help=COMMANDS[name][2]) if name in COMMANDS and
-                 name not in self.commands else self.commands[name]) for name in self.list_commands(ctx)]
-        rows = [(name, cmd) for name, cmd in rows if not cmd.hidden]
+        rows = []
+        for name in self.list_commands(ctx):
+            cmd = self.commands.get(name) or click.Command(name, help=COMMANDS[name][2])
+            if not cmd.hidden:
+                rows.append((name, cmd))
         if not rows:
             return
         limit = formatter.width - 6 - max(len(name) for name, _cmd in rows)  # as click.Group does
