@@ -7,15 +7,7 @@ import click
 from orchestrator.cli.context import AppContext, pass_app
 from orchestrator.cli.output import print_json, print_table
 from orchestrator.cli.params import NAME
-from orchestrator.components.registry import Registry
-from orchestrator.components.views import component_views, instance_views
 from orchestrator.core.clock import SYSTEM_CLOCK
-from orchestrator.core.redaction import redact_view, secret_values
-from orchestrator.degradation import actions, store
-from orchestrator.degradation.policy import GLOBAL_SCOPE
-from orchestrator.health.checkers import get_checker
-from orchestrator.history.drops import describe
-from orchestrator.recovery.targets import effective_check
 
 
 @click.command()
@@ -23,6 +15,11 @@ from orchestrator.recovery.targets import effective_check
 @pass_app
 def status(app: AppContext, as_json: bool) -> None:
     """One table of every component's state."""
+    from orchestrator.components.views import component_views, instance_views
+    from orchestrator.degradation import actions, store
+    from orchestrator.degradation.policy import GLOBAL_SCOPE
+    from orchestrator.history.drops import describe
+
     now = SYSTEM_CLOCK.now()
     with app.database().read() as session:
         views = component_views(session, now)
@@ -65,6 +62,11 @@ def status(app: AppContext, as_json: bool) -> None:
 @pass_app
 def check(app: AppContext, name: str, as_json: bool) -> None:
     """Check one component now and print the result (exit 1 when it fails)."""
+    from orchestrator.components.registry import Registry
+    from orchestrator.core.redaction import redact_view, secret_values
+    from orchestrator.health.checkers import get_checker
+    from orchestrator.recovery.targets import effective_check
+
     registry = Registry(app.database())
     with registry.db.read() as session:
         row = registry.get_row(session, name)

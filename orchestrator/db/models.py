@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from orchestrator.components.definition import (
+from orchestrator.components.defaults import (
     DEFAULT_FAILURE_THRESHOLD,
     DEFAULT_INTERVAL_S,
     DEFAULT_SUCCESS_THRESHOLD,
