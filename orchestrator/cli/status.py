@@ -17,7 +17,7 @@ def status(app: AppContext, as_json: bool) -> None:
     """One table of every component's state."""
     from orchestrator.components.views import component_views, instance_views
     from orchestrator.degradation import actions, store
-    from orchestrator.degradation.policy import GLOBAL_SCOPE
+    from orchestrator.degradation.scopes import GLOBAL_SCOPE
     from orchestrator.history.drops import describe
 
     now = SYSTEM_CLOCK.now()
