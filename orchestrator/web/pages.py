@@ -20,14 +20,8 @@ from orchestrator.reports.render import render_html
 from orchestrator.web import pagemodels
 from orchestrator.web.api import component_filter
 from orchestrator.web.auth import SESSION_COOKIE, SESSION_TTL_S
-from orchestrator.web.guard import (
-    check_csrf,
-    check_not_throttled,
-    csrf_token,
-    logged_in,
-    refuse_token,
-    remote_address,
-)
+from orchestrator.web.guard import accept_token, check_csrf, csrf_token, logged_in, refuse_token
+from orchestrator.web.redirects import local_path
 from orchestrator.web.state import HttpError, app_state
 
 blueprint = Blueprint("pages", __name__)
@@ -55,7 +49,8 @@ def _page(name: str, **context) -> str:
 
 
 def _overview_body() -> str:
-    model = pagemodels.overview(app_state().source, component_filter(), request.args.get("after") or None)
+    where = component_filter(request.args.getlist("state"), request.args.getlist("label"))
+    model = pagemodels.overview(app_state().source, where, request.args.get("after") or None)
     filters = {"state": request.args.getlist("state"), "label": request.args.getlist("label")}
     return render_template("index_body.html.j2", **_context(**model, filters=filters))
 
@@ -97,7 +92,7 @@ def report():
 
 @blueprint.get("/login")
 def login_form():
-    return _page("login", next=_local(request.args.get("next")), error=None)
+    return _page("login", next=local_path(request.args.get("next")), error=None)
 
 
 @blueprint.post("/login")
@@ -106,11 +101,9 @@ def login():
     if not state.auth.writes_enabled:
         raise HttpError(405, "writes are disabled: there is no token to log in with")
     check_csrf()
-    check_not_throttled()
-    if not state.auth.token_matches(request.form.get("token", "")):
+    if not accept_token(request.form.get("token", "")):
         raise refuse_token()
-    state.auth.throttle.succeeded(remote_address())
-    response = redirect(_local(request.form.get("next")), code=303)
+    response = redirect(local_path(request.form.get("next")), code=303)
     response.set_cookie(SESSION_COOKIE, state.auth.new_session(), max_age=SESSION_TTL_S, httponly=True,
                         samesite="Strict", secure=request.is_secure)
     return response
@@ -122,11 +115,6 @@ def logout():
     response = redirect("/", code=303)
     response.delete_cookie(SESSION_COOKIE, httponly=True, samesite="Strict")
     return response
-
-
-def _local(target: str | None) -> str:
-    """Only paths on this server are followed after a login (never an open redirect)."""
-    return target if target and target.startswith("/") and not target.startswith("//") else "/"
 
 
 @blueprint.get("/static/<filename>")

@@ -90,8 +90,9 @@ def start(source: WebSource, address: str, settings: WebSettings) -> WebServer:
     """Bind ``address`` and serve the app on a daemon thread; InputError when it cannot bind."""
     host, port = parse_address(address)
     try:
+        # with --trusted-proxies the app's ProxyFix reads X-Forwarded-For; otherwise waitress drops it
         server = create_server(create_app(source, settings), host=host, port=port, threads=THREADS,
-                               ident="orchestrator", clear_untrusted_proxy_headers=True)
+                               ident="orchestrator", clear_untrusted_proxy_headers=not settings.trusted_proxies)
     except OSError as exc:
         raise InputError(f"cannot listen on {address}: {exc.strerror or exc}", field="--http") from None
     if not is_loopback(host) and settings.token is None:
