@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from xml.etree import ElementTree
 
@@ -22,6 +24,7 @@ from sqlalchemy import select
 from orchestrator.components.definition import ComponentSpec
 from orchestrator.components.registry import Registry as ComponentRegistry
 from orchestrator.core.clock import FakeClock
+from orchestrator.daemon import Daemon
 from orchestrator.db.engine import Database
 from orchestrator.db.models import AuditEntry, JournalEntry
 from orchestrator.web.app import create_app
@@ -222,7 +225,10 @@ def test_health_badges_and_their_caching(client) -> None:
     assert client.get("/badge/web/uptime/1y.svg").status_code == 404
 
 
-def test_the_daemon_serves_live_metrics_and_health(tmp_path) -> None:
+@contextmanager
+def daemon_serving_shop(tmp_path, web: WebSettings) -> Iterator[tuple[Daemon, Database]]:
+    """The real daemon with ``--http`` on a loopback port, checking one component ("shop", every 500 ms)
+    on a real loopback server; yields once its web server is up."""
     db_url = f"sqlite:///{tmp_path / 'live.db'}"
     with LoopbackHTTPServer() as server:
         database = Database(db_url)
@@ -230,22 +236,27 @@ def test_the_daemon_serves_live_metrics_and_health(tmp_path) -> None:
 
         ensure_schema(database)
         ComponentRegistry(database).add(ComponentSpec(name="shop", url=server.url, interval="500ms", timeout="400ms"))
-        with running_daemon(db_url, http="127.0.0.1:0", web=WebSettings(token=TOKEN)) as daemon:
-            poll(lambda: daemon.web is not None, 10)
-            base = daemon.web.url
-
-            def scrape() -> dict:
-                with urllib.request.urlopen(base + "metrics", timeout=10) as response:
-                    return {f.name: f for f in text_string_to_metric_families(response.read().decode())}
-
-            families = poll(lambda: (m := scrape()) and any(
-                s.value > 0 for s in m["orchestrator_checks"].samples if s.labels.get("component") == "shop") and m, 20)
-            for name in ("orchestrator_check_latency_seconds", "orchestrator_check_lateness_seconds",
-                         "orchestrator_db_write_seconds", "orchestrator_scheduler_running"):
-                assert name in families, name
-            with urllib.request.urlopen(base + "healthz", timeout=10) as response:
-                assert json.loads(response.read())["status"] == "pass"
+        with running_daemon(db_url, http="127.0.0.1:0", web=web) as daemon:
+            poll(lambda: daemon.web is not None, 20)
+            yield daemon, database
         database.dispose()
+
+
+def test_the_daemon_serves_live_metrics_and_health(tmp_path) -> None:
+    with daemon_serving_shop(tmp_path, WebSettings(token=TOKEN)) as (daemon, _database):
+        base = daemon.web.url
+
+        def scrape() -> dict:
+            with urllib.request.urlopen(base + "metrics", timeout=10) as response:
+                return {f.name: f for f in text_string_to_metric_families(response.read().decode())}
+
+        families = poll(lambda: (m := scrape()) and any(
+            s.value > 0 for s in m["orchestrator_checks"].samples if s.labels.get("component") == "shop") and m, 20)
+        for name in ("orchestrator_check_latency_seconds", "orchestrator_check_lateness_seconds",
+                     "orchestrator_db_write_seconds", "orchestrator_scheduler_running"):
+            assert name in families, name
+        with urllib.request.urlopen(base + "healthz", timeout=10) as response:
+            assert json.loads(response.read())["status"] == "pass"
 
 
 @pytest.mark.parametrize("per_component", [True, False])
