@@ -102,3 +102,10 @@ def test_each_verification_record_reads_as_one_line(kind: str) -> None:
         assert line is None
     else:
         assert set(line) == {"text", "passed"} and line["text"]
+
+
+@pytest.mark.parametrize("url", ["/incidents/18446744073709551617", "/components/a%00b", "/components/" + "x" * 64])
+def test_a_page_for_an_impossible_id_or_name_is_a_400_page_not_a_500(db: Database, url: str) -> None:
+    client = create_app(DatabaseSource(db, clock=FakeClock(datetime.now(UTC))), WebSettings()).test_client()
+    response = client.get(url)
+    assert response.status_code == 400 and response.content_type.startswith("text/html")

@@ -35,11 +35,12 @@ def _number(digits: int) -> str:
 #: it under the CLI's cap (orchestrator.core.durations.MAX_DURATION_S), so that every string the pattern
 #: admits is a duration the server takes (and the schema says exactly that).
 DURATION_PATTERN = ("^(?:" + "|".join(f"{_number(digits)}{unit}" for unit, digits in
-                                      (("ms", 9), ("s", 8), ("m", 6), ("h", 4), ("d", 3))) + ")$")
+                                      (("ms", 9), ("s?", 8), ("m", 6), ("h", 4), ("d", 3))) + ")$")
 DurationText = Annotated[str, Field(pattern=DURATION_PATTERN, examples=["30m"])]
 DurationSeconds = Annotated[float, Field(gt=0, le=MAX_DURATION_S, allow_inf_nan=False)]
 Duration = Annotated[DurationText | DurationSeconds, Field(
-    description="A duration: 500ms, 10s, 5m, 1h, 2d (a positive number and a unit), or seconds as a number.")]
+    description="A duration: 500ms, 10s, 5m, 1h, 2d (a positive number and a unit; no unit: seconds), or "
+                "seconds as a number.")]
 #: Free text stored as given: no NUL byte (PostgreSQL refuses it in text columns)
 Text = Annotated[str, Field(pattern="^[^\x00]*$", max_length=MAX_NOTE_CHARS)]
 #: Python's str.isspace() set, written out: the three regex engines (Rust, ECMA, Python) disagree on \s
@@ -47,6 +48,11 @@ _SPACE = "\t\n\x0b\x0c\r \x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\
 #: Text with something besides white space in it (a note of blanks is refused by the service)
 NonBlankText = Annotated[str, Field(pattern=f"^[^\x00]*[^\x00{_SPACE}][^\x00]*$", max_length=MAX_NOTE_CHARS)]
 PlanName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")]
+#: a component name as a lookup key: no NUL byte (PostgreSQL refuses it in a query parameter)
+NameKey = Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS, pattern="^[^\x00]*$")]
+#: a label filter: the registry's label-key grammar (components.definition.LABEL_KEY_RE; the key becomes a
+#: JSON path), then any value without NUL up to the registry's bound
+LABEL_FILTER_PATTERN = "^[A-Za-z0-9_][A-Za-z0-9_./-]{0,62}=[^\x00]{0,1024}$"
 
 
 def optional(**kwargs) -> object:
@@ -73,7 +79,7 @@ class Lax(BaseModel):
 
 # -- path parameters -------------------------------------------------------------------------------
 class NamePath(Lax):
-    name: Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS, description="Component name.")]
+    name: Annotated[NameKey, Field(description="Component name.")]
 
 
 class IncidentPath(Lax):
@@ -92,16 +98,15 @@ class Paging(Lax):
 
 class ComponentQuery(Lax):
     limit: Annotated[int, Field(ge=1, le=MAX_LIMIT, description="Items per page.")] = DEFAULT_LIMIT
-    cursor: Annotated[str | None, Field(min_length=1, max_length=MAX_NAME_CHARS, description=(
+    cursor: Annotated[NameKey | None, Field(description=(
         "The next_cursor of the previous page (the last name it held)."))] = None
     state: Annotated[list[ComponentState], Field(description="Only these states.")] = []
-    label: Annotated[list[Annotated[str, Field(pattern="^[^=]+=")]],
+    label: Annotated[list[Annotated[str, Field(pattern=LABEL_FILTER_PATTERN)]],
                      Field(description="Only components with this label (key=value).")] = []
 
 
 class IncidentQuery(Paging):
-    component: Annotated[str | None, Field(min_length=1, max_length=MAX_NAME_CHARS,
-                                           description="Only this component's incidents.")] = None
+    component: Annotated[NameKey | None, Field(description="Only this component's incidents.")] = None
     status: Annotated[IncidentStatus | None, Field(description="Only this status.")] = None
     since: Annotated[DurationText | None, Field(description="Opened within this long (7d).")] = None
 

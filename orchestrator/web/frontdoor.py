@@ -15,7 +15,7 @@ every new client, the liveness probe included, out for as long as they liked. He
 3. ``/healthz`` and ``/readyz`` are answered by ``PROBE_THREADS`` threads of their own, never queued
    behind the request pool (long-polls, a slow page).
 
-Guarantee kept (docs/web.md, "slow clients"): a probe that can reach the port is answered while the
+Guarantee kept (docs/web.md, "Slow clients"): a probe that can reach the port is answered while the
 daemon is alive; nothing here touches the checks, which run on threads of their own (invariant 5).
 """
 

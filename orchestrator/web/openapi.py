@@ -49,6 +49,11 @@ def _parameters(model: type[BaseModel] | None, where: str) -> list[dict[str, Any
         prop = dict(prop)
         description = prop.pop("description", "")
         prop.pop("title", None)
+        alternatives = prop.get("anyOf", [])
+        if len(alternatives) == 2 and {"type": "null"} in alternatives:  # a parameter is absent, never null
+            prop = {**[a for a in alternatives if a != {"type": "null"}][0],
+                    **{k: v for k, v in prop.items() if k not in ("anyOf", "default")}}
+            description = description or prop.pop("description", "")
         param = {"name": name, "in": where, "required": where == "path" or name in schema.get("required", ()),
                  "description": description, "schema": prop}
         if prop.get("type") == "array":

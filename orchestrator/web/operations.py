@@ -7,8 +7,9 @@ the field on the first error). The function gets the validated models as ``path=
 :func:`orchestrator.web.openapi.openapi_document` is built from the same list, so the document and the
 server cannot disagree. Adding an operation is this decorator on one function, nothing else.
 
-Guarantee kept (docs/guarantees.md, "bad input changes nothing"): a request that does not fit its
-models is refused before anything acts; a form post from the page is read with the same model as JSON.
+Guarantee kept (bad input is refused, naming the field, and changes nothing; docs/web.md "The schema
+is the validator"): a request that does not fit its models is refused before anything acts; a form
+post from the page is read with the same model as JSON.
 """
 
 from __future__ import annotations

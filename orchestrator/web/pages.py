@@ -19,8 +19,10 @@ from orchestrator.reports.model import build_report
 from orchestrator.reports.render import render_html
 from orchestrator.web import pagemodels
 from orchestrator.web.api import component_filter
+from orchestrator.web.apimodels import IncidentPath, NamePath
 from orchestrator.web.auth import SESSION_COOKIE, SESSION_TTL_S
 from orchestrator.web.guard import accept_token, check_csrf, csrf_token, logged_in, refuse_token
+from orchestrator.web.operations import validate
 from orchestrator.web.redirects import local_path
 from orchestrator.web.state import HttpError, app_state
 
@@ -69,12 +71,14 @@ def index():
 
 @blueprint.get("/components/<name>")
 def component(name: str):
-    return _page("component", **pagemodels.component_page(app_state().source, name))
+    path = validate(NamePath, {"name": name})  # the API's own bounds: no NUL, at most 63 characters
+    return _page("component", **pagemodels.component_page(app_state().source, path.name))
 
 
 @blueprint.get("/incidents/<int:incident_id>")
 def incident(incident_id: int):
-    return _page("incident", **pagemodels.incident_page(app_state().source, incident_id))
+    path = validate(IncidentPath, {"id": incident_id})  # within the id column's range
+    return _page("incident", **pagemodels.incident_page(app_state().source, path.id))
 
 
 @blueprint.get("/report")
