@@ -34,6 +34,10 @@ def web_options(fn):
                           "then config api_token_file]."),
         click.option("--metrics-per-component/--no-metrics-per-component", default=True, show_default=True,
                      help="One /metrics series per component (off: per-state totals only)."),
+        click.option("--trusted-proxies", type=click.IntRange(0, 10), default=0, show_default=True,
+                     help="Reverse proxies in front of the web server: the client address is then read from "
+                          "X-Forwarded-For (that many hops back), so throttling and the audit tell a proxy's "
+                          "clients apart. 0: the header is ignored (it could be forged)."),
     ]):
         fn = option(fn)
     return fn
@@ -47,7 +51,7 @@ def web_options(fn):
               show_default=True)
 @pass_app
 def web(app: AppContext, address: str, api_token_file: Path | None, metrics_per_component: bool,
-        log_level: str) -> None:
+        trusted_proxies: int, log_level: str) -> None:
     """Serve the status page, JSON API and /metrics from the database (for a second machine)."""
     from orchestrator.web import server
     from orchestrator.web.source import DatabaseSource
@@ -55,7 +59,8 @@ def web(app: AppContext, address: str, api_token_file: Path | None, metrics_per_
 
     logs.setup(log_level, "text")
     address = app.configured("http", address) or DEFAULT_ADDRESS
-    settings = WebSettings(token=web_token(app, api_token_file), metrics_per_component=metrics_per_component)
+    settings = WebSettings(token=web_token(app, api_token_file), metrics_per_component=metrics_per_component,
+                           trusted_proxies=trusted_proxies)
     running = server.start(DatabaseSource(app.database(), plans_path=app.plans_path), address, settings)
     click.echo(f"serving {running.url} (Ctrl-C to stop)", err=True)
     stop = threading.Event()

@@ -10,8 +10,7 @@ from typing import Any
 
 from orchestrator.components.registry import INDEFINITELY, Registry
 from orchestrator.components.views import component_views
-from orchestrator.core.durations import parse_duration
-from orchestrator.core.errors import InputError
+from orchestrator.core.errors import ConflictError, InputError, NotFoundError
 from orchestrator.db import audit
 from orchestrator.db.audit import Actor
 from orchestrator.incidents import operator
@@ -21,19 +20,6 @@ from orchestrator.web.source import WebSource
 def api_actor(remote_address: str, method: str, path: str) -> Actor:
     """The audit actor of an API write: user "api", the remote address as host, the request as command."""
     return Actor(os_user="api", host=remote_address, command=f"{method} {path}")
-
-
-def duration_s(value: Any, field: str) -> float | None:
-    """A duration given as ``"30m"`` or a number of seconds; None when absent."""
-    if value is None or value == "":
-        return None
-    try:
-        seconds = float(value) if isinstance(value, (int, float)) else parse_duration(str(value))
-    except ValueError as exc:
-        raise InputError(str(exc), field=field) from None
-    if seconds <= 0:
-        raise InputError(f"must be positive, got {value!r}", field=field)
-    return seconds
 
 
 def _registry(source: WebSource, actor: Actor) -> Registry:
@@ -46,6 +32,7 @@ def _view(source: WebSource, name: str) -> dict[str, Any]:
 
 
 def pause(source: WebSource, actor: Actor, name: str, for_s: float | None, reason: str | None) -> dict[str, Any]:
+    """``for_s`` seconds (a validated, capped duration), or until resumed when None."""
     until = source.clock.now() + timedelta(seconds=for_s) if for_s else INDEFINITELY
     _registry(source, actor).set_hold(name, paused_until=until, reason=reason or None, pause=True)
     return _view(source, name)
@@ -71,10 +58,15 @@ def recover(source: WebSource, actor: Actor, name: str, plan: str | None, dry_ru
     The one place the web app starts a plan run. A dry run renders what each step would run and
     writes, runs and sends nothing (no incident, no audit row), like ``recover --dry-run``.
     """
-    coordinator = source.coordinator()
-    if dry_run:
-        return {"dry_run": True, "steps": coordinator.dry_run(name, plan)}, 200
-    incident_id = coordinator.recover(name, plan, wait=False)
+    try:
+        coordinator = source.coordinator()
+        if dry_run:
+            return {"dry_run": True, "steps": coordinator.dry_run(name, plan)}, 200
+        incident_id = coordinator.recover(name, plan, wait=False)
+    except (NotFoundError, ConflictError):
+        raise
+    except InputError as exc:  # no plan file, or none for this component: the state, not the request
+        raise ConflictError(exc.message, field="plan") from None
     with source.db.write() as session:
         audit.record(session, actor, "recover", name, None, {"incident": incident_id, "plan": plan}, source.clock)
     return {"incident": incident_id, "status_url": f"/api/v1/incidents/{incident_id}"}, 202

@@ -1,71 +1,68 @@
 """The JSON API under ``/api/v1``: the CLI's ``--json`` shapes, lists in a pagination envelope.
 
 Lists answer ``{"items": [...], "limit": N, "next_cursor": "..." | null}``; pass ``cursor`` back to get
-the next page. Writes pass :func:`orchestrator.web.guard.write` and call :mod:`orchestrator.web.actions`.
-Form posts from the page (with a ``next`` field) are answered with a redirect back to it.
+the next page. Each route is one :func:`orchestrator.web.operations.operation`: its request models
+(``web.apimodels``) validate it and its response models (``web.responses``) document it; writes pass
+:func:`orchestrator.web.guard.write` and call :mod:`orchestrator.web.actions`. Form posts from the page
+(with a ``next`` field) are answered with a redirect back to it.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 from typing import Any
 
 from flask import Blueprint, jsonify, redirect, render_template, request
 
 from orchestrator.components.views import ComponentFilter, component_views, instance_views, transition_views
-from orchestrator.core.durations import parse_duration
 from orchestrator.core.errors import InputError
 from orchestrator.incidents import operator
-from orchestrator.web import actions
-from orchestrator.web.guard import remote_address, write
+from orchestrator.web import actions, responses
+from orchestrator.web.apimodels import (
+    ComponentQuery,
+    Empty,
+    IncidentPath,
+    IncidentQuery,
+    MaintenanceBody,
+    NamePath,
+    NoteBody,
+    Paging,
+    PauseBody,
+    RecoverBody,
+    seconds,
+)
+from orchestrator.web.guard import remote_address
 from orchestrator.web.openapi import openapi_document
+from orchestrator.web.operations import operation
+from orchestrator.web.redirects import local_path
 from orchestrator.web.state import app_state
 from orchestrator.web.summary import status_summary
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
 
-DEFAULT_LIMIT = 100
-MAX_LIMIT = 1000
-
 
 # -- pagination ------------------------------------------------------------------------------------
-def _limit() -> int:
-    raw = request.args.get("limit", str(DEFAULT_LIMIT))
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise InputError(f"must be a whole number from 1 to {MAX_LIMIT}, got {raw!r}", field="limit")
-    return int(raw)
-
-
-def _cursor() -> Any:
-    raw = request.args.get("cursor")
-    if not raw:
-        return None
-    try:
-        return json.loads(base64.urlsafe_b64decode(raw.encode() + b"=" * (-len(raw) % 4)))["k"]
-    except (ValueError, KeyError, TypeError):
-        raise InputError("not a cursor this API gave out", field="cursor") from None
-
-
-def encode_cursor(key: Any) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"k": key}).encode()).decode().rstrip("=")
+def _id_cursor(raw: str | None) -> int | None:
+    """Lists newest first continue below the id a ``next_cursor`` names (validated by ``IdCursor``)."""
+    return None if raw is None else int(raw)
 
 
 def page(items: list[dict[str, Any]], limit: int, key: str) -> dict[str, Any]:
-    """The envelope of one page fetched with ``limit + 1`` rows (the extra one says there is more)."""
+    """The envelope of one page fetched with ``limit + 1`` rows (the extra one says there is more); the
+    cursor is the last item's key (a name, or an id) as text."""
     more = len(items) > limit
     items = items[:limit]
-    return {"items": items, "limit": limit, "next_cursor": encode_cursor(items[-1][key]) if more else None}
+    return {"items": items, "limit": limit, "next_cursor": str(items[-1][key]) if more else None}
 
 
-def component_filter() -> ComponentFilter:
-    labels = []
-    for raw in request.args.getlist("label"):
+def component_filter(states: list[str], labels: list[str]) -> ComponentFilter:
+    """The overview's filter: ``state`` values and ``label`` ``key=value`` pairs."""
+    pairs = []
+    for raw in labels:
         key, sep, value = raw.partition("=")
         if not sep or not key:
             raise InputError(f"expected key=value, got {raw!r}", field="label")
-        labels.append((key, value))
-    return ComponentFilter(states=tuple(request.args.getlist("state")), labels=tuple(labels))
+        pairs.append((key, value))
+    return ComponentFilter(states=tuple(states), labels=tuple(pairs))
 
 
 # -- reads -----------------------------------------------------------------------------------------
@@ -74,62 +71,59 @@ def openapi():
     return jsonify(openapi_document())
 
 
-@blueprint.get("/components")
-def list_components():
-    source, limit = app_state().source, _limit()
+@operation(blueprint, "GET", "/components", summary="Components by name", query=ComponentQuery,
+           responses={200: responses.ComponentPage})
+def list_components(query: ComponentQuery):
+    source = app_state().source
+    where = component_filter([s.value for s in query.state], query.label)
     with source.db.read() as session:
-        items = component_views(session, source.clock.now(), where=component_filter(), after=_cursor(),
-                                limit=limit + 1)
-    return jsonify(page(items, limit, "name"))
+        items = component_views(session, source.clock.now(), where=where, after=query.cursor,
+                                limit=query.limit + 1)
+    return jsonify(page(items, query.limit, "name"))
 
 
-@blueprint.get("/components/<name>")
-def show_component(name: str):
+@operation(blueprint, "GET", "/components/{name}", summary="One component", path_model=NamePath,
+           responses={200: responses.Component})
+def show_component(path: NamePath):
     source = app_state().source
     with source.db.read() as session:
-        return jsonify(component_views(session, source.clock.now(), name)[0])
+        return jsonify(component_views(session, source.clock.now(), path.name)[0])
 
 
-@blueprint.get("/components/<name>/transitions")
-def component_transitions(name: str):
-    source, limit = app_state().source, _limit()
+@operation(blueprint, "GET", "/components/{name}/transitions", summary="A component's state transitions, newest first",
+           path_model=NamePath, query=Paging, responses={200: responses.TransitionPage})
+def component_transitions(path: NamePath, query: Paging):
+    source = app_state().source
     with source.db.read() as session:
-        items = transition_views(session, name, before=_int_cursor(), limit=limit + 1)
-    return jsonify(page(items, limit, "id"))
+        items = transition_views(session, path.name, before=_id_cursor(query.cursor), limit=query.limit + 1)
+    return jsonify(page(items, query.limit, "id"))
 
 
-def _int_cursor() -> int | None:
-    value = _cursor()
-    if value is not None and not isinstance(value, int):
-        raise InputError("not a cursor this API gave out", field="cursor")
-    return value
+@operation(blueprint, "GET", "/incidents", summary="Incidents, newest first", query=IncidentQuery,
+           responses={200: responses.IncidentPage})
+def list_incidents(query: IncidentQuery):
+    source = app_state().source
+    items = operator.list_incidents(source.db, component=query.component,
+                                    status=query.status.value if query.status else None,
+                                    since_s=seconds(query.since), clock=source.clock,
+                                    before=_id_cursor(query.cursor), limit=query.limit + 1)
+    return jsonify(page(items, query.limit, "id"))
 
 
-@blueprint.get("/incidents")
-def list_incidents():
-    source, limit = app_state().source, _limit()
-    since = request.args.get("since")
-    try:
-        since_s = parse_duration(since) if since else None
-    except ValueError as exc:
-        raise InputError(str(exc), field="since") from None
-    items = operator.list_incidents(source.db, component=request.args.get("component"),
-                                    status=request.args.get("status"), since_s=since_s, clock=source.clock,
-                                    before=_int_cursor(), limit=limit + 1)
-    return jsonify(page(items, limit, "id"))
+@operation(blueprint, "GET", "/incidents/{id}", summary="One incident with its journal, notifications and notes",
+           path_model=IncidentPath, responses={200: responses.IncidentDetail})
+def show_incident(path: IncidentPath):
+    return jsonify(operator.show_incident(app_state().source.db, path.id))
 
 
-@blueprint.get("/incidents/<int:incident_id>")
-def show_incident(incident_id: int):
-    return jsonify(operator.show_incident(app_state().source.db, incident_id))
-
-
-@blueprint.get("/status")
+@operation(blueprint, "GET", "/status", summary="Components by state, open incidents by status, live daemons",
+           responses={200: responses.Status})
 def status():
     return jsonify(status_summary(app_state().source))
 
 
-@blueprint.get("/instances")
+@operation(blueprint, "GET", "/instances", summary="Daemon instances not recorded as stopped",
+           responses={200: responses.InstanceList})
 def instances():
     source = app_state().source
     with source.db.read() as session:
@@ -137,24 +131,14 @@ def instances():
 
 
 # -- writes ----------------------------------------------------------------------------------------
-def _body() -> dict[str, Any]:
-    if request.is_json:
-        data = request.get_json(silent=True)
-        if not isinstance(data, dict):
-            raise InputError("the body must be a JSON object", field="body")
-        return data
-    return request.form.to_dict()
-
-
-def _flag(value: Any) -> bool:
-    return value is True or str(value).lower() in ("1", "true", "yes", "on")
+def _form() -> bool:
+    return not request.is_json and request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 def _done(data: Any, status: int = 200):
     """JSON for scripts; a redirect back for the page's forms (their ``next`` is a local path)."""
-    target = request.form.get("next", "")
-    if not request.is_json and target.startswith("/") and not target.startswith("//"):
-        return redirect(target, code=303)
+    if _form() and request.form.get("next"):
+        return redirect(local_path(request.form.get("next")), code=303)
     return jsonify(data), status
 
 
@@ -162,59 +146,52 @@ def _actor():
     return actions.api_actor(remote_address(), request.method, request.path)
 
 
-@blueprint.post("/components/<name>/pause")
-@write
-def pause(name: str):
-    body = _body()
-    reason = body.get("reason")
-    if reason is not None and not isinstance(reason, str):
-        raise InputError("must be text", field="reason")
-    return _done(actions.pause(app_state().source, _actor(), name, actions.duration_s(body.get("for"), "for"), reason))
+@operation(blueprint, "POST", "/components/{name}/pause", summary="Pause: checks go on, no incidents, no actions",
+           path_model=NamePath, body=PauseBody, responses={200: responses.Component}, write=True)
+def pause(path: NamePath, body: PauseBody):
+    return _done(actions.pause(app_state().source, _actor(), path.name, seconds(body.for_), body.reason))
 
 
-@blueprint.post("/components/<name>/resume")
-@write
-def resume(name: str):
-    return _done(actions.resume(app_state().source, _actor(), name))
+@operation(blueprint, "POST", "/components/{name}/resume", summary="Undo pause", path_model=NamePath, body=Empty,
+           responses={200: responses.Component}, write=True)
+def resume(path: NamePath, body: Empty):
+    return _done(actions.resume(app_state().source, _actor(), path.name))
 
 
-@blueprint.post("/components/<name>/maintenance")
-@write
-def maintenance(name: str):
-    body = _body()
-    return _done(actions.maintenance(app_state().source, _actor(), name, actions.duration_s(body.get("for"), "for"),
-                                     _flag(body.get("end", False))))
+@operation(blueprint, "POST", "/components/{name}/maintenance",
+           summary="Start (for) or end (end: true) a maintenance window", path_model=NamePath,
+           body=MaintenanceBody, responses={200: responses.Component}, write=True)
+def maintenance(path: NamePath, body: MaintenanceBody):
+    return _done(actions.maintenance(app_state().source, _actor(), path.name, seconds(body.for_), body.end))
 
 
-@blueprint.post("/components/<name>/recover")
-@write
-def recover(name: str):
-    body = _body()
-    plan = body.get("plan") or None
-    answer, code = actions.recover(app_state().source, _actor(), name, plan, _flag(body.get("dry_run", False)))
-    if answer.get("dry_run") and not request.is_json:  # the page's button: show the steps, not a redirect
-        back = request.form.get("next", "")
-        return render_template("dry_run.html.j2", name=name, steps=answer["steps"],
-                               back=back if back.startswith("/") and not back.startswith("//") else "/")
+@operation(blueprint, "POST", "/components/{name}/recover",
+           summary="Start the component's recovery plan now (runs in the background); dry_run: only render it",
+           path_model=NamePath, body=RecoverBody,
+           responses={202: responses.RecoveryStarted, 200: responses.RecoveryDryRun}, write=True)
+def recover(path: NamePath, body: RecoverBody):
+    """Start the plan now (202, in the background), or with dry_run render its steps (200; nothing is
+    run, recorded or sent)."""
+    answer, code = actions.recover(app_state().source, _actor(), path.name, body.plan, body.dry_run)
+    if body.dry_run and _form():  # the page's button: show the steps, not a redirect
+        return render_template("dry_run.html.j2", name=path.name, steps=answer["steps"],
+                               back=local_path(request.form.get("next")))
     return _done(answer, code)
 
 
-@blueprint.post("/incidents/<int:incident_id>/ack")
-@write
-def ack(incident_id: int):
-    return _done(actions.ack(app_state().source, _actor(), incident_id))
+@operation(blueprint, "POST", "/incidents/{id}/ack", summary="Acknowledge (a human has seen it)",
+           path_model=IncidentPath, body=Empty, responses={200: responses.Incident}, write=True)
+def ack(path: IncidentPath, body: Empty):
+    return _done(actions.ack(app_state().source, _actor(), path.id))
 
 
-@blueprint.post("/incidents/<int:incident_id>/approve")
-@write
-def approve(incident_id: int):
-    return _done(actions.approve(app_state().source, _actor(), incident_id))
+@operation(blueprint, "POST", "/incidents/{id}/approve", summary="Approve the step it waits for",
+           path_model=IncidentPath, body=Empty, responses={200: responses.Incident}, write=True)
+def approve(path: IncidentPath, body: Empty):
+    return _done(actions.approve(app_state().source, _actor(), path.id))
 
 
-@blueprint.post("/incidents/<int:incident_id>/note")
-@write
-def note(incident_id: int):
-    text = _body().get("text")
-    if not isinstance(text, str):
-        raise InputError("a note needs some text", field="text")
-    return _done(actions.note(app_state().source, _actor(), incident_id, text), 201)
+@operation(blueprint, "POST", "/incidents/{id}/note", summary="Add a note to its timeline",
+           path_model=IncidentPath, body=NoteBody, responses={201: responses.Note}, write=True)
+def note(path: IncidentPath, body: NoteBody):
+    return _done(actions.note(app_state().source, _actor(), path.id, body.text), 201)

@@ -10,6 +10,7 @@ from flask import Flask, Response, g, jsonify, render_template, request
 from flask.json.provider import DefaultJSONProvider
 from jinja2 import ChoiceLoader, PackageLoader, StrictUndefined
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from orchestrator.core.errors import ConflictError, InputError, NotFoundError, OrchestratorError
 from orchestrator.reports.render import register_filters
@@ -68,6 +69,10 @@ def create_app(source: WebSource, settings: WebSettings | None = None) -> Flask:
     state = AppState(source=source, settings=settings, auth=Auth(settings.token, clock=source.clock),
                      cache=AnswerCache(source.clock))
     app.extensions[EXTENSION] = state
+    if settings.trusted_proxies:
+        # the client address (throttling, the audit's host) and scheme (Secure cookies) as the proxies saw them
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies,  # type: ignore[method-assign]
+                                x_proto=settings.trusted_proxies, x_host=0, x_port=0, x_prefix=0)
     for blueprint in blueprints():
         app.register_blueprint(blueprint)
     providers = header_providers()
@@ -89,7 +94,7 @@ def create_app(source: WebSource, settings: WebSettings | None = None) -> Flask:
 
     app.register_error_handler(HttpError, _http_error)
     app.register_error_handler(OrchestratorError, _service_error)
-    app.register_error_handler(HTTPException, lambda exc: _answer(exc.code or 500, exc.description or exc.name))
+    app.register_error_handler(HTTPException, _werkzeug_error)
     app.register_error_handler(Exception, _internal)
     return app
 
@@ -115,6 +120,12 @@ def _answer(status: int, message: str, field: str | None = None, headers: dict[s
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response
+
+
+def _werkzeug_error(exc: HTTPException):
+    """Routing's own answers (404, 405, 413 …) in the same shape; a 405 keeps its ``Allow`` header."""
+    headers = {name: value for name, value in exc.get_headers() if name.lower() != "content-type"}
+    return _answer(exc.code or 500, exc.description or exc.name, headers=headers)
 
 
 def _http_error(exc: HttpError):

@@ -7,8 +7,11 @@
 - Every browser form carries a CSRF token: an HMAC of a random per-browser cookie under a per-process
   secret. A cookie-authenticated write without it answers 403. Bearer requests need none (no ambient
   credential a foreign page could borrow).
-- Each wrong token from an address doubles how long that address must wait before its next try
-  (429 with Retry-After meanwhile): guessing is slowed down without holding a server thread.
+- Wrong tokens are throttled by address, counted by token fingerprint (:class:`Throttle`; 429 with
+  Retry-After meanwhile): a broken script repeating a stale token is not guessing and locks nobody out,
+  the right token after a typo is served at once, many different tokens from one address slow that
+  address down. Nothing holds a server thread. Behind a reverse proxy, ``--trusted-proxies`` makes the
+  address the client's.
 """
 
 from __future__ import annotations
@@ -36,6 +39,13 @@ THROTTLE_BASE_S = 1.0
 THROTTLE_CAP_S = 60.0
 #: addresses remembered at most (the oldest is forgotten first)
 THROTTLE_MAX_ADDRESSES = 10_000
+#: different wrong tokens one address may try before the whole address waits (a typo or two, a stale
+#: token in a script, a scanner's probe) — guessing needs many more
+FREE_GUESSES = 10
+#: different wrong tokens remembered per address (more change nothing: the wait is at its cap by then)
+MAX_FINGERPRINTS = 64
+#: an address's guesses are forgotten this long after its last wrong token
+ADDRESS_MEMORY_S = 900.0
 
 
 def load_token(token_file: Path | None, env: dict[str, str] | os._Environ = os.environ) -> str | None:
@@ -52,12 +62,25 @@ def load_token(token_file: Path | None, env: dict[str, str] | os._Environ = os.e
 
 
 class Throttle:
-    """Per-address back-off after wrong tokens. Thread-safe; monotonic time from the injected clock."""
+    """Back-off after wrong tokens, by address, counted by token fingerprint. Thread-safe; monotonic time
+    from the injected clock.
+
+    Each address remembers the fingerprints of the wrong tokens it sent. The same wrong token again (a
+    broken script with a stale token) is refused at once and counts no more; the first ``FREE_GUESSES``
+    different ones (typos) cost nothing; each further one (guessing) doubles how long the whole address
+    must wait, from ``THROTTLE_BASE_S`` to ``THROTTLE_CAP_S``. An address is forgotten
+    ``ADDRESS_MEMORY_S`` after its last wrong token.
+
+    Guarantee kept (docs/web.md, "Writes: token, login, CSRF"): it delays, never lets through: a throttled request is
+    refused before its token is compared. The right token after a few failures is served at once; only
+    an address that guesses waits, and behind a proxy ``--trusted-proxies`` makes that the guesser's own.
+    """
 
     def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
         self.clock = clock
         self._lock = threading.Lock()
-        self._entries: OrderedDict[str, tuple[int, float]] = OrderedDict()  # address → (failures, not before)
+        # address → (wrong fingerprints, not before, last failure), all on the monotonic clock
+        self._entries: OrderedDict[str, tuple[frozenset[str], float, float]] = OrderedDict()
 
     def wait_s(self, address: str) -> float:
         """Seconds ``address`` must still wait before a token is even looked at (0: go ahead)."""
@@ -65,19 +88,21 @@ class Throttle:
             entry = self._entries.get(address)
         return 0.0 if entry is None else max(0.0, entry[1] - self.clock.monotonic())
 
-    def failed(self, address: str) -> float:
-        """Record a wrong token; returns the wait now imposed."""
+    def failed(self, address: str, fingerprint: str) -> float:
+        """Record a wrong token; returns the wait now imposed on the address."""
+        now = self.clock.monotonic()
         with self._lock:
-            failures = self._entries.pop(address, (0, 0.0))[0] + 1
-            wait = min(THROTTLE_CAP_S, THROTTLE_BASE_S * 2 ** (failures - 1))
-            self._entries[address] = (failures, self.clock.monotonic() + wait)
+            fingerprints, not_before, last = self._entries.pop(address, (frozenset(), 0.0, now))
+            if now - last > ADDRESS_MEMORY_S:
+                fingerprints, not_before = frozenset(), 0.0
+            if fingerprint not in fingerprints and len(fingerprints) < MAX_FINGERPRINTS:
+                fingerprints = fingerprints | {fingerprint}
+                if len(fingerprints) > FREE_GUESSES:
+                    not_before = now + min(THROTTLE_CAP_S, THROTTLE_BASE_S * 2 ** (len(fingerprints) - FREE_GUESSES - 1))
+            self._entries[address] = (fingerprints, not_before, now)
             while len(self._entries) > THROTTLE_MAX_ADDRESSES:
                 self._entries.popitem(last=False)
-        return wait
-
-    def succeeded(self, address: str) -> None:
-        with self._lock:
-            self._entries.pop(address, None)
+        return max(0.0, not_before - now)
 
 
 def _sign(key: bytes, message: str) -> str:
@@ -97,6 +122,10 @@ class Auth:
     @property
     def writes_enabled(self) -> bool:
         return self._token is not None
+
+    def fingerprint(self, presented: str) -> str:
+        """A keyed digest of a presented token (the throttle's key: the token itself is never kept)."""
+        return _sign(self._secret, f"token:{presented}")[:32]
 
     def token_matches(self, presented: str | None) -> bool:
         if self._token is None or not presented:

@@ -17,12 +17,14 @@ from typing import Any
 from flask import Blueprint, g, jsonify, make_response, request
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from orchestrator.core.durations import parse_duration
-from orchestrator.core.errors import InputError, NotFoundError
+from orchestrator.core.errors import NotFoundError
 from orchestrator.core.states import DegradationLevel, level_rank
 from orchestrator.degradation.policy import GLOBAL_SCOPE
 from orchestrator.degradation.service import MAX_WAIT_S
 from orchestrator.degradation.store import scope_name
+from orchestrator.web import responses
+from orchestrator.web.apimodels import DegradationQuery, seconds
+from orchestrator.web.operations import operation
 from orchestrator.web.source import WebSource
 from orchestrator.web.state import AppState, app_state
 
@@ -33,31 +35,16 @@ MAX_LONG_POLLS = 4
 _long_polls = threading.BoundedSemaphore(MAX_LONG_POLLS)
 
 
-def _wait_s() -> float:
-    raw = request.args.get("wait")
-    if raw is None:
-        return 0.0
-    try:
-        seconds = parse_duration(raw)
-    except ValueError as exc:
-        raise InputError(str(exc), field="wait") from None
-    return min(seconds, MAX_WAIT_S)
-
-
-def _after() -> int | None:
-    raw = request.args.get("after")
-    if raw is None:
-        return None
-    if not raw.isdigit():
-        raise InputError(f"must be a version number, got {raw!r}", field="after")
-    return int(raw)
-
-
-@blueprint.get("/degradation")
-def degradation():
+@operation(blueprint, "GET", "/degradation",
+           summary="The published degradation level and feature map (global, or a label-selector scope)",
+           query=DegradationQuery, responses={200: responses.Degradation, 304: None},
+           headers=({"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"},
+                     "description": "The ETag of the version held: 304 while unchanged."},))
+def degradation(query: DegradationQuery):
+    """The level for applications: ETag/If-None-Match, and a long-poll with after + wait."""
     source = app_state().source
-    scope = scope_name(request.args.get("scope"))
-    wait_s, after = _wait_s(), _after()
+    scope = scope_name(query.scope)
+    wait_s, after = min(seconds(query.wait) or 0.0, MAX_WAIT_S), query.after
     docs = _documents(source)
     doc = docs.get(scope)
     if doc is None:

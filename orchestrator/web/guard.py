@@ -47,15 +47,27 @@ def check_csrf() -> None:
 
 
 def check_not_throttled() -> None:
+    """429 while this address must wait (web.auth.Throttle)."""
     wait = app_state().auth.throttle.wait_s(remote_address())
     if wait > 0:
-        raise HttpError(429, f"too many wrong tokens: try again in {wait:.0f}s", field="Authorization",
-                        headers={"Retry-After": str(max(1, round(wait)))})
+        seconds = max(1, round(wait))
+        raise HttpError(429, f"too many wrong tokens from this address: try again in {seconds}s",
+                        field="Authorization", headers={"Retry-After": str(seconds)})
+
+
+def accept_token(presented: str) -> bool:
+    """Whether ``presented`` is the token (after the throttle let it be looked at); a wrong one is counted
+    against this address and token."""
+    auth = app_state().auth
+    check_not_throttled()
+    if auth.token_matches(presented):
+        return True
+    auth.throttle.failed(remote_address(), auth.fingerprint(presented))
+    return False
 
 
 def refuse_token() -> HttpError:
-    """Count a wrong token against this address; the 401 to raise."""
-    app_state().auth.throttle.failed(remote_address())
+    """The 401 of a wrong token."""
     return HttpError(401, "missing or wrong API token", field="Authorization",
                      headers={"WWW-Authenticate": 'Bearer realm="orchestrator"'})
 
@@ -65,12 +77,10 @@ def authorize_write() -> None:
     auth = app_state().auth
     if not auth.writes_enabled:
         raise HttpError(405, WRITES_DISABLED, headers={"Allow": "GET, HEAD"})
-    check_not_throttled()
     presented = auth.bearer(request.headers.get("Authorization"))
     if presented is not None:
-        if not auth.token_matches(presented):
+        if not accept_token(presented):
             raise refuse_token()
-        auth.throttle.succeeded(remote_address())
         return
     if not logged_in():
         raise HttpError(401, "log in first (or send Authorization: Bearer <token>)", field="Authorization",

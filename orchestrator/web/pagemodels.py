@@ -163,7 +163,7 @@ def timeline(incident: dict[str, Any], first_failure: datetime | None) -> list[d
     add(incident["opened_at"], "detected", "incident opened", detail=incident["reason"])
     for row in incident["journal"]:
         add(row["claimed_at"], "attempt", f"step {row['step_index']} attempt {row['attempt']}: {row['strategy']}",
-            row=row)
+            row=row, check=verification_line(row["verification"] or {}))
     for note in incident["notifications"]:
         add(note["created_at"], "notification", f"notified {note['channel']} ({note['event']}): {note['status']}",
             detail=note["error"])
@@ -177,3 +177,25 @@ def timeline(incident: dict[str, Any], first_failure: datetime | None) -> list[d
     add(incident["resolved_at"], "resolved", f"resolved ({incident['resolution'] or 'unknown'})",
         detail=why if incident["status"] == "resolved" else None)
     return sorted(events, key=lambda e: e["at"])
+
+
+def verification_line(record: dict[str, Any]) -> dict[str, Any] | None:
+    """The page's one line about a journal row's verification record, whatever kind it is: a check
+    (``mode``/``passed``/``reason``), a failed action's ``permanent`` flag, one under way (``verifying``),
+    or one reconciled after its owner died. None when there is nothing to say. Keys: text, passed."""
+    if not record:
+        return None
+    if record.get("verifying"):
+        return {"text": "verification under way (the action had returned)", "passed": None}
+    passed = bool(record.get("passed"))
+    mode = record.get("mode")
+    if mode is not None:
+        text = f"verification {mode}: {'passed' if passed else 'not passed'}"
+    elif record.get("reconciled"):
+        text = "reconciled after its owner stopped" + (" (interrupted)" if record.get("interrupted") else "")
+    elif "permanent" in record:
+        text = "not verified: the action failed" + (" permanently" if record["permanent"] else "")
+    else:
+        text = "verification: " + ("passed" if passed else "not passed")
+    reason = record.get("reason")
+    return {"text": f"{text} {reason}" if reason else text, "passed": passed}

@@ -19,15 +19,11 @@ from orchestrator.reports.model import build_report
 from orchestrator.reports.render import render_html
 from orchestrator.web import pagemodels
 from orchestrator.web.api import component_filter
+from orchestrator.web.apimodels import IncidentPath, NamePath
 from orchestrator.web.auth import SESSION_COOKIE, SESSION_TTL_S
-from orchestrator.web.guard import (
-    check_csrf,
-    check_not_throttled,
-    csrf_token,
-    logged_in,
-    refuse_token,
-    remote_address,
-)
+from orchestrator.web.guard import accept_token, check_csrf, csrf_token, logged_in, refuse_token
+from orchestrator.web.operations import validate
+from orchestrator.web.redirects import local_path
 from orchestrator.web.state import HttpError, app_state
 
 blueprint = Blueprint("pages", __name__)
@@ -55,7 +51,8 @@ def _page(name: str, **context) -> str:
 
 
 def _overview_body() -> str:
-    model = pagemodels.overview(app_state().source, component_filter(), request.args.get("after") or None)
+    where = component_filter(request.args.getlist("state"), request.args.getlist("label"))
+    model = pagemodels.overview(app_state().source, where, request.args.get("after") or None)
     filters = {"state": request.args.getlist("state"), "label": request.args.getlist("label")}
     return render_template("index_body.html.j2", **_context(**model, filters=filters))
 
@@ -74,12 +71,14 @@ def index():
 
 @blueprint.get("/components/<name>")
 def component(name: str):
-    return _page("component", **pagemodels.component_page(app_state().source, name))
+    path = validate(NamePath, {"name": name})  # the API's own bounds: no NUL, at most 63 characters
+    return _page("component", **pagemodels.component_page(app_state().source, path.name))
 
 
 @blueprint.get("/incidents/<int:incident_id>")
 def incident(incident_id: int):
-    return _page("incident", **pagemodels.incident_page(app_state().source, incident_id))
+    path = validate(IncidentPath, {"id": incident_id})  # within the id column's range
+    return _page("incident", **pagemodels.incident_page(app_state().source, path.id))
 
 
 @blueprint.get("/report")
@@ -97,7 +96,7 @@ def report():
 
 @blueprint.get("/login")
 def login_form():
-    return _page("login", next=_local(request.args.get("next")), error=None)
+    return _page("login", next=local_path(request.args.get("next")), error=None)
 
 
 @blueprint.post("/login")
@@ -106,11 +105,9 @@ def login():
     if not state.auth.writes_enabled:
         raise HttpError(405, "writes are disabled: there is no token to log in with")
     check_csrf()
-    check_not_throttled()
-    if not state.auth.token_matches(request.form.get("token", "")):
+    if not accept_token(request.form.get("token", "")):
         raise refuse_token()
-    state.auth.throttle.succeeded(remote_address())
-    response = redirect(_local(request.form.get("next")), code=303)
+    response = redirect(local_path(request.form.get("next")), code=303)
     response.set_cookie(SESSION_COOKIE, state.auth.new_session(), max_age=SESSION_TTL_S, httponly=True,
                         samesite="Strict", secure=request.is_secure)
     return response
@@ -122,11 +119,6 @@ def logout():
     response = redirect("/", code=303)
     response.delete_cookie(SESSION_COOKIE, httponly=True, samesite="Strict")
     return response
-
-
-def _local(target: str | None) -> str:
-    """Only paths on this server are followed after a login (never an open redirect)."""
-    return target if target and target.startswith("/") and not target.startswith("//") else "/"
 
 
 @blueprint.get("/static/<filename>")

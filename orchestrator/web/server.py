@@ -1,6 +1,6 @@
 """Serving the web app with waitress on a thread of its own (in the daemon or in `orchestrator web`).
 
-Loopback is the default bind; a bind anyone else can reach without a token configured is logged as a
+Connections are guarded against slow clients by :mod:`orchestrator.web.frontdoor`. Loopback is the default bind; a bind anyone else can reach without a token configured is logged as a
 warning at start (the page is then read-only, but shows the whole fleet).
 """
 
@@ -12,9 +12,8 @@ import sys
 import threading
 from dataclasses import dataclass
 
-from waitress.server import create_server
-
 from orchestrator.core.errors import InputError
+from orchestrator.web import frontdoor
 from orchestrator.web.app import create_app
 from orchestrator.web.source import WebSource
 from orchestrator.web.state import WebSettings
@@ -68,6 +67,7 @@ class WebServer:
 
         self.source.close()  # long-polls answer now
         self._server.task_dispatcher.shutdown(timeout=5)  # requests in progress finish
+        self._server.probe_dispatcher.shutdown(timeout=5)
         wasyncore.close_all(self._server._map, ignore_all=True)
         self._thread.join(5)
 
@@ -90,8 +90,9 @@ def start(source: WebSource, address: str, settings: WebSettings) -> WebServer:
     """Bind ``address`` and serve the app on a daemon thread; InputError when it cannot bind."""
     host, port = parse_address(address)
     try:
-        server = create_server(create_app(source, settings), host=host, port=port, threads=THREADS,
-                               ident="orchestrator", clear_untrusted_proxy_headers=True)
+        # with --trusted-proxies the app's ProxyFix reads X-Forwarded-For; otherwise waitress drops it
+        server = frontdoor.create(create_app(source, settings), host=host, port=port, threads=THREADS,
+                                  ident="orchestrator", clear_untrusted_proxy_headers=not settings.trusted_proxies)
     except OSError as exc:
         raise InputError(f"cannot listen on {address}: {exc.strerror or exc}", field="--http") from None
     if not is_loopback(host) and settings.token is None:

@@ -23,6 +23,8 @@ class WebSettings:
     metrics_per_component: bool = True
     #: seconds between the page's own refreshes
     refresh_s: float = 2.0
+    #: reverse proxies in front (`--trusted-proxies`): X-Forwarded-For is read that many hops back; 0: ignored
+    trusted_proxies: int = 0
 
 
 @dataclass
