@@ -40,7 +40,7 @@ from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.core.config import Switches
 from orchestrator.core.redaction import remember, secret_values
 from orchestrator.db.engine import Database
-from orchestrator.db.instance_lock import VERIFY_INTERVAL_S, LockLostError, instance_lock
+from orchestrator.db.instance_lock import VERIFY_INTERVAL_S, LockLostError, LockUnconfirmed, instance_lock
 from orchestrator.db.migrate import ensure_schema
 from orchestrator.db.models import Component, DaemonInstance
 from orchestrator.health.checkers import close_checkers
@@ -108,6 +108,8 @@ class Daemon:
         self.web = None
         #: why this daemon stopped acting: its instance lock is gone (None while held)
         self.lock_lost: str | None = None
+        #: the lock's session ended and the database could not be asked since (logged once per outage)
+        self._lock_unconfirmed = False
         self._lock = None
 
     # -- signals -------------------------------------------------------------------------------
@@ -213,6 +215,13 @@ class Daemon:
         try:
             if not self._lock.verify():
                 log.warning("instance lock: its database session had ended; re-taken on a new one")
+            self._lock_unconfirmed = False
+            return True
+        except LockUnconfirmed as exc:
+            if not self._lock_unconfirmed:  # once per outage, not every verification
+                log.warning("instance lock: not confirmed while the database is unreachable (asked again every "
+                            "%.0f s; nothing is written or claimed meanwhile): %s", VERIFY_INTERVAL_S, exc)
+            self._lock_unconfirmed = True
             return True
         except LockLostError as exc:
             self.lock_lost = str(exc)

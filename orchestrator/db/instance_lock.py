@@ -8,8 +8,11 @@ two orchestrators in two schemas of one database are as separate as two database
 The lock is held, not assumed: ``verify()`` (the daemon calls it every ``VERIFY_INTERVAL_S``) asks the
 server whether this session still holds it. A PostgreSQL session ends without the process noticing
 (a server restart, ``pg_terminate_backend``, a network cut): its lock is gone and a second daemon
-may take it. ``verify()`` then tries to re-take it on a new session; when it cannot, it raises
-:class:`LockLostError` and the daemon stops acting and writing and exits non-zero for its supervisor.
+may take it. ``verify()`` then tries to re-take it on a new session; when another daemon holds it, it
+raises :class:`LockLostError` and the daemon stops acting and writing and exits non-zero for its
+supervisor. While the database cannot be reached at all the lock cannot be confirmed either way
+(:class:`LockUnconfirmed`): nothing can be written or claimed then anyway, so the daemon keeps its
+buffer (invariant 4) and asks again every ``VERIFY_INTERVAL_S`` until the server answers.
 An flock cannot be lost while its descriptor is open, but the lock *file* can be deleted or replaced,
 after which a second daemon would lock a new file: ``verify()`` checks that the path still names the
 locked file, and re-takes it otherwise.
@@ -46,7 +49,12 @@ _HELD = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND gran
 
 
 class LockLostError(Exception):
-    """Raised by ``verify()`` when the lock is gone and cannot be re-taken: another daemon may hold it."""
+    """Raised by ``verify()`` when the lock is gone and cannot be re-taken: another daemon holds it."""
+
+
+class LockUnconfirmed(Exception):
+    """Raised by ``verify()`` when the lock's session ended and the database cannot be reached to
+    re-take it: asked again at the next verification."""
 
 
 class FileLock:
@@ -122,23 +130,23 @@ class PgAdvisoryLock:
     def verify(self) -> bool:
         """True when this session still holds the lock; False when its session had ended and the lock
         was re-taken on a new one; LockLostError when it cannot be re-taken (or the server cannot be
-        asked: a lock that cannot be confirmed is not held)."""
-        assert self._conn is not None
-        try:
-            held = self._conn.execute(_HELD).scalar()
-            self._conn.commit()
-            if held:
-                return True
-        except Exception:  # the session is gone (server restart, pg_terminate_backend, network)
-            pass
-        self.release()
+        asked: LockUnconfirmed, and the next call tries again)."""
+        if self._conn is not None:
+            try:
+                held = self._conn.execute(_HELD).scalar()
+                self._conn.commit()
+                if held:
+                    return True
+            except Exception:  # the session is gone (server restart, pg_terminate_backend, network)
+                pass
+            self.release()
         try:
             conn = self.db.engine.connect()
             got = conn.execute(_TRY_LOCK, {"k": _PG_DAEMON_LOCK}).scalar()
             conn.commit()
         except Exception as exc:
-            raise LockLostError(f"the instance lock's session ended and the database cannot be reached to "
-                                f"re-take it: {str(exc).splitlines()[0]}") from exc
+            raise LockUnconfirmed(f"the instance lock's session ended and the database cannot be reached to "
+                                  f"re-take it: {str(exc).splitlines()[0]}") from exc
         if not got:
             conn.close()
             raise LockLostError("the instance lock's session ended and another daemon holds the lock now")
