@@ -211,6 +211,17 @@ def approve(incident_id: int):
     return _done(actions.approve(app_state().source, _actor(), incident_id))
 
 
+@blueprint.post("/incidents/<int:incident_id>/resolve")
+@write
+def resolve(incident_id: int):
+    """Close the incident by hand (``manual``); body ``{"reason": "..."}`` (the logic: incidents.operator)."""
+    reason = _body().get("reason")
+    if not isinstance(reason, str):
+        raise InputError("a manual resolution needs a reason", field="reason")
+    source = app_state().source
+    return _done(operator.resolve(source.db, incident_id, reason, actor=_actor(), clock=source.clock))
+
+
 @blueprint.post("/incidents/<int:incident_id>/note")
 @write
 def note(incident_id: int):

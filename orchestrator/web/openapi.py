@@ -201,6 +201,8 @@ def openapi_document() -> dict[str, Any]:
                                 [INCIDENT_ID]),
         "/incidents/{id}/ack": _post("Acknowledge (a human has seen it)", "Incident", [INCIDENT_ID]),
         "/incidents/{id}/approve": _post("Approve the step it waits for", "Incident", [INCIDENT_ID]),
+        "/incidents/{id}/resolve": _post("Close it by hand (resolution manual), with a reason for its timeline",
+                                         "Incident", [INCIDENT_ID], {"reason": STR}),
         "/incidents/{id}/note": _post("Add a note to its timeline", "Note", [INCIDENT_ID], {"text": STR}, "201"),
         "/status": _get("Components by state, open incidents by status, live daemons", "Status"),
         "/instances": _get("Daemon instances not recorded as stopped", "InstanceList"),
