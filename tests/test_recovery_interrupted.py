@@ -16,6 +16,7 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from orchestrator.components.registry import INDEFINITELY, Registry
@@ -23,6 +24,7 @@ from orchestrator.core.states import IncidentStatus
 from orchestrator.db.engine import Database
 from orchestrator.db.models import Incident, IncidentEventRow, JournalEntry
 from orchestrator.incidents import status as incident_status
+from orchestrator.recovery import runs
 from tests.daemon_helpers import poll, scalar
 from tests.fault_rig import (
     RepairableServer,
@@ -37,7 +39,7 @@ from tests.fault_rig import (
 )
 from tests.servers import LoopbackHTTPServer
 from tests.test_recovery_faults import SETTLE_S, register, rig
-from tests.test_recovery_support import add_component, open_for
+from tests.test_recovery_support import add_component, open_for, plan_set
 
 
 def _journal(db: Database) -> list[JournalEntry]:
@@ -259,3 +261,23 @@ def _resolutions(db: Database) -> list[str | None]:
         return list(session.scalars(select(IncidentEventRow.resolution).where(IncidentEventRow.kind == "resolved")
                                     .order_by(IncidentEventRow.id)))
 
+
+
+def _rows(*verifications: dict) -> list[JournalEntry]:
+    return [JournalEntry(step_index=0, attempt=n, executed=True, status="failed", verification=v)
+            for n, v in enumerate(verifications, start=1)]
+
+
+@pytest.mark.parametrize(("strategy", "rows", "done", "next_attempt"), [
+    ("restart", [{"interrupted": True}], False, 2),  # a crash of ours is not one of the 3 attempts
+    ("restart", [{"interrupted": True}, {}, {}], False, 4),
+    ("restart", [{"interrupted": True}, {}, {}, {}], True, 5),  # 3 real attempts failed
+    ("restart", [{"interrupted": True}] * 3, True, 4),  # a daemon dying every time still ends in a person
+    ("notify", [{"interrupted": True}], True, 2),  # never verified, not idempotent: not repeated
+], ids=["one-interrupted", "interrupted-plus-two", "three-failed", "three-interrupted", "notify"])
+def test_interrupted_attempts_do_not_use_up_a_step_but_are_bounded(strategy, rows, done, next_attempt) -> None:
+    """Defect 3 at the level of the step's position (the real-daemon test above is the regression)."""
+    params = {"command": ["true"]} if strategy == "restart" else {"urls": ["json://127.0.0.1:9/x"]}
+    step = plan_set({"p": {"steps": [{"strategy": strategy, "params": params, "attempts": 3}]}}).plans["p"].steps[0]
+    pos = runs.position(_rows(*rows), 0, step, {}, step.make_strategy())
+    assert (pos.done, pos.attempt) == (done, next_attempt)
