@@ -97,7 +97,8 @@ def run_argv(argv: list[str], context: StrategyContext) -> str:
     if timeout_s <= 0:
         raise StrategyFailure(f"no time left before the step deadline to run {argv[0]}")
     context.logger.info("running %s", redact(" ".join(argv)))
-    outcome = run_command(argv, timeout_s=timeout_s, max_output_bytes=MAX_OUTPUT_CHARS, on_spawn=context.on_spawn)
+    outcome = run_command(argv, timeout_s=timeout_s, max_output_bytes=MAX_OUTPUT_CHARS, on_spawn=context.on_spawn,
+                          exit_dir=context.exit_dir)
     if outcome.error is not None:  # never started: a missing or unusable binary will not fix itself
         raise StrategyFailure(outcome.error, permanent=True)
     if outcome.timed_out:

@@ -9,8 +9,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from orchestrator.core.states import IncidentStatus
 from orchestrator.db.engine import Database
-from orchestrator.db.models import AuditEntry
+from orchestrator.db.models import AuditEntry, IncidentEventRow
+from orchestrator.incidents import status
+from tests.conftest import snapshot
 from tests.servers import LoopbackHTTPServer
 from tests.test_recovery_support import (
     FAST,
@@ -97,3 +100,35 @@ def test_incidents_bad_input_exits_2(run_cli, db) -> None:
                  ["incidents", "list", "--since", "soon"], ["incidents", "ack", "0"]):
         result = run_cli(*args)
         assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, (args, result.output)
+
+
+def test_incidents_resolve_closes_one_by_hand_as_manual_and_audits_it(run_cli, db: Database, server) -> None:
+    """Issue 14: an escalated incident could not be closed by a person (``ack`` leaves it open)."""
+    iid = open_for(db, add_component(db, "web", server.url), "web")
+    with db.write() as session:
+        status.transition(session, iid, "open", IncidentStatus.ESCALATED, now=incident(db, iid).opened_at,
+                          reason="plan exhausted")
+    result = run_cli("incidents", "resolve", str(iid), "--reason", "restarted the host by hand")
+    assert result.exit_code == 0, result.output
+    closed = incident(db, iid)
+    assert (closed.status, closed.resolution) == ("resolved", "manual")
+    assert closed.status_reason.endswith(": restarted the host by hand")
+    with db.read() as session:
+        [entry] = session.scalars(select(AuditEntry).where(AuditEntry.action == "resolve")).all()
+        kinds = session.scalars(select(IncidentEventRow.resolution).where(IncidentEventRow.incident_id == iid,
+                                                                          IncidentEventRow.kind == "resolved")).all()
+    assert (entry.target, entry.before, entry.after["resolution"]) == (f"incident:{iid}", {"status": "escalated"},
+                                                                      "manual")
+    assert kinds == ["manual"]
+
+
+def test_incidents_resolve_bad_input_exits_2_with_one_line_and_changes_nothing(run_cli, db: Database, server) -> None:
+    iid = open_for(db, add_component(db, "web", server.url), "web")
+    done = open_for(db, add_component(db, "api", server.url), "api")
+    assert run_cli("incidents", "resolve", str(done), "--reason", "first").exit_code == 0
+    before = snapshot(db)
+    for args in (["999", "--reason", "x"], [str(iid)], [str(iid), "--reason", "   "], [str(done), "--reason", "x"],
+                 ["zero", "--reason", "x"]):
+        result = run_cli("incidents", "resolve", *args)
+        assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, (args, result.output)
+    assert snapshot(db) == before

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from orchestrator.core.proc import run_command
+from orchestrator.core.proc import recorded_exit, run_command
 from tests.servers import wait_for
 
 PY = sys.executable
@@ -119,3 +120,42 @@ def test_background_process_holding_the_pipe_does_not_delay_the_result() -> None
 def test_malformed_calls_raise(argv: list[str], timeout_s: float) -> None:
     with pytest.raises(ValueError):
         run_command(argv, timeout_s=timeout_s)
+
+
+_OWNER = """
+import sys
+from orchestrator.core.proc import process_start_ticks, run_command
+exit_dir, spawned, argv = sys.argv[1], sys.argv[2], sys.argv[3:]
+record = lambda pid: open(spawned, "w").write(f"{pid} {process_start_ticks(pid)}")
+run_command(argv, timeout_s=30, exit_dir=exit_dir, on_spawn=record)
+"""
+
+
+def _owner_of(tmp_path: Path, argv: list[str]) -> tuple[subprocess.Popen, int, int]:
+    """A process running ``argv`` through run_command(exit_dir=…); it, the command's pid and start ticks."""
+    spawned = tmp_path / "spawned"
+    owner = subprocess.Popen([PY, "-c", _OWNER, str(tmp_path / "exits"), str(spawned), *argv])
+    assert wait_for(lambda: spawned.exists() and spawned.read_text().count(" ") == 1, 10)
+    pid, ticks = (int(x) for x in spawned.read_text().split())
+    return owner, pid, ticks
+
+
+def test_a_command_that_outlives_its_owner_leaves_its_exit_status(tmp_path: Path) -> None:
+    """The owner dies (SIGKILL, alone); the command goes on, prints into a pipe nobody reads any more
+    (the recorder relays it, so no broken pipe kills it), and its exit status is recorded durably."""
+    owner, pid, ticks = _owner_of(tmp_path, [PY, "-c", "import time; time.sleep(0.5); print('done' * 1000); raise SystemExit(3)"])
+    owner.kill()
+    owner.wait(10)
+    assert wait_for(lambda: recorded_exit(tmp_path / "exits", pid, ticks) is not None, 10)
+    assert recorded_exit(tmp_path / "exits", pid, ticks) == 3
+
+
+def test_a_command_killed_with_its_owner_leaves_no_exit_status(tmp_path: Path) -> None:
+    """A whole unit killed at once (a cgroup kill): nothing recorded, so the next owner knows it was
+    interrupted rather than finished."""
+    owner, pid, ticks = _owner_of(tmp_path, [PY, "-c", "import time; time.sleep(30)"])
+    owner.kill()
+    os.killpg(pid, signal.SIGKILL)
+    owner.wait(10)
+    assert wait_for(lambda: not _alive(pid), 10)
+    assert recorded_exit(tmp_path / "exits", pid, ticks) is None

@@ -114,7 +114,7 @@ def test_sigkill_mid_step_twenty_times_never_repeats_an_attempt_and_loses_no_inc
     executed = [(str(r.incident_id), str(r.attempt)) for r in rows if r.executed]
     assert sorted(executed) == sorted(runs)  # every action is journaled, under the attempt it ran as
     assert {r.status for r in rows} == {"timed_out"}  # none left running
-    assert all(r.detail.startswith("interrupted: its owner died and it was still running") for r in rows)
+    assert all(r.detail.startswith("timed out: its owner died and its command was still running") for r in rows)
     with db.read() as session:
         incidents = session.scalars(select(Incident)).all()
         assert session.scalar(select(JournalEntry).where(JournalEntry.status == "running")) is None

@@ -13,12 +13,13 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, select
 
 from orchestrator.components.definition import ComponentSpec
 from orchestrator.components.registry import Registry
 from orchestrator.db.engine import Database
 from orchestrator.db.migrate import ensure_schema
+from orchestrator.db.models import JournalEntry
 from tests.daemon_helpers import poll, running_daemon, scalar
 from tests.fault_rig import (
     KILL_MOMENTS,
@@ -27,6 +28,7 @@ from tests.fault_rig import (
     break_and_kill,
     break_during_outage,
     history,
+    incidents,
     plan_file,
     problems,
     settled,
@@ -42,23 +44,26 @@ FAST = {"interval": 0.2, "timeout": 0.1, "failure_threshold": 2, "success_thresh
 SETTLE_S = 40.0
 
 
-def _register(db: Database, url: str) -> None:
-    Registry(db, plan_names={"p"}).add(ComponentSpec(name="svc", url=url, plan="p", **FAST))
+def register(db: Database, url: str, **fields) -> None:
+    """Register ``svc`` (checked FAST unless ``fields`` say otherwise) with plan ``p``."""
+    Registry(db, plan_names={"p"}).add(ComponentSpec(name="svc", url=url, plan="p", **{**FAST, **fields}))
 
 
-def _rig(tmp_path: Path) -> tuple[Path, Stub, Path]:
+def rig(tmp_path: Path, **plan) -> tuple[Path, Stub, Path]:
+    """The service's health flag (healthy), the restart stub, and plan ``p`` running it (``plan``:
+    plan_file's settings)."""
     flag = tmp_path / "healthy"
     flag.touch()
     stub = Stub(tmp_path, flag)
-    return flag, stub, plan_file(tmp_path, stub)
+    return flag, stub, plan_file(tmp_path, stub, **plan)
 
 
 def test_daemon_killed_mid_recovery_and_restarted_settles_everything_exactly_once(db, db_url, tmp_path) -> None:
     """Killed while the command runs (and outlives its owner), while verifying, and just after the
     incident opened; started again at once, before the dead one's lease could expire."""
-    flag, stub, plans = _rig(tmp_path)
+    flag, stub, plans = rig(tmp_path)
     with RepairableServer(flag) as server:
-        _register(db, server.url)
+        register(db, server.url)
         daemon = start_daemon(db_url, plans, tmp_path)
         try:
             for moment, sleep_s in KILL_MOMENTS[:ROUNDS]:
@@ -90,11 +95,17 @@ class ReadOnly:
 
 def _fault_rounds(db: Database, server: RepairableServer, stub: Stub, tmp_path: Path, cut, heal) -> None:
     """Each round: the service breaks, its restart runs; while the command runs the database goes;
-    the command ends (its result cannot be written); the database comes back; all must settle."""
+    the command ends (its result cannot be written); the database comes back; all must settle.
+    The daemon lived on: nothing says its owner died (regression, issue 14 defect 8: "verified after
+    its owner died" when the owner only lost its database)."""
     for round_no in range(ROUNDS):
         break_during_outage(db, server, stub, tmp_path / f"gate-{round_no}", cut, heal)
         poll(lambda: settled(db) and up(db), SETTLE_S)
     assert problems(db, stub) == []
+    with db.read() as session:
+        said = [r.detail or "" for r in session.scalars(select(JournalEntry))]
+    said += [i.status_reason or "" for i in incidents(db)]
+    assert not [line for line in said if "owner died" in line], history(db, stub)
     assert scalar(db, "SELECT count(*) FROM incidents WHERE resolution = 'auto'") == ROUNDS, history(db, stub)
 
 
@@ -104,9 +115,9 @@ def test_sqlite_write_errors_during_journal_writes_leave_nothing_stuck(tmp_path)
     url = f"sqlite:///{tmp_path / 'orchestrator.db'}"
     db = Database(url)
     ensure_schema(db)
-    flag, stub, plans = _rig(tmp_path)
+    flag, stub, plans = rig(tmp_path)
     with RepairableServer(flag) as server:
-        _register(db, server.url)
+        register(db, server.url)
         with running_daemon(url, plans_path=plans) as daemon:
             fault = ReadOnly(daemon.db)
 
@@ -130,10 +141,10 @@ def test_postgresql_cut_in_the_middle_of_a_step_leaves_nothing_stuck(pg_schema_u
     proxied = urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.port or 5432}", f":{proxy.port}")))
     db = Database(pg_schema_url)  # the test itself reads around the proxy
     ensure_schema(db)
-    flag, stub, plans = _rig(tmp_path)
+    flag, stub, plans = rig(tmp_path)
     try:
         with RepairableServer(flag) as server:
-            _register(db, server.url)
+            register(db, server.url)
             with running_daemon(proxied, plans_path=plans):
                 _fault_rounds(db, server, stub, tmp_path, proxy.cut, proxy.restore)
     finally:

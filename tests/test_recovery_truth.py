@@ -148,7 +148,7 @@ def test_a_slow_restart_that_outlives_its_daemon_is_credited_when_it_did_the_wor
     [incident] = incidents(db)
     assert (incident.resolution, incident.resolved_by_step) == ("auto", 0) and len(stub.actions()) == 1
     assert scalar(db, "SELECT status FROM recovery_journal") == "succeeded"
-    assert "finished after its owner died" in scalar(db, "SELECT detail FROM recovery_journal")
+    assert "finished with status 0 after its owner died" in scalar(db, "SELECT detail FROM recovery_journal")
 
 
 def test_an_orphaned_command_is_killed_at_its_deadline_by_the_next_daemon(db, db_url, tmp_path) -> None:

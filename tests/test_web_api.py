@@ -123,7 +123,8 @@ def test_filters_by_state_and_label(client) -> None:
 
 WRITES = [("/api/v1/components/web/pause", {"for": "30m", "reason": "deploy"}),
           ("/api/v1/components/web/resume", {}), ("/api/v1/components/web/maintenance", {"for": "1h"}),
-          ("/api/v1/incidents/3/ack", {}), ("/api/v1/incidents/3/note", {"text": "looking"})]
+          ("/api/v1/incidents/3/ack", {}), ("/api/v1/incidents/3/note", {"text": "looking"}),
+          ("/api/v1/incidents/3/resolve", {"reason": "fixed by hand"})]
 
 
 @pytest.mark.parametrize(("url", "body"), WRITES, ids=[u for u, _b in WRITES])
@@ -154,6 +155,26 @@ def test_writes_with_the_token_go_through_the_services_and_are_audited(client, d
     assert [(r.action, r.target, r.host) for r in rows] == [
         ("pause", "web", "127.0.0.1"), ("ack", "incident:3", "127.0.0.1"), ("note", "incident:3", "127.0.0.1")]
     assert rows[0].command == "POST /api/v1/components/web/pause"
+
+
+def test_resolve_closes_an_incident_by_hand_and_bad_input_changes_nothing(client, db: Database) -> None:
+    """Issue 14: nothing a person could do closed an escalated incident (``ack`` leaves it open)."""
+    before = snapshot(db)
+    for body, status, field in (({}, 400, "reason"), ({"reason": "  "}, 400, "reason")):
+        refused = client.post("/api/v1/incidents/3/resolve", json=body, headers=BEARER)
+        assert (refused.status_code, refused.get_json()["error"]["field"]) == (status, field)
+    assert client.post("/api/v1/incidents/999/resolve", json={"reason": "x"}, headers=BEARER).status_code == 404
+    assert snapshot(db) == before
+    done = client.post("/api/v1/incidents/3/resolve", json={"reason": "fixed by hand"}, headers=BEARER)
+    assert done.status_code == 200
+    _validator("Incident").validate(done.get_json())
+    assert (done.get_json()["status"], done.get_json()["resolution"]) == ("resolved", "manual")
+    assert done.get_json()["status_reason"] == "resolved by api: fixed by hand"
+    again = client.post("/api/v1/incidents/3/resolve", json={"reason": "again"}, headers=BEARER)
+    assert again.status_code == 409
+    with db.read() as session:
+        rows = session.scalars(select(AuditEntry).where(AuditEntry.action == "resolve")).all()
+    assert [(r.target, r.after["reason"]) for r in rows] == [("incident:3", "fixed by hand")]
 
 
 def test_no_token_configured_means_405_and_a_page_without_buttons(db: Database) -> None:

@@ -1,4 +1,4 @@
-"""`orchestrator incidents ...`: list, show, acknowledge and approve incidents."""
+"""`orchestrator incidents ...`: list, show, acknowledge, approve and resolve incidents."""
 
 from __future__ import annotations
 
@@ -95,3 +95,13 @@ def approve(app: AppContext, incident_id: int) -> None:
     """Approve the step an incident is waiting for."""
     data = operator.approve(app.database(), incident_id)
     click.echo(f"incident {incident_id} approved by {data['approved_by']}")
+
+
+@incidents.command("resolve")
+@click.argument("incident_id", metavar="ID", type=INCIDENT_ID)
+@click.option("--reason", required=True, help="Why it is closed (kept in its timeline and the audit log).")
+@pass_app
+def resolve(app: AppContext, incident_id: int, reason: str) -> None:
+    """Close an incident by hand (resolution manual): automation stops working on it."""
+    data = operator.resolve(app.database(), incident_id, reason)
+    click.echo(f"incident {incident_id} resolved ({data['resolution']}): {data['status_reason']}")

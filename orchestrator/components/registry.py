@@ -21,6 +21,7 @@ from orchestrator.db import audit
 from orchestrator.db.audit import Actor
 from orchestrator.db.engine import Database
 from orchestrator.db.models import Component, ComponentDependency
+from orchestrator.incidents import lifecycle
 
 if TYPE_CHECKING:  # pydantic is imported where a definition is validated: `status` reads without it
     from orchestrator.components.definition import ComponentSpec
@@ -139,7 +140,7 @@ class Registry:
             if dependents:
                 raise ConflictError(f"{', '.join(dependents)} depend on {name!r}: remove or update them first",
                                     field="name")
-            session.delete(self.get_row(session, name))
+            self._forget(session, self.get_row(session, name))
             audit.record(session, self.actor, "remove", name, defs[name], None, self.clock)
             return Change("delete", name, defs[name], None)
 
@@ -207,6 +208,12 @@ class Registry:
             return changes
 
     # -- internals -----------------------------------------------------------------------------
+    def _forget(self, session: Session, row: Component) -> None:
+        """Delete ``row``, closing its open incidents as ``removed`` in the same transaction."""
+        lifecycle.close_removed(session, row.id, at=self.clock.now(),
+                                reason=f"component {row.name!r} removed by {self.actor.os_user}")
+        session.delete(row)
+
     def _validate_result(self, current: dict[str, dict[str, Any]], changes: Iterable[Change]) -> None:
         result = dict(current)
         for change in changes:
@@ -239,7 +246,7 @@ class Registry:
         rows = {r.name: r for r in self.all_rows(session)}
         for change in changes:
             if change.action == "delete":
-                session.delete(rows.pop(change.name))
+                self._forget(session, rows.pop(change.name))
         session.flush()
         for change in changes:
             if change.action == "create":

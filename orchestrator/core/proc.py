@@ -5,14 +5,23 @@ so on timeout the whole process group (grandchildren included) is terminated, no
 ``on_spawn`` hands the child's pid to the caller as soon as it exists (the recovery journal stores it
 with :func:`process_start_ticks`, so that after a crash :func:`kill_orphan_group` can stop a command
 its dead owner left running, and never a process that merely reused the pid).
+
+With ``exit_dir`` the command runs under a tiny recorder (``python -S``, no shell, same process group,
+its pid the one reported): the recorder waits for the command and writes its exit status to
+``exit_dir/PID-STARTTICKS`` (fsynced, then renamed into place), so a command that finishes while its
+owner is dead or stopped still leaves its exit status where the next owner looks (:func:`recorded_exit`).
+A recorder killed with its command (a whole process group or cgroup killed) leaves nothing: the
+attempt is known to have been interrupted.
 """
 
 from __future__ import annotations
 
 import os
 import selectors
+import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -26,6 +35,56 @@ KILL_GRACE_S = 0.5
 #: processes it left behind may hold the pipe open forever, so we stop reading after this.
 DRAIN_GRACE_S = 0.2
 _CHUNK_BYTES = 64 * 1024
+
+#: The exit recorder: fork, exec the command with its output on a pipe the recorder relays (so a
+#: command never dies of a broken pipe because its owner did), wait, write the exit status to
+#: ``exit_dir/PID-STARTTICKS``, then exit the way the command did (same code, or the same signal).
+_RECORDER = """
+import os, select, signal, sys, time
+exit_dir, argv = sys.argv[1], sys.argv[2:]
+ticks = open("/proc/self/stat").read().rsplit(")", 1)[1].split()[19]
+r, w = os.pipe()
+child = os.fork()
+if child == 0:
+    try:
+        os.close(r)
+        os.dup2(w, 1)
+        os.dup2(w, 2)
+        os.close(w)
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        os.execvp(argv[0], argv)
+    finally:
+        os._exit(127)
+os.close(w)
+code = exited = None
+while True:
+    if code is None:
+        pid, status = os.waitpid(child, os.WNOHANG)
+        if pid:
+            code, exited = os.waitstatus_to_exitcode(status), time.monotonic()
+    if exited is not None and time.monotonic() - exited >= %(drain)r:
+        break
+    if select.select([r], [], [], 0.1)[0]:
+        data = os.read(r, 65536)
+        if not data:
+            break
+        try:
+            os.write(1, data)
+        except OSError:
+            pass
+if code is None:
+    code = os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
+path = os.path.join(exit_dir, "%%d-%%s" %% (os.getpid(), ticks))
+with open(path + ".tmp", "w") as out:
+    out.write(str(code))
+    out.flush()
+    os.fsync(out.fileno())
+os.replace(path + ".tmp", path)
+if code < 0:
+    signal.signal(-code, signal.SIG_DFL)
+    os.kill(os.getpid(), -code)
+os._exit(code & 255)
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +115,13 @@ def run_command(
     env: Mapping[str, str] | None = None,
     cwd: str | os.PathLike[str] | None = None,
     on_spawn: Callable[[int], None] | None = None,
+    exit_dir: str | os.PathLike[str] | None = None,
 ) -> CommandOutcome:
     """Run ``argv`` and return its outcome; a program that cannot start is an outcome, not an error.
 
     ``env`` replaces the environment entirely (as in :mod:`subprocess`); None inherits ours.
     ``on_spawn(pid)`` is called once the child runs (its exceptions are ignored: the command goes on).
+    ``exit_dir``: record the exit status durably there (see the module docstring).
     Raises ValueError only for a malformed call (empty argv, non-positive timeout).
     """
     if not argv:
@@ -68,9 +129,19 @@ def run_command(
     if timeout_s <= 0:
         raise ValueError("timeout_s must be positive")
     started = time.monotonic()
+    spawned = list(argv)
+    if exit_dir is not None:
+        missing = _unstartable(argv[0], env, cwd)
+        if missing is not None:
+            return _outcome(None, b"", 0, False, started, missing)
+        try:
+            os.makedirs(exit_dir, exist_ok=True)
+            spawned = [sys.executable, "-S", "-c", _RECORDER % {"drain": DRAIN_GRACE_S}, os.fspath(exit_dir), *argv]
+        except OSError:
+            pass  # nowhere to record: the command still runs (a later owner verifies instead)
     try:
         proc = subprocess.Popen(
-            list(argv),
+            spawned,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -99,6 +170,17 @@ def run_command(
             _kill_group(proc)
         returncode = proc.wait()
     return _outcome(returncode, bytes(kept), dropped, timed_out, started, None)
+
+
+def _unstartable(program: str, env: Mapping[str, str] | None, cwd: str | os.PathLike[str] | None) -> str | None:
+    """Why ``program`` cannot start (as run_command says it without a recorder), or None."""
+    path = (env if env is not None else os.environ).get("PATH", os.defpath)
+    if os.sep in program:
+        full = program if os.path.isabs(program) or cwd is None else os.path.join(cwd, program)
+        if not os.path.exists(full):
+            return f"executable not found: {program}"
+        return None if os.access(full, os.X_OK) else f"permission denied: {program}"
+    return None if shutil.which(program, path=path) else f"executable not found: {program}"
 
 
 def _read_until_exit(
@@ -206,3 +288,22 @@ def kill_orphan_group(pid: int, start_ticks: int) -> bool:
         return False
     _signal_group(pid, signal.SIGKILL)
     return True
+
+
+def exit_record(exit_dir: str | os.PathLike[str], pid: int, start_ticks: int) -> Path:
+    """Where the recorder of the command ``pid`` (started at ``start_ticks``) writes its exit status."""
+    return Path(exit_dir) / f"{pid}-{start_ticks}"
+
+
+def recorded_exit(exit_dir: str | os.PathLike[str], pid: int, start_ticks: int) -> int | None:
+    """The exit status the command's recorder wrote (negative: killed by that signal), or None when
+    nothing was recorded (it still runs, or it was killed together with its recorder)."""
+    try:
+        return int(exit_record(exit_dir, pid, start_ticks).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def forget_exit(exit_dir: str | os.PathLike[str], pid: int, start_ticks: int) -> None:
+    """Remove a recorded exit status once the journal holds the attempt's outcome."""
+    exit_record(exit_dir, pid, start_ticks).unlink(missing_ok=True)

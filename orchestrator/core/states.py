@@ -35,6 +35,7 @@ class Resolution(StrEnum):
     AUTO = "auto"  # a verified recovery step fixed it
     SELF = "self"  # it recovered with no action
     MANUAL = "manual"  # an operator closed it
+    REMOVED = "removed"  # its component was removed from the registry
 
 
 class IncidentKind(StrEnum):

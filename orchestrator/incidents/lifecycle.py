@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
 from orchestrator.core.states import (
@@ -25,8 +25,8 @@ from orchestrator.db.models import Incident, JournalEntry, StateTransition
 from orchestrator.incidents import status
 from orchestrator.incidents.events import IncidentEvent
 
-__all__ = ["DEFAULT_REOPEN_WINDOW_S", "IncidentEvent", "active_incident", "on_transition", "open_incident",
-           "resolve"]
+__all__ = ["DEFAULT_REOPEN_WINDOW_S", "IncidentEvent", "active_incident", "close_removed", "on_transition",
+           "open_incident", "resolve"]
 
 #: a component that fails again this soon after recovering, without having been UP in between,
 #: reopens its last incident instead of opening a new one
@@ -127,3 +127,21 @@ def resolve(session: Session, incident: Incident, *, at: datetime, resolution: R
     return status.transition(session, incident.id, incident.status, IncidentStatus.RESOLVED, now=at,
                              reason=reason, resolution=resolution.value, resolved_at=at,
                              resolved_by_step=step_index, blocked_by=None, next_attempt_at=None)
+
+
+#: what a removed component's attempts in flight are journaled as (nothing can verify them any more)
+REMOVED_MID_STEP = "the component was removed mid-step: its outcome was never verified"
+
+
+def close_removed(session: Session, component_id: int, *, at: datetime, reason: str) -> list[int]:
+    """In the removal's transaction: resolve the component's active incidents as ``removed`` (an
+    incident about nothing would be counted open on the page and in /metrics forever) and settle
+    their attempts still ``running`` as ``abandoned`` (no owner can verify them now); the ids closed."""
+    closed = [i.id for i in session.scalars(select(Incident).where(Incident.component_id == component_id,
+                                                                   Incident.status.in_(_ACTIVE)))
+              if resolve(session, i, at=at, resolution=Resolution.REMOVED, reason=reason)]
+    if closed:
+        session.execute(update(JournalEntry)
+                        .where(JournalEntry.incident_id.in_(closed), JournalEntry.status == AttemptStatus.RUNNING.value)
+                        .values(status=AttemptStatus.ABANDONED.value, finished_at=at, detail=REMOVED_MID_STEP))
+    return closed

@@ -1,4 +1,4 @@
-"""What operators do with incidents (list, show, ack, approve, note): the service layer behind CLI and API.
+"""What operators do with incidents (list, show, ack, approve, resolve, note): the service layer behind CLI and API.
 
 Returns plain dicts (the stable JSON shapes ``--json`` prints), redacted with the component's secret
 values (journal rows are stored redacted; this also covers rows written before a secret was set);
@@ -15,12 +15,12 @@ from sqlalchemy import select
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.core.errors import ConflictError, InputError, NotFoundError
 from orchestrator.core.redaction import redact_view, secret_values
-from orchestrator.core.states import IncidentStatus
+from orchestrator.core.states import IncidentStatus, Resolution
 from orchestrator.db import audit
 from orchestrator.db.audit import Actor
 from orchestrator.db.engine import Database
 from orchestrator.db.models import Component, Incident, IncidentNote, JournalEntry, Notification
-from orchestrator.incidents import status
+from orchestrator.incidents import lifecycle, status
 
 _INCIDENT_FIELDS = ("id", "component_name", "kind", "status", "resolution", "reason", "status_reason", "plan",
                     "blocked_by", "next_attempt_at", "last_error", "waiting_for", "waiting_until",
@@ -56,12 +56,14 @@ MAX_NOTE_CHARS = 4000
 
 
 def available_actions(incident: dict[str, Any]) -> list[str]:
-    """What an operator may do to ``incident`` (an :func:`incident_dict`) now: ack, approve, note."""
+    """What an operator may do to ``incident`` (an :func:`incident_dict`) now: ack, approve, resolve, note."""
     actions = []
     if incident["status"] != IncidentStatus.RESOLVED.value and incident["acked_at"] is None:
         actions.append("ack")
     if incident["status"] == IncidentStatus.AWAITING_APPROVAL.value:
         actions.append("approve")
+    if incident["status"] != IncidentStatus.RESOLVED.value:
+        actions.append("resolve")
     return [*actions, "note"]
 
 
@@ -170,14 +172,38 @@ def approve(db: Database, incident_id: int, *, actor: Actor | None = None,
     return _mark(db, incident_id, "approve", actor or Actor(), clock)
 
 
+#: longest reason accepted for closing an incident by hand (one sentence for the timeline)
+MAX_REASON_CHARS = 500
+
+
+def resolve(db: Database, incident_id: int, reason: str, *, actor: Actor | None = None,
+            clock: Clock = SYSTEM_CLOCK) -> dict[str, Any]:
+    """Close the incident by hand as ``manual`` (a person fixed it, or decided it needs nothing more),
+    from whatever active status it is in, with ``reason`` in its timeline and an audit row. The
+    recovery loop stops working on it (a run in flight sees it resolved at its next look and ends).
+    InputError for an empty or overlong reason, NotFoundError for an unknown id, ConflictError when it
+    is resolved already or moved meanwhile; nothing changes then."""
+    reason = _text(reason, "a manual resolution needs a reason", "a reason", MAX_REASON_CHARS, "reason")
+    actor = actor or Actor()
+    now = clock.now()
+    with db.write() as session:
+        incident = _get(session, incident_id)
+        if incident.status == IncidentStatus.RESOLVED.value:
+            raise ConflictError(f"incident {incident_id} is already resolved ({incident.resolution})", field="ID")
+        before = {"status": incident.status}
+        if not lifecycle.resolve(session, incident, at=now, resolution=Resolution.MANUAL,
+                                 reason=f"resolved by {actor.os_user}: {reason}"):
+            raise ConflictError(f"incident {incident_id} changed meanwhile; look again", field="ID")
+        session.refresh(incident)
+        audit.record(session, actor, "resolve", f"incident:{incident_id}", before,
+                     {"status": incident.status, "resolution": incident.resolution, "reason": reason}, clock)
+        return incident_dict(incident, _Secrets(session).of(incident.component_id))
+
+
 def note(db: Database, incident_id: int, text: str, *, actor: Actor | None = None,
          clock: Clock = SYSTEM_CLOCK) -> dict[str, Any]:
     """Add a note to the incident's timeline; returns the note as ``show_incident`` lists it."""
-    text = text.strip()
-    if not text:
-        raise InputError("a note needs some text", field="text")
-    if len(text) > MAX_NOTE_CHARS:
-        raise InputError(f"a note is at most {MAX_NOTE_CHARS} characters, got {len(text)}", field="text")
+    text = _text(text, "a note needs some text", "a note", MAX_NOTE_CHARS, "text")
     actor = actor or Actor()
     now = clock.now()
     with db.write() as session:
@@ -186,6 +212,16 @@ def note(db: Database, incident_id: int, text: str, *, actor: Actor | None = Non
         incident.updated_at = now
         audit.record(session, actor, "note", f"incident:{incident_id}", None, {"text": text}, clock)
     return {"at": now, "author": actor.os_user, "text": text}
+
+
+def _text(value: str | None, missing: str, what: str, max_chars: int, field: str) -> str:
+    """``value`` stripped; InputError naming ``field`` when it is empty or longer than ``max_chars``."""
+    value = (value or "").strip()
+    if not value:
+        raise InputError(missing, field=field)
+    if len(value) > max_chars:
+        raise InputError(f"{what} is at most {max_chars} characters, got {len(value)}", field=field)
+    return value
 
 
 def _iso(values: dict[str, datetime | None]) -> dict[str, str | None]:

@@ -108,14 +108,19 @@ class StrategyContext:
     probe: Probe = default_probe
     #: commands started for the step report their pid here (pass it to run_command's on_spawn)
     on_spawn: Callable[[int], None] | None = None
+    #: where commands started for the step record their exit status (pass it to run_command's exit_dir),
+    #: so an owner that dies or stops mid-step is followed by one that knows how the command ended
+    exit_dir: str | None = None
 
     @classmethod
     def create(cls, component: ComponentView, *, incident_id: int, step_index: int = 0, attempt: int = 1,
                timeout_s: float = 60.0, clock: Clock = SYSTEM_CLOCK, dry_run: bool = False,
-               probe: Probe | None = None, on_spawn: Callable[[int], None] | None = None) -> StrategyContext:
+               probe: Probe | None = None, on_spawn: Callable[[int], None] | None = None,
+               exit_dir: str | None = None) -> StrategyContext:
         """Build a context whose deadline is ``timeout_s`` from now and whose logger is bound."""
         return cls(component, incident_id, step_index, attempt, clock.monotonic() + timeout_s, clock,
-                   bind_logger(component.name, incident_id, step_index), dry_run, probe or default_probe, on_spawn)
+                   bind_logger(component.name, incident_id, step_index), dry_run, probe or default_probe, on_spawn,
+                   exit_dir)
 
     def remaining_s(self) -> float:
         """Seconds left before the deadline (never negative)."""

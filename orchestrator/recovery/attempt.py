@@ -51,6 +51,11 @@ def execute(strategy: Strategy, context: StrategyContext, step: Step) -> Attempt
     started = context.clock.monotonic()
     bounded = run_bounded(lambda: strategy.execute(context), step.timeout_s + EXECUTE_GRACE_S,
                           f"step-{context.incident_id}-{context.step_index}-{context.attempt}")
+    if not bounded.finished:
+        # A process stopped past the bound (SIGSTOP, a suspended VM) wakes with both timers expired:
+        # the strategy's thread, whose command may long have ended, gets one more grace to report
+        # before the attempt is called timed out (the record must say what the command did).
+        bounded.wait(EXECUTE_GRACE_S)
     elapsed = context.clock.monotonic() - started
     if not bounded.finished:
         return AttemptResult(AttemptStatus.TIMED_OUT, f"{step.label} did not return within {step.timeout_s:g}s")

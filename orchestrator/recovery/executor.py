@@ -22,7 +22,7 @@ from orchestrator.recovery.decisions import blocked, escalated, resolved, step_f
 from orchestrator.recovery.gates import StepExit, Turn, before_attempt
 from orchestrator.recovery.guards import ACT, evaluate, mass_outage
 from orchestrator.recovery.retry import RetryPolicy
-from orchestrator.recovery.snapshot import guard_input
+from orchestrator.recovery.snapshot import guard_input, hold_of
 from orchestrator.recovery.takeover import take_over
 from orchestrator.recovery.targets import component_view, effective_check
 from orchestrator.recovery.verify import pause
@@ -66,8 +66,9 @@ class PlanExecutor:
             orphans = journal.running_rows(session, incident.id)
             run = runs.start(session, incident, req.plan_name, manual=req.manual, now=self.e.clock.now())
             verified = runs.verified_in_run(journal.rows_for(session, incident.id), run)
-        if orphans or verified is not None or (req.takeover and not run.manual):
-            end = take_over(self.e, req, row, orphans, fresh=not run.manual, verified=verified)
+            released = _hold_ended(incident, row, self.e.clock.now())
+        if orphans or verified is not None or released is not None or (req.takeover and not run.manual):
+            end = take_over(self.e, req, row, orphans, fresh=not run.manual, verified=verified, why=released)
             if end is not None:
                 return end
         if req.not_before is not None and self.e.clock.now() < req.not_before:
@@ -112,7 +113,7 @@ class PlanExecutor:
         on_spawn = None if entry_id is None else (lambda pid: self._spawned(entry_id, pid))
         return StrategyContext.create(component_view(row), incident_id=req.incident_id, step_index=index,
                                       attempt=attempt, timeout_s=step.timeout_s, clock=self.e.clock,
-                                      on_spawn=on_spawn)
+                                      on_spawn=on_spawn, exit_dir=None if entry_id is None else str(journal.exit_dir()))
 
     def _attempt(self, req: RunRequest, t: Turn) -> RunEnd | None:
         """Claim, act holding a slot (only while the action runs), verify, journal, decide."""
@@ -121,7 +122,8 @@ class PlanExecutor:
         try:
             if not req.manual and self._fleet_tripped(req):
                 return None  # many failed while this waited for a slot: the guards decide on the next turn
-            entry_id = self._claim(req, t)
+            flapping = self.e.health.state(t.row.id) is ComponentState.FLAPPING
+            entry_id = self._claim(req, t, flapping)
             if entry_id is None:
                 return GONE
             log.info("%s claimed: %s", t.tag, t.description)
@@ -129,17 +131,17 @@ class PlanExecutor:
             result = attempts.execute(t.strategy, context, t.step)
         finally:
             self.e.slots.release()
-        return self._after(req, t, entry_id, self._verify(req, t, context, entry_id, result))
+        return self._after(req, t, entry_id, self._verify(req, t, context, entry_id, result), flapping)
 
     def _fleet_tripped(self, req: RunRequest) -> bool:
         counts = self.e.health.counts()
         return mass_outage(counts.get(ComponentState.DOWN, 0), sum(counts.values()),
                            req.limits.max_unhealthy_fraction, req.limits.min_components)
 
-    def _claim(self, req: RunRequest, t: Turn) -> int | None:
+    def _claim(self, req: RunRequest, t: Turn, flapping: bool) -> int | None:
         now = self.e.clock.now()
         # a manual action is a person's decision: it does not use up the flap episode's one automatic action
-        flapping = not req.manual and self.e.health.state(t.row.id) is ComponentState.FLAPPING
+        flapping = flapping and not req.manual
         episode = self.e.health.flap_episode(t.row.id) if flapping else None
 
         def fenced(session) -> None:
@@ -150,9 +152,13 @@ class PlanExecutor:
             if not runs.mark_recovering(session, req.incident_id, now, episode):
                 raise journal.ClaimRefused("the incident is no longer active")
 
-        return journal.claim(self.e.db, incident_id=req.incident_id, component_id=t.row.id, step_index=t.index,
-                             attempt=t.pos.attempt, strategy=t.step.strategy, owner=self.e.owner, now=now,
-                             description=t.description, owner_epoch=req.claim.epoch, also=fenced)
+        entry_id = journal.claim(self.e.db, incident_id=req.incident_id, component_id=t.row.id,
+                                 step_index=t.index, attempt=t.pos.attempt, strategy=t.step.strategy,
+                                 owner=self.e.owner, now=now, description=t.description, owner_epoch=req.claim.epoch,
+                                 also=fenced)
+        if entry_id is not None:
+            self.e.claimed.add(entry_id)
+        return entry_id
 
     def _spawned(self, entry_id: int, pid: int) -> None:
         try:
@@ -170,9 +176,12 @@ class PlanExecutor:
             if changed:
                 log.info("%s persisted %s", t.tag, ", ".join(changed))
         journal.record_action(self.e.db, entry_id, detail=result.detail, output=result.output, facts=result.facts)
+        if self._check_of(t.row.id) is None:
+            return attempts.AttemptResult(AttemptStatus.FAILED, f"{result.detail}; not verified: the component was "
+                                          "removed mid-step", result.output, result.facts, permanent=True)
         required = max(t.step.verify.successes, t.row.success_threshold)
-        checked = attempts.verify(t.strategy, context, t.step, lambda: self._check_of(t.row.id), t.row.timeout_s,
-                                  self.e.stop, required)
+        checked = attempts.verify(t.strategy, context, t.step, lambda: self._check_of(t.row.id) or effective_check(t.row),
+                                  t.row.timeout_s, self.e.stop, required)
         if checked is None:
             result.verification = {"mode": "none", "passed": False, "reason": "this strategy is never verified"}
             return result
@@ -181,19 +190,32 @@ class PlanExecutor:
         return checked
 
     def _check_of(self, component_id: int):
+        """The component's effective check now; None once it was removed."""
         with self.e.db.read() as session:
-            return effective_check(session.get(Component, component_id))
+            row = session.get(Component, component_id)
+            return effective_check(row) if row is not None else None
 
-    def _after(self, req: RunRequest, t: Turn, entry_id: int, result: attempts.AttemptResult) -> RunEnd | None:
-        """Journal the attempt; resolved when verified, else when (and whether) to try again."""
+    def _after(self, req: RunRequest, t: Turn, entry_id: int, result: attempts.AttemptResult,
+               flapping: bool = False) -> RunEnd | None:
+        """Journal the attempt; resolved when verified, else when (and whether) to try again. A
+        component flapping when the attempt was claimed, or by the time it verified, heals in its good
+        phases by itself: passing checks then are no proof the action worked, so it is resolved ``self``."""
         if result.interrupted:
             log.warning("%s shutdown during verification: left running for the next owner", t.tag)
             return STOPPED
-        journal.finish(self.e.db, entry_id, status=result.status, now=self.e.clock.now(), detail=result.detail,
-                       output=result.output, facts=result.facts,
-                       verification={**result.verification, "permanent": result.permanent})
+        if not journal.finish(self.e.db, entry_id, status=result.status, now=self.e.clock.now(), detail=result.detail,
+                              output=result.output, facts=result.facts,
+                              verification={**result.verification, "permanent": result.permanent}):
+            log.warning("%s %s, but the attempt was settled meanwhile (its component removed, or its run taken "
+                        "over): that record stands", t.tag, result.status.value)
+            return GONE
         log.info("%s %s: %s", t.tag, result.status.value, result.detail)
         self.e.report(f"step {t.index} ({t.step.label}) attempt {t.pos.attempt}: {result.status.value} — {result.detail}")
+        if result.verified and (flapping or self.e.health.state(t.row.id) is ComponentState.FLAPPING):
+            return resolved(self.e, req, t.row.id, step_index=None, resolution=Resolution.SELF,
+                            reason=f"healthy after step {t.index} ({t.step.label}) attempt {t.pos.attempt}, but it "
+                                   "was flapping: a good phase of the flap, not proof that the action worked",
+                            results=result.results)
         if result.verified:
             return resolved(self.e, req, t.row.id, step_index=t.index, resolution=Resolution.AUTO,
                             reason=f"verified after step {t.index} ({t.step.label}) attempt {t.pos.attempt}",
@@ -210,3 +232,12 @@ class PlanExecutor:
         retry_at = self.e.clock.now() + timedelta(seconds=delay_s)
         return RunEnd(RunOutcome.WAITING, retry_at, f"attempt {t.pos.attempt + 1} of step {t.index} "
                                                     f"after {delay_s:.2f}s backoff")
+
+
+def _hold_ended(incident: Incident, row: Component, now) -> str | None:
+    """Why to look fresh before acting when the incident was blocked by an operator's hold that has
+    ended (resumed, maintenance over): the component may have been fixed meanwhile. None otherwise."""
+    details = incident.details or {}
+    if incident.status != IncidentStatus.BLOCKED.value or details.get("guard") != "hold" or hold_of(row, now):
+        return None
+    return f"healthy when its hold ended ({incident.status_reason or 'held'}): no action needed"

@@ -15,13 +15,15 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from orchestrator.core.proc import host_identity, process_start_ticks
+from orchestrator.core.config import state_dir
+from orchestrator.core.proc import forget_exit, host_identity, process_start_ticks
 from orchestrator.core.redaction import redact, redact_view, secret_values
 from orchestrator.core.states import AttemptStatus
 from orchestrator.db.engine import Database
@@ -40,6 +42,12 @@ class ClaimRefused(Exception):
 
 #: verification["action"] of a running row whose action returned successfully; verification follows
 ACTION_SUCCEEDED = "succeeded"
+
+
+def exit_dir() -> Path:
+    """Where this host's step commands record their exit status (orchestrator.core.proc), named by the
+    pid and start time the journal keeps for each attempt."""
+    return state_dir() / "exits"
 
 
 def _json_safe(data: Mapping[str, Any], secrets: frozenset[str]) -> dict[str, Any]:
@@ -62,7 +70,11 @@ def claim(db: Database, *, incident_id: int, component_id: int | None, step_inde
           strategy: str, owner: str, now: datetime, description: str | None = None, owner_epoch: int | None = None,
           also: Callable[[Session], None] | None = None) -> int | None:
     """Insert and commit a ``running`` row; return its id, or None if this attempt was already claimed
-    (or ``also`` — run in the same transaction — raised ClaimRefused)."""
+    (or ``also`` — run in the same transaction — raised ClaimRefused).
+
+    An attempt number a guard skipped (a hold, a block: :func:`record_not_executed`) is not used up:
+    its ``skipped`` row is taken over by compare-and-set (exactly one claimant changes it), so the
+    numbers in the journal and in the commands' ``{attempt}`` count actions, not looks."""
     try:
         with db.write() as session:
             entry = JournalEntry(incident_id=incident_id, component_id=component_id, step_index=step_index,
@@ -75,11 +87,39 @@ def claim(db: Database, *, incident_id: int, component_id: int | None, step_inde
                 also(session)
             return entry.id
     except IntegrityError:
-        log.warning("incident=%s step=%s attempt=%s already claimed: not acting", incident_id, step_index, attempt)
-        return None
+        pass
     except ClaimRefused as exc:
         log.info("incident=%s step=%s attempt=%s claim refused: %s", incident_id, step_index, attempt, exc)
         return None
+    try:
+        with db.write() as session:
+            entry_id = _take_skipped(session, incident_id, step_index, attempt, values=dict(
+                strategy=strategy, status=AttemptStatus.RUNNING.value, executed=True, owner=owner,
+                owner_epoch=owner_epoch, claimed_at=now, started_at=now, finished_at=None, skip_reason=None,
+                detail=None, description=_line(description, _secrets(session, component_id))))
+            if entry_id is None:
+                log.warning("incident=%s step=%s attempt=%s already claimed: not acting", incident_id, step_index,
+                            attempt)
+                return None
+            if also is not None:
+                also(session)
+            return entry_id
+    except ClaimRefused as exc:
+        log.info("incident=%s step=%s attempt=%s claim refused: %s", incident_id, step_index, attempt, exc)
+        return None
+
+
+def _take_skipped(session: Session, incident_id: int, step_index: int, attempt: int, *,
+                  values: dict[str, Any]) -> int | None:
+    """Compare-and-set on a not-executed row of this attempt; its id when this call changed it."""
+    where = (JournalEntry.incident_id == incident_id, JournalEntry.step_index == step_index,
+             JournalEntry.attempt == attempt, JournalEntry.executed.is_(False),
+             JournalEntry.status == AttemptStatus.SKIPPED.value)
+    entry_id = session.scalar(select(JournalEntry.id).where(*where))
+    if entry_id is None or session.execute(update(JournalEntry).where(JournalEntry.id == entry_id, *where)
+                                           .values(**values)).rowcount != 1:
+        return None
+    return entry_id
 
 
 def record_process(db: Database, entry_id: int, pid: int) -> None:
@@ -110,7 +150,9 @@ def record_action(db: Database, entry_id: int, *, detail: str | None, output: st
 def record_not_executed(db: Database, *, incident_id: int, component_id: int | None, step_index: int,
                         attempt: int, strategy: str, owner: str, now: datetime, reason: str,
                         description: str | None = None) -> int | None:
-    """Record an attempt that did not run (a guard, dry-run, observe-only): ``skipped``, executed=false."""
+    """Record an attempt that did not run (a guard, dry-run, observe-only): ``skipped``, executed=false.
+    Skipped again before it ran: the same row says the newest reason (the number stays free for the
+    action, see :func:`claim`)."""
     try:
         with db.write() as session:
             secrets = _secrets(session, component_id)
@@ -123,7 +165,12 @@ def record_not_executed(db: Database, *, incident_id: int, component_id: int | N
             session.flush()
             return entry.id
     except IntegrityError:
-        return None
+        pass
+    with db.write() as session:
+        secrets = _secrets(session, component_id)
+        return _take_skipped(session, incident_id, step_index, attempt, values=dict(
+            owner=owner, claimed_at=now, finished_at=now, skip_reason=_line(reason, secrets),
+            detail=_line(reason, secrets)))
 
 
 def finish(db: Database, entry_id: int, *, status: AttemptStatus, now: datetime, detail: str | None = None,
@@ -145,7 +192,10 @@ def finish(db: Database, entry_id: int, *, status: AttemptStatus, now: datetime,
             entry.facts = _json_safe(facts, secrets)
         if verification is not None:
             entry.verification = _json_safe(verification, secrets)
-        return True
+        pid, ticks, host = entry.proc_pid, entry.proc_start_ticks, entry.proc_host
+    if pid is not None and ticks is not None and host == host_identity():
+        forget_exit(exit_dir(), pid, ticks)  # the journal holds the outcome now
+    return True
 
 
 def rows_for(session: Session, incident_id: int) -> list[JournalEntry]:

@@ -21,12 +21,15 @@ from orchestrator.core.states import AttemptStatus, IncidentStatus
 from orchestrator.db.models import Component, Incident, JournalEntry
 from orchestrator.incidents import status
 from orchestrator.plans import Limits, Step
-from orchestrator.plugins.contract import Strategy, StrategyContext
+from orchestrator.plugins.contract import Strategy, StrategyContext, VerifyMode
 from orchestrator.recovery import journal
 from orchestrator.recovery.snapshot import breaker_for
 from orchestrator.resilience.breaker import BreakerState
 
 S = IncidentStatus
+#: Interrupted attempts (see :func:`interrupted`) that end a step all the same: a daemon that dies
+#: mid-step every time must still end in a person, not in attempts forever.
+MAX_INTERRUPTED = 3
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,8 @@ def start(session: Session, incident: Incident, plan_name: str, *, manual: bool,
         return run
     base: dict[int, int] = {}
     for row in journal.rows_for(session, incident.id):
-        base[row.step_index] = max(base.get(row.step_index, 0), row.attempt)
+        if row.executed:  # a skipped number is still free for this run's first action
+            base[row.step_index] = max(base.get(row.step_index, 0), row.attempt)
     previous = (incident.details or {}).get("run") or {}
     run = Run(int(previous.get("number", 0)) + 1, base, manual, plan_name)
     save(session, incident, run)
@@ -90,21 +94,35 @@ def save(session: Session, incident: Incident, run: Run) -> None:
     session.flush()
 
 
+def interrupted(row: JournalEntry) -> bool:
+    """The attempt's owner died (or lost the database) and nothing says how its action ended: its
+    command left no exit status and the component was not healthy afterwards."""
+    return bool((row.verification or {}).get("interrupted"))
+
+
 def position(rows: list[JournalEntry], index: int, step: Step, base: dict[int, int], strategy: Strategy) -> Position:
-    """Where step ``index`` stands, given the incident's whole journal."""
+    """Where step ``index`` stands, given the incident's whole journal.
+
+    An interrupted attempt is not one of the step's ``attempts`` (a crash of ours is not a failure of
+    the plan: the next attempt runs, after a fresh look); at most MAX_INTERRUPTED of them end the step
+    all the same, so a daemon that keeps dying mid-step still ends in a person (invariant 6). A strategy
+    that is never verified and not idempotent (a notification) is not repeated after an interruption:
+    nothing would tell a repeat from a duplicate."""
     of_step = [r for r in rows if r.step_index == index]
     this_run = [r for r in of_step if r.attempt > base.get(index, 0)]
-    executed = [r for r in this_run if r.executed]
+    broken = [r for r in this_run if interrupted(r)]
+    executed = [r for r in this_run if r.executed and not interrupted(r)]
+    unsafe = not strategy.idempotent and strategy.verification is VerifyMode.NONE
 
     def ends_step(r: JournalEntry) -> bool:
         v = r.verification or {}
-        interrupted_unsafe = bool(v.get("interrupted")) and not strategy.idempotent
-        return bool(v.get("permanent")) or interrupted_unsafe or (r.executed and r.status == AttemptStatus.SUCCEEDED.value)
+        return bool(v.get("permanent")) or (unsafe and interrupted(r)) or (
+            r.executed and r.status == AttemptStatus.SUCCEEDED.value)
 
     acted = [r.step_index for r in rows if r.executed]
     return Position(
-        done=len(executed) >= step.attempts or any(ends_step(r) for r in this_run),
-        attempt=max((r.attempt for r in of_step), default=0) + 1,
+        done=len(executed) >= step.attempts or len(broken) >= MAX_INTERRUPTED or any(ends_step(r) for r in this_run),
+        attempt=max((r.attempt for r in of_step if r.executed), default=0) + 1,
         executed_in_run=len(executed),
         executed_in_incident=bool(acted),
         last_executed_step=acted[-1] if acted else None,

@@ -1,21 +1,28 @@
 """Taking over an incident: settle what a dead owner left running, and look before acting again.
 
 Run on every claim whose incident was found at start-up, taken from another owner, or has journal
-rows still ``running`` (their owner died or lost its lease mid-attempt — nobody else runs it now):
+rows still ``running`` (their owner died, or lost the database, mid-attempt — nobody runs it now):
 
 1. Each running row is settled by what can be known of its attempt, never by running it again:
    - the action had returned successfully and verification was under way → verify now;
    - its command still runs on this host (same pid *and* start time, from /proc) → it is given the
-     rest of its own step deadline; still running then → its process group is killed: ``timed_out``,
-     interrupted (so an orphan never outlives its timeout, nor acts later unrecorded);
-   - its command finished (before, or while given its deadline; its exit status is lost with its
-     owner), or nothing is known → verify now.
-   Verified healthy → that attempt ``succeeded`` and the incident is resolved ``auto`` by it: the
-   action ran to its end and the component is healthy after it. Otherwise ``failed``, interrupted
-   (the plan goes on; an interrupted step is repeated only if its strategy is idempotent).
+     rest of its own step deadline; still running then → its process group is killed: ``timed_out``
+     (it overran its deadline: a failed attempt like any other);
+   - its command finished and its exit status was recorded (orchestrator.core.proc) → that status
+     and a verification decide: exit 0 and healthy → ``succeeded``, resolved ``auto`` by it; exit 0
+     and not healthy → ``failed_verification``; another status → ``failed``;
+   - nothing recorded (the command was killed with its owner, as a cgroup kill does, or never
+     started) → verify now: healthy → ``succeeded`` (``auto``); else ``failed``, *interrupted*.
+   An interrupted attempt does not count against the step's ``attempts`` (the next attempt runs,
+   after the fresh look below); see orchestrator.recovery.runs.position for its bound.
+   The record says "its owner died" only when it did: a row this process claimed itself was left by a
+   run of ours that the database interrupted.
 2. No attempt verified → one fresh check of the component before anything acts: healthy (confirmed
    ``success_threshold`` times) → resolved ``self`` with no action, saying why; or ``auto`` when an
    attempt of this run had acted and verified and its owner died before resolving the incident.
+
+Guarantee kept (docs/guarantees.md, I5): nothing acts on a component healthy when picked up, and the
+journal says what the command did, not what the takeover guessed.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from orchestrator.core.proc import host_identity, kill_orphan_group, process_start_ticks
+from orchestrator.core.proc import host_identity, kill_orphan_group, process_start_ticks, recorded_exit
 from orchestrator.core.states import AttemptStatus, Resolution
 from orchestrator.db.models import Component, JournalEntry
 from orchestrator.plans import Verify
@@ -35,28 +42,31 @@ from orchestrator.recovery.work import STOPPED, Engine, RunEnd, RunRequest
 
 log = logging.getLogger("orchestrator.recovery")
 
-KILLED = "interrupted: its owner died and it was still running at its step deadline; its process group was killed"
+KILLED = "timed out: its owner died and its command was still running at its step deadline; its process group was killed"
 #: How often an orphaned command is looked at while it is given the rest of its deadline.
 ORPHAN_POLL_S = 0.1
-UNVERIFIED = "interrupted: its owner died mid-step and the component was not verified healthy afterwards"
+UNVERIFIED = ("interrupted: its owner died mid-step and its command left no exit status (killed with it, or never "
+              "started); the component was not verified healthy afterwards, so the step goes on")
 
 
 def take_over(engine: Engine, req: RunRequest, row: Component, orphans: list[JournalEntry], *,
-              fresh: bool = True, verified: JournalEntry | None = None) -> RunEnd | None:
+              fresh: bool = True, verified: JournalEntry | None = None, why: str | None = None) -> RunEnd | None:
     """Settle ``orphans``, then (``fresh``, and nothing verified) check fresh; a RunEnd when it closed.
     ``verified`` is this run's attempt that acted and verified before its owner died unresolved: a
-    healthy fresh check then resolves the incident ``auto`` by it, as its owner would have."""
+    healthy fresh check then resolves the incident ``auto`` by it, as its owner would have. ``why``
+    says why a healthy fresh check closes it when that is not a takeover (a hold that ended)."""
     for entry in orphans:
         end = _settle(engine, req, row, entry)
         if end is not None:
             return end
     if not fresh:
         return None
-    why = "healthy when picked up after restart" if req.takeover \
-        else "healthy when picked up again after its run was interrupted"
+    why = why or ("healthy when picked up after restart" if req.takeover
+                  else "healthy when picked up again after its run was interrupted")
     if verified is not None:
+        away = "its run was interrupted" if verified.id in engine.claimed else "its owner died"
         return fresh_check(engine, req, row, why=f"step {verified.step_index} attempt {verified.attempt} verified "
-                           f"before its owner died; {why}", credit=verified.step_index)
+                           f"before {away}; {why}", credit=verified.step_index)
     return fresh_check(engine, req, row, why=why)
 
 
@@ -83,28 +93,47 @@ def _required(row: Component, settings: Verify) -> int:
 
 def _settle(engine: Engine, req: RunRequest, row: Component, entry: JournalEntry) -> RunEnd | None:
     tag = f"component={row.name} incident={entry.incident_id} step={entry.step_index} attempt={entry.attempt}"
+    away = "its run was interrupted" if entry.id in engine.claimed else "its owner died"
     if _runs_here(entry) and not _awaited(engine, req, entry):
         if engine.stop.is_set():
             return STOPPED  # shutting down: the next owner gives it the rest of its deadline
         kill_orphan_group(entry.proc_pid, entry.proc_start_ticks)
-        log.warning("%s reconciled: %s (pid %s)", tag, KILLED, entry.proc_pid)
-        journal.finish(engine.db, entry.id, status=AttemptStatus.TIMED_OUT, now=engine.clock.now(), detail=KILLED,
-                       verification={"reconciled": True, "interrupted": True, "killed_pid": entry.proc_pid})
+        detail = KILLED.replace("its owner died", away)
+        log.warning("%s reconciled: %s (pid %s)", tag, detail, entry.proc_pid)
+        journal.finish(engine.db, entry.id, status=AttemptStatus.TIMED_OUT, now=engine.clock.now(), detail=detail,
+                       verification={"reconciled": True, "killed_pid": entry.proc_pid})
+        return None
+    code = _exit_of(entry)
+    if code is not None and code != 0:
+        detail = f"{entry.strategy} exited with status {code} after {away}"
+        log.warning("%s reconciled: %s", tag, detail)
+        journal.finish(engine.db, entry.id, status=AttemptStatus.FAILED, now=engine.clock.now(), detail=detail,
+                       verification={"reconciled": True, "exit": code})
         return None
     outcome = _verify(engine, req, row, entry)
-    record = {**outcome.as_record(), "reconciled": True, "interrupted": not outcome.passed}
+    acted = code == 0 or (entry.verification or {}).get("action") == journal.ACTION_SUCCEEDED
+    record = {**outcome.as_record(), "reconciled": True, "exit": code, "interrupted": not outcome.passed and not acted}
     if not outcome.passed:
-        log.warning("%s reconciled: %s", tag, UNVERIFIED)
-        journal.finish(engine.db, entry.id, status=AttemptStatus.FAILED, now=engine.clock.now(), detail=UNVERIFIED,
-                       verification=record)
+        status = AttemptStatus.FAILED_VERIFICATION if acted else AttemptStatus.FAILED
+        detail = (f"{_action_detail(entry, code)} after {away}; not verified healthy afterwards" if acted
+                  else UNVERIFIED.replace("its owner died", away))
+        log.warning("%s reconciled: %s", tag, detail)
+        journal.finish(engine.db, entry.id, status=status, now=engine.clock.now(), detail=detail, verification=record)
         return None
-    detail = _verified_detail(entry)
+    detail = f"{_action_detail(entry, code)} after {away}; the component verified healthy after it"
     log.warning("%s reconciled: %s", tag, detail)
     journal.finish(engine.db, entry.id, status=AttemptStatus.SUCCEEDED, now=engine.clock.now(), detail=detail,
                    verification=record)
     return resolved(engine, req, row.id, step_index=entry.step_index, resolution=Resolution.AUTO,
-                    reason=f"step {entry.step_index} attempt {entry.attempt} verified after its owner died",
+                    reason=f"step {entry.step_index} attempt {entry.attempt} verified after {away}",
                     results=outcome.passing())
+
+
+def _exit_of(entry: JournalEntry) -> int | None:
+    """The exit status the attempt's command recorded on this host, or None."""
+    if entry.proc_pid is None or entry.proc_start_ticks is None or entry.proc_host != host_identity():
+        return None
+    return recorded_exit(journal.exit_dir(), entry.proc_pid, entry.proc_start_ticks)
 
 
 def _runs_here(entry: JournalEntry) -> bool:
@@ -134,10 +163,9 @@ def _verify(engine: Engine, req: RunRequest, row: Component, entry: JournalEntry
                         clock=engine.clock, probe_timeout_s=row.timeout_s, required=_required(row, settings))
 
 
-def _verified_detail(entry: JournalEntry) -> str:
-    previous = entry.detail or "the action"
+def _action_detail(entry: JournalEntry, code: int | None) -> str:
     if (entry.verification or {}).get("action") == journal.ACTION_SUCCEEDED:
-        return f"{previous}; verified after its owner died during verification"
-    if entry.proc_pid is not None:
-        return "finished after its owner died (exit status unknown); the component verified healthy after it"
-    return "interrupted: its owner died mid-step; the component verified healthy after it"
+        return f"{entry.detail or 'the action'}; verification was under way"
+    if code is not None:
+        return f"{entry.strategy} finished with status {code}"
+    return f"{entry.strategy} was interrupted (no exit status recorded)"

@@ -38,6 +38,12 @@ class Bounded:
     finished: bool
     value: Any = None
     error: BaseException | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+    def wait(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` more for a call that outlived its bound; True once it finished."""
+        self.finished = self.done.wait(max(0.0, timeout_s))
+        return self.finished
 
 
 def run_bounded(fn: Callable[[], T], timeout_s: float, name: str = "bounded") -> Bounded:
@@ -45,7 +51,6 @@ def run_bounded(fn: Callable[[], T], timeout_s: float, name: str = "bounded") ->
     (its thread is a daemon, so it never holds the process); strategies' own commands are killed at
     their deadline by orchestrator.core.proc, so this is the backstop for code that ignores its deadline."""
     result = Bounded(False)
-    done = threading.Event()
 
     def target() -> None:
         try:
@@ -53,10 +58,10 @@ def run_bounded(fn: Callable[[], T], timeout_s: float, name: str = "bounded") ->
         except BaseException as exc:  # noqa: BLE001 - handed to the caller, who records it
             result.error = exc
         finally:
-            done.set()
+            result.done.set()
 
     threading.Thread(target=target, name=name, daemon=True).start()
-    result.finished = done.wait(max(0.0, timeout_s))
+    result.wait(timeout_s)
     return result
 
 

@@ -81,3 +81,6 @@ class Engine:
     degradation: Callable[[], str] = field(default=lambda: "normal")
     #: the look around before settling, shared by the runs of a burst
     fleet: FleetLook = field(default_factory=FleetLook)
+    #: journal rows this process claimed: one still ``running`` later had a live owner whose run was
+    #: interrupted (the database went away), not a dead one
+    claimed: set[int] = field(default_factory=set)

@@ -9,7 +9,7 @@ into text. The JSON shape (``version`` 1) is stable; fields may be added, never 
       "component": name | null,                      # the --component filter
       "totals": {
         "incidents": int,
-        "by_resolution": {"auto": int, "self": int, "manual": int, "unresolved": int},
+        "by_resolution": {"auto": int, "self": int, "manual": int, "removed": int, "unresolved": int},
         "actions_executed": int,                     # journal attempts that really ran
         "actions_verified": int,                     # ...and passed verification
         "escalations": int, "mass_outages": int,
@@ -25,7 +25,7 @@ into text. The JSON shape (``version`` 1) is stable; fields may be added, never 
       }],
       "incidents": [{                                # newest first; those overlapping the window
         "id": int, "component": str | null, "kind": "component" | "mass_outage",
-        "status": str, "resolution": "auto" | "self" | "manual" | null,
+        "status": str, "resolution": "auto" | "self" | "manual" | "removed" | null,
         "opened_at": ISO-8601, "resolved_at": ISO-8601 | null,
         "duration_s": float,                         # to resolved_at, or to "until" while unresolved
         "escalated": bool, "reason": str | null, "plan": str | null, "blocked_by": str | null,

@@ -68,7 +68,7 @@ class Totals:
     """Figures over every incident in the report."""
 
     incidents: int
-    by_resolution: tuple[tuple[str, int], ...]  # (auto|self|manual|unresolved, count), always all four
+    by_resolution: tuple[tuple[str, int], ...]  # (auto|self|manual|removed|unresolved, count), always all five
     actions_executed: int
     actions_verified: int
     escalations: int

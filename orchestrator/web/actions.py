@@ -80,5 +80,9 @@ def approve(source: WebSource, actor: Actor, incident_id: int) -> dict[str, Any]
     return operator.approve(source.db, incident_id, actor=actor, clock=source.clock)
 
 
+def resolve(source: WebSource, actor: Actor, incident_id: int, reason: str) -> dict[str, Any]:
+    return operator.resolve(source.db, incident_id, reason, actor=actor, clock=source.clock)
+
+
 def note(source: WebSource, actor: Actor, incident_id: int, text: str) -> dict[str, Any]:
     return operator.note(source.db, incident_id, text, actor=actor, clock=source.clock)

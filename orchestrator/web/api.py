@@ -28,6 +28,7 @@ from orchestrator.web.apimodels import (
     Paging,
     PauseBody,
     RecoverBody,
+    ResolveBody,
     seconds,
 )
 from orchestrator.web.guard import remote_address
@@ -189,6 +190,13 @@ def ack(path: IncidentPath, body: Empty):
            path_model=IncidentPath, body=Empty, responses={200: responses.Incident}, write=True)
 def approve(path: IncidentPath, body: Empty):
     return _done(actions.approve(app_state().source, _actor(), path.id))
+
+
+@operation(blueprint, "POST", "/incidents/{id}/resolve",
+           summary="Close it by hand (resolution manual), with a reason for its timeline",
+           path_model=IncidentPath, body=ResolveBody, responses={200: responses.Incident}, write=True)
+def resolve(path: IncidentPath, body: ResolveBody):
+    return _done(actions.resolve(app_state().source, _actor(), path.id, body.reason))
 
 
 @operation(blueprint, "POST", "/incidents/{id}/note", summary="Add a note to its timeline",

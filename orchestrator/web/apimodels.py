@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from orchestrator.core.durations import MAX_DURATION_S, parse_duration
 from orchestrator.core.states import ComponentState, IncidentStatus
 from orchestrator.degradation.service import MAX_WAIT_S
-from orchestrator.incidents.operator import MAX_NOTE_CHARS
+from orchestrator.incidents.operator import MAX_NOTE_CHARS, MAX_REASON_CHARS
 
 #: the incident id column is a BIGINT: a larger number can name no incident (and would overflow the driver)
 MAX_ID = 2**63 - 1
@@ -46,7 +46,8 @@ Text = Annotated[str, Field(pattern="^[^\x00]*$", max_length=MAX_NOTE_CHARS)]
 #: Python's str.isspace() set, written out: the three regex engines (Rust, ECMA, Python) disagree on \s
 _SPACE = "\t\n\x0b\x0c\r \x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 #: Text with something besides white space in it (a note of blanks is refused by the service)
-NonBlankText = Annotated[str, Field(pattern=f"^[^\x00]*[^\x00{_SPACE}][^\x00]*$", max_length=MAX_NOTE_CHARS)]
+NON_BLANK = f"^[^\x00]*[^\x00{_SPACE}][^\x00]*$"
+NonBlankText = Annotated[str, Field(pattern=NON_BLANK, max_length=MAX_NOTE_CHARS)]
 PlanName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")]
 #: a component name as a lookup key: no NUL byte (PostgreSQL refuses it in a query parameter)
 NameKey = Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS, pattern="^[^\x00]*$")]
@@ -156,6 +157,11 @@ class RecoverBody(Strict):
 
 class NoteBody(Strict):
     text: Annotated[NonBlankText, Field(description="The note.")]
+
+
+class ResolveBody(Strict):
+    reason: Annotated[str, Field(pattern=NON_BLANK, max_length=MAX_REASON_CHARS,
+                                 description="Why it is closed (in its timeline and the audit log).")]
 
 
 class Empty(Strict):
