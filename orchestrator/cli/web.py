@@ -34,6 +34,9 @@ def web_options(fn):
                           "then config api_token_file]."),
         click.option("--metrics-per-component/--no-metrics-per-component", default=True, show_default=True,
                      help="One /metrics series per component (off: per-state totals only)."),
+        click.option("--metrics-component-histograms/--no-metrics-component-histograms", default=False,
+                     show_default=True, help="A check latency histogram per component in /metrics (14 series "
+                                             "a component; daemon only)."),
     ]):
         fn = option(fn)
     return fn
@@ -47,7 +50,7 @@ def web_options(fn):
               show_default=True)
 @pass_app
 def web(app: AppContext, address: str, api_token_file: Path | None, metrics_per_component: bool,
-        log_level: str) -> None:
+        metrics_component_histograms: bool, log_level: str) -> None:
     """Serve the status page, JSON API and /metrics from the database (for a second machine)."""
     from orchestrator.web import server
     from orchestrator.web.source import DatabaseSource
@@ -55,7 +58,8 @@ def web(app: AppContext, address: str, api_token_file: Path | None, metrics_per_
 
     logs.setup(log_level, "text")
     address = app.configured("http", address) or DEFAULT_ADDRESS
-    settings = WebSettings(token=web_token(app, api_token_file), metrics_per_component=metrics_per_component)
+    settings = WebSettings(token=web_token(app, api_token_file), metrics_per_component=metrics_per_component,
+                           metrics_component_histograms=metrics_component_histograms)
     running = server.start(DatabaseSource(app.database(), plans_path=app.plans_path), address, settings)
     click.echo(f"serving {running.url} (Ctrl-C to stop)", err=True)
     stop = threading.Event()

@@ -24,7 +24,7 @@ from orchestrator.core.errors import InputError
 from orchestrator.core.states import ComponentState
 from orchestrator.db.engine import Database
 from orchestrator.db.models import DaemonInstance
-from orchestrator.history.stats import StatsSnapshot
+from orchestrator.history.stats import Histogram, StatsSnapshot
 
 if TYPE_CHECKING:
     from orchestrator.daemon import Daemon
@@ -66,6 +66,9 @@ class WebSource(Protocol):
     def coordinator(self) -> RecoveryCoordinator:
         """The recovery coordinator that runs plans started from the API."""
 
+    def component_latency(self) -> dict[int, Histogram] | None:
+        """Each component's check latency histogram since the process started (None: no daemon here)."""
+
     def version(self) -> Hashable | None:
         """A value that moves whenever the data behind the page may have changed; None when unknowable
         (then nothing is reused: :mod:`orchestrator.web.cache`)."""
@@ -104,6 +107,10 @@ class DaemonSource:
             stats=recorder.stats.snapshot() if recorder else None,
             states=plane.live.states() if plane else {},
         )
+
+    def component_latency(self) -> dict[int, Histogram] | None:
+        recorder = self.daemon.recorder
+        return None if recorder is None else recorder.stats.component_latency()
 
     def version(self) -> Hashable | None:
         recorder = self.daemon.recorder
@@ -146,6 +153,9 @@ class DatabaseSource:
                          view_reliable=all(r.view_reliable for r in rows),
                          dropped_results=sum(int(r.dropped_results or 0) for r in rows),
                          db_writes_healthy=None, skipped_runs=None)
+
+    def component_latency(self) -> dict[int, Histogram] | None:
+        return None  # only the process that checks knows each check's latency
 
     def version(self) -> Hashable | None:
         return None  # other processes write the database: no change can be seen coming
