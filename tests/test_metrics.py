@@ -337,3 +337,36 @@ def test_the_per_component_histogram_text_is_what_prometheus_client_writes() -> 
 
     assert exposition([fast]) == generate_latest(One())
     assert [s[:3] for s in fast.samples] == [s[:3] for s in generic.samples]
+
+
+@pytest.mark.parametrize("per_component", [True, False])
+def test_the_fast_openmetrics_text_is_what_prometheus_client_writes(db: Database, per_component: bool) -> None:
+    """OpenMetrics through the app's own writer gives byte for byte prometheus_client's OpenMetrics output,
+    per-component histograms and a name needing escapes included."""
+    from prometheus_client.openmetrics.exposition import generate_latest
+
+    from orchestrator.history.stats import LATENCY_BUCKETS_S, Histogram
+    from orchestrator.web.exposition import openmetrics
+    from orchestrator.web.metrics import registry_for
+    from tests.test_reports import seed
+
+    now = datetime.now(UTC)
+    seed(db, now)
+    with db.write() as session:
+        session.add(_component('odd"name\\x', now, last_check_at=now, last_latency_ms=3.0))
+    with db.read() as session:
+        ids = list(session.scalars(select(Component.id)))
+    latency = {cid: Histogram(LATENCY_BUCKETS_S) for cid in ids}
+    for i, hist in enumerate(latency.values()):
+        hist.observe(0.01 * (i + 1))
+
+    class Checked(DatabaseSource):  # a daemon's view: every component checked once
+        def component_latency(self):
+            return latency
+
+    registry = registry_for(Checked(db, clock=FakeClock(now)), per_component=per_component, component_histograms=True)
+    fast = openmetrics(registry.collect())
+    assert fast == generate_latest(registry)
+    assert (b'orchestrator_component_check_latency_seconds_bucket{component="odd\\"name\\\\x",le="0.005"}' in fast) \
+        is per_component
+    assert fast.endswith(b"# EOF\n") and fast.count(b"# EOF") == 1

@@ -22,6 +22,8 @@ from prometheus_client.openmetrics.exposition import generate_latest as openmetr
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
+#: the last line of an OpenMetrics exposition
+EOF = "# EOF\n"
 #: the label every ComponentFamily is keyed by (it sorts before the second label, as generate_latest orders them)
 COMPONENT_LABEL = "component"
 Pairs = tuple[tuple[str, float], ...]
@@ -66,11 +68,11 @@ class ComponentFamily(Metric):
         if value:  # Metric.__init__ assigns an empty list; anything else must go through add()
             raise TypeError("ComponentFamily takes series through add()")
 
-    def write(self, out: list[str], labels: dict[str, str]) -> None:
+    def write(self, out: list[str], labels: dict[str, str], *, om: bool = False) -> None:
         """Append this family's text (HELP, TYPE, one line a series) to ``out``; ``labels`` caches the
-        escaped component names across families."""
+        escaped component names across families; ``om``: OpenMetrics' header (the family's own name)."""
         name = self.sample_name
-        out.append(_header(name, self.documentation, self.type))
+        out.append(_header(self.name if om else name, self.documentation, self.type, om))
         tails: dict[Pairs, list[str]] = {}  # equal rows (every one-hot row of a state) share their line endings
         for component, pairs in self.rows:
             ends = tails.get(pairs)
@@ -111,10 +113,10 @@ class ComponentHistogramFamily(Metric):
         if value:
             raise TypeError("ComponentHistogramFamily takes histograms through add()")
 
-    def write(self, out: list[str], labels: dict[str, str]) -> None:
+    def write(self, out: list[str], labels: dict[str, str], *, om: bool = False) -> None:
         """Like :meth:`ComponentFamily.write`: the bytes generate_latest writes for the same samples."""
         name = self.name
-        out.append(_header(name, self.documentation, "histogram"))
+        out.append(_header(name, self.documentation, "histogram", om))
         bucket_ends = [f'",le="{le}"}} ' for le in self.les]
         for component, cumulative, total in self.rows:
             text = _escaped(component, labels)
@@ -124,8 +126,10 @@ class ComponentHistogramFamily(Metric):
                        f'{name}_sum{{{COMPONENT_LABEL}="{text}"}} {floatToGoString(total)}\n')
 
 
-def _header(name: str, documentation: str, typ: str) -> str:
+def _header(name: str, documentation: str, typ: str, om: bool = False) -> str:
     doc = documentation.replace("\\", r"\\").replace("\n", r"\n")
+    if om:  # OpenMetrics escapes double quotes in HELP too
+        doc = doc.replace('"', r'\"')
     return f"# HELP {name} {doc}\n# TYPE {name} {typ}\n"
 
 
@@ -159,15 +163,16 @@ def exposition(families: Iterable[Metric]) -> bytes:
 
 
 def openmetrics(families: Iterable[Metric]) -> bytes:
-    """The families in OpenMetrics 1.0.0 (for a scraper that asks for it), by prometheus_client's writer."""
-    return openmetrics_latest(_Many(list(families)))
-
-
-class _Many:
-    """A registry of the given families, for openmetrics' generate_latest."""
-
-    def __init__(self, families: list[Metric]) -> None:
-        self.families = families
-
-    def collect(self) -> list[Metric]:
-        return self.families
+    """The families in OpenMetrics 1.0.0 (for a scraper that asks for it): the same bytes as
+    prometheus_client's OpenMetrics ``generate_latest``. A series line is written exactly as in the text
+    format; only a family's header names the family (a counter without ``_total``) and the text ends
+    with ``# EOF``."""
+    out: list[str] = []
+    labels: dict[str, str] = {}
+    for family in families:
+        if isinstance(family, ComponentFamily | ComponentHistogramFamily):
+            family.write(out, labels, om=True)
+        else:
+            out.append(openmetrics_latest(_One(family)).decode("utf-8").removesuffix(EOF))
+    out.append(EOF)
+    return "".join(out).encode("utf-8")
