@@ -33,6 +33,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -220,11 +222,18 @@ def part_lateness(args) -> None:
             print(f"  all rounds, 10 scrapes/s + 10 pages/s: {_p99(totals['loaded'])}", flush=True)
 
 
-def part_report(args) -> None:
-    with workdir("bench-web-report-") as directory:
-        db_url = f"sqlite:///{directory / 'report.db'}"
+@contextmanager
+def migrated(prefix: str) -> Iterator[tuple[Path, str, Database]]:
+    """A work directory with a migrated SQLite database in it: (directory, its URL, the Database)."""
+    with workdir(prefix) as directory:
+        db_url = f"sqlite:///{directory / 'bench.db'}"
         db = Database(db_url)
         ensure_schema(db)
+        yield directory, db_url, db
+
+
+def part_report(args) -> None:
+    with migrated("bench-web-report-") as (directory, db_url, db):
         now = datetime.now(UTC)
         components = 100
         log(f"seeding {args.results} check results, their rollups and {args.report_incidents} incidents")
@@ -285,10 +294,7 @@ def time_scrapes(base: str, accept: str, n: int, pid: int) -> str:
 
 
 def part_metrics(args) -> None:
-    with workdir("bench-web-metrics-") as directory:
-        db_url = f"sqlite:///{directory / 'metrics.db'}"
-        db = Database(db_url)
-        ensure_schema(db)
+    with migrated("bench-web-metrics-") as (directory, db_url, db):
         now = datetime.now(UTC)
         log(f"seeding {args.components} components and {args.metrics_incidents} incidents with their events")
         seed_fleet(db, args.components, args.metrics_incidents, now)
