@@ -370,3 +370,50 @@ def test_the_fast_openmetrics_text_is_what_prometheus_client_writes(db: Database
     assert (b'orchestrator_component_check_latency_seconds_bucket{component="odd\\"name\\\\x",le="0.005"}' in fast) \
         is per_component
     assert fast.endswith(b"# EOF\n") and fast.count(b"# EOF") == 1
+
+
+@pytest.mark.pg
+def test_a_scrape_during_a_database_outage_still_answers_and_says_so(pg_schema_url: str) -> None:
+    """PostgreSQL cut behind a TCP proxy under the real daemon: /metrics keeps answering 200 with
+    ``orchestrator_database_readable 0``, ``orchestrator_ready 0`` and the recorder's failing writes
+    (``orchestrator_db_writes_healthy 0``: what OrchestratorWriteFailures fires on), then recovers.
+    `orchestrator web` over the same cut database answers the same way. (Before: the scrape failed.)"""
+    from urllib.error import HTTPError
+
+    from tests.tcp_proxy import proxied
+
+    proxy, through_proxy = proxied(pg_schema_url)
+    database = Database(pg_schema_url)
+    ensure_schema(database)
+    web_db = Database(through_proxy)
+    web_client = create_app(DatabaseSource(web_db), WebSettings()).test_client()
+    try:
+        with LoopbackHTTPServer() as server:
+            ComponentRegistry(database).add(ComponentSpec(name="shop", url=server.url, interval="500ms",
+                                                          timeout="400ms"))
+            with running_daemon(through_proxy, http="127.0.0.1:0", web=WebSettings()) as daemon:
+                poll(lambda: daemon.web is not None, 10)
+
+                def scrape() -> dict:
+                    try:
+                        with urllib.request.urlopen(daemon.web.url + "metrics", timeout=30) as response:
+                            return _families(response.read().decode())
+                    except HTTPError as exc:
+                        raise AssertionError(f"/metrics answered {exc.code}") from exc
+
+                poll(lambda: _value(scrape(), "orchestrator_db_writes_healthy") == 1, 30)
+                proxy.cut()
+                cut = poll(lambda: (m := scrape()) and _value(m, "orchestrator_db_writes_healthy") == 0 and m, 60)
+                assert _value(cut, "orchestrator_database_readable") == 0 and _value(cut, "orchestrator_ready") == 0
+                assert "process_cpu_seconds" in cut and "orchestrator_build_info" in cut
+                answer = web_client.get("/metrics")
+                assert answer.status_code == 200
+                web_families = _families(answer.get_data(as_text=True))
+                assert _value(web_families, "orchestrator_database_readable") == 0
+                proxy.restore()
+                back = poll(lambda: (m := scrape()) and _value(m, "orchestrator_db_writes_healthy") == 1 and m, 60)
+                assert _value(back, "orchestrator_ready") == 1 and _value(back, "orchestrator_database_readable") == 1
+    finally:
+        proxy.cut()
+        web_db.dispose()
+        database.dispose()

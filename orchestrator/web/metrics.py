@@ -39,26 +39,33 @@ tables changed (fingerprints); the per-component families are written by the fas
 from __future__ import annotations
 
 import logging
-import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 
 from flask import Blueprint, Response, request
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_CONTENT_TYPE
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from orchestrator import __version__
 from orchestrator.components.views import effective_state_sql
 from orchestrator.core.states import ComponentState
 from orchestrator.db.models import Component
-from orchestrator.history.stats import LATENCY_BUCKETS_S, Histogram
 from orchestrator.web.degradation_api import level_metrics
-from orchestrator.web.event_counts import INCIDENT_KINDS, EventCounts, EventCountsCache
-from orchestrator.web.exposition import ComponentFamily, ComponentHistogramFamily, exposition, openmetrics
-from orchestrator.web.journal_figures import JournalFigures, JournalFiguresCache
+from orchestrator.web.event_counts import EventCounts, EventCountsCache
+from orchestrator.web.exposition import ComponentFamily, exposition, openmetrics
+from orchestrator.web.journal_figures import JournalFiguresCache
+from orchestrator.web.metric_families import (
+    Monotonic,
+    downs,
+    health,
+    histogram,
+    incidents,
+    last_check,
+    latency_by_component,
+    recovery,
+)
 from orchestrator.web.source import LiveFacts, WebSource
 from orchestrator.web.state import app_state
 from orchestrator.web.summary import open_incident_counts
@@ -102,16 +109,18 @@ class OrchestratorCollector:
         self.journal = JournalFiguresCache()
         self.events = EventCountsCache()
         self.fleet = Monotonic()
+        self._db_lost = False  # the last scrape could not read the database (said once in the log)
 
     def describe(self) -> list[Metric]:
         return []  # nothing to describe ahead: every series is read at scrape time
 
     def collect(self) -> Iterator[Metric]:
-        facts = self.source.facts()
+        facts: LiveFacts | None = None
         now = self.source.clock.now()
-        # fleet totals alone, from the database: counted in SQL, no row per component comes back
-        lean = not self.per_component and facts.stats is None and not facts.states
         try:
+            facts = self.source.facts()  # from the database in `orchestrator web`
+            # fleet totals alone, from the database: counted in SQL, no row per component comes back
+            lean = not self.per_component and facts.stats is None and not facts.states
             with self.source.db.read() as session:
                 rows = [] if lean else session.execute(
                     select(Component.id, Component.name, effective_state_sql(now), Component.checks_total,
@@ -119,14 +128,19 @@ class OrchestratorCollector:
                            Component.last_check_at, Component.last_latency_ms)
                     .order_by(Component.name)).all()
                 totals = _fleet_totals(session, now) if lean else None
-                incidents = open_incident_counts(session)
+                open_incidents = open_incident_counts(session)
                 journal = self.journal.read(session)
                 events = self.events.read(session)
         except SQLAlchemyError as exc:  # what the process knows without the database is still served
-            log.warning("metrics: database unreadable, serving the process's own series: %s",
-                        str(exc).splitlines()[0])
-            yield from _daemon(facts, database_ok=False)
+            if not self._db_lost:
+                log.warning("metrics: database unreadable, serving the process's own series until it is "
+                            "back: %s", str(exc).splitlines()[0])
+            self._db_lost = True
+            yield from health(facts, database_ok=False)
             return
+        if self._db_lost:
+            log.info("metrics: database readable again")
+            self._db_lost = False
         if totals is not None:
             yield from _lean_families(*totals)
         else:
@@ -138,14 +152,14 @@ class OrchestratorCollector:
             breakers = {name: breaker or "closed" for _cid, name, _s, _t, _f, breaker, *_ in rows}
             yield from self._one_hot(breakers, _BREAKER_PAIRS, _BREAKER_NAMES)
             if self.per_component:
-                yield from _last_check(rows)
-                yield from _downs(rows, events)
+                yield from last_check(rows)
+                yield from downs(rows, events)
                 if self.component_histograms:
-                    yield from _latency_by_component(rows, self.source.component_latency())
+                    yield from latency_by_component(rows, self.source.component_latency())
         yield from self._transitions(events)
-        yield from _incidents(incidents, events)
-        yield from _recovery(journal)
-        yield from _daemon(facts, database_ok=True)
+        yield from incidents(open_incidents, events)
+        yield from recovery(journal)
+        yield from health(facts, database_ok=True)
         for provider in METRIC_PROVIDERS:
             yield from provider(self.source)
 
@@ -227,129 +241,14 @@ def _lean_families(states: Counter, breakers: Counter, checks: int, failed: int)
     yield _by_state(breakers, _BREAKER_PAIRS, *_BREAKER_NAMES[0])
 
 
-def _histogram(name: str, documentation: str, hist: Histogram) -> Metric:
-    return HistogramMetricFamily(name, documentation, buckets=hist.cumulative(), sum_value=hist.total)
-
-
 def _histograms(facts: LiveFacts) -> Iterator[Metric]:
     if facts.stats is None:
         return
-    yield _histogram("orchestrator_check_latency_seconds", "Health check latency.", facts.stats.check_latency_s)
-    yield _histogram("orchestrator_check_lateness_seconds", "How late checks started against their schedule.",
+    yield histogram("orchestrator_check_latency_seconds", "Health check latency.", facts.stats.check_latency_s)
+    yield histogram("orchestrator_check_lateness_seconds", "How late checks started against their schedule.",
                      facts.stats.check_lateness_s)
-    yield _histogram("orchestrator_db_write_seconds", "Duration of one batched database write.",
+    yield histogram("orchestrator_db_write_seconds", "Duration of one batched database write.",
                      facts.stats.db_write_s)
-
-
-def _last_check(rows) -> Iterator[Metric]:
-    """When each component was last checked and how long that check took (components never checked: no series)."""
-    at = ComponentFamily("orchestrator_component_last_check_timestamp_seconds",
-                         "Unix time of the component's last recorded check.", "gauge")
-    latency = ComponentFamily("orchestrator_component_last_check_latency_seconds",
-                              "Latency of the component's last recorded check.", "gauge")
-    for _cid, name, _state, _t, _f, _breaker, last_at, last_ms in rows:
-        if last_at is not None:
-            at.add_value(name, last_at.timestamp())
-        if last_ms is not None:
-            latency.add_value(name, last_ms / 1000.0)
-    yield at
-    yield latency
-
-
-def _downs(rows, events: EventCounts) -> Iterator[Metric]:
-    """Per component, how many times it went down (every component, zeros included)."""
-    family = ComponentFamily("orchestrator_component_down", "Times the component went down (transitions into down).",
-                             "counter")
-    for cid, name, *_ in rows:
-        family.add_value(name, events.transitions.get((cid, "down"), 0))
-    yield family
-
-
-def _latency_by_component(rows, latency: dict[int, Histogram] | None) -> Iterator[Metric]:
-    """``orchestrator_component_check_latency_seconds{component,le}`` (daemon only: 14 series a component)."""
-    if latency is None:
-        return
-    family = ComponentHistogramFamily("orchestrator_component_check_latency_seconds",
-                                      "Health check latency, per component.", LATENCY_BUCKETS_S)
-    for cid, name, *_ in rows:
-        hist = latency.get(cid)
-        if hist is not None:
-            family.add(name, [n for _le, n in hist.cumulative()], hist.total)
-    yield family
-
-
-def _incidents(open_: dict[str, int], events: EventCounts) -> Iterator[Metric]:
-    gauge = GaugeMetricFamily("orchestrator_incidents_open", "Unresolved incidents by status.", labels=["status"])
-    for status, n in open_.items():
-        gauge.add_metric([status], n)
-    yield gauge
-    for kind in INCIDENT_KINDS:
-        yield CounterMetricFamily(f"orchestrator_incidents_{kind}", f"Incidents {kind} (from incident events).",
-                                  value=events.incidents(kind))
-    resolved = CounterMetricFamily("orchestrator_incidents_resolved", "Incidents resolved, by resolution.",
-                                   labels=["resolution"])
-    for resolution, n in events.resolved().items():
-        resolved.add_metric([resolution], n)
-    yield resolved
-
-
-def _recovery(journal: JournalFigures) -> Iterator[Metric]:
-    done = CounterMetricFamily("orchestrator_recovery_actions", "Recovery step attempts that ran, by final outcome.",
-                               labels=["strategy", "outcome"])
-    for strategy, status, n in journal.actions:
-        done.add_metric([strategy, status], n)
-    yield done
-    running = GaugeMetricFamily("orchestrator_recovery_actions_running", "Recovery step attempts running now.",
-                                labels=["strategy"])
-    for strategy, n in journal.running:
-        running.add_metric([strategy], n)
-    yield running
-    yield _histogram("orchestrator_recovery_verified_seconds",
-                     "Seconds from a recovery action's start to its verified success.", journal.verified)
-
-
-def _daemon(facts: LiveFacts, *, database_ok: bool) -> Iterator[Metric]:
-    info = GaugeMetricFamily("orchestrator_build_info", "The orchestrator's version (always 1).", labels=["version"])
-    info.add_metric([__version__], 1.0)
-    yield info
-    ready = database_ok and facts.view_reliable
-    yield GaugeMetricFamily("orchestrator_ready", "1 when /readyz passes: database readable, view reliable.",
-                            value=1.0 if ready else 0.0)
-    yield GaugeMetricFamily("orchestrator_database_readable", "0 when this scrape could not read the database.",
-                            value=1.0 if database_ok else 0.0)
-    yield CounterMetricFamily("orchestrator_dropped_results", "Check results dropped during database outages.",
-                              value=facts.dropped_results)
-    yield GaugeMetricFamily("orchestrator_view_reliable", "0 while the orchestrator's own sentinels fail.",
-                            value=1.0 if facts.view_reliable else 0.0)
-    yield GaugeMetricFamily("orchestrator_daemons_alive", "Daemons with a fresh heartbeat.", value=facts.daemons_alive)
-    if facts.db_writes_healthy is not None:
-        yield GaugeMetricFamily("orchestrator_db_writes_healthy", "0 while the recorder's database writes fail.",
-                                value=1.0 if facts.db_writes_healthy else 0.0)
-    if facts.scheduler_running is not None:
-        yield GaugeMetricFamily("orchestrator_scheduler_running", "1 while the check scheduler runs.",
-                                value=1.0 if facts.scheduler_running else 0.0)
-
-
-class Monotonic:
-    """Keeps a sum of rows that can be deleted from going backwards within this process.
-
-    When the raw value drops (rows went with a removed component), the drop is kept as an offset, so
-    the series stays where it was and grows again from there (increments hidden by the same drop are
-    lost: the price of never going backwards). A new process starts from the raw value, as a restarted
-    exporter does.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._last: dict[object, tuple[float, float]] = {}  # key → (last raw value, offset)
-
-    def value(self, key: object, raw: float) -> float:
-        with self._lock:
-            last, offset = self._last.get(key, (raw, 0.0))
-            if raw < last:
-                offset += last - raw
-            self._last[key] = (raw, offset)
-            return raw + offset
 
 
 def registry_for(source: WebSource, *, per_component: bool, component_histograms: bool = False) -> CollectorRegistry:
