@@ -401,7 +401,8 @@ def test_a_scrape_during_a_database_outage_still_answers_and_says_so(pg_schema_u
                     except HTTPError as exc:
                         raise AssertionError(f"/metrics answered {exc.code}") from exc
 
-                poll(lambda: _value(scrape(), "orchestrator_db_writes_healthy") == 1, 30)
+                # the component is checked (and its results written) before the cut: writes will fail after it
+                poll(lambda: (_value(scrape(), "orchestrator_checks", component="shop", outcome="ok") or 0) > 0, 30)
                 proxy.cut()
                 cut = poll(lambda: (m := scrape()) and _value(m, "orchestrator_db_writes_healthy") == 0 and m, 60)
                 assert _value(cut, "orchestrator_database_readable") == 0 and _value(cut, "orchestrator_ready") == 0
