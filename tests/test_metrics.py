@@ -418,3 +418,22 @@ def test_a_scrape_during_a_database_outage_still_answers_and_says_so(pg_schema_u
         proxy.cut()
         web_db.dispose()
         database.dispose()
+
+
+def test_fleet_check_totals_do_not_fall_when_a_component_is_removed(db: Database) -> None:
+    """Without per-component series the checks counter is a sum over today's components: removing one
+    must not make it fall (Prometheus would read a restart and count everything again)."""
+    now = datetime.now(UTC)
+    with db.write() as session:
+        session.add_all([_component("a", now, checks_total=10, failures_total=2),
+                         _component("b", now, checks_total=5, failures_total=1)])
+    client = create_app(DatabaseSource(db, clock=FakeClock(now)), WebSettings(metrics_per_component=False)).test_client()
+    before = _families(client.get("/metrics").get_data(as_text=True))
+    ComponentRegistry(db).remove("a")
+    with db.write() as session:
+        session.scalars(select(Component)).one().checks_total = 7  # b checked twice more
+    after = _families(client.get("/metrics").get_data(as_text=True))
+    assert (_value(before, "orchestrator_checks", outcome="ok"), _value(before, "orchestrator_checks", outcome="failed")) \
+        == (12, 3)
+    assert _value(after, "orchestrator_checks", outcome="ok") == 12  # held: the drop of 8 is kept as an offset
+    assert _value(after, "orchestrator_checks", outcome="failed") == 3

@@ -142,7 +142,9 @@ class OrchestratorCollector:
             log.info("metrics: database readable again")
             self._db_lost = False
         if totals is not None:
-            yield from _lean_families(*totals)
+            states, breakers, checks, failed = totals
+            yield self._check_totals(checks - failed, failed)
+            yield from _lean_families(states, breakers)
         else:
             yield from self._checks(facts, rows)
             yield from _histograms(facts)
@@ -189,10 +191,15 @@ class OrchestratorCollector:
                 checks.add(name, (("failed", failed), ("ok", ok)))
             yield checks
             return
+        yield self._check_totals(sum(ok for _n, _f, ok in counts), sum(failed for _n, failed, _ok in counts))
+
+    def _check_totals(self, ok: int, failed: int) -> Metric:
+        """Fleet-wide checks by outcome: a sum over the components there are now, so held monotonic
+        (a removed component takes its checks out of the sum)."""
         totals = CounterMetricFamily("orchestrator_checks", "Health checks by outcome.", labels=["outcome"])
-        totals.add_metric(["ok"], sum(ok for _n, _f, ok in counts))
-        totals.add_metric(["failed"], sum(failed for _n, failed, _ok in counts))
-        yield totals
+        totals.add_metric(["ok"], self.fleet.value(("checks", "ok"), ok))
+        totals.add_metric(["failed"], self.fleet.value(("checks", "failed"), failed))
+        return totals
 
     def _one_hot(self, current: dict[str, str], pairs: dict[str, tuple[tuple[str, float], ...]],
                  names: tuple[tuple[str, str], tuple[str, str]]) -> Iterator[Metric]:
@@ -231,12 +238,8 @@ def _fleet_totals(session, now) -> tuple[Counter, Counter, int, int]:
     return states, breakers, int(checks), int(failed)
 
 
-def _lean_families(states: Counter, breakers: Counter, checks: int, failed: int) -> Iterator[Metric]:
-    """The same totals as the per-component path gives with --no-metrics-per-component."""
-    totals = CounterMetricFamily("orchestrator_checks", "Health checks by outcome.", labels=["outcome"])
-    totals.add_metric(["ok"], checks - failed)
-    totals.add_metric(["failed"], failed)
-    yield totals
+def _lean_families(states: Counter, breakers: Counter) -> Iterator[Metric]:
+    """The same state totals as the per-component path gives with --no-metrics-per-component."""
     yield _by_state(states, _STATE_PAIRS, *_STATE_NAMES[0])
     yield _by_state(breakers, _BREAKER_PAIRS, *_BREAKER_NAMES[0])
 
