@@ -201,6 +201,8 @@ def test_openmetrics_when_asked_and_the_process_series(db: Database) -> None:
 
     assert not wants_openmetrics("text/plain") and not wants_openmetrics(None)
     assert not wants_openmetrics("application/openmetrics-text;q=0")
+    assert not wants_openmetrics("application/openmetrics-text; q=0.0; version=1.0.0, text/plain")
+    assert wants_openmetrics("text/plain;q=0.5, Application/OpenMetrics-Text; version=1.0.0; q=0.9")
 
 
 def test_the_daemon_serves_per_component_latency_histograms_when_switched_on(tmp_path) -> None:

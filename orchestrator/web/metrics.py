@@ -273,10 +273,16 @@ def process_registry() -> CollectorRegistry:
 
 
 def wants_openmetrics(accept: str | None) -> bool:
-    """True when the Accept header lists OpenMetrics (Prometheus asks for it first)."""
+    """True when the Accept header lists OpenMetrics with a quality above 0 (Prometheus asks for it first)."""
     for item in (accept or "").split(","):
-        mime, _, params = item.partition(";")
-        if mime.strip().lower() == "application/openmetrics-text" and "q=0," not in params.replace(" ", "") + ",":
+        mime, *params = (part.strip().lower() for part in item.split(";"))
+        if mime != "application/openmetrics-text":
+            continue
+        quality = next((p.removeprefix("q=").strip() for p in params if p.startswith("q=")), "1")
+        try:
+            if float(quality) > 0:
+                return True
+        except ValueError:  # a malformed quality: as if absent
             return True
     return False
 
