@@ -12,6 +12,13 @@ Start-up order (each step needs the one before):
 
 SIGTERM stops the timer, lets in-flight checks end (bounded by their timeouts; worker processes
 drain too), judges and flushes everything, exits 0.
+
+The instance lock is re-verified every ``VERIFY_INTERVAL_S`` from the main loop (monotonic): a lock
+whose session ended is re-taken at once; one that cannot be re-taken (another daemon has it) stops
+the daemon without another write or action, says so on /healthz, /readyz and in the log, and exits
+``EXIT_LOCK_LOST`` for its supervisor to restart it (it then waits for, or refuses beside, the other).
+This protects "one daemon acts per database" (issue 14's I7) and with it invariant 1 (exactly once),
+without breaking invariant 6: the loop stops only loudly.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.core.config import Switches
 from orchestrator.core.redaction import remember, secret_values
 from orchestrator.db.engine import Database
-from orchestrator.db.instance_lock import instance_lock
+from orchestrator.db.instance_lock import VERIFY_INTERVAL_S, LockLostError, instance_lock
 from orchestrator.db.migrate import ensure_schema
 from orchestrator.db.models import Component, DaemonInstance
 from orchestrator.health.checkers import close_checkers
@@ -41,6 +48,7 @@ from orchestrator.health.plane import DISPATCH_TICK_S, CheckPlane
 from orchestrator.health.procs import default_processes
 from orchestrator.health.scheduler import Timer
 from orchestrator.health.sentinels import Sentinels
+from orchestrator.history.drops import WRITES_FAILING_SHOWN_S, describe, merged
 from orchestrator.history.recorder import Recorder
 from orchestrator.history.retention import DEFAULT_RAW_RETENTION_S, DEFAULT_ROLLUP_RETENTION_S, prune
 from orchestrator.plans.coverage import plan_warning
@@ -52,6 +60,8 @@ HEARTBEAT_INTERVAL_S = 5.0
 RETENTION_INTERVAL_S = 600.0
 SENTINEL_INTERVAL_S = 5.0
 NOTIFY_FLUSH_INTERVAL_S = 2.0  # grouped incident notifications go out once their window closes
+#: exit status when the instance lock was lost (EX_TEMPFAIL: a supervisor restarts the service)
+EXIT_LOCK_LOST = 75
 
 
 @dataclass
@@ -96,6 +106,9 @@ class Daemon:
         self.last_heartbeat_mono: float | None = None
         #: the web server when settings.http is set (its ``url`` is what to open)
         self.web = None
+        #: why this daemon stopped acting: its instance lock is gone (None while held)
+        self.lock_lost: str | None = None
+        self._lock = None
 
     # -- signals -------------------------------------------------------------------------------
     def request_stop(self, *_: object) -> None:
@@ -122,7 +135,7 @@ class Daemon:
             ensure_schema(db)
             if self._stopped_during_startup("database checked"):
                 return 0
-            lock = instance_lock(db)
+            lock = self._lock = instance_lock(db)
             lock.acquire()
             try:
                 return self._serve(db)
@@ -180,9 +193,14 @@ class Daemon:
         log.info("started instance=%s components=%d check_processes=%d db=%s", self.instance_id, components,
                  processes, db.dialect)
         deadline = None if s.run_for_s is None else self.clock.monotonic() + s.run_for_s
+        verify_at = self.clock.monotonic() + VERIFY_INTERVAL_S
         while not self._stop.is_set():
             timeout = 1.0 if deadline is None else max(0.0, min(1.0, deadline - self.clock.monotonic()))
-            self._stop.wait(timeout)
+            self._stop.wait(min(timeout, max(0.0, verify_at - self.clock.monotonic())))
+            if self.clock.monotonic() >= verify_at:
+                verify_at = self.clock.monotonic() + VERIFY_INTERVAL_S
+                if not self._lock_held():
+                    return self._shutdown(timer, plane, recorder, write=False)
             if self._reload.is_set():
                 self._reload.clear()
                 self._do_reload()
@@ -190,11 +208,28 @@ class Daemon:
                 break
         return self._shutdown(timer, plane, recorder)
 
-    def _shutdown(self, timer: Timer, plane: CheckPlane, recorder: Recorder) -> int:
+    def _lock_held(self) -> bool:
+        """Verify the instance lock (re-taken when its session ended); False when it is lost."""
+        try:
+            if not self._lock.verify():
+                log.warning("instance lock: its database session had ended; re-taken on a new one")
+            return True
+        except LockLostError as exc:
+            self.lock_lost = str(exc)
+            log.error("instance lock lost, stopping without acting or writing (exit %d): %s", EXIT_LOCK_LOST, exc)
+            return False
+
+    def _shutdown(self, timer: Timer, plane: CheckPlane, recorder: Recorder, *, write: bool = True) -> int:
+        """Stop everything; ``write=False`` (the lock is lost) writes and acts no more: the recovery
+        loop and the writer stop first, the web server last (its /healthz and /readyz say why)."""
         sdnotify.notify("STOPPING=1")
+        if not write:
+            recorder.stop_writing()
+            if self.coordinator is not None:
+                self.coordinator.shutdown(timeout_s=self.settings.shutdown_timeout_s)
         if self.degradation is not None:
             self.degradation.stop()  # first: its long-polls answer, so the web server stops at once
-        if self.web is not None:
+        if self.web is not None and write:
             self.web.stop()
         log.info("stopping: letting in-flight checks finish")
         timer.shutdown(wait=True)  # no more ticks or syncs
@@ -202,18 +237,27 @@ class Daemon:
         close_checkers()
         if self.coordinator is not None:
             self.coordinator.shutdown(timeout_s=self.settings.shutdown_timeout_s)
-        recorder.stop(timeout_s=self.settings.shutdown_timeout_s)
-        try:
-            self._heartbeat(stopped=True)
-        except Exception as exc:  # the database may be what is failing; the exit must not be
-            log.warning("could not record the stop: %s", str(exc).splitlines()[0])
-        if recorder.dropped:
-            log.error("stopped with %d check results dropped during database outages", recorder.dropped)
-        removed = recorder.dropped_removed + plane.judge.dropped_removed
-        if removed:
-            log.info("dropped %d check results of components removed while their checks ran", removed)
-        log.info("stopped instance=%s written=%d dropped=%d", self.instance_id, recorder.written, recorder.dropped)
-        return 0
+        recorder.stop(timeout_s=self.settings.shutdown_timeout_s, write=write)  # counts what it did not write
+        if write:
+            try:
+                self._heartbeat(stopped=True)
+            except Exception as exc:  # the database may be what is failing; the exit must not be
+                log.warning("could not record the stop: %s", str(exc).splitlines()[0])
+        drops = self.drop_counts()
+        if any(n for name, n in drops.items() if name != "results_removed"):
+            log.error("stopped with rows not written: %s", describe(drops))
+        # every counter by name, zeros too: the one line a supervisor or a test reads at the end
+        counters = " ".join(f"{name}={n}" for name, n in drops.items())
+        log.info("stopped instance=%s written=%d dropped=%d %s", self.instance_id, recorder.written,
+                 sum(n for name, n in drops.items() if name.startswith("results_")), counters)
+        if self.web is not None and not write:
+            self.web.stop()
+        return 0 if write else EXIT_LOCK_LOST
+
+    def drop_counts(self) -> dict[str, int]:
+        """What was not written, by orchestrator.history.drops.NAMES (the judge's removed results included)."""
+        assert self.recorder is not None and self.plane is not None
+        return merged(self.recorder.drops.snapshot(), {"results_removed": self.plane.judge.dropped_removed})
 
     # -- parts ---------------------------------------------------------------------------------
     def _load_plans(self):
@@ -331,8 +375,14 @@ class Daemon:
             self._behind_reported = behind
         if not stopped:
             self._check_plans(self.db)  # components added or changed since: a registry change needs no HUP
-        values = {"heartbeat_at": now, "dropped_results": self.recorder.dropped,
-                  "view_reliable": self.plane.live.view_reliable(), "plan_warning": self.plan_warning}
+        drops = self.drop_counts()
+        failing_s = self.recorder.writes_failing_s()
+        shown = failing_s is not None and failing_s >= WRITES_FAILING_SHOWN_S
+        values = {"heartbeat_at": now, "view_reliable": self.plane.live.view_reliable(),
+                  "dropped_results": sum(n for name, n in drops.items() if name.startswith("results_")),
+                  "drops": {name: n for name, n in drops.items() if n},
+                  "writes_failing_since": self.recorder.failing_since if shown else None,
+                  "plan_warning": self.plan_warning}
         if stopped:
             values["stopped_at"] = now
         try:

@@ -133,3 +133,24 @@ def test_results_of_a_removed_component_are_dropped_and_counted(plane: Plane, db
     assert plane.recorder.flush_now()
     with db.read() as session:
         assert session.scalar(sa.text("SELECT count(*) FROM check_results")) == 1
+
+
+def test_a_wall_clock_stepped_back_does_not_hold_failures_in_grace(plane: Plane) -> None:
+    """Regression (issue 14, defect 6): the grace period was judged on the wall clock, so after a step
+    back of an hour every failure was "in grace" and nothing went DOWN for that hour."""
+    cid = plane.add()
+    plane.clock.step_wall(-3600)
+    plane.result(cid, ok=False)
+    plane.result(cid, ok=False)
+    assert plane.db_state(cid)[0] == "down"
+
+
+def test_a_grace_period_runs_on_the_monotonic_clock(plane: Plane) -> None:
+    cid = plane.add(startup_grace_s=30.0)
+    plane.clock.step_wall(3600)  # an hour forward does not end the grace early
+    plane.result(cid, ok=False)
+    plane.result(cid, ok=False)
+    assert plane.db_state(cid)[0] == "unknown"
+    plane.clock.advance(30)
+    plane.result(cid, ok=False)
+    assert plane.db_state(cid)[0] == "down"

@@ -1,16 +1,21 @@
-"""The `orchestrator` command. Each command group lives in its own module; all are thin."""
+"""The `orchestrator` command. Each command group lives in its own module; all are thin.
+
+A command's module is imported only when that command runs (``COMMANDS`` names them all): `orchestrator
+status` loads no web server, migration machinery or recovery code, and `orchestrator --help` none of it.
+"""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
+from gettext import gettext as _
 
 import click
 
 from orchestrator import __version__
 from orchestrator.cli.context import AppContext
 from orchestrator.core import interrupts, logs
-from orchestrator.core.config_file import load_config
 from orchestrator.core.errors import OrchestratorError
 
 
@@ -18,7 +23,45 @@ class AppGroup(click.Group):
     """A group whose every known error becomes one line on stderr and its exit status, never a traceback.
 
     Bad input exits 2 (Click usage errors and InputError alike); an unreachable database exits 1.
+    Its commands load on first use from ``COMMANDS`` (Click's lazy-loading group pattern); the list in
+    its help comes from the same table, so printing it imports no command module.
     """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self.commands) | set(COMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands or cmd_name not in COMMANDS:
+            return super().get_command(ctx, cmd_name)
+        module, attr, _summary = COMMANDS[cmd_name]
+        command = getattr(importlib.import_module(f"orchestrator.cli.{module}"), attr)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"orchestrator.cli.{module}.{attr} is not a click command")
+        return command
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        """Click's, with "did you mean" drawn from every command, loaded or not (Click >= 8.4 suggests
+        from the loaded ones only)."""
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as exc:
+            no_such = getattr(click.exceptions, "NoSuchCommand", None)
+            if no_such is None or not isinstance(exc, no_such):
+                raise
+            raise no_such(exc.command_name, possibilities=self.list_commands(ctx), ctx=ctx) from None
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The commands and their summaries, as Click's own listing prints them, from ``COMMANDS``."""
+        rows = []
+        for name in self.list_commands(ctx):
+            cmd = self.commands.get(name) or click.Command(name, help=COMMANDS[name][2])
+            if not cmd.hidden:
+                rows.append((name, cmd))
+        if not rows:
+            return
+        limit = formatter.width - 6 - max(len(name) for name, _cmd in rows)  # as click.Group does
+        with formatter.section(_("Commands")):
+            formatter.write_dl([(name, cmd.get_short_help_str(limit)) for name, cmd in rows])
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         argv = list(sys.argv[1:] if args is None else args)
@@ -61,47 +104,39 @@ def cli(ctx: click.Context, db_flag: str | None, plans_flag: str | None, debug: 
     Settings come from flags, then environment variables, then /etc/orchestrator/orchestrator.toml
     (or the file ORCHESTRATOR_CONFIG names), then defaults: `orchestrator config show`.
     """
+    from orchestrator.core.config_file import load_config
+
     ctx.obj = AppContext(db_flag=db_flag, plans_flag=plans_flag, config=load_config())
     ctx.call_on_close(ctx.obj.close)
 
 
-def _register() -> None:
-    from orchestrator.cli import (
-        apply,
-        components,
-        config,
-        db,
-        degradation,
-        demo,
-        incidents,
-        init,
-        plans,
-        recover,
-        report,
-        run,
-        status,
-        web,
-    )
-
-    cli.add_command(db.db)
-    cli.add_command(components.component)
-    cli.add_command(apply.apply)
-    cli.add_command(plans.plans)
-    cli.add_command(plans.strategies)
-    cli.add_command(run.run)
-    cli.add_command(status.status)
-    cli.add_command(status.check)
-    cli.add_command(incidents.incidents)
-    cli.add_command(recover.recover)
-    cli.add_command(demo.demo)
-    cli.add_command(report.report)
-    cli.add_command(web.web)
-    cli.add_command(degradation.degradation)
-    cli.add_command(config.config)
-    cli.add_command(init.init)
-
-
-_register()
+#: Every command: the module under orchestrator.cli that defines it, its attribute there, and the first
+#: paragraph of its help as `orchestrator --help` lists it, so that listing imports no command module
+#: (tests/test_cli_imports.py keeps each summary equal to the command's own help).
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "apply": ("apply", "apply", "Register the components declared in a file (all or nothing)."),
+    "check": ("status", "check", "Check one component now and print the result (exit 1 when it fails)."),
+    "component": ("components", "component", "Register and manage components."),
+    "config": ("config", "config",
+               "The configuration file shared by the service and the CLI (orchestrator.toml)."),
+    "db": ("db", "db", "Database schema commands."),
+    "degradation": ("degradation", "degradation", "Graceful-degradation levels that applications read "
+                    "(normal, degraded, minimal, emergency)."),
+    "demo": ("demo", "demo", "Start three loopback services, crash one, and watch the verified recovery "
+             "(also on a live page)."),
+    "incidents": ("incidents", "incidents", "Incident history and the human side of recovery."),
+    "init": ("init", "init", "Print a file to start an installation from, e.g. `orchestrator init "
+             "--print-unit > /etc/systemd/system/orchestrator.service` (deploy/README.md has the steps)."),
+    "plans": ("plans", "plans", "Recovery plan file commands."),
+    "recover": ("recover", "recover", "Start a recovery of NAME now and follow it step by step."),
+    "report": ("report", "report", "Uptime, checks, latency, incidents and every recovery step over a window."),
+    "run": ("run", "run", "Run the daemon: check every component on schedule, record, open incidents, "
+            "recover."),
+    "status": ("status", "status", "One table of every component's state."),
+    "strategies": ("plans", "strategies", "Recovery strategy plugins."),
+    "web": ("web", "web", "Serve the status page, JSON API and /metrics from the database "
+            "(for a second machine)."),
+}
 
 
 def main() -> None:

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import functools
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from pydantic import ValidationError
 
 from orchestrator.cli.context import AppContext, pass_app
 from orchestrator.cli.output import print_fields, print_json, print_table
 from orchestrator.cli.params import DURATION, KEY_VALUE, NAME
-from orchestrator.components.definition import (
+from orchestrator.components.defaults import (
     DEFAULT_FAILURE_THRESHOLD,
     DEFAULT_INTERVAL_S,
     DEFAULT_MAX_PROBE_INTERVAL_S,
@@ -21,16 +20,15 @@ from orchestrator.components.definition import (
     DEFAULT_TIMEOUT_S,
     MAX_PROBE_INTERVALS,
     MAX_REPLICAS,
-    ComponentSpec,
     default_timeout_s,
 )
-from orchestrator.components.registry import INDEFINITELY, Registry
-from orchestrator.components.views import component_views
 from orchestrator.core.clock import SYSTEM_CLOCK
 from orchestrator.core.durations import format_duration
 from orchestrator.core.errors import InputError
 from orchestrator.core.states import Criticality
-from orchestrator.plans.validation import first_error
+
+if TYPE_CHECKING:  # the database and the pydantic definition load when a command uses them
+    from orchestrator.components.registry import Registry
 
 # Definition keys (as in ComponentSpec.definition()) → the flag that sets them, for error messages.
 FLAG_FOR = {
@@ -139,6 +137,8 @@ def _merge_early_warning(current: dict[str, Any], given: dict[str, str]) -> dict
 
 
 def _registry(app: AppContext, need_plans: bool) -> Registry:
+    from orchestrator.components.registry import Registry
+
     db = app.database()
     return Registry(db, plan_names=app.plan_names() if need_plans else None)
 
@@ -158,6 +158,11 @@ def add(app: AppContext, name: str, **flags: Any) -> None:
     changes = _changes(flags)
     if "early_warning" in changes:
         changes["early_warning"] = _merge_early_warning({}, changes["early_warning"])
+    from pydantic import ValidationError
+
+    from orchestrator.components.definition import ComponentSpec
+    from orchestrator.plans.validation import first_error
+
     try:
         spec = ComponentSpec(name=name, **changes)
     except ValidationError as exc:
@@ -223,6 +228,8 @@ def remove(app: AppContext, name: str) -> None:
 @pass_app
 def pause(app: AppContext, name: str, duration: float | None, reason: str | None) -> None:
     """Stop acting on a component (checks continue and are recorded; no incidents)."""
+    from orchestrator.components.registry import INDEFINITELY
+
     until = SYSTEM_CLOCK.now() + timedelta(seconds=duration) if duration else INDEFINITELY
     _registry(app, need_plans=False).set_hold(name, paused_until=until, reason=reason, pause=True)
     click.echo(f"paused {name}" + (f" until {until.isoformat(timespec='seconds')}" if duration else ""))
@@ -262,6 +269,8 @@ def failback(app: AppContext, name: str) -> None:
 
 
 def _views(app: AppContext, name: str | None = None) -> list[dict[str, Any]]:
+    from orchestrator.components.views import component_views
+
     with app.database().read() as session:
         return component_views(session, SYSTEM_CLOCK.now(), name)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,9 +17,10 @@ from orchestrator.core.config import (
     resolve_plans_path,
     state_dir,
 )
-from orchestrator.core.config_file import ConfigFile, LoadedConfig
-from orchestrator.db.engine import Database
-from orchestrator.db.migrate import ensure_schema
+from orchestrator.core.config_file import LoadedConfig
+
+if TYPE_CHECKING:  # SQLAlchemy is imported when a command opens the database, not for --help
+    from orchestrator.db.engine import Database
 
 
 @dataclass
@@ -26,7 +28,7 @@ class AppContext:
     db_flag: str | None = None
     plans_flag: str | None = None
     #: orchestrator.toml (or ORCHESTRATOR_CONFIG), read once when the command starts
-    config: LoadedConfig = field(default_factory=lambda: LoadedConfig(ConfigFile(), None))
+    config: LoadedConfig = field(default_factory=LoadedConfig.absent)
     _db: Database | None = field(default=None, repr=False)
 
     @property
@@ -65,6 +67,9 @@ class AppContext:
     def database(self, *, migrate: bool = True) -> Database:
         """The database, reachable and at the current schema (an empty one is migrated first)."""
         if self._db is None:
+            from orchestrator.db.engine import Database
+            from orchestrator.db.migrate import ensure_schema
+
             db = Database(self.db_url, field=self.db_field)
             if migrate:
                 ensure_schema(db)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import click
 
-from orchestrator.components.definition import check_name
 from orchestrator.core.durations import parse_duration
 
 
@@ -39,6 +38,8 @@ class NameType(click.ParamType):
     name = "name"
 
     def convert(self, value, param, ctx) -> str:
+        from orchestrator.components.definition import check_name  # pydantic: only when a name is given
+
         try:
             return check_name(value)
         except ValueError as exc:

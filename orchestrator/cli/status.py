@@ -7,14 +7,7 @@ import click
 from orchestrator.cli.context import AppContext, pass_app
 from orchestrator.cli.output import print_json, print_table
 from orchestrator.cli.params import NAME
-from orchestrator.components.registry import Registry
-from orchestrator.components.views import component_views, instance_views
 from orchestrator.core.clock import SYSTEM_CLOCK
-from orchestrator.core.redaction import redact_view, secret_values
-from orchestrator.degradation import actions, store
-from orchestrator.degradation.policy import GLOBAL_SCOPE
-from orchestrator.health.checkers import get_checker
-from orchestrator.recovery.targets import effective_check
 
 
 @click.command()
@@ -22,6 +15,11 @@ from orchestrator.recovery.targets import effective_check
 @pass_app
 def status(app: AppContext, as_json: bool) -> None:
     """One table of every component's state."""
+    from orchestrator.components.views import component_views, instance_views
+    from orchestrator.degradation import actions, store
+    from orchestrator.degradation.scopes import GLOBAL_SCOPE
+    from orchestrator.history.drops import describe
+
     now = SYSTEM_CLOCK.now()
     with app.database().read() as session:
         views = component_views(session, now)
@@ -39,6 +37,11 @@ def status(app: AppContext, as_json: bool) -> None:
         view = "reliable" if inst["view_reliable"] else "UNRELIABLE (sentinels failing: no state changes)"
         dropped = f", {inst['dropped_results']} results dropped" if inst["dropped_results"] else ""
         click.echo(f"daemon: {inst['id']} up since {inst['started_at']:%Y-%m-%d %H:%M:%S}, view {view}{dropped}")
+        if inst["writes_failing_since"] is not None:
+            click.echo(f"warning: database writes failing since {inst['writes_failing_since']:%Y-%m-%d %H:%M:%S} "
+                       "(results buffered in memory)")
+        if any(inst["drops"].values()):
+            click.echo(f"not written: {describe(inst['drops'])}")
         if inst["plan_warning"]:
             click.echo(f"warning: {inst['plan_warning']}")
     if public_url := app.public_url:
@@ -59,6 +62,11 @@ def status(app: AppContext, as_json: bool) -> None:
 @pass_app
 def check(app: AppContext, name: str, as_json: bool) -> None:
     """Check one component now and print the result (exit 1 when it fails)."""
+    from orchestrator.components.registry import Registry
+    from orchestrator.core.redaction import redact_view, secret_values
+    from orchestrator.health.checkers import get_checker
+    from orchestrator.recovery.targets import effective_check
+
     registry = Registry(app.database())
     with registry.db.read() as session:
         row = registry.get_row(session, name)

@@ -11,6 +11,19 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from orchestrator.components.defaults import (
+    DEFAULT_FAILURE_THRESHOLD,
+    DEFAULT_INTERVAL_S,
+    DEFAULT_MAX_PROBE_INTERVAL_S,
+    DEFAULT_RETRY_INTERVAL_S,
+    DEFAULT_SUCCESS_THRESHOLD,
+    DEFAULT_TIMEOUT_S,
+    MAX_PROBE_INTERVALS,
+    MAX_REPLICAS,
+    MIN_INTERVAL_S,
+    MIN_TIMEOUT_S,
+    default_timeout_s,
+)
 from orchestrator.core.durations import parse_duration
 from orchestrator.core.secret_refs import check_references
 from orchestrator.core.states import Criticality
@@ -21,38 +34,6 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 LABEL_KEY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./-]{0,62}$")
 #: a label or var value: any text, bounded so a typo cannot bloat every row
 MAX_VALUE_LEN = 1024
-#: more replicas than any fleet runs, and far inside the database's INTEGER
-MAX_REPLICAS = 1_000_000
-
-# The defaults of a component, here and nowhere else (the models, the tracker and the CLI read them).
-#: seconds between checks
-DEFAULT_INTERVAL_S = 10.0
-#: longest check timeout when none is given; never more than half the interval (see default_timeout_s)
-DEFAULT_TIMEOUT_S = 2.0
-#: consecutive failures that make a component DOWN
-DEFAULT_FAILURE_THRESHOLD = 3
-#: consecutive successes that make it UP again
-DEFAULT_SUCCESS_THRESHOLD = 2
-#: longest re-check delay after a first failure (see default_retry_interval_s)
-DEFAULT_RETRY_INTERVAL_S = 1.0
-#: shortest interval accepted: faster checking is a typo (``0.0001``), and its timeout could never pass.
-#: Must never let through a check that cannot succeed: it would open incidents and restart a healthy
-#: service (invariant 3, do no harm).
-MIN_INTERVAL_S = 0.1
-#: shortest timeout accepted: below it no check (not even a loopback connect) can answer in time
-MIN_TIMEOUT_S = 0.01
-#: longest wait between probes of a DOWN component (see default_max_probe_interval_s): a service fixed
-#: by hand is seen UP within this (plus its success threshold) at worst
-DEFAULT_MAX_PROBE_INTERVAL_S = 30.0
-#: ... and never more than this many intervals, so a fast-checked component is seen back fast
-MAX_PROBE_INTERVALS = 5
-
-
-def default_timeout_s(interval_s: float) -> float:
-    """The timeout used when none is given: 2 s, or half the interval when that is shorter, so
-    ``--interval 2s`` alone is valid (a timeout must be shorter than the interval)."""
-    return min(DEFAULT_TIMEOUT_S, interval_s / 2)
-
 
 def default_retry_interval_s(interval_s: float) -> float:
     """The re-check delay after a first failure when none is given: min(1 s, interval / 5)."""

@@ -9,13 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from orchestrator.components.definition import ComponentSpec
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.core.errors import ConflictError, InputError, NotFoundError
 from orchestrator.core.states import ComponentState
@@ -23,7 +21,9 @@ from orchestrator.db import audit
 from orchestrator.db.audit import Actor
 from orchestrator.db.engine import Database
 from orchestrator.db.models import Component, ComponentDependency
-from orchestrator.plans.validation import first_error
+
+if TYPE_CHECKING:  # pydantic is imported where a definition is validated: `status` reads without it
+    from orchestrator.components.definition import ComponentSpec
 
 #: a pause given no end lasts until resumed
 INDEFINITELY = datetime(9999, 1, 1, tzinfo=UTC)
@@ -52,6 +52,11 @@ def definition_of(row: Component, names_by_id: dict[int, str]) -> dict[str, Any]
 
 def spec_from_definition(definition: dict[str, Any], *, field_prefix: str = "") -> ComponentSpec:
     """Re-validate a (possibly edited) definition dict into a ComponentSpec."""
+    from pydantic import ValidationError
+
+    from orchestrator.components.definition import ComponentSpec
+    from orchestrator.plans.validation import first_error
+
     data = {
         "name": definition["name"], "check": definition["check"],
         "interval": definition["interval_s"], "timeout": definition["timeout_s"],

@@ -160,5 +160,6 @@ def instance_views(session: Session, now: datetime, *, limit: int = 20) -> list[
                            .order_by(DaemonInstance.started_at.desc()).limit(limit))
     return [{"id": r.id, "host": r.host, "pid": r.pid, "version": r.version, "started_at": r.started_at,
              "heartbeat_at": r.heartbeat_at, "alive": now - r.heartbeat_at < timedelta(seconds=ALIVE_WITHIN_S),
-             "view_reliable": r.view_reliable, "dropped_results": r.dropped_results,
+             "view_reliable": r.view_reliable, "dropped_results": r.dropped_results, "drops": dict(r.drops or {}),
+             "writes_failing_since": r.writes_failing_since,
              "plan_warning": r.plan_warning} for r in rows]

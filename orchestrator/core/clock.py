@@ -60,3 +60,9 @@ class FakeClock:
         with self._lock:
             self._now += timedelta(seconds=seconds)
             self._mono += seconds
+
+    def step_wall(self, seconds: float) -> None:
+        """A step of the wall clock (an operator, NTP, a VM resumed): ``now()`` jumps, ``monotonic()``
+        does not. Whatever waits must not notice (DESIGN.md invariant 7)."""
+        with self._lock:
+            self._now += timedelta(seconds=seconds)

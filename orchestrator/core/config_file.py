@@ -17,14 +17,12 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
-
-from orchestrator.core.durations import parse_duration
 from orchestrator.core.errors import InputError
-from orchestrator.core.redaction import redact
+
+if TYPE_CHECKING:  # pydantic is imported when there is a file to validate
+    from orchestrator.core.config_model import ConfigFile
 
 CONFIG_ENV = "ORCHESTRATOR_CONFIG"
 DEFAULT_CONFIG_PATH = Path("/etc/orchestrator/orchestrator.toml")
@@ -32,77 +30,29 @@ DEFAULT_CONFIG_PATH = Path("/etc/orchestrator/orchestrator.toml")
 MAX_CONFIG_BYTES = 64 * 1024
 
 
-def _http_url(value: str) -> str:
-    """An http(s) URL with a host (the checks' stricter rules apply again where the URL is used)."""
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"expected an http:// or https:// URL, got {redact(value)!r}")
-    return value
-
-
-class ConfigFile(BaseModel):
-    """The keys of orchestrator.toml, all optional. Durations are seconds after validation."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-    #: like ``--db`` / ORCHESTRATOR_DB_URL; default: SQLite in the state directory
-    database_url: str | None = None
-    #: like ``--plans`` / ORCHESTRATOR_PLANS
-    plans: str | None = None
-    #: like ORCHESTRATOR_HOME: the default SQLite file and degradation.json live here
-    state_dir: str | None = None
-    #: like ``--http`` / ORCHESTRATOR_HTTP: where ``run`` (and ``web``) serve, HOST:PORT
-    http: str | None = None
-    #: like ``--api-token-file``; ORCHESTRATOR_API_TOKEN overrides it
-    api_token_file: str | None = None
-    #: like ``run --retention-raw`` / ``--retention-rollups``
-    retention_raw: float | None = None
-    retention_rollups: float | None = None
-    #: like ``run --sentinel`` / ORCHESTRATOR_SENTINELS
-    sentinels: list[str] | None = None
-    #: the status page's address as operators reach it (behind a proxy), like ORCHESTRATOR_PUBLIC_URL
-    public_url: str | None = None
-
-    @field_validator("retention_raw", "retention_rollups", mode="before")
-    @classmethod
-    def _duration(cls, value: Any) -> float | None:
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise ValueError('expected a duration such as "7d" or a number of seconds')
-        seconds = parse_duration(value)
-        if seconds <= 0:
-            raise ValueError("must be positive")
-        return seconds
-
-    @field_validator("database_url", "plans", "state_dir", "http", "api_token_file", "public_url")
-    @classmethod
-    def _not_empty(cls, value: str | None) -> str | None:
-        if value is not None and not value.strip():
-            raise ValueError("must not be empty (leave the key out for the default)")
-        return value
-
-    @field_validator("sentinels")
-    @classmethod
-    def _sentinels(cls, value: list[str] | None) -> list[str] | None:
-        for url in value or []:
-            _http_url(url)
-        return value
-
-    @field_validator("public_url")
-    @classmethod
-    def _public_url(cls, value: str | None) -> str | None:
-        return None if value is None else _http_url(value)
+#: the keys of the file (the fields of :class:`orchestrator.core.config_model.ConfigFile`), all optional
+KEYS = ("database_url", "plans", "state_dir", "http", "api_token_file", "retention_raw", "retention_rollups",
+        "sentinels", "public_url")
 
 
 class LoadedConfig:
-    """The file's validated keys and where they came from (``path`` None: no file)."""
+    """The file's validated keys and where they came from (``path`` None: no file; ``data`` None: every
+    key unset, as with no file)."""
 
-    def __init__(self, data: ConfigFile, path: Path | None) -> None:
+    def __init__(self, data: ConfigFile | None, path: Path | None) -> None:
         self.data = data
         self.path = path
 
+    @classmethod
+    def absent(cls) -> LoadedConfig:
+        """No configuration file: every key unset."""
+        return cls(None, None)
+
     def get(self, key: str) -> Any:
+        if self.data is None:
+            if key not in KEYS:
+                raise AttributeError(f"no configuration key {key!r}")
+            return None
         return getattr(self.data, key)
 
     def path_value(self, key: str) -> Path | None:
@@ -131,7 +81,7 @@ def load_config(env: Mapping[str, str] = os.environ) -> LoadedConfig:
     """Read and validate the configuration file; InputError naming the key (and the file) otherwise."""
     path = config_path(env)
     if path is None:
-        return LoadedConfig(ConfigFile(), None)
+        return LoadedConfig.absent()
     try:
         with path.open("rb") as fh:
             raw = fh.read(MAX_CONFIG_BYTES + 1)
@@ -143,6 +93,10 @@ def load_config(env: Mapping[str, str] = os.environ) -> LoadedConfig:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"not valid TOML: {exc} ({path})", field=CONFIG_ENV) from None
+    from pydantic import ValidationError
+
+    from orchestrator.core.config_model import ConfigFile
+
     try:
         return LoadedConfig(ConfigFile.model_validate(data), path)
     except ValidationError as exc:
@@ -151,3 +105,12 @@ def load_config(env: Mapping[str, str] = os.environ) -> LoadedConfig:
         message = {"extra_forbidden": f"unknown key (known: {', '.join(ConfigFile.model_fields)})"}.get(
             err["type"], err["msg"].removeprefix("Value error, ").replace("Input should be", "expected"))
         raise InputError(f"{message} ({path})", field=key) from None
+
+
+def __getattr__(name: str) -> Any:
+    """``ConfigFile`` from its own module, on first use (it needs pydantic)."""
+    if name == "ConfigFile":
+        from orchestrator.core.config_model import ConfigFile
+
+        return ConfigFile
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,6 +4,19 @@ SQLite: an exclusive lock on ``<db>.lock``. PostgreSQL: a session-level advisory
 dedicated connection, keyed on the schema the tables live in (advisory locks are database-wide, and
 two orchestrators in two schemas of one database are as separate as two databases). Both are released by the operating system or the server when the process dies
 (even on SIGKILL), so a crash never leaves a stale lock behind.
+
+The lock is held, not assumed: ``verify()`` (the daemon calls it every ``VERIFY_INTERVAL_S``) asks the
+server whether this session still holds it. A PostgreSQL session ends without the process noticing
+(a server restart, ``pg_terminate_backend``, a network cut): its lock is gone and a second daemon
+may take it. ``verify()`` then tries to re-take it on a new session; when it cannot, it raises
+:class:`LockLostError` and the daemon stops acting and writing and exits non-zero for its supervisor.
+An flock cannot be lost while its descriptor is open, but the lock *file* can be deleted or replaced,
+after which a second daemon would lock a new file: ``verify()`` checks that the path still names the
+locked file, and re-takes it otherwise.
+
+Protects "one daemon acts per database" (issue 14's I7) and through it DESIGN.md invariant 1 (exactly
+once): a lock that is gone must never be believed held. It must never break invariant 6 (never silent)
+either: a daemon that stops acting because its lock is gone says so (log, /healthz, /readyz, exit 75).
 """
 
 from __future__ import annotations
@@ -24,6 +37,16 @@ _PG_DAEMON_LOCK = 0x0C4E58
 _TRY_LOCK = text("SELECT pg_try_advisory_lock(hashtextextended(current_schema(), :k))")
 #: seconds a starting daemon waits for the lock of one that just died (its session may not be gone yet)
 PG_LOCK_WAIT_S = 5.0
+#: how often a running daemon checks that it still holds its lock, seconds: one round trip on an idle
+#: session, and the longest two daemons could act side by side after a lock was lost
+VERIFY_INTERVAL_S = 2.0
+#: whether this session holds the daemon lock of its schema
+#: (the dedicated session takes no other advisory lock)
+_HELD = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid()")
+
+
+class LockLostError(Exception):
+    """Raised by ``verify()`` when the lock is gone and cannot be re-taken: another daemon may hold it."""
 
 
 class FileLock:
@@ -49,6 +72,23 @@ class FileLock:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+    def verify(self) -> bool:
+        """True while the path still names the locked file; re-takes it if the file was removed or
+        replaced (then True, False when another daemon locked the new file first: raises LockLostError)."""
+        assert self._fd is not None
+        try:
+            same = os.stat(self.path).st_ino == os.fstat(self._fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return True
+        self.release()
+        try:
+            self.acquire()
+        except InstanceLockedError as exc:
+            raise LockLostError(f"the lock file {self.path} was replaced and is locked by another process") from exc
+        return False
 
 
 class PgAdvisoryLock:
@@ -78,6 +118,32 @@ class PgAdvisoryLock:
             self._conn.invalidate()  # drop the session, and with it the lock
             self._conn.close()
             self._conn = None
+
+    def verify(self) -> bool:
+        """True when this session still holds the lock; False when its session had ended and the lock
+        was re-taken on a new one; LockLostError when it cannot be re-taken (or the server cannot be
+        asked: a lock that cannot be confirmed is not held)."""
+        assert self._conn is not None
+        try:
+            held = self._conn.execute(_HELD).scalar()
+            self._conn.commit()
+            if held:
+                return True
+        except Exception:  # the session is gone (server restart, pg_terminate_backend, network)
+            pass
+        self.release()
+        try:
+            conn = self.db.engine.connect()
+            got = conn.execute(_TRY_LOCK, {"k": _PG_DAEMON_LOCK}).scalar()
+            conn.commit()
+        except Exception as exc:
+            raise LockLostError(f"the instance lock's session ended and the database cannot be reached to "
+                                f"re-take it: {str(exc).splitlines()[0]}") from exc
+        if not got:
+            conn.close()
+            raise LockLostError("the instance lock's session ended and another daemon holds the lock now")
+        self._conn = conn
+        return False
 
 
 def instance_lock(db: Database) -> FileLock | PgAdvisoryLock:

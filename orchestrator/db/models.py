@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from orchestrator.components.definition import (
+from orchestrator.components.defaults import (
     DEFAULT_FAILURE_THRESHOLD,
     DEFAULT_INTERVAL_S,
     DEFAULT_SUCCESS_THRESHOLD,
@@ -420,6 +420,10 @@ class DaemonInstance(Base):
     epoch: Mapped[int] = mapped_column(BigInteger, default=0)
     # counters that must never be silent: results dropped while the database was unreachable
     dropped_results: Mapped[int] = mapped_column(BigInteger, default=0)
+    # what the recorder did not write, by orchestrator.history.drops.NAMES (zeros left out)
+    drops: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'"))
+    # first failed write of the current spell of failed writes (NULL while writes succeed)
+    writes_failing_since: Mapped[datetime | None]
     view_reliable: Mapped[bool] = mapped_column(Boolean, default=True)
     # components this instance cannot recover because their plan is unknown (or there is no plan
     # file), as one line for `status`; NULL when every plan is found

@@ -7,13 +7,13 @@ docs/degradation.md documents each field.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from orchestrator.core.durations import parse_duration
 from orchestrator.core.states import DegradationLevel, level_rank
+from orchestrator.degradation.scopes import GLOBAL_SCOPE, parse_selector, selector_text
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 Positive = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
@@ -25,10 +25,6 @@ LevelName = Literal["normal", "degraded", "minimal", "emergency"]
 DATABASE_FOR_S = 15.0
 #: Fraction rules need at least this many components in what they judge.
 DEFAULT_MIN_COMPONENTS = 4
-#: The name of the scope every component belongs to.
-GLOBAL_SCOPE = "global"
-_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.\-/]{0,62})?$")
-_VALUE = re.compile(r"^[A-Za-z0-9_.\-]{1,63}$")
 
 #: What each ``when`` needs besides ``level``; anything else given is refused.
 RULE_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
@@ -45,24 +41,6 @@ RULE_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
 
 #: field name → the key a file uses for it
 _ALIASES = {"p95_above_s": "p95_above", "for_s": "for"}
-
-
-def parse_selector(text: str) -> tuple[tuple[str, str], ...]:
-    """``"team=checkout,tier=web"`` → sorted (key, value) pairs; ValueError naming the bad part."""
-    if not isinstance(text, str) or not text.strip():
-        raise ValueError("a label selector is key=value[,key=value…]")
-    pairs = []
-    for part in text.split(","):
-        key, sep, value = part.strip().partition("=")
-        if not sep or not _LABEL.match(key) or not _VALUE.match(value):
-            raise ValueError(f"not a label selector term: {part.strip()!r} (use key=value)")
-        pairs.append((key, value))
-    return tuple(sorted(pairs))
-
-
-def selector_text(pairs: tuple[tuple[str, str], ...]) -> str:
-    """The canonical spelling of a selector (sorted, no spaces): the scope's name."""
-    return ",".join(f"{k}={v}" for k, v in pairs)
 
 
 class _Model(BaseModel):

@@ -24,7 +24,7 @@ from orchestrator.db import audit
 from orchestrator.db.engine import Database
 from orchestrator.db.models import DegradationEvent, DegradationOverride
 from orchestrator.db.models import PublishedLevel as LevelRow
-from orchestrator.degradation.policy import GLOBAL_SCOPE, parse_selector, selector_text
+from orchestrator.degradation.scopes import GLOBAL_SCOPE, parse_selector, selector_text
 
 #: PostgreSQL channel every level change is announced on (payload: the scope's document as JSON).
 NOTIFY_CHANNEL = "orchestrator_degradation"

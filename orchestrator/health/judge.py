@@ -183,7 +183,8 @@ class Judge:
             self.dropped_removed += 1
             return
         tracker = judged.tracker
-        transition = tracker.observe(result, result.checked_at) if reliable else None
+        mono = clocks[0] if clocks is not None else self.clock.monotonic()
+        transition = tracker.observe(result, result.checked_at, mono) if reliable else None
         if transition is not None:
             self._emit(judged, transition, transitions)
         next_at = None
@@ -219,7 +220,7 @@ class Judge:
         elif isinstance(message, Hold):
             judged = self._judged.get(message.component_id)
             if judged is not None:
-                for transition in _hold_transitions(judged.tracker, message, self.clock.now()):
+                for transition in _hold_transitions(judged.tracker, message, self.clock.now(), self.clock.monotonic()):
                     self._emit(judged, transition, transitions)
         else:
             self._verified(message, results, transitions)
@@ -249,7 +250,7 @@ class Judge:
         tracker = Tracker(m.config, now, state=state, since=restore.since or now,
                           consecutive_failures=restore.consecutive_failures,
                           consecutive_successes=restore.consecutive_successes, flap_episode=restore.flap_episode,
-                          evidence=evidence)
+                          evidence=evidence, started_mono=self.clock.monotonic())
         self._judged[m.component_id] = _Judged(m.component_id, m.name, m.config.interval_s, tracker)
         self.live.set(m.component_id, tracker.state, tracker.flap_episode)
         self.dispatcher.add(m.component_id, m.spec, interval_s=m.config.interval_s, timeout_s=m.timeout_s,
@@ -261,19 +262,19 @@ def _live(tracker: Tracker, next_at: datetime | None) -> LiveState:
                      tracker.flap_episode, next_at)
 
 
-def _hold_transitions(tracker: Tracker, hold: Hold, now: datetime) -> list[Transition]:
+def _hold_transitions(tracker: Tracker, hold: Hold, now: datetime, mono: float) -> list[Transition]:
     """The tracker moves that bring it to the wanted hold (pause wins over maintenance)."""
     state, wanted, out = tracker.state, hold.wanted, []
     if wanted is ComponentState.PAUSED and state is not ComponentState.PAUSED:
         if state is ComponentState.MAINTENANCE:
-            out.append(tracker.leave_maintenance(now))
+            out.append(tracker.leave_maintenance(now, mono))
         out.append(tracker.pause(now, hold.reason or "paused"))
     elif wanted is ComponentState.MAINTENANCE and state is not ComponentState.MAINTENANCE:
         if state is ComponentState.PAUSED:
-            out.append(tracker.resume(now))
+            out.append(tracker.resume(now, mono))
         out.append(tracker.enter_maintenance(now))
     elif wanted is None and state is ComponentState.PAUSED:
-        out.append(tracker.resume(now))
+        out.append(tracker.resume(now, mono))
     elif wanted is None and state is ComponentState.MAINTENANCE:
-        out.append(tracker.leave_maintenance(now))
+        out.append(tracker.leave_maintenance(now, mono))
     return out

@@ -112,8 +112,11 @@ class Tracker:
         flap_history: Iterable[bool] = (),
         flap_episode: int = 0,
         evidence: Evidence = Evidence(),
+        started_mono: float | None = None,
     ) -> None:
-        """``started_at`` starts the grace period; the keyword arguments restore persisted state
+        """``started_at`` starts the grace period, measured from ``started_mono`` on the monotonic clock
+        when given (the daemon always gives it: a wall clock stepped back must not hold every failure
+        "in grace" for as long as the step, invariant 7); the keyword arguments restore persisted state
         (``evidence``, the early warning's window and baseline, is kept in memory only: seeded from the
         rollups at start, carried over when the definition changes)."""
         self.config = config
@@ -127,6 +130,7 @@ class Tracker:
         )  # fmt: skip
         self._flap_episode = flap_episode
         self._grace_until = started_at + timedelta(seconds=config.startup_grace_s)
+        self._grace_until_mono = None if started_mono is None else started_mono + config.startup_grace_s
         self._early = EarlyWarning(config.early_warning, config.timeout_s, evidence)
 
     @property
@@ -179,8 +183,9 @@ class Tracker:
         """The early warning's latency baseline, None until there is one."""
         return self._early.baseline_ms
 
-    def observe(self, result: CheckResult, now: datetime) -> Transition | None:
-        """Count one result; return the transition it causes, or None.
+    def observe(self, result: CheckResult, now: datetime, mono: float | None = None) -> Transition | None:
+        """Count one result; return the transition it causes, or None. ``mono`` (the monotonic time of
+        the decision) judges the grace period when the tracker was started with ``started_mono``.
 
         1. Update the consecutive counters and the flap history (always, even when paused).
         2. While PAUSED or in MAINTENANCE stop there: an operator owns the state.
@@ -194,7 +199,7 @@ class Tracker:
         verdict = None
         if self._state in _ANSWERING:
             verdict = self._early.observe(result.ok, result.latency_ms, now, degraded=self._state is S.DEGRADED)
-        target, reason = self._decide(result, now < self._grace_until)
+        target, reason = self._decide(result, self._in_grace(now, mono))
         if verdict is not None and target is not S.DOWN and target is not S.FLAPPING:
             target, reason = (S.DEGRADED if verdict.degraded else S.UP), verdict.reason
         if target is None or target is self._state:
@@ -225,17 +230,17 @@ class Tracker:
         """Stop judging (results are still counted); IllegalTransitionError if paused or in maintenance."""
         return self._transition(S.PAUSED, now, f"paused: {reason}" if reason else "paused")
 
-    def resume(self, now: datetime) -> Transition:
+    def resume(self, now: datetime, mono: float | None = None) -> Transition:
         """PAUSED → UNKNOWN with fresh counters and a new grace period."""
-        return self._restart(S.PAUSED, now, "resumed")
+        return self._restart(S.PAUSED, now, "resumed", mono)
 
     def enter_maintenance(self, now: datetime, reason: str = "") -> Transition:
         """Planned work: results are counted but never open incidents."""
         return self._transition(S.MAINTENANCE, now, f"maintenance: {reason}" if reason else "maintenance")
 
-    def leave_maintenance(self, now: datetime) -> Transition:
+    def leave_maintenance(self, now: datetime, mono: float | None = None) -> Transition:
         """MAINTENANCE → UNKNOWN with fresh counters and a new grace period."""
-        return self._restart(S.MAINTENANCE, now, "maintenance over")
+        return self._restart(S.MAINTENANCE, now, "maintenance over", mono)
 
     def _count(self, ok: bool) -> None:
         if ok:
@@ -266,13 +271,20 @@ class Tracker:
             return S.DOWN, f"{reason}: {result.error}" if result.error else reason
         return None, ""
 
-    def _restart(self, expected: S, now: datetime, reason: str) -> Transition:
+    def _in_grace(self, now: datetime, mono: float | None) -> bool:
+        if mono is not None and self._grace_until_mono is not None:
+            return mono < self._grace_until_mono
+        return now < self._grace_until
+
+    def _restart(self, expected: S, now: datetime, reason: str, mono: float | None = None) -> Transition:
         if self._state is not expected:
             raise IllegalTransitionError(self._state, S.UNKNOWN, f"tracker ({reason})")
         transition = self._transition(S.UNKNOWN, now, reason)
         self._failures = self._successes = self._down_checks = 0
         self._flap.reset()
         self._grace_until = now + timedelta(seconds=self.config.startup_grace_s)
+        if mono is not None:
+            self._grace_until_mono = mono + self.config.startup_grace_s
         return transition
 
     def _transition(self, to: S, now: datetime, reason: str) -> Transition:

@@ -50,6 +50,7 @@ from orchestrator.recovery.slots import ActionSlots, default_limit
 from orchestrator.recovery.snapshot import MANUAL_KEY
 from orchestrator.recovery.targets import component_view
 from orchestrator.recovery.work import GONE, Engine, RunEnd, RunOutcome, RunRequest
+from orchestrator.resilience.deadlines import WallDeadlines
 
 log = logging.getLogger("orchestrator.recovery")
 S = IncidentStatus
@@ -97,6 +98,8 @@ class RecoveryCoordinator:
         self._renewed_at = 0.0
         #: the loop's one log line per database outage (lost / back), not one per turn
         self.db_watch = DatabaseWatch(log, "recovery loop", clock=clock)
+        #: the waits this process wrote into next_attempt_at, kept on the monotonic clock (invariant 7)
+        self._waits = WallDeadlines()
         #: the blast-radius verdict as last seen (None: not looked yet); see outage.check
         self.outage_open: bool | None = None
         self.slots = ActionSlots(self._slot_limit())
@@ -232,14 +235,18 @@ class RecoveryCoordinator:
         limits = self.limits
         self.outage_open = outage.check(self.db, self.health, limits, self.clock, self.outage_open)
         self.slots.set_limit(self._slot_limit())
-        now = self.clock.now()
+        now, mono = self.clock.now(), self.clock.monotonic()
+        horizon = self._waits.horizon(now, mono)  # a wall clock stepped back does not hold a wait that ended
+        waiting = self._waits.waiting(mono)  # one stepped forward does not end a wait early
         world = worklist.Circumstances(self.health, self.outage_open,
                                        frozenset(self._plans.plans) if self._plans else frozenset(),
                                        self.engine.error_handling_enabled, str(self.engine.degradation()))
         room = MAX_RUNS - len(self._active)
         found = worklist.inherited(self.db, self._inherited, owner=self.owner, exclusive=self.exclusive)
-        found += worklist.due(self.db, now=now, owner=self.owner, exclusive=self.exclusive, limit=room)
-        found += worklist.unblocked(self.db, now=now, owner=self.owner, exclusive=self.exclusive, world=world)
+        due = worklist.due(self.db, now=horizon, owner=self.owner, exclusive=self.exclusive, limit=room + len(waiting))
+        found += worklist.not_waiting(self.db, due, waiting)
+        found += worklist.unblocked(self.db, now=horizon, owner=self.owner, exclusive=self.exclusive, world=world)
+        self._waits.expire(mono)
         claimed = 0
         for candidate in found[:room]:
             if candidate.incident_id in self._active or candidate.incident_id in self._unreleased:
@@ -345,8 +352,9 @@ class RecoveryCoordinator:
 
     def _release(self, claim: claims.Claim, end: RunEnd) -> None:
         """Give the lease back and say when to come back, in one transaction fenced on the lease;
-        an incident left ``recovering`` goes back to ``open`` (nobody works on it now)."""
-        now = self.clock.now()
+        an incident left ``recovering`` goes back to ``open`` (nobody works on it now). The wait is
+        also kept on the monotonic clock (``self._waits``): the wall time is only written down."""
+        now, mono = self.clock.now(), self.clock.monotonic()
         with self.db.write() as session:
             incident = session.get(Incident, claim.incident_id)
             if incident is None:
@@ -367,6 +375,7 @@ class RecoveryCoordinator:
             if incident.status == S.RECOVERING.value:
                 status.transition(session, incident.id, S.RECOVERING, S.OPEN, now=now,
                                   reason=end.reason or f"run ended ({end.outcome.value}); waiting for the next one")
+        self._waits.set(claim.incident_id, retry_at, now=now, mono=mono)
 
 
 def _earliest(*times: datetime | None) -> datetime | None:

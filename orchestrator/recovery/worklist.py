@@ -15,7 +15,7 @@ Only rows whose lease is free are returned; the loop still claims each by compar
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -64,6 +64,18 @@ def due(db: Database, *, now: datetime, owner: str, exclusive: bool, limit: int)
             .order_by(Incident.id).limit(limit))
     with db.read() as session:
         return [Candidate(*row) for row in session.execute(stmt)]
+
+
+def not_waiting(db: Database, found: list[Candidate], waiting: Mapping[int, datetime]) -> list[Candidate]:
+    """``found`` without the incidents whose wait this process still runs on the monotonic clock, unless
+    their ``next_attempt_at`` moved since it was written (an approval, another writer)."""
+    mine = [c.incident_id for c in found if c.incident_id in waiting]
+    if not mine:
+        return found
+    with db.read() as session:
+        stored = dict(session.execute(select(Incident.id, Incident.next_attempt_at).where(Incident.id.in_(mine))).all())
+    held = {iid for iid in mine if stored.get(iid) == waiting[iid]}
+    return [c for c in found if c.incident_id not in held]
 
 
 def inherited(db: Database, ids: set[int], *, owner: str, exclusive: bool) -> list[Candidate]:

@@ -13,6 +13,7 @@ from typing import Any
 from flask import Blueprint, Response
 
 from orchestrator import __version__
+from orchestrator.history.drops import WRITES_FAILING_SHOWN_S
 from orchestrator.web.state import app_state
 from orchestrator.web.summary import scheduler_stuck
 
@@ -33,10 +34,19 @@ def _answer(checks: dict[str, tuple[str, Any, str]]) -> Response:
                     headers={"Cache-Control": "no-store"})
 
 
+def _lock(facts, checks: dict[str, tuple[str, Any, str]]) -> bool:
+    """``instance:lock`` fails once the daemon lost its instance lock (it is stopping); True if so."""
+    if facts.lock_lost is None:
+        return False
+    checks["instance:lock"] = ("fail", False, f"instance lock lost, not acting or writing: {facts.lock_lost}")
+    return True
+
+
 @blueprint.get("/healthz")
 def healthz() -> Response:
     facts = app_state().source.facts()
     checks: dict[str, tuple[str, Any, str]] = {"process:alive": ("pass", True, "")}
+    _lock(facts, checks)
     if facts.mode == "daemon":
         if not facts.scheduler_running:
             checks["scheduler:running"] = ("fail", False, "the scheduler is not running")
@@ -55,6 +65,8 @@ def healthz() -> Response:
 def readyz() -> Response:
     source = app_state().source
     checks: dict[str, tuple[str, Any, str]] = {}
+    if _lock(source.facts(), checks):
+        return _answer(checks)
     try:
         source.db.check_reachable()
         checks["database:reachable"] = ("pass", True, "")
@@ -65,5 +77,8 @@ def readyz() -> Response:
     checks["view:reliable"] = ("pass", True, "") if facts.view_reliable else (
         "fail", False, "the orchestrator's own sentinel checks are failing: its view cannot be trusted")
     if facts.db_writes_healthy is False:
-        checks["database:writes"] = ("warn", False, "database writes are failing; results are buffered")
+        failing_s = facts.db_writes_failing_s
+        long = failing_s is not None and failing_s >= WRITES_FAILING_SHOWN_S
+        checks["database:writes"] = ("fail" if long else "warn", failing_s,
+                                     f"database writes failing for {failing_s or 0:.0f}s; results are buffered")
     return _answer(checks)

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from orchestrator import __version__
+from orchestrator.history.drops import WRITES_FAILING_SHOWN_S
 from orchestrator.history.stats import LATENCY_BUCKETS_S, Histogram
 from orchestrator.web.event_counts import INCIDENT_KINDS, EventCounts
 from orchestrator.web.exposition import ComponentFamily, ComponentHistogramFamily
@@ -91,21 +92,40 @@ def recovery(journal: JournalFigures) -> Iterator[Metric]:
                      "Seconds from a recovery action's start to its verified success.", journal.verified)
 
 
+def ready(facts: LiveFacts | None, *, database_ok: bool) -> bool:
+    """What /readyz decides (orchestrator.web.health): the instance lock held, the database readable,
+    the view reliable, and database writes not failing for WRITES_FAILING_SHOWN_S or more."""
+    if facts is None or not database_ok or facts.lock_lost is not None or not facts.view_reliable:
+        return False
+    failing_s = facts.db_writes_failing_s
+    return not (facts.db_writes_healthy is False and failing_s is not None and failing_s >= WRITES_FAILING_SHOWN_S)
+
+
 def health(facts: LiveFacts | None, *, database_ok: bool) -> Iterator[Metric]:
     """The orchestrator's own health; ``facts`` None when even they could not be read (the database is
     where `orchestrator web` reads them)."""
     info = GaugeMetricFamily("orchestrator_build_info", "The orchestrator's version (always 1).", labels=["version"])
     info.add_metric([__version__], 1.0)
     yield info
-    ready = database_ok and facts is not None and facts.view_reliable
-    yield GaugeMetricFamily("orchestrator_ready", "1 when /readyz passes: database readable, view reliable.",
-                            value=1.0 if ready else 0.0)
+    yield GaugeMetricFamily("orchestrator_ready", "1 when /readyz passes (lock held, database readable, view "
+                            "reliable, writes not failing).", value=1.0 if ready(facts, database_ok=database_ok) else 0.0)
     yield GaugeMetricFamily("orchestrator_database_readable", "0 when this scrape could not read the database.",
                             value=1.0 if database_ok else 0.0)
     if facts is None:
         return
-    yield CounterMetricFamily("orchestrator_dropped_results", "Check results dropped during database outages.",
+    yield CounterMetricFamily("orchestrator_dropped_results", "Check results not written, every cause together.",
                               value=facts.dropped_results)
+    dropped = CounterMetricFamily("orchestrator_recorder_dropped", "Rows the recorder did not write, by kind "
+                                  "(results, transitions, rollups) and cause (buffer_full, removed, refused, at_stop).",
+                                  labels=["kind", "cause"])
+    for name, n in facts.drops.items():
+        kind, cause = name.split("_", 1)
+        dropped.add_metric([kind, cause], n)
+    yield dropped
+    if facts.db_writes_failing_s is not None:
+        yield GaugeMetricFamily("orchestrator_db_writes_failing_seconds",
+                                "How long database writes have been failing (absent while they succeed).",
+                                value=facts.db_writes_failing_s)
     yield GaugeMetricFamily("orchestrator_view_reliable", "0 while the orchestrator's own sentinels fail.",
                             value=1.0 if facts.view_reliable else 0.0)
     yield GaugeMetricFamily("orchestrator_daemons_alive", "Daemons with a fresh heartbeat.", value=facts.daemons_alive)

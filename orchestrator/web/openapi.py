@@ -79,10 +79,12 @@ SCHEMAS: dict[str, Any] = {
     "Note": _obj({"at": TIME, "author": STR, "text": STR}),
     "Instance": _obj({"id": STR, "host": STR, "pid": INT, "version": STR, "started_at": TIME, "heartbeat_at": TIME,
                       "alive": BOOL, "view_reliable": BOOL, "dropped_results": INT,
+                      "drops": {"type": "object", "additionalProperties": INT}, "writes_failing_since": N_TIME,
                       "plan_warning": N_STR}),
     "Daemon": _obj({"mode": {"type": "string", "enum": ["daemon", "database"]}, "daemons_alive": INT,
                     "scheduler_running": _nullable(BOOL), "scheduler_stalled_s": N_NUM, "view_reliable": BOOL,
                     "dropped_results": INT, "db_writes_healthy": _nullable(BOOL), "skipped_runs": N_INT,
+                    "db_writes_failing_s": N_NUM, "drops": {"type": "object", "additionalProperties": INT},
                     "lateness_p99_ms": N_NUM}),
     "Status": _obj({
         "generated_at": TIME,

@@ -24,6 +24,7 @@ from orchestrator.core.errors import InputError
 from orchestrator.core.states import ComponentState
 from orchestrator.db.engine import Database
 from orchestrator.db.models import DaemonInstance
+from orchestrator.history.drops import merged
 from orchestrator.history.stats import Histogram, StatsSnapshot
 
 if TYPE_CHECKING:
@@ -51,6 +52,12 @@ class LiveFacts:
     db_writes_healthy: bool | None
     skipped_runs: int | None
     stats: StatsSnapshot | None = None
+    #: what the recorder did not write, by orchestrator.history.drops.NAMES
+    drops: dict[str, int] = field(default_factory=dict)
+    #: seconds of the current spell of failed database writes (None: writes succeed, or not knowable)
+    db_writes_failing_s: float | None = None
+    #: why the daemon stopped acting: its instance lock is lost (None while held, or not knowable)
+    lock_lost: str | None = None
     states: dict[int, ComponentState] = field(default_factory=dict)  # live tracker states (daemon only)
 
 
@@ -103,6 +110,9 @@ class DaemonSource:
             view_reliable=plane.live.view_reliable() if plane else True,
             dropped_results=recorder.dropped if recorder else 0,
             db_writes_healthy=recorder.db_healthy if recorder else None,
+            drops=d.drop_counts() if recorder and plane else {},
+            db_writes_failing_s=recorder.writes_failing_s() if recorder else None,
+            lock_lost=d.lock_lost,
             skipped_runs=plane.dispatcher.coalesced if plane else None,
             stats=recorder.stats.snapshot() if recorder else None,
             states=plane.live.states() if plane else {},
@@ -147,12 +157,17 @@ class DatabaseSource:
     def facts(self) -> LiveFacts:
         fresh_after = self.clock.now() - timedelta(seconds=HEARTBEAT_FRESH_S)
         with self.db.read() as session:
-            rows = session.execute(select(DaemonInstance.view_reliable, DaemonInstance.dropped_results).where(
+            rows = session.execute(select(DaemonInstance.view_reliable, DaemonInstance.dropped_results,
+                                          DaemonInstance.drops, DaemonInstance.writes_failing_since).where(
                 DaemonInstance.stopped_at.is_(None), DaemonInstance.heartbeat_at > fresh_after)).all()
+        failing = [r.writes_failing_since for r in rows if r.writes_failing_since is not None]
         return LiveFacts(mode="database", daemons_alive=len(rows), scheduler_running=None, scheduler_stalled_s=None,
                          view_reliable=all(r.view_reliable for r in rows),
                          dropped_results=sum(int(r.dropped_results or 0) for r in rows),
-                         db_writes_healthy=None, skipped_runs=None)
+                         db_writes_healthy=False if failing else None, skipped_runs=None,
+                         drops=merged(*(r.drops or {} for r in rows)),
+                         db_writes_failing_s=max(((self.clock.now() - at).total_seconds() for at in failing),
+                                                 default=None))
 
     def component_latency(self) -> dict[int, Histogram] | None:
         return None  # only the process that checks knows each check's latency

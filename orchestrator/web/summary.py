@@ -28,6 +28,8 @@ def daemon_dict(facts: LiveFacts) -> dict[str, Any]:
             "scheduler_stalled_s": None if facts.scheduler_stalled_s is None else round(facts.scheduler_stalled_s, 3),
             "view_reliable": facts.view_reliable, "dropped_results": facts.dropped_results,
             "db_writes_healthy": facts.db_writes_healthy, "skipped_runs": facts.skipped_runs,
+            "db_writes_failing_s": None if facts.db_writes_failing_s is None else round(facts.db_writes_failing_s, 1),
+            "drops": {name: n for name, n in facts.drops.items() if n},
             "lateness_p99_ms": lateness_p99_ms(facts)}
 
 

@@ -1,0 +1,56 @@
+"""Waits written down as wall times, kept on the monotonic clock while this process lives.
+
+The recovery loop's waits (a step's backoff, a failed run's retry, a blocked incident's re-check, an
+approval's timeout) are stored in ``incidents.next_attempt_at``: wall time, because people read it and
+a later process takes it over. Asking the database "due by now?" with the wall clock alone made a wall
+clock stepped back an hour hold every retry an hour (and one stepped forward fire them all at once).
+:class:`WallDeadlines` remembers, for each wait this process wrote, the monotonic instant it ends:
+
+1. ``set(key, at, now=, mono=)`` when the wait is written (``now``/``mono`` read together);
+2. ``horizon(now, mono)`` is the wall time to ask the database with: ``now``, or the written wall time
+   of every wait whose monotonic end has passed, whichever is later (found although the wall stepped back);
+3. ``waiting(mono)`` are the keys whose monotonic end is still ahead, with the wall time written: not
+   due, whatever the wall says, as long as that wall time is still the one stored (a person's approval
+   or another writer that moved it wins);
+4. ``expire(mono)`` forgets the waits that ended once they were asked for.
+
+Waits written by an earlier process have no monotonic end here and stay on the wall clock (they are
+looked at on start-up anyway). Pure apart from a lock: no I/O, times passed in.
+
+Protects invariant 7 (time): a step of the wall clock changes when nothing waits; only what is written.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Hashable
+from datetime import datetime
+
+
+class WallDeadlines:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ends: dict[Hashable, tuple[datetime, float]] = {}
+
+    def set(self, key: Hashable, at: datetime | None, *, now: datetime, mono: float) -> None:
+        """The wait ``key`` now ends at wall time ``at`` (None: it no longer waits)."""
+        with self._lock:
+            if at is None:
+                self._ends.pop(key, None)
+            else:
+                self._ends[key] = (at, mono + (at - now).total_seconds())
+
+    def horizon(self, now: datetime, mono: float) -> datetime:
+        """The wall time that finds every wait ended on the monotonic clock (at least ``now``)."""
+        with self._lock:
+            return max([now, *(at for at, end in self._ends.values() if end <= mono)])
+
+    def waiting(self, mono: float) -> dict[Hashable, datetime]:
+        """Keys whose wait is still running on the monotonic clock, with the wall time written for each."""
+        with self._lock:
+            return {key: at for key, (at, end) in self._ends.items() if end > mono}
+
+    def expire(self, mono: float) -> None:
+        with self._lock:
+            for key in [key for key, (_at, end) in self._ends.items() if end <= mono]:
+                del self._ends[key]
