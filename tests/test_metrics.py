@@ -303,7 +303,8 @@ def test_the_dashboard_and_the_rules_only_name_series_that_exist(db: Database) -
                    "orchestrator_db_write_seconds", "orchestrator_component_check_latency_seconds",
                    "orchestrator_db_writes_healthy", "orchestrator_scheduler_running",
                    "orchestrator_degradation_level", "orchestrator_degradation_level_state",
-                   "orchestrator_degradation_override"}
+                   "orchestrator_degradation_override",
+                   "orchestrator_db_writes_failing_seconds"}  # and this one only while writes fail
     served = {f"{n}{suffix}" for n in typed | daemon_only for suffix in ("", "_total", "_bucket", "_sum", "_count")}
     root = os.path.join(os.path.dirname(__file__), "..", "deploy")
     with open(os.path.join(root, "grafana", "orchestrator.json")) as f:
