@@ -86,7 +86,12 @@ def verified_histogram(session: Session) -> Histogram:
 
 
 class FingerprintCache(Generic[T]):
-    """``compute(session)``, recomputed only when ``fingerprint(session)`` moved (one per web app)."""
+    """``compute(session)``, recomputed only when ``fingerprint(session)`` moved (one per web app).
+
+    Invariant it must never break: what it returns was computed after the rows that this call's
+    fingerprint saw were there (a hit means the same fingerprint, so nothing was added or removed since
+    the stored figures were computed): a counter built on it never lags behind the rows it counts.
+    """
 
     def __init__(self, fingerprint: Callable[[Session], tuple], compute: Callable[[Session], T]) -> None:
         self._fingerprint, self._compute = fingerprint, compute

@@ -140,6 +140,8 @@ def health(facts: LiveFacts | None, *, database_ok: bool) -> Iterator[Metric]:
 class Monotonic:
     """Keeps a sum of rows that can be deleted from going backwards within this process.
 
+    Invariant it must never break: for one key, each value it returns is >= the one before.
+
     When the raw value drops (rows went with a removed component), the drop is kept as an offset, so
     the series stays where it was and grows again from there (increments hidden by the same drop are
     lost: the price of never going backwards). A new process starts from the raw value, as a restarted
