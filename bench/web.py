@@ -4,6 +4,7 @@
     python bench/web.py --part pages          # 10,000 components, 100,000 incidents: /, API, /metrics
     python bench/web.py --part lateness       # checks' lateness p99 with and without web load
     python bench/web.py --part report         # orchestrator report over 1,000,000 check results
+    python bench/web.py --part metrics        # /metrics at 10,000 components: formats, switches, CPU a scrape
 
 1. ``pages``: the database is filled with ``--components`` components and ``--incidents`` incidents
    (one journal row each), then `orchestrator web` serves it on a loopback port and each URL is fetched
@@ -13,6 +14,12 @@
    seconds idle, then as long under 10 scrapes/s of /metrics plus 10 page loads/s, ``--rounds`` times.
 3. ``report``: ``--results`` raw check results (with the per-minute rollups the daemon would have
    written) and 10,000 incidents, then `orchestrator report --since 30d -o FILE` is timed.
+4. ``metrics``: ``--components`` components and ``--metrics-incidents`` incidents (each with its opened
+   and resolved events); `orchestrator web` with and without per-component series answers
+   ``--scrapes`` scrapes in each format (classic text, OpenMetrics): p50/p95, size, series, and the
+   server's CPU per scrape, printed as a share of one core at one scrape every 15 s. The per-component
+   latency histograms exist only in a checking daemon, so their cost is measured in-process: the same
+   collector over the same database, with a histogram for every component, against the same without.
 
 Load average (``uptime``) is printed with each figure: the machine may be shared.
 """
@@ -26,6 +33,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -53,6 +62,7 @@ from orchestrator.db.models import (  # noqa: E402
     CheckRollup,
     Component,
     Incident,
+    IncidentEventRow,
     JournalEntry,
     StateTransition,
 )
@@ -212,11 +222,18 @@ def part_lateness(args) -> None:
             print(f"  all rounds, 10 scrapes/s + 10 pages/s: {_p99(totals['loaded'])}", flush=True)
 
 
-def part_report(args) -> None:
-    with workdir("bench-web-report-") as directory:
-        db_url = f"sqlite:///{directory / 'report.db'}"
+@contextmanager
+def migrated(prefix: str) -> Iterator[tuple[Path, str, Database]]:
+    """A work directory with a migrated SQLite database in it: (directory, its URL, the Database)."""
+    with workdir(prefix) as directory:
+        db_url = f"sqlite:///{directory / 'bench.db'}"
         db = Database(db_url)
         ensure_schema(db)
+        yield directory, db_url, db
+
+
+def part_report(args) -> None:
+    with migrated("bench-web-report-") as (directory, db_url, db):
         now = datetime.now(UTC)
         components = 100
         log(f"seeding {args.results} check results, their rollups and {args.report_incidents} incidents")
@@ -241,10 +258,104 @@ def part_report(args) -> None:
               f"({out.stat().st_size / 1024:.0f} KiB HTML, {load()})", flush=True)
 
 
+SCRAPE_INTERVAL_S = 15.0  # Prometheus' usual scrape interval: CPU a scrape is shown as a share of it
+FORMATS = (("text", "text/plain"), ("openmetrics", "application/openmetrics-text; version=1.0.0"))
+
+
+def seed_events(db: Database, incidents: int, now: datetime) -> None:
+    """An ``opened`` and a ``resolved`` event for each incident, as the lifecycle writes them."""
+    rows = []
+    for i in range(incidents):
+        at = now - timedelta(minutes=5 * i)
+        rows.append({"incident_id": i + 1, "at": at, "kind": "opened", "to_status": "open", "notified_at": at})
+        rows.append({"incident_id": i + 1, "at": at + timedelta(minutes=2), "kind": "resolved",
+                     "from_status": "recovering", "to_status": "resolved", "resolution": "auto", "notified_at": at})
+    _insert(db, IncidentEventRow, rows)
+
+
+def time_scrapes(base: str, accept: str, n: int, pid: int) -> str:
+    """``n`` scrapes: p50/p95, size, series, and the server's CPU a scrape (all its threads)."""
+    from bench._common import cpu_s
+
+    session = requests.Session()
+    headers = {"Accept": accept}
+    session.get(base + "/metrics", headers=headers, timeout=60).raise_for_status()  # warm
+    times, cpu_before = [], cpu_s(pid)
+    for _ in range(n):
+        started = time.perf_counter()
+        response = session.get(base + "/metrics", headers=headers, timeout=60)
+        times.append((time.perf_counter() - started) * 1000)
+        response.raise_for_status()
+    cpu_ms = (cpu_s(pid) - cpu_before) / n * 1000
+    series = sum(1 for line in response.text.splitlines() if line and not line.startswith("#"))
+    return (f"p50 {percentile(times, 50):7.1f} ms  p95 {percentile(times, 95):7.1f} ms  "
+            f"{len(response.content) / 1024:6.0f} KiB {series:7d} series  CPU {cpu_ms:6.1f} ms a scrape = "
+            f"{cpu_ms / 1000 / SCRAPE_INTERVAL_S * 100:5.2f} % of a core at one scrape / {SCRAPE_INTERVAL_S:g} s")
+
+
+def part_metrics(args) -> None:
+    with migrated("bench-web-metrics-") as (directory, db_url, db):
+        now = datetime.now(UTC)
+        log(f"seeding {args.components} components and {args.metrics_incidents} incidents with their events")
+        seed_fleet(db, args.components, args.metrics_incidents, now)
+        seed_events(db, args.metrics_incidents, now)
+        print(f"/metrics over {args.components} components, {args.metrics_incidents} incidents (SQLite, "
+              f"`orchestrator web`, {args.scrapes} scrapes each):")
+        for flag in ("--metrics-per-component", "--no-metrics-per-component"):
+            proc = start(orchestrator_cmd(db_url, "web", "--http", f"127.0.0.1:{PORT}", "--log-level", "warning",
+                                          flag), env=bench_env(directory))
+            try:
+                _wait_up(f"http://127.0.0.1:{PORT}/healthz")
+                print(f"  {flag}:")
+                for name, accept in FORMATS:
+                    line = time_scrapes(f"http://127.0.0.1:{PORT}", accept, args.scrapes, proc.pid)
+                    print(f"    {name:<12} {line} ({load()})", flush=True)
+            finally:
+                stop(proc)
+        print("  per-component latency histograms (daemon only; in-process, collector + text writer):")
+        for histograms in (False, True):
+            print(f"    {'with' if histograms else 'without':<8}     {_in_process(db, histograms, args.scrapes)}",
+                  flush=True)
+        db.dispose()
+
+
+def _in_process(db: Database, histograms: bool, n: int) -> str:
+    """The collector over ``db`` with (or without) a filled latency histogram for every component."""
+    from orchestrator.history.stats import LATENCY_BUCKETS_S, Histogram
+    from orchestrator.web.exposition import exposition
+    from orchestrator.web.metrics import registry_for
+    from orchestrator.web.source import DatabaseSource
+
+    with db.read() as session:
+        ids = list(session.scalars(Component.__table__.select().with_only_columns(Component.id)))
+    rng = random.Random(5)
+    latency = {}
+    for cid in ids:
+        hist = latency[cid] = Histogram(LATENCY_BUCKETS_S)
+        for _ in range(20):
+            hist.observe(rng.uniform(0.001, 0.3))
+
+    class Checked(DatabaseSource):  # stands in for a daemon that has checked every component
+        def component_latency(self):
+            return latency
+
+    registry = registry_for(Checked(db), per_component=True, component_histograms=histograms)
+    text = exposition(registry.collect())  # warm: the journal's figures and event counts are cached
+    times, cpu = [], []
+    for _ in range(n):
+        started, cpu_started = time.perf_counter(), time.process_time()
+        text = exposition(registry.collect())
+        times.append((time.perf_counter() - started) * 1000)
+        cpu.append((time.process_time() - cpu_started) * 1000)
+    series = sum(1 for line in text.splitlines() if line and not line.startswith(b"#"))
+    return (f"p50 {percentile(times, 50):7.1f} ms  p95 {percentile(times, 95):7.1f} ms  {len(text) / 1024:6.0f} KiB "
+            f"{series:7d} series  CPU {percentile(cpu, 50):6.1f} ms a scrape ({load()})")
+
+
 def main() -> None:
     exit_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["pages", "lateness", "report", "all"], default="all")
+    parser.add_argument("--part", choices=["pages", "lateness", "report", "metrics", "all"], default="all")
     parser.add_argument("--components", type=int, default=10_000)
     parser.add_argument("--incidents", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=30)
@@ -254,8 +365,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="idle/loaded window pairs (lateness)")
     parser.add_argument("--results", type=int, default=1_000_000)
     parser.add_argument("--report-incidents", type=int, default=10_000)
+    parser.add_argument("--metrics-incidents", type=int, default=None,
+                        help="incidents for the metrics part [default: --incidents, at most 10,000]")
+    parser.add_argument("--scrapes", type=int, default=10, help="scrapes per format and switch (metrics)")
     args = parser.parse_args()
-    for name, part in (("pages", part_pages), ("lateness", part_lateness), ("report", part_report)):
+    if args.metrics_incidents is None:
+        args.metrics_incidents = min(args.incidents, 10_000)
+    for name, part in (("pages", part_pages), ("lateness", part_lateness), ("report", part_report),
+                       ("metrics", part_metrics)):
         if args.part in (name, "all"):
             part(args)
 

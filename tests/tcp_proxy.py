@@ -72,3 +72,13 @@ class TcpProxy:
                     s.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+
+
+def proxied(url: str) -> tuple[TcpProxy, str]:
+    """A proxy in front of the database at ``url`` (host:port), and the same URL through it."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    port = parts.port or 5432
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", port)
+    return proxy, urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{port}", f":{proxy.port}")))

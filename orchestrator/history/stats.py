@@ -86,6 +86,7 @@ class RecorderStats:
         self._latency = Histogram(LATENCY_BUCKETS_S)
         self._lateness = Histogram(LATENESS_BUCKETS_S)
         self._db_write = Histogram(DB_WRITE_BUCKETS_S)
+        self._by_component: dict[int, Histogram] = {}  # component id → its check latency (LATENCY_BUCKETS_S)
         self._batches = 0
 
     def observe_batch(self, items: Iterable[_Item], *, write_s: float | None = None) -> None:
@@ -95,7 +96,12 @@ class RecorderStats:
             for item in items:
                 key = (item.component_id, "ok" if item.result.ok else "failed")
                 checks[key] = checks.get(key, 0) + 1
-                self._latency.observe(item.result.latency_ms / 1000.0)
+                latency_s = item.result.latency_ms / 1000.0
+                self._latency.observe(latency_s)
+                mine = self._by_component.get(item.component_id)
+                if mine is None:
+                    mine = self._by_component[item.component_id] = Histogram(LATENCY_BUCKETS_S)
+                mine.observe(latency_s)
                 if item.lateness_ms is not None:
                     self._lateness.observe(item.lateness_ms / 1000.0)
             if write_s is not None:
@@ -106,6 +112,12 @@ class RecorderStats:
     def batches(self) -> int:
         """Batches counted so far: it moves whenever the recorder has written something."""
         return self._batches
+
+    def component_latency(self) -> dict[int, Histogram]:
+        """Each component's check latency since the process started (copies; read only when /metrics
+        serves per-component histograms, so a plain snapshot never copies one histogram per component)."""
+        with self._lock:
+            return {cid: hist.copy() for cid, hist in self._by_component.items()}
 
     def snapshot(self) -> StatsSnapshot:
         with self._lock:

@@ -1,5 +1,10 @@
 """The recovery journal's figures for ``/metrics``: actions by strategy and outcome, action → verified.
 
+Actions are counted by their final outcome only: a row still ``pending`` or ``running`` is not counted
+(it is the ``running`` gauge), and :func:`orchestrator.recovery.journal.finish` moves a row out of
+``running`` once and never again, so each count only grows: the counter never goes backwards (a row
+counted under ``running`` and later under ``succeeded`` made ``running`` drop from 1 to absent).
+
 Both are aggregates over every executed journal row, a scan that grows with history (100,000 rows:
 100-300 ms), while the journal changes only when a recovery step starts or finishes. So they are
 recomputed only when the journal's fingerprint changed: per status, how many rows and their lowest and
@@ -11,7 +16,9 @@ or deleted (retention), and a row's status only moves forward, so every change m
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
@@ -20,16 +27,22 @@ from orchestrator.core.states import AttemptStatus
 from orchestrator.db.models import JournalEntry
 from orchestrator.history.stats import Histogram
 
+T = TypeVar("T")
+
 #: action → verified buckets, seconds
 VERIFIED_BUCKETS_S = (1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+#: statuses of an attempt not finished yet: never in the counter, whose counts must only grow
+UNFINISHED = (AttemptStatus.PENDING.value, AttemptStatus.RUNNING.value)
 
 
 @dataclass(frozen=True)
 class JournalFigures:
-    """Executed attempts by (strategy, status), and how long verified actions took."""
+    """Finished executed attempts by (strategy, status), how long verified actions took, and the
+    attempts running now by strategy."""
 
     actions: tuple[tuple[str, str, int], ...]
     verified: Histogram
+    running: tuple[tuple[str, int], ...] = ()
 
 
 def fingerprint(session: Session) -> tuple:
@@ -40,12 +53,16 @@ def fingerprint(session: Session) -> tuple:
 
 
 def journal_figures(session: Session) -> JournalFigures:
-    """Both figures, computed from every row (two aggregate statements)."""
+    """The figures, computed from every row (three aggregate statements)."""
     actions = session.execute(select(JournalEntry.strategy, JournalEntry.status, func.count())
-                              .where(JournalEntry.executed.is_(True))
+                              .where(JournalEntry.executed.is_(True), JournalEntry.status.not_in(UNFINISHED))
                               .group_by(JournalEntry.strategy, JournalEntry.status)
                               .order_by(JournalEntry.strategy, JournalEntry.status)).all()
-    return JournalFigures(tuple((s, status, int(n)) for s, status, n in actions), verified_histogram(session))
+    running = session.execute(select(JournalEntry.strategy, func.count())
+                              .where(JournalEntry.status == AttemptStatus.RUNNING.value)
+                              .group_by(JournalEntry.strategy).order_by(JournalEntry.strategy)).all()
+    return JournalFigures(tuple((s, status, int(n)) for s, status, n in actions), verified_histogram(session),
+                          tuple((s, int(n)) for s, n in running))
 
 
 def verified_histogram(session: Session) -> Histogram:
@@ -68,20 +85,33 @@ def verified_histogram(session: Session) -> Histogram:
     return Histogram(VERIFIED_BUCKETS_S, counts, float(total or 0.0), int(n))
 
 
-class JournalFiguresCache:
-    """:func:`journal_figures`, recomputed only when the :func:`fingerprint` moved (one per web app)."""
+class FingerprintCache(Generic[T]):
+    """``compute(session)``, recomputed only when ``fingerprint(session)`` moved (one per web app).
 
-    def __init__(self) -> None:
+    Invariant it must never break: what it returns was computed after the rows that this call's
+    fingerprint saw were there (a hit means the same fingerprint, so nothing was added or removed since
+    the stored figures were computed): a counter built on it never lags behind the rows it counts.
+    """
+
+    def __init__(self, fingerprint: Callable[[Session], tuple], compute: Callable[[Session], T]) -> None:
+        self._fingerprint, self._compute = fingerprint, compute
         self._lock = threading.Lock()
         self._key: tuple | None = None
-        self._figures: JournalFigures | None = None
+        self._value: T | None = None
 
-    def read(self, session: Session) -> JournalFigures:
-        key = fingerprint(session)
+    def read(self, session: Session) -> T:
+        key = self._fingerprint(session)
         with self._lock:
-            if key == self._key and self._figures is not None:
-                return self._figures
-        figures = journal_figures(session)  # outside the lock: a concurrent scrape may compute it too
+            if key == self._key and self._value is not None:
+                return self._value
+        value = self._compute(session)  # outside the lock: a concurrent scrape may compute it too
         with self._lock:
-            self._key, self._figures = key, figures
-        return figures
+            self._key, self._value = key, value
+        return value
+
+
+class JournalFiguresCache(FingerprintCache[JournalFigures]):
+    """:func:`journal_figures`, recomputed only when the journal's :func:`fingerprint` moved."""
+
+    def __init__(self) -> None:
+        super().__init__(fingerprint, journal_figures)

@@ -2,55 +2,82 @@
 
 Nothing is updated per check: each scrape reads the recorder's counters (:mod:`orchestrator.history.stats`,
 one lock), the trackers' states, and a few aggregate queries. Series (``*`` = daemon only, absent from
-``orchestrator web``, which has no process to ask):
+``orchestrator web``, which has no process to ask; ``†`` = one per component, left out with
+``--no-metrics-per-component``):
 
-- ``orchestrator_checks_total{component,outcome}``: in the daemon, checks written since it started; from
+- ``orchestrator_checks_total{component†,outcome}``: in the daemon, checks written since it started; from
   the database, the components' lifetime ``checks_total``/``failures_total``
 - ``orchestrator_check_latency_seconds``*, ``orchestrator_check_lateness_seconds``*,
   ``orchestrator_db_write_seconds``* (histograms)
-- ``orchestrator_component_state{component,state}`` (0/1, every state), ``orchestrator_components{state}``
-- ``orchestrator_incidents_open{status}``
-- ``orchestrator_recovery_actions_total{strategy,outcome}``, ``orchestrator_recovery_verified_seconds``
+- ``orchestrator_component_state{component,state}``† (0/1, every state), ``orchestrator_components{state}``
+- ``orchestrator_component_last_check_timestamp_seconds``†, ``orchestrator_component_last_check_latency_seconds``†
+- ``orchestrator_component_down_total``† and ``orchestrator_component_transitions_total{state}``: from the
+  transitions table, so an outage between two scrapes still counts (:mod:`orchestrator.web.event_counts`)
+- ``orchestrator_component_check_latency_seconds{component}``*† (histogram), only with
+  ``--metrics-component-histograms``: 14 series a component (11 buckets, +Inf, sum, count)
+- ``orchestrator_incidents_open{status}``; ``orchestrator_incidents_{opened,reopened,escalated}_total`` and
+  ``orchestrator_incidents_resolved_total{resolution}`` from incident events
+- ``orchestrator_recovery_actions_total{strategy,outcome}`` (finished attempts by final outcome),
+  ``orchestrator_recovery_actions_running{strategy}``, ``orchestrator_recovery_verified_seconds``
   (histogram from the journal: action start → verified healthy)
-- ``orchestrator_breaker_state{component,state}`` (0/1), ``orchestrator_breakers{state}``
-- ``orchestrator_dropped_results_total``, ``orchestrator_view_reliable``, ``orchestrator_daemons_alive``,
-  ``orchestrator_scheduler_running``*
+- ``orchestrator_breaker_state{component,state}``† (0/1), ``orchestrator_breakers{state}``
+- ``orchestrator_build_info{version}``, ``orchestrator_ready``, ``orchestrator_database_readable``,
+  ``orchestrator_dropped_results_total``, ``orchestrator_view_reliable``, ``orchestrator_daemons_alive``,
+  ``orchestrator_db_writes_healthy``*, ``orchestrator_scheduler_running``*
+- then ``process_*`` and ``python_*`` (prometheus_client's own collectors, :func:`process_registry`)
 
-With ``--no-metrics-per-component`` the series labelled by component are left out (the per-state totals
-stay), for fleets where one series per component is too many.
+OpenMetrics 1.0 is served when the scraper's Accept header asks for it (Prometheus does), the classic
+text format otherwise. When the database cannot be read, the scrape still answers with what the process
+knows (``orchestrator_ready 0``, ``orchestrator_database_readable 0``, the daemon's own health).
 
-Cost at scrape time: one query over the components (names, effective states, totals, breaker states),
-one over open incidents, and the journal's figures only when the journal changed
-(:mod:`orchestrator.web.journal_figures`); the per-component families are written by the fast path of
-:mod:`orchestrator.web.exposition`. Nothing is cached between scrapes but the journal's figures.
+Cost at scrape time: one query over the components (names, effective states, totals, breaker states,
+last check), one over open incidents, and the journal's figures and the event counts only when their
+tables changed (fingerprints); the per-component families are written by the fast path of
+:mod:`orchestrator.web.exposition`.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 
-from flask import Blueprint, Response
-from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from flask import Blueprint, Response, request
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_CONTENT_TYPE
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from orchestrator.components.views import effective_state_sql
 from orchestrator.core.states import ComponentState
 from orchestrator.db.models import Component
-from orchestrator.history.stats import Histogram
 from orchestrator.web.degradation_api import level_metrics
-from orchestrator.web.exposition import ComponentFamily, exposition
+from orchestrator.web.event_counts import EventCounts, EventCountsCache
+from orchestrator.web.exposition import ComponentFamily, exposition, openmetrics
 from orchestrator.web.journal_figures import JournalFiguresCache
+from orchestrator.web.metric_families import (
+    Monotonic,
+    downs,
+    health,
+    histogram,
+    incidents,
+    last_check,
+    latency_by_component,
+    recovery,
+)
 from orchestrator.web.source import LiveFacts, WebSource
 from orchestrator.web.state import app_state
 from orchestrator.web.summary import open_incident_counts
 
+log = logging.getLogger("orchestrator.web")
 blueprint = Blueprint("metrics", __name__)
 
 BREAKER_STATES = ("closed", "open", "half_open")
 _STATES = tuple(s.value for s in ComponentState)
+#: what :func:`exposition` writes: the classic text format (prometheus_client >= 0.22 labels its own
+#: default "version=1.0.0", which announces the escaping scheme of UTF-8 names this text does not use)
+TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 #: Extra series from other parts, each ``provider(source) -> metrics``.
 METRIC_PROVIDERS: list[Callable[[WebSource], Iterable[Metric]]] = [level_metrics]
@@ -66,53 +93,88 @@ _BREAKER_PAIRS = _one_hot_pairs(BREAKER_STATES)
 
 
 class OrchestratorCollector:
-    """A prometheus_client collector over one web source."""
+    """A prometheus_client collector over one web source.
 
-    def __init__(self, source: WebSource, *, per_component: bool = True) -> None:
+    Invariant it must never break: a family typed ``counter`` never goes backwards from one scrape to
+    the next within this process (Prometheus reads a decrease as a restart and counts the whole value
+    again). Each counter is therefore read from something that only grows (the recorder's counts,
+    append-only rows, journal rows by final outcome), or passed through :class:`Monotonic` when it
+    sums rows that can be deleted with their component.
+    """
+
+    def __init__(self, source: WebSource, *, per_component: bool = True, component_histograms: bool = False) -> None:
         self.source = source
         self.per_component = per_component
+        self.component_histograms = component_histograms and per_component
         self.journal = JournalFiguresCache()
+        self.events = EventCountsCache()
+        self.fleet = Monotonic()
+        self._db_lost = False  # the last scrape could not read the database (said once in the log)
 
     def describe(self) -> list[Metric]:
         return []  # nothing to describe ahead: every series is read at scrape time
 
     def collect(self) -> Iterator[Metric]:
-        facts = self.source.facts()
+        facts: LiveFacts | None = None
         now = self.source.clock.now()
-        # fleet totals alone, from the database: counted in SQL, no row per component comes back
-        lean = not self.per_component and facts.stats is None and not facts.states
-        with self.source.db.read() as session:
-            rows = [] if lean else session.execute(
-                select(Component.id, Component.name, effective_state_sql(now), Component.checks_total,
-                       Component.failures_total, Component.breaker["state"].as_string())
-                .order_by(Component.name)).all()
-            totals = _fleet_totals(session, now) if lean else None
-            incidents = open_incident_counts(session)
-            journal = self.journal.read(session)
+        try:
+            facts = self.source.facts()  # from the database in `orchestrator web`
+            # fleet totals alone, from the database: counted in SQL, no row per component comes back
+            lean = not self.per_component and facts.stats is None and not facts.states
+            with self.source.db.read() as session:
+                rows = [] if lean else session.execute(
+                    select(Component.id, Component.name, effective_state_sql(now), Component.checks_total,
+                           Component.failures_total, Component.breaker["state"].as_string(),
+                           Component.last_check_at, Component.last_latency_ms)
+                    .order_by(Component.name)).all()
+                totals = _fleet_totals(session, now) if lean else None
+                open_incidents = open_incident_counts(session)
+                journal = self.journal.read(session)
+                events = self.events.read(session)
+        except SQLAlchemyError as exc:  # what the process knows without the database is still served
+            if not self._db_lost:
+                log.warning("metrics: database unreadable, serving the process's own series until it is "
+                            "back: %s", str(exc).splitlines()[0])
+            self._db_lost = True
+            yield from health(facts, database_ok=False)
+            return
+        if self._db_lost:
+            log.info("metrics: database readable again")
+            self._db_lost = False
         if totals is not None:
-            yield from _lean_families(*totals)
+            states, breakers, checks, failed = totals
+            yield self._check_totals(checks - failed, failed)
+            yield from _lean_families(states, breakers)
         else:
             yield from self._checks(facts, rows)
             yield from _histograms(facts)
             states = {name: (facts.states[cid].value if cid in facts.states else state)
                       for cid, name, state, *_ in rows}
             yield from self._one_hot(states, _STATE_PAIRS, _STATE_NAMES)
-            breakers = {name: breaker or "closed" for _cid, name, _s, _t, _f, breaker in rows}
+            breakers = {name: breaker or "closed" for _cid, name, _s, _t, _f, breaker, *_ in rows}
             yield from self._one_hot(breakers, _BREAKER_PAIRS, _BREAKER_NAMES)
-        open_ = GaugeMetricFamily("orchestrator_incidents_open", "Unresolved incidents by status.", labels=["status"])
-        for status, n in incidents.items():
-            open_.add_metric([status], n)
-        yield open_
-        done = CounterMetricFamily("orchestrator_recovery_actions", "Recovery step attempts that ran, by outcome.",
-                                   labels=["strategy", "outcome"])
-        for strategy, status, n in journal.actions:
-            done.add_metric([strategy, status], n)
-        yield done
-        yield _histogram("orchestrator_recovery_verified_seconds",
-                         "Seconds from a recovery action's start to its verified success.", journal.verified)
-        yield from _daemon(facts)
+            if self.per_component:
+                yield from last_check(rows)
+                yield from downs(rows, events)
+                if self.component_histograms:
+                    yield from latency_by_component(rows, self.source.component_latency())
+        yield from self._transitions(events)
+        yield from incidents(open_incidents, events)
+        yield from recovery(journal)
+        yield from health(facts, database_ok=True)
         for provider in METRIC_PROVIDERS:
             yield from provider(self.source)
+
+    def _transitions(self, events: EventCounts) -> Iterator[Metric]:
+        """Transitions into each state, fleet-wide: a short outage between two scrapes still counts."""
+        by_state = Counter()
+        for (_cid, state), n in events.transitions.items():
+            by_state[state] += n
+        family = CounterMetricFamily("orchestrator_component_transitions",
+                                     "Component state changes, by the state entered.", labels=["state"])
+        for state in _STATES:
+            family.add_metric([state], self.fleet.value(("transitions", state), by_state.get(state, 0)))
+        yield family
 
     def _checks(self, facts: LiveFacts, rows) -> Iterator[Metric]:
         """Checks by component (in name order) and outcome: the daemon's since it started, else the
@@ -122,17 +184,22 @@ class OrchestratorCollector:
             counts = [(name, live.get((cid, "failed"), 0), live.get((cid, "ok"), 0)) for cid, name, *_ in rows]
         else:
             counts = [(name, int(failures or 0), int(total or 0) - int(failures or 0))
-                      for _cid, name, _state, total, failures, _breaker in rows]
+                      for _cid, name, _state, total, failures, *_ in rows]
         if self.per_component:
             checks = ComponentFamily("orchestrator_checks", "Health checks by outcome.", "counter", "outcome")
             for name, failed, ok in counts:
                 checks.add(name, (("failed", failed), ("ok", ok)))
             yield checks
             return
+        yield self._check_totals(sum(ok for _n, _f, ok in counts), sum(failed for _n, failed, _ok in counts))
+
+    def _check_totals(self, ok: int, failed: int) -> Metric:
+        """Fleet-wide checks by outcome: a sum over the components there are now, so held monotonic
+        (a removed component takes its checks out of the sum)."""
         totals = CounterMetricFamily("orchestrator_checks", "Health checks by outcome.", labels=["outcome"])
-        totals.add_metric(["ok"], sum(ok for _n, _f, ok in counts))
-        totals.add_metric(["failed"], sum(failed for _n, failed, _ok in counts))
-        yield totals
+        totals.add_metric(["ok"], self.fleet.value(("checks", "ok"), ok))
+        totals.add_metric(["failed"], self.fleet.value(("checks", "failed"), failed))
+        return totals
 
     def _one_hot(self, current: dict[str, str], pairs: dict[str, tuple[tuple[str, float], ...]],
                  names: tuple[tuple[str, str], tuple[str, str]]) -> Iterator[Metric]:
@@ -171,64 +238,70 @@ def _fleet_totals(session, now) -> tuple[Counter, Counter, int, int]:
     return states, breakers, int(checks), int(failed)
 
 
-def _lean_families(states: Counter, breakers: Counter, checks: int, failed: int) -> Iterator[Metric]:
-    """The same totals as the per-component path gives with --no-metrics-per-component."""
-    totals = CounterMetricFamily("orchestrator_checks", "Health checks by outcome.", labels=["outcome"])
-    totals.add_metric(["ok"], checks - failed)
-    totals.add_metric(["failed"], failed)
-    yield totals
+def _lean_families(states: Counter, breakers: Counter) -> Iterator[Metric]:
+    """The same state totals as the per-component path gives with --no-metrics-per-component."""
     yield _by_state(states, _STATE_PAIRS, *_STATE_NAMES[0])
     yield _by_state(breakers, _BREAKER_PAIRS, *_BREAKER_NAMES[0])
-
-
-def _histogram(name: str, documentation: str, hist: Histogram) -> Metric:
-    return HistogramMetricFamily(name, documentation, buckets=hist.cumulative(), sum_value=hist.total)
 
 
 def _histograms(facts: LiveFacts) -> Iterator[Metric]:
     if facts.stats is None:
         return
-    yield _histogram("orchestrator_check_latency_seconds", "Health check latency.", facts.stats.check_latency_s)
-    yield _histogram("orchestrator_check_lateness_seconds", "How late checks started against their schedule.",
+    yield histogram("orchestrator_check_latency_seconds", "Health check latency.", facts.stats.check_latency_s)
+    yield histogram("orchestrator_check_lateness_seconds", "How late checks started against their schedule.",
                      facts.stats.check_lateness_s)
-    yield _histogram("orchestrator_db_write_seconds", "Duration of one batched database write.",
+    yield histogram("orchestrator_db_write_seconds", "Duration of one batched database write.",
                      facts.stats.db_write_s)
 
 
-def _daemon(facts: LiveFacts) -> Iterator[Metric]:
-    yield CounterMetricFamily("orchestrator_dropped_results", "Check results not written, every cause together.",
-                              value=facts.dropped_results)
-    dropped = CounterMetricFamily("orchestrator_recorder_dropped", "Rows the recorder did not write, by kind "
-                                  "(results, transitions, rollups) and cause (buffer_full, removed, refused, at_stop).",
-                                  labels=["kind", "cause"])
-    for name, n in facts.drops.items():
-        kind, cause = name.split("_", 1)
-        dropped.add_metric([kind, cause], n)
-    yield dropped
-    if facts.db_writes_failing_s is not None:
-        yield GaugeMetricFamily("orchestrator_db_writes_failing_seconds",
-                                "How long database writes have been failing (absent while they succeed).",
-                                value=facts.db_writes_failing_s)
-    yield GaugeMetricFamily("orchestrator_view_reliable", "0 while the orchestrator's own sentinels fail.",
-                            value=1.0 if facts.view_reliable else 0.0)
-    yield GaugeMetricFamily("orchestrator_daemons_alive", "Daemons with a fresh heartbeat.", value=facts.daemons_alive)
-    if facts.scheduler_running is not None:
-        yield GaugeMetricFamily("orchestrator_scheduler_running", "1 while the check scheduler runs.",
-                                value=1.0 if facts.scheduler_running else 0.0)
-
-
-def registry_for(source: WebSource, *, per_component: bool) -> CollectorRegistry:
+def registry_for(source: WebSource, *, per_component: bool, component_histograms: bool = False) -> CollectorRegistry:
+    """The orchestrator's own series."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(OrchestratorCollector(source, per_component=per_component))
+    registry.register(OrchestratorCollector(source, per_component=per_component,
+                                            component_histograms=component_histograms))
     return registry
+
+
+def process_registry() -> CollectorRegistry:
+    """The process's series (``process_*``: CPU, memory, file descriptors, start time) and the
+    interpreter's (``python_info``, ``python_gc_*``), served after the orchestrator's."""
+    registry = CollectorRegistry(auto_describe=False)
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    return registry
+
+
+def wants_openmetrics(accept: str | None) -> bool:
+    """True when the Accept header lists OpenMetrics with a quality above 0 (Prometheus asks for it first)."""
+    for item in (accept or "").split(","):
+        mime, *params = (part.strip().lower() for part in item.split(";"))
+        if mime != "application/openmetrics-text":
+            continue
+        quality = next((p.removeprefix("q=").strip() for p in params if p.startswith("q=")), "1")
+        try:
+            if float(quality) > 0:
+                return True
+        except ValueError:  # a malformed quality: as if absent
+            return True
+    return False
 
 
 @blueprint.get("/metrics")
 def metrics() -> Response:
     state = app_state()
-    registry = state.extras.get("metrics_registry")
-    if registry is None:
-        registry = state.extras["metrics_registry"] = registry_for(
-            state.source, per_component=state.settings.metrics_per_component)
-    text = state.cache.get("metrics", state.source.version(), lambda: exposition(registry.collect()))
-    return Response(text, content_type=CONTENT_TYPE_LATEST)
+    registries = state.extras.get("metrics_registries")
+    if registries is None:
+        registries = state.extras["metrics_registries"] = (registry_for(
+            state.source, per_component=state.settings.metrics_per_component,
+            component_histograms=state.settings.metrics_component_histograms), process_registry())
+
+    def families() -> Iterator[Metric]:
+        for registry in registries:
+            yield from registry.collect()
+
+    if wants_openmetrics(request.headers.get("Accept")):
+        text = state.cache.get("metrics.om", state.source.version(), lambda: openmetrics(families()))
+        return Response(text, content_type=OPENMETRICS_CONTENT_TYPE, headers={"Vary": "Accept"})
+    text = state.cache.get("metrics", state.source.version(), lambda: exposition(families()))
+    return Response(text, content_type=TEXT_CONTENT_TYPE, headers={"Vary": "Accept"})

@@ -25,7 +25,7 @@ from orchestrator.core.states import ComponentState
 from orchestrator.db.engine import Database
 from orchestrator.db.models import DaemonInstance
 from orchestrator.history.drops import merged
-from orchestrator.history.stats import StatsSnapshot
+from orchestrator.history.stats import Histogram, StatsSnapshot
 
 if TYPE_CHECKING:
     from orchestrator.daemon import Daemon
@@ -73,6 +73,9 @@ class WebSource(Protocol):
     def coordinator(self) -> RecoveryCoordinator:
         """The recovery coordinator that runs plans started from the API."""
 
+    def component_latency(self) -> dict[int, Histogram] | None:
+        """Each component's check latency histogram since the process started (None: no daemon here)."""
+
     def version(self) -> Hashable | None:
         """A value that moves whenever the data behind the page may have changed; None when unknowable
         (then nothing is reused: :mod:`orchestrator.web.cache`)."""
@@ -114,6 +117,10 @@ class DaemonSource:
             stats=recorder.stats.snapshot() if recorder else None,
             states=plane.live.states() if plane else {},
         )
+
+    def component_latency(self) -> dict[int, Histogram] | None:
+        recorder = self.daemon.recorder
+        return None if recorder is None else recorder.stats.component_latency()
 
     def version(self) -> Hashable | None:
         recorder = self.daemon.recorder
@@ -161,6 +168,9 @@ class DatabaseSource:
                          drops=merged(*(r.drops or {} for r in rows)),
                          db_writes_failing_s=max(((self.clock.now() - at).total_seconds() for at in failing),
                                                  default=None))
+
+    def component_latency(self) -> dict[int, Histogram] | None:
+        return None  # only the process that checks knows each check's latency
 
     def version(self) -> Hashable | None:
         return None  # other processes write the database: no change can be seen coming

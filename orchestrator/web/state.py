@@ -21,6 +21,8 @@ class WebSettings:
     token: str | None = None
     #: one series per component in /metrics (off: per-state totals only, for very large fleets)
     metrics_per_component: bool = True
+    #: a check latency histogram per component in /metrics (14 series a component; needs the above)
+    metrics_component_histograms: bool = False
     #: seconds between the page's own refreshes
     refresh_s: float = 2.0
     #: reverse proxies in front (`--trusted-proxies`): X-Forwarded-For is read that many hops back; 0: ignored
