@@ -56,15 +56,19 @@ FAULTS = ("crash", "500", "hang", "slow", "flap", "crash_loop")
 WEIGHTS = {
     "break": 26, "fix": 6, "add": 4, "update": 4, "remove": 4, "pause": 3, "resume": 4, "maintenance": 3,
     "mid_step": 8, "degradation": 4, "reload": 4, "kill9": 3, "kill9_alone": 2, "stop_cont": 3,
-    "term_restart": 3, "db_cut": 4, "second_daemon": 2,
+    "term_restart": 3, "db_cut": 4, "second_daemon": 4,
 }
 #: Operations that stop the daemon or its database for a while (the bounds restart after them).
 DISTURBING = frozenset({"kill9", "kill9_alone", "stop_cont", "term_restart", "db_cut", "second_daemon"})
+DISTURBING_MID = frozenset({"kill9", "kill9_alone", "stop_cont"})
+#: How long a planned mid-step operation waits for the restart to start, and how long that restart takes.
+MID_STEP_WAIT_S = 20.0
+MID_STEP_STUB_S = 3.0
 #: Calm seconds (daemon running, database reachable) before the next disturbing operation.
 CALM_BETWEEN_S = 20.0
-#: The soak's restart step timeout (shipped: 30 s), shorter than a SIGSTOP so that a step can end
+#: The soak's restart step timeout (shipped: 30 s), shorter than a long SIGSTOP so that a step can end
 #: while its daemon is stopped.
-STEP_TIMEOUT = "5s"
+STEP_TIMEOUT = "6s"
 #: A crash-looping service dies this long after each restart (the issue's example: 3 s).
 CRASH_LOOP_UP_S = 3.0
 #: A flapping service switches between 200 and 500 this often.
@@ -181,6 +185,7 @@ class Soak:
         self.runs = 0
         self.written = self.dropped = 0
         self.pending: list[tuple[float, str, object]] = []  # (due monotonic, what, arg)
+        self.mid_targets: dict[str, tuple[str, float]] = {}  # name → (what, until when to wait)
         self.next_name = services + 1
         self.initial = services
         self.home = folder / "home"
@@ -263,6 +268,7 @@ class Soak:
         for item in [p for p in self.pending if p[0] <= now]:
             self.pending.remove(item)
             self._do_pending(item[1], item[2])
+        self._mid_steps_due(now)
         with self.lock:
             for name, svc in self.svcs.items():
                 s = self.world.services.get(name)
@@ -438,29 +444,48 @@ class Soak:
                 and a["name"] in self.world.services]
 
     def _op_mid_step(self) -> None:
-        """Something happens to a component while its restart command runs (or a service is broken so
-        that one will)."""
+        """Something happens to a component while its restart command runs: at once if one runs now,
+        else a healthy service is broken and the walk acts when its restart starts (its stub is told to
+        take MID_STEP_STUB_S, so there is time)."""
         running = self._running_actions()
-        if not running:
-            names = self._registered(lambda s: s.fault is None and not s.paused and not s.maintenance)
-            if names:
-                self._break(self.rng.choice(names), self.rng.choice(("crash", "500")))
+        if running:
+            action = self.rng.choice(running)
+            self._mid_step(action, self._mid_step_choice())
             return
-        action = self.rng.choice(running)
-        choices = ("pause", "remove", "maintenance")
-        if self.world.calm_for(time.monotonic()) >= self.calm_between_s:
-            choices += ("kill9", "kill9_alone", "stop_cont")
-        what = self.rng.choice(choices)
-        self._note(f"mid-step of incident {action['incident']} attempt {action['attempt']} ({action['name']}): {what}")
-        if what == "pause":
-            self._op_pause(action["name"])
-        elif what == "remove":
-            if len(self._registered()) > MIN_REGISTERED:
-                self._op_remove(action["name"])
-            else:
-                self._op_pause(action["name"])
+        names = self._registered(lambda s: s.fault is None and not s.paused and not s.maintenance
+                                 and s.name not in self.mid_targets)
+        if names:
+            name, what = self.rng.choice(names), self._mid_step_choice()
+            self.mid_targets[name] = (what, time.monotonic() + MID_STEP_WAIT_S)
+            self._note(f"mid-step planned: {what} {name} while its restart runs")
+            self._break(name, self.rng.choice(("crash", "500")))
+
+    def _mid_step_choice(self) -> str:
+        choices = ("pause", "remove", "maintenance", "kill9", "kill9_alone", "stop_cont")
+        return self.rng.choice(choices)
+
+    def _mid_steps_due(self, now: float) -> None:
+        if not self.mid_targets:
+            return
+        running = {a["name"]: a for a in self._running_actions()}
+        for name, (what, deadline) in list(self.mid_targets.items()):
+            if name in running:
+                del self.mid_targets[name]
+                self._mid_step(running[name], what)
+            elif now > deadline or name not in self.world.services:
+                del self.mid_targets[name]
+
+    def _mid_step(self, action: dict, what: str) -> None:
+        if what in DISTURBING_MID and self.world.calm_for(time.monotonic()) < self.calm_between_s:
+            what = "pause"  # the daemon was disturbed a moment ago: let the bounds run first
+        name = action["name"]
+        self._note(f"mid-step of incident {action['incident']} attempt {action['attempt']} ({name}): {what}")
+        if what == "remove" and len(self._registered()) > MIN_REGISTERED:
+            self._op_remove(name)
+        elif what in ("pause", "remove"):
+            self._op_pause(name)
         elif what == "maintenance":
-            self._op_maintenance(action["name"])
+            self._op_maintenance(name)
         else:
             getattr(self, f"_op_{what}")()
 
@@ -514,7 +539,7 @@ class Soak:
 
     def _op_stop_cont(self) -> None:
         if self._alive() and not any(p[1] == "cont" for p in self.pending):
-            pause_s = self.rng.uniform(3.0, 8.0)
+            pause_s = self.rng.uniform(3.0, 10.0)
             self._note(f"SIGSTOP the daemon for {pause_s:.1f}s")
             self.world.disturb("stopped")
             self.daemon.proc.send_signal(signal.SIGSTOP)
@@ -676,6 +701,7 @@ class Soak:
         self.plans.write_text(json.dumps(soak_plans(self.stub, self.hook_url, attempts)))
         plans = json.loads(self.plans.read_text())["plans"]
         self.world.plan_attempts = {name: p["steps"][0].get("attempts", 3) for name, p in plans.items()}
+        self.world.step_timeout_s = float(STEP_TIMEOUT.removesuffix("s"))
 
     def _state(self, name: str) -> dict:
         with self.lock:
@@ -683,7 +709,7 @@ class Soak:
             return {"healthy": bool(s and not s.dead and s.fault not in ("hang", "500")),
                     "fault": s.fault if s else None,
                     "race": bool(s and time.monotonic() - s.hand_fixed_at < inv.HAND_FIX_RACE_S),
-                    "sleep_s": round(self.stub_rng.uniform(0.2, 2.5), 2)}
+                    "sleep_s": MID_STEP_STUB_S if name in self.mid_targets else round(self.stub_rng.uniform(0.2, 2.5), 2)}
 
     def _cleanup(self, control, hooks) -> None:
         for d in self.daemons:
@@ -753,7 +779,7 @@ def soak_plans(stub: Path | None, hook_url: str, attempts: int | None = None) ->
     process = plans["plans"]["process"]
     if stub is not None:
         process["steps"][0]["params"]["command"] = [str(stub), "{component.name}", "{incident.id}", "{attempt}"]
-        # the stub takes at most 2.5 s; a SIGSTOP of the daemon (3-8 s) outlasts this timeout
+        # the stub takes at most 3 s; a SIGSTOP of the daemon (3-10 s) may outlast this timeout
         process["steps"][0]["timeout"] = STEP_TIMEOUT
     if attempts is not None:
         process["steps"][0]["attempts"] = attempts

@@ -80,7 +80,7 @@ def test_i2_blocked_needs_a_guard_and_a_notification_and_removal_closes() -> Non
         incident(2, 1, "blocked", blocked_by="flapping"),
         incident(3, 1, "blocked", blocked_by="flapping"),
         incident(4, None, "open")], notified={(3, "blocked")}), w)
-    assert sorted(v.subject.split(" ")[1] for v in found) == ["1", "2", "4"], found
+    assert sorted(v.subject.split(" ")[1] for v in found) == ["1", "1", "2", "4"], found
 
 
 def test_i2_down_without_an_incident() -> None:
@@ -107,10 +107,10 @@ def test_i4_a_stop_with_results_still_buffered_must_count_them(log: str, expecte
 
 
 def test_i5_double_needless_and_misrecorded_actions() -> None:
-    start = {"event": "start", "name": "c1", "healthy_before": False, "fault": "crash"}
+    start = {"event": "start", "name": "c1", "healthy_before": False, "fault": "crash", "t": 1.0}
     actions = [{**start, "incident": "1", "attempt": "1"}, {**start, "incident": "1", "attempt": "1"},
                {**start, "incident": "2", "attempt": "1", "healthy_before": True},
-               {**start, "incident": "3", "attempt": "1"}, {"event": "end", "incident": "3", "attempt": "1", "exit": 0}]
+               {**start, "incident": "3", "attempt": "1"}, {"event": "end", "incident": "3", "attempt": "1", "exit": 0, "t": 2.0}]
     journal = [{"id": n, "incident_id": n, "step_index": 0, "attempt": 1, "strategy": "restart", "executed": True,
                 "status": status, "detail": "", "skip_reason": None}
                for n, status in ((1, "succeeded"), (2, "succeeded"), (3, "timed_out"))]

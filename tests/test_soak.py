@@ -18,7 +18,7 @@ SOAK_S = 20.0
 #: Calm seconds between two disturbances of the daemon (bench/soak.py waits 20 s).
 CALM_BETWEEN_S = 8.0
 RANDOM_SEED = random.SystemRandom().randrange(1_000, 1_000_000)
-SEEDS = [pytest.param(5, id="seed5"), pytest.param(8, id="seed8"),
+SEEDS = [pytest.param(7, id="seed7"), pytest.param(10, id="seed10"),
          pytest.param(RANDOM_SEED, id=f"seed{RANDOM_SEED}-random")]
 
 
@@ -29,4 +29,5 @@ def test_soak_keeps_every_invariant(db, db_url: str, tmp_path: Path, seed: int) 
                   log=lines.append).run()
     print(result.report().splitlines()[0])
     assert result.operations > 5, result.report()
-    assert not result.violations, result.report()
+    if result.violations:
+        pytest.fail(result.report(), pytrace=False)
