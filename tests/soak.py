@@ -27,13 +27,11 @@ tool, not of the jump. The monotonic-timer tests cover that defect with an injec
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import random
 import re
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -41,16 +39,14 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import sqlalchemy as sa
 
 from tests import invariants as inv
 from tests.servers import LoopbackHTTPServer
+from tests.soak_rig import STEP_TIMEOUT, RestartControl, descendants, free_port, soak_plans
 from tests.tcp_proxy import TcpProxy
 
-REPO = Path(__file__).resolve().parent.parent
-SHIPPED_PLANS = REPO / "recovery_strategies.json"
 FAULTS = ("crash", "500", "hang", "slow", "flap", "crash_loop")
 #: Relative weights of the operations the walk draws.
 WEIGHTS = {
@@ -66,9 +62,6 @@ MID_STEP_WAIT_S = 20.0
 MID_STEP_STUB_S = 3.0
 #: Calm seconds (daemon running, database reachable) before the next disturbing operation.
 CALM_BETWEEN_S = 20.0
-#: The soak's restart step timeout (shipped: 30 s), shorter than a long SIGSTOP so that a step can end
-#: while its daemon is stopped.
-STEP_TIMEOUT = "6s"
 #: A crash-looping service dies this long after each restart (the issue's example: 3 s).
 CRASH_LOOP_UP_S = 3.0
 #: A flapping service switches between 200 and 500 this often.
@@ -88,32 +81,6 @@ STOP_TIMEOUT_S = 45.0
 MIN_REGISTERED = 4
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-_STUB = '''#!{python} -S
-"""Restart stub: log argv and whether the service answered, have it brought back, log the end."""
-import json, os, sys, time, urllib.request
-name, incident, attempt = (sys.argv[1:] + ["", "", ""])[:3]
-def log(**fields):
-    with open({log!r}, "a") as out:
-        out.write(json.dumps(dict(name=name, incident=incident, attempt=attempt, pid=os.getpid(), t=time.time(),
-                                  argv=sys.argv[1:], **fields)) + "\\n")
-def ask(what):
-    with urllib.request.urlopen("http://127.0.0.1:{port}/" + what + "?name=" + name, timeout=10) as r:
-        return json.load(r)
-state = ask("state")
-log(event="start", healthy_before=state["healthy"], fault=state["fault"], hand_fix_race=state["race"])
-time.sleep(state["sleep_s"])
-done = ask("repair")
-log(event="end", exit=0 if done["ok"] else 1)
-sys.exit(0 if done["ok"] else 1)
-'''
-
-
 @dataclass
 class Result:
     seed: int
@@ -128,6 +95,7 @@ class Result:
     misses: int
     actions: int
     runs: int
+    walk: str = ""  # the options that repeat this walk
 
     def report(self) -> str:
         lines = [f"soak seed={self.seed} db={self.db}: {self.operations} operations, {self.actions} restart actions, "
@@ -137,7 +105,7 @@ class Result:
                  f"violations {len(self.violations)}"]
         if self.violations:
             lines += ["violations:", *(f"  {v}" for v in self.violations),
-                      f"reproduce: python bench/soak.py --seed {self.seed} --db {self.db}", "operations:",
+                      f"reproduce: python bench/soak.py --seed {self.seed} --db {self.db} {self.walk}", "operations:",
                       *(f"  {o}" for o in self.oplog)]
         return "\n".join(lines)
 
@@ -240,7 +208,8 @@ class Soak:
         return Result(self.seed, "postgresql" if self.is_pg else "sqlite", len(self.oplog), self.oplog,
                       self.checker.violations, self.written, rows, self.dropped, self.checker.mem.longest_stall_s,
                       len(self.checker.mem.misses), sum(1 for a in inv.read_actions(self.actions_log)
-                                                        if a.get("event") == "start"), self.runs)
+                                                        if a.get("event") == "start"), self.runs,
+                      f"--minutes {self.duration_s / 60:g} --calm-between {self.calm_between_s:g}")
 
     def _judging(self, end: float) -> bool:
         """After the walk: observe for JUDGE_S more (the last operations' bounds run out), and until a
@@ -668,10 +637,14 @@ class Soak:
             self._note(f"VIOLATION {v}")
 
     def _kill_group(self, daemon: Daemon) -> None:
-        try:
-            os.killpg(daemon.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        """SIGKILL the daemon and every process it started, as a supervisor that kills the whole unit
+        does (restart commands run in their own process groups, so the daemon's group is not enough)."""
+        pids = [daemon.proc.pid, *descendants(daemon.proc.pid)]
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         daemon.proc.wait(10)
         daemon.stopped = True
 
@@ -727,65 +700,3 @@ class Soak:
         hooks.stop()
         control.stop()
         self.engine.dispose()
-
-
-class RestartControl:
-    """The other end of the restart stub: a loopback HTTP server in the test process.
-
-    ``GET /state?name=N`` answers ``state(N)`` (a dict: ``healthy``, ``fault``, ``race``, ``sleep_s``);
-    ``GET /repair?name=N`` calls ``repair(N)`` (bring the service back; True if it exists)."""
-
-    def __init__(self, state, repair) -> None:
-        control = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                url = urlsplit(self.path)
-                name = parse_qs(url.query).get("name", [""])[0]
-                body = control.state(name) if url.path == "/state" else {"ok": bool(control.repair(name))}
-                data = json.dumps(body).encode()
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.state, self.repair = state, repair
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, args=(0.1,), daemon=True).start()
-
-    def write_stub(self, path: Path, log: Path) -> Path:
-        """The restart command (mode 0755): ``stub NAME [INCIDENT ATTEMPT]``, logging to ``log``."""
-        path.write_text(_STUB.format(python=sys.executable, log=str(log), port=self.port))
-        path.chmod(0o755)
-        return path
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def soak_plans(stub: Path | None, hook_url: str, attempts: int | None = None) -> dict:
-    """The shipped recovery_strategies.json with every notification going to a loopback webhook (never
-    out of the machine); with ``stub``, its ``process`` restart runs ``stub NAME INCIDENT ATTEMPT``
-    with a STEP_TIMEOUT."""
-    plans = json.loads(SHIPPED_PLANS.read_text())
-    plans["notifications"]["urls"] = []
-    plans["notifications"]["webhooks"] = [{"url": hook_url}]
-    process = plans["plans"]["process"]
-    if stub is not None:
-        process["steps"][0]["params"]["command"] = [str(stub), "{component.name}", "{incident.id}", "{attempt}"]
-        # the stub takes at most 3 s; a SIGSTOP of the daemon (3-10 s) may outlast this timeout
-        process["steps"][0]["timeout"] = STEP_TIMEOUT
-    if attempts is not None:
-        process["steps"][0]["attempts"] = attempts
-    for plan in plans["plans"].values():
-        for step in plan["steps"]:
-            if step["strategy"] == "notify":
-                step["params"] = {"webhooks": [{"url": hook_url}],
-                                  **({"message": step["params"]["message"]} if "message" in step["params"] else {})}
-    return plans

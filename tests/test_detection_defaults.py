@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from tests.daemon_helpers import poll
 from tests.invariants import read_actions
 from tests.servers import LoopbackHTTPServer
-from tests.soak import RestartControl, soak_plans
+from tests.soak_rig import RestartControl, soak_plans
 
 #: The issue's bounds: DOWN within 8 s of the fault, restarted once and verified within 30 s.
 DOWN_WITHIN_S = 8.0
