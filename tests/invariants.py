@@ -115,6 +115,7 @@ class World:
     disturbances: set[str] = field(default_factory=set)  # e.g. "stopped", "db cut", "daemon down"
     calm_since: float | None = None  # None while disturbed
     plan_attempts: dict[str, int] = field(default_factory=dict)  # plan → attempts of its first step
+    killed_pids: set[int] = field(default_factory=set)  # daemons the test SIGKILLed (they did die)
     step_timeout_s: float = 30.0  # of the restart step (a command that ended sooner did not time out)
     degradation_forced: str | None = None
 
@@ -483,6 +484,13 @@ def check_i5(obs: Observation, world: World, mem: Memory) -> list[Violation]:
         if end and end["exit"] == 0 and in_time and j["status"] in ("timed_out", "failed"):
             _once(mem, out, Violation("I5", f"incident {key[0]}", f"journal says attempt {key[1]} {j['status']}"
                                       f" ({j['detail']!r}); the command exited 0", t), ("disagree", key))
+    for j in obs.journal:  # "its owner died" only when the test killed it (instance ids are host:pid:tag)
+        parts = str(j.get("owner") or "").split(":")
+        pid = int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
+        if "owner died" in (j["detail"] or "") and pid is not None and pid not in world.killed_pids:
+            _once(mem, out, Violation("I5", f"incident {j['incident_id']}", f"journal says attempt {j['attempt']}'s "
+                                      f"owner died (pid {pid}); it was never killed: {j['detail']!r}", t),
+                  ("owner", j["id"]))
     by_incident: dict[int, list[dict]] = {}
     for j in obs.journal:
         by_incident.setdefault(j["incident_id"], []).append(j)

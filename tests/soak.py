@@ -497,6 +497,7 @@ class Soak:
         if self._alive():
             self._note("SIGKILL the daemon alone (its commands run on)")
             self.world.disturb("daemon down")
+            self.world.killed_pids.add(self.daemon.proc.pid)
             self.daemon.proc.kill()
             self.daemon.proc.wait(10)
             self.daemon.stopped = True
@@ -640,6 +641,7 @@ class Soak:
         """SIGKILL the daemon and every process it started, as a supervisor that kills the whole unit
         does (restart commands run in their own process groups, so the daemon's group is not enough)."""
         pids = [daemon.proc.pid, *descendants(daemon.proc.pid)]
+        self.world.killed_pids.add(daemon.proc.pid)
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)

@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from tests.daemon_helpers import poll
@@ -44,6 +45,7 @@ def _resolutions(engine: sa.Engine) -> dict[str, list[tuple[str, str | None]]]:
     return out
 
 
+@pytest.mark.timeout(240)  # start-up, the 30 s bound and a stop on a loaded machine
 def test_three_of_six_broken_are_down_within_8s_and_restarted_once(db, db_url: str, tmp_path: Path) -> None:
     servers = {f"svc{i}": LoopbackHTTPServer("ok") for i in range(1, 7)}
     hooks = LoopbackHTTPServer("ok", path="/hook")

@@ -119,6 +119,16 @@ def test_i5_double_needless_and_misrecorded_actions() -> None:
     assert sorted(v.detail.split(" ")[-1] for v in found) == ["0", "answering", "twice"], found
 
 
+def test_i5_owner_died_only_when_it_did() -> None:
+    w = world()
+    w.killed_pids.add(11)
+    journal = [{"id": n, "incident_id": n, "step_index": 0, "attempt": 1, "strategy": "restart", "executed": True,
+                "status": "failed", "detail": "interrupted: its owner died mid-step", "skip_reason": None,
+                "owner": f"vm:{pid}:ab12"} for n, pid in ((1, 11), (2, 12))]
+    found = inv.check_i5(obs(journal=journal), w, inv.Memory())
+    assert [v.subject for v in found] == ["incident 2"], found
+
+
 def test_i6_degradation_is_not_a_guard_and_half_down_opens_a_mass_outage() -> None:
     w = world("a", "b", "c", "d", "e", "f")
     journal = [{"id": 1, "incident_id": 1, "step_index": 0, "attempt": 1, "strategy": "restart", "executed": False,
