@@ -542,13 +542,14 @@ def check_i6(obs: Observation, world: World, mem: Memory) -> list[Violation]:
         if inc["status"] in ACTIVE and "degradation" in reason:
             _once(mem, out, Violation("I6", f"incident {inc['id']}", f"held by degradation: {reason!r}", t),
                   ("degradation", inc["id"]))
-    # blast radius: at >= the threshold (shipped: 0.5 of >= 4) a mass-outage incident is open
-    watched = [n for n in obs.components if _watched(world, n)]
-    down = [n for n in watched if obs.components[n]["state"] == "down"
+    # blast radius: at >= the threshold (shipped: 0.5 of >= 4) a mass-outage incident is open; the
+    # fleet is every registered component (held ones too: the larger denominator, never a false alarm)
+    fleet = list(obs.components)
+    down = [n for n in fleet if _watched(world, n) and obs.components[n]["state"] == "down"
             and _held(mem, ("down", n), now) > INCIDENT_GRACE_S]
-    if len(watched) >= 4 and len(down) * 2 >= len(watched) and world.calm_since and now > world.calm_since:
+    if len(fleet) >= 4 and len(down) * 2 >= len(fleet) and world.calm_since and now > world.calm_since:
         if not any(i["kind"] == "mass_outage" and i["status"] in ACTIVE for i in obs.incidents):
-            _once(mem, out, Violation("I6", "fleet", f"{len(down)} of {len(watched)} DOWN for over "
+            _once(mem, out, Violation("I6", "fleet", f"{len(down)} of {len(fleet)} DOWN for over "
                                       f"{INCIDENT_GRACE_S:.0f}s and no mass-outage incident", t), tuple(sorted(down)))
     return out
 
