@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from orchestrator.core.clock import FakeClock
 from orchestrator.core.states import Resolution
-from orchestrator.db.models import Incident
+from orchestrator.db.models import Incident, Notification
 from orchestrator.incidents.lifecycle import resolve
 from orchestrator.incidents.notifier import Notifier
 from orchestrator.incidents.notify_send import SIGNATURE_HEADER, Webhook, send
@@ -255,3 +255,18 @@ def test_the_documented_snippet_and_the_senders_check_agree(receiver) -> None:
     for check in (documented_verify(), verify):
         assert not check(request["body"], header, SECRET, now=now)  # older than the 5 minutes
         assert check(request["body"], header, SECRET, now=now - 300)
+
+
+def test_a_mail_password_given_as_a_query_parameter_is_never_stored_or_logged(db, smtp, caplog) -> None:
+    """Regression: ``mailto://…?user=u&pass=…`` was stored and logged as given (the password is a query
+    parameter only Apprise knows to be secret); the target is now Apprise's own privacy form."""
+    _box, port = smtp
+    with LoopbackHTTPServer() as server:
+        open_for(db, add_component(db, "api", server.url, plan=None), "api")
+    url = f"mailto://127.0.0.1:{port}?from=o@example.com&to=ops@example.com&user=u&pass=hunter2"
+    notifier = Notifier(db, Notifications.model_validate({"urls": [url]}), public_url=PUBLIC_URL)
+    assert notifier.flush(force=True) == 1  # the server offers no AUTH: a failed delivery, recorded
+    with db.read() as session:
+        [row] = session.scalars(select(Notification)).all()
+    assert row.status == "failed" and "127.0.0.1" in row.channel
+    assert "hunter2" not in f"{row.channel} {row.error}" and "hunter2" not in caplog.text

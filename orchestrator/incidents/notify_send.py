@@ -155,6 +155,8 @@ def _send_apprise(url: str, title: str, body: str, timeout_s: float, html: str |
     service = _instantiate(url)
     if service is None:
         return Delivery(redact(url), "apprise", False, "not a valid Apprise URL", 0.0)
+    # Apprise's own privacy form masks what only it knows is secret (mailto's ?pass=, tokens in paths).
+    target = redact(service.url(privacy=True))
     # Apprise's per-service defaults are longer than a recovery step may wait.
     service.socket_connect_timeout = service.socket_read_timeout = timeout_s
     sender = apprise.Apprise()
@@ -168,7 +170,7 @@ def _send_apprise(url: str, title: str, body: str, timeout_s: float, html: str |
                                 body_format=apprise.NotifyFormat.HTML if rich else apprise.NotifyFormat.TEXT))
         reason = log.getvalue().strip().splitlines()
     detail = "delivered" if ok else (reason[-1] if reason else "delivery failed")
-    return Delivery(redact(url), "apprise", ok, redact(detail)[:300], time.monotonic() - started)
+    return Delivery(target, "apprise", ok, redact(detail)[:300], time.monotonic() - started)
 
 
 def _send_webhook(hook: Webhook, data: bytes, timeout_s: float, env: Mapping[str, str], timestamp: int) -> Delivery:
