@@ -270,3 +270,36 @@ def test_a_mail_password_given_as_a_query_parameter_is_never_stored_or_logged(db
         [row] = session.scalars(select(Notification)).all()
     assert row.status == "failed" and "127.0.0.1" in row.channel
     assert "hunter2" not in f"{row.channel} {row.error}" and "hunter2" not in caplog.text
+
+
+def test_the_running_daemon_links_its_notifications_to_the_configured_public_url(db, db_url, tmp_path,
+                                                                                 receiver) -> None:
+    """`orchestrator run` with ``public_url`` in its configuration file: the incident it opens for a
+    component that stopped answering is notified with the incident page's link (config → daemon → notifier)."""
+    from orchestrator.components.definition import ComponentSpec
+    from orchestrator.components.registry import Registry
+    from tests.daemon_helpers import poll, scalar, spawn
+
+    url = receiver.pop(0)["url"]
+    plans = tmp_path / "plans.json"
+    plans.write_text(json.dumps({"version": 1, "plans": {}, "notifications": {
+        "webhooks": [{"url": url, "secret": SECRET}], "group_window": "100ms", "events": ["opened"]}}))
+    config = tmp_path / "orchestrator.toml"
+    config.write_text(f'database_url = "{db_url}"\nplans = "{plans}"\npublic_url = "{PUBLIC_URL}/"\n')
+    with LoopbackHTTPServer() as server:
+        dead = server.url  # closed when the block ends: nothing answers there any more
+    Registry(db).add(ComponentSpec(name="svc", url=dead, interval=0.2, timeout=0.1, failure_threshold=2))
+    daemon = spawn(["run"], tmp_path, {"ORCHESTRATOR_CONFIG": str(config)})
+    try:
+        poll(lambda: receiver or daemon.poll() is not None, 60)
+        assert daemon.poll() is None, daemon.communicate()
+    finally:
+        daemon.terminate()
+        daemon.wait(30)
+    incident_id = scalar(db, "SELECT id FROM incidents WHERE component_name = 'svc'")
+    doc = json.loads(receiver[0]["body"])
+    jsonschema.validate(doc, SCHEMA, format_checker=jsonschema.FormatChecker())
+    assert doc["title"].startswith("[DOWN] svc: ") and doc["component"] == "svc"
+    assert doc["links"]["incident"] == f"{PUBLIC_URL}/incidents/{incident_id}"
+    assert f"{PUBLIC_URL}/incidents/{incident_id}" in doc["body"]
+    assert documented_verify()(receiver[0]["body"], receiver[0]["headers"][SIGNATURE_HEADER], SECRET)
