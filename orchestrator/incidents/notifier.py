@@ -149,8 +149,8 @@ class Notifier:
             log.log(logging.INFO if d.ok else logging.WARNING, "notification %r to %s: %s", title, d.target, d.detail)
 
     def _context(self, batch: list[IncidentEvent]) -> Context:
-        """The incidents' status and the components' state and labels, read now; without the database
-        the message still goes out, with what the events themselves say."""
+        """The incidents' status and the components' state and labels, read now. Invariant 3 (a human is
+        told): failing to read them must never stop the message; it goes out with what the events say."""
         ids = sorted({e.incident_id for e in batch})
         names = sorted({e.component_name for e in batch if e.component_name})
         try:

@@ -134,7 +134,8 @@ def _mac(secret: str, timestamp: int, body: bytes) -> str:
 
 def sign(body: bytes, secret: str, timestamp: int) -> str:
     """The signature header value for ``body`` sent at ``timestamp`` (unix seconds): the timestamp is
-    signed with the body, so a receiver that checks it against its clock refuses an old request replayed."""
+    signed with the body, so a receiver that checks it against its clock refuses an old request replayed.
+    The timestamp is wall time written down for the receiver (invariant 7: nothing here waits on it)."""
     return f"t={timestamp},v1={_mac(secret, timestamp, body)}"
 
 
