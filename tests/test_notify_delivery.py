@@ -303,3 +303,20 @@ def test_the_running_daemon_links_its_notifications_to_the_configured_public_url
     assert doc["links"]["incident"] == f"{PUBLIC_URL}/incidents/{incident_id}"
     assert f"{PUBLIC_URL}/incidents/{incident_id}" in doc["body"]
     assert documented_verify()(receiver[0]["body"], receiver[0]["headers"][SIGNATURE_HEADER], SECRET)
+
+
+def test_the_notify_step_fills_incident_url_and_links_once(receiver) -> None:
+    from orchestrator.incidents.notify_send import set_public_url
+    from tests.test_strategies import build, ctx
+
+    url = receiver.pop(0)["url"]
+    set_public_url(PUBLIC_URL)
+    try:
+        build("notify", {"webhooks": [{"url": url}], "message": "see {incident.url}"}).execute(ctx())
+    finally:
+        set_public_url(None)
+    build("notify", {"webhooks": [{"url": url}], "message": "see {incident.url}"}).execute(ctx())
+    with_link, without = (json.loads(r["body"]) for r in receiver)
+    assert with_link["body"] == f"see {PUBLIC_URL}/incidents/7"  # given in the template: not appended twice
+    assert with_link["links"]["incident"] == f"{PUBLIC_URL}/incidents/7"
+    assert without["body"] == "see " and without["links"] == {"incident": None, "page": None}
