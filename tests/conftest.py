@@ -44,6 +44,19 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _root_logger_restored() -> Iterator[None]:
+    """A command run in-process (``run``, ``web``) sets up logging for the whole process (root level and
+    handlers): put both back, or a later test's ``caplog`` sees nothing below that level."""
+    import logging
+
+    root = logging.getLogger()
+    level, handlers = root.level, root.handlers[:]
+    yield
+    root.setLevel(level)
+    root.handlers[:] = handlers
+
+
+@pytest.fixture(autouse=True)
 def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No test ever touches the real state directory or a stray plan file in the working directory."""
     monkeypatch.setenv("ORCHESTRATOR_HOME", str(tmp_path / "home"))

@@ -161,10 +161,10 @@ def test_a_database_outage_is_two_log_lines_whatever_its_length(caplog) -> None:
         watch.ok()
         watch.ok()
         for _ in range(3):
-            watch.failed(KeyError("x"))
+            watch.failed(KeyError("no_such_row"))
     assert _loop_lines(caplog) == ["recovery loop: database lost: (sqlite3.OperationalError) unable to open "
                                    "database file", "recovery loop: database back after 30.0s (300 turns failed)",
-                                   "recovery loop: KeyError: 'x'"]
+                                   "recovery loop: KeyError: 'no_such_row'"]
 
 
 @pytest.mark.pg
