@@ -43,6 +43,7 @@ from orchestrator.db.engine import Database
 from orchestrator.db.instance_lock import VERIFY_INTERVAL_S, LockLostError, LockUnconfirmed, instance_lock
 from orchestrator.db.migrate import ensure_schema
 from orchestrator.db.models import Component, DaemonInstance
+from orchestrator.db.watch import DatabaseWatch
 from orchestrator.health.checkers import close_checkers
 from orchestrator.health.plane import DISPATCH_TICK_S, CheckPlane
 from orchestrator.health.procs import default_processes
@@ -110,6 +111,8 @@ class Daemon:
         self.web = None
         #: why this daemon stopped acting: its instance lock is gone (None while held)
         self.lock_lost: str | None = None
+        #: one log line when degradation notifications cannot reach the database, one when they can again
+        self._notify_watch = DatabaseWatch(log, "degradation notifications", clock=clock)
         #: the lock's session ended and the database could not be asked since (logged once per outage)
         self._lock_unconfirmed = False
         self._lock = None
@@ -315,8 +318,10 @@ class Daemon:
         notifier.flush()
         try:
             flush_degradation(self.db, notifier.config, clock=self.clock, sender=notifier.sender)
-        except Exception as exc:  # the database may be away: the rows wait
-            log.warning("could not send degradation notifications: %s", str(exc).splitlines()[0])
+        except Exception as exc:  # the database may be away: the rows wait (said once, not every flush)
+            self._notify_watch.failed(exc)
+        else:
+            self._notify_watch.ok()
 
     def _do_reload(self) -> None:
         """SIGHUP: re-read the plan file (an invalid one is refused; the old one stays) and the registry."""

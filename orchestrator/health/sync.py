@@ -22,6 +22,7 @@ from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.core.states import ComponentState
 from orchestrator.db.engine import Database
 from orchestrator.db.models import Component
+from orchestrator.db.watch import DatabaseWatch
 from orchestrator.degradation.early_warning import EarlyWarningSettings, Evidence, seed_minutes, settings_from
 from orchestrator.health.judge import Hold, Install, Judge, Remove
 from orchestrator.health.tracker import TrackerConfig
@@ -58,6 +59,7 @@ class RegistrySync:
         self._holds: dict[int, ComponentState | None] = {}
         self._fingerprint: tuple | None = None
         self._lock = threading.Lock()
+        self._db_watch = DatabaseWatch(log, "registry sync", clock=self.clock)
 
     @property
     def components(self) -> int:
@@ -71,10 +73,12 @@ class RegistrySync:
         """Bring the judge in line with the registry; None when the database could not be read."""
         with self._lock:
             try:
-                return self._sync()
+                summary = self._sync()
             except Exception as exc:  # the database may be away: keep running what we have
-                log.warning("registry sync failed: %s", str(exc).splitlines()[0])
+                self._db_watch.failed(exc)  # one line when it goes and one when it is back, not one a sync
                 return None
+            self._db_watch.ok()
+            return summary
 
     def _sync(self) -> SyncSummary:
         now = self.clock.now()
