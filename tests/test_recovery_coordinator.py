@@ -160,6 +160,34 @@ def test_dependency_down_acts_only_on_the_root_and_unblocks_dependents_when_it_r
         assert [(r.attempt, r.executed) for r in journal_rows(db, iid)] == [(1, True)]
 
 
+def test_a_dependent_fixed_while_blocked_is_looked_at_fresh_not_restarted(db, stubs: Stubs, rig) -> None:
+    """Found by the soak (seed 3): an incident blocked by a guard that says nothing about its own
+    component (here the dependency; the blast radius in the soak) acted as soon as the block lifted,
+    on a component fixed by hand meanwhile, because the health view of a DOWN component is as old as its
+    probe backoff (min(30 s, 5 × interval)). Now the run coming back from such a block checks fresh:
+    healthy → resolved ``self``, no action (invariant 5)."""
+    stubs.make("svcctl")
+    make, _ = rig
+    plans = plan_set({"p": {"steps": [{"strategy": "restart", "params": {"command": ["svcctl", "{component.name}"]},
+                                       "attempts": 1}]}})
+    health = ScriptedHealth()
+    with LoopbackHTTPServer("ok") as root_server, LoopbackHTTPServer("500") as kid_server:
+        root = add_component(db, "db", root_server.url, plans=plans)
+        kid = add_component(db, "api", kid_server.url, plans=plans, depends_on=("db",))
+        for cid in (root, kid):
+            health.set(cid, DOWN)
+        kid_incident = opened(db, kid, "api")
+        coordinator = make(plans, health)
+        assert wait_for(lambda: incident(db, kid_incident).status == "blocked", 20)
+        kid_server.set_mode("ok")  # fixed by hand; the view still says DOWN (no probe since)
+        root_incident = opened(db, root, "db")  # the root's verified restart reports it UP: the block lifts
+        assert wait_for(lambda: incident(db, kid_incident).status == "resolved", 20)
+        assert coordinator.wait_idle(20)
+    assert stubs.calls() == [["db"]] and incident(db, root_incident).resolution == "auto"
+    assert incident(db, kid_incident).resolution == "self"
+    assert "after guard dependency" in incident(db, kid_incident).status_reason
+
+
 def test_budget_trip_escalates_and_notifies(db, stubs: Stubs, failing, rig) -> None:
     stubs.make("svcctl")
     make, outbox = rig
