@@ -13,7 +13,7 @@ the invariants of docs/guarantees.md (tests/invariants.py) checked every second.
    write lock).
 3. Every 0.2-1.5 s one operation drawn from the seed: break a service (crash, 500, hang, slow, flap,
    crash loop) or fix it by hand; add, update, remove, pause, resume, maintain a component, also while
-   its restart runs; force a degradation level or clear it; reload the plans (valid or not) with SIGHUP;
+   its restart runs; force a degradation level (EMERGENCY too) or clear it; reload the plans (valid or not) with SIGHUP;
    SIGKILL the daemon with or without its children; SIGSTOP/SIGCONT; SIGTERM and start again; cut the
    database; start a second daemon on the same database.
 4. Every second (and for JUDGE_S after the walk) the checker reads the database, the API and /metrics (``status --json`` every tenth
@@ -97,6 +97,10 @@ class Result:
     runs: int
     walk: str = ""  # the options that repeat this walk
 
+    def walk_command(self) -> str:
+        """The command that repeats this walk (the random seed of tests/test_soak.py included)."""
+        return f"python bench/soak.py --seed {self.seed} --db {self.db} {self.walk}"
+
     def report(self) -> str:
         lines = [f"soak seed={self.seed} db={self.db}: {self.operations} operations, {self.actions} restart actions, "
                  f"{self.runs} daemon runs; results in the database {self.rows}, written={self.written} dropped="
@@ -105,7 +109,7 @@ class Result:
                  f"violations {len(self.violations)}"]
         if self.violations:
             lines += ["violations:", *(f"  {v}" for v in self.violations),
-                      f"reproduce: python bench/soak.py --seed {self.seed} --db {self.db} {self.walk}", "operations:",
+                      f"reproduce: {self.walk_command()}", "operations:",
                       *(f"  {o}" for o in self.oplog)]
         return "\n".join(lines)
 
@@ -461,12 +465,13 @@ class Soak:
     def _op_degradation(self) -> None:
         if self.world.degradation_forced:
             out = self._cli("degradation", "clear")
-            self.world.degradation_forced = None
+            self.world.force_degradation(None)
             self._note(f"degradation clear (exit {out.returncode})")
         else:
-            level = self.rng.choice(("degraded", "minimal"))
-            out = self._cli("degradation", "set", level, "--for", "1m", "--reason", "soak")
-            self.world.degradation_forced = level
+            # degraded and minimal must hold nothing back (I6); emergency is a person's freeze
+            level = self.rng.choice(("degraded", "minimal", "emergency"))
+            out = self._cli("degradation", "set", level, "--for", f"{inv.DEGRADATION_FOR_S:.0f}s", "--reason", "soak")
+            self.world.force_degradation(level if out.returncode == 0 else None)
             self._note(f"degradation set {level} (exit {out.returncode})")
 
     def _op_reload(self) -> None:
@@ -634,7 +639,7 @@ class Soak:
         if m:
             self.written += int(m.group(1))
             self.dropped += int(m.group(2))
-        for v in self.checker.add(inv.check_i4(text, stall, self.world)):
+        for v in self.checker.add(inv.check_i4(text, stall, self.world, self.checker.mem)):
             self._note(f"VIOLATION {v}")
 
     def _kill_group(self, daemon: Daemon) -> None:
