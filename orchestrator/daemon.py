@@ -83,6 +83,8 @@ class DaemonSettings:
     web: object | None = None
     #: where the published degradation levels are written for applications that read files (None: nowhere)
     degradation_file: Path | None = None
+    #: where the incident pages are served (config ``public_url``): notifications link there
+    public_url: str | None = None
 
 
 class Daemon:
@@ -184,7 +186,11 @@ class Daemon:
             sentinels.probe()
             timer.add_periodic("sentinels", sentinels.probe, SENTINEL_INTERVAL_S)
         notifier = getattr(self.coordinator, "notifier", None)
+        from orchestrator.incidents.notify_send import set_public_url
+
+        set_public_url(s.public_url)  # the notify step's messages link to the incident page too
         if notifier is not None:
+            notifier.public_url = s.public_url
             timer.add_periodic("notify", self._notify, NOTIFY_FLUSH_INTERVAL_S)
         watchdog = sdnotify.watchdog_interval_s()
         if watchdog:

@@ -76,8 +76,9 @@ def _all_up(daemon, n: int) -> bool:
 def test_two_of_six_down_a_third_that_hangs_is_detected_and_the_down_ones_restarted(db_url, runner, tmp_path) -> None:
     """Regression: 2 of 6 DOWN (33%) published MINIMAL, which stopped checking UP normal components
     (a third one that started hanging stayed `up`) and blocked the restarts of the two ("skipped by
-    guard degradation"). Now the third is DOWN, the two are restarted, and at 3 of 6 (50%) the
-    blast-radius guard, not a level, holds further action."""
+    guard degradation"). Now the third is DOWN and the three are restarted (3 of 6 is not a mass
+    outage: fewer than ``min_down``), and at 4 of 6 the blast-radius guard, not a level, holds further
+    action."""
     stub, log = recording_stub(tmp_path)
     plans = _plans(tmp_path, stub)
     db = Database(db_url)
@@ -88,14 +89,15 @@ def test_two_of_six_down_a_third_that_hangs_is_detected_and_the_down_ones_restar
         poll(lambda: daemon.degradation.document()["level"] == "minimal", DEADLINE_S)  # 2 of 6: 33%
         servers[2].set_mode("hang")
         poll(lambda: _states(db)["s2"] == "down", DEADLINE_S)
-        poll(lambda: {"s0", "s1"} <= set(_restarted(log)), DEADLINE_S)
-        # 3 of 6 is 50%: now the blast-radius guard (>= its threshold) holds s2, and says so
-        held = poll(lambda: next((i for i in _incidents(db) if i.component_name == "s2"
+        poll(lambda: {"s0", "s1", "s2"} <= set(_restarted(log)), DEADLINE_S)
+        # 4 of 6 (67%, at least min_down): now the blast-radius guard holds s3, and says so
+        servers[3].crash()
+        held = poll(lambda: next((i for i in _incidents(db) if i.component_name == "s3"
                                   and i.status == "blocked"), None), DEADLINE_S)
-        assert (held.details or {}).get("guard") == "blast_radius" and "3 of 6" in held.status_reason
+        assert (held.details or {}).get("guard") == "blast_radius" and "4 of 6" in held.status_reason
         assert len([i for i in _incidents(db) if i.kind == "mass_outage"]) == 1
-        assert sorted(_restarted(log)) == ["s0", "s1"]  # each once (attempts: 1)
-        assert {s for n, s in _states(db).items() if n in ("s3", "s4", "s5")} == {"up"}
+        assert sorted(_restarted(log)) == ["s0", "s1", "s2"]  # each once (attempts: 1)
+        assert {s for n, s in _states(db).items() if n in ("s4", "s5")} == {"up"}
     db.dispose()
 
 

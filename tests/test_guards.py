@@ -101,3 +101,14 @@ def test_breaker_peek_never_changes_the_breaker() -> None:
                           (4, 4, 4, True), (0, 20, 4, False)])
 def test_mass_outage_rule(down: int, total: int, minimum: int, expected: bool) -> None:
     assert mass_outage(down, total, 0.5, minimum) is expected
+
+
+@pytest.mark.parametrize(("down", "total", "expected"), [
+    (3, 6, False),   # half of a small fleet: each is recovered (fewer than min_down)
+    (4, 6, True),    # at least min_down and at least the fraction
+    (10, 20, True),  # exactly the fraction trips it (>=)
+    (4, 10, False),  # min_down reached, the fraction not
+], ids=["3-of-6", "4-of-6", "10-of-20", "4-of-10"])
+def test_mass_outage_needs_min_down_components_down(down: int, total: int, expected: bool) -> None:
+    """3 of 6 broken at once are restarted with the shipped limits (0.5, 4 components, 4 down)."""
+    assert mass_outage(down, total, 0.5, 4, 4) is expected

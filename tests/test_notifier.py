@@ -45,7 +45,7 @@ def test_twenty_failures_in_ten_seconds_make_one_message(db) -> None:
     clock.advance(21)
     assert notifier.flush() == 1 and notifier.flush() == 0
     [(title, body)] = outbox.sent
-    assert title == "20 incident events: 20 opened" and len(body.splitlines()) == 20
+    assert title == "[DOWN] web0, web1, web2 and 17 more: 20 opened" and len(body.splitlines()) == 20
 
 
 def test_only_routed_events_are_sent_and_a_new_window_starts_after_a_flush(db) -> None:
@@ -65,7 +65,7 @@ def test_only_routed_events_are_sent_and_a_new_window_starts_after_a_flush(db) -
     assert notifier.flush() == 0
     clock.advance(5)
     assert notifier.flush() == 1
-    assert [t for t, _ in outbox.sent] == ["[incident 1] web1 escalated", "[incident 2] web2 escalated"]
+    assert [t for t, _ in outbox.sent] == ["[ESCALATED] web1: check failed", "[ESCALATED] web2: check failed"]
 
 
 def test_each_delivery_is_stored_with_the_destination_redacted(db) -> None:
@@ -99,7 +99,7 @@ def test_events_come_from_the_database_and_are_sent_once_across_processes(db) ->
     two = Notifier(db, config(events=["escalated"]), clock=clock, sender=second)
     assert one.collect() == two.collect() == 1
     assert one.flush(force=True) == 1 and two.flush(force=True) == 1
-    assert [t for t, _ in first.sent] == ["[incident 1] web escalated"] and second.sent == [] and dead.sent == []
+    assert [t for t, _ in first.sent] == ["[ESCALATED] web: plan exhausted"] and second.sent == [] and dead.sent == []
     assert "plan exhausted" in first.sent[0][1]
     assert Notifier(db, config(), clock=clock, sender=Outbox()).collect() == 0  # taken: nothing left to send
 
@@ -119,7 +119,7 @@ def test_a_failed_delivery_is_stored_as_failed(db) -> None:
 
 def test_compose_caps_long_digests() -> None:
     title, body = compose([event("opened", n) for n in range(80)])
-    assert title.startswith("80 incident events") and body.endswith("… and 30 more")
+    assert title.startswith("[DOWN] web0, web1, web2 and 77 more: 80 opened") and body.endswith("… and 30 more")
 
 
 def test_blocked_is_notified_by_default(db) -> None:
@@ -130,4 +130,4 @@ def test_blocked_is_notified_by_default(db) -> None:
     notifier.publish(event("blocked", 1))
     clock.advance(1)
     assert notifier.flush() == 1
-    assert [t for t, _ in outbox.sent] == ["[incident 1] web1 blocked"]
+    assert [t for t, _ in outbox.sent] == ["[BLOCKED] web1: check failed"]

@@ -143,3 +143,11 @@ def test_log_filter_redacts_the_final_message() -> None:
                                None)
     RedactingFilter().filter(record)
     assert record.getMessage() == "calling http://u:***@h/ with -p ***"
+
+
+def test_a_pass_query_parameter_or_assignment_is_masked() -> None:
+    """Regression: ``?pass=`` (Apprise's mail password) and ``pass=`` went out as typed; a word that
+    merely starts like it (``passenger``) stays visible."""
+    assert "hunter2" not in redact("mailto://user@example.com?pass=hunter2&to=ops@example.com")
+    assert "hunter2" not in redact("smtp login pass=hunter2 failed")
+    assert redact("passenger=bob") == "passenger=bob"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -10,7 +11,7 @@ import click
 
 from orchestrator.cli.context import AppContext, pass_app
 from orchestrator.cli.output import print_fields, print_json, print_table
-from orchestrator.cli.params import DURATION, KEY_VALUE, NAME
+from orchestrator.cli.params import DURATION, KEY_VALUE, NAME, KeyValueType
 from orchestrator.components.defaults import (
     DEFAULT_FAILURE_THRESHOLD,
     DEFAULT_INTERVAL_S,
@@ -41,12 +42,22 @@ FLAG_FOR = {
     "expect_status": "--expect-status", "check.expect_status": "--expect-status",
     "name": "NAME", "min_replicas": "--min-replicas", "max_replicas": "--max-replicas", "replicas": "--replicas",
     "early_warning": "--early-warning",
+    "check.method": "--method", "check.headers": "--header", "check.body_contains": "--body-contains",
+    "check.json_conditions": "--json-condition", "check.max_latency_ms": "--max-latency",
+    "check.verify_tls": "--tls-verify", "check.max_redirects": "--max-redirects",
 }
+#: ``--flag`` destinations that are settings of the HTTP check (CheckSpec fields), as the apply file's
+#: ``check:`` section names them.
+CHECK_FLAGS = ("method", "headers", "body_contains", "json_conditions", "max_latency_ms", "verify_tls",
+               "max_redirects")
 
 
 def _flag(path: str) -> str:
     if path.startswith("early_warning."):  # name the setting too: "--early-warning k"
         return f"--early-warning {path.split('.', 1)[1]}"
+    for field in CHECK_FLAGS:  # "check.headers.X-Probe", "check.json_conditions[1]" name the flag too
+        if path.startswith(f"check.{field}"):
+            return FLAG_FOR[f"check.{field}"]
     return FLAG_FOR.get(path) or FLAG_FOR.get(path.split(".")[0].split("[")[0], path)
 
 
@@ -63,6 +74,23 @@ def flag_errors(fn):
             raise exc.renamed(_flag(exc.field)) from None
 
     return wrapper
+
+
+#: an HTTP header name (RFC 9110 token)
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+class HeaderType(KeyValueType):
+    """``Name: value`` as curl takes it; ``Name:`` (nothing after the colon) drops the header on update."""
+
+    name = "Name:value (a header name of letters, digits and -)"
+    separator = ":"
+
+    def key_ok(self, key: str) -> bool:
+        return bool(_HEADER_NAME.match(key.strip()))
+
+    def pair(self, key: str, val: str) -> tuple[str, str]:
+        return key.strip(), val.strip()
 
 
 def definition_options(required_url: bool):
@@ -85,6 +113,19 @@ def definition_options(required_url: bool):
         click.option("--depends-on", "depends_on", type=NAME, multiple=True, help="A component this one needs."),
         click.option("--criticality", type=click.Choice([c.value for c in Criticality])),
         click.option("--expect-status", multiple=True, help="Healthy status codes or ranges (200-299)."),
+        click.option("--method", type=click.Choice(["GET", "HEAD", "POST", "PUT", "OPTIONS"], case_sensitive=False),
+                     help="HTTP method of the check (GET)."),
+        click.option("--header", "headers", type=HeaderType(), multiple=True,
+                     help="Request header Name:value, repeatable (update: Name: drops it)."),
+        click.option("--body-contains", help="Healthy only if the body contains this text ('' drops it)."),
+        click.option("--json-condition", "json_conditions", multiple=True,
+                     help='Condition on the JSON body, repeatable, all must hold: \'$.status == "UP"\' '
+                          "(update: replaces the list; '' clears it)."),
+        click.option("--max-latency", "max_latency", type=DURATION,
+                     help="Unhealthy if the answer takes longer (e.g. 500ms)."),
+        click.option("--tls-verify/--no-tls-verify", "verify_tls", default=None,
+                     help="Verify the server's TLS certificate (yes)."),
+        click.option("--max-redirects", type=click.IntRange(0, 10), help="Redirects followed at most (see docs)."),
         click.option("--label", "labels", type=KEY_VALUE, multiple=True, help="k=v, repeatable."),
         click.option("--var", "vars_", type=KEY_VALUE, multiple=True, help="k=v for {vars.k} in plans."),
         click.option("--secret-var", "secret_vars", type=KEY_VALUE, multiple=True,
@@ -127,6 +168,28 @@ def _changes(flags: dict[str, Any]) -> dict[str, Any]:
         out["expect_status"] = list(flags["expect_status"])
     if flags.get("early_warning"):
         out["early_warning"] = dict(flags["early_warning"])
+    check = _check_changes(flags)
+    if check:
+        out["check"] = check
+    return out
+
+
+def _check_changes(flags: dict[str, Any]) -> dict[str, Any]:
+    """The check flags given, as ``check:`` keys of the apply file."""
+    out: dict[str, Any] = {}
+    if flags.get("method") is not None:
+        out["method"] = flags["method"].upper()
+    if flags.get("headers"):
+        out["headers"] = dict(flags["headers"])
+    if flags.get("body_contains") is not None:
+        out["body_contains"] = flags["body_contains"] or None
+    if flags.get("json_conditions"):
+        out["json_conditions"] = [c for c in flags["json_conditions"] if c.strip()]
+    if flags.get("max_latency") is not None:
+        out["max_latency_ms"] = flags["max_latency"] * 1000
+    for key in ("verify_tls", "max_redirects"):
+        if flags.get(key) is not None:
+            out[key] = flags[key]
     return out
 
 
@@ -134,6 +197,21 @@ def _merge_early_warning(current: dict[str, Any], given: dict[str, str]) -> dict
     """Overrides after ``--early-warning k=v`` flags: set the given keys; ``k=`` drops the override."""
     merged = {**current, **given}
     return {key: value for key, value in merged.items() if value != ""}
+
+
+def _merge_check(current: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """The stored check after ``update``'s check flags: headers merge (``Name:`` drops one), the rest
+    replace; a value cleared (``--body-contains ''``) falls back to the default."""
+    merged = {**current}
+    for key, value in given.items():
+        if key == "headers":
+            headers = {**current.get("headers", {}), **value}
+            merged["headers"] = {k: v for k, v in headers.items() if v}
+        elif value is None or value == []:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
 
 
 def _registry(app: AppContext, need_plans: bool) -> Registry:
@@ -158,6 +236,8 @@ def add(app: AppContext, name: str, **flags: Any) -> None:
     changes = _changes(flags)
     if "early_warning" in changes:
         changes["early_warning"] = _merge_early_warning({}, changes["early_warning"])
+    if "headers" in changes.get("check", {}):  # "Name:" means "no such header", nothing to drop on add
+        changes["check"]["headers"] = {k: v for k, v in changes["check"]["headers"].items() if v}
     from pydantic import ValidationError
 
     from orchestrator.components.definition import ComponentSpec
@@ -202,6 +282,8 @@ def update(app: AppContext, name: str, **flags: Any) -> None:
                     current[other] = {k: v for k, v in current[other].items() if k not in value}
             elif key in ("url", "expect_status"):
                 current["check"] = {**current["check"], key: value}
+            elif key == "check":
+                current["check"] = _merge_check(current["check"], value)
             elif key == "early_warning":
                 current[key] = _merge_early_warning(current[key], value)
             else:

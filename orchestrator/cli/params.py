@@ -24,13 +24,20 @@ class DurationType(click.ParamType):
 
 class KeyValueType(click.ParamType):
     name = "key=value"
+    separator = "="
 
     def convert(self, value, param, ctx) -> tuple[str, str]:
         if isinstance(value, tuple):
             return value
-        key, sep, val = value.partition("=")
-        if not sep or not key:
-            self.fail(f"expected key=value, got {value!r}", param, ctx)
+        key, sep, val = value.partition(self.separator)
+        if not sep or not self.key_ok(key):
+            self.fail(f"expected {self.name}, got {value!r}", param, ctx)
+        return self.pair(key, val)
+
+    def key_ok(self, key: str) -> bool:
+        return bool(key)
+
+    def pair(self, key: str, val: str) -> tuple[str, str]:
         return key, val
 
 

@@ -79,6 +79,6 @@ def run(app: AppContext, workers, check_processes, sentinels, log_format, log_le
         rollup_retention_s=app.configured("retention_rollups", retention_rollups) or DEFAULT_ROLLUP_RETENTION_S,
         reopen_window_s=reopen_window,
         startup_grace_s=startup_grace or 0.0, run_for_s=run_for, http=http or None, web=web,
-        degradation_file=degradation_file or app.state_dir / DEGRADATION_FILE,
+        degradation_file=degradation_file or app.state_dir / DEGRADATION_FILE, public_url=app.public_url,
     )
     raise click.exceptions.Exit(Daemon(settings).run())

@@ -67,12 +67,13 @@ def _at_least(seconds: float, floor_s: float) -> float:
 
 def _check_spec_references(spec: CheckSpec) -> None:
     """Refuse a malformed ``${env:…}``/``${file:…}`` in the check's url, headers, command or host."""
-    texts = [spec.url or "", spec.host or "", *spec.headers.values(), *(spec.command or [])]
-    for text in texts:
+    texts = [("url", spec.url or ""), ("host", spec.host or ""), *(("headers", v) for v in spec.headers.values()),
+             *(("command", arg) for arg in spec.command or [])]
+    for field, text in texts:
         try:
             check_references(text)
         except ValueError as exc:
-            raise ValueError(f"check: {exc}") from None
+            raise ValueError(f"check.{field}: {exc}") from None
 
 
 def _references_ok(values: dict[str, str]) -> dict[str, str]:

@@ -33,7 +33,7 @@ MIN_SECRET_LEN = 4
 #: Values remembered process-wide at most (one component holds a handful).
 MAX_KNOWN = 10_000
 
-_WORD = r"(?:token|secret|passw(?:or)?d|passwd|pwd|key|signature|sig|auth|credential|session|cookie|private)"
+_WORD = r"(?:token|secret|pass|pwd|key|signature|sig|auth|credential|session|cookie|private)"
 _SECRET_NAME_RE = re.compile(_WORD, re.I)
 _NAME = rf"[\w.-]*?{_WORD}[\w.-]*"
 #: ``${env:NAME}`` and ``${file:/path}``: references resolved only in memory (core/secret_refs.py).

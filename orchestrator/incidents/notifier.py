@@ -8,23 +8,27 @@ given to :meth:`Notifier.publish`). The first queued event opens a window of ``g
 as ONE message once the window has passed — so twenty components failing within ten seconds page
 on-call once, not twenty times. Rows are taken by compare-and-set just before sending (at most once,
 even with a second process collecting too); a crash before that leaves them for the next process.
-Each delivery is stored as a Notification row with its destination redacted.
+Each delivery is stored as a Notification row with its destination redacted. What a message says
+(subjects naming component and state, links to ``public_url``, the webhook document) is
+:mod:`orchestrator.incidents.notify_message`.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections import Counter
 from collections.abc import Callable
+
+from sqlalchemy import select
 
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.core.redaction import redact
 from orchestrator.db.engine import Database
-from orchestrator.db.models import Notification
+from orchestrator.db.models import Component, Incident, Notification
 from orchestrator.db.watch import DatabaseWatch
 from orchestrator.incidents import events
 from orchestrator.incidents.events import IncidentEvent
+from orchestrator.incidents.notify_message import Context, compose, compose_html, document
 from orchestrator.incidents.notify_send import Delivery, send
 from orchestrator.plans import Notifications
 
@@ -32,31 +36,8 @@ log = logging.getLogger("orchestrator.incidents.notifier")
 
 #: Seconds one delivery may take at most.
 DEFAULT_SEND_TIMEOUT_S = 10.0
-#: Events listed in one message at most; the rest are counted.
-MAX_LINES = 50
 #: Event rows read per collect at most (a backlog drains over a few flushes).
 COLLECT_LIMIT = 1000
-
-
-def _line(event: IncidentEvent) -> str:
-    who = event.component_name or "fleet"
-    reason = f": {event.reason}" if event.reason else ""
-    resolution = f" ({event.resolution})" if event.resolution else ""
-    return f"{event.at:%H:%M:%S} incident {event.incident_id} {who} {event.kind}{resolution}{reason}"
-
-
-def compose(events: list[IncidentEvent]) -> tuple[str, str]:
-    """(title, body) of one message about ``events`` (oldest first)."""
-    if len(events) == 1:
-        e = events[0]
-        title = f"[incident {e.incident_id}] {e.component_name or 'fleet'} {e.kind}"
-    else:
-        counts = Counter(e.kind for e in events)
-        title = f"{len(events)} incident events: " + ", ".join(f"{n} {k}" for k, n in counts.most_common())
-    lines = [_line(e) for e in events[:MAX_LINES]]
-    if len(events) > MAX_LINES:
-        lines.append(f"… and {len(events) - MAX_LINES} more")
-    return redact(title), redact("\n".join(lines))
 
 
 class Notifier:
@@ -64,9 +45,11 @@ class Notifier:
 
     def __init__(self, db: Database, config: Notifications, *, clock: Clock = SYSTEM_CLOCK,
                  sender: Callable[..., list[Delivery]] = send,
-                 send_timeout_s: float = DEFAULT_SEND_TIMEOUT_S) -> None:
+                 send_timeout_s: float = DEFAULT_SEND_TIMEOUT_S, public_url: str | None = None) -> None:
         self.db, self.clock, self.sender, self.send_timeout_s = db, clock, sender, send_timeout_s
         self.config = config
+        #: where the incident pages are served (config ``public_url``): every message links there
+        self.public_url = public_url
         self._lock = threading.Lock()
         self._pending: list[IncidentEvent] = []
         self._window_started: float | None = None
@@ -135,7 +118,8 @@ class Notifier:
         batch = self._take(batch)
         if not batch:
             return
-        title, body = compose(batch)
+        context = self._context(batch)
+        title, body = compose(batch, context)
         incidents = {e.incident_id for e in batch}
         kinds = {e.kind for e in batch}
         if not config.urls and not config.webhooks:
@@ -144,7 +128,8 @@ class Notifier:
         created = self.clock.now()
         try:
             deliveries = self.sender(config.urls, config.webhooks, title, body, self.send_timeout_s,
-                                     payload={"incidents": sorted(incidents), "events": sorted(kinds)})
+                                     payload=document(batch, context, created), html=compose_html(batch, context),
+                                     timestamp=int(self.clock.now().timestamp()))
         except Exception as exc:  # a sender bug must not lose the record that we tried
             log.exception("notification sending failed")
             deliveries = [Delivery("(all targets)", "apprise", False, redact(f"{type(exc).__name__}: {exc}"), 0.0)]
@@ -162,6 +147,23 @@ class Notifier:
             log.exception("could not store notification records for %r", title)
         for d in deliveries:
             log.log(logging.INFO if d.ok else logging.WARNING, "notification %r to %s: %s", title, d.target, d.detail)
+
+    def _context(self, batch: list[IncidentEvent]) -> Context:
+        """The incidents' status and the components' state and labels, read now. Invariant 3 (a human is
+        told): failing to read them must never stop the message; it goes out with what the events say."""
+        ids = sorted({e.incident_id for e in batch})
+        names = sorted({e.component_name for e in batch if e.component_name})
+        try:
+            with self.db.read() as session:
+                incidents = {row.id: {"status": row.status, "resolution": row.resolution,
+                                      "opened_at": row.opened_at, "resolved_at": row.resolved_at}
+                             for row in session.scalars(select(Incident).where(Incident.id.in_(ids)))}
+                components = {row.name: {"state": row.state, "labels": dict(row.labels or {})}
+                              for row in session.scalars(select(Component).where(Component.name.in_(names)))}
+        except Exception as exc:
+            log.warning("notification context unavailable, sending without it: %s", str(exc).splitlines()[0])
+            return Context(self.public_url)
+        return Context(self.public_url, incidents, components)
 
     def _take(self, batch: list[IncidentEvent]) -> list[IncidentEvent]:
         """The events of ``batch`` this process may send: rows taken now by compare-and-set (another

@@ -160,6 +160,9 @@ class Limits(_Model):
     max_unhealthy_fraction: float = Field(0.5, gt=0, le=1)
     #: The fraction rule applies only when at least this many components are registered.
     min_components: int = Field(4, ge=1)
+    #: ... and only when at least this many are down: a few components of a small fleet failing
+    #: together (3 of 6) are each recovered; a mass outage is many components at once.
+    min_down: int = Field(4, ge=1)
     #: Wait before an automatic run's first decision; shorter reacts sooner, but the guards then see
     #: less of a fleet-wide failure (see docs/recovery_strategies.md#limits).
     settle_s: Duration = Field(DEFAULT_SETTLE_S, alias="settle", ge=0, le=300)

@@ -136,7 +136,7 @@ class PlanExecutor:
     def _fleet_tripped(self, req: RunRequest) -> bool:
         counts = self.e.health.counts()
         return mass_outage(counts.get(ComponentState.DOWN, 0), sum(counts.values()),
-                           req.limits.max_unhealthy_fraction, req.limits.min_components)
+                           req.limits.max_unhealthy_fraction, req.limits.min_components, req.limits.min_down)
 
     def _claim(self, req: RunRequest, t: Turn, flapping: bool) -> int | None:
         now = self.e.clock.now()

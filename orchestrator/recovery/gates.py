@@ -108,7 +108,7 @@ def _probe(engine: Engine, req: RunRequest, component_id: int) -> FleetProbe | N
 def _outage_tripped(engine: Engine, req: RunRequest) -> bool:
     counts = engine.health.counts()
     return mass_outage(counts.get(ComponentState.DOWN, 0), sum(counts.values()), req.limits.max_unhealthy_fraction,
-                       req.limits.min_components)
+                       req.limits.min_components, req.limits.min_down)
 
 
 def crash_loop(engine: Engine, req: RunRequest, t: Turn) -> RunEnd | None:

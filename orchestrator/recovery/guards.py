@@ -6,7 +6,7 @@ is deliberate:
 1. ``sentinels`` — when the orchestrator's own sentinel checks fail, every other input (fleet,
    dependency and flap states) is suspect, so nothing else can be trusted to decide.
 2. ``blast_radius`` — ``max_unhealthy_fraction`` or more of at least ``min_components`` components
-   DOWN at once is most likely the network or the orchestrator itself: no automatic action at all, and
+   (and at least ``min_down`` of them) DOWN at once is most likely the network or the orchestrator itself: no automatic action at all, and
    one mass-outage incident escalated to a person (:mod:`orchestrator.recovery.outage`). This is the
    only fleet-wide restraint: degradation levels never block a step. It must never break invariant 6
    (never silent): it names itself in every incident it holds, and a person is told.
@@ -71,6 +71,7 @@ class GuardInput:
     fleet_total: int = 0
     max_unhealthy_fraction: float = 0.5
     min_components: int = 4
+    min_down: int = 4
     budget: RecoveryBudget | None = None
     breaker: CircuitBreaker | None = None
     breaker_trial_held: bool = False  # this run already holds the breaker's half-open trial
@@ -108,10 +109,13 @@ def _escalate(guard: str, reason: str) -> Decision:
     return Decision(Verdict.SKIP, guard, reason, IncidentStatus.ESCALATED)
 
 
-def mass_outage(fleet_down: int, fleet_total: int, max_unhealthy_fraction: float, min_components: int) -> bool:
+def mass_outage(fleet_down: int, fleet_total: int, max_unhealthy_fraction: float, min_components: int,
+                min_down: int = 1) -> bool:
     """True when too many components are DOWN at once for any automatic action: at least
-    ``max_unhealthy_fraction`` of a fleet of at least ``min_components`` (at 0.5, 10 of 20 trips it)."""
-    return fleet_total >= min_components and fleet_down >= max_unhealthy_fraction * fleet_total
+    ``max_unhealthy_fraction`` of a fleet of at least ``min_components``, and at least ``min_down`` of
+    them (at 0.5 and 4: 10 of 20 trips it, 3 of 6 does not, 4 of 6 does)."""
+    return (fleet_total >= min_components and fleet_down >= min_down
+            and fleet_down >= max_unhealthy_fraction * fleet_total)
 
 
 def breaker_allows(breaker: CircuitBreaker, now: datetime, trial_held: bool) -> bool:
@@ -132,7 +136,7 @@ def _sentinels(g: GuardInput) -> Decision | None:
 
 
 def _blast_radius(g: GuardInput) -> Decision | None:
-    if mass_outage(g.fleet_down, g.fleet_total, g.max_unhealthy_fraction, g.min_components):
+    if mass_outage(g.fleet_down, g.fleet_total, g.max_unhealthy_fraction, g.min_components, g.min_down):
         return _blocked("blast_radius", f"mass outage: {g.fleet_down} of {g.fleet_total} components down "
                                         f"(at least {g.max_unhealthy_fraction:.0%}); no automatic action")
     return None

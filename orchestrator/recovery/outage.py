@@ -1,6 +1,7 @@
 """The mass-outage incident: one incident about the fleet while too much of it is DOWN at once.
 
-When ``max_unhealthy_fraction`` or more of at least ``min_components`` components are DOWN, one
+When ``max_unhealthy_fraction`` or more of at least ``min_components`` components (and at least
+``min_down`` of them) are DOWN, one
 incident of kind ``mass_outage`` is opened and escalated (a human must look; every component's guard
 refuses automatic action meanwhile), and resolved ``self`` when the fleet is healthy enough again.
 The recovery loop calls :func:`check` every tick with the health plane's counts, which are cheap.
@@ -29,7 +30,7 @@ def tripped(health: HealthView, limits: Limits) -> tuple[bool, int, int]:
     """(the blast-radius verdict, components DOWN, components in all) from the health plane's counts."""
     counts = health.counts()
     down, total = counts.get(ComponentState.DOWN, 0), sum(counts.values())
-    return mass_outage(down, total, limits.max_unhealthy_fraction, limits.min_components), down, total
+    return mass_outage(down, total, limits.max_unhealthy_fraction, limits.min_components, limits.min_down), down, total
 
 
 def check(db: Database, health: HealthView, limits: Limits, clock: Clock, last: bool | None) -> bool:

@@ -148,6 +148,7 @@ def guard_input(session: Session, *, row: Component, incident: Incident, plan: P
         down_roots=tuple(name for name, _ in down_roots(session, row.id, health)),
         fleet_down=counts.get(ComponentState.DOWN, 0), fleet_total=sum(counts.values()),
         max_unhealthy_fraction=limits.max_unhealthy_fraction, min_components=limits.min_components,
+        min_down=limits.min_down,
         budget=RecoveryBudget(plan.budget.max_actions, plan.budget.window_s, history),
         breaker=breaker_for(row, limits), breaker_trial_held=breaker_trial_held,
         degradation=degradation, strategy=strategy, criticality=row.criticality,
