@@ -73,6 +73,14 @@ DEGRADATION_FOR_S = 60.0
 DROP_NAMES = ("results_buffer_full", "results_removed", "results_refused", "results_at_stop",
               "transitions_removed", "transitions_refused", "transitions_at_stop",
               "rollups_removed", "rollups_refused", "rollups_at_stop")
+#: The shipped notification group_window (recovery_strategies.json): a blocked incident's notification
+#: goes out when the window its first event opened has passed, so it is judged that long + slack after.
+NOTIFY_WINDOW_S = 30.0
+#: The shipped blast-radius rule: at least this share of a fleet of at least MASS_OUTAGE_MIN_COMPONENTS,
+#: and at least MASS_OUTAGE_MIN_DOWN of them DOWN, opens a mass-outage incident (3 of 6 does not).
+MASS_OUTAGE_FRACTION = 0.5
+MASS_OUTAGE_MIN_COMPONENTS = 4
+MASS_OUTAGE_MIN_DOWN = 4
 #: Faults after which a component is not answering (its DB state must become DOWN).
 DEAD_FAULTS = frozenset({"crash", "500", "hang"})
 ACTIVE = ("open", "recovering", "awaiting_approval", "blocked", "escalated")
@@ -221,13 +229,13 @@ def read_db(engine: sa.Engine) -> dict[str, Any]:
             "WHERE status != 'resolved' OR id > (SELECT coalesce(max(id), 0) - 200 FROM incidents)"))
         journal = _rows(conn, (
             "SELECT * FROM recovery_journal WHERE incident_id > (SELECT coalesce(max(id), 0) - 200 FROM incidents)"))
-        # a notification about one incident, or a digest line "12:00:01 incident 7 api blocked: …"
+        # a notification about one incident, or a digest line "12:00:01 [blocked] api incident 7 blocked: …"
         # (incident_events.notified_at is set for events the routing filtered out too: not proof)
         notified: set[tuple[int, str]] = set()
         for r in _rows(conn, "SELECT incident_id, event, body FROM notifications"):
             if r["incident_id"] is not None:
                 notified.add((r["incident_id"], r["event"]))
-            for m in re.finditer(r"incident (\d+) \S+ (\w+)", r["body"] or ""):
+            for m in re.finditer(r"\bincident (\d+) (\w+)", r["body"] or ""):
                 notified.add((int(m.group(1)), m.group(2)))
         max_id = conn.execute(sa.text("SELECT coalesce(max(id), 0) FROM check_results")).scalar() or 0
         instances = _rows(conn, "SELECT id, pid, heartbeat_at, stopped_at, dropped_results, drops, "
@@ -270,8 +278,10 @@ def read_api(base: str | None) -> tuple[dict[str, str] | None, dict[str, str] | 
             metrics[m.group(1).decode()] = m.group(2).decode()
         d = re.search(rb"^orchestrator_dropped_results_total(?:\{\})? ([0-9.e+]+)$", text, re.M)
         dropped = float(d.group(1)) if d else None
-        drops = {f"{m.group(1).decode()}_{m.group(2).decode()}": float(m.group(3)) for m in re.finditer(
-            rb'^orchestrator_recorder_dropped_total\{kind="(\w+)",cause="(\w+)"\} ([0-9.e+]+)$', text, re.M)}
+        drops = {}
+        for m in re.finditer(rb"^orchestrator_recorder_dropped_total\{([^}]*)\} ([0-9.e+]+)$", text, re.M):
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1).decode()))  # in any order
+            drops[f"{labels.get('kind')}_{labels.get('cause')}"] = float(m.group(2))
     return api, metrics, dropped, drops
 
 
@@ -461,7 +471,8 @@ def check_i2(obs: Observation, world: World, mem: Memory) -> list[Violation]:
             elif guard != "dependency" and inc["blocked_by"]:  # only the dependency guard sets blocked_by
                 _once(mem, out, Violation("I2", subject, f"blocked by guard {guard} but blocked_by="
                                           f"{inc['blocked_by']!r}", t), "blocked_by")
-        if inc["status"] == "blocked" and (inc["id"], "blocked") not in obs.notified:
+        if inc["status"] == "blocked" and age > NOTIFY_WINDOW_S + LOAD_SLACK_S \
+                and (inc["id"], "blocked") not in obs.notified:
             _once(mem, out, Violation("I2", subject, f"blocked {age:.0f}s ({inc['status_reason']!r}), nobody "
                                       "notified", t), "blocked_notify")
     return out
@@ -671,18 +682,21 @@ def check_i6(obs: Observation, world: World, mem: Memory) -> list[Violation]:
             continue
         reason = f"{inc['status_reason'] or ''} {inc.get('waiting_for') or ''}".lower()
         guard = _guard_of(inc.get("waiting_for")) if inc["status"] == "blocked" else None
-        if guard == "degradation" and EMERGENCY_REASON in reason and emergency:
-            continue
+        if EMERGENCY_REASON in reason and emergency:
+            continue  # blocked by the override, or just released from it (its status_reason lingers a moment)
         if guard == "degradation" or "degradation" in reason:
             _once(mem, out, Violation("I6", f"incident {inc['id']}", f"held by degradation: {reason.strip()!r} "
                                       f"(operator override: {world.degradation_forced})", t),
                   ("degradation", inc["id"]))
-    # blast radius: at >= the threshold (shipped: 0.5 of >= 4) a mass-outage incident is open; the
-    # fleet is every registered component (held ones too: the larger denominator, never a false alarm)
+    # blast radius: at >= the threshold (shipped: 0.5 of >= 4, and >= 4 DOWN) a mass-outage incident is
+    # open; the fleet is every registered component (held ones too: the larger denominator, never a
+    # false alarm)
     fleet = list(obs.components)
     down = [n for n in fleet if _watched(world, n) and obs.components[n]["state"] == "down"
             and _held(mem, ("down", n), now) > INCIDENT_GRACE_S]
-    if len(fleet) >= 4 and len(down) * 2 >= len(fleet) and world.calm_since and now > world.calm_since:
+    tripped = len(fleet) >= MASS_OUTAGE_MIN_COMPONENTS and len(down) >= MASS_OUTAGE_MIN_DOWN \
+        and len(down) >= MASS_OUTAGE_FRACTION * len(fleet)
+    if tripped and world.calm_since and now > world.calm_since:
         if not any(i["kind"] == "mass_outage" and i["status"] in ACTIVE for i in obs.incidents):
             _once(mem, out, Violation("I6", "fleet", f"{len(down)} of {len(fleet)} DOWN for over "
                                       f"{INCIDENT_GRACE_S:.0f}s and no mass-outage incident", t), tuple(sorted(down)))

@@ -3,11 +3,14 @@ violation it is for and stays quiet on the healthy case (so a green soak means s
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
+from orchestrator.core.durations import parse_duration
 from orchestrator.degradation.actions import FROZEN
 from orchestrator.history.drops import NAMES
 from orchestrator.recovery.guards import GUARDS
@@ -110,7 +113,7 @@ def test_i2_blocked_names_its_guard_is_notified_and_removal_closes() -> None:
         incident(6, 1, "blocked", waiting_for=dependency, blocked_by="db"),  # all right
         incident(7, 1, "blocked", waiting_for="guard silence: quiet hours"),  # not a guard of the orchestrator
         incident(8, 1, "blocked", waiting_for="guard flapping: held", waiting_until=long_ago),  # overdue
-    ], notified={(n, "blocked") for n in (3, 5, 6, 7, 8)}), w)
+    ], notified={(n, "blocked") for n in (3, 5, 6, 7, 8)}), w, gap_s=inv.NOTIFY_WINDOW_S + inv.LOAD_SLACK_S + 5)
     assert sorted(v.subject.split(" ")[1] for v in found) == ["1", "1", "2", "3", "4", "5", "7", "8"], found
 
 
@@ -119,6 +122,11 @@ def test_the_checker_knows_every_guard_and_drop_counter_of_the_code() -> None:
     assert tuple(name for name, _check, _manual in GUARDS) == inv.GUARD_NAMES
     assert inv.DROP_NAMES == NAMES
     assert inv.EMERGENCY_REASON in FROZEN.lower()
+    shipped = json.loads((Path(__file__).parent.parent / "recovery_strategies.json").read_text())
+    limits, notifications = shipped["limits"], shipped["notifications"]
+    assert (limits["max_unhealthy_fraction"], limits["min_components"], limits["min_down"]) == (
+        inv.MASS_OUTAGE_FRACTION, inv.MASS_OUTAGE_MIN_COMPONENTS, inv.MASS_OUTAGE_MIN_DOWN)
+    assert parse_duration(notifications["group_window"]) == inv.NOTIFY_WINDOW_S and "blocked" in notifications["events"]
 
 
 def test_i2_down_without_an_incident() -> None:
@@ -199,13 +207,15 @@ def test_i5_owner_died_only_when_it_did() -> None:
     assert [v.subject for v in found] == ["incident 2"], found
 
 
-def test_i6_degradation_is_not_a_guard_and_half_down_opens_a_mass_outage() -> None:
+@pytest.mark.parametrize(("down", "expected"), [("abcd", ["fleet", "incident 1"]), ("abc", ["incident 1"])])
+def test_i6_degradation_is_not_a_guard_and_a_mass_outage_opens_its_incident(down: str, expected: list[str]) -> None:
+    """4 of 6 DOWN is a mass outage (its incident must be open); 3 of 6 is not (each is restarted)."""
     w = world("a", "b", "c", "d", "e", "f")
     journal = [{"id": 1, "incident_id": 1, "step_index": 0, "attempt": 1, "strategy": "restart", "executed": False,
                 "status": "skipped", "detail": None, "skip_reason": "degradation level minimal"}]
     found = twice(inv.check_i6, lambda t: obs(at=t, journal=journal, components={
-        n: row(i, "down" if n in "abc" else "up", last_check_at=t) for i, n in enumerate("abcdef")}), w)
-    assert sorted(v.subject for v in found) == ["fleet", "incident 1"], found
+        n: row(i, "down" if n in down else "up", last_check_at=t) for i, n in enumerate("abcdef")}), w)
+    assert sorted(v.subject for v in found) == expected, found
 
 
 @pytest.mark.parametrize(("level", "expected"), [("emergency", []), ("minimal", ["incident 1", "incident 2"]),
@@ -225,11 +235,13 @@ def test_i6_an_emergency_hold_outlasting_the_override_is_a_violation() -> None:
     w = world("a")
     w.force_degradation("emergency")
     w.force_degradation(None)
-    incidents = [incident(2, 1, "blocked", waiting_for=f"guard degradation: {FROZEN}")]
+    incidents = [incident(2, 1, "blocked", waiting_for=f"guard degradation: {FROZEN}"),
+                 incident(3, 1, "open", status_reason=FROZEN, waiting_for="settling for 2s before acting")]
     now = time.monotonic()
     later = now + inv.INCIDENT_GRACE_S + inv.LOAD_SLACK_S + 1
-    assert inv.check_i6(obs(at=now, incidents=incidents), w, inv.Memory()) == []
-    assert [v.subject for v in inv.check_i6(obs(at=later, incidents=incidents), w, inv.Memory())] == ["incident 2"]
+    assert inv.check_i6(obs(at=now, incidents=incidents), w, inv.Memory()) == []  # released a moment ago
+    assert [v.subject for v in inv.check_i6(obs(at=later, incidents=incidents), w, inv.Memory())] == [
+        "incident 2", "incident 3"]
 
 
 def test_i7_a_second_daemon_must_not_run_beside_the_first() -> None:
