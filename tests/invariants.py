@@ -64,7 +64,7 @@ NAMED_GUARDS = ("blast radius", "blast_radius", "mass outage", "mass_outage", "d
 #: ``guard <one of these>`` (I2, I6). ``degradation`` is legitimate only under an operator's EMERGENCY
 #: override (a person's decision); no computed level blocks a step.
 GUARD_NAMES = ("sentinels", "blast_radius", "hold", "degradation", "dependency", "flapping", "breaker", "budget",
-               "observe_only")
+               "observe_only", "no_plan")  # no_plan: the coordinator's, for an incident whose plan is gone
 #: What the operator's EMERGENCY override says when it holds a step (orchestrator.degradation.actions.FROZEN).
 EMERGENCY_REASON = "operator emergency override"
 #: How long ``degradation set … --for`` lasts in the soak (its override expires by itself then).
@@ -602,6 +602,7 @@ def check_i5(obs: Observation, world: World, mem: Memory) -> list[Violation]:
     journal = {(str(j["incident_id"]), str(j["attempt"])): j for j in obs.journal
                if j["strategy"] == "restart" and j["executed"]}
     settled = time.time() - JOURNAL_GRACE_S  # the stub's times are wall-clock, like its log
+    wall_offset = time.time() - time.monotonic()  # the world's times are monotonic
     for key in seen:
         end = ends.get(key)
         if key not in journal and end is not None and end["t"] < settled and world.calm_since is not None:
@@ -631,7 +632,12 @@ def check_i5(obs: Observation, world: World, mem: Memory) -> list[Violation]:
         # flap's good phases by themselves, so the orchestrator resolves it 'self' on purpose (passing
         # checks then are no proof the action worked; orchestrator.recovery.executor)
         flapping = {(a["incident"], a["attempt"]) for a in starts if a.get("fault") == "flap"}
-        key_ok = [k for k, e in ends.items() if k[0] == str(inc["id"]) and e["exit"] == 0 and k not in flapping]
+        # nor one after which the test broke the service again or fixed it by hand (while the incident
+        # was held, say): what healed it last was not that restart
+        s = world.services.get(inc.get("component_name") or "")
+        later = max(s.dead_since, s.hand_fixed_at) + wall_offset if s else float("-inf")
+        key_ok = [k for k, e in ends.items() if k[0] == str(inc["id"]) and e["exit"] == 0 and k not in flapping
+                  and e["t"] > later]
         # a reopened incident's earlier action fixed an earlier episode: only single episodes are judged
         if inc["status"] == "resolved" and inc["resolution"] == "self" and key_ok and not inc.get("reopen_count"):
             _once(mem, out, Violation("I5", f"incident {inc['id']} ({inc['component_name']})", "resolved 'self' "
@@ -673,7 +679,10 @@ def check_i6(obs: Observation, world: World, mem: Memory) -> list[Violation]:
     emergency = world.emergency_recently(now, INCIDENT_GRACE_S + LOAD_SLACK_S)
     for j in obs.journal:
         reason = (j["skip_reason"] or "").lower() if j["status"] == "skipped" else ""
-        frozen = EMERGENCY_REASON in reason and emergency
+        # a skip is judged when it is first seen: one written under the override stays a record of it
+        frozen = EMERGENCY_REASON in reason and (emergency or ("frozen", j["id"], reason) in mem.reported)
+        if frozen:
+            mem.reported.add(("frozen", j["id"], reason))
         if reason and (not any(g in reason for g in NAMED_GUARDS) or "degradation" in reason and not frozen):
             _once(mem, out, Violation("I6", f"incident {j['incident_id']}", f"step skipped by {reason!r}, "
                                       "not a person or a named guard", t), ("skip", j["id"]))

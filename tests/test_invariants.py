@@ -119,7 +119,7 @@ def test_i2_blocked_names_its_guard_is_notified_and_removal_closes() -> None:
 
 def test_the_checker_knows_every_guard_and_drop_counter_of_the_code() -> None:
     """The checker's own lists: a guard or a drop cause added without a word in tests/invariants.py fails here."""
-    assert tuple(name for name, _check, _manual in GUARDS) == inv.GUARD_NAMES
+    assert (*(name for name, _check, _manual in GUARDS), "no_plan") == inv.GUARD_NAMES
     assert inv.DROP_NAMES == NAMES
     assert inv.EMERGENCY_REASON in FROZEN.lower()
     shipped = json.loads((Path(__file__).parent.parent / "recovery_strategies.json").read_text())
@@ -184,16 +184,23 @@ def test_i5_double_needless_and_misrecorded_actions() -> None:
     assert sorted(v.detail.split(" ")[-1] for v in found) == ["0", "answering", "twice"], found
 
 
-@pytest.mark.parametrize(("fault", "expected"), [("crash", ["incident 4 (c1)"]), ("flap", [])])
-def test_i5_resolved_self_after_our_restart_unless_it_was_flapping(fault: str, expected: list[str]) -> None:
-    """A restart that worked is the action's credit, except on a flapping service: its good phases pass
-    the checks by themselves, so 'self' is the documented answer there."""
-    actions = [{"event": "start", "name": "c1", "healthy_before": False, "fault": fault, "t": 1.0, "incident": "4",
-                "attempt": "1"}, {"event": "end", "incident": "4", "attempt": "1", "exit": 0, "t": 2.0}]
+@pytest.mark.parametrize(("fault", "fixed_after_s", "expected"), [
+    ("crash", None, ["incident 4 (c1)"]), ("flap", None, []), ("crash", 5.0, [])])
+def test_i5_resolved_self_after_our_restart_unless_it_was_flapping(fault: str, fixed_after_s: float | None,
+                                                                   expected: list[str]) -> None:
+    """A restart that worked is the action's credit, except on a flapping service (its good phases pass
+    the checks by themselves, so 'self' is the documented answer there) or one broken again or fixed by
+    hand after the restart (what healed it last was not the restart)."""
+    w = world("c1")
+    end = time.time() - 60
+    if fixed_after_s is not None:
+        w.services["c1"].hand_fixed_at = time.monotonic() - 60 + fixed_after_s
+    actions = [{"event": "start", "name": "c1", "healthy_before": False, "fault": fault, "t": end - 1, "incident": "4",
+                "attempt": "1"}, {"event": "end", "incident": "4", "attempt": "1", "exit": 0, "t": end}]
     journal = [{"id": 1, "incident_id": 4, "step_index": 0, "attempt": 1, "strategy": "restart", "executed": True,
                 "status": "succeeded", "detail": "", "skip_reason": None}]
     found = inv.check_i5(obs(actions=actions, journal=journal, incidents=[
-        incident(4, 1, "resolved", resolution="self", reopen_count=0)]), world(), inv.Memory())
+        incident(4, 1, "resolved", resolution="self", reopen_count=0)]), w, inv.Memory())
     assert [v.subject for v in found] == expected, found
 
 
@@ -248,3 +255,16 @@ def test_i7_a_second_daemon_must_not_run_beside_the_first() -> None:
     now = time.monotonic()
     assert inv.check_i7([(1, now - 100), (2, now - 1)], world(), inv.Memory()) == []
     assert [v.invariant for v in inv.check_i7([(1, now - 100), (2, now - 60)], world(), inv.Memory())] == ["I7"]
+
+
+def test_i6_a_step_skipped_under_the_override_stays_legitimate_after_it() -> None:
+    """The journal is a record: a skip first seen while the override held is judged then, not later."""
+    w, mem = world("a"), inv.Memory()
+    w.force_degradation("emergency")
+    journal = [{"id": 1, "incident_id": 1, "step_index": 0, "attempt": 1, "strategy": "restart", "executed": False,
+                "status": "skipped", "detail": None, "skip_reason": FROZEN}]
+    now = time.monotonic()
+    later = now + inv.DEGRADATION_FOR_S + inv.INCIDENT_GRACE_S + inv.LOAD_SLACK_S + 1
+    assert inv.check_i6(obs(at=now, journal=journal), w, mem) == []
+    assert inv.check_i6(obs(at=later, journal=journal), w, mem) == []
+    assert [v.subject for v in inv.check_i6(obs(at=later, journal=journal), w, inv.Memory())] == ["incident 1"]
