@@ -81,6 +81,10 @@ NOTIFY_WINDOW_S = 30.0
 MASS_OUTAGE_FRACTION = 0.5
 MASS_OUTAGE_MIN_COMPONENTS = 4
 MASS_OUTAGE_MIN_DOWN = 4
+#: A command that ended this little before its daemon was SIGKILLed with its children may have logged its
+#: exit while the exit recorder (its parent in the group) died before writing it: "no exit status" is
+#: then the truth the orchestrator can know.
+KILL_RACE_S = 2.0
 #: Faults after which a component is not answering (its DB state must become DOWN).
 DEAD_FAULTS = frozenset({"crash", "500", "hang"})
 ACTIVE = ("open", "recovering", "awaiting_approval", "blocked", "escalated")
@@ -142,6 +146,7 @@ class World:
     calm_since: float | None = None  # None while disturbed
     plan_attempts: dict[str, int] = field(default_factory=dict)  # plan → attempts of its first step
     killed_pids: set[int] = field(default_factory=set)  # daemons the test SIGKILLed (they did die)
+    group_kills: list[float] = field(default_factory=list)  # wall times of SIGKILLs "with the children"
     step_timeout_s: float = 30.0  # of the restart step (a command that ended sooner did not time out)
     degradation_forced: str | None = None  # the level the test set with `degradation set … --for 1m`
     emergency_until: float = -1e9  # when the operator's EMERGENCY override ends (monotonic)
@@ -614,7 +619,9 @@ def check_i5(obs: Observation, world: World, mem: Memory) -> list[Violation]:
             _once(mem, out, Violation("I5", f"incident {key[0]}", f"journal says attempt {key[1]} succeeded, the "
                                       "command never ran", t), ("phantom", key))
         in_time = end is not None and key in starts_at and end["t"] - starts_at[key] < world.step_timeout_s
-        if end and end["exit"] == 0 and in_time and j["status"] in ("timed_out", "failed"):
+        raced = "no exit status" in (j["detail"] or "") and end is not None and any(
+            0 <= k - end["t"] <= KILL_RACE_S for k in world.group_kills)
+        if end and end["exit"] == 0 and in_time and j["status"] in ("timed_out", "failed") and not raced:
             _once(mem, out, Violation("I5", f"incident {key[0]}", f"journal says attempt {key[1]} {j['status']}"
                                       f" ({j['detail']!r}); the command exited 0", t), ("disagree", key))
     for j in obs.journal:  # "its owner died" only when the test killed it (instance ids are host:pid:tag)

@@ -607,6 +607,13 @@ class Soak:
 
     def _start_daemon(self) -> None:
         self.world.disturb("daemon down")
+        heir = self._heir()
+        if heir is not None:  # a second daemon waiting for the lock got it when the first died: it is the one
+            self.daemon = heir
+            self._note(f"second daemon pid {heir.proc.pid} took over (the first one's lock came free); serving on "
+                       f"{heir.port}")
+            self.world.settle("daemon down")
+            return
         daemon = self._spawn()
         deadline = time.monotonic() + START_TIMEOUT_S
         while inv._get(f"http://127.0.0.1:{daemon.port}/healthz", 2.0) is None:
@@ -618,6 +625,15 @@ class Soak:
         self.daemon = daemon
         self._note(f"daemon pid {daemon.proc.pid} serving on {daemon.port}")
         self.world.settle("daemon down")
+
+    def _heir(self) -> Daemon | None:
+        """A daemon the test started beside the one it just killed, still running and serving: it held off
+        while the first one held the lock and took over when it died (one daemon acts, I7)."""
+        for d in self.daemons:
+            if d is not self.daemon and not d.stopped and d.proc.poll() is None and \
+                    inv._get(f"http://127.0.0.1:{d.port}/healthz", 2.0) is not None:
+                return d
+        return None
 
     def _stop_daemon(self) -> None:
         daemon = self.daemon
@@ -647,6 +663,7 @@ class Soak:
         does (restart commands run in their own process groups, so the daemon's group is not enough)."""
         pids = [daemon.proc.pid, *descendants(daemon.proc.pid)]
         self.world.killed_pids.add(daemon.proc.pid)
+        self.world.group_kills.append(time.time())
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)

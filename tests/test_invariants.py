@@ -268,3 +268,20 @@ def test_i6_a_step_skipped_under_the_override_stays_legitimate_after_it() -> Non
     assert inv.check_i6(obs(at=now, journal=journal), w, mem) == []
     assert inv.check_i6(obs(at=later, journal=journal), w, mem) == []
     assert [v.subject for v in inv.check_i6(obs(at=later, journal=journal), w, inv.Memory())] == ["incident 1"]
+
+
+@pytest.mark.parametrize(("kill_after_s", "expected"), [(0.5, []), (None, ["incident 5"]), (30.0, ["incident 5"])])
+def test_i5_an_exit_lost_with_its_recorder_in_a_group_kill_is_no_misrecord(kill_after_s: float | None,
+                                                                           expected: list[str]) -> None:
+    """'No exit status' for a command that logged exit 0 just before the test killed the whole group is the
+    truth the orchestrator can know; long before the kill, or without one, it is a misrecord."""
+    w, end = world(), time.time() - 60
+    if kill_after_s is not None:
+        w.group_kills.append(end + kill_after_s)
+    actions = [{"event": "start", "name": "c1", "healthy_before": False, "fault": "crash", "t": end - 3,
+                "incident": "5", "attempt": "1"}, {"event": "end", "incident": "5", "attempt": "1", "exit": 0, "t": end}]
+    journal = [{"id": 1, "incident_id": 5, "step_index": 0, "attempt": 1, "strategy": "restart", "executed": True,
+                "status": "failed", "skip_reason": None,
+                "detail": "interrupted: its owner died mid-step and its command left no exit status"}]
+    found = inv.check_i5(obs(actions=actions, journal=journal), w, inv.Memory())
+    assert [v.subject for v in found] == expected, found
