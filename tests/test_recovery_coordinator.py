@@ -196,7 +196,8 @@ def test_a_blocked_incident_woken_before_its_next_attempt_still_names_its_guard(
     incident a new daemon inherits is looked at fresh at once, and when its next attempt was still ahead
     the run ended "checked fresh; waiting for its next attempt" and it stayed ``blocked``: a blocked
     incident that named no guard, for as long as the guard held (invariant 2). Now it keeps saying which
-    guard holds it until that attempt, when the guards judge afresh."""
+    guard holds it until that attempt, when the guards judge afresh (so does one whose run only waited
+    for its settle window: SQLite seed 1)."""
     stubs.make("svcctl")
     make, _ = rig
     plans = plan_set(restart_plan())

@@ -67,16 +67,13 @@ class PlanExecutor:
             run = runs.start(session, incident, req.plan_name, manual=req.manual, now=self.e.clock.now())
             verified = runs.verified_in_run(journal.rows_for(session, incident.id), run)
             released = _block_ended(incident, row, self.e.clock.now())
-            blocked_for = _still_blocked(incident)
         looked = orphans or verified is not None or released is not None or (req.takeover and not run.manual)
         if looked:
             end = take_over(self.e, req, row, orphans, fresh=not run.manual, verified=verified, why=released)
             if end is not None:
                 return end
         if req.not_before is not None and self.e.clock.now() < req.not_before:
-            # woken before its next attempt (its block's cause cleared, a restart): it stays blocked by
-            # its guard until then, and says so; the guards judge afresh at that attempt
-            why = blocked_for or ("checked fresh; " if looked else "") + "waiting for its next attempt"
+            why = ("checked fresh; " if looked else "") + "waiting for its next attempt"
             return RunEnd(RunOutcome.WAITING, req.not_before, why)
         return run
 
@@ -244,15 +241,6 @@ class PlanExecutor:
 #: is probed only every min(30 s, 5 × interval)), so it is looked at fresh before anything acts. Not
 #: ``flapping``: a fresh check in a flap's good phase would close what that guard holds.
 LOOK_AFTER_BLOCK = frozenset({"hold", "sentinels", "blast_radius", "degradation", "dependency", "observe_only"})
-
-
-def _still_blocked(incident: Incident) -> str | None:
-    """A blocked incident's ``waiting_for`` (``guard <name>: …``) while it waits for its next attempt: a
-    run woken before then must not replace what the incident waits for with a plain wait (invariant 2:
-    a blocked incident names its guard)."""
-    if incident.status != IncidentStatus.BLOCKED.value or not (incident.waiting_for or "").startswith("guard "):
-        return None
-    return incident.waiting_for
 
 
 def _block_ended(incident: Incident, row: Component, now) -> str | None:
