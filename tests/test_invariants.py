@@ -78,7 +78,7 @@ def test_i1_a_surface_that_disagrees_for_long_is_a_violation() -> None:
     assert [v.detail.split(",")[0] for v in found] == ["API says 'down'"]
 
 
-def _ago(seconds: float) -> datetime:
+def _ago(seconds: float) -> datetime:  # evaluated at collection: keep the "future" an hour ahead
     return datetime.now(UTC).replace(tzinfo=None) - timedelta(seconds=seconds)
 
 
@@ -86,7 +86,7 @@ def _ago(seconds: float) -> datetime:
     ({}, "open"),  # unclaimed and saying nothing: a brand-new incident is claimed within ~0.1 s
     ({"status_reason": "retry after backoff", "next_attempt_at": 1}, "open"),  # the old pair is not enough
     ({"run_owner": "vm:1:ab12"}, None),  # being worked on
-    ({"waiting_for": "a retry after the run failed (exit 1)", "waiting_until": _ago(-30)}, None),
+    ({"waiting_for": "a retry after the run failed (exit 1)", "waiting_until": _ago(-3600)}, None),
     ({"waiting_for": "a retry after the run failed (exit 1)", "waiting_until": None}, None),  # until its cause clears
     ({"waiting_for": "a retry after the run failed (exit 1)", "waiting_until": _ago(60)}, "open,"),  # nobody looked
     ({"waiting_for": "a retry", "waiting_until": _ago(60).isoformat(" ")}, "open,"),  # SQLite's text
