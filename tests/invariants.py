@@ -13,8 +13,12 @@ Two halves:
 The world is told, never guessed: a test that breaks a service says so (``World.broke``), so a
 violation always names the component, the bound and how far past it the orchestrator was.
 
-Fields the fixes of issue 14 add are read when present and skipped when absent; each such place is
-marked ``TODO(issue 14)`` with the field's name, so the checks tighten at merge without a rewrite.
+The checks read the fields issue 14's fixes added: an incident's ``waiting_for``/``waiting_until``
+(I2, I6: a blocked incident's reason is ``guard <name>``), the recorder's drop counters by cause
+(I4: the stop line, ``status --json``, ``orchestrator_recorder_dropped_total{kind,cause}``). The names
+they accept (:data:`GUARD_NAMES`, :data:`DROP_NAMES`) are the checker's own copies, so a guard or a
+drop cause added to the code without a word here fails tests/test_invariants.py instead of passing
+unnoticed.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +59,32 @@ HAND_FIX_RACE_S = 3.0
 NAMED_GUARDS = ("blast radius", "blast_radius", "mass outage", "mass_outage", "dependency", "depends", "flap",
                 "budget", "breaker", "emergency", "override", "observe", "error_handling", "paused", "pause",
                 "maintenance", "approval", "crash loop", "crash_loop", "concurrent", "removed", "recovered",
-                "healthy", "settle")
+                "healthy", "settle", "sentinel", "hold")
+#: The guards of orchestrator.recovery.guards.GUARDS: a blocked incident's ``waiting_for`` is
+#: ``guard <one of these>`` (I2, I6). ``degradation`` is legitimate only under an operator's EMERGENCY
+#: override (a person's decision); no computed level blocks a step.
+GUARD_NAMES = ("sentinels", "blast_radius", "hold", "degradation", "dependency", "flapping", "breaker", "budget",
+               "observe_only", "no_plan")  # no_plan: the coordinator's, for an incident whose plan is gone
+#: What the operator's EMERGENCY override says when it holds a step (orchestrator.degradation.actions.FROZEN).
+EMERGENCY_REASON = "operator emergency override"
+#: How long ``degradation set … --for`` lasts in the soak (its override expires by itself then).
+DEGRADATION_FOR_S = 60.0
+#: The recorder's drop counters (orchestrator.history.drops.NAMES): the stop line names every one.
+DROP_NAMES = ("results_buffer_full", "results_removed", "results_refused", "results_at_stop",
+              "transitions_removed", "transitions_refused", "transitions_at_stop",
+              "rollups_removed", "rollups_refused", "rollups_at_stop")
+#: The shipped notification group_window (recovery_strategies.json): a blocked incident's notification
+#: goes out when the window its first event opened has passed, so it is judged that long + slack after.
+NOTIFY_WINDOW_S = 30.0
+#: The shipped blast-radius rule: at least this share of a fleet of at least MASS_OUTAGE_MIN_COMPONENTS,
+#: and at least MASS_OUTAGE_MIN_DOWN of them DOWN, opens a mass-outage incident (3 of 6 does not).
+MASS_OUTAGE_FRACTION = 0.5
+MASS_OUTAGE_MIN_COMPONENTS = 4
+MASS_OUTAGE_MIN_DOWN = 4
+#: A command that ended this little before its daemon was SIGKILLed with its children may have logged its
+#: exit while the exit recorder (its parent in the group) died before writing it: "no exit status" is
+#: then the truth the orchestrator can know.
+KILL_RACE_S = 2.0
 #: Faults after which a component is not answering (its DB state must become DOWN).
 DEAD_FAULTS = frozenset({"crash", "500", "hang"})
 ACTIVE = ("open", "recovering", "awaiting_approval", "blocked", "escalated")
@@ -116,8 +146,20 @@ class World:
     calm_since: float | None = None  # None while disturbed
     plan_attempts: dict[str, int] = field(default_factory=dict)  # plan → attempts of its first step
     killed_pids: set[int] = field(default_factory=set)  # daemons the test SIGKILLed (they did die)
+    group_kills: list[float] = field(default_factory=list)  # wall times of SIGKILLs "with the children"
     step_timeout_s: float = 30.0  # of the restart step (a command that ended sooner did not time out)
-    degradation_forced: str | None = None
+    degradation_forced: str | None = None  # the level the test set with `degradation set … --for 1m`
+    emergency_until: float = -1e9  # when the operator's EMERGENCY override ends (monotonic)
+
+    def force_degradation(self, level: str | None) -> None:
+        now = time.monotonic()
+        self.degradation_forced = level
+        self.emergency_until = now + DEGRADATION_FOR_S if level == "emergency" else min(self.emergency_until, now)
+
+    def emergency_recently(self, now: float, lag_s: float) -> bool:
+        """An operator's EMERGENCY override is in force, or ended less than ``lag_s`` ago (its hold lifts
+        at the loop's next look)."""
+        return now < self.emergency_until + lag_s
 
     def now_s(self) -> float:
         return time.monotonic() - self.started
@@ -170,6 +212,10 @@ class Observation:
     dropped_metric: float | None
     status_states: dict[str, str] | None  # only when asked for (a CLI run costs a second)
     actions: list[dict[str, Any]]  # the stub's log
+    #: /metrics ``orchestrator_recorder_dropped_total{kind,cause}`` as ``{"results_removed": 2.0, …}``
+    metric_drops: dict[str, float] | None = None
+    #: ``status --json``'s daemon instances (each with ``drops`` and ``writes_failing_since``)
+    status_instances: list[dict[str, Any]] | None = None
 
 
 # -- reading the surfaces ------------------------------------------------------------------------
@@ -188,16 +234,19 @@ def read_db(engine: sa.Engine) -> dict[str, Any]:
             "WHERE status != 'resolved' OR id > (SELECT coalesce(max(id), 0) - 200 FROM incidents)"))
         journal = _rows(conn, (
             "SELECT * FROM recovery_journal WHERE incident_id > (SELECT coalesce(max(id), 0) - 200 FROM incidents)"))
-        # a notification about one incident, or a digest line "12:00:01 incident 7 api blocked: …"
+        # a notification about one incident, or a digest line "12:00:01 [blocked] api incident 7 blocked: …"
         # (incident_events.notified_at is set for events the routing filtered out too: not proof)
         notified: set[tuple[int, str]] = set()
         for r in _rows(conn, "SELECT incident_id, event, body FROM notifications"):
             if r["incident_id"] is not None:
                 notified.add((r["incident_id"], r["event"]))
-            for m in re.finditer(r"incident (\d+) \S+ (\w+)", r["body"] or ""):
+            for m in re.finditer(r"\bincident (\d+) (\w+)", r["body"] or ""):
                 notified.add((int(m.group(1)), m.group(2)))
         max_id = conn.execute(sa.text("SELECT coalesce(max(id), 0) FROM check_results")).scalar() or 0
-        instances = _rows(conn, "SELECT id, pid, heartbeat_at, stopped_at, dropped_results FROM daemon_instances")
+        instances = _rows(conn, "SELECT id, pid, heartbeat_at, stopped_at, dropped_results, drops, "
+                                "writes_failing_since FROM daemon_instances")
+        for inst in instances:  # JSON arrives as text from a textual query on SQLite
+            inst["drops"] = json.loads(inst["drops"]) if isinstance(inst["drops"], str) else dict(inst["drops"] or {})
     return {"components": components, "incidents": incidents, "journal": journal, "notified": notified,
             "results_max_id": int(max_id), "instances": instances}
 
@@ -210,10 +259,12 @@ def _get(url: str, timeout_s: float = 3.0) -> bytes | None:
         return None
 
 
-def read_api(base: str | None) -> tuple[dict[str, str] | None, dict[str, str] | None, float | None]:
-    """(state by name from /api/v1/components, state by name from /metrics, dropped-results counter)."""
+def read_api(base: str | None) -> tuple[dict[str, str] | None, dict[str, str] | None, float | None,
+                                        dict[str, float] | None]:
+    """(state by name from /api/v1/components, state by name from /metrics, dropped-results counter,
+    the recorder's drop counters by ``kind_cause``)."""
     if base is None:
-        return None, None, None
+        return None, None, None, None
     body = _get(f"{base}/api/v1/components?limit=1000")
     api = None
     if body is not None:
@@ -224,7 +275,7 @@ def read_api(base: str | None) -> tuple[dict[str, str] | None, dict[str, str] | 
         except (ValueError, KeyError, TypeError):
             api = None
     text = _get(f"{base}/metrics")
-    metrics, dropped = None, None
+    metrics, dropped, drops = None, None, None
     if text is not None:
         metrics = {}
         for m in re.finditer(rb'^orchestrator_component_state\{component="([^"]+)",state="([^"]+)"\} 1(?:\.0)?$',
@@ -232,18 +283,23 @@ def read_api(base: str | None) -> tuple[dict[str, str] | None, dict[str, str] | 
             metrics[m.group(1).decode()] = m.group(2).decode()
         d = re.search(rb"^orchestrator_dropped_results_total(?:\{\})? ([0-9.e+]+)$", text, re.M)
         dropped = float(d.group(1)) if d else None
-    return api, metrics, dropped
+        drops = {}
+        for m in re.finditer(rb"^orchestrator_recorder_dropped_total\{([^}]*)\} ([0-9.e+]+)$", text, re.M):
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1).decode()))  # in any order
+            drops[f"{labels.get('kind')}_{labels.get('cause')}"] = float(m.group(2))
+    return api, metrics, dropped, drops
 
 
-def read_status(db_url: str, home: Path) -> dict[str, str] | None:
-    """State by name from ``orchestrator status --json`` (None if it failed)."""
+def read_status(db_url: str, home: Path) -> tuple[dict[str, str] | None, list[dict[str, Any]] | None]:
+    """(state by name, daemon instances) from ``orchestrator status --json`` (None if it failed)."""
     try:
         out = subprocess.run([sys.executable, "-m", "orchestrator", "--db", db_url, "status", "--json"],
                              capture_output=True, text=True, timeout=30,
                              env={"ORCHESTRATOR_HOME": str(home), "PATH": "/usr/bin:/bin"})
-        return {c["name"]: c["state"] for c in json.loads(out.stdout)["components"]}
+        data = json.loads(out.stdout)
+        return {c["name"]: c["state"] for c in data["components"]}, data.get("instances")
     except (subprocess.SubprocessError, ValueError, KeyError, TypeError):
-        return None
+        return None, None
 
 
 def read_actions(log: Path) -> list[dict[str, Any]]:
@@ -262,9 +318,11 @@ def read_actions(log: Path) -> list[dict[str, Any]]:
 def observe(engine: sa.Engine, api_base: str | None, actions_log: Path, *, status: tuple[str, Path] | None = None,
             ) -> Observation:
     db = read_db(engine)
-    api, metrics, dropped = read_api(api_base)
+    api, metrics, dropped, drops = read_api(api_base)
+    states, instances = read_status(*status) if status else (None, None)
     return Observation(at=time.monotonic(), **db, api_states=api, metric_states=metrics, dropped_metric=dropped,
-                       status_states=read_status(*status) if status else None, actions=read_actions(actions_log))
+                       status_states=states, actions=read_actions(actions_log), metric_drops=drops,
+                       status_instances=instances)
 
 
 # -- the checks ----------------------------------------------------------------------------------
@@ -282,6 +340,7 @@ class Memory:
     reported: set[tuple[str, str, Any]] = field(default_factory=set)  # one violation per episode
     misses: set[tuple[str, float]] = field(default_factory=set)
     longest_stall_s: float = 0.0
+    drops_shown: dict[str, dict[str, int]] = field(default_factory=dict)  # instance id → largest counts shown
 
 
 def _since(memory: dict, key: Any, value: Any, now: float) -> float:
@@ -357,8 +416,10 @@ def check_i1(obs: Observation, world: World, mem: Memory) -> list[Violation]:
 
 
 def check_i2(obs: Observation, world: World, mem: Memory) -> list[Violation]:
-    """I2: a DOWN component with a plan has an incident that acts, waits with a reason and a next time,
-    is blocked with a guard and a notification, or is escalated; no incident outlives its component."""
+    """I2: a DOWN component with a plan has an incident that acts (``run_owner`` set), waits saying for
+    what (``waiting_for``) and looks again by ``waiting_until``, is blocked by a named guard
+    (``waiting_for`` = ``guard <name>``; ``blocked_by`` set by the dependency guard alone) with a
+    notification sent, or is escalated; no incident outlives its component."""
     out: list[Violation] = []
     now, t = obs.at, world.now_s()
     calm = world.calm_since is not None and now > world.calm_since + INCIDENT_GRACE_S
@@ -373,32 +434,68 @@ def check_i2(obs: Observation, world: World, mem: Memory) -> list[Violation]:
             if lasting > INCIDENT_GRACE_S:
                 _once(mem, out, Violation("I2", name, f"DOWN with no open incident for {lasting:.0f}s", t),
                       mem.holding[("no incident", name)])
+    wall = datetime.now(UTC).replace(tzinfo=None)  # the database keeps naive UTC
     for inc in obs.incidents:
         if inc["status"] not in ACTIVE or inc["kind"] != "component":
             continue
         age = _since(mem.incident_seen, inc["id"], inc["status"], now)
         subject = f"incident {inc['id']} ({inc['component_name']})"
+        waiting_for, until = inc.get("waiting_for"), _naive(inc.get("waiting_until"))
+        # held across observations (a moment between a claim's release and the next is not a state):
+        # open, nobody working on it (run_owner NULL) and not saying what it waits for: a brand-new
+        # unclaimed incident is due at once (claimed within ~0.1 s), so this lasting is a silent wait
+        silent = inc["status"] == "open" and not inc.get("run_owner") and not waiting_for \
+            and _held(mem, ("silent", inc["id"]), now)
+        # waiting_until is "when the loop looks again at the latest": a look rewrites it or acts
+        overdue_s = (wall - until).total_seconds() if until is not None else 0.0
+        overdue = inc["status"] in ("open", "blocked") and not inc.get("run_owner") and overdue_s > 0 \
+            and _held(mem, ("overdue", inc["id"], until), now)
         if not calm or age < INCIDENT_GRACE_S:
             continue
-        # TODO(issue 14): read incidents.waiting_for (reason + until) once the fix adds it
-        waiting_for = inc.get("waiting_for")
         if inc["component_id"] is None and inc["status"] != "escalated":
             _once(mem, out, Violation("I2", subject, f"{inc['status']} {age:.0f}s after its component was removed",
                                       t), inc["status"])
         elif inc["component_id"] is None:
             _once(mem, out, Violation("I2", subject, "escalated incident outlives its removed component", t),
                   "removed")
-        elif inc["status"] == "open" and not (waiting_for or (inc["status_reason"] and inc["next_attempt_at"])):
-            _once(mem, out, Violation("I2", subject, f"open {age:.0f}s without a reason and a next time "
-                                      f"(status_reason={inc['status_reason']!r}, next_attempt_at="
-                                      f"{inc['next_attempt_at']})", t), "open")
-        if inc["status"] == "blocked" and inc["component_id"] is not None and not inc["blocked_by"]:
-            _once(mem, out, Violation("I2", subject, f"blocked {age:.0f}s with blocked_by empty "
-                                      f"({inc['status_reason']!r})", t), "blocked_by")
-        if inc["status"] == "blocked" and (inc["id"], "blocked") not in obs.notified:
+        elif silent and silent > INCIDENT_GRACE_S:
+            _once(mem, out, Violation("I2", subject, f"open {silent:.0f}s, nobody working on it and no "
+                                      f"waiting_for (status_reason={inc['status_reason']!r})", t), "open")
+        if overdue and overdue_s > INCIDENT_GRACE_S + LOAD_SLACK_S:
+            _once(mem, out, Violation("I2", subject, f"{inc['status']}, waiting for {waiting_for!r} until "
+                                      f"{until:%H:%M:%S}, {overdue_s:.0f}s ago, and nobody looked again", t),
+                  ("overdue", until))
+        if inc["status"] == "blocked" and inc["component_id"] is not None:
+            guard = _guard_of(waiting_for)
+            if guard is None:
+                _once(mem, out, Violation("I2", subject, f"blocked {age:.0f}s without a named guard: waiting_for="
+                                          f"{waiting_for!r} ({inc['status_reason']!r})", t), "guard")
+            elif guard == "dependency" and not inc["blocked_by"]:
+                _once(mem, out, Violation("I2", subject, f"blocked {age:.0f}s by the dependency guard, blocked_by "
+                                          "empty", t), "blocked_by")
+            elif guard != "dependency" and inc["blocked_by"]:  # only the dependency guard sets blocked_by
+                _once(mem, out, Violation("I2", subject, f"blocked by guard {guard} but blocked_by="
+                                          f"{inc['blocked_by']!r}", t), "blocked_by")
+        if inc["status"] == "blocked" and age > NOTIFY_WINDOW_S + LOAD_SLACK_S \
+                and (inc["id"], "blocked") not in obs.notified:
             _once(mem, out, Violation("I2", subject, f"blocked {age:.0f}s ({inc['status_reason']!r}), nobody "
                                       "notified", t), "blocked_notify")
     return out
+
+
+def _naive(value: Any) -> datetime | None:
+    """A timestamp column as naive UTC (SQLite's textual query returns a string)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
+def _guard_of(waiting_for: str | None) -> str | None:
+    """The guard a blocked incident names (``guard flapping: …`` → ``flapping``), None if none of GUARD_NAMES."""
+    m = re.match(r"guard (\w+)", waiting_for or "")
+    return m.group(1) if m and m.group(1) in GUARD_NAMES else None
 
 
 def check_i3(obs: Observation, world: World, mem: Memory) -> list[Violation]:
@@ -423,30 +520,70 @@ def check_i3(obs: Observation, world: World, mem: Memory) -> list[Violation]:
     return out
 
 
-def check_i4(log_text: str, stall_at_stop_s: float, world: World) -> list[Violation]:
+def check_i4(log_text: str, stall_at_stop_s: float, world: World, mem: Memory | None = None) -> list[Violation]:
     """I4: at a clean stop, results not written are counted. ``log_text`` is that daemon's log: its last
-    line must be the stop line ``stopped … written=W dropped=D``, and D > 0 when results were still
-    waiting unwritten (a write failure after the last "reachable again", or a write stall at the stop).
-    TODO(issue 14): the named drop counters by cause (``status``, /metrics
-    ``orchestrator_dropped_results_total{cause}``, the stop line) once the fix adds them."""
+    stop line ``stopped instance=I written=W dropped=D results_buffer_full=0 … rollups_at_stop=0`` names
+    every counter of DROP_NAMES, D is the sum of the ``results_*`` ones, no counter is below what a
+    surface showed for that instance while it ran (``mem.drops_shown``: a counter never goes back), and
+    something is counted when results were still waiting unwritten (a write failure after the last
+    "reachable again", or a write stall at the stop)."""
     t = world.now_s()
     lines = log_text.splitlines()
     stop = next((i for i in range(len(lines) - 1, -1, -1) if "stopped instance=" in lines[i]), None)
     if stop is None:
         return [Violation("I4", "daemon", "stopped without its 'stopped … written= dropped=' line", t)]
-    m = re.search(r"written=(\d+) dropped=(\d+)", lines[stop])
+    m = re.search(r"instance=(\S+) written=(\d+) dropped=(\d+)", lines[stop])
     if not m:
         return [Violation("I4", "daemon", f"stop line without counts: {lines[stop].strip()!r}", t)]
+    counts = {k: int(v) for k, v in re.findall(r"\b(\w+)=(\d+)\b", lines[stop]) if k in DROP_NAMES}
+    out: list[Violation] = []
+    missing = [n for n in DROP_NAMES if n not in counts]
+    if missing:
+        out.append(Violation("I4", "daemon", f"stop line without the counters {missing}: {lines[stop].strip()!r}", t))
+    results = sum(n for k, n in counts.items() if k.startswith("results_"))
+    if results != int(m.group(3)):
+        out.append(Violation("I4", "daemon", f"stop line's dropped={m.group(3)} is not the sum of its results_* "
+                             f"counters ({results})", t))
+    shown = (mem.drops_shown.get(m.group(1), {}) if mem else {})
+    behind = {k: (counts.get(k, 0), n) for k, n in shown.items() if counts.get(k, 0) < n}
+    if behind:
+        out.append(Violation("I4", "recorder", f"stop line counts less than the surfaces showed (stop line, "
+                             f"shown): {behind}", t))
+    counted = sum(counts.values())
     failed = max((i for i in range(stop) if "database write failed" in lines[i]), default=-1)
     recovered = max((i for i in range(stop) if "database reachable again" in lines[i]), default=-1)
-    if failed > recovered and int(m.group(2)) == 0:
+    if failed > recovered and counted == 0:
         cause = lines[failed].split("buffering:", 1)[-1].strip()
-        return [Violation("I4", "recorder", f"stopped with results buffered after a failed write ({cause}); "
-                          f"neither written nor counted: {m.group(0)}", t)]
-    if stall_at_stop_s > WRITE_BOUND_S + LOAD_SLACK_S and int(m.group(2)) == 0:
-        return [Violation("I4", "recorder", f"stopped {stall_at_stop_s:.0f}s into a write stall, results of that "
-                          f"time neither written nor counted: {m.group(0)}", t)]
-    return []
+        out.append(Violation("I4", "recorder", f"stopped with rows buffered after a failed write ({cause}); "
+                             f"neither written nor counted: {lines[stop].strip()!r}", t))
+    elif stall_at_stop_s > WRITE_BOUND_S + LOAD_SLACK_S and counted == 0:
+        out.append(Violation("I4", "recorder", f"stopped {stall_at_stop_s:.0f}s into a write stall, rows of that "
+                             f"time neither written nor counted: {lines[stop].strip()!r}", t))
+    return out
+
+
+def check_i4_shown(obs: Observation, world: World, mem: Memory) -> list[Violation]:
+    """I4 on the live surfaces: /metrics has ``orchestrator_recorder_dropped_total`` for every counter of
+    DROP_NAMES, ``status --json`` gives each instance its ``drops`` and ``writes_failing_since``, and the
+    largest count each showed is remembered for the stop line (:func:`check_i4`)."""
+    out: list[Violation] = []
+    now, t = obs.at, world.now_s()
+    calm = world.calm_since is not None and now > world.calm_since
+    missing = [n for n in DROP_NAMES if n not in (obs.metric_drops or {})] if obs.metric_drops is not None else []
+    # while the daemon starts, its web server answers before the recorder exists (the family is empty
+    # then): only a family still incomplete SURFACE_LAG_S into calm is one
+    if missing and calm and _held(mem, ("metric drops", tuple(missing)), now) > SURFACE_LAG_S:
+        _once(mem, out, Violation("I4", "/metrics", f"orchestrator_recorder_dropped_total lacks {missing}", t),
+              tuple(missing))
+    for inst in obs.status_instances or ():
+        if not isinstance(inst.get("drops"), dict) or "writes_failing_since" not in inst:
+            _once(mem, out, Violation("I4", "status", f"instance {inst.get('id')} without drops or "
+                                      f"writes_failing_since: {sorted(inst)}", t), inst.get("id"))
+    for inst in [*obs.instances, *(obs.status_instances or ())]:
+        shown = mem.drops_shown.setdefault(str(inst.get("id")), {})
+        for name, n in (inst.get("drops") or {}).items():
+            shown[name] = max(shown.get(name, 0), int(n))
+    return out
 
 
 def check_i5(obs: Observation, world: World, mem: Memory) -> list[Violation]:
@@ -470,6 +607,7 @@ def check_i5(obs: Observation, world: World, mem: Memory) -> list[Violation]:
     journal = {(str(j["incident_id"]), str(j["attempt"])): j for j in obs.journal
                if j["strategy"] == "restart" and j["executed"]}
     settled = time.time() - JOURNAL_GRACE_S  # the stub's times are wall-clock, like its log
+    wall_offset = time.time() - time.monotonic()  # the world's times are monotonic
     for key in seen:
         end = ends.get(key)
         if key not in journal and end is not None and end["t"] < settled and world.calm_since is not None:
@@ -481,7 +619,9 @@ def check_i5(obs: Observation, world: World, mem: Memory) -> list[Violation]:
             _once(mem, out, Violation("I5", f"incident {key[0]}", f"journal says attempt {key[1]} succeeded, the "
                                       "command never ran", t), ("phantom", key))
         in_time = end is not None and key in starts_at and end["t"] - starts_at[key] < world.step_timeout_s
-        if end and end["exit"] == 0 and in_time and j["status"] in ("timed_out", "failed"):
+        raced = "no exit status" in (j["detail"] or "") and end is not None and any(
+            0 <= k - end["t"] <= KILL_RACE_S for k in world.group_kills)
+        if end and end["exit"] == 0 and in_time and j["status"] in ("timed_out", "failed") and not raced:
             _once(mem, out, Violation("I5", f"incident {key[0]}", f"journal says attempt {key[1]} {j['status']}"
                                       f" ({j['detail']!r}); the command exited 0", t), ("disagree", key))
     for j in obs.journal:  # "its owner died" only when the test killed it (instance ids are host:pid:tag)
@@ -495,7 +635,16 @@ def check_i5(obs: Observation, world: World, mem: Memory) -> list[Violation]:
     for j in obs.journal:
         by_incident.setdefault(j["incident_id"], []).append(j)
     for inc in obs.incidents:
-        key_ok = [k for k, e in ends.items() if k[0] == str(inc["id"]) and e["exit"] == 0]
+        # a restart of a service flapping when it was picked up does not count: its checks pass in the
+        # flap's good phases by themselves, so the orchestrator resolves it 'self' on purpose (passing
+        # checks then are no proof the action worked; orchestrator.recovery.executor)
+        flapping = {(a["incident"], a["attempt"]) for a in starts if a.get("fault") == "flap"}
+        # nor one after which the test broke the service again or fixed it by hand (while the incident
+        # was held, say): what healed it last was not that restart
+        s = world.services.get(inc.get("component_name") or "")
+        later = max(s.dead_since, s.hand_fixed_at) + wall_offset if s else float("-inf")
+        key_ok = [k for k, e in ends.items() if k[0] == str(inc["id"]) and e["exit"] == 0 and k not in flapping
+                  and e["t"] > later]
         # a reopened incident's earlier action fixed an earlier episode: only single episodes are judged
         if inc["status"] == "resolved" and inc["resolution"] == "self" and key_ok and not inc.get("reopen_count"):
             _once(mem, out, Violation("I5", f"incident {inc['id']} ({inc['component_name']})", "resolved 'self' "
@@ -522,7 +671,7 @@ def check_i6(obs: Observation, world: World, mem: Memory) -> list[Violation]:
     now, t = obs.at, world.now_s()
     for name, row in obs.components.items():
         s = world.services.get(name)
-        if s is None or s.paused or s.maintenance:  # TODO(issue 14): paused components' checks continue too
+        if s is None or s.paused or s.maintenance:  # a person's hold: I6 lets a person stop checks
             continue
         since = _since(mem.last_check_seen, name, row["last_check_at"], now)
         if world.calm_since is None or now < world.calm_since:
@@ -532,22 +681,38 @@ def check_i6(obs: Observation, world: World, mem: Memory) -> list[Violation]:
         if gap > allowed + LOAD_SLACK_S:
             _once(mem, out, Violation("I6", name, f"not checked for {gap:.0f}s (state {row['state']!r}; allowed "
                                       f"{allowed:.0f}s)", t), mem.last_check_seen[name][1])
+    # a step held by degradation is legitimate only under the operator's EMERGENCY override (a person's
+    # decision), and only while it is in force (or just lifted: the hold ends at the loop's next look)
+    emergency = world.emergency_recently(now, INCIDENT_GRACE_S + LOAD_SLACK_S)
     for j in obs.journal:
-        reason = (j["skip_reason"] or "") if j["status"] == "skipped" else ""
-        if reason and not any(g in reason.lower() for g in NAMED_GUARDS) or "degradation" in reason.lower():
+        reason = (j["skip_reason"] or "").lower() if j["status"] == "skipped" else ""
+        # a skip is judged when it is first seen: one written under the override stays a record of it
+        frozen = EMERGENCY_REASON in reason and (emergency or ("frozen", j["id"], reason) in mem.reported)
+        if frozen:
+            mem.reported.add(("frozen", j["id"], reason))
+        if reason and (not any(g in reason for g in NAMED_GUARDS) or "degradation" in reason and not frozen):
             _once(mem, out, Violation("I6", f"incident {j['incident_id']}", f"step skipped by {reason!r}, "
                                       "not a person or a named guard", t), ("skip", j["id"]))
     for inc in obs.incidents:
-        reason = (inc["status_reason"] or "").lower()
-        if inc["status"] in ACTIVE and "degradation" in reason:
-            _once(mem, out, Violation("I6", f"incident {inc['id']}", f"held by degradation: {reason!r}", t),
+        if inc["status"] not in ACTIVE:
+            continue
+        reason = f"{inc['status_reason'] or ''} {inc.get('waiting_for') or ''}".lower()
+        guard = _guard_of(inc.get("waiting_for")) if inc["status"] == "blocked" else None
+        if EMERGENCY_REASON in reason and emergency:
+            continue  # blocked by the override, or just released from it (its status_reason lingers a moment)
+        if guard == "degradation" or "degradation" in reason:
+            _once(mem, out, Violation("I6", f"incident {inc['id']}", f"held by degradation: {reason.strip()!r} "
+                                      f"(operator override: {world.degradation_forced})", t),
                   ("degradation", inc["id"]))
-    # blast radius: at >= the threshold (shipped: 0.5 of >= 4) a mass-outage incident is open; the
-    # fleet is every registered component (held ones too: the larger denominator, never a false alarm)
+    # blast radius: at >= the threshold (shipped: 0.5 of >= 4, and >= 4 DOWN) a mass-outage incident is
+    # open; the fleet is every registered component (held ones too: the larger denominator, never a
+    # false alarm)
     fleet = list(obs.components)
     down = [n for n in fleet if _watched(world, n) and obs.components[n]["state"] == "down"
             and _held(mem, ("down", n), now) > INCIDENT_GRACE_S]
-    if len(fleet) >= 4 and len(down) * 2 >= len(fleet) and world.calm_since and now > world.calm_since:
+    tripped = len(fleet) >= MASS_OUTAGE_MIN_COMPONENTS and len(down) >= MASS_OUTAGE_MIN_DOWN \
+        and len(down) >= MASS_OUTAGE_FRACTION * len(fleet)
+    if tripped and world.calm_since and now > world.calm_since:
         if not any(i["kind"] == "mass_outage" and i["status"] in ACTIVE for i in obs.incidents):
             _once(mem, out, Violation("I6", "fleet", f"{len(down)} of {len(fleet)} DOWN for over "
                                       f"{INCIDENT_GRACE_S:.0f}s and no mass-outage incident", t), tuple(sorted(down)))
@@ -580,7 +745,7 @@ class Checker:
     def evaluate(self, obs: Observation) -> list[Violation]:
         found: list[Violation] = []
         self.mem.renewed = set()
-        for check in (check_i1, check_i2, check_i3, check_i5, check_i6):
+        for check in (check_i1, check_i2, check_i3, check_i4_shown, check_i5, check_i6):
             found += check(obs, self.world, self.mem)
         self.mem.holding = {k: v for k, v in self.mem.holding.items() if k in self.mem.renewed}
         self.violations += found

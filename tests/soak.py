@@ -13,7 +13,7 @@ the invariants of docs/guarantees.md (tests/invariants.py) checked every second.
    write lock).
 3. Every 0.2-1.5 s one operation drawn from the seed: break a service (crash, 500, hang, slow, flap,
    crash loop) or fix it by hand; add, update, remove, pause, resume, maintain a component, also while
-   its restart runs; force a degradation level or clear it; reload the plans (valid or not) with SIGHUP;
+   its restart runs; force a degradation level (EMERGENCY too) or clear it; reload the plans (valid or not) with SIGHUP;
    SIGKILL the daemon with or without its children; SIGSTOP/SIGCONT; SIGTERM and start again; cut the
    database; start a second daemon on the same database.
 4. Every second (and for JUDGE_S after the walk) the checker reads the database, the API and /metrics (``status --json`` every tenth
@@ -97,6 +97,10 @@ class Result:
     runs: int
     walk: str = ""  # the options that repeat this walk
 
+    def walk_command(self) -> str:
+        """The command that repeats this walk (the random seed of tests/test_soak.py included)."""
+        return f"python bench/soak.py --seed {self.seed} --db {self.db} {self.walk}"
+
     def report(self) -> str:
         lines = [f"soak seed={self.seed} db={self.db}: {self.operations} operations, {self.actions} restart actions, "
                  f"{self.runs} daemon runs; results in the database {self.rows}, written={self.written} dropped="
@@ -105,7 +109,7 @@ class Result:
                  f"violations {len(self.violations)}"]
         if self.violations:
             lines += ["violations:", *(f"  {v}" for v in self.violations),
-                      f"reproduce: python bench/soak.py --seed {self.seed} --db {self.db} {self.walk}", "operations:",
+                      f"reproduce: {self.walk_command()}", "operations:",
                       *(f"  {o}" for o in self.oplog)]
         return "\n".join(lines)
 
@@ -461,12 +465,13 @@ class Soak:
     def _op_degradation(self) -> None:
         if self.world.degradation_forced:
             out = self._cli("degradation", "clear")
-            self.world.degradation_forced = None
+            self.world.force_degradation(None)
             self._note(f"degradation clear (exit {out.returncode})")
         else:
-            level = self.rng.choice(("degraded", "minimal"))
-            out = self._cli("degradation", "set", level, "--for", "1m", "--reason", "soak")
-            self.world.degradation_forced = level
+            # degraded and minimal must hold nothing back (I6); emergency is a person's freeze
+            level = self.rng.choice(("degraded", "minimal", "emergency"))
+            out = self._cli("degradation", "set", level, "--for", f"{inv.DEGRADATION_FOR_S:.0f}s", "--reason", "soak")
+            self.world.force_degradation(level if out.returncode == 0 else None)
             self._note(f"degradation set {level} (exit {out.returncode})")
 
     def _op_reload(self) -> None:
@@ -602,6 +607,13 @@ class Soak:
 
     def _start_daemon(self) -> None:
         self.world.disturb("daemon down")
+        heir = self._heir()
+        if heir is not None:  # a second daemon waiting for the lock got it when the first died: it is the one
+            self.daemon = heir
+            self._note(f"second daemon pid {heir.proc.pid} took over (the first one's lock came free); serving on "
+                       f"{heir.port}")
+            self.world.settle("daemon down")
+            return
         daemon = self._spawn()
         deadline = time.monotonic() + START_TIMEOUT_S
         while inv._get(f"http://127.0.0.1:{daemon.port}/healthz", 2.0) is None:
@@ -613,6 +625,15 @@ class Soak:
         self.daemon = daemon
         self._note(f"daemon pid {daemon.proc.pid} serving on {daemon.port}")
         self.world.settle("daemon down")
+
+    def _heir(self) -> Daemon | None:
+        """A daemon the test started beside the one it just killed, still running and serving: it held off
+        while the first one held the lock and took over when it died (one daemon acts, I7)."""
+        for d in self.daemons:
+            if d is not self.daemon and not d.stopped and d.proc.poll() is None and \
+                    inv._get(f"http://127.0.0.1:{d.port}/healthz", 2.0) is not None:
+                return d
+        return None
 
     def _stop_daemon(self) -> None:
         daemon = self.daemon
@@ -634,7 +655,7 @@ class Soak:
         if m:
             self.written += int(m.group(1))
             self.dropped += int(m.group(2))
-        for v in self.checker.add(inv.check_i4(text, stall, self.world)):
+        for v in self.checker.add(inv.check_i4(text, stall, self.world, self.checker.mem)):
             self._note(f"VIOLATION {v}")
 
     def _kill_group(self, daemon: Daemon) -> None:
@@ -642,6 +663,7 @@ class Soak:
         does (restart commands run in their own process groups, so the daemon's group is not enough)."""
         pids = [daemon.proc.pid, *descendants(daemon.proc.pid)]
         self.world.killed_pids.add(daemon.proc.pid)
+        self.world.group_kills.append(time.time())
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)

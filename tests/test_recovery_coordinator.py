@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from orchestrator.core.clock import SYSTEM_CLOCK
 from orchestrator.core.states import ComponentState, Resolution
 from orchestrator.db.models import Component, Incident, IncidentEventRow
 from orchestrator.incidents.lifecycle import resolve
 from orchestrator.incidents.notifier import Notifier
+from orchestrator.recovery import records
 from orchestrator.recovery.coordinator import RecoveryCoordinator
 from tests.servers import LoopbackHTTPServer, wait_for
 from tests.test_recovery_support import (
@@ -158,6 +160,68 @@ def test_dependency_down_acts_only_on_the_root_and_unblocks_dependents_when_it_r
         assert blocks and blocks[0].startswith("dependency down: db")
         # the skipped look used no attempt number: the one action is attempt 1
         assert [(r.attempt, r.executed) for r in journal_rows(db, iid)] == [(1, True)]
+
+
+def test_a_dependent_fixed_while_blocked_is_looked_at_fresh_not_restarted(db, stubs: Stubs, rig) -> None:
+    """Found by the soak (seed 3): an incident blocked by a guard that says nothing about its own
+    component (here the dependency; the blast radius in the soak) acted as soon as the block lifted,
+    on a component fixed by hand meanwhile, because the health view of a DOWN component is as old as its
+    probe backoff (min(30 s, 5 × interval)). Now the run coming back from such a block checks fresh:
+    healthy → resolved ``self``, no action (invariant 5)."""
+    stubs.make("svcctl")
+    make, _ = rig
+    plans = plan_set({"p": {"steps": [{"strategy": "restart", "params": {"command": ["svcctl", "{component.name}"]},
+                                       "attempts": 1}]}})
+    health = ScriptedHealth()
+    with LoopbackHTTPServer("ok") as root_server, LoopbackHTTPServer("500") as kid_server:
+        root = add_component(db, "db", root_server.url, plans=plans)
+        kid = add_component(db, "api", kid_server.url, plans=plans, depends_on=("db",))
+        for cid in (root, kid):
+            health.set(cid, DOWN)
+        kid_incident = opened(db, kid, "api")
+        coordinator = make(plans, health)
+        assert wait_for(lambda: incident(db, kid_incident).status == "blocked", 20)
+        kid_server.set_mode("ok")  # fixed by hand; the view still says DOWN (no probe since)
+        root_incident = opened(db, root, "db")  # the root's verified restart reports it UP: the block lifts
+        assert wait_for(lambda: incident(db, kid_incident).status == "resolved", 20)
+        assert coordinator.wait_idle(20)
+    assert stubs.calls() == [["db"]] and incident(db, root_incident).resolution == "auto"
+    assert incident(db, kid_incident).resolution == "self"
+    assert "after guard dependency" in incident(db, kid_incident).status_reason
+
+
+def test_a_blocked_incident_woken_before_its_next_attempt_still_names_its_guard(db, stubs: Stubs, failing,
+                                                                               rig) -> None:
+    """Found by the soak (PostgreSQL seed 3, the EMERGENCY override, a daemon restarted): a blocked
+    incident a new daemon inherits is looked at fresh at once, and when its next attempt was still ahead
+    the run ended "checked fresh; waiting for its next attempt" and it stayed ``blocked``: a blocked
+    incident that named no guard, for as long as the guard held (invariant 2). Now it keeps saying which
+    guard holds it until that attempt, when the guards judge afresh (so does one whose run only waited
+    for its settle window: SQLite seed 1)."""
+    stubs.make("svcctl")
+    make, _ = rig
+    plans = plan_set(restart_plan())
+    health = ScriptedHealth()
+    root = add_component(db, "db", failing.url, plans=plans)
+    kid = add_component(db, "api", failing.url, plans=plans, depends_on=("db",))
+    health.set(root, DOWN)  # the dependency is still down: only the start-up look wakes the incident
+    health.set(kid, DOWN)
+    iid = open_for(db, kid, "api")
+    reason = "dependency down: db (the root gets the action)"
+    assert records.block(db, iid, reason=reason, guard="dependency", blocked_by="db", blocked_by_id=root,
+                         now=SYSTEM_CLOCK.now(), seen={"blocked_state": "down"})
+    why, next_attempt = f"guard dependency: {reason}", SYSTEM_CLOCK.now() + timedelta(minutes=5)
+    with db.write() as session:  # what a run's release wrote when it was blocked after a failed attempt
+        session.execute(update(Incident).where(Incident.id == iid).values(waiting_for=why,
+                                                                          next_attempt_at=next_attempt))
+    coordinator = make(plans, health)
+    assert wait_for(lambda: incident(db, iid).run_epoch > 0 and incident(db, iid).run_owner is None, 20)
+    assert coordinator.wait_idle(20)
+    got = incident(db, iid)
+    assert (got.status, got.waiting_for) == ("blocked", why)
+    assert got.waiting_until is not None and abs(got.waiting_until.replace(tzinfo=None) - next_attempt.replace(
+        tzinfo=None)) < timedelta(seconds=1)
+    assert stubs.calls() == []
 
 
 def test_budget_trip_escalates_and_notifies(db, stubs: Stubs, failing, rig) -> None:

@@ -118,6 +118,28 @@ def test_a_daemon_stopped_while_its_command_finishes_journals_what_the_command_d
     assert len(stub.actions()) == STOP_ROUNDS
 
 
+def test_a_daemon_stopped_cleanly_mid_step_is_not_said_to_have_died(db, db_url, tmp_path) -> None:
+    """Found by the soak (SQLite seed 1): a daemon stopped by SIGTERM while its restart ran left the row
+    to the next one, which journaled the attempt "after its owner died" (its instance row said it had
+    stopped). Now the record says the owner stopped."""
+    flag, stub, plans = rig(tmp_path, attempts=1)
+    with RepairableServer(flag) as server:
+        register(db, server.url)
+        daemon = start_daemon(db_url, plans, tmp_path)
+        try:
+            poll(lambda: up(db), 30)
+            stub.behave(repair=False)  # exits 0 at once; the verification then waits for a healthy service
+            server.breaks()
+            poll(stub.actions, 30)
+            _stop(daemon)  # SIGTERM while it verifies: the row is left to the next owner
+            daemon = start_daemon(db_url, plans, tmp_path)
+            poll(lambda: settled(db), SETTLE_S)
+        finally:
+            _stop(daemon)
+    row = [r for r in _journal(db) if r.executed][0]
+    assert "owner died" not in (row.detail or "") and "its owner stopped" in (row.detail or ""), history(db, stub)
+
+
 def test_a_component_removed_mid_step_closes_its_incident_and_settles_the_attempt(db, db_url, tmp_path) -> None:
     """Defect 5: removed while its restart ran → ``AttributeError: 'NoneType' object has no attribute
     'check_spec'``, the journal row left ``running`` and the incident ``open`` forever."""

@@ -367,7 +367,7 @@ class RecoveryCoordinator:
             elif end.outcome is RunOutcome.BLOCKED:
                 retry_at = _earliest(end.retry_at, now + timedelta(seconds=worklist.BLOCKED_RECHECK_S))
             values = {"next_attempt_at": retry_at, "details": {**details, "run_failures": failures},
-                      **waiting(end, retry_at)}
+                      **waiting(end, retry_at, blocked_for=_guard_wait(incident))}
             if end.outcome is RunOutcome.FAILED:
                 values["last_error"] = end.reason
             if not claims.release(session, claim, **values):
@@ -382,12 +382,23 @@ def _earliest(*times: datetime | None) -> datetime | None:
     return min((t for t in times if t is not None), default=None)
 
 
-def waiting(end: RunEnd, retry_at: datetime | None) -> dict[str, object]:
+def _guard_wait(incident: Incident) -> str | None:
+    """A blocked incident's ``waiting_for`` (``guard <name>: …``), None when it is not blocked."""
+    if incident.status != S.BLOCKED.value or not (incident.waiting_for or "").startswith("guard "):
+        return None
+    return incident.waiting_for
+
+
+def waiting(end: RunEnd, retry_at: datetime | None, *, blocked_for: str | None = None) -> dict[str, object]:
     """``incidents.waiting_for`` / ``waiting_until`` after a run ended without closing the incident:
     what it waits for, and when the loop looks at it again at the latest (invariant 6: a waiting
-    incident always says why and until when). Cleared when it resolved or escalated (a person has it)."""
+    incident always says why and until when). Cleared when it resolved or escalated (a person has it).
+    ``blocked_for``: the guard a still-blocked incident names; a run that only waited (woken before its
+    next attempt, a settle window) leaves it blocked, so it keeps naming that guard (invariant 2)."""
     if end.outcome in (RunOutcome.RESOLVED, RunOutcome.ESCALATED):
         return {"waiting_for": None, "waiting_until": None}
+    if end.outcome is RunOutcome.WAITING and blocked_for:
+        return {"waiting_for": blocked_for, "waiting_until": retry_at}
     if end.outcome is RunOutcome.BLOCKED:
         why = f"guard {end.reason}" if end.reason else "a guard"
     elif end.outcome is RunOutcome.FAILED:

@@ -66,13 +66,15 @@ class PlanExecutor:
             orphans = journal.running_rows(session, incident.id)
             run = runs.start(session, incident, req.plan_name, manual=req.manual, now=self.e.clock.now())
             verified = runs.verified_in_run(journal.rows_for(session, incident.id), run)
-            released = _hold_ended(incident, row, self.e.clock.now())
-        if orphans or verified is not None or released is not None or (req.takeover and not run.manual):
+            released = _block_ended(incident, row, self.e.clock.now())
+        looked = orphans or verified is not None or released is not None or (req.takeover and not run.manual)
+        if looked:
             end = take_over(self.e, req, row, orphans, fresh=not run.manual, verified=verified, why=released)
             if end is not None:
                 return end
         if req.not_before is not None and self.e.clock.now() < req.not_before:
-            return RunEnd(RunOutcome.WAITING, req.not_before, "checked fresh; waiting for its next attempt")
+            why = ("checked fresh; " if looked else "") + "waiting for its next attempt"
+            return RunEnd(RunOutcome.WAITING, req.not_before, why)
         return run
 
     def _step(self, req: RunRequest, index: int, step) -> RunEnd | StepExit:
@@ -234,10 +236,23 @@ class PlanExecutor:
                                                     f"after {delay_s:.2f}s backoff")
 
 
-def _hold_ended(incident: Incident, row: Component, now) -> str | None:
-    """Why to look fresh before acting when the incident was blocked by an operator's hold that has
-    ended (resumed, maintenance over): the component may have been fixed meanwhile. None otherwise."""
+#: Guards whose block says nothing about the component's own health: when the run comes back from one,
+#: the component may have been fixed meanwhile while the health view still says DOWN (a DOWN component
+#: is probed only every min(30 s, 5 × interval)), so it is looked at fresh before anything acts. Not
+#: ``flapping``: a fresh check in a flap's good phase would close what that guard holds.
+LOOK_AFTER_BLOCK = frozenset({"hold", "sentinels", "blast_radius", "degradation", "dependency", "observe_only"})
+
+
+def _block_ended(incident: Incident, row: Component, now) -> str | None:
+    """Why to look fresh before acting when the incident comes back from a guard's block (an operator's
+    hold that ended, a mass outage, a dependency, a freeze): the component may have been fixed
+    meanwhile. None otherwise. Must never break invariant 5 (no action on a component healthy when
+    its attempt was picked up): the view of a DOWN component is as old as its probe backoff."""
     details = incident.details or {}
-    if incident.status != IncidentStatus.BLOCKED.value or details.get("guard") != "hold" or hold_of(row, now):
+    guard = details.get("guard")
+    if incident.status != IncidentStatus.BLOCKED.value or guard not in LOOK_AFTER_BLOCK:
         return None
-    return f"healthy when its hold ended ({incident.status_reason or 'held'}): no action needed"
+    if guard == "hold":
+        return None if hold_of(row, now) else \
+            f"healthy when its hold ended ({incident.status_reason or 'held'}): no action needed"
+    return f"healthy when looked at again after guard {guard} ({incident.status_reason or 'blocked'}): no action needed"

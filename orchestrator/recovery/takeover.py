@@ -30,9 +30,11 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from sqlalchemy import select
+
 from orchestrator.core.proc import host_identity, kill_orphan_group, process_start_ticks, recorded_exit
 from orchestrator.core.states import AttemptStatus, Resolution
-from orchestrator.db.models import Component, JournalEntry
+from orchestrator.db.models import Component, DaemonInstance, JournalEntry
 from orchestrator.plans import Verify
 from orchestrator.recovery import journal
 from orchestrator.recovery.decisions import resolved
@@ -64,7 +66,7 @@ def take_over(engine: Engine, req: RunRequest, row: Component, orphans: list[Jou
     why = why or ("healthy when picked up after restart" if req.takeover
                   else "healthy when picked up again after its run was interrupted")
     if verified is not None:
-        away = "its run was interrupted" if verified.id in engine.claimed else "its owner died"
+        away = _away(engine, verified)
         return fresh_check(engine, req, row, why=f"step {verified.step_index} attempt {verified.attempt} verified "
                            f"before {away}; {why}", credit=verified.step_index)
     return fresh_check(engine, req, row, why=why)
@@ -91,9 +93,21 @@ def _required(row: Component, settings: Verify) -> int:
     return max(settings.successes, row.success_threshold)
 
 
+def _away(engine: Engine, entry: JournalEntry) -> str:
+    """How the attempt's owner went away, as the record says it: this process's own interrupted run, a
+    daemon that stopped cleanly (its instance row says so), or one that died. Invariant 5: the journal
+    says what happened, not the worst guess."""
+    if entry.id in engine.claimed:
+        return "its run was interrupted"
+    with engine.db.read() as session:
+        stopped = entry.owner is not None and session.scalar(
+            select(DaemonInstance.stopped_at).where(DaemonInstance.id == entry.owner)) is not None
+    return "its owner stopped" if stopped else "its owner died"
+
+
 def _settle(engine: Engine, req: RunRequest, row: Component, entry: JournalEntry) -> RunEnd | None:
     tag = f"component={row.name} incident={entry.incident_id} step={entry.step_index} attempt={entry.attempt}"
-    away = "its run was interrupted" if entry.id in engine.claimed else "its owner died"
+    away = _away(engine, entry)
     if _runs_here(entry) and not _awaited(engine, req, entry):
         if engine.stop.is_set():
             return STOPPED  # shutting down: the next owner gives it the rest of its deadline
