@@ -2,8 +2,9 @@
 
 Before: the removed component's per-minute rollup stayed pending; when its minute closed, the foreign
 key refused every later batch, so a crash of another component got no transition and no incident, and
-the stop line said dropped=0. libfaketime steps the wall clock a minute forward to close that minute
-(from -60 s to the real time: see faketime_env)."""
+the stop line said dropped=0. libfaketime sets the daemon's wall clock so that a minute closes
+``MINUTE_CLOSES_AFTER_S`` after it starts: a fixed negative offset, never changed while it runs (a
+changed offset can make libfaketime 0.9.10 break Python's time.sleep with EINVAL: see faketime_env)."""
 
 from __future__ import annotations
 
@@ -19,13 +20,25 @@ from tests.daemon_helpers import poll, scalar, spawn
 from tests.servers import LoopbackHTTPServer
 from tests.test_wall_clock_jump import faketime_env
 
+#: seconds from the daemon's start until its (faked) wall clock crosses a minute: long enough for
+#: downone to go DOWN and be removed on a loaded machine, short enough for the suite
+MINUTE_CLOSES_AFTER_S = 25
+
+
+def _offset_to_close_a_minute(after_s: float) -> str:
+    """A libfaketime offset (≤ 0 s) putting the wall clock ``after_s`` before the next minute."""
+    import time
+
+    into_minute = time.time() % 60
+    return f"{((60 - after_s) - into_minute) % 60 - 60:+.3f}"
+
 
 def test_removing_a_down_component_keeps_every_later_write(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'o.db'}"
     db = Database(url)
     ensure_schema(db)
     offset = tmp_path / "faketime"
-    env = faketime_env(offset, start="-60")
+    env = faketime_env(offset, start=_offset_to_close_a_minute(MINUTE_CLOSES_AFTER_S))
     server = LoopbackHTTPServer("ok")
     registry = Registry(db)
     registry.add(ComponentSpec(name="keep", url=server.url, interval=1.0, timeout=0.5))
@@ -38,8 +51,10 @@ def test_removing_a_down_component_keeps_every_later_write(tmp_path: Path) -> No
         registry.remove("downone")
         keep_results = scalar(db, "SELECT count(*) FROM check_results")
         poll(lambda: scalar(db, "SELECT count(*) FROM check_results") >= keep_results + 3, timeout_s=30)
-        offset.write_text("+0\n")  # a minute forward: the minute of downone's last results closes
-        poll(lambda: scalar(db, "SELECT count(*) FROM check_results") >= keep_results + 6, timeout_s=30)
+        # the minute of downone's last results closes MINUTE_CLOSES_AFTER_S after the start; keep's
+        # results go on being written after it
+        poll(lambda: scalar(db, "SELECT count(*) FROM check_results") >= keep_results + MINUTE_CLOSES_AFTER_S + 5,
+             timeout_s=90)
         server.crash()
         poll(lambda: scalar(db, "SELECT count(*) FROM incidents i JOIN components c ON c.id = i.component_id "
                                 "WHERE c.name = 'keep'"), timeout_s=60)
