@@ -134,6 +134,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
             "recover."),
     "status": ("status", "status", "One table of every component's state."),
     "strategies": ("plans", "strategies", "Recovery strategy plugins."),
+    "tokens": ("users", "tokens", "API tokens of users (Authorization: Bearer ...), stored hashed and shown once."),
+    "users": ("users", "users", "Users of the web page and API, each with a role (viewer, operator, admin)."),
     "web": ("web", "web", "Serve the status page, JSON API and /metrics from the database "
             "(for a second machine)."),
 }

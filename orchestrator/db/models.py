@@ -504,3 +504,44 @@ class DegradationEvent(Base):
         Index("ix_degradation_events_scope_at", "scope", "at"),
         Index("ix_degradation_events_notified_at", "notified_at"),
     )
+
+
+class User(Base):
+    """A person who logs in to the web page or holds API tokens, with one role (accounts.roles.Role)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    #: argon2id, PHC string (parameters and salt inside); never the password
+    password_hash: Mapped[str] = mapped_column(String(255))
+    #: raised by a password change: every login signed with an older one is refused
+    session_epoch: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime]
+    password_changed_at: Mapped[datetime]
+
+    __table_args__ = (CheckConstraint("role IN ('viewer', 'operator', 'admin')", name="role_known"),)
+
+
+class ApiToken(Base):
+    """A user's API token: only its SHA-256 is kept (the token itself is shown once, at creation)."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id", ondelete="CASCADE"))
+    #: hex SHA-256 of the whole token
+    token_hash: Mapped[str] = mapped_column(String(64))
+    #: read (GET operations only) or write (everything the user's role allows)
+    scope: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime]
+    #: NULL: never expires
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        CheckConstraint("scope IN ('read', 'write')", name="scope_known"),
+        # `tokens list --user NAME` and a user's removal
+        Index("ix_api_tokens_user_id", "user_id"),
+    )

@@ -1,4 +1,4 @@
-"""Every write the web app can make, each through the service function the CLI uses, audited as "api".
+"""Every write the web app can make, each through the service function the CLI uses, audited with the user.
 
 Routes parse the request and call one of these; nothing else in ``web/`` changes the database.
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from orchestrator.accounts.service import Principal
 from orchestrator.components.registry import INDEFINITELY, Registry
 from orchestrator.components.views import component_views
 from orchestrator.core.errors import ConflictError, InputError, NotFoundError
@@ -17,9 +18,12 @@ from orchestrator.incidents import operator
 from orchestrator.web.source import WebSource
 
 
-def api_actor(remote_address: str, method: str, path: str) -> Actor:
-    """The audit actor of an API write: user "api", the remote address as host, the request as command."""
-    return Actor(os_user="api", host=remote_address, command=f"{method} {path}")
+def api_actor(principal: Principal | None, remote_address: str, method: str, path: str) -> Actor:
+    """The audit actor of an API write: the user (``api`` for the legacy token), the remote address
+    as host, the request as command with the API token's id when one was used."""
+    via = f" (api token #{principal.token_id})" if principal and principal.token_id else ""
+    return Actor(os_user=principal.name if principal else "api", host=remote_address,
+                 command=f"{method} {path}{via}")
 
 
 def _registry(source: WebSource, actor: Actor) -> Registry:

@@ -13,6 +13,8 @@ from typing import Any
 
 from flask import Blueprint, jsonify, redirect, render_template, request
 
+from orchestrator.accounts import service as accounts
+from orchestrator.accounts.roles import Role
 from orchestrator.components.views import ComponentFilter, component_views, instance_views, transition_views
 from orchestrator.core.errors import InputError
 from orchestrator.incidents import operator
@@ -31,7 +33,7 @@ from orchestrator.web.apimodels import (
     ResolveBody,
     seconds,
 )
-from orchestrator.web.guard import remote_address
+from orchestrator.web.guard import principal, remote_address, signed_in
 from orchestrator.web.openapi import openapi_document
 from orchestrator.web.operations import operation
 from orchestrator.web.redirects import local_path
@@ -73,7 +75,7 @@ def openapi():
 
 
 @operation(blueprint, "GET", "/components", summary="Components by name", query=ComponentQuery,
-           responses={200: responses.ComponentPage})
+           responses={200: responses.ComponentPage}, role=Role.VIEWER)
 def list_components(query: ComponentQuery):
     source = app_state().source
     where = component_filter([s.value for s in query.state], query.label)
@@ -84,7 +86,7 @@ def list_components(query: ComponentQuery):
 
 
 @operation(blueprint, "GET", "/components/{name}", summary="One component", path_model=NamePath,
-           responses={200: responses.Component})
+           responses={200: responses.Component}, role=Role.VIEWER)
 def show_component(path: NamePath):
     source = app_state().source
     with source.db.read() as session:
@@ -92,7 +94,7 @@ def show_component(path: NamePath):
 
 
 @operation(blueprint, "GET", "/components/{name}/transitions", summary="A component's state transitions, newest first",
-           path_model=NamePath, query=Paging, responses={200: responses.TransitionPage})
+           path_model=NamePath, query=Paging, responses={200: responses.TransitionPage}, role=Role.VIEWER)
 def component_transitions(path: NamePath, query: Paging):
     source = app_state().source
     with source.db.read() as session:
@@ -101,7 +103,7 @@ def component_transitions(path: NamePath, query: Paging):
 
 
 @operation(blueprint, "GET", "/incidents", summary="Incidents, newest first", query=IncidentQuery,
-           responses={200: responses.IncidentPage})
+           responses={200: responses.IncidentPage}, role=Role.VIEWER)
 def list_incidents(query: IncidentQuery):
     source = app_state().source
     items = operator.list_incidents(source.db, component=query.component,
@@ -112,23 +114,38 @@ def list_incidents(query: IncidentQuery):
 
 
 @operation(blueprint, "GET", "/incidents/{id}", summary="One incident with its journal, notifications and notes",
-           path_model=IncidentPath, responses={200: responses.IncidentDetail})
+           path_model=IncidentPath, responses={200: responses.IncidentDetail}, role=Role.VIEWER)
 def show_incident(path: IncidentPath):
     return jsonify(operator.show_incident(app_state().source.db, path.id))
 
 
 @operation(blueprint, "GET", "/status", summary="Components by state, open incidents by status, live daemons",
-           responses={200: responses.Status})
+           responses={200: responses.Status}, role=Role.VIEWER)
 def status():
     return jsonify(status_summary(app_state().source))
 
 
 @operation(blueprint, "GET", "/instances", summary="Daemon instances not recorded as stopped",
-           responses={200: responses.InstanceList})
+           responses={200: responses.InstanceList}, role=Role.VIEWER)
 def instances():
     source = app_state().source
     with source.db.read() as session:
         return jsonify({"items": instance_views(session, source.clock.now())})
+
+
+@operation(blueprint, "GET", "/users", summary="Users and their roles (admin)", responses={200: responses.UserList},
+           role=Role.ADMIN)
+def users():
+    """Every user, their role and how many of their tokens still work; never a password or token."""
+    source = app_state().source
+    return jsonify({"items": accounts.list_users(source.db, source.clock)})
+
+
+@operation(blueprint, "GET", "/me", summary="Who this request acts as (a token's or a login's user)",
+           responses={200: responses.Me}, role=Role.VIEWER, write=False)
+def me():
+    who = signed_in()
+    return jsonify({"name": who.name, "role": who.role.value, "token_id": who.token_id, "scope": who.scope.value})
 
 
 # -- writes ----------------------------------------------------------------------------------------
@@ -144,24 +161,27 @@ def _done(data: Any, status: int = 200):
 
 
 def _actor():
-    return actions.api_actor(remote_address(), request.method, request.path)
+    return actions.api_actor(principal(), remote_address(), request.method, request.path)
 
 
 @operation(blueprint, "POST", "/components/{name}/pause", summary="Pause: checks go on, no incidents, no actions",
-           path_model=NamePath, body=PauseBody, responses={200: responses.Component}, write=True)
+           path_model=NamePath, body=PauseBody, responses={200: responses.Component}, write=True,
+           role=Role.OPERATOR)
 def pause(path: NamePath, body: PauseBody):
     return _done(actions.pause(app_state().source, _actor(), path.name, seconds(body.for_), body.reason))
 
 
 @operation(blueprint, "POST", "/components/{name}/resume", summary="Undo pause", path_model=NamePath, body=Empty,
-           responses={200: responses.Component}, write=True)
+           responses={200: responses.Component}, write=True,
+           role=Role.OPERATOR)
 def resume(path: NamePath, body: Empty):
     return _done(actions.resume(app_state().source, _actor(), path.name))
 
 
 @operation(blueprint, "POST", "/components/{name}/maintenance",
            summary="Start (for) or end (end: true) a maintenance window", path_model=NamePath,
-           body=MaintenanceBody, responses={200: responses.Component}, write=True)
+           body=MaintenanceBody, responses={200: responses.Component}, write=True,
+           role=Role.OPERATOR)
 def maintenance(path: NamePath, body: MaintenanceBody):
     return _done(actions.maintenance(app_state().source, _actor(), path.name, seconds(body.for_), body.end))
 
@@ -169,7 +189,8 @@ def maintenance(path: NamePath, body: MaintenanceBody):
 @operation(blueprint, "POST", "/components/{name}/recover",
            summary="Start the component's recovery plan now (runs in the background); dry_run: only render it",
            path_model=NamePath, body=RecoverBody,
-           responses={202: responses.RecoveryStarted, 200: responses.RecoveryDryRun}, write=True)
+           responses={202: responses.RecoveryStarted, 200: responses.RecoveryDryRun}, write=True,
+           role=Role.OPERATOR)
 def recover(path: NamePath, body: RecoverBody):
     """Start the plan now (202, in the background), or with dry_run render its steps (200; nothing is
     run, recorded or sent)."""
@@ -181,25 +202,29 @@ def recover(path: NamePath, body: RecoverBody):
 
 
 @operation(blueprint, "POST", "/incidents/{id}/ack", summary="Acknowledge (a human has seen it)",
-           path_model=IncidentPath, body=Empty, responses={200: responses.Incident}, write=True)
+           path_model=IncidentPath, body=Empty, responses={200: responses.Incident}, write=True,
+           role=Role.OPERATOR)
 def ack(path: IncidentPath, body: Empty):
     return _done(actions.ack(app_state().source, _actor(), path.id))
 
 
 @operation(blueprint, "POST", "/incidents/{id}/approve", summary="Approve the step it waits for",
-           path_model=IncidentPath, body=Empty, responses={200: responses.Incident}, write=True)
+           path_model=IncidentPath, body=Empty, responses={200: responses.Incident}, write=True,
+           role=Role.OPERATOR)
 def approve(path: IncidentPath, body: Empty):
     return _done(actions.approve(app_state().source, _actor(), path.id))
 
 
 @operation(blueprint, "POST", "/incidents/{id}/resolve",
            summary="Close it by hand (resolution manual), with a reason for its timeline",
-           path_model=IncidentPath, body=ResolveBody, responses={200: responses.Incident}, write=True)
+           path_model=IncidentPath, body=ResolveBody, responses={200: responses.Incident}, write=True,
+           role=Role.OPERATOR)
 def resolve(path: IncidentPath, body: ResolveBody):
     return _done(actions.resolve(app_state().source, _actor(), path.id, body.reason))
 
 
 @operation(blueprint, "POST", "/incidents/{id}/note", summary="Add a note to its timeline",
-           path_model=IncidentPath, body=NoteBody, responses={201: responses.Note}, write=True)
+           path_model=IncidentPath, body=NoteBody, responses={201: responses.Note}, write=True,
+           role=Role.OPERATOR)
 def note(path: IncidentPath, body: NoteBody):
     return _done(actions.note(app_state().source, _actor(), path.id, body.text), 201)

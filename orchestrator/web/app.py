@@ -14,7 +14,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from orchestrator.core.errors import ConflictError, InputError, NotFoundError, OrchestratorError
 from orchestrator.reports.render import register_filters
-from orchestrator.web.auth import CSRF_COOKIE, Auth
+from orchestrator.web.auth import CSRF_COOKIE, SESSION_ABSOLUTE_S, SESSION_COOKIE, Auth
 from orchestrator.web.cache import AnswerCache
 from orchestrator.web.source import WebSource
 from orchestrator.web.state import EXTENSION, AppState, HttpError, WebSettings
@@ -69,6 +69,11 @@ def create_app(source: WebSource, settings: WebSettings | None = None) -> Flask:
     state = AppState(source=source, settings=settings, auth=Auth(settings.token, clock=source.clock),
                      cache=AnswerCache(source.clock))
     app.extensions[EXTENSION] = state
+    if settings.token:
+        # worded without "token:" so the log redaction leaves the sentence whole
+        log.warning("web: the single API token (ORCHESTRATOR_API_TOKEN or api_token_file) is deprecated; it "
+                    "still acts as an admin, but give each person a user and their own tokens instead "
+                    "(orchestrator users add, orchestrator tokens create; docs/web.md)")
     if settings.trusted_proxies:
         # the client address (throttling, the audit's host) and scheme (Secure cookies) as the proxies saw them
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies,  # type: ignore[method-assign]
@@ -87,6 +92,10 @@ def create_app(source: WebSource, settings: WebSettings | None = None) -> Flask:
                 response.headers[name] = value
         if request.method == "POST" and response.status_code < 400:
             state.cache.invalidate()  # a write through this app: the next page shows it
+        renewed = g.get("renewed_session")
+        if renewed and not response.headers.getlist("Set-Cookie"):  # not over a login or logout
+            response.set_cookie(SESSION_COOKIE, renewed, max_age=SESSION_ABSOLUTE_S, httponly=True,
+                                samesite="Strict", secure=request.is_secure)
         new_cookie = g.get("new_csrf_cookie")
         if new_cookie:
             response.set_cookie(CSRF_COOKIE, new_cookie, httponly=True, samesite="Strict", secure=request.is_secure)

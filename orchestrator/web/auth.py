@@ -1,15 +1,20 @@
-"""Who may write: a bearer token for scripts, a login cookie plus a CSRF token for the browser.
+"""Who may do what: user logins and API tokens (roles from ``accounts``), sessions, CSRF, throttling.
 
-- One API token (``ORCHESTRATOR_API_TOKEN`` or ``--api-token-file``), compared in constant time. With
-  none configured every write answers 405: the page is read-only and shows no buttons.
-- The login form exchanges the token for an HttpOnly, SameSite=Strict session cookie signed with a key
-  derived from the token (a new token logs everyone out). The token itself never goes into a cookie.
+- Users (``orchestrator users add``) log in with name and password and get an HttpOnly, SameSite=Strict
+  session cookie signed with a per-process key; it names the user and their ``session_epoch``, so a
+  password change (or the user's removal) ends it at its next request. It also ends after
+  ``SESSION_IDLE_S`` without a request made by a person (the page's own refreshes do not count) and
+  ``SESSION_ABSOLUTE_S`` after the login, whatever happens.
+- Scripts send ``Authorization: Bearer <token>``: a user's token (``orchestrator tokens create``) or the
+  legacy single token (``ORCHESTRATOR_API_TOKEN`` / ``--api-token-file``), which acts as an admin and is
+  deprecated (one line in the log at start). The legacy token may also log in on the page (empty user).
+  With neither users nor that token every write answers 405: the page is read-only and shows no buttons.
 - Every browser form carries a CSRF token: an HMAC of a random per-browser cookie under a per-process
   secret. A cookie-authenticated write without it answers 403. Bearer requests need none (no ambient
   credential a foreign page could borrow).
-- Wrong tokens are throttled by address, counted by token fingerprint (:class:`Throttle`; 429 with
-  Retry-After meanwhile): a broken script repeating a stale token is not guessing and locks nobody out,
-  the right token after a typo is served at once, many different tokens from one address slow that
+- Wrong tokens and passwords are throttled by address, counted by fingerprint (:class:`Throttle`; 429
+  with Retry-After meanwhile): a broken script repeating a stale token is not guessing and locks nobody
+  out, the right one after a typo is served at once, many different guesses from one address slow that
   address down. Nothing holds a server thread. Behind a reverse proxy, ``--trusted-proxies`` makes the
   address the client's.
 """
@@ -22,6 +27,7 @@ import os
 import secrets
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
@@ -32,8 +38,14 @@ SESSION_COOKIE = "orchestrator_session"
 CSRF_COOKIE = "orchestrator_csrf"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
-#: a login lasts this long
-SESSION_TTL_S = 12 * 3600
+#: a login ends this long after it was made, whatever happens (and the cookie's max-age)
+SESSION_ABSOLUTE_S = 12 * 3600
+#: a login ends after this long without a request made by a person
+SESSION_IDLE_S = 30 * 60
+#: a login's last-seen time is renewed (a new cookie) at most this often
+SESSION_TOUCH_S = 60
+#: the name a login with the legacy token carries (no user can have it: user names start with a letter)
+LEGACY_NAME = "~token"
 #: the wait after the first wrong token; doubled by each further one, up to the cap
 THROTTLE_BASE_S = 1.0
 THROTTLE_CAP_S = 60.0
@@ -105,6 +117,16 @@ class Throttle:
         return max(0.0, not_before - now)
 
 
+@dataclass(frozen=True)
+class SessionClaim:
+    """A valid session cookie's content: who, at which epoch, issued and last seen (epoch seconds)."""
+
+    name: str
+    epoch: str
+    issued: int
+    last: int
+
+
 def _sign(key: bytes, message: str) -> str:
     return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
 
@@ -116,11 +138,12 @@ class Auth:
         self._token = token.encode() if token else None
         self.clock = clock
         self._secret = secret or os.urandom(32)
-        self._session_key = _sign(self._secret, f"session:{token}").encode() if token else b""
+        self._session_key = _sign(self._secret, "session").encode()
         self.throttle = Throttle(clock)
 
     @property
-    def writes_enabled(self) -> bool:
+    def legacy_token(self) -> bool:
+        """Whether the legacy single token is configured."""
         return self._token is not None
 
     def fingerprint(self, presented: str) -> str:
@@ -138,19 +161,31 @@ class Auth:
         return value.strip() if scheme.lower() == "bearer" else None
 
     # -- sessions ---------------------------------------------------------------------------------
-    def new_session(self) -> str:
-        expires = int(self.clock.now().timestamp()) + SESSION_TTL_S
-        body = f"{expires}.{secrets.token_urlsafe(16)}"
+    def new_session(self, name: str, epoch: str, issued: int | None = None) -> str:
+        """A session cookie value for ``name`` at ``epoch``: issued (kept across renewals), last seen (now)."""
+        now = int(self.clock.now().timestamp())
+        body = f"{name}.{epoch}.{issued if issued is not None else now}.{now}.{secrets.token_urlsafe(12)}"
         return f"{body}.{_sign(self._session_key, body)}"
 
-    def session_valid(self, value: str | None) -> bool:
-        if not value or self._token is None:
-            return False
+    def read_session(self, value: str | None) -> SessionClaim | None:
+        """What a session cookie says, if its signature holds and it has not expired (idle or absolute)."""
+        if not value:
+            return None
         body, _, signature = value.rpartition(".")
-        expires, _, _nonce = body.partition(".")
-        if not expires.isdigit() or not hmac.compare_digest(signature, _sign(self._session_key, body)):
-            return False
-        return int(expires) > self.clock.now().timestamp()
+        parts = body.split(".")
+        if len(parts) != 5 or not hmac.compare_digest(signature, _sign(self._session_key, body)):
+            return None
+        name, epoch, issued, last, _nonce = parts
+        if not (issued.isdigit() and last.isdigit()):
+            return None
+        now = self.clock.now().timestamp()
+        if int(issued) + SESSION_ABSOLUTE_S <= now or int(last) + SESSION_IDLE_S <= now:
+            return None
+        return SessionClaim(name, epoch, int(issued), int(last))
+
+    def legacy_epoch(self) -> str:
+        """The epoch of legacy-token logins: a digest of the token, so another token ends them."""
+        return _sign(self._secret, f"legacy:{self._token!r}")[:16]
 
     # -- CSRF -------------------------------------------------------------------------------------
     @staticmethod

@@ -17,6 +17,7 @@ from typing import Any
 from flask import Blueprint, g, jsonify, make_response, request
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from orchestrator.accounts.roles import Role
 from orchestrator.core.errors import NotFoundError
 from orchestrator.core.states import DegradationLevel, level_rank
 from orchestrator.degradation.policy import GLOBAL_SCOPE
@@ -37,7 +38,7 @@ _long_polls = threading.BoundedSemaphore(MAX_LONG_POLLS)
 
 @operation(blueprint, "GET", "/degradation",
            summary="The published degradation level and feature map (global, or a label-selector scope)",
-           query=DegradationQuery, responses={200: responses.Degradation, 304: None},
+           query=DegradationQuery, responses={200: responses.Degradation, 304: None}, role=Role.VIEWER,
            headers=({"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"},
                      "description": "The ETag of the version held: 304 while unchanged."},))
 def degradation(query: DegradationQuery):

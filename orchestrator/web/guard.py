@@ -1,19 +1,38 @@
-"""The one gate every write passes: writes enabled, not throttled, a valid token or session + CSRF."""
+"""The one gate every operation passes: who is asking (token or login), and whether their role may.
+
+:func:`authorize` is called by ``web.operations`` with the role the operation declares. Reads that
+need no more than ``viewer`` are open, as the page is; anything else needs a principal: a Bearer token
+(a user's, or the legacy single token) or a login cookie, plus the CSRF token for a cookie write.
+Refusals: 405 (no users and no token: writes are off), 429 (throttled), 401 (who?), 403 (CSRF, role,
+or a read-scope token writing).
+
+Guarantee kept (docs/web.md, "Users and roles"): it refuses, never lets through: a throttled request
+is refused before its credential is compared, and a credential that cannot be resolved (unknown,
+revoked, expired, an ended login) is a 401, never a weaker role.
+"""
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from typing import Any
-
 from flask import g, request
 
-from orchestrator.web.auth import CSRF_COOKIE, CSRF_FIELD, CSRF_HEADER, SESSION_COOKIE
+from orchestrator.accounts import service
+from orchestrator.accounts.roles import Role
+from orchestrator.accounts.service import Principal
+from orchestrator.web.auth import (
+    CSRF_COOKIE,
+    CSRF_FIELD,
+    CSRF_HEADER,
+    LEGACY_NAME,
+    SESSION_COOKIE,
+    SESSION_TOUCH_S,
+)
 from orchestrator.web.state import HttpError, app_state
 
-#: why a write is refused when no token is configured
-WRITES_DISABLED = ("writes are disabled: no API token is configured (set ORCHESTRATOR_API_TOKEN or give "
-                   "--api-token-file)")
+#: why a write is refused when nobody could sign in
+WRITES_DISABLED = ("writes are disabled: there are no users (add one with `orchestrator users add NAME --role "
+                   "operator`) and no legacy API token (ORCHESTRATOR_API_TOKEN)")
+#: the principal of the legacy single token
+LEGACY = Principal(service.LEGACY_USER, Role.ADMIN, legacy=True)
 
 
 def remote_address() -> str:
@@ -35,8 +54,33 @@ def csrf_token() -> str:
     return app_state().auth.csrf_token(csrf_cookie())
 
 
+def sign_in_possible() -> bool:
+    """Whether anyone could sign in: the legacy token is set, or the database has users."""
+    state = app_state()
+    return state.auth.legacy_token or service.any_users(state.source.db)
+
+
+def session_principal() -> Principal | None:
+    """The user this browser is logged in as (None: no valid login). Renews the cookie's last-seen time
+    on a request made by a person (not the page's own ``?partial=1`` refresh), at most once a minute."""
+    if "session_principal" in g:
+        return g.session_principal
+    state = app_state()
+    claim = state.auth.read_session(request.cookies.get(SESSION_COOKIE))
+    principal = None
+    if claim is not None and claim.name == LEGACY_NAME:
+        principal = LEGACY if state.auth.legacy_token and claim.epoch == state.auth.legacy_epoch() else None
+    elif claim is not None and claim.epoch.isdigit():
+        principal = service.session_principal(state.source.db, claim.name, int(claim.epoch))
+    if principal is not None and request.args.get("partial") != "1" and \
+            state.auth.clock.now().timestamp() - claim.last >= SESSION_TOUCH_S:
+        g.renewed_session = state.auth.new_session(claim.name, claim.epoch, issued=claim.issued)
+    g.session_principal = principal
+    return principal
+
+
 def logged_in() -> bool:
-    return app_state().auth.session_valid(request.cookies.get(SESSION_COOKIE))
+    return session_principal() is not None
 
 
 def check_csrf() -> None:
@@ -46,24 +90,26 @@ def check_csrf() -> None:
         raise HttpError(403, "missing or wrong CSRF token: reload the page and try again", field=CSRF_FIELD)
 
 
-def check_not_throttled() -> None:
+def check_not_throttled(what: str = "tokens") -> None:
     """429 while this address must wait (web.auth.Throttle)."""
     wait = app_state().auth.throttle.wait_s(remote_address())
     if wait > 0:
         seconds = max(1, round(wait))
-        raise HttpError(429, f"too many wrong tokens from this address: try again in {seconds}s",
+        raise HttpError(429, f"too many wrong {what} from this address: try again in {seconds}s",
                         field="Authorization", headers={"Retry-After": str(seconds)})
 
 
-def accept_token(presented: str) -> bool:
-    """Whether ``presented`` is the token (after the throttle let it be looked at); a wrong one is counted
-    against this address and token."""
-    auth = app_state().auth
+def token_principal(presented: str) -> Principal | None:
+    """Whom ``presented`` (a Bearer token) acts for, after the throttle let it be looked at; a wrong one
+    is counted against this address and token."""
+    state = app_state()
     check_not_throttled()
-    if auth.token_matches(presented):
-        return True
-    auth.throttle.failed(remote_address(), auth.fingerprint(presented))
-    return False
+    if state.auth.token_matches(presented):
+        return LEGACY
+    principal = service.token_principal(state.source.db, presented, state.auth.clock.now())
+    if principal is None:
+        state.auth.throttle.failed(remote_address(), state.auth.fingerprint(presented))
+    return principal
 
 
 def refuse_token() -> HttpError:
@@ -72,28 +118,45 @@ def refuse_token() -> HttpError:
                      headers={"WWW-Authenticate": 'Bearer realm="orchestrator"'})
 
 
-def authorize_write() -> None:
-    """Let the write through, or raise 405 (no token configured), 429, 401 or 403."""
-    auth = app_state().auth
-    if not auth.writes_enabled:
-        raise HttpError(405, WRITES_DISABLED, headers={"Allow": "GET, HEAD"})
-    presented = auth.bearer(request.headers.get("Authorization"))
+def authorize(needed: Role, writes: bool) -> Principal | None:
+    """The principal allowed to run an operation needing ``needed`` (None: an open read), or raise
+    405, 429, 401 or 403."""
+    if needed is Role.VIEWER and not writes:
+        return None
+    principal = signed_in(writes)
+    if not principal.may(needed, writes):
+        why = (f"token {principal.token_id} has scope read" if principal.role.allows(needed)
+               else f"{principal.name} is {principal.role.value}")
+        need = f"role {needed.value}" + (" and a write token" if principal.token_id and writes else "")
+        raise HttpError(403, f"this needs {need}: {why}", field="Authorization")
+    return principal
+
+
+def signed_in(writes: bool = False) -> Principal:
+    """Who sends this request (a Bearer token, else a login cookie with, for a write, its CSRF token), or
+    raise 405/403 (nobody could sign in), 429, 401 or 403 (CSRF)."""
+    if "principal" in g:
+        return g.principal
+    if not sign_in_possible():
+        if writes:
+            raise HttpError(405, WRITES_DISABLED, headers={"Allow": "GET, HEAD"})
+        raise HttpError(403, WRITES_DISABLED)
+    presented = app_state().auth.bearer(request.headers.get("Authorization"))
     if presented is not None:
-        if not accept_token(presented):
+        principal = token_principal(presented)
+        if principal is None:
             raise refuse_token()
-        return
-    if not logged_in():
-        raise HttpError(401, "log in first (or send Authorization: Bearer <token>)", field="Authorization",
-                        headers={"WWW-Authenticate": 'Bearer realm="orchestrator"'})
-    check_csrf()
+    else:
+        principal = session_principal()
+        if principal is None:
+            raise HttpError(401, "log in first (or send Authorization: Bearer <token>)", field="Authorization",
+                            headers={"WWW-Authenticate": 'Bearer realm="orchestrator"'})
+        if writes:
+            check_csrf()
+    g.principal = principal
+    return principal
 
 
-def write(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Decorate a write route: :func:`authorize_write` runs before it."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        authorize_write()
-        return fn(*args, **kwargs)
-
-    return wrapper
+def principal() -> Principal | None:
+    """The principal :func:`authorize` let through for this request (None for an open read)."""
+    return g.get("principal")

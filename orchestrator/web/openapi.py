@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
 from orchestrator import __version__
+from orchestrator.accounts.roles import Role
 from orchestrator.web import responses
 from orchestrator.web.operations import OPERATIONS, Operation
 
@@ -25,7 +26,8 @@ ERRORS = {400: "Bad input (the field is named)", 404: "Not found",
           405: "Method not allowed (the Allow header lists the allowed ones)",
           503: "The database is unreachable"}
 #: and what a write may answer besides
-WRITE_ERRORS = {401: "Missing or wrong token", 403: "Missing CSRF token (cookie login)",
+WRITE_ERRORS = {401: "Missing or wrong token, or no login",
+                403: "The role (or a read-scope token) does not allow it, or the CSRF token is missing (cookie login)",
                 409: "Conflict with the current state",
                 429: "Too many wrong tokens from this address: wait Retry-After seconds"}
 
@@ -82,18 +84,20 @@ def _operation(op: Operation, refs: dict[tuple[type[BaseModel], str], dict[str, 
         answers[str(status)] = {"description": HTTPStatus(status).phrase}
         if model is not None:
             answers[str(status)]["content"] = _json(refs[(model, "serialization")])
-    for status, text in {**ERRORS, **(WRITE_ERRORS if op.write else {})}.items():
+    guarded = op.write or op.needed_role is not Role.VIEWER
+    for status, text in {**ERRORS, **(WRITE_ERRORS if guarded else {})}.items():
         answers.setdefault(str(status), {"description": text, "content": _json(error)})
     out: dict[str, Any] = {"summary": op.summary, "operationId": f"{op.method.lower()}{op.path}",
                            "parameters": [*_parameters(op.path_model, "path"), *_parameters(op.query_model, "query"),
                                           *op.headers],
-                           "responses": answers}
-    if op.description:
-        out["description"] = op.description
+                           "responses": answers, "x-required-role": op.needed_role.value}
+    needs = (f"Requires role {op.needed_role.value}" + (" (a write-scope token)." if op.write else ".")
+             if guarded else "Open to anyone who can reach the server (role viewer).")
+    out["description"] = f"{op.description}\n\n{needs}" if op.description else needs
     if op.body_model is not None:
         needed = _needs_body(op.body_model)
         out["requestBody"] = {"required": needed, "content": _json(refs[(op.body_model, "validation")])}
-    if op.write:
+    if guarded:
         out["security"] = [{"bearer": []}]
     return out
 
@@ -113,7 +117,9 @@ def openapi_document() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "orchestrator API", "version": __version__,
                  "description": "The same item shapes as the CLI's --json (docs/cli.md). Lists are paged: "
-                                "pass next_cursor back as cursor. Writes need Authorization: Bearer <token>. "
+                                "pass next_cursor back as cursor. Writes need Authorization: Bearer <token> (a user's "
+                                "token: `orchestrator tokens create`) and the role each operation names in "
+                                "x-required-role (viewer < operator < admin). "
                                 "Every error answers {\"error\": {\"message\", \"field\", \"status\"}}."},
         "servers": [{"url": "/api/v1"}],
         "paths": paths,

@@ -1,11 +1,15 @@
 """One declaration per API operation: its route, its request models, its answers, and whether it writes.
 
 ``@operation(blueprint, "POST", "/components/{name}/pause", path=NamePath, body=PauseBody,
-responses={200: responses.Component}, write=True)`` registers the Flask route, and before the function
-runs: the write gate (``web.guard``), then the path, query and body validated by their models (400 naming
+responses={200: responses.Component}, write=True, role=Role.OPERATOR)`` registers the Flask route, and
+before the function runs: the gate (``web.guard.authorize``: the role the operation declares), then the path, query and body validated by their models (400 naming
 the field on the first error). The function gets the validated models as ``path=``, ``query=``, ``body=``.
 :func:`orchestrator.web.openapi.openapi_document` is built from the same list, so the document and the
 server cannot disagree. Adding an operation is this decorator on one function, nothing else.
+
+``role`` is the least role that may call it; this list is the one table of who may do what (the
+document shows it as ``x-required-role``). A write that declares none needs ``admin`` (closed by
+default) and fails tests/test_web_roles.py until it says which role it means.
 
 Guarantee kept (bad input is refused, naming the field, and changes nothing; docs/web.md "The schema
 is the validator"): a request that does not fit its models is refused before anything acts; a form
@@ -23,8 +27,9 @@ from typing import Any, get_args, get_origin
 from flask import Blueprint, request
 from pydantic import BaseModel, ValidationError
 
+from orchestrator.accounts.roles import Role
 from orchestrator.core.errors import InputError
-from orchestrator.web.guard import authorize_write
+from orchestrator.web.guard import authorize
 
 #: form fields of the page's own forms that are not part of any body (web.guard, web.api._done)
 FORM_ONLY = frozenset({"csrf_token", "next"})
@@ -46,6 +51,13 @@ class Operation:
     write: bool = False
     description: str = ""
     headers: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+    #: the least role that may call it, as declared (None: not declared)
+    role: Role | None = None
+
+    @property
+    def needed_role(self) -> Role:
+        """The role enforced: the declared one; undeclared, viewer for a read and admin for a write."""
+        return self.role or (Role.ADMIN if self.write else Role.VIEWER)
 
 
 #: every operation, in declaration order (the document lists them in this order)
@@ -59,18 +71,17 @@ def _flask_rule(path: str) -> str:
 def operation(blueprint: Blueprint, method: str, path: str, *, summary: str,
               responses: dict[int, type[BaseModel] | None], path_model: type[BaseModel] | None = None,
               query: type[BaseModel] | None = None, body: type[BaseModel] | None = None, write: bool = False,
-              headers: tuple[dict[str, Any], ...] = ()) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+              headers: tuple[dict[str, Any], ...] = (), role: Role | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``fn`` as ``method path`` on ``blueprint`` (``path`` relative to its url_prefix)."""
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         op = Operation(method, path, summary, responses, path_model, query, body, write,
-                       (fn.__doc__ or "").strip(), headers)
+                       (fn.__doc__ or "").strip(), headers, role)
         OPERATIONS.append(op)
 
         @functools.wraps(fn)
         def view(**path_values: str) -> Any:
-            if op.write:
-                authorize_write()
+            authorize(op.needed_role, op.write)
             kwargs: dict[str, Any] = {}
             if op.path_model is not None:
                 kwargs["path"] = validate(op.path_model, path_values)

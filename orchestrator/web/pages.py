@@ -13,6 +13,8 @@ from importlib import resources
 from flask import Blueprint, Response, abort, make_response, redirect, render_template, request
 from markupsafe import Markup
 
+from orchestrator.accounts import service as accounts
+from orchestrator.accounts.roles import Role
 from orchestrator.core.durations import parse_duration
 from orchestrator.core.errors import InputError
 from orchestrator.reports.model import build_report
@@ -20,8 +22,15 @@ from orchestrator.reports.render import render_html
 from orchestrator.web import pagemodels
 from orchestrator.web.api import component_filter
 from orchestrator.web.apimodels import IncidentPath, NamePath
-from orchestrator.web.auth import SESSION_COOKIE, SESSION_TTL_S
-from orchestrator.web.guard import accept_token, check_csrf, csrf_token, logged_in, refuse_token
+from orchestrator.web.auth import LEGACY_NAME, SESSION_ABSOLUTE_S, SESSION_COOKIE
+from orchestrator.web.guard import (
+    check_csrf,
+    check_not_throttled,
+    csrf_token,
+    remote_address,
+    session_principal,
+    sign_in_possible,
+)
 from orchestrator.web.operations import validate
 from orchestrator.web.redirects import local_path
 from orchestrator.web.state import HttpError, app_state
@@ -34,10 +43,14 @@ STATIC_MAX_AGE_S = 300
 
 
 def _context(**context) -> dict:
-    """What every page's templates get besides their model: who may write, and how often to refresh."""
+    """What every page's templates get besides their model: who is logged in, whether the action buttons
+    show (anyone could sign in, and the one logged in, if any, is at least an operator), how often to
+    refresh."""
     state = app_state()
-    context.update(writes=state.auth.writes_enabled, logged_in=logged_in(), csrf=csrf_token(),
-                   refresh_ms=int(state.settings.refresh_s * 1000), here=request.path)
+    possible, who = sign_in_possible(), session_principal()
+    context.update(sign_in=possible, writes=possible and (who is None or who.role.allows(Role.OPERATOR)),
+                   logged_in=who is not None, user=who.name if who else None, role=who.role.value if who else None,
+                   csrf=csrf_token(), refresh_ms=int(state.settings.refresh_s * 1000), here=request.path)
     return context
 
 
@@ -101,15 +114,27 @@ def login_form():
 
 @blueprint.post("/login")
 def login():
+    """A user's name and password (or, with no name, the legacy token) for a session cookie."""
     state = app_state()
-    if not state.auth.writes_enabled:
-        raise HttpError(405, "writes are disabled: there is no token to log in with")
+    if not sign_in_possible():
+        raise HttpError(405, "writes are disabled: there are no users and no token to log in with")
     check_csrf()
-    if not accept_token(request.form.get("token", "")):
-        raise refuse_token()
+    check_not_throttled("passwords")
+    name = request.form.get("user", "").strip()
+    password = request.form.get("password") or request.form.get("token") or ""
+    if name:
+        who = accounts.login(state.source.db, name, password)
+        cookie = state.auth.new_session(who.name, str(who.epoch)) if who else None
+    else:
+        who = None
+        cookie = state.auth.new_session(LEGACY_NAME, state.auth.legacy_epoch()) if state.auth.token_matches(
+            password) else None
+    if cookie is None:
+        state.auth.throttle.failed(remote_address(), state.auth.fingerprint(f"{name}\n{password}"))
+        raise HttpError(401, "wrong user name or password", field="password")
     response = redirect(local_path(request.form.get("next")), code=303)
-    response.set_cookie(SESSION_COOKIE, state.auth.new_session(), max_age=SESSION_TTL_S, httponly=True,
-                        samesite="Strict", secure=request.is_secure)
+    response.set_cookie(SESSION_COOKIE, cookie, max_age=SESSION_ABSOLUTE_S, httponly=True, samesite="Strict",
+                        secure=request.is_secure)
     return response
 
 

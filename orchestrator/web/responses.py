@@ -256,3 +256,25 @@ class TransitionPage(Page):
 
 class InstanceList(Shape):
     items: list[Instance]
+
+
+class User(Shape):
+    name: str
+    role: Literal["viewer", "operator", "admin"]
+    created_at: datetime
+    password_changed_at: datetime
+    #: tokens neither revoked nor expired
+    active_tokens: int
+
+
+class UserList(Shape):
+    items: list[User]
+
+
+class Me(Shape):
+    """Who the request acted as."""
+
+    name: str
+    role: Literal["viewer", "operator", "admin"]
+    token_id: int | None
+    scope: Literal["read", "write"]
