@@ -161,7 +161,8 @@ def create_token(db: Database, user: str, scope: Scope, expires_s: float | None,
         token = tokens.assemble(row.id, secret)
         row.token_hash = tokens.digest(token)
         audit.record(session, actor, "token-create", f"user:{user}", None,
-                     {"id": row.id, "scope": scope.value, "expires_at": row.expires_at}, clock)
+                     {"id": row.id, "scope": scope.value,
+                      "expires_at": row.expires_at.isoformat() if row.expires_at else None}, clock)
         return token_dict(row, user, now), token
 
 

@@ -89,15 +89,17 @@ def users() -> None:
 
 @users.command("add")
 @click.argument("name", type=USER_NAME)
-@click.option("--role", type=click.Choice(ROLES), required=True, help="viewer reads; operator also acts on "
-              "components and incidents; admin also manages users.")
+@click.option("--role", type=click.Choice(ROLES), help="Required. viewer reads; operator also acts on components "
+              "and incidents; admin also manages users.")
 @password_file_option
 @pass_app
-def add(app: AppContext, name: str, role: str, password_file: Path | None) -> None:
+def add(app: AppContext, name: str, role: str | None, password_file: Path | None) -> None:
     """Add a user; the password is asked for (or read from --password-file)."""
     from orchestrator.accounts import service
     from orchestrator.accounts.roles import Role
 
+    if role is None:  # checked here, so the one error line is ours rather than Click's list of choices
+        raise InputError(f"required: {', '.join(ROLES)}", field="--role")
     db = app.database()
     if any(u["name"] == name for u in service.list_users(db)):  # before asking for a password
         raise ConflictError(f"a user named {name!r} already exists", field="NAME")
@@ -148,14 +150,14 @@ def password(app: AppContext, name: str, password_file: Path | None) -> None:
 
 @users.command("role")
 @click.argument("name", type=USER_NAME)
-@click.argument("role", type=click.Choice(ROLES))
+@click.argument("role", metavar="ROLE")
 @pass_app
 def role(app: AppContext, name: str, role: str) -> None:
-    """Give a user another role (in force at their next request)."""
+    """Give a user another role: viewer, operator or admin (in force at their next request)."""
     from orchestrator.accounts import service
-    from orchestrator.accounts.roles import Role
+    from orchestrator.accounts.roles import parse_role
 
-    user = service.set_role(app.database(), name, Role(role), actor=_actor())
+    user = service.set_role(app.database(), name, parse_role(role, field="ROLE"), actor=_actor())
     click.echo(f"{user['name']} is now {user['role']}")
 
 

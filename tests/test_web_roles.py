@@ -1,0 +1,249 @@
+"""Roles on every operation, generated from the operations table: an operation that declares no role
+fails here, and each guarded one is tried as anonymous, viewer, operator and admin, by token and by
+login cookie. Token expiry (moved clock), revocation, read scope; the document shows each role."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from orchestrator.accounts import service
+from orchestrator.accounts.roles import Role, Scope
+from orchestrator.core.clock import FakeClock
+from orchestrator.db.audit import Actor
+from orchestrator.db.engine import Database
+from orchestrator.web.app import blueprints, create_app
+from orchestrator.web.openapi import openapi_document
+from orchestrator.web.operations import OPERATIONS, Operation
+from orchestrator.web.source import DatabaseSource
+from orchestrator.web.state import WebSettings
+from tests.test_reports import seed
+
+ADMIN_ACTOR = Actor(os_user="root", host="test", command="test")
+PASSWORD = "a long enough password"
+#: path values that name seeded rows (a component, an incident)
+PATH_VALUES = {"name": "web", "id": "3"}
+#: answers that mean the gate let the request through (the operation may still refuse the request itself)
+GATE_REFUSALS = {401, 403, 405, 429}
+
+
+def _guarded() -> list[Operation]:
+    """Every operation that is not an open read (web.app.blueprints() imports every module declaring some)."""
+    blueprints()
+    return [op for op in OPERATIONS if op.write or op.needed_role is not Role.VIEWER]
+
+
+def _url(op: Operation) -> str:
+    path = op.path
+    for key, value in PATH_VALUES.items():
+        path = path.replace("{" + key + "}", value)
+    return "/api/v1" + path
+
+
+def _rank_allows(role: Role, op: Operation) -> bool:
+    return role.allows(op.needed_role)
+
+
+@pytest.fixture
+def world(db: Database):
+    """A seeded database, one user and one write token per role, and an app on a fake clock."""
+    now = datetime.now(UTC)
+    seed(db, now)
+    clock = FakeClock(now)
+    tokens = {}
+    for role in Role:
+        service.add_user(db, role.value, role, PASSWORD, actor=ADMIN_ACTOR, clock=clock)
+        tokens[role] = service.create_token(db, role.value, Scope.WRITE, None, actor=ADMIN_ACTOR, clock=clock)[1]
+    app = create_app(DatabaseSource(db, clock=clock), WebSettings())
+    return app, clock, tokens
+
+
+def test_every_operation_declares_its_role() -> None:
+    blueprints()
+    undeclared = [f"{op.method} {op.path}" for op in OPERATIONS if op.role is None]
+    assert undeclared == [], "declare role= on these operations (web/operations.py)"
+
+
+def test_the_document_shows_each_operations_role() -> None:
+    document = openapi_document()
+    for op in OPERATIONS:
+        shown = document["paths"][op.path][op.method.lower()]
+        assert shown["x-required-role"] == op.needed_role.value
+        assert op.needed_role.value in shown["description"]
+        assert ("security" in shown) == (op.write or op.needed_role is not Role.VIEWER)
+
+
+def test_the_write_operations_need_the_roles_docs_web_md_lists() -> None:
+    """The table in docs/web.md, "Users and roles", is this list."""
+    table = {f"{op.method} {op.path}": op.needed_role.value for op in _guarded()}
+    text = (Path(__file__).parents[1] / "docs" / "web.md").read_text(encoding="utf-8")
+    for key, role in table.items():
+        assert f"| `{key}` | {role} |" in text, key
+
+
+@pytest.mark.parametrize("op", _guarded(), ids=lambda op: f"{op.method} {op.path}")
+def test_each_guarded_operation_by_token(world, op: Operation) -> None:
+    app, _clock, tokens = world
+    client = app.test_client()
+    assert client.open(_url(op), method=op.method, json={}).status_code in (401,)
+    for role in Role:
+        answer = client.open(_url(op), method=op.method, json={},
+                             headers={"Authorization": f"Bearer {tokens[role]}"})
+        if _rank_allows(role, op):
+            assert answer.status_code not in GATE_REFUSALS, (role, answer.get_json())
+        else:
+            assert answer.status_code == 403, (role, answer.status_code)
+            assert f"needs role {op.needed_role.value}" in answer.get_json()["error"]["message"]
+
+
+def _login(client, name: str, password: str = PASSWORD):
+    csrf = client.get("/login").get_data(as_text=True).split('name="csrf_token" value="')[1].split('"')[0]
+    return csrf, client.post("/login", data={"user": name, "password": password, "csrf_token": csrf})
+
+
+def test_each_write_by_login_needs_the_role_and_csrf(world) -> None:
+    """One login per role (a password check costs ~0.3 s), then every write operation in turn."""
+    app, _clock, _tokens = world
+    writes = [op for op in _guarded() if op.write]
+    assert writes
+    for role in Role:
+        client = app.test_client()
+        csrf, logged = _login(client, role.value)
+        assert logged.status_code == 303
+        for op in writes:
+            where = (role.value, op.method, op.path)
+            assert client.open(_url(op), method=op.method, data={}).status_code == 403, where  # no CSRF token
+            answer = client.open(_url(op), method=op.method, data={"csrf_token": csrf},
+                                 headers={"Accept": "application/json"})
+            if _rank_allows(role, op):
+                assert answer.status_code not in GATE_REFUSALS, (*where, answer.status_code)
+            else:
+                assert answer.status_code == 403, (*where, answer.status_code)
+
+
+def test_reads_stay_open_and_users_is_admin_only(world) -> None:
+    app, _clock, tokens = world
+    client = app.test_client()
+    assert client.get("/api/v1/components").status_code == 200
+    assert client.get("/api/v1/users").status_code == 401
+    assert client.get("/api/v1/me").status_code == 401
+    for role in (Role.VIEWER, Role.OPERATOR):
+        bearer = {"Authorization": f"Bearer {tokens[role]}"}
+        assert client.get("/api/v1/users", headers=bearer).status_code == 403
+        assert client.get("/api/v1/me", headers=bearer).get_json()["role"] == role.value
+    listed = client.get("/api/v1/users", headers={"Authorization": f"Bearer {tokens[Role.ADMIN]}"})
+    assert listed.status_code == 200
+    assert {u["name"]: u["role"] for u in listed.get_json()["items"]} == {r.value: r.value for r in Role}
+    assert "argon2" not in listed.get_data(as_text=True)
+
+
+def test_a_read_scope_token_reads_but_never_writes(world, db: Database) -> None:
+    app, clock, _tokens = world
+    _row, token = service.create_token(db, "admin", Scope.READ, None, actor=ADMIN_ACTOR, clock=clock)
+    client = app.test_client()
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert client.get("/api/v1/users", headers=bearer).status_code == 200
+    refused = client.post("/api/v1/incidents/3/ack", headers=bearer)
+    assert refused.status_code == 403 and "scope read" in refused.get_json()["error"]["message"]
+
+
+def test_a_token_expires_on_the_clock_and_a_revoked_one_stops_at_once(world, db: Database) -> None:
+    app, clock, _tokens = world
+    row, token = service.create_token(db, "operator", Scope.WRITE, 3600, actor=ADMIN_ACTOR, clock=clock)
+    other, second = service.create_token(db, "operator", Scope.WRITE, None, actor=ADMIN_ACTOR, clock=clock)
+    client = app.test_client()
+    ack = "/api/v1/incidents/3/ack"
+    assert client.post(ack, headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    clock.advance(3599)
+    assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    clock.advance(1)
+    assert client.post(ack, headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    assert [t["state"] for t in service.list_tokens(db, "operator", clock) if t["id"] == row["id"]] == ["expired"]
+
+    assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {second}"}).status_code == 200
+    service.revoke_token(db, other["id"], actor=ADMIN_ACTOR, clock=clock)
+    assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {second}"}).status_code == 401
+    # a token's shape with another's secret, or a made-up id, is no better
+    forged = second.rsplit("_", 1)[0] + "_" + token.rsplit("_", 1)[1]
+    assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {forged}"}).status_code == 401
+
+
+def test_writes_are_audited_with_the_user_and_the_token_id(world, db: Database) -> None:
+    from sqlalchemy import select
+
+    from orchestrator.db.models import AuditEntry
+
+    app, _clock, tokens = world
+    client = app.test_client()
+    token_id = int(tokens[Role.OPERATOR].split("_")[1])
+    assert client.post("/api/v1/components/web/pause", json={"for": "5m"},
+                       headers={"Authorization": f"Bearer {tokens[Role.OPERATOR]}"}).status_code == 200
+    csrf, _ = _login(client, "admin")
+    assert client.post("/api/v1/components/web/resume", data={"csrf_token": csrf}).status_code == 200
+    with db.read() as session:
+        rows = session.execute(select(AuditEntry.os_user, AuditEntry.command, AuditEntry.action)
+                               .where(AuditEntry.target == "web").order_by(AuditEntry.id)).all()
+    assert [(r.os_user, r.command) for r in rows][-2:] == [
+        ("operator", f"POST /api/v1/components/web/pause (api token #{token_id})"),
+        ("admin", "POST /api/v1/components/web/resume")]
+
+
+def test_a_password_change_ends_the_users_logins(world, db: Database) -> None:
+    app, clock, _tokens = world
+    client = app.test_client()
+    csrf, _ = _login(client, "operator")
+    ack = "/api/v1/incidents/3/ack"
+    assert client.post(ack, data={"csrf_token": csrf}).status_code == 200
+    service.set_password(db, "operator", "another long password", actor=ADMIN_ACTOR, clock=clock)
+    assert client.post(ack, data={"csrf_token": csrf}, headers={"Accept": "application/json"}).status_code == 401
+    assert 'id="signed-in"' not in client.get("/").get_data(as_text=True)
+    assert _login(client, "operator")[1].status_code == 401  # the old password is gone
+    assert _login(client, "operator", "another long password")[1].status_code == 303
+
+
+def test_a_role_change_and_a_removal_apply_at_the_next_request(world, db: Database) -> None:
+    app, clock, _tokens = world
+    client = app.test_client()
+    csrf, _ = _login(client, "operator")
+    service.set_role(db, "operator", Role.VIEWER, actor=ADMIN_ACTOR, clock=clock)
+    assert client.post("/api/v1/incidents/3/ack", data={"csrf_token": csrf}).status_code == 403
+    service.remove_user(db, "operator", actor=ADMIN_ACTOR, clock=clock)
+    assert client.post("/api/v1/incidents/3/ack", data={"csrf_token": csrf}).status_code == 401
+
+
+def test_a_login_ends_when_idle_and_at_its_absolute_limit(world) -> None:
+    from orchestrator.web.auth import SESSION_ABSOLUTE_S, SESSION_IDLE_S
+
+    app, clock, _tokens = world
+    me = "/api/v1/me"
+    idle = app.test_client()
+    _login(idle, "viewer")
+    clock.advance(SESSION_IDLE_S - 1)
+    assert idle.get("/?partial=1").status_code == 200  # the page's own refresh: not a person
+    clock.advance(1)
+    assert idle.get(me).status_code == 401
+
+    busy = app.test_client()
+    _login(busy, "viewer")
+    used_s = 0
+    while used_s + SESSION_IDLE_S // 2 < SESSION_ABSOLUTE_S:
+        clock.advance(SESSION_IDLE_S // 2)
+        used_s += SESSION_IDLE_S // 2
+        assert busy.get(me).status_code == 200, used_s  # a person's requests keep it alive ...
+    clock.advance(SESSION_ABSOLUTE_S - used_s)
+    assert busy.get(me).status_code == 401  # ... until its absolute limit
+
+
+def test_wrong_passwords_are_throttled_like_wrong_tokens(world) -> None:
+    from orchestrator.web.auth import FREE_GUESSES
+
+    app, clock, _tokens = world
+    client = app.test_client()
+    for n in range(FREE_GUESSES + 1):
+        assert _login(client, "admin", f"guess number {n}")[1].status_code == 401
+    throttled = _login(client, "admin")[1]
+    assert throttled.status_code == 429 and throttled.headers["Retry-After"] == "1"
+    clock.advance(1.5)
+    assert _login(client, "admin")[1].status_code == 303
