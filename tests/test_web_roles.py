@@ -4,6 +4,7 @@ login cookie. Token expiry (moved clock), revocation, read scope; the document s
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -247,3 +248,38 @@ def test_wrong_passwords_are_throttled_like_wrong_tokens(world) -> None:
     assert throttled.status_code == 429 and throttled.headers["Retry-After"] == "1"
     clock.advance(1.5)
     assert _login(client, "admin")[1].status_code == 303
+
+
+def test_the_legacy_token_acts_as_admin_and_is_logged_as_deprecated_once(db: Database, caplog) -> None:
+    now = datetime.now(UTC)
+    seed(db, now)
+    caplog.set_level(logging.WARNING, logger="orchestrator.web")
+    app = create_app(DatabaseSource(db, clock=FakeClock(now)), WebSettings(token="the-old-shared-secret"))
+    client = app.test_client()
+    bearer = {"Authorization": "Bearer the-old-shared-secret"}
+    assert client.get("/api/v1/users", headers=bearer).status_code == 200
+    assert client.post("/api/v1/incidents/3/ack", headers=bearer).get_json()["acked_by"] == "api"
+    assert client.get("/api/v1/me", headers=bearer).get_json() == {"name": "api", "role": "admin", "token_id": None,
+                                                                   "scope": "write"}
+    deprecations = [r for r in caplog.records if "deprecated" in r.getMessage()]
+    assert len(deprecations) == 1 and "the-old-shared-secret" not in caplog.text
+    caplog.clear()
+    create_app(DatabaseSource(db, clock=FakeClock(now)), WebSettings())
+    assert not [r for r in caplog.records if "deprecated" in r.getMessage()]  # no token, no line
+
+
+def test_migration_0016_adds_and_removes_only_its_tables(db: Database) -> None:
+    import sqlalchemy as sa
+
+    from orchestrator.db import migrate
+
+    mine = {"users", "api_tokens"}
+    with db.engine.connect() as conn:
+        assert mine <= set(sa.inspect(conn).get_table_names())
+    migrate.downgrade(db, "0012")
+    with db.engine.connect() as conn:
+        left = set(sa.inspect(conn).get_table_names())
+    assert not mine & left and "audit_log" in left
+    migrate.upgrade(db)
+    service.add_user(db, "back", Role.VIEWER, PASSWORD, actor=ADMIN_ACTOR)
+    assert [u["name"] for u in service.list_users(db)] == ["back"]
