@@ -83,7 +83,7 @@ class Throttle:
     must wait, from ``THROTTLE_BASE_S`` to ``THROTTLE_CAP_S``. An address is forgotten
     ``ADDRESS_MEMORY_S`` after its last wrong token.
 
-    Guarantee kept (docs/web.md, "Writes: token, login, CSRF"): it delays, never lets through: a throttled request is
+    Guarantee kept (docs/web.md, "Users and roles"): it delays, never lets through: a throttled request is
     refused before its token is compared. The right token after a few failures is served at once; only
     an address that guesses waits, and behind a proxy ``--trusted-proxies`` makes that the guesser's own.
     """

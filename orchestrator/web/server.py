@@ -97,8 +97,8 @@ def start(source: WebSource, address: str, settings: WebSettings) -> WebServer:
         raise InputError(f"cannot listen on {address}: {exc.strerror or exc}", field="--http") from None
     if not is_loopback(host) and settings.token is None:
         # worded without "token:" so the log redaction leaves the sentence whole
-        log.warning("web: serving on %s:%d, reachable from other machines, and no API token is set; the page "
-                    "is read-only but shows every component (set ORCHESTRATOR_API_TOKEN for writes)", host, port)
+        log.warning("web: serving on %s:%d, reachable from other machines: the page shows every component to "
+                    "anyone; writes need a user's login or token (orchestrator users add)", host, port)
     thread = threading.Thread(target=server.run, name="web", daemon=True)
     thread.start()
     web = WebServer(server.effective_host, server.effective_port, server, thread, source)
