@@ -33,7 +33,7 @@ from orchestrator.web.apimodels import (
     ResolveBody,
     seconds,
 )
-from orchestrator.web.guard import principal, remote_address, signed_in
+from orchestrator.web.guard import principal, remote_address
 from orchestrator.web.openapi import openapi_document
 from orchestrator.web.operations import operation
 from orchestrator.web.redirects import local_path
@@ -142,9 +142,10 @@ def users():
 
 
 @operation(blueprint, "GET", "/me", summary="Who this request acts as (a token's or a login's user)",
-           responses={200: responses.Me}, role=Role.VIEWER, write=False)
+           responses={200: responses.Me}, role=Role.VIEWER, identify=True)
 def me():
-    who = signed_in()
+    """The user behind the token or login (401 without one); any role may ask."""
+    who = principal()
     return jsonify({"name": who.name, "role": who.role.value, "token_id": who.token_id, "scope": who.scope.value})
 
 

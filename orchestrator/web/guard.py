@@ -1,4 +1,4 @@
-"""The one gate every operation passes: who is asking (token or login), and whether their role may.
+"""The one gate every guarded operation passes: who is asking (token or login), and whether their role may.
 
 :func:`authorize` is called by ``web.operations`` with the role the operation declares. Reads that
 need no more than ``viewer`` are open, as the page is; anything else needs a principal: a Bearer token
@@ -118,11 +118,8 @@ def refuse_token() -> HttpError:
                      headers={"WWW-Authenticate": 'Bearer realm="orchestrator"'})
 
 
-def authorize(needed: Role, writes: bool) -> Principal | None:
-    """The principal allowed to run an operation needing ``needed`` (None: an open read), or raise
-    405, 429, 401 or 403."""
-    if needed is Role.VIEWER and not writes:
-        return None
+def authorize(needed: Role, writes: bool) -> Principal:
+    """The principal allowed to run an operation needing ``needed``, or raise 405, 429, 401 or 403."""
     principal = signed_in(writes)
     if not principal.may(needed, writes):
         why = (f"token {principal.token_id} has scope read" if principal.role.allows(needed)

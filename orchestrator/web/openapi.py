@@ -84,7 +84,7 @@ def _operation(op: Operation, refs: dict[tuple[type[BaseModel], str], dict[str, 
         answers[str(status)] = {"description": HTTPStatus(status).phrase}
         if model is not None:
             answers[str(status)]["content"] = _json(refs[(model, "serialization")])
-    guarded = op.write or op.needed_role is not Role.VIEWER
+    guarded = op.guarded
     for status, text in {**ERRORS, **(WRITE_ERRORS if guarded else {})}.items():
         answers.setdefault(str(status), {"description": text, "content": _json(error)})
     out: dict[str, Any] = {"summary": op.summary, "operationId": f"{op.method.lower()}{op.path}",
@@ -92,7 +92,7 @@ def _operation(op: Operation, refs: dict[tuple[type[BaseModel], str], dict[str, 
                                           *op.headers],
                            "responses": answers, "x-required-role": op.needed_role.value}
     needs = (f"Requires role {op.needed_role.value}" + (" (a write-scope token)." if op.write else ".")
-             if guarded else "Open to anyone who can reach the server (role viewer).")
+             if guarded else f"Open to anyone who can reach the server (role {Role.VIEWER.value}).")
     out["description"] = f"{op.description}\n\n{needs}" if op.description else needs
     if op.body_model is not None:
         needed = _needs_body(op.body_model)

@@ -53,11 +53,18 @@ class Operation:
     headers: tuple[dict[str, Any], ...] = field(default_factory=tuple)
     #: the least role that may call it, as declared (None: not declared)
     role: Role | None = None
+    #: a read that still needs a credential (it answers about the caller)
+    identify: bool = False
 
     @property
     def needed_role(self) -> Role:
         """The role enforced: the declared one; undeclared, viewer for a read and admin for a write."""
         return self.role or (Role.ADMIN if self.write else Role.VIEWER)
+
+    @property
+    def guarded(self) -> bool:
+        """Whether it needs a credential: a write, a role above viewer, or a read about the caller."""
+        return self.write or self.identify or self.needed_role is not Role.VIEWER
 
 
 #: every operation, in declaration order (the document lists them in this order)
@@ -71,17 +78,19 @@ def _flask_rule(path: str) -> str:
 def operation(blueprint: Blueprint, method: str, path: str, *, summary: str,
               responses: dict[int, type[BaseModel] | None], path_model: type[BaseModel] | None = None,
               query: type[BaseModel] | None = None, body: type[BaseModel] | None = None, write: bool = False,
-              headers: tuple[dict[str, Any], ...] = (), role: Role | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+              headers: tuple[dict[str, Any], ...] = (), role: Role | None = None,
+              identify: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``fn`` as ``method path`` on ``blueprint`` (``path`` relative to its url_prefix)."""
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         op = Operation(method, path, summary, responses, path_model, query, body, write,
-                       (fn.__doc__ or "").strip(), headers, role)
+                       (fn.__doc__ or "").strip(), headers, role, identify)
         OPERATIONS.append(op)
 
         @functools.wraps(fn)
         def view(**path_values: str) -> Any:
-            authorize(op.needed_role, op.write)
+            if op.guarded:
+                authorize(op.needed_role, op.write)
             kwargs: dict[str, Any] = {}
             if op.path_model is not None:
                 kwargs["path"] = validate(op.path_model, path_values)
