@@ -20,9 +20,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
 
+from orchestrator.accounts import service as accounts
+from orchestrator.accounts.roles import Role
 from orchestrator.components.definition import ComponentSpec
 from orchestrator.components.registry import Registry
 from orchestrator.daemon import Daemon, DaemonSettings
+from orchestrator.db.audit import Actor
 from orchestrator.db.engine import Database
 from orchestrator.db.migrate import ensure_schema
 from orchestrator.demo import service
@@ -92,15 +95,17 @@ def _scenario(directory: Path, db_url: str, plans_path: Path, say, keep_running:
                                    timeout="500ms", failure_threshold=2, plan="process",
                                    vars={"restart_script": str(script)}))
     say(f"started and registered {', '.join(SERVICES)} (check every 1s, plan 'process')")
-    token = secrets.token_urlsafe(12)
+    password = secrets.token_urlsafe(12)
+    accounts.add_user(db, "demo", Role.OPERATOR, password, actor=Actor())  # the demo's own throwaway database
     daemon = Daemon(DaemonSettings(db_url=db_url, plans_path=plans_path, workers=8, http="127.0.0.1:0",
-                                   web=WebSettings(token=token, refresh_s=1.0)))
+                                   web=WebSettings(refresh_s=1.0)))
     thread = threading.Thread(target=daemon.run, name="daemon", daemon=True)
     thread.start()
     try:
         _wait("the status page", lambda: daemon.web is not None or not thread.is_alive())
         if daemon.web is not None:
-            say(f"status page: {daemon.web.url}  (open it now to watch; API token for its buttons: {token})")
+            say(f"status page: {daemon.web.url}  (open it now to watch; for its buttons log in as demo, "
+                f"password {password})")
         _wait("all services UP", lambda: _states(db) == {"up"})
         if before_crash_s > 0:
             say(f"crashing one in {before_crash_s:g}s")

@@ -8,7 +8,11 @@ or a read-scope token writing).
 
 Guarantee kept (docs/web.md, "Users and roles"): it refuses, never lets through: a throttled request
 is refused before its credential is compared, and a credential that cannot be resolved (unknown,
-revoked, expired, an ended login) is a 401, never a weaker role.
+revoked, expired, an ended login) is a 401, never a weaker role. Invariants it serves and must never
+break: I6 (only a person stops checks or actions: a pause or maintenance window comes from a user with
+the operator role, and the audit names them) and I5 (no unrecorded action: every write it lets
+through is audited with the user and token id). It guards web requests only; the daemon's own checks
+and recovery never pass it, so a locked-out web cannot stop them.
 """
 
 from __future__ import annotations
