@@ -284,3 +284,24 @@ def test_migration_0016_adds_and_removes_only_its_tables(db: Database) -> None:
     migrate.upgrade(db)
     service.add_user(db, "back", Role.VIEWER, PASSWORD, actor=ADMIN_ACTOR)
     assert [u["name"] for u in service.list_users(db)] == ["back"]
+
+
+def test_login_to_read_closes_every_read_but_the_probes_and_the_login(db: Database) -> None:
+    now = datetime.now(UTC)
+    seed(db, now)
+    clock = FakeClock(now)
+    service.add_user(db, "reader", Role.VIEWER, PASSWORD, actor=ADMIN_ACTOR, clock=clock)
+    token = service.create_token(db, "reader", Scope.READ, None, actor=ADMIN_ACTOR, clock=clock)[1]
+    client = create_app(DatabaseSource(db, clock=clock), WebSettings(login_to_read=True)).test_client()
+    page = client.get("/components/web?x=1")
+    assert page.status_code == 303 and page.headers["Location"] == "/login?next=/components/web?x=1"
+    for path in ("/api/v1/components", "/metrics", "/badge/web/status.svg"):
+        assert client.get(path).status_code == 401, path
+        assert client.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401, path
+        assert client.get(path, headers={"Authorization": f"Bearer {token}"}).status_code == 200, path
+    for path in ("/healthz", "/login", "/static/app.css"):
+        assert client.get(path).status_code == 200, path
+    _login(client, "reader")
+    assert client.get("/components/web").status_code == 200
+    open_client = create_app(DatabaseSource(db, clock=clock), WebSettings()).test_client()
+    assert open_client.get("/components/web").status_code == 200  # off: reads stay open

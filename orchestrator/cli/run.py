@@ -58,7 +58,7 @@ def _urls(ctx, param, values):
 @pass_app
 def run(app: AppContext, workers, check_processes, sentinels, log_format, log_level, retention_raw,
         retention_rollups, reopen_window, startup_grace, run_for, http, degradation_file, api_token_file,
-        metrics_per_component, trusted_proxies, metrics_component_histograms) -> None:
+        login_to_read, metrics_per_component, trusted_proxies, metrics_component_histograms) -> None:
     """Run the daemon: check every component on schedule, record, open incidents, recover."""
     logs.setup(log_level, log_format)
     http = app.configured("http", http)
@@ -71,7 +71,8 @@ def run(app: AppContext, workers, check_processes, sentinels, log_format, log_le
 
         parse_address(http)  # bad input exits 2 before anything starts
         web = WebSettings(token=token, metrics_per_component=metrics_per_component,
-                          trusted_proxies=trusted_proxies, metrics_component_histograms=metrics_component_histograms)
+                          trusted_proxies=trusted_proxies, metrics_component_histograms=metrics_component_histograms,
+                          login_to_read=login_to_read)
     settings = DaemonSettings(
         db_url=app.db_url, plans_path=app.plans_path, workers=workers, check_processes=check_processes,
         sentinels=sentinels,

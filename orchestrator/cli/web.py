@@ -32,6 +32,9 @@ def web_options(fn):
         click.option("--api-token-file", type=click.Path(dir_okay=False, path_type=Path),
                      help="File holding the API token for writes [default: env ORCHESTRATOR_API_TOKEN, "
                           "then config api_token_file]."),
+        click.option("--login-to-read", is_flag=True, default=False,
+                     help="Every page and read needs a login or token too (/healthz, /readyz and the login page "
+                          "stay open); off: anyone who reaches the port reads."),
         click.option("--metrics-per-component/--no-metrics-per-component", default=True, show_default=True,
                      help="One /metrics series per component (off: per-state totals only)."),
         click.option("--trusted-proxies", type=click.IntRange(0, 10), default=0, show_default=True,
@@ -53,7 +56,7 @@ def web_options(fn):
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
               show_default=True)
 @pass_app
-def web(app: AppContext, address: str, api_token_file: Path | None, metrics_per_component: bool,
+def web(app: AppContext, address: str, api_token_file: Path | None, login_to_read: bool, metrics_per_component: bool,
         trusted_proxies: int, metrics_component_histograms: bool, log_level: str) -> None:
     """Serve the status page, JSON API and /metrics from the database (for a second machine)."""
     from orchestrator.web import server
@@ -63,7 +66,8 @@ def web(app: AppContext, address: str, api_token_file: Path | None, metrics_per_
     logs.setup(log_level, "text")
     address = app.configured("http", address) or DEFAULT_ADDRESS
     settings = WebSettings(token=web_token(app, api_token_file), metrics_per_component=metrics_per_component,
-                           trusted_proxies=trusted_proxies, metrics_component_histograms=metrics_component_histograms)
+                           trusted_proxies=trusted_proxies, metrics_component_histograms=metrics_component_histograms,
+                           login_to_read=login_to_read)
     running = server.start(DatabaseSource(app.database(), plans_path=app.plans_path), address, settings)
     click.echo(f"serving {running.url} (Ctrl-C to stop)", err=True)
     stop = threading.Event()

@@ -16,6 +16,7 @@ from orchestrator.core.errors import ConflictError, InputError, NotFoundError, O
 from orchestrator.reports.render import register_filters
 from orchestrator.web.auth import CSRF_COOKIE, SESSION_ABSOLUTE_S, SESSION_COOKIE, Auth
 from orchestrator.web.cache import AnswerCache
+from orchestrator.web.guard import require_login_to_read
 from orchestrator.web.source import WebSource
 from orchestrator.web.state import EXTENSION, AppState, HttpError, WebSettings
 
@@ -81,6 +82,7 @@ def create_app(source: WebSource, settings: WebSettings | None = None) -> Flask:
     for blueprint in blueprints():
         app.register_blueprint(blueprint)
     providers = header_providers()
+    app.before_request(require_login_to_read)
 
     @app.after_request
     def _headers(response: Response) -> Response:

@@ -17,7 +17,9 @@ and recovery never pass it, so a locked-out web cannot stop them.
 
 from __future__ import annotations
 
-from flask import g, request
+from urllib.parse import quote
+
+from flask import Response, g, redirect, request
 
 from orchestrator.accounts import service
 from orchestrator.accounts.roles import Role
@@ -156,6 +158,26 @@ def signed_in(writes: bool = False) -> Principal:
             check_csrf()
     g.principal = principal
     return principal
+
+
+#: paths served to anyone even with ``login_to_read``: signing in itself, the probes, the page's own files
+OPEN_PATHS = frozenset({"/login", "/logout", "/healthz", "/readyz", "/static/app.css", "/static/app.js"})
+
+
+def require_login_to_read() -> Response | None:
+    """With ``login_to_read`` (a ``before_request`` hook): a request without a valid login or token is
+    sent to the login page (a page) or answered 401 (the API, /metrics, badges); writes pass their own
+    gate."""
+    state = app_state()
+    if not state.settings.login_to_read or request.path in OPEN_PATHS or request.method == "POST":
+        return None
+    if request.headers.get("Authorization") is None and session_principal() is None:
+        html = not request.path.startswith(("/api/", "/metrics", "/badge/")) and \
+            request.accept_mimetypes.best != "application/json"
+        if html:
+            return redirect(f"/login?next={quote(request.full_path.rstrip('?'), safe='/?=&')}", code=303)
+    signed_in()
+    return None
 
 
 def principal() -> Principal | None:

@@ -27,6 +27,8 @@ class WebSettings:
     refresh_s: float = 2.0
     #: reverse proxies in front (`--trusted-proxies`): X-Forwarded-For is read that many hops back; 0: ignored
     trusted_proxies: int = 0
+    #: every read needs a login or token too (`--login-to-read`); off: reads are open, as they always were
+    login_to_read: bool = False
 
 
 @dataclass
