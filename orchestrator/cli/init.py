@@ -29,6 +29,8 @@ state_dir = "/var/lib/orchestrator"
 
 # The status page, JSON API and /metrics of `orchestrator run` (off when unset)
 #http = "127.0.0.1:8765"
+# Writes on the page and API need a user (orchestrator users add NAME --role operator) or their token;
+# this single shared token still works as an admin token but is deprecated
 #api_token_file = "/etc/orchestrator/api-token"
 #public_url = "https://orchestrator.example.com"
 
