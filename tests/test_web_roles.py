@@ -4,17 +4,19 @@ login cookie. Token expiry (moved clock), revocation, read scope; the document s
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from orchestrator.accounts import service
+from orchestrator.accounts import passwords, service
 from orchestrator.accounts.roles import Role, Scope
 from orchestrator.core.clock import FakeClock
 from orchestrator.db.audit import Actor
 from orchestrator.db.engine import Database
+from orchestrator.db.models import User
 from orchestrator.web.app import blueprints, create_app
 from orchestrator.web.openapi import openapi_document
 from orchestrator.web.operations import OPERATIONS, Operation
@@ -47,6 +49,19 @@ def _rank_allows(role: Role, op: Operation) -> bool:
     return role.allows(op.needed_role)
 
 
+@functools.cache
+def password_hash() -> str:
+    """PASSWORD hashed once by the real hasher (each hash costs ~0.1-0.3 s; logins still verify for real)."""
+    return passwords.hash_password(PASSWORD)
+
+
+def add_user(db: Database, name: str, role: Role, now: datetime) -> None:
+    """A user row as `users add` writes it, with the hash made once (tests/test_cli_users.py runs the command)."""
+    with db.write() as session:
+        session.add(User(name=name, role=role.value, password_hash=password_hash(), session_epoch=1, created_at=now,
+                         password_changed_at=now))
+
+
 @pytest.fixture
 def world(db: Database):
     """A seeded database, one user and one write token per role, and an app on a fake clock."""
@@ -55,7 +70,7 @@ def world(db: Database):
     clock = FakeClock(now)
     tokens = {}
     for role in Role:
-        service.add_user(db, role.value, role, PASSWORD, actor=ADMIN_ACTOR, clock=clock)
+        add_user(db, role.value, role, now)
         tokens[role] = service.create_token(db, role.value, Scope.WRITE, None, actor=ADMIN_ACTOR, clock=clock)[1]
     app = create_app(DatabaseSource(db, clock=clock), WebSettings())
     return app, clock, tokens
@@ -290,7 +305,7 @@ def test_login_to_read_closes_every_read_but_the_probes_and_the_login(db: Databa
     now = datetime.now(UTC)
     seed(db, now)
     clock = FakeClock(now)
-    service.add_user(db, "reader", Role.VIEWER, PASSWORD, actor=ADMIN_ACTOR, clock=clock)
+    add_user(db, "reader", Role.VIEWER, now)
     token = service.create_token(db, "reader", Scope.READ, None, actor=ADMIN_ACTOR, clock=clock)[1]
     client = create_app(DatabaseSource(db, clock=clock), WebSettings(login_to_read=True)).test_client()
     page = client.get("/components/web?x=1")
