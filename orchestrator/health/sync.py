@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from orchestrator.components.windows import Window, WindowKind, cover, load_windows
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.core.states import ComponentState
 from orchestrator.db.engine import Database
@@ -86,10 +87,12 @@ class RegistrySync:
             fingerprint = tuple(session.execute(select(
                 func.count(Component.id), func.coalesce(func.sum(Component.generation), 0),
                 func.coalesce(func.max(Component.id), 0))).one())
-            if fingerprint == self._fingerprint and not any(self._holds.values()):
+            windows = load_windows(session, WindowKind.MAINTENANCE)
+            if fingerprint == self._fingerprint and not any(self._holds.values()) and not windows:
                 return SyncSummary()
-            light = session.execute(select(Component.id, Component.generation, Component.paused_until,
-                                           Component.paused_reason, Component.maintenance_until)).all()
+            columns = [Component.id, Component.generation, Component.paused_until, Component.paused_reason,
+                       Component.maintenance_until]
+            light = session.execute(select(*columns, *([Component.labels] if windows else []))).all()
             changed = [r.id for r in light if self._generations.get(r.id) != r.generation]
             rows = [row for i in range(0, len(changed), LOAD_CHUNK)
                     for row in session.scalars(select(Component).where(Component.id.in_(changed[i:i + LOAD_CHUNK])))]
@@ -99,7 +102,7 @@ class RegistrySync:
         for row in rows:
             self._install(row, len(rows) <= LOG_EACH_UP_TO, settings[row.id], seeds.get(row.id, Evidence()))
         for r in light:
-            self._hold(r, now)
+            self._hold(r, now, windows)
         seen = {r.id for r in light}
         removed = [cid for cid in self._generations if cid not in seen]
         for cid in removed:
@@ -142,12 +145,17 @@ class RegistrySync:
         self._names[row.id] = row.name
         self._intervals[row.id] = row.interval_s
 
-    def _hold(self, light, now) -> None:
+    def _hold(self, light, now, windows: list[Window]) -> None:
         hold = Component.hold_at(light, now)  # the one definition of a hold, on the narrow row
+        reason = (light.paused_reason or "") if hold == ComponentState.PAUSED.value else ""
+        if hold is None and windows:
+            found = cover(windows, light.labels, now)
+            if found.maintenance is not None:
+                hold, reason = ComponentState.MAINTENANCE.value, found.hold_reason()
         wanted = None if hold is None else ComponentState(hold)
         if self._holds.get(light.id) is not wanted:
             self._holds[light.id] = wanted
-            self.judge.send(Hold(light.id, wanted, light.paused_reason or ""))
+            self.judge.send(Hold(light.id, wanted, reason))
 
 
 #: states whose minutes (since the state began) do not count towards a baseline seed

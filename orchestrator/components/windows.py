@@ -1,0 +1,317 @@
+"""Maintenance windows and notification silences: their schedule, who they cover, and their one writer.
+
+A window covers the components its label selector picks (``team=core``). A ``maintenance`` window
+holds them as an operator's ``component maintenance`` does: checks go on, but no incident opens and
+no action runs, and the hold is shown with its reason (the named exception of invariant 6). A
+``silence`` mutes their notifications only: incidents, recovery and verification carry on (invariants
+1-6 untouched; the muted messages are recorded as silenced, invariant 4).
+
+One-off windows run from ``starts_at`` to ``ends_at``. Recurring ones (maintenance only) open at each
+time their cron expression names in their time zone (croniter and zoneinfo) and last ``duration_s`` of
+elapsed time. Schedules are calendar facts, so they are judged on the wall time of the one injected
+clock (``now()``, read once per decision); nothing here waits. Across DST: a start that does not exist
+on the day the clocks go forward opens at the first valid time after it (02:30 → 03:00); one that
+happens twice when they go back opens once, at the first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from orchestrator.core.clock import SYSTEM_CLOCK, Clock
+from orchestrator.core.errors import InputError, NotFoundError
+from orchestrator.core.labels import Selector, parse_selector, selector_text, selects
+from orchestrator.db import audit
+from orchestrator.db.audit import Actor
+from orchestrator.db.engine import Database
+from orchestrator.db.models import MaintenanceWindow
+
+#: Longest window (one-off span or recurring duration): a longer one is a pause, not maintenance.
+MAX_WINDOW_S = 31 * 86400.0
+#: Longest reason kept (it is shown on the page, in lists and in hold reasons).
+MAX_REASON_CHARS = 200
+_CRON_ALIASES = frozenset({"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"})
+
+
+class WindowKind(StrEnum):
+    MAINTENANCE = "maintenance"  # held as in maintenance: no incidents, no actions
+    SILENCE = "silence"  # notifications muted, automation carries on
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A window as the schedule reads it (a plain copy of its row)."""
+
+    id: int
+    kind: WindowKind
+    selector: Selector
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    cron: str | None = None
+    duration_s: float | None = None
+    tz: str | None = None
+    reason: str | None = None
+
+    @classmethod
+    def of(cls, row: MaintenanceWindow) -> Window:
+        return cls(row.id, WindowKind(row.kind), parse_selector(row.selector), row.starts_at, row.ends_at,
+                   row.cron, row.duration_s, row.tz, row.reason)
+
+    @property
+    def recurring(self) -> bool:
+        return self.cron is not None
+
+    def active_until(self, now: datetime) -> datetime | None:
+        """The end of the occurrence in force at ``now``; None when the window is not open."""
+        if not self.recurring:
+            assert self.starts_at is not None and self.ends_at is not None
+            return self.ends_at if self.starts_at <= now < self.ends_at else None
+        start = _previous_start(self._cron(), ZoneInfo(self.tz or "UTC"), now)
+        if start is None:
+            return None
+        end = start + timedelta(seconds=self.duration_s or 0)
+        return end if now < end else None
+
+    def next_start(self, now: datetime) -> datetime | None:
+        """When the window opens next after ``now`` (None: a one-off that has begun or is over)."""
+        if not self.recurring:
+            assert self.starts_at is not None
+            return self.starts_at if self.starts_at > now else None
+        return _next_start(self._cron(), ZoneInfo(self.tz or "UTC"), now)
+
+    def _cron(self) -> str:
+        assert self.cron is not None
+        return self.cron
+
+
+def _croniter():  # imported on use: most commands never read a schedule
+    from croniter import croniter
+
+    return croniter
+
+
+def _repeated(local: datetime) -> bool:
+    """Whether ``local`` is the second time a wall-clock time happens (the hour the clocks go back)."""
+    return local.fold == 1 and local.replace(fold=0).utcoffset() != local.utcoffset()
+
+
+def _previous_start(cron: str, zone: ZoneInfo, now: datetime) -> datetime | None:
+    """The latest start at or before ``now`` (UTC), a repeated wall time counted once."""
+    it = _croniter()(cron, now.astimezone(zone) + timedelta(seconds=1))
+    for _ in range(4):
+        local = it.get_prev(datetime)
+        if not _repeated(local):
+            return local.astimezone(UTC)
+    return None
+
+
+def _next_start(cron: str, zone: ZoneInfo, now: datetime) -> datetime | None:
+    it = _croniter()(cron, now.astimezone(zone))
+    for _ in range(4):
+        local = it.get_next(datetime)
+        if not _repeated(local):
+            return local.astimezone(UTC)
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Cover:
+    """The windows in force over one component: the maintenance one that ends last, and the silence."""
+
+    maintenance: tuple[Window, datetime] | None = None
+    silence: tuple[Window, datetime] | None = None
+
+    def hold_reason(self) -> str:
+        """``window 3 until 2026-12-13 03:00 UTC, recurring: kernel updates``."""
+        assert self.maintenance is not None
+        window, until = self.maintenance
+        text = f"window {window.id} until {until.strftime('%Y-%m-%d %H:%M')} UTC"
+        text += ", recurring" if window.recurring else ""
+        return f"{text}: {window.reason}" if window.reason else text
+
+
+def cover(windows: Iterable[Window], labels: Mapping[str, object] | None, now: datetime) -> Cover:
+    """Which of ``windows`` are open at ``now`` over a component with ``labels``."""
+    found: dict[WindowKind, tuple[Window, datetime]] = {}
+    for window in windows:
+        if not selects(window.selector, labels):
+            continue
+        until = window.active_until(now)
+        if until is not None and (window.kind not in found or until > found[window.kind][1]):
+            found[window.kind] = (window, until)
+    return Cover(found.get(WindowKind.MAINTENANCE), found.get(WindowKind.SILENCE))
+
+
+def load_windows(session: Session, kind: WindowKind | None = None) -> list[Window]:
+    """Every window (of ``kind``), oldest first."""
+    stmt = select(MaintenanceWindow).order_by(MaintenanceWindow.id)
+    if kind is not None:
+        stmt = stmt.where(MaintenanceWindow.kind == kind.value)
+    return [Window.of(row) for row in session.scalars(stmt)]
+
+
+def window_view(row: MaintenanceWindow, now: datetime) -> dict[str, Any]:
+    """One window as `maintenance list --json`, `silence list --json` and the API show it."""
+    window = Window.of(row)
+    until = window.active_until(now)
+    return {
+        "id": row.id, "kind": row.kind, "selector": row.selector, "recurring": window.recurring,
+        "cron": row.cron, "duration_s": row.duration_s, "tz": row.tz, "starts_at": row.starts_at,
+        "ends_at": row.ends_at, "reason": row.reason, "created_at": row.created_at, "created_by": row.created_by,
+        "active": until is not None, "active_until": until, "next_start": window.next_start(now),
+    }
+
+
+def cover_view(found: Cover) -> list[dict[str, Any]]:
+    """The windows in force over a component, as its view lists them."""
+    return [{"id": w.id, "kind": w.kind.value, "until": until, "recurring": w.recurring, "reason": w.reason}
+            for w, until in (found.maintenance, found.silence) if w is not None]
+
+
+@dataclass(frozen=True, slots=True)
+class WindowRequest:
+    """What an operator asked for, as typed (CLI flags or API fields); :func:`validate` checks it."""
+
+    kind: WindowKind
+    selector: str
+    cron: str | None = None
+    duration_s: float | None = None
+    tz: str | None = None
+    start: str | datetime | None = None
+    end: str | datetime | None = None
+    for_s: float | None = None
+    reason: str | None = None
+
+
+def validate(req: WindowRequest, now: datetime) -> dict[str, Any]:
+    """The row's values for ``req``; InputError naming the field (as the API names it) otherwise."""
+    try:
+        selector = selector_text(parse_selector(req.selector))
+    except ValueError as exc:
+        raise InputError(str(exc), field="selector") from None
+    zone = _zone(req.tz)
+    reason = (req.reason or "").strip() or None
+    if reason is not None and (len(reason) > MAX_REASON_CHARS or "\n" in reason):
+        raise InputError(f"one line of at most {MAX_REASON_CHARS} characters", field="reason")
+    values: dict[str, Any] = {"kind": req.kind.value, "selector": selector, "reason": reason, "tz": req.tz}
+    if req.cron is not None:
+        if req.kind is WindowKind.SILENCE:
+            raise InputError("a silence is one-off (use --for or --start/--end)", field="cron")
+        if req.start is not None or req.end is not None or req.for_s is not None:
+            raise InputError("a recurring window takes --duration, not --start/--end/--for", field="cron")
+        if req.duration_s is None:
+            raise InputError("required with cron (e.g. 2h)", field="duration")
+        _positive_span(req.duration_s, "duration")
+        return {**values, "cron": _cron(req.cron), "duration_s": req.duration_s, "tz": req.tz or "UTC"}
+    if req.duration_s is not None:
+        raise InputError("only with cron (a one-off window takes --start/--end or --for)", field="duration")
+    start = now if req.start is None else _instant(req.start, zone, "start")
+    if req.for_s is not None and req.end is not None:
+        raise InputError("give --for or --end, not both", field="for")
+    if req.for_s is not None:
+        _positive_span(req.for_s, "for")
+        end = start + timedelta(seconds=req.for_s)
+    elif req.end is not None:
+        end = _instant(req.end, zone, "end")
+    else:
+        raise InputError("required: --end, --for, or --cron with --duration", field="end")
+    if end <= start:
+        raise InputError("must be after start", field="end")
+    if end <= now:
+        raise InputError("is in the past: the window would never open", field="end")
+    _positive_span((end - start).total_seconds(), "end")
+    return {**values, "starts_at": start, "ends_at": end}
+
+
+def _zone(tz: str | None) -> ZoneInfo:
+    if tz is None:
+        return ZoneInfo("UTC")
+    try:
+        return ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InputError(f"unknown time zone {tz!r} (e.g. Europe/Berlin, UTC)", field="tz") from None
+
+
+def _cron(text: str) -> str:
+    cron = " ".join(text.split())
+    fields = cron.split(" ")
+    ok = cron.lower() in _CRON_ALIASES or len(fields) == 5
+    if not ok or not _croniter().is_valid(cron):
+        raise InputError(f"not a cron expression: {text!r} (five fields, e.g. '0 2 * * SUN')", field="cron")
+    return cron
+
+
+def _instant(value: str | datetime, zone: ZoneInfo, field: str) -> datetime:
+    """An ISO 8601 time; one without an offset is read in ``zone``."""
+    if isinstance(value, datetime):
+        parsed = value
+    else:
+        try:
+            parsed = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise InputError(f"not a time: {value!r} (ISO 8601, e.g. 2026-12-24T02:00 or with +01:00)",
+                             field=field) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=zone)
+    return parsed.astimezone(UTC)
+
+
+def _positive_span(seconds: float, field: str) -> None:
+    if not seconds > 0 or seconds > MAX_WINDOW_S:
+        raise InputError(f"must be more than 0 and at most {MAX_WINDOW_S / 86400:g} days", field=field)
+
+
+class WindowService:
+    """The one writer of maintenance windows and silences; every change is audited with it."""
+
+    def __init__(self, db: Database, *, clock: Clock = SYSTEM_CLOCK, actor: Actor | None = None) -> None:
+        self.db = db
+        self.clock = clock
+        self.actor = actor or Actor()
+
+    def add(self, req: WindowRequest) -> dict[str, Any]:
+        """Validate and store a window; its view."""
+        now = self.clock.now()
+        values = validate(req, now)
+        with self.db.write() as session:
+            row = MaintenanceWindow(**values, created_at=now, created_by=self.actor.os_user)
+            session.add(row)
+            session.flush()
+            view = window_view(row, now)
+            audit.record(session, self.actor, f"{req.kind.value}-add", f"{req.kind.value}:{row.id}", None,
+                         _audited(view), self.clock)
+        return view
+
+    def list(self, kind: WindowKind) -> list[dict[str, Any]]:
+        """Every window of ``kind``, oldest first (a one-off one that is over is listed until removed)."""
+        now = self.clock.now()
+        with self.db.read() as session:
+            rows = session.scalars(select(MaintenanceWindow).where(MaintenanceWindow.kind == kind.value)
+                                   .order_by(MaintenanceWindow.id))
+            return [window_view(row, now) for row in rows]
+
+    def remove(self, kind: WindowKind, window_id: int) -> dict[str, Any]:
+        """Delete one window; NotFoundError naming ``id`` when there is no such window of ``kind``."""
+        now = self.clock.now()
+        with self.db.write() as session:
+            row = session.get(MaintenanceWindow, window_id)
+            if row is None or row.kind != kind.value:
+                raise NotFoundError(f"no {kind.value} window with id {window_id}", field="id")
+            view = window_view(row, now)
+            session.delete(row)
+            audit.record(session, self.actor, f"{kind.value}-remove", f"{kind.value}:{window_id}", _audited(view),
+                         None, self.clock)
+        return view
+
+
+def _audited(view: dict[str, Any]) -> dict[str, Any]:
+    keep = ("kind", "selector", "cron", "duration_s", "tz", "starts_at", "ends_at", "reason")
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in view.items() if k in keep}
