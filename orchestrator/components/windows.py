@@ -173,7 +173,7 @@ def window_view(row: MaintenanceWindow, now: datetime) -> dict[str, Any]:
 def cover_view(found: Cover) -> list[dict[str, Any]]:
     """The windows in force over a component, as its view lists them."""
     return [{"id": w.id, "kind": w.kind.value, "until": until, "recurring": w.recurring, "reason": w.reason}
-            for w, until in (found.maintenance, found.silence) if w is not None]
+            for w, until in (pair for pair in (found.maintenance, found.silence) if pair is not None)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,14 +11,12 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from orchestrator.components.defaults import DEFAULT_TLS_CRITICAL_DAYS, DEFAULT_TLS_WARN_DAYS
+
 #: Body bytes read at most from any endpoint: a huge or endless body costs no more than this.
 MAX_BODY_BYTES = 64 * 1024
 #: Redirects followed at most before the check fails (a loop fails fast).
 DEFAULT_MAX_REDIRECTS = 3
-#: Days of certificate validity left below which an answering https component is DEGRADED.
-DEFAULT_TLS_WARN_DAYS = 14.0
-#: Days left below which the https check fails (the component goes DOWN and an incident opens).
-DEFAULT_TLS_CRITICAL_DAYS = 3.0
 
 _STATUS_RANGE = re.compile(r"^([1-5]\d\d)(?:-([1-5]\d\d))?$")
 #: ``$.a.b[0] == "UP"`` / ``$.count == 3`` / ``$.ok == true``

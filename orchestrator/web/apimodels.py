@@ -150,6 +150,52 @@ class MaintenanceBody(Strict):
         return self
 
 
+#: a label selector key=value[,key=value…] (core.labels' grammar)
+SELECTOR_PATTERN = f"^{_TERM}(?:,{_TERM}){{0,15}}$"
+#: five cron fields of the characters cron uses (croniter judges the rest: 400 naming cron)
+CRON_PATTERN = r"^(?:@(?:yearly|annually|monthly|weekly|daily|midnight|hourly)|[0-9A-Za-z*/,?#LW-]{1,40}(?: [0-9A-Za-z*/,?#LW-]{1,40}){4})$"
+#: an IANA time zone name
+TZ_PATTERN = r"^[A-Za-z][A-Za-z0-9_+-]{0,30}(?:/[A-Za-z0-9_+-]{1,30}){0,2}$"
+#: an ISO 8601 time, with or without an offset (without: read in tz)
+TIME_PATTERN = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:\d{2})?$"
+WindowReason = Annotated[str, Field(pattern="^[^\x00\n\r]*$", max_length=200)]
+
+
+class MaintenanceWindowBody(Strict):
+    """Recurring (``cron`` and ``duration``, in ``tz``) or one-off (``end`` or ``for``, from ``start``)."""
+
+    selector: Annotated[str, Field(pattern=SELECTOR_PATTERN, description="Components with these labels.")]
+    cron: Annotated[str, Field(pattern=CRON_PATTERN, description="Recurring: opens at these times ('0 2 * * SUN').")] \
+        = optional()  # type: ignore[assignment]
+    duration: Duration = optional(description="Recurring: how long each window lasts.")
+    tz: Annotated[str, Field(pattern=TZ_PATTERN, description="Time zone of cron, start and end (UTC).")] \
+        = optional()  # type: ignore[assignment]
+    start: Annotated[str, Field(pattern=TIME_PATTERN, description="One-off: from (default now).")] \
+        = optional()  # type: ignore[assignment]
+    end: Annotated[str, Field(pattern=TIME_PATTERN, description="One-off: until.")] \
+        = optional()  # type: ignore[assignment]
+    for_: Duration = optional(alias="for", description="One-off: this long from start.")
+    reason: WindowReason = optional(description="Shown with the hold, on the page and in reports.")
+
+
+class SilenceBody(Strict):
+    """A silence from ``start`` (default now) for ``for`` or until ``end``."""
+
+    selector: Annotated[str, Field(pattern=SELECTOR_PATTERN, description="Components with these labels.")]
+    for_: Duration = optional(alias="for", description="This long from start.")
+    start: Annotated[str, Field(pattern=TIME_PATTERN, description="From (default now).")] \
+        = optional()  # type: ignore[assignment]
+    end: Annotated[str, Field(pattern=TIME_PATTERN, description="Until, instead of for.")] \
+        = optional()  # type: ignore[assignment]
+    tz: Annotated[str, Field(pattern=TZ_PATTERN, description="Time zone of start and end (UTC).")] \
+        = optional()  # type: ignore[assignment]
+    reason: WindowReason = optional(description="Shown in lists, on the page and in reports.")
+
+
+class WindowPath(Lax):
+    id: Annotated[int, Field(ge=1, le=MAX_ID, description="Window id.")]
+
+
 class RecoverBody(Strict):
     plan: PlanName = optional(description="Run this plan instead of the component's own.")
     dry_run: Annotated[bool, Field(description="Only render the steps: nothing is run, recorded or sent.")] = False
