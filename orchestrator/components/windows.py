@@ -176,6 +176,17 @@ def cover_view(found: Cover) -> list[dict[str, Any]]:
             for w, until in (pair for pair in (found.maintenance, found.silence) if pair is not None)]
 
 
+def window_lines(found: Cover) -> tuple[str, ...]:
+    """``in maintenance until 2026-12-13 03:00 UTC, recurring: kernel updates (window 3)``, one a window."""
+    lines = []
+    for pair, what in ((found.maintenance, "in maintenance"), (found.silence, "notifications silenced")):
+        if pair is not None:
+            window, until = pair
+            line = f"{what} until {until.strftime('%Y-%m-%d %H:%M')} UTC" + (", recurring" if window.recurring else "")
+            lines.append(f"{line}: {window.reason} (window {window.id})" if window.reason else f"{line} (window {window.id})")
+    return tuple(lines)
+
+
 @dataclass(frozen=True, slots=True)
 class WindowRequest:
     """What an operator asked for, as typed (CLI flags or API fields); :func:`validate` checks it."""
