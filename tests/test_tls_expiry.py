@@ -142,3 +142,32 @@ def test_bad_tls_settings_name_the_field(spec, field) -> None:
     with pytest.raises(ValidationError) as caught:
         CheckSpec(url="https://example.com/", **spec)
     assert caught.value.errors()[0]["loc"] == (field,)
+
+
+def _result(ok: bool = True, warning: str | None = None, at: datetime | None = None):
+    from orchestrator.health.result import CheckResult
+
+    return CheckResult(ok=ok, latency_ms=5.0, checked_at=at or datetime(2026, 12, 7, tzinfo=UTC),
+                       error=None if ok else "certificate expires in 1 day, 2026-12-08", warning=warning)
+
+
+def test_a_warning_degrades_an_answering_component_until_it_clears() -> None:
+    """Scripted results through the tracker: UP, DEGRADED while the certificate warning lasts (a
+    failure does not clear it), UP again once renewed; DOWN when the check fails for good."""
+    from orchestrator.core.states import ComponentState as S
+    from orchestrator.health.tracker import Tracker, TrackerConfig
+
+    now = datetime(2026, 12, 7, tzinfo=UTC)
+    tracker = Tracker(TrackerConfig(interval_s=10, success_threshold=1, failure_threshold=2), now)
+    warning = "certificate expires in 5 days, 2026-12-12"
+    steps = [(_result(), S.UP), (_result(warning=warning), S.DEGRADED), (_result(warning=warning), S.DEGRADED),
+             (_result(ok=False), S.DEGRADED), (_result(warning=warning), S.DEGRADED), (_result(), S.UP),
+             (_result(warning=warning), S.DEGRADED), (_result(ok=False), S.DEGRADED), (_result(ok=False), S.DOWN)]
+    reasons = []
+    for result, expected in steps:
+        transition = tracker.observe(result, now)
+        assert tracker.state is expected, (result, reasons)
+        if transition is not None:
+            reasons.append(transition.reason)
+    assert reasons == ["1 consecutive success", warning, f"warning cleared (was: {warning})", warning,
+                       "2 consecutive failures: certificate expires in 1 day, 2026-12-08"]
