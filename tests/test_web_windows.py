@@ -40,13 +40,17 @@ def test_create_list_delete_with_documented_shapes(db: Database) -> None:
     ("/api/v1/maintenance", {**RECURRING, "cron": "0 2 * *"}, "cron"),
     ("/api/v1/maintenance", {**RECURRING, "duration": "soon"}, "duration"),
     ("/api/v1/maintenance", {**RECURRING, "tz": "Mars/Base"}, "tz"),
+    ("/api/v1/maintenance", {**RECURRING, "cron": "0 0 31 2 *"}, "cron"),  # never comes
     ("/api/v1/maintenance", {"selector": "team=core", "cron": "0 2 * * SUN"}, "duration"),
-    ("/api/v1/maintenance", {"selector": "team=core", "end": "2020-01-01T00:00Z"}, "end"),
-    ("/api/v1/maintenance", {"selector": "team=core", "end": "next week"}, "end"),
+    ("/api/v1/maintenance", {"selector": "team=core", "duration": "2h"}, "cron"),
+    ("/api/v1/maintenance", {**RECURRING, "for": "1h"}, "for"),
+    ("/api/v1/maintenance", {"selector": "team=core", "for": "1h", "tz": "UTC"}, "tz"),
+    ("/api/v1/maintenance", {"selector": "team=core"}, "for"),
+    ("/api/v1/maintenance", {"selector": "team=core", "for": "1h", "start_in": "-1h"}, "start_in"),
     ("/api/v1/maintenance", {**RECURRING, "extra": 1}, "extra"),
-    ("/api/v1/silences", {"selector": "team=core"}, "end"),
+    ("/api/v1/silences", {"selector": "team=core"}, "for"),
     ("/api/v1/silences", {"selector": "team=core", "for": "4h", "cron": "0 2 * * *"}, "cron"),
-    ("/api/v1/silences", {"selector": "team=core", "for": "4h", "end": "2099-01-01T00:00Z"}, "for"),
+    ("/api/v1/silences", {"selector": "team=core", "for": "0s"}, "for"),
     ("/api/v1/silences", {"selector": "team=core", "for": "4h", "reason": "a\nb"}, "reason"),
 ])
 def test_bad_input_is_400_naming_the_field_and_changes_nothing(db: Database, path, body, field) -> None:
@@ -72,6 +76,9 @@ def test_the_component_page_says_it_is_in_maintenance(db: Database) -> None:
     Registry(db).add(ComponentSpec(name="core-api", url="http://127.0.0.1:9/", labels={"team": "core"}))
     made = client.post("/api/v1/maintenance", json={"selector": "team=core", "for": "2h", "reason": "disk swap"},
                        headers=BEARER).get_json()
+    later = client.post("/api/v1/silences", json={"selector": "team=core", "for": "1h", "start_in": "3h"},
+                        headers=BEARER).get_json()
+    assert not later["active"] and later["next_start"] == later["starts_at"]
     page = client.get("/components/core-api").get_data(as_text=True)
     until = made["ends_at"][:16].replace("T", " ")
     assert f"in maintenance\n  until {until} UTC: disk swap" in page

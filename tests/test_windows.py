@@ -154,7 +154,8 @@ def test_add_and_remove_are_audited(db) -> None:
     (WindowKind.MAINTENANCE, {"selector": "team=core", "end": "tomorrow"}, "end"),
     (WindowKind.MAINTENANCE, {"selector": "team=core", "end": "2020-01-01T00:00"}, "end"),
     (WindowKind.MAINTENANCE, {"selector": "team=core", "start": "2099-01-02T00:00", "end": "2099-01-01T00:00"}, "end"),
-    (WindowKind.MAINTENANCE, {"selector": "team=core", "for_s": 90 * 86400}, "for"),
+    (WindowKind.MAINTENANCE, {"selector": "team=core", "for_s": 4000 * 86400}, "for"),
+    (WindowKind.MAINTENANCE, {"selector": "team=core", "cron": "0 0 31 4 *", "duration_s": 60}, "cron"),  # never
     (WindowKind.SILENCE, {"selector": "team=core", "cron": "0 2 * * SUN", "duration_s": 60}, "cron"),
     (WindowKind.SILENCE, {"selector": "team=core", "for_s": 60, "end": "2099-01-01T00:00"}, "for"),
     (WindowKind.SILENCE, {"selector": "team=core", "for_s": 60, "reason": "two\nlines"}, "reason"),

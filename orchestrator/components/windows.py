@@ -16,6 +16,7 @@ happens twice when they go back opens once, at the first.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,6 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
+from orchestrator.core.durations import MAX_DURATION_S
 from orchestrator.core.errors import InputError, NotFoundError
 from orchestrator.core.labels import Selector, parse_selector, selector_text, selects
 from orchestrator.db import audit
@@ -34,11 +36,30 @@ from orchestrator.db.audit import Actor
 from orchestrator.db.engine import Database
 from orchestrator.db.models import MaintenanceWindow
 
-#: Longest window (one-off span or recurring duration): a longer one is a pause, not maintenance.
-MAX_WINDOW_S = 31 * 86400.0
+#: Longest window (one-off span or recurring duration): the project's cap on any duration.
+MAX_WINDOW_S = MAX_DURATION_S
 #: Longest reason kept (it is shown on the page, in lists and in hold reasons).
 MAX_REASON_CHARS = 200
-_CRON_ALIASES = frozenset({"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"})
+
+def _field(value: str, names: tuple[str, ...] = ()) -> str:
+    """One cron field: items ``*``, ``V`` or ``V-V``, each with an optional ``/step``, comma-separated."""
+    choices = "|".join([value, *names, *(n.lower() for n in names)])
+    item = rf"(?:\*|(?:{choices})(?:-(?:{choices}))?)(?:/[1-9][0-9]?)?"
+    return rf"{item}(?:,{item}){{0,11}}"
+
+
+_MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+_DAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
+#: The cron grammar taken (the API's schema says the same): five fields of numbers in range, names of
+#: months and days, ranges, steps and lists, or an @alias. A subset of what croniter reads, so an
+#: expression that fits is one it can iterate (a date that never comes, 31 February, is refused apart).
+CRON_PATTERN = (
+    "^(?:@(?:yearly|annually|monthly|weekly|daily|midnight|hourly)|"
+    + " ".join((_field("[0-5]?[0-9]"), _field("[01]?[0-9]|2[0-3]"), _field("0?[1-9]|[12][0-9]|3[01]"),
+                _field("0?[1-9]|1[0-2]", _MONTHS), _field("[0-7]", _DAYS)))
+    + ")$"
+)
+_CRON = re.compile(CRON_PATTERN)
 
 
 class WindowKind(StrEnum):
@@ -105,20 +126,25 @@ def _repeated(local: datetime) -> bool:
 
 def _previous_start(cron: str, zone: ZoneInfo, now: datetime) -> datetime | None:
     """The latest start at or before ``now`` (UTC), a repeated wall time counted once."""
-    it = _croniter()(cron, now.astimezone(zone) + timedelta(seconds=1))
-    for _ in range(4):
-        local = it.get_prev(datetime)
-        if not _repeated(local):
-            return local.astimezone(UTC)
-    return None
+    return _start(cron, zone, now + timedelta(seconds=1), "get_prev")
 
 
 def _next_start(cron: str, zone: ZoneInfo, now: datetime) -> datetime | None:
-    it = _croniter()(cron, now.astimezone(zone))
-    for _ in range(4):
-        local = it.get_next(datetime)
-        if not _repeated(local):
-            return local.astimezone(UTC)
+    return _start(cron, zone, now, "get_next")
+
+
+def _start(cron: str, zone: ZoneInfo, at: datetime, step: str) -> datetime | None:
+    """The occurrence before or after ``at``; None when there is none. A stored expression croniter
+    cannot iterate (a date that never comes) counts as a window that never opens: it must never stop
+    the registry sync that judges every other window and hold (invariant 6)."""
+    try:
+        it = _croniter()(cron, at.astimezone(zone))
+        for _ in range(4):
+            local = getattr(it, step)(datetime)
+            if not _repeated(local):
+                return local.astimezone(UTC)
+    except Exception:  # croniter's CroniterBadDateError and kin: nothing to find
+        return None
     return None
 
 
@@ -221,23 +247,23 @@ def validate(req: WindowRequest, now: datetime) -> dict[str, Any]:
         if req.duration_s is None:
             raise InputError("required with cron (e.g. 2h)", field="duration")
         _positive_span(req.duration_s, "duration")
-        return {**values, "cron": _cron(req.cron), "duration_s": req.duration_s, "tz": req.tz or "UTC"}
+        return {**values, "cron": _cron(req.cron, zone, now), "duration_s": req.duration_s, "tz": req.tz or "UTC"}
     if req.duration_s is not None:
         raise InputError("only with cron (a one-off window takes --start/--end or --for)", field="duration")
-    start = now if req.start is None else _instant(req.start, zone, "start")
+    # a start already past means now: the window is open from the moment it is added
+    start = now if req.start is None else max(now, _instant(req.start, zone, "start"))
     if req.for_s is not None and req.end is not None:
         raise InputError("give --for or --end, not both", field="for")
     if req.for_s is not None:
         _positive_span(req.for_s, "for")
-        end = start + timedelta(seconds=req.for_s)
+        # at least the clock's resolution: a positive span below a microsecond is still a window
+        end = start + max(timedelta(seconds=req.for_s), timedelta(microseconds=1))
     elif req.end is not None:
         end = _instant(req.end, zone, "end")
     else:
         raise InputError("required: --end, --for, or --cron with --duration", field="end")
     if end <= start:
-        raise InputError("must be after start", field="end")
-    if end <= now:
-        raise InputError("is in the past: the window would never open", field="end")
+        raise InputError("must be after the start (and after now)", field="end")
     _positive_span((end - start).total_seconds(), "end")
     return {**values, "starts_at": start, "ends_at": end}
 
@@ -251,12 +277,12 @@ def _zone(tz: str | None) -> ZoneInfo:
         raise InputError(f"unknown time zone {tz!r} (e.g. Europe/Berlin, UTC)", field="tz") from None
 
 
-def _cron(text: str) -> str:
+def _cron(text: str, zone: ZoneInfo, now: datetime) -> str:
     cron = " ".join(text.split())
-    fields = cron.split(" ")
-    ok = cron.lower() in _CRON_ALIASES or len(fields) == 5
-    if not ok or not _croniter().is_valid(cron):
+    if not _CRON.match(cron) or not _croniter().is_valid(cron):
         raise InputError(f"not a cron expression: {text!r} (five fields, e.g. '0 2 * * SUN')", field="cron")
+    if _next_start(cron, zone, now) is None:
+        raise InputError(f"{text!r} never comes (e.g. 31 February)", field="cron")
     return cron
 
 
@@ -278,6 +304,13 @@ def _instant(value: str | datetime, zone: ZoneInfo, field: str) -> datetime:
 def _positive_span(seconds: float, field: str) -> None:
     if not seconds > 0 or seconds > MAX_WINDOW_S:
         raise InputError(f"must be more than 0 and at most {MAX_WINDOW_S / 86400:g} days", field=field)
+
+
+def time_zones() -> tuple[str, ...]:
+    """Every IANA time zone name this machine knows (the API's schema lists them)."""
+    from zoneinfo import available_timezones
+
+    return tuple(sorted(available_timezones()))
 
 
 class WindowService:

@@ -88,11 +88,13 @@ def note(source: WebSource, actor: Actor, incident_id: int, text: str) -> dict[s
     return operator.note(source.db, incident_id, text, actor=actor, clock=source.clock)
 
 
-def add_window(source: WebSource, actor: Actor, kind: str, **given: Any) -> dict[str, Any]:
-    """A maintenance window or silence (``components.windows``' validation: 400 naming the field)."""
+def add_window(source: WebSource, actor: Actor, kind: str, start_in_s: float | None, **given: Any) -> dict[str, Any]:
+    """A maintenance window or silence, opening ``start_in_s`` from now (None: now); the service's
+    validation answers 400 naming the field."""
     from orchestrator.components.windows import WindowKind, WindowRequest, WindowService
 
-    req = WindowRequest(WindowKind(kind), **given)
+    start = None if start_in_s is None else source.clock.now() + timedelta(seconds=start_in_s)
+    req = WindowRequest(WindowKind(kind), start=start, **given)
     return WindowService(source.db, clock=source.clock, actor=actor).add(req)
 
 

@@ -216,12 +216,12 @@ def list_maintenance():
 
 
 @operation(blueprint, "POST", "/maintenance",
-           summary="Add a recurring (cron, duration, tz) or one-off (start, end or for) maintenance window",
+           summary="Add a recurring (cron, duration, tz) or one-off (for, start_in) maintenance window",
            body=MaintenanceWindowBody, responses={201: responses.MaintenanceWindow}, write=True)
 def add_maintenance(body: MaintenanceWindowBody):
-    return _done(actions.add_window(app_state().source, _actor(), "maintenance", selector=body.selector,
-                                    cron=body.cron, duration_s=seconds(body.duration), tz=body.tz, start=body.start,
-                                    end=body.end, for_s=seconds(body.for_), reason=body.reason), 201)
+    return _done(actions.add_window(app_state().source, _actor(), "maintenance", seconds(body.start_in),
+                                    selector=body.selector, cron=body.cron, duration_s=seconds(body.duration),
+                                    tz=body.tz, for_s=seconds(body.for_), reason=body.reason), 201)
 
 
 @operation(blueprint, "DELETE", "/maintenance/{id}", summary="Remove a maintenance window", path_model=WindowPath,
@@ -239,9 +239,8 @@ def list_silences():
 @operation(blueprint, "POST", "/silences", summary="Mute the notifications of the components a selector picks",
            body=SilenceBody, responses={201: responses.MaintenanceWindow}, write=True)
 def add_silence(body: SilenceBody):
-    return _done(actions.add_window(app_state().source, _actor(), "silence", selector=body.selector,
-                                    tz=body.tz, start=body.start, end=body.end, for_s=seconds(body.for_),
-                                    reason=body.reason), 201)
+    return _done(actions.add_window(app_state().source, _actor(), "silence", seconds(body.start_in),
+                                    selector=body.selector, for_s=seconds(body.for_), reason=body.reason), 201)
 
 
 @operation(blueprint, "DELETE", "/silences/{id}", summary="Remove a silence", path_model=WindowPath,
