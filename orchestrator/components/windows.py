@@ -164,14 +164,26 @@ class Cover:
         return f"{text}: {window.reason}" if window.reason else text
 
 
-def cover(windows: Iterable[Window], labels: Mapping[str, object] | None, now: datetime) -> Cover:
-    """Which of ``windows`` are open at ``now`` over a component with ``labels``."""
-    found: dict[WindowKind, tuple[Window, datetime]] = {}
+#: The windows open at one moment, each with the end of its occurrence: :func:`open_windows`.
+OpenWindows = list[tuple[Window, datetime]]
+
+
+def open_windows(windows: Iterable[Window], now: datetime) -> OpenWindows:
+    """Which of ``windows`` are open at ``now``. Computed once per decision and matched against every
+    component with :func:`cover` (a schedule is evaluated once, not once per component)."""
+    found = []
     for window in windows:
-        if not selects(window.selector, labels):
-            continue
         until = window.active_until(now)
-        if until is not None and (window.kind not in found or until > found[window.kind][1]):
+        if until is not None:
+            found.append((window, until))
+    return found
+
+
+def cover(open_now: OpenWindows, labels: Mapping[str, object] | None) -> Cover:
+    """The open windows over a component with ``labels``: per kind, the one that ends last."""
+    found: dict[WindowKind, tuple[Window, datetime]] = {}
+    for window, until in open_now:
+        if selects(window.selector, labels) and (window.kind not in found or until > found[window.kind][1]):
             found[window.kind] = (window, until)
     return Cover(found.get(WindowKind.MAINTENANCE), found.get(WindowKind.SILENCE))
 

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from orchestrator.components.windows import Window, WindowKind, cover, load_windows
+from orchestrator.components.windows import OpenWindows, WindowKind, cover, load_windows, open_windows
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.core.states import ComponentState
 from orchestrator.db.engine import Database
@@ -101,8 +101,9 @@ class RegistrySync:
         added = sum(1 for row in rows if row.id not in self._generations)
         for row in rows:
             self._install(row, len(rows) <= LOG_EACH_UP_TO, settings[row.id], seeds.get(row.id, Evidence()))
+        open_now = open_windows(windows, now)
         for r in light:
-            self._hold(r, now, windows)
+            self._hold(r, now, open_now)
         seen = {r.id for r in light}
         removed = [cid for cid in self._generations if cid not in seen]
         for cid in removed:
@@ -145,11 +146,11 @@ class RegistrySync:
         self._names[row.id] = row.name
         self._intervals[row.id] = row.interval_s
 
-    def _hold(self, light, now, windows: list[Window]) -> None:
+    def _hold(self, light, now, open_now: OpenWindows) -> None:
         hold = Component.hold_at(light, now)  # the one definition of a hold, on the narrow row
         reason = (light.paused_reason or "") if hold == ComponentState.PAUSED.value else ""
-        if hold is None and windows:
-            found = cover(windows, light.labels, now)
+        if hold is None and open_now:
+            found = cover(open_now, light.labels)
             if found.maintenance is not None:
                 hold, reason = ComponentState.MAINTENANCE.value, found.hold_reason()
         wanted = None if hold is None else ComponentState(hold)

@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 from sqlalchemy import select
 
-from orchestrator.components.windows import WindowKind, cover, load_windows
+from orchestrator.components.windows import WindowKind, cover, load_windows, open_windows
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.core.redaction import redact
 from orchestrator.db.engine import Database
@@ -164,14 +164,14 @@ class Notifier:
             return batch
         try:
             with self.db.write() as session:
-                silences = load_windows(session, WindowKind.SILENCE)
+                silences = open_windows(load_windows(session, WindowKind.SILENCE), now)
                 if not silences:
                     return batch
                 labels = dict(session.execute(select(Component.name, Component.labels)
                                               .where(Component.name.in_(sorted(names)))).all())
                 kept = []
                 for event in batch:
-                    found = cover(silences, labels.get(event.component_name), now).silence \
+                    found = cover(silences, labels.get(event.component_name)).silence \
                         if event.component_name in labels else None
                     if found is None:
                         kept.append(event)

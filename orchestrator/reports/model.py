@@ -21,7 +21,7 @@ from statistics import fmean
 
 from sqlalchemy import select
 
-from orchestrator.components.windows import Window, cover, window_lines, window_view
+from orchestrator.components.windows import Window, cover, open_windows, window_lines, window_view
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.core.errors import NotFoundError
 from orchestrator.core.states import IncidentKind, Resolution
@@ -153,7 +153,7 @@ def build_report(db: Database, since_s: float, *, component: str | None = None,
         pictures = build_figures(session, incidents, start, now, only_id)
         level_timelines = load_level_timelines(session, start, now) if component is None else ()
         window_rows = list(session.scalars(select(MaintenanceWindow).order_by(MaintenanceWindow.id)))
-        windows = [Window.of(w) for w in window_rows]
+        windows = open_windows([Window.of(w) for w in window_rows], now)
         window_views = tuple(window_view(w, now) for w in window_rows)
     by_component: dict[int, list[IncidentReport]] = {}
     for incident in incidents:
@@ -170,7 +170,7 @@ def build_report(db: Database, since_s: float, *, component: str | None = None,
             name=row.name, state=row.state, criticality=row.criticality, labels=labels, times=times,
             uptime_pct=times.uptime_pct, checks=figures.get(row.id, CheckFigures()), incidents=len(own), mttr_s=mttr_s(own),
             segments=pieces, tls_expires_at=row.tls_expires_at,
-            windows=window_lines(cover(windows, row.labels, now)),
+            windows=window_lines(cover(windows, row.labels)),
         ))
     return Report(generated_at=now, since=start, until=now, window_s=since_s, component=component,
                   components=tuple(components), incidents=incidents, totals=totals_of(incidents), figures=pictures,
