@@ -113,3 +113,23 @@ def test_a_real_check_honours_the_flags(run_cli) -> None:
                        '$.status == "DOWN"').exit_code == 0
         result = run_cli("check", "api")
         assert result.exit_code == 1 and "expected \"DOWN\"" in result.output, result.output
+
+
+def test_tls_settings_in_the_apply_file_and_the_flags(run_cli, tmp_path) -> None:
+    import trustme
+
+    ca = tmp_path / "ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(ca))
+    path = tmp_path / "components.yaml"
+    path.write_text(f"""components:
+  - name: api
+    url: https://127.0.0.1:9/health
+    check: {{tls_ca: {ca}, tls_warn_days: 30, tls_critical_days: 7}}
+""")
+    assert run_cli("apply", "-f", str(path)).exit_code == 0
+    assert run_cli("component", "add", "web", "--url", "https://127.0.0.1:9/health", "--tls-ca", str(ca),
+                   "--tls-warn-days", "30", "--tls-critical-days", "7").exit_code == 0
+    assert _check(run_cli, "api") == _check(run_cli, "web") == {
+        "url": "https://127.0.0.1:9/health", "tls_ca": str(ca), "tls_warn_days": 30.0, "tls_critical_days": 7.0}
+    assert run_cli("component", "update", "web", "--tls-ca", "").exit_code == 0
+    assert "tls_ca" not in _check(run_cli, "web")

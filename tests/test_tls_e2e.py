@@ -1,7 +1,8 @@
 """End to end: the real daemon checks three real loopback TLS servers whose certificates a private CA
 (trusted per component with tls_ca) issued to expire in 90 days, in 5 days and in 1 day. The first
 stays up, the second is degraded with the expiry in its reason, the third goes down and opens an
-incident; the expiry shows in `component show`, /metrics and the report."""
+incident; the expiry shows in `component show`, /metrics and the report. Checked in the daemon's own
+threads and in a check worker process (the expiry and the warning cross the process boundary)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ from tests.tls_servers import CertServer, leaf
 
 
 @pytest.mark.slow
-def test_expiring_certificates_degrade_then_take_down_and_show_everywhere(tmp_path: Path) -> None:
+@pytest.mark.parametrize("check_processes", [0, 1], ids=["threads", "worker-process"])
+def test_expiring_certificates_degrade_then_take_down_and_show_everywhere(tmp_path: Path, check_processes: int) -> None:
     db_url = f"sqlite:///{tmp_path / 'orchestrator.db'}"
     db = Database(db_url)
     ensure_schema(db)
@@ -46,7 +48,7 @@ def test_expiring_certificates_degrade_then_take_down_and_show_everywhere(tmp_pa
             with db.read() as session:
                 return session.scalars(sa.select(Component).where(Component.name == name)).one()
 
-        with running_daemon(db_url, check_processes=0):
+        with running_daemon(db_url, check_processes=check_processes):
             poll(lambda: row("far").state == "up" and row("soon").state == "degraded"
                  and row("tomorrow").state == "down", timeout_s=30)
             poll(lambda: _open_incident(db, "tomorrow"), timeout_s=20)

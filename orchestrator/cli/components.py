@@ -97,6 +97,16 @@ class HeaderType(KeyValueType):
         return key.strip(), val.strip()
 
 
+class OptionalFile(click.Path):
+    """An existing readable file, as an absolute path; ``''`` (to drop a setting on update) passes as is."""
+
+    def __init__(self) -> None:
+        super().__init__(exists=True, dir_okay=False, readable=True, resolve_path=True)
+
+    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
+        return "" if value == "" else super().convert(value, param, ctx)
+
+
 def definition_options(required_url: bool):
     """The flags shared by `add` and `update` (update: every flag optional, None = unchanged)."""
     opts = [
@@ -130,7 +140,7 @@ def definition_options(required_url: bool):
         click.option("--tls-verify/--no-tls-verify", "verify_tls", default=None,
                      help="Verify the server's TLS certificate (yes)."),
         click.option("--max-redirects", type=click.IntRange(0, 10), help="Redirects followed at most (see docs)."),
-        click.option("--tls-ca", "tls_ca", type=click.Path(exists=True, dir_okay=False, readable=True, resolve_path=True),
+        click.option("--tls-ca", "tls_ca", type=OptionalFile(),
                      help="PEM file of a private CA to trust for this https check, besides the system's "
                           "('' drops it on update)."),
         click.option("--tls-warn-days", type=click.FloatRange(0, 3650),
