@@ -34,7 +34,7 @@ from orchestrator.core.labels import Selector, parse_selector, selector_text, se
 from orchestrator.db import audit
 from orchestrator.db.audit import Actor
 from orchestrator.db.engine import Database
-from orchestrator.db.models import MaintenanceWindow
+from orchestrator.db.models import Component, MaintenanceWindow
 
 #: Longest window (one-off span or recurring duration): the project's cap on any duration.
 MAX_WINDOW_S = MAX_DURATION_S
@@ -186,6 +186,18 @@ def cover(open_now: OpenWindows, labels: Mapping[str, object] | None) -> Cover:
         if selects(window.selector, labels) and (window.kind not in found or until > found[window.kind][1]):
             found[window.kind] = (window, until)
     return Cover(found.get(WindowKind.MAINTENANCE), found.get(WindowKind.SILENCE))
+
+
+def covered_ids(session: Session, open_now: OpenWindows) -> dict[int, tuple[Window, datetime]]:
+    """Component id → the open window (of ``open_now``) over it that ends last, each window's selector
+    matched in SQL (as ``component list --label`` does), so no component's labels are decoded here."""
+    out: dict[int, tuple[Window, datetime]] = {}
+    for window, until in open_now:
+        picked = select(Component.id).where(*(Component.labels[k].as_string() == v for k, v in window.selector))
+        for cid in session.scalars(picked):
+            if cid not in out or until > out[cid][1]:
+                out[cid] = (window, until)
+    return out
 
 
 def load_windows(session: Session, kind: WindowKind | None = None) -> list[Window]:

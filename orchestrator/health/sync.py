@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from orchestrator.components.windows import OpenWindows, WindowKind, cover, load_windows, open_windows
+from orchestrator.components.windows import Cover, Window, WindowKind, covered_ids, load_windows, open_windows
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.core.states import ComponentState
 from orchestrator.db.engine import Database
@@ -87,12 +87,12 @@ class RegistrySync:
             fingerprint = tuple(session.execute(select(
                 func.count(Component.id), func.coalesce(func.sum(Component.generation), 0),
                 func.coalesce(func.max(Component.id), 0))).one())
-            windows = load_windows(session, WindowKind.MAINTENANCE)
-            if fingerprint == self._fingerprint and not any(self._holds.values()) and not windows:
+            open_now = open_windows(load_windows(session, WindowKind.MAINTENANCE), now)
+            if fingerprint == self._fingerprint and not any(self._holds.values()) and not open_now:
                 return SyncSummary()
-            columns = [Component.id, Component.generation, Component.paused_until, Component.paused_reason,
-                       Component.maintenance_until]
-            light = session.execute(select(*columns, *([Component.labels] if windows else []))).all()
+            light = session.execute(select(Component.id, Component.generation, Component.paused_until,
+                                           Component.paused_reason, Component.maintenance_until)).all()
+            covered = covered_ids(session, open_now)
             changed = [r.id for r in light if self._generations.get(r.id) != r.generation]
             rows = [row for i in range(0, len(changed), LOAD_CHUNK)
                     for row in session.scalars(select(Component).where(Component.id.in_(changed[i:i + LOAD_CHUNK])))]
@@ -101,9 +101,8 @@ class RegistrySync:
         added = sum(1 for row in rows if row.id not in self._generations)
         for row in rows:
             self._install(row, len(rows) <= LOG_EACH_UP_TO, settings[row.id], seeds.get(row.id, Evidence()))
-        open_now = open_windows(windows, now)
         for r in light:
-            self._hold(r, now, open_now)
+            self._hold(r, now, covered.get(r.id))
         seen = {r.id for r in light}
         removed = [cid for cid in self._generations if cid not in seen]
         for cid in removed:
@@ -146,16 +145,15 @@ class RegistrySync:
         self._names[row.id] = row.name
         self._intervals[row.id] = row.interval_s
 
-    def _hold(self, light, now, open_now: OpenWindows) -> None:
+    def _hold(self, light, now, window: tuple[Window, datetime] | None) -> None:
         hold = Component.hold_at(light, now)  # the one definition of a hold, on the narrow row
-        reason = (light.paused_reason or "") if hold == ComponentState.PAUSED.value else ""
-        if hold is None and open_now:
-            found = cover(open_now, light.labels)
-            if found.maintenance is not None:
-                hold, reason = ComponentState.MAINTENANCE.value, found.hold_reason()
-        wanted = None if hold is None else ComponentState(hold)
+        by_window = hold is None and window is not None  # an open maintenance window over it
+        wanted = ComponentState.MAINTENANCE if by_window else None if hold is None else ComponentState(hold)
         if self._holds.get(light.id) is not wanted:
             self._holds[light.id] = wanted
+            reason = (light.paused_reason or "") if wanted is ComponentState.PAUSED else ""
+            if by_window:
+                reason = Cover(maintenance=window).hold_reason()
             self.judge.send(Hold(light.id, wanted, reason))
 
 
