@@ -169,7 +169,7 @@ def test_max_latency(server: LoopbackHTTPServer, checker: HttpChecker) -> None:
 @pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 def test_self_signed_certificate(checker: HttpChecker) -> None:
     with TlsLoopbackServer() as tls:
-        assert checker.check(CheckSpec(url=tls.url), timeout_s=5).error == "TLS certificate verify failed"
+        assert checker.check(CheckSpec(url=tls.url), timeout_s=5).error == "TLS certificate verify failed: self-signed certificate"
         insecure = checker.check(CheckSpec(url=tls.url, verify_tls=False), timeout_s=5)
         assert insecure.ok and insecure.status_code == 200
 

@@ -30,6 +30,7 @@ def _check(run_cli, name: str = "api") -> dict:
     (["--max-latency", "750ms"], {"max_latency_ms": 750.0}),
     (["--no-tls-verify"], {"verify_tls": False}),
     (["--max-redirects", "0"], {"max_redirects": 0}),
+    (["--tls-warn-days", "30", "--tls-critical-days", "7"], {"tls_warn_days": 30.0, "tls_critical_days": 7.0}),
 ])
 def test_each_check_flag_round_trips_on_add_and_update(run_cli, flags, expected) -> None:
     assert run_cli("component", "add", "api", "--url", URL, *flags).exit_code == 0
@@ -78,6 +79,10 @@ def test_the_apply_file_and_the_flags_store_the_same_definition(run_cli, tmp_pat
     (["--max-latency", "soon"], "--max-latency"),
     (["--max-redirects", "11"], "--max-redirects"),
     (["--header", "X: ${env:}"], "--header"),
+    (["--tls-critical-days", "20"], "--tls-critical-days"),  # above the default warn days (14)
+    (["--tls-warn-days", "-1"], "--tls-warn-days"),
+    (["--tls-ca", "/nonexistent/ca.pem"], "--tls-ca"),
+    (["--tls-ca", __file__], "--tls-ca"),  # a file, but no certificate in it
 ])
 def test_bad_check_flags_exit_2_naming_the_flag_and_change_nothing(run_cli, args, flag) -> None:
     assert run_cli("component", "add", "api", "--url", URL, "--body-contains", "UP").exit_code == 0
@@ -108,3 +113,23 @@ def test_a_real_check_honours_the_flags(run_cli) -> None:
                        '$.status == "DOWN"').exit_code == 0
         result = run_cli("check", "api")
         assert result.exit_code == 1 and "expected \"DOWN\"" in result.output, result.output
+
+
+def test_tls_settings_in_the_apply_file_and_the_flags(run_cli, tmp_path) -> None:
+    import trustme
+
+    ca = tmp_path / "ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(ca))
+    path = tmp_path / "components.yaml"
+    path.write_text(f"""components:
+  - name: api
+    url: https://127.0.0.1:9/health
+    check: {{tls_ca: {ca}, tls_warn_days: 30, tls_critical_days: 7}}
+""")
+    assert run_cli("apply", "-f", str(path)).exit_code == 0
+    assert run_cli("component", "add", "web", "--url", "https://127.0.0.1:9/health", "--tls-ca", str(ca),
+                   "--tls-warn-days", "30", "--tls-critical-days", "7").exit_code == 0
+    assert _check(run_cli, "api") == _check(run_cli, "web") == {
+        "url": "https://127.0.0.1:9/health", "tls_ca": str(ca), "tls_warn_days": 30.0, "tls_critical_days": 7.0}
+    assert run_cli("component", "update", "web", "--tls-ca", "").exit_code == 0
+    assert "tls_ca" not in _check(run_cli, "web")

@@ -127,11 +127,15 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "incidents": ("incidents", "incidents", "Incident history and the human side of recovery."),
     "init": ("init", "init", "Print a file to start an installation from, e.g. `orchestrator init "
              "--print-unit > /etc/systemd/system/orchestrator.service` (deploy/README.md has the steps)."),
+    "maintenance": ("windows", "maintenance", "Maintenance windows over a label selector: held as in "
+                    "maintenance (no incidents, no actions)."),
     "plans": ("plans", "plans", "Recovery plan file commands."),
     "recover": ("recover", "recover", "Start a recovery of NAME now and follow it step by step."),
     "report": ("report", "report", "Uptime, checks, latency, incidents and every recovery step over a window."),
     "run": ("run", "run", "Run the daemon: check every component on schedule, record, open incidents, "
             "recover."),
+    "silence": ("windows", "silence", "Silences over a label selector: notifications muted, automation "
+                "carries on."),
     "status": ("status", "status", "One table of every component's state."),
     "strategies": ("plans", "strategies", "Recovery strategy plugins."),
     "tokens": ("users", "tokens", "API tokens of users (Authorization: Bearer ...), stored hashed and shown once."),

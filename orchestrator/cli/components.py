@@ -19,6 +19,8 @@ from orchestrator.components.defaults import (
     DEFAULT_RETRY_INTERVAL_S,
     DEFAULT_SUCCESS_THRESHOLD,
     DEFAULT_TIMEOUT_S,
+    DEFAULT_TLS_CRITICAL_DAYS,
+    DEFAULT_TLS_WARN_DAYS,
     MAX_PROBE_INTERVALS,
     MAX_REPLICAS,
     default_timeout_s,
@@ -45,11 +47,13 @@ FLAG_FOR = {
     "check.method": "--method", "check.headers": "--header", "check.body_contains": "--body-contains",
     "check.json_conditions": "--json-condition", "check.max_latency_ms": "--max-latency",
     "check.verify_tls": "--tls-verify", "check.max_redirects": "--max-redirects",
+    "check.tls_ca": "--tls-ca", "check.tls_warn_days": "--tls-warn-days",
+    "check.tls_critical_days": "--tls-critical-days",
 }
 #: ``--flag`` destinations that are settings of the HTTP check (CheckSpec fields), as the apply file's
 #: ``check:`` section names them.
 CHECK_FLAGS = ("method", "headers", "body_contains", "json_conditions", "max_latency_ms", "verify_tls",
-               "max_redirects")
+               "max_redirects", "tls_ca", "tls_warn_days", "tls_critical_days")
 
 
 def _flag(path: str) -> str:
@@ -93,6 +97,16 @@ class HeaderType(KeyValueType):
         return key.strip(), val.strip()
 
 
+class OptionalFile(click.Path):
+    """An existing readable file, as an absolute path; ``''`` (to drop a setting on update) passes as is."""
+
+    def __init__(self) -> None:
+        super().__init__(exists=True, dir_okay=False, readable=True, resolve_path=True)
+
+    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
+        return "" if value == "" else super().convert(value, param, ctx)
+
+
 def definition_options(required_url: bool):
     """The flags shared by `add` and `update` (update: every flag optional, None = unchanged)."""
     opts = [
@@ -126,6 +140,13 @@ def definition_options(required_url: bool):
         click.option("--tls-verify/--no-tls-verify", "verify_tls", default=None,
                      help="Verify the server's TLS certificate (yes)."),
         click.option("--max-redirects", type=click.IntRange(0, 10), help="Redirects followed at most (see docs)."),
+        click.option("--tls-ca", "tls_ca", type=OptionalFile(),
+                     help="PEM file of a private CA to trust for this https check, besides the system's "
+                          "('' drops it on update)."),
+        click.option("--tls-warn-days", type=click.FloatRange(0, 3650),
+                     help=f"Degraded when the certificate expires within this many days ({DEFAULT_TLS_WARN_DAYS:g})."),
+        click.option("--tls-critical-days", type=click.FloatRange(0, 3650),
+                     help=f"Down (an incident) when it expires within this many days ({DEFAULT_TLS_CRITICAL_DAYS:g})."),
         click.option("--label", "labels", type=KEY_VALUE, multiple=True, help="k=v, repeatable."),
         click.option("--var", "vars_", type=KEY_VALUE, multiple=True, help="k=v for {vars.k} in plans."),
         click.option("--secret-var", "secret_vars", type=KEY_VALUE, multiple=True,
@@ -187,9 +208,11 @@ def _check_changes(flags: dict[str, Any]) -> dict[str, Any]:
         out["json_conditions"] = [c for c in flags["json_conditions"] if c.strip()]
     if flags.get("max_latency") is not None:
         out["max_latency_ms"] = flags["max_latency"] * 1000
-    for key in ("verify_tls", "max_redirects"):
+    for key in ("verify_tls", "max_redirects", "tls_warn_days", "tls_critical_days"):
         if flags.get(key) is not None:
             out[key] = flags[key]
+    if flags.get("tls_ca") is not None:
+        out["tls_ca"] = flags["tls_ca"] or None
     return out
 
 

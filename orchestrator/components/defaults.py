@@ -6,6 +6,10 @@ from __future__ import annotations
 # The defaults of a component, here and nowhere else (the models, the tracker and the CLI read them).
 #: seconds between checks
 DEFAULT_INTERVAL_S = 10.0
+#: days of certificate validity left below which an answering https component is DEGRADED
+DEFAULT_TLS_WARN_DAYS = 14.0
+#: days left below which the https check fails (the component goes DOWN and an incident opens)
+DEFAULT_TLS_CRITICAL_DAYS = 3.0
 #: longest check timeout when none is given; never more than half the interval (see default_timeout_s)
 DEFAULT_TIMEOUT_S = 2.0
 #: consecutive failures that make a component DOWN

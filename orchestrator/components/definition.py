@@ -7,6 +7,7 @@ The definition is what the operator owns; live state (up/down, counters) lives b
 from __future__ import annotations
 
 import re
+import ssl
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -74,6 +75,17 @@ def _check_spec_references(spec: CheckSpec) -> None:
             check_references(text)
         except ValueError as exc:
             raise ValueError(f"check.{field}: {exc}") from None
+
+
+def _check_tls_ca(spec: CheckSpec) -> None:
+    """Refuse a ``tls_ca`` that is not a readable PEM file of certificates (found now, not at 3 a.m.)."""
+    if spec.tls_ca is None:
+        return
+    try:
+        ssl.create_default_context(cafile=spec.tls_ca)
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or "not a PEM file of certificates"
+        raise ValueError(f"check.tls_ca: cannot load {spec.tls_ca}: {reason}") from None
 
 
 def _references_ok(values: dict[str, str]) -> dict[str, str]:
@@ -245,6 +257,7 @@ class ComponentSpec(BaseModel):
             raise ValueError("min_replicas: greater than max_replicas")
         try:
             _check_spec_references(self.check_spec())
+            _check_tls_ca(self.check_spec())
         except ValidationError as exc:
             err = exc.errors()[0]
             where = ".".join(str(p) for p in err["loc"]) or ("url" if self.url else "check")

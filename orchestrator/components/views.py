@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
 from orchestrator.components.registry import definition_of
+from orchestrator.components.windows import OpenWindows, cover, cover_view, load_windows, open_windows
 from orchestrator.core.errors import InputError, NotFoundError
 from orchestrator.core.redaction import redact_view, secret_values
 from orchestrator.core.states import ComponentState
@@ -69,8 +70,11 @@ class ComponentFilter:
 
 
 def component_view(row: Component, names_by_id: dict[int, str], now: datetime,
-                   open_incident: int | None = None) -> dict[str, Any]:
-    """One component as `component list --json` prints it (documented in docs/cli.md), redacted."""
+                   open_incident: int | None = None, windows: OpenWindows | None = None) -> dict[str, Any]:
+    """One component as `component list --json` prints it (documented in docs/cli.md), redacted.
+
+    ``windows`` are the maintenance windows and silences open now (those whose selector picks it are
+    listed under ``windows``)."""
     definition = definition_of(row, names_by_id)
     check = definition.pop("check")
     state = effective_state(row, now)
@@ -92,6 +96,11 @@ def component_view(row: Component, names_by_id: dict[int, str], now: datetime,
         "last_latency_ms": row.last_latency_ms,
         "last_error": row.last_error,
         "open_incident": open_incident,
+        # the certificate an https check last saw, and its days left now (None for other checks)
+        "tls_expires_at": row.tls_expires_at,
+        "tls_days_left": None if row.tls_expires_at is None else
+        round((row.tls_expires_at - now).total_seconds() / 86400, 1),
+        "windows": cover_view(cover(windows or [], row.labels)),
     }
     return redact_view(view, secret_values(row))
 
@@ -117,7 +126,8 @@ def component_views(session: Session, now: datetime, name: str | None = None, *,
         raise NotFoundError(f"no component named {name!r}", field="name")
     names = _dependency_names(session, rows)
     incidents = open_incidents_by_component(session)
-    return [component_view(r, names, now, incidents.get(r.id)) for r in rows]
+    windows = open_windows(load_windows(session), now)
+    return [component_view(r, names, now, incidents.get(r.id), windows) for r in rows]
 
 
 def _dependency_names(session: Session, rows: list[Component]) -> dict[int, str]:

@@ -100,6 +100,8 @@ class Component(Base):
     next_check_at: Mapped[datetime | None]
     last_latency_ms: Mapped[float | None] = mapped_column(Float)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # when the TLS certificate last seen by an https check expires (kept while later checks see none)
+    tls_expires_at: Mapped[datetime | None]
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
     consecutive_successes: Mapped[int] = mapped_column(Integer, default=0)
     checks_total: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -169,6 +171,8 @@ class CheckResultRow(Base):
     lateness_ms: Mapped[float | None] = mapped_column(Float)
     status_code: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
+    # the server certificate's notAfter, for https checks that completed a TLS handshake
+    tls_expires_at: Mapped[datetime | None]
 
     __table_args__ = (
         # history of one component, newest first; also serves pruning per component
@@ -544,4 +548,34 @@ class ApiToken(Base):
         CheckConstraint("scope IN ('read', 'write')", name="scope_known"),
         # `tokens list --user NAME` and a user's removal
         Index("ix_api_tokens_user_id", "user_id"),
+    )
+
+
+class MaintenanceWindow(Base):
+    """A maintenance window or a notification silence over the components a label selector picks.
+
+    ``kind`` is ``maintenance`` (components are held as in maintenance: no incidents, no actions) or
+    ``silence`` (notifications are muted, automation carries on). One-off: ``starts_at``/``ends_at``;
+    recurring (maintenance only): ``cron`` in ``tz`` opens it for ``duration_s``. Written only through
+    :mod:`orchestrator.components.windows`.
+    """
+
+    __tablename__ = "maintenance_windows"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    # canonical label selector text (key=value[,key=value]), as degradation scopes spell it
+    selector: Mapped[str] = mapped_column(Text)
+    starts_at: Mapped[datetime | None]
+    ends_at: Mapped[datetime | None]
+    cron: Mapped[str | None] = mapped_column(String(128))
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    tz: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(128))
+
+    __table_args__ = (
+        CheckConstraint("kind IN ('maintenance', 'silence')", name="kind_known"),
+        CheckConstraint("(cron IS NULL) = (starts_at IS NOT NULL)", name="one_off_or_recurring"),
     )

@@ -272,7 +272,7 @@ def _hold_transitions(tracker: Tracker, hold: Hold, now: datetime, mono: float) 
     elif wanted is ComponentState.MAINTENANCE and state is not ComponentState.MAINTENANCE:
         if state is ComponentState.PAUSED:
             out.append(tracker.resume(now, mono))
-        out.append(tracker.enter_maintenance(now))
+        out.append(tracker.enter_maintenance(now, hold.reason))
     elif wanted is None and state is ComponentState.PAUSED:
         out.append(tracker.resume(now, mono))
     elif wanted is None and state is ComponentState.MAINTENANCE:

@@ -184,9 +184,11 @@ class ProcessLanes:
             return
         items = message[1]
         proc.finished([item[0] for item in items])  # before judging: a death now loses none of them
-        for cid, ok, latency_ms, at, status, error, nbytes, timed_out, lateness_ms in items:
+        for cid, ok, latency_ms, at, status, error, nbytes, timed_out, lateness_ms, tls_at, warning in items:
             result = CheckResult(ok=ok, latency_ms=latency_ms, checked_at=datetime.fromtimestamp(at, UTC),
-                                 status_code=status, error=error, bytes_read=nbytes, timed_out=timed_out)
+                                 status_code=status, error=error, bytes_read=nbytes, timed_out=timed_out,
+                                 tls_expires_at=None if tls_at is None else datetime.fromtimestamp(tls_at, UTC),
+                                 warning=warning)
             self.deliver(cid, result, lateness_ms)
 
     def stop(self, timeout_s: float) -> None:

@@ -25,3 +25,8 @@ class CheckResult:
     details: dict[str, object] = field(default_factory=dict)
     #: The check ran into its deadline (the dispatcher runs such a component in the slow lane next).
     timed_out: bool = False
+    #: When the server's TLS certificate expires (https checks that got as far as a certificate).
+    tls_expires_at: datetime | None = None
+    #: A passing check's caveat, one line ("certificate expires in 5 days, 2026-12-12"): an answering
+    #: component is DEGRADED while its checks carry one.
+    warning: str | None = None

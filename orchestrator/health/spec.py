@@ -9,7 +9,9 @@ import re
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from orchestrator.components.defaults import DEFAULT_TLS_CRITICAL_DAYS, DEFAULT_TLS_WARN_DAYS
 
 #: Body bytes read at most from any endpoint: a huge or endless body costs no more than this.
 MAX_BODY_BYTES = 64 * 1024
@@ -70,6 +72,10 @@ class CheckSpec(BaseModel):
     max_latency_ms: float | None = Field(default=None, gt=0)
     verify_tls: bool = True
     max_redirects: int = Field(default=DEFAULT_MAX_REDIRECTS, ge=0, le=10)
+    #: absolute path of a PEM file of CAs trusted for this check, besides the system's (a private CA)
+    tls_ca: str | None = None
+    tls_warn_days: float = Field(default=DEFAULT_TLS_WARN_DAYS, ge=0, le=3650)
+    tls_critical_days: float = Field(default=DEFAULT_TLS_CRITICAL_DAYS, ge=0, le=3650)
     # tcp: host and port (or taken from url)
     host: str | None = None
     port: int | None = Field(default=None, ge=1, le=65535)
@@ -89,6 +95,21 @@ class CheckSpec(BaseModel):
         for cond in value:
             if not _JSON_CONDITION.match(cond.strip()):
                 raise ValueError(f"not a JSON condition: {cond!r} (e.g. $.status == \"UP\")")
+        return value
+
+    @field_validator("tls_ca")
+    @classmethod
+    def _ca_path(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("/"):
+            raise ValueError(f"must be an absolute path, got {value!r}")
+        return value
+
+    @field_validator("tls_critical_days")
+    @classmethod
+    def _critical_below_warn(cls, value: float, info: ValidationInfo) -> float:
+        warn = info.data.get("tls_warn_days")
+        if warn is not None and value > warn:
+            raise ValueError(f"{value:g} must not exceed tls_warn_days ({warn:g})")
         return value
 
     @model_validator(mode="after")

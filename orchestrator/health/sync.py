@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from orchestrator.components.windows import Cover, Window, WindowKind, covered_ids, load_windows, open_windows
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.core.states import ComponentState
 from orchestrator.db.engine import Database
@@ -86,10 +87,12 @@ class RegistrySync:
             fingerprint = tuple(session.execute(select(
                 func.count(Component.id), func.coalesce(func.sum(Component.generation), 0),
                 func.coalesce(func.max(Component.id), 0))).one())
-            if fingerprint == self._fingerprint and not any(self._holds.values()):
+            open_now = open_windows(load_windows(session, WindowKind.MAINTENANCE), now)
+            if fingerprint == self._fingerprint and not any(self._holds.values()) and not open_now:
                 return SyncSummary()
             light = session.execute(select(Component.id, Component.generation, Component.paused_until,
                                            Component.paused_reason, Component.maintenance_until)).all()
+            covered = covered_ids(session, open_now)
             changed = [r.id for r in light if self._generations.get(r.id) != r.generation]
             rows = [row for i in range(0, len(changed), LOAD_CHUNK)
                     for row in session.scalars(select(Component).where(Component.id.in_(changed[i:i + LOAD_CHUNK])))]
@@ -99,7 +102,7 @@ class RegistrySync:
         for row in rows:
             self._install(row, len(rows) <= LOG_EACH_UP_TO, settings[row.id], seeds.get(row.id, Evidence()))
         for r in light:
-            self._hold(r, now)
+            self._hold(r, now, covered.get(r.id))
         seen = {r.id for r in light}
         removed = [cid for cid in self._generations if cid not in seen]
         for cid in removed:
@@ -142,12 +145,16 @@ class RegistrySync:
         self._names[row.id] = row.name
         self._intervals[row.id] = row.interval_s
 
-    def _hold(self, light, now) -> None:
+    def _hold(self, light, now, window: tuple[Window, datetime] | None) -> None:
         hold = Component.hold_at(light, now)  # the one definition of a hold, on the narrow row
-        wanted = None if hold is None else ComponentState(hold)
+        by_window = hold is None and window is not None  # an open maintenance window over it
+        wanted = ComponentState.MAINTENANCE if by_window else None if hold is None else ComponentState(hold)
         if self._holds.get(light.id) is not wanted:
             self._holds[light.id] = wanted
-            self.judge.send(Hold(light.id, wanted, light.paused_reason or ""))
+            reason = (light.paused_reason or "") if wanted is ComponentState.PAUSED else ""
+            if by_window:
+                reason = Cover(maintenance=window).hold_reason()
+            self.judge.send(Hold(light.id, wanted, reason))
 
 
 #: states whose minutes (since the state began) do not count towards a baseline seed

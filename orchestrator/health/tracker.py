@@ -132,6 +132,10 @@ class Tracker:
         self._grace_until = started_at + timedelta(seconds=config.startup_grace_s)
         self._grace_until_mono = None if started_mono is None else started_mono + config.startup_grace_s
         self._early = EarlyWarning(config.early_warning, config.timeout_s, evidence)
+        #: the early warning's own verdict, apart from a check's warning (an expiring certificate): a
+        #: component may be DEGRADED for either, and leaves it only when neither holds
+        self._early_degraded = self._state is S.DEGRADED
+        self._warning: str | None = None  # the last passing check's warning, if any
 
     @property
     def state(self) -> ComponentState:
@@ -190,21 +194,37 @@ class Tracker:
         1. Update the consecutive counters and the flap history (always, even when paused).
         2. While PAUSED or in MAINTENANCE stop there: an operator owns the state.
         3. While UP or DEGRADED, feed the early warning.
-        4. Decide by flapping first, then by the thresholds (DOWN), then by the early warning (UP or
-           DEGRADED, for a component that was answering).
+        4. Decide by flapping first, then by the thresholds (DOWN), then, for a component that was
+           answering, by the early warning and the check's own warning (UP, or DEGRADED while either
+           holds).
         """
         self._count(result.ok)
         if self._state not in _OBSERVED:
             return None
         verdict = None
         if self._state in _ANSWERING:
-            verdict = self._early.observe(result.ok, result.latency_ms, now, degraded=self._state is S.DEGRADED)
+            verdict = self._early.observe(result.ok, result.latency_ms, now, degraded=self._early_degraded)
+            self._early_degraded = verdict.degraded
         target, reason = self._decide(result, self._in_grace(now, mono))
         if verdict is not None and target is not S.DOWN and target is not S.FLAPPING:
-            target, reason = (S.DEGRADED if verdict.degraded else S.UP), verdict.reason
+            target, reason = self._answering_verdict(result, verdict.degraded, verdict.reason)
+        if result.ok:
+            self._warning = result.warning
         if target is None or target is self._state:
             return None
         return self._transition(target, now, reason)
+
+    def _answering_verdict(self, result: CheckResult, early_degraded: bool, early_reason: str) -> tuple[S, str]:
+        """UP or DEGRADED for an answering component: a passing check's warning degrades it as the
+        early warning does; a failed check keeps the last warning (it says nothing about it)."""
+        warning = result.warning if result.ok else self._warning
+        if warning:
+            return S.DEGRADED, warning
+        if early_degraded:
+            return S.DEGRADED, early_reason
+        if self._warning and result.ok:
+            return S.UP, early_reason or f"warning cleared (was: {self._warning})"
+        return S.UP, early_reason
 
     def next_delay_s(self, rng: random.Random) -> float:
         """Seconds until the next check of this component.
@@ -293,6 +313,7 @@ class Tracker:
         transition = Transition(self._state, to, now, reason)
         if to is S.UP and self._state not in _ANSWERING:
             self._early.reset()  # coming back: the slow samples from before must not degrade it at once
+            self._early_degraded = False
         self._state, self._since = to, now
         if to is S.FLAPPING:
             self._flap_episode += 1

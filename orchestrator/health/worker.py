@@ -9,7 +9,7 @@ checkers of this process), and runs the same fast and slow lanes as the main pro
 - from the main process: ``("run", specs, items)`` (specs: ``[(component_id, spec dict)]`` sent
   once per definition; items: ``[(component_id, timeout_s, expected, slow)]``), ``("stop", timeout_s)``;
 - to it: ``("ready",)`` once started, ``("results", [(component_id, ok, latency_ms, checked_at_ts, status_code, error, bytes_read,
-  timed_out, lateness_ms)])`` every ``SEND_PERIOD_S``, and ``("bye",)`` after a stop.
+  timed_out, lateness_ms, tls_expires_at_ts, warning)])`` every ``SEND_PERIOD_S``, and ``("bye",)`` after a stop.
 
 SIGTERM and SIGINT are ignored: the main process drains its workers itself, and a worker whose main
 process is gone sees the socket close and exits.
@@ -43,7 +43,8 @@ class _Worker:
 
     def _collect(self, due: Due, r: CheckResult, lateness_ms: float) -> None:
         item = (due.component_id, r.ok, r.latency_ms, r.checked_at.timestamp(), r.status_code, r.error,
-                r.bytes_read, r.timed_out, lateness_ms)
+                r.bytes_read, r.timed_out, lateness_ms,
+                None if r.tls_expires_at is None else r.tls_expires_at.timestamp(), r.warning)
         with self.out_lock:
             self.out.append(item)
 

@@ -544,7 +544,7 @@ def _result_row(item: ResultItem) -> dict[str, Any]:
     r = item.result
     return {"component_id": item.component_id, "checked_at": r.checked_at, "ok": r.ok, "reliable": item.reliable,
             "latency_ms": r.latency_ms, "lateness_ms": item.lateness_ms, "status_code": r.status_code,
-            "error": r.error}
+            "error": r.error, "tls_expires_at": r.tls_expires_at}
 
 
 _LIVE_UPDATE = (
@@ -555,7 +555,9 @@ _LIVE_UPDATE = (
             flap_episode=bindparam("fe"), checks_total=Component.checks_total + bindparam("n"),
             failures_total=Component.failures_total + bindparam("f"),
             # a verification probe has no due time: keep the scheduled one
-            next_check_at=func.coalesce(bindparam("next", type_=UTCDateTime()), Component.next_check_at))
+            next_check_at=func.coalesce(bindparam("next", type_=UTCDateTime()), Component.next_check_at),
+            # a check that saw no certificate (refused, timed out) says nothing about it: keep the last
+            tls_expires_at=func.coalesce(bindparam("tls", type_=UTCDateTime()), Component.tls_expires_at))
 )
 _STATE_UPDATE = (
     update(Component).where(Component.id == bindparam("cid"))
@@ -581,6 +583,7 @@ def _live_rows(results: list[ResultItem]) -> list[dict[str, Any]]:
             "err": item.result.error, "cf": item.live.consecutive_failures, "cs": item.live.consecutive_successes,
             "fe": item.live.flap_episode, "n": n + 1, "f": f + (0 if item.result.ok else 1),
             "next": item.live.next_check_at if item.live.next_check_at is not None else row and row["next"],
+            "tls": item.result.tls_expires_at if item.result.tls_expires_at is not None else row and row["tls"],
         }
     return list(latest.values())
 

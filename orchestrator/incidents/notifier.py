@@ -8,7 +8,10 @@ given to :meth:`Notifier.publish`). The first queued event opens a window of ``g
 as ONE message once the window has passed — so twenty components failing within ten seconds page
 on-call once, not twenty times. Rows are taken by compare-and-set just before sending (at most once,
 even with a second process collecting too); a crash before that leaves them for the next process.
-Each delivery is stored as a Notification row with its destination redacted. What a message says
+Each delivery is stored as a Notification row with its destination redacted. An event about a
+component under a silence (:mod:`orchestrator.components.windows`) is not sent: it is stored as a
+``silenced`` Notification row naming the silence (invariant 4: muted, never lost); a silence that
+cannot be read mutes nothing. What a message says
 (subjects naming component and state, links to ``public_url``, the webhook document) is
 :mod:`orchestrator.incidents.notify_message`.
 """
@@ -21,6 +24,7 @@ from collections.abc import Callable
 
 from sqlalchemy import select
 
+from orchestrator.components.windows import WindowKind, cover, load_windows, open_windows
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.core.redaction import redact
 from orchestrator.db.engine import Database
@@ -116,6 +120,8 @@ class Notifier:
 
     def _deliver(self, batch: list[IncidentEvent], config: Notifications) -> None:
         batch = self._take(batch)
+        if batch:
+            batch = self._unsilenced(batch)
         if not batch:
             return
         context = self._context(batch)
@@ -147,6 +153,40 @@ class Notifier:
             log.exception("could not store notification records for %r", title)
         for d in deliveries:
             log.log(logging.INFO if d.ok else logging.WARNING, "notification %r to %s: %s", title, d.target, d.detail)
+
+    def _unsilenced(self, batch: list[IncidentEvent]) -> list[IncidentEvent]:
+        """The events of ``batch`` no silence covers; the others are recorded as silenced. Must never
+        break invariant 3 (a human is told): only an open silence whose selector picks the event's
+        component mutes it, and when the silences cannot be read everything is sent."""
+        now = self.clock.now()
+        names = {e.component_name for e in batch if e.component_name}
+        if not names:
+            return batch
+        try:
+            with self.db.write() as session:
+                silences = open_windows(load_windows(session, WindowKind.SILENCE), now)
+                if not silences:
+                    return batch
+                labels = dict(session.execute(select(Component.name, Component.labels)
+                                              .where(Component.name.in_(sorted(names)))).all())
+                kept = []
+                for event in batch:
+                    found = cover(silences, labels.get(event.component_name)).silence \
+                        if event.component_name in labels else None
+                    if found is None:
+                        kept.append(event)
+                        continue
+                    window, until = found
+                    title = f"{event.kind} {event.component_name}: silenced by silence {window.id}"
+                    session.add(Notification(incident_id=event.incident_id, event=event.kind[:32],
+                                             channel=f"silence:{window.id}", status="silenced", title=title,
+                                             body=redact(event.reason or ""), created_at=now))
+                    log.info("notification silenced component=%s incident=%s silence=%s until=%s", event.component_name,
+                             event.incident_id, window.id, until.isoformat(timespec="seconds"))
+                return kept
+        except Exception as exc:
+            log.warning("silences unavailable, notifying anyway: %s", str(exc).splitlines()[0])
+            return batch
 
     def _context(self, batch: list[IncidentEvent]) -> Context:
         """The incidents' status and the components' state and labels, read now. Invariant 3 (a human is

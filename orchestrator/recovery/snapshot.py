@@ -43,7 +43,9 @@ def hold_of(row: Component, now: datetime) -> str | None:
     if ComponentState.PAUSED.value in (hold, row.state):
         return f"paused{f': {row.paused_reason}' if row.paused_reason else ''}"
     if ComponentState.MAINTENANCE.value in (hold, row.state):
-        return "in maintenance"
+        # a maintenance window says which one in the reason the judge gave ("maintenance: window 3 until …")
+        window = hold is None and (row.state_reason or "").startswith("maintenance: window ")
+        return f"in {row.state_reason}" if window else "in maintenance"
     return None
 
 

@@ -21,8 +21,15 @@ into text. The JSON shape (``version`` 1) is stable; fields may be added, never 
         "time_s": {"up", "degraded", "down", "flapping", "unknown", "paused", "maintenance": float},
         "checks": {"checks": int, "failures": int,
                    "latency_p50_ms", "latency_p95_ms", "latency_max_ms": float | null},
-        "incidents": int, "mttr_s": float | null
+        "incidents": int, "mttr_s": float | null,
+        "tls_expires_at": ISO-8601 | null,           # the certificate its https check last saw
+        "windows": [str]                             # maintenance windows and silences in force at "until"
       }],
+      "windows": [{"id": int, "kind": "maintenance" | "silence", "selector": str, "recurring": bool,
+                   "cron": str | null, "duration_s": float | null, "tz": str | null,
+                   "starts_at": ISO-8601 | null, "ends_at": ISO-8601 | null, "reason": str | null,
+                   "created_at": ISO-8601, "created_by": str, "active": bool,
+                   "active_until": ISO-8601 | null, "next_start": ISO-8601 | null}],
       "incidents": [{                                # newest first; those overlapping the window
         "id": int, "component": str | null, "kind": "component" | "mass_outage",
         "status": str, "resolution": "auto" | "self" | "manual" | "removed" | null,

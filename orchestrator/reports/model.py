@@ -21,11 +21,12 @@ from statistics import fmean
 
 from sqlalchemy import select
 
+from orchestrator.components.windows import Window, cover, open_windows, window_lines, window_view
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.core.errors import NotFoundError
 from orchestrator.core.states import IncidentKind, Resolution
 from orchestrator.db.engine import Database
-from orchestrator.db.models import Component
+from orchestrator.db.models import Component, MaintenanceWindow
 from orchestrator.reports.charts import Segment
 from orchestrator.reports.checks import CheckFigures, load_check_figures
 from orchestrator.reports.figures import Figures, build_figures
@@ -61,6 +62,10 @@ class ComponentReport:
     incidents: int
     mttr_s: float | None
     segments: tuple[Segment, ...] = ()  # the availability timeline over the window
+    #: when the certificate its https check last saw expires (None: not an https check, or none seen)
+    tls_expires_at: datetime | None = None
+    #: the maintenance windows and silences in force over it at the end of the window, one line each
+    windows: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,8 @@ class Report:
     figures: Figures | None = None
     #: each scope's degradation level over the window (orchestrator.reports.levels)
     levels: tuple[LevelTimeline, ...] = ()
+    #: every maintenance window and silence, as components.windows.window_view shows it
+    windows: tuple[dict, ...] = ()
 
 
 def mttr_s(incidents: list[IncidentReport] | tuple[IncidentReport, ...]) -> float | None:
@@ -145,6 +152,9 @@ def build_report(db: Database, since_s: float, *, component: str | None = None,
         step(STAGES[4])
         pictures = build_figures(session, incidents, start, now, only_id)
         level_timelines = load_level_timelines(session, start, now) if component is None else ()
+        window_rows = list(session.scalars(select(MaintenanceWindow).order_by(MaintenanceWindow.id)))
+        windows = open_windows([Window.of(w) for w in window_rows], now)
+        window_views = tuple(window_view(w, now) for w in window_rows)
     by_component: dict[int, list[IncidentReport]] = {}
     for incident in incidents:
         if incident.component_id is not None:
@@ -159,8 +169,9 @@ def build_report(db: Database, since_s: float, *, component: str | None = None,
         components.append(ComponentReport(
             name=row.name, state=row.state, criticality=row.criticality, labels=labels, times=times,
             uptime_pct=times.uptime_pct, checks=figures.get(row.id, CheckFigures()), incidents=len(own), mttr_s=mttr_s(own),
-            segments=pieces,
+            segments=pieces, tls_expires_at=row.tls_expires_at,
+            windows=window_lines(cover(windows, row.labels)),
         ))
     return Report(generated_at=now, since=start, until=now, window_s=since_s, component=component,
                   components=tuple(components), incidents=incidents, totals=totals_of(incidents), figures=pictures,
-                  levels=level_timelines)
+                  levels=level_timelines, windows=window_views)

@@ -142,7 +142,7 @@ def report_dict(report: Report) -> dict[str, Any]:
         "figures": asdict(report.figures) if report.figures is not None else None,
         "version": REPORT_VERSION, "generated_at": report.generated_at, "since": report.since,
         "until": report.until, "window_s": report.window_s, "component": report.component,
-        "totals": totals, "components": components, "incidents": incidents,
+        "totals": totals, "components": components, "incidents": incidents, "windows": list(report.windows),
     })
 
 

@@ -90,3 +90,25 @@ def resolve(source: WebSource, actor: Actor, incident_id: int, reason: str) -> d
 
 def note(source: WebSource, actor: Actor, incident_id: int, text: str) -> dict[str, Any]:
     return operator.note(source.db, incident_id, text, actor=actor, clock=source.clock)
+
+
+def add_window(source: WebSource, actor: Actor, kind: str, start_in_s: float | None, **given: Any) -> dict[str, Any]:
+    """A maintenance window or silence, opening ``start_in_s`` from now (None: now); the service's
+    validation answers 400 naming the field."""
+    from orchestrator.components.windows import WindowKind, WindowRequest, WindowService
+
+    start = None if start_in_s is None else source.clock.now() + timedelta(seconds=start_in_s)
+    req = WindowRequest(WindowKind(kind), start=start, **given)
+    return WindowService(source.db, clock=source.clock, actor=actor).add(req)
+
+
+def remove_window(source: WebSource, actor: Actor, kind: str, window_id: int) -> dict[str, Any]:
+    from orchestrator.components.windows import WindowKind, WindowService
+
+    return WindowService(source.db, clock=source.clock, actor=actor).remove(WindowKind(kind), window_id)
+
+
+def list_windows(source: WebSource, kind: str) -> list[dict[str, Any]]:
+    from orchestrator.components.windows import WindowKind, WindowService
+
+    return WindowService(source.db, clock=source.clock).list(WindowKind(kind))

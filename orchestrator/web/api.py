@@ -25,12 +25,15 @@ from orchestrator.web.apimodels import (
     IncidentPath,
     IncidentQuery,
     MaintenanceBody,
+    MaintenanceWindowBody,
     NamePath,
     NoteBody,
     Paging,
     PauseBody,
     RecoverBody,
     ResolveBody,
+    SilenceBody,
+    WindowPath,
     seconds,
 )
 from orchestrator.web.guard import principal, remote_address
@@ -229,3 +232,44 @@ def resolve(path: IncidentPath, body: ResolveBody):
            role=Role.OPERATOR)
 def note(path: IncidentPath, body: NoteBody):
     return _done(actions.note(app_state().source, _actor(), path.id, body.text), 201)
+
+
+# -- maintenance windows and silences (docs/maintenance.md) -------------------------------------------
+@operation(blueprint, "GET", "/maintenance", summary="Maintenance windows, with when each is open next",
+           responses={200: responses.MaintenanceWindowList})
+def list_maintenance():
+    return jsonify({"items": actions.list_windows(app_state().source, "maintenance")})
+
+
+@operation(blueprint, "POST", "/maintenance",
+           summary="Add a recurring (cron, duration, tz) or one-off (for, start_in) maintenance window",
+           body=MaintenanceWindowBody, responses={201: responses.MaintenanceWindow}, write=True)
+def add_maintenance(body: MaintenanceWindowBody):
+    return _done(actions.add_window(app_state().source, _actor(), "maintenance", seconds(body.start_in),
+                                    selector=body.selector, cron=body.cron, duration_s=seconds(body.duration),
+                                    tz=body.tz, for_s=seconds(body.for_), reason=body.reason), 201)
+
+
+@operation(blueprint, "DELETE", "/maintenance/{id}", summary="Remove a maintenance window", path_model=WindowPath,
+           responses={200: responses.MaintenanceWindow}, write=True)
+def remove_maintenance(path: WindowPath):
+    return _done(actions.remove_window(app_state().source, _actor(), "maintenance", path.id))
+
+
+@operation(blueprint, "GET", "/silences", summary="Silences (notifications muted, automation carries on)",
+           responses={200: responses.MaintenanceWindowList})
+def list_silences():
+    return jsonify({"items": actions.list_windows(app_state().source, "silence")})
+
+
+@operation(blueprint, "POST", "/silences", summary="Mute the notifications of the components a selector picks",
+           body=SilenceBody, responses={201: responses.MaintenanceWindow}, write=True)
+def add_silence(body: SilenceBody):
+    return _done(actions.add_window(app_state().source, _actor(), "silence", seconds(body.start_in),
+                                    selector=body.selector, for_s=seconds(body.for_), reason=body.reason), 201)
+
+
+@operation(blueprint, "DELETE", "/silences/{id}", summary="Remove a silence", path_model=WindowPath,
+           responses={200: responses.MaintenanceWindow}, write=True)
+def remove_silence(path: WindowPath):
+    return _done(actions.remove_window(app_state().source, _actor(), "silence", path.id))

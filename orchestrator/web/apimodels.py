@@ -8,11 +8,13 @@ number, an unknown key is refused. The response shapes live in :mod:`orchestrato
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from orchestrator.components.windows import CRON_PATTERN, time_zones
 from orchestrator.core.durations import MAX_DURATION_S, parse_duration
+from orchestrator.core.errors import InputError
 from orchestrator.core.states import ComponentState, IncidentStatus
 from orchestrator.degradation.service import MAX_WAIT_S
 from orchestrator.incidents.operator import MAX_NOTE_CHARS, MAX_REASON_CHARS
@@ -148,6 +150,61 @@ class MaintenanceBody(Strict):
         if self.end == (self.for_ is not None):
             raise ValueError("give either for (a duration) or end: true")
         return self
+
+
+#: a label selector key=value[,key=value…] (core.labels' grammar)
+SELECTOR_PATTERN = f"^{_TERM}(?:,{_TERM}){{0,15}}$"
+WindowReason = Annotated[str, Field(pattern="^[^\x00\n\r]*$", max_length=200)]
+Selector = Annotated[str, Field(pattern=SELECTOR_PATTERN, description="Components with these labels (key=value,…).")]
+
+
+class MaintenanceWindowBody(Strict):
+    """Recurring (``cron`` and ``duration``, in ``tz``) or one-off (``for``, from now or ``start_in``)."""
+
+    model_config = ConfigDict(json_schema_extra={"oneOf": [
+        {"required": ["cron", "duration"], "properties": {"for": False, "start_in": False}},
+        {"required": ["for"], "properties": {"cron": False, "duration": False, "tz": False}}]})
+
+    selector: Selector
+    cron: Annotated[str, Field(pattern=CRON_PATTERN, description="Recurring: opens at these times ('0 2 * * SUN').")] \
+        = optional()  # type: ignore[assignment]
+    duration: Duration = optional(description="Recurring: how long each window lasts.")
+    tz: Annotated[Literal[time_zones()], Field(description="Recurring: the time zone of cron (UTC).")] \
+        = optional()  # type: ignore[assignment, valid-type]
+    for_: Duration = optional(alias="for", description="One-off: this long.")
+    start_in: Duration = optional(description="One-off: opens this long from now (default: now).")
+    reason: WindowReason = optional(description="Shown with the hold, on the page and in reports.")
+
+    @model_validator(mode="after")
+    def _one_of(self) -> MaintenanceWindowBody:
+        """The oneOf above, for the validator; InputError (not a ValueError) so the field it names is
+        the one at fault, not the model's first."""
+        recurring = self.cron is not None or self.duration is not None
+        one_off = "for" if self.for_ is not None else "start_in" if self.start_in is not None else None
+        if recurring and one_off:
+            raise InputError("a recurring window (cron, duration) takes no for or start_in", field=one_off)
+        if recurring and self.cron is None:
+            raise InputError("required with duration (a recurring window)", field="cron")
+        if recurring and self.duration is None:
+            raise InputError("required with cron (e.g. 2h)", field="duration")
+        if not recurring and self.tz is not None:
+            raise InputError("only with cron", field="tz")
+        if not recurring and self.for_ is None:
+            raise InputError("required: for (one-off), or cron and duration (recurring)", field="for")
+        return self
+
+
+class SilenceBody(Strict):
+    """A silence for ``for``, from now or ``start_in``."""
+
+    selector: Selector
+    for_: Annotated[Duration, Field(alias="for", description="How long.")]
+    start_in: Duration = optional(description="Starts this long from now (default: now).")
+    reason: WindowReason = optional(description="Shown in lists, on the page and in reports.")
+
+
+class WindowPath(Lax):
+    id: Annotated[int, Field(ge=1, le=MAX_ID, description="Window id.")]
 
 
 class RecoverBody(Strict):

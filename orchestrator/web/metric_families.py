@@ -40,6 +40,15 @@ def last_check(rows) -> Iterator[Metric]:
     yield latency
 
 
+def tls_expiry(rows) -> Iterator[Metric]:
+    """When the certificate each https component serves expires, as (name, expires_at) rows."""
+    family = ComponentFamily("orchestrator_tls_cert_expiry_timestamp_seconds",
+                             "Unix time at which the TLS certificate the component's check last saw expires.", "gauge")
+    for name, expires_at in rows:
+        family.add_value(name, expires_at.timestamp())
+    yield family
+
+
 def downs(rows, events: EventCounts) -> Iterator[Metric]:
     """Per component, how many times it went down (every component, zeros included)."""
     family = ComponentFamily("orchestrator_component_down", "Times the component went down (transitions into down).",

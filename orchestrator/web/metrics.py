@@ -11,6 +11,8 @@ one lock), the trackers' states, and a few aggregate queries. Series (``*`` = da
   ``orchestrator_db_write_seconds``* (histograms)
 - ``orchestrator_component_state{component,state}``† (0/1, every state), ``orchestrator_components{state}``
 - ``orchestrator_component_last_check_timestamp_seconds``†, ``orchestrator_component_last_check_latency_seconds``†
+- ``orchestrator_tls_cert_expiry_timestamp_seconds{component}``†: when the certificate its https check last
+  saw expires (components whose check never saw one: no series)
 - ``orchestrator_component_down_total``† and ``orchestrator_component_transitions_total{state}``: from the
   transitions table, so an outage between two scrapes still counts (:mod:`orchestrator.web.event_counts`)
 - ``orchestrator_component_check_latency_seconds{component}``*† (histogram), only with
@@ -65,6 +67,7 @@ from orchestrator.web.metric_families import (
     last_check,
     latency_by_component,
     recovery,
+    tls_expiry,
 )
 from orchestrator.web.source import LiveFacts, WebSource
 from orchestrator.web.state import app_state
@@ -128,6 +131,9 @@ class OrchestratorCollector:
                            Component.last_check_at, Component.last_latency_ms)
                     .order_by(Component.name)).all()
                 totals = _fleet_totals(session, now) if lean else None
+                certificates = [] if lean or not self.per_component else session.execute(
+                    select(Component.name, Component.tls_expires_at).where(Component.tls_expires_at.is_not(None))
+                    .order_by(Component.name)).all()
                 open_incidents = open_incident_counts(session)
                 journal = self.journal.read(session)
                 events = self.events.read(session)
@@ -156,6 +162,7 @@ class OrchestratorCollector:
             if self.per_component:
                 yield from last_check(rows)
                 yield from downs(rows, events)
+                yield from tls_expiry(certificates)
                 if self.component_histograms:
                     yield from latency_by_component(rows, self.source.component_latency())
         yield from self._transitions(events)

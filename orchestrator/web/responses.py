@@ -28,6 +28,32 @@ class Shape(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class ComponentWindow(Shape):
+    id: int
+    kind: Literal["maintenance", "silence"]
+    until: datetime
+    recurring: bool
+    reason: str | None
+
+
+class MaintenanceWindow(Shape):
+    id: int
+    kind: Literal["maintenance", "silence"]
+    selector: str
+    recurring: bool
+    cron: str | None
+    duration_s: float | None
+    tz: str | None
+    starts_at: datetime | None
+    ends_at: datetime | None
+    reason: str | None
+    created_at: datetime
+    created_by: str
+    active: bool
+    active_until: datetime | None
+    next_start: datetime | None
+
+
 class Component(Shape):
     name: str
     kind: Literal["http", "tcp", "command"]
@@ -61,6 +87,11 @@ class Component(Shape):
     state_reason: str | None
     early_warning: Annotated[dict[str, Any], Field(
         description="early-warning overrides ({} = defaults; docs/degradation.md)")]
+    tls_expires_at: Annotated[datetime | None, Field(
+        description="when the certificate the https check last saw expires")]
+    tls_days_left: Annotated[float | None, Field(description="days until tls_expires_at (negative: expired)")]
+    windows: Annotated[list[ComponentWindow], Field(
+        description="maintenance windows and silences in force over it (docs/maintenance.md)")]
 
 
 class Transition(Shape):
@@ -252,6 +283,10 @@ class IncidentPage(Page):
 
 class TransitionPage(Page):
     items: list[Transition]
+
+
+class MaintenanceWindowList(Shape):
+    items: list[MaintenanceWindow]
 
 
 class InstanceList(Shape):

@@ -12,11 +12,13 @@ import codecs
 import functools
 import http.client
 import json
+import os
 import re
 import resource
 import socket
 import ssl
 import warnings
+from datetime import datetime
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -37,6 +39,13 @@ from orchestrator import __version__
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.health.checkers.base import WATCHDOG, Attempt, Checker, Deadline
 from orchestrator.health.checkers.dns import is_ip_literal, resolve
+from orchestrator.health.checkers.tls import (
+    CERT_HAS_EXPIRED,
+    describe,
+    fetch_expiry,
+    judge_expiry,
+    peer_expiry,
+)
 from orchestrator.health.result import CheckResult
 from orchestrator.health.spec import MAX_BODY_BYTES, CheckSpec
 
@@ -90,6 +99,8 @@ class HttpChecker(Checker):
     def _check(self, spec: CheckSpec, attempt: Attempt) -> CheckResult:
         if not spec.url:
             return attempt.fail("no url to check")
+        if spec.tls_ca and spec.verify_tls and not os.access(spec.tls_ca, os.R_OK):
+            return attempt.fail(f"cannot read TLS CA file {spec.tls_ca}")
         deadline = WATCHDOG.arm(attempt.remaining_s())
         try:
             return self._exchange(spec, attempt, deadline)
@@ -103,8 +114,10 @@ class HttpChecker(Checker):
         except _TooManyRedirects:
             return attempt.fail(f"too many redirects ({spec.max_redirects})")
         except Exception as exc:
-            return attempt.fail(_reason(exc, attempt, deadline, mid_body=False))
+            return _failed_exchange(spec, attempt, deadline, exc)
         details: dict[str, object] = {"redirects": redirects} if redirects else {}
+        tls_expires_at = peer_expiry(getattr(resp.raw.connection, "sock", None)) if spec.url.startswith("https") \
+            else None
         body = bytearray()
         complete = False
         try:
@@ -116,7 +129,8 @@ class HttpChecker(Checker):
                 body += chunk
         except Exception as exc:
             return attempt.fail(
-                _reason(exc, attempt, deadline, mid_body=True), status_code=resp.status_code, bytes_read=len(body)
+                _reason(exc, attempt, deadline, mid_body=True), status_code=resp.status_code, bytes_read=len(body),
+                tls_expires_at=tls_expires_at,
             )
         finally:
             # An unfinished body means the connection holds unread bytes: close it rather than
@@ -124,10 +138,11 @@ class HttpChecker(Checker):
             if not complete or deadline.fired:
                 resp.close()
         if deadline.fired or not (complete or len(body) >= MAX_BODY_BYTES):
-            return attempt.fail(attempt.timeout_error(), status_code=resp.status_code, bytes_read=len(body))
+            return attempt.fail(attempt.timeout_error(), status_code=resp.status_code, bytes_read=len(body),
+                                tls_expires_at=tls_expires_at)
         if not complete:
             details["truncated"] = True
-        return _judge(spec, attempt, resp, bytes(body), details)
+        return _judge(spec, attempt, resp, bytes(body), details, tls_expires_at)
 
     def _send(self, spec: CheckSpec, attempt: Attempt) -> tuple[requests.Response, int]:
         """Send the request and follow at most ``spec.max_redirects`` redirects within the deadline.
@@ -145,7 +160,7 @@ class HttpChecker(Checker):
             if remaining <= 0:
                 raise TimeoutError
             resp = self._session.get_adapter(url).send(
-                prepared, stream=True, timeout=(remaining, remaining), verify=spec.verify_tls, proxies={}
+                prepared, stream=True, timeout=(remaining, remaining), verify=_verify(spec), proxies={}
             )
             if not resp.is_redirect or spec.max_redirects == 0:
                 return resp, redirects
@@ -232,14 +247,23 @@ class _HTTPSPool(HTTPSConnectionPool):
     ConnectionCls = _WatchedHTTPSConnection
 
 
+def _verify(spec: CheckSpec) -> bool | str:
+    """What requests calls ``verify``: False, True, or the path of the component's own CA file."""
+    return spec.tls_ca if spec.verify_tls and spec.tls_ca else spec.verify_tls
+
+
 @functools.cache
-def _tls_context(verify: bool) -> ssl.SSLContext:
-    """The process-wide client TLS context, verifying or not, built once.
+def _tls_context(verify: bool | str) -> ssl.SSLContext:
+    """The process-wide client TLS context, verifying or not (or also trusting a component's CA file,
+    read once per process), built once.
 
     Left to itself requests loads the CA bundle again for every new connection (~80 ms of CPU).
     """
     if verify:
-        return ssl.create_default_context(cafile=DEFAULT_CA_BUNDLE_PATH)
+        context = ssl.create_default_context(cafile=DEFAULT_CA_BUNDLE_PATH)
+        if isinstance(verify, str):
+            context.load_verify_locations(cafile=verify)
+        return context
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
@@ -264,7 +288,8 @@ class _PoolAdapter(HTTPAdapter):
             return super().get_connection_with_tls_context(request, verify, proxies, cert)
         url = request.url
         end = url.find("/", url.find("//") + 2)
-        key = (url if end < 0 else url[:end], verify is not False, cert)  # scheme://userinfo@host:port
+        # scheme://userinfo@host:port, and how it is verified (a CA file's path is its own pool)
+        key = (url if end < 0 else url[:end], verify if isinstance(verify, str) else verify is not False, cert)
         pool = self._direct.get(key)
         if pool is None:
             pool = super().get_connection_with_tls_context(request, verify, proxies, cert)
@@ -278,7 +303,10 @@ class _PoolAdapter(HTTPAdapter):
     def build_connection_pool_key_attributes(self, request, verify, cert=None):  # type: ignore[no-untyped-def]
         host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
         if host_params["scheme"] == "https":
-            pool_kwargs["ssl_context"] = _tls_context(bool(verify))
+            pool_kwargs["ssl_context"] = _tls_context(verify if isinstance(verify, str) else bool(verify))
+            # the CA file is in that context already: urllib3 would load it into the shared one again
+            pool_kwargs.pop("ca_certs", None)
+            pool_kwargs.pop("ca_cert_dir", None)
         return host_params, pool_kwargs
 
     def cert_verify(self, conn, url, verify, cert):  # type: ignore[no-untyped-def]
@@ -299,7 +327,11 @@ def _reason(exc: BaseException, attempt: Attempt, deadline: Deadline, *, mid_bod
     # Not urllib3's TimeoutError: its NewConnectionError (e.g. refused) is a subclass of it.
     if has(requests.Timeout, TimeoutError, ReadTimeoutError):
         return attempt.timeout_error()
-    if has(ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(exc):
+    verify_error = next((e for e in chain if isinstance(e, ssl.SSLCertVerificationError)), None)
+    if verify_error is not None and verify_error.verify_message:
+        # "Hostname mismatch, certificate is not valid for 'wrong.example'.", "self-signed certificate"
+        return f"TLS certificate verify failed: {verify_error.verify_message.rstrip('.')}"
+    if verify_error is not None or "CERTIFICATE_VERIFY_FAILED" in str(exc):
         return "TLS certificate verify failed"
     if has(ConnectionRefusedError):
         return "connection refused"
@@ -312,6 +344,19 @@ def _reason(exc: BaseException, attempt: Attempt, deadline: Deadline, *, mid_bod
     if has(http.client.RemoteDisconnected, ConnectionResetError, ProtocolError):
         return "connection closed before response"
     return f"{type(exc).__name__}: {exc}"
+
+
+def _failed_exchange(spec: CheckSpec, attempt: Attempt, deadline: Deadline, exc: BaseException) -> CheckResult:
+    """The failed result of an exchange that raised; a certificate refused as expired is looked at
+    again (unverified) so the reason says when it expired and the record keeps the date."""
+    chain = _chain(exc)
+    expired = any(isinstance(e, ssl.SSLCertVerificationError) and e.verify_code == CERT_HAS_EXPIRED for e in chain)
+    if expired and not deadline.fired:
+        parts = urlsplit(spec.url or "")
+        expires_at = fetch_expiry(parts.hostname or "", parts.port or 443, attempt.remaining_s())
+        if expires_at is not None:
+            return attempt.fail(describe(expires_at, attempt.checked_at), tls_expires_at=expires_at)
+    return attempt.fail(_reason(exc, attempt, deadline, mid_body=False))
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
@@ -330,10 +375,13 @@ def _chain(exc: BaseException) -> list[BaseException]:
 
 
 def _judge(
-    spec: CheckSpec, attempt: Attempt, resp: requests.Response, body: bytes, details: dict[str, object]
+    spec: CheckSpec, attempt: Attempt, resp: requests.Response, body: bytes, details: dict[str, object],
+    tls_expires_at: datetime | None = None,
 ) -> CheckResult:
-    """The verdict, first failing rule wins: status, body text, JSON conditions, latency."""
-    facts: dict[str, object] = {"status_code": resp.status_code, "bytes_read": len(body), "details": details}
+    """The verdict, first failing rule wins: status, body text, JSON conditions, latency, then the
+    certificate's days left (a failure below ``tls_critical_days``, a warning below ``tls_warn_days``)."""
+    facts: dict[str, object] = {"status_code": resp.status_code, "bytes_read": len(body), "details": details,
+                                "tls_expires_at": tls_expires_at}
     ranges = spec.status_ranges()
     if not any(low <= resp.status_code <= high for low, high in ranges):
         shown = ", ".join(str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in ranges)
@@ -353,6 +401,12 @@ def _judge(
     latency_ms = attempt.elapsed_ms()
     if spec.max_latency_ms is not None and latency_ms > spec.max_latency_ms:
         return attempt.fail(f"latency {latency_ms:.0f} ms > max {spec.max_latency_ms:g} ms", **facts)
+    if tls_expires_at is not None:
+        failure, warning = judge_expiry(tls_expires_at, attempt.checked_at, spec.tls_warn_days,
+                                        spec.tls_critical_days)
+        if failure:
+            return attempt.fail(failure, **facts)
+        return attempt.succeed(warning=warning, **facts)
     return attempt.succeed(**facts)
 
 
