@@ -133,6 +133,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "run": ("run", "run", "Run the daemon: check every component on schedule, record, open incidents, "
             "recover."),
     "status": ("status", "status", "One table of every component's state."),
+    "statuspage": ("statuspage", "statuspage", "Public status pages (/status/NAME): display names and states only."),
     "strategies": ("plans", "strategies", "Recovery strategy plugins."),
     "web": ("web", "web", "Serve the status page, JSON API and /metrics from the database "
             "(for a second machine)."),

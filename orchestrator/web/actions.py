@@ -86,3 +86,10 @@ def resolve(source: WebSource, actor: Actor, incident_id: int, reason: str) -> d
 
 def note(source: WebSource, actor: Actor, incident_id: int, text: str) -> dict[str, Any]:
     return operator.note(source.db, incident_id, text, actor=actor, clock=source.clock)
+
+
+def incident_update(source: WebSource, actor: Actor, incident_id: int, message: str, state: str,
+                    public: bool) -> dict[str, Any]:
+    from orchestrator.incidents.updates import add_update
+
+    return add_update(source.db, incident_id, message, state=state, public=public, actor=actor, clock=source.clock)

@@ -29,6 +29,7 @@ from orchestrator.web.apimodels import (
     PauseBody,
     RecoverBody,
     ResolveBody,
+    UpdateBody,
     seconds,
 )
 from orchestrator.web.guard import remote_address
@@ -203,3 +204,11 @@ def resolve(path: IncidentPath, body: ResolveBody):
            path_model=IncidentPath, body=NoteBody, responses={201: responses.Note}, write=True)
 def note(path: IncidentPath, body: NoteBody):
     return _done(actions.note(app_state().source, _actor(), path.id, body.text), 201)
+
+
+@operation(blueprint, "POST", "/incidents/{id}/updates",
+           summary="Post a human-written update (public: on status pages and their feeds)",
+           path_model=IncidentPath, body=UpdateBody, responses={201: responses.IncidentUpdate}, write=True)
+def post_update(path: IncidentPath, body: UpdateBody):
+    return _done(actions.incident_update(app_state().source, _actor(), path.id, body.message, body.state,
+                                         body.public), 201)

@@ -8,14 +8,15 @@ number, an unknown key is refused. The response shapes live in :mod:`orchestrato
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from orchestrator.core.durations import MAX_DURATION_S, parse_duration
-from orchestrator.core.states import ComponentState, IncidentStatus
+from orchestrator.core.states import ComponentState, IncidentStatus, UpdateState
 from orchestrator.degradation.service import MAX_WAIT_S
 from orchestrator.incidents.operator import MAX_NOTE_CHARS, MAX_REASON_CHARS
+from orchestrator.incidents.updates import MAX_MESSAGE_CHARS
 
 #: the incident id column is a BIGINT: a larger number can name no incident (and would overflow the driver)
 MAX_ID = 2**63 - 1
@@ -157,6 +158,14 @@ class RecoverBody(Strict):
 
 class NoteBody(Strict):
     text: Annotated[NonBlankText, Field(description="The note.")]
+
+
+class UpdateBody(Strict):
+    message: Annotated[str, Field(pattern=NON_BLANK, max_length=MAX_MESSAGE_CHARS,
+                                  description="What the incident's audience is told.")]
+    state: Annotated[Literal[tuple(s.value for s in UpdateState)],  # type: ignore[valid-type]
+                     Field(description="Where the incident stands.")] = UpdateState.INVESTIGATING.value
+    public: Annotated[bool, Field(description="Show it on status pages and their Atom feeds.")] = False
 
 
 class ResolveBody(Strict):

@@ -29,7 +29,7 @@ from orchestrator.web.state import HttpError, app_state
 blueprint = Blueprint("pages", __name__)
 
 #: files served from orchestrator/web/static (and the report's stylesheet), with their types
-STATIC = {"app.js": "text/javascript", "app.css": "text/css"}
+STATIC = {"app.js": "text/javascript", "app.css": "text/css", "status.css": "text/css"}
 STATIC_MAX_AGE_S = 300
 
 
