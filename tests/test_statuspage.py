@@ -207,3 +207,18 @@ def test_incident_update_by_cli_and_api(db: Database, run_cli, db_url: str) -> N
     past = html.split('id="past-incidents"')[1]
     assert "Resolved: all requests succeed." in past and "Postmortem published." in past
     assert "Paged the db team." not in html
+
+
+def test_finished_days_are_reused_for_five_minutes_and_today_is_read_live(db: Database) -> None:
+    ids = _seed(db)
+    clock = FakeClock(NOW)
+    client = create_app(DatabaseSource(db, clock=clock), WebSettings()).test_client()
+    yesterday = (NOW - timedelta(days=1)).strftime("%Y-%m-%d")
+    assert f"{yesterday}: 95.00% up (60 checks, 3 failed)" in client.get("/status/public").get_data(as_text=True)
+    with db.write() as s:  # a late rollup for yesterday (a buffered write after an outage), and one for today
+        s.add(CheckRollup(component_id=ids["auth"], minute=NOW - timedelta(days=1, hours=3), checks=40, failures=40))
+        s.add(CheckRollup(component_id=ids["auth"], minute=NOW - timedelta(hours=3), checks=40, failures=40))
+    html = client.get("/status/public").get_data(as_text=True)
+    assert f"{yesterday}: 95.00% up" in html and "2026-12-07: 60.00% up (100 checks, 40 failed)" in html
+    clock.advance(301)
+    assert f"{yesterday}: 57.00% up (100 checks, 43 failed)" in client.get("/status/public").get_data(as_text=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Integer, and_, case, func, select
 from sqlalchemy.orm import Session
 
 from orchestrator.core.errors import InputError
@@ -62,30 +62,32 @@ def latency(session: Session, cid: int, now: datetime, range_key: str) -> dict[s
     20 minutes of data fill the chart instead of a hairline at its right edge."""
     window, bucket_s = LATENCY_RANGES[range_key]
     first = now - window
-    rows = session.execute(select(CheckRollup.minute, CheckRollup.checks, CheckRollup.latency_p50_ms,
-                                  CheckRollup.latency_p95_ms)
-                           .where(CheckRollup.component_id == cid, CheckRollup.minute >= first)
-                           .order_by(CheckRollup.minute)).all()
-    sums: dict[int, list[Any]] = {}  # bucket → [weight, p50 sum, p95 sum, first minute, last minute]
-    for minute, checks, p50, p95 in rows:
-        if p50 is None or p95 is None:
-            continue
-        acc = sums.setdefault(int((minute - first).total_seconds() // bucket_s), [0, 0.0, 0.0, minute, minute])
-        weight = max(int(checks or 0), 1)
-        acc[0] += weight
-        acc[1] += p50 * weight
-        acc[2] += p95 * weight
-        acc[4] = minute
+    weight = case((CheckRollup.checks > 0, CheckRollup.checks), else_=1)
+    bucket = _bucket(CheckRollup.minute, first, bucket_s, session.get_bind().dialect.name)
+    known = and_(CheckRollup.latency_p50_ms.is_not(None), CheckRollup.latency_p95_ms.is_not(None))
+    rows = session.execute(
+        select(bucket, func.sum(weight), func.sum(CheckRollup.latency_p50_ms * weight),
+               func.sum(CheckRollup.latency_p95_ms * weight), func.min(CheckRollup.minute), func.max(CheckRollup.minute))
+        .where(CheckRollup.component_id == cid, CheckRollup.minute >= first, known)
+        .group_by(bucket).order_by(bucket)).all()
     # each point sits in the middle of the minutes it merges, so the line ends where the data ends
-    points = [(acc[3] + (acc[4] - acc[3]) / 2, acc) for _bucket, acc in sorted(sums.items())]
-    times = [t for t, _acc in points]
-    series = [("p50", [(t, acc[1] / acc[0]) for t, acc in points]),
-              ("p95", [(t, acc[2] / acc[0]) for t, acc in points])]
+    points = [(lo + (hi - lo) / 2, total, p50, p95) for _b, total, p50, p95, lo, hi in rows]
+    times = [t for t, *_rest in points]
+    series = [("p50", [(t, p50 / total) for t, total, p50, _p95 in points]),
+              ("p95", [(t, p95 / total) for t, total, _p50, p95 in points])]
     start = times[0] if times and times[0] > first else first
     if times and start >= now - timedelta(minutes=1):
         start = now - timedelta(minutes=2)  # one point: give it some width
     return {"series": series, "start": start, "range": range_key, "ranges": list(LATENCY_RANGES),
             "bucket_s": bucket_s, "points": len(times)}
+
+
+def _bucket(column, first: datetime, bucket_s: int, dialect: str):
+    """SQL for the number of the ``bucket_s`` bucket since ``first`` a stored minute falls in."""
+    if dialect == "postgresql":
+        return func.floor((func.extract("epoch", column) - int(first.timestamp())) / bucket_s)
+    # SQLite keeps naive UTC text; strftime('%s') reads it as UTC whole seconds (integer division: exact)
+    return func.cast(func.strftime("%s", column), Integer).op("-")(int(first.timestamp())).op("/")(bucket_s)
 
 
 def heartbeat(session: Session, cid: int) -> list[tuple[datetime, bool, float | None, str | None]]:

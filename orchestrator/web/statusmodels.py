@@ -16,6 +16,7 @@ plants markers in every other field and greps the page and the feed.
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -69,19 +70,64 @@ def _day_of(column, dialect: str):
     return func.substr(column, 1, 10)  # SQLite keeps naive UTC text 'YYYY-MM-DD HH:MM:SS.ffffff'
 
 
-def daily_uptime(session: Session, ids: list[int], now: datetime, days: int = BAR_DAYS) -> dict[int, list[Day]]:
-    """Each component's last ``days`` UTC days, oldest first, from one aggregate over the rollups."""
-    first = (now - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    labels = [(first + timedelta(days=i)).strftime("%Y-%m-%d") for i in range(days)]
+def _day_sums(session: Session, ids: list[int], start: datetime, end: datetime | None) -> dict[int, dict[str, tuple[int, int]]]:
+    """component id → {day: (checks, failures)} over the rollups in [start, end), in one aggregate."""
     sums: dict[int, dict[str, tuple[int, int]]] = defaultdict(dict)
     if ids:
         day = _day_of(CheckRollup.minute, session.get_bind().dialect.name)
         stmt = (select(CheckRollup.component_id, day, func.sum(CheckRollup.checks), func.sum(CheckRollup.failures))
-                .where(CheckRollup.component_id.in_(ids), CheckRollup.minute >= first)
+                .where(CheckRollup.component_id.in_(ids), CheckRollup.minute >= start)
                 .group_by(CheckRollup.component_id, day))
+        if end is not None:
+            stmt = stmt.where(CheckRollup.minute < end)
         for cid, label, checks, failures in session.execute(stmt):
             sums[cid][label] = (int(checks or 0), int(failures or 0))
-    return {cid: [Day(label, *sums[cid].get(label, (0, 0))) for label in labels] for cid in ids}
+    return sums
+
+
+class FinishedDays:
+    """Finished days' sums, reused for ``ttl_s`` (monotonic) so a page view reads only today's rollups.
+
+    A finished day's rollups change only when a buffered write lands late (a database outage) or
+    retention removes them; the bars then show it within ``ttl_s``. Bounded: ``max_entries`` pages."""
+
+    def __init__(self, ttl_s: float = 300.0, max_entries: int = 64) -> None:
+        self.ttl_s, self.max_entries = ttl_s, max_entries
+        self._entries: dict[tuple, tuple[float, dict[int, dict[str, tuple[int, int]]]]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple, mono: float, build) -> dict[int, dict[str, tuple[int, int]]]:
+        with self._lock:
+            hit = self._entries.get(key)
+        if hit is not None and hit[0] > mono:
+            return hit[1]
+        value = build()
+        with self._lock:
+            if len(self._entries) >= self.max_entries:
+                self._entries.pop(next(iter(self._entries)))
+            self._entries[key] = (mono + self.ttl_s, value)
+        return value
+
+
+#: one per process: pages served by this process share it
+FINISHED_DAYS = FinishedDays()
+
+
+def daily_uptime(session: Session, ids: list[int], now: datetime, days: int = BAR_DAYS, *,
+                 mono: float | None = None, cache: FinishedDays | None = None) -> dict[int, list[Day]]:
+    """Each component's last ``days`` UTC days, oldest first: finished days from ``cache`` when given
+    (one aggregate when it misses), today from its own aggregate."""
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    first = today - timedelta(days=days - 1)
+    labels = [(first + timedelta(days=i)).strftime("%Y-%m-%d") for i in range(days)]
+    if cache is None or mono is None:
+        past = _day_sums(session, ids, first, today)
+    else:
+        key = (str(session.get_bind().url), tuple(sorted(ids)), labels[0])
+        past = cache.get(key, mono, lambda: _day_sums(session, ids, first, today))
+    current = _day_sums(session, ids, today, None)
+    return {cid: [Day(label, *(current.get(cid, {}).get(label) or past.get(cid, {}).get(label) or (0, 0)))
+                  for label in labels] for cid in ids}
 
 
 def _uptime(days: list[Day]) -> float | None:
@@ -109,8 +155,9 @@ def _incidents(session: Session, ids: list[int], display: dict[int, str], now: d
     return list(incidents.values())[:limit]
 
 
-def status_page(source: WebSource, name: str) -> dict[str, Any]:
-    """``/status/NAME``: the page's groups with their states and bars, incidents, maintenance."""
+def status_page(source: WebSource, name: str, *, with_bars: bool = True) -> dict[str, Any]:
+    """``/status/NAME``: the page's groups with their states and bars (not for the feed), incidents,
+    maintenance."""
     now = source.clock.now()
     with source.db.read() as session:
         page = get_page(session, name)
@@ -119,7 +166,7 @@ def status_page(source: WebSource, name: str) -> dict[str, Any]:
             select(Component.id, Component.name, Component.state, Component.paused_until,
                    Component.maintenance_until).where(Component.name.in_(wanted)))}
         ids = [r.id for r in rows.values()]
-        bars = daily_uptime(session, ids, now)
+        bars = daily_uptime(session, ids, now, mono=source.clock.monotonic(), cache=FINISHED_DAYS) if with_bars else {}
         display = {rows[m["component"]].id: m["display"] for g in page.groups for m in g["components"]
                    if m["component"] in rows}
         incidents = _incidents(session, ids, display, now, FEED_ENTRIES)

@@ -47,7 +47,7 @@ def page(name: str) -> Response:
 @blueprint.get("/<name>/feed.atom")
 def feed(name: str) -> Response:
     path = validate(NamePath, {"name": name})
-    model = status_page(app_state().source, path.name)
+    model = status_page(app_state().source, path.name, with_bars=False)
     base = request.url_root.rstrip("/")
     body = render_template("status_feed.atom.j2", base=base, **model)
     return _respond(body, "application/atom+xml; charset=utf-8", model["updated"])
