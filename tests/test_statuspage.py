@@ -222,3 +222,17 @@ def test_finished_days_are_reused_for_five_minutes_and_today_is_read_live(db: Da
     assert f"{yesterday}: 95.00% up" in html and "2026-12-07: 60.00% up (100 checks, 40 failed)" in html
     clock.advance(301)
     assert f"{yesterday}: 57.00% up (100 checks, 43 failed)" in client.get("/status/public").get_data(as_text=True)
+
+
+def test_the_incident_page_posts_an_update_with_its_form_and_shows_it_in_the_timeline(db: Database) -> None:
+    ids = _seed(db)
+    client = _client(db)
+    page = f"/incidents/{ids['incident']}"
+    csrf = client.get("/login").get_data(as_text=True).split('name="csrf_token" value="')[1].split('"')[0]
+    assert client.post("/login", data={"token": TOKEN, "csrf_token": csrf}).status_code == 303
+    html = client.get(page).get_data(as_text=True)
+    assert 'id="update-form"' in html and "private update by" in html and "MARKPRIVATE" in html  # operators see all
+    form = {"csrf_token": csrf, "next": page, "message": "Back to normal.", "state": "resolved", "public": "true"}
+    assert client.post(f"/api/v1/incidents/{ids['incident']}/updates", data=form).status_code == 303
+    assert "public update by api: resolved" in client.get(page).get_data(as_text=True)
+    assert "Back to normal." in client.get("/status/public").get_data(as_text=True).split('id="past-incidents"')[1]

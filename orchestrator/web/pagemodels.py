@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from orchestrator.components.views import ComponentFilter, component_views, state_counts, transition_views
-from orchestrator.core.states import IncidentStatus
+from orchestrator.core.states import IncidentStatus, UpdateState
 from orchestrator.db.models import CheckResultRow, CheckRollup, Component
 from orchestrator.degradation import actions
 from orchestrator.degradation.policy import GLOBAL_SCOPE
@@ -138,7 +138,13 @@ def incident_page(source: WebSource, incident_id: int) -> dict[str, Any]:
     if incident["component"] is not None:
         with source.db.read() as session:
             first_failure = _first_failure(session, incident["component"], incident["opened_at"])
-    return {"i": incident, "timeline": timeline(incident, first_failure),
+    events = timeline(incident, first_failure)
+    for update in list_updates(source.db, incident_id):  # what people told its audience
+        events.append({"at": update["at"], "kind": "update",
+                       "title": f"{'public' if update['public'] else 'private'} update by {update['author']}: "
+                                f"{update['state']}", "detail": update["message"]})
+    events.sort(key=lambda e: e["at"])
+    return {"i": incident, "timeline": events, "update_states": [s.value for s in UpdateState],
             "actions": operator.available_actions(incident),
             "resolved": incident["status"] == IncidentStatus.RESOLVED.value}
 
