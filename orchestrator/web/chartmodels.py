@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from orchestrator.core.errors import InputError
 from orchestrator.db.models import CheckResultRow, CheckRollup, Component
+from orchestrator.reports.charts import Segment
 from orchestrator.reports.uptime import component_segments, load_timelines, times_of, watched_until
 
 #: the uptime windows shown on the overview and component pages, longest first is the one loaded
@@ -43,7 +44,7 @@ def uptimes(session: Session, ids: list[int], now: datetime) -> dict[int, dict[s
         out[cid] = {}
         for key, window in UPTIME_WINDOWS.items():
             start = now - window
-            clipped = [p.__class__(max(p.start, start), p.end, p.state) for p in pieces if p.end > start]
+            clipped = [Segment(max(p.start, start), p.end, p.state) for p in pieces if p.end > start]
             out[cid][key] = times_of(clipped).uptime_pct
     return out
 

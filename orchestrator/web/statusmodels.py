@@ -26,6 +26,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from orchestrator.components.statuspages import get_page
+from orchestrator.components.views import effective_state_sql
 from orchestrator.core.states import UpdateState
 from orchestrator.db.models import CheckRollup, Component, Incident, IncidentUpdate
 from orchestrator.web.source import WebSource
@@ -163,7 +164,7 @@ def status_page(source: WebSource, name: str, *, with_bars: bool = True) -> dict
         page = get_page(session, name)
         wanted = [m["component"] for g in page.groups for m in g["components"]]
         rows = {r.name: r for r in session.execute(
-            select(Component.id, Component.name, Component.state, Component.paused_until,
+            select(Component.id, Component.name, effective_state_sql(now).label("state"),
                    Component.maintenance_until).where(Component.name.in_(wanted)))}
         ids = [r.id for r in rows.values()]
         bars = daily_uptime(session, ids, now, mono=source.clock.monotonic(), cache=FINISHED_DAYS) if with_bars else {}
@@ -176,7 +177,7 @@ def status_page(source: WebSource, name: str, *, with_bars: bool = True) -> dict
         members = []
         for m in group["components"]:
             row = rows.get(m["component"])
-            state = "unknown" if row is None else _state(row, now)
+            state = "unknown" if row is None else PUBLIC_STATE.get(row.state, "unknown")
             days = bars.get(row.id, []) if row is not None else []
             members.append({"name": m["display"], "state": state, "text": PUBLIC_TEXT[state], "days": days,
                             "uptime_pct": _uptime(days)})
@@ -191,14 +192,6 @@ def status_page(source: WebSource, name: str, *, with_bars: bool = True) -> dict
     return {"name": name, "title": title, "now": now, "overall": overall, "overall_text": _headline(overall),
             "groups": groups, "active": active, "past": past, "maintenance": maintenance, "days": BAR_DAYS,
             "incidents": incidents, "updated": newest}
-
-
-def _state(row, now: datetime) -> str:
-    if row.paused_until is not None and row.paused_until > now:
-        return PUBLIC_STATE["paused"]
-    if row.maintenance_until is not None and row.maintenance_until > now:
-        return PUBLIC_STATE["maintenance"]
-    return PUBLIC_STATE.get(row.state, "unknown")
 
 
 def _headline(state: str) -> str:
