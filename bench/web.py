@@ -381,6 +381,28 @@ def seed_status(db: Database, page_components: int, now: datetime) -> list[str]:
     return names
 
 
+def _uptime_share(db: Database, n: int) -> None:
+    """In-process, the same run's baseline: the overview's model with and without the uptime windows."""
+    from orchestrator.components.views import ComponentFilter
+    from orchestrator.web import chartmodels, pagemodels
+    from orchestrator.web.source import DatabaseSource
+
+    source, real = DatabaseSource(db), chartmodels.uptimes
+    times: dict[str, list[float]] = {"with uptime": [], "without": []}
+    try:
+        for _ in range(n):
+            for label in times:
+                chartmodels.uptimes = real if label == "with uptime" else (lambda _s, ids, _now: {i: {} for i in ids})
+                started = time.perf_counter()
+                pagemodels.overview(source, ComponentFilter(), None)
+                times[label].append((time.perf_counter() - started) * 1000)
+    finally:
+        chartmodels.uptimes = real
+    with_p50, without_p50 = percentile(times["with uptime"], 50), percentile(times["without"], 50)
+    print(f"  overview model in-process, 100 components: p50 {with_p50:.1f} ms with uptime 24 h/7 d/30 d, "
+          f"{without_p50:.1f} ms without (x{with_p50 / without_p50:.2f}, {load()})", flush=True)
+
+
 def part_status(args) -> None:
     with workdir("bench-web-status-") as directory:
         db_url = f"sqlite:///{directory / 'web.db'}"
@@ -390,6 +412,7 @@ def part_status(args) -> None:
         log(f"seeding {args.components} components, 10000 incidents, 30 days of rollups for {args.page_components}")
         seed_fleet(db, args.components, 10_000, now)
         names = seed_status(db, args.page_components, now)
+        _uptime_share(db, args.requests)
         db.dispose()
         print(f"status pages over {args.components} components, 30 days of rollups for the {len(names)} on the page "
               f"({len(names) * 30 * 1440} rows, SQLite):")

@@ -182,6 +182,13 @@ def test_apply_file_declares_pages_all_or_nothing(run_cli, db_url: str, tmp_path
     assert refused.exit_code == 2 and "ghost" in refused.output
     assert snapshot(db) == before  # the component "new" was not written either
     db.dispose()
+    bare = tmp_path / "bare.yaml"
+    bare.write_text("components:\n  - {name: api, url: 'http://127.0.0.1:9/h'}\n")
+    assert "status page" not in run_cli("apply", "-f", str(bare)).output  # no status_pages: pages left alone
+    assert json.loads(run_cli("statuspage", "list", "--json").output)[0]["name"] == "public"
+    pruned = run_cli("apply", "-f", str(bare), "--prune")
+    assert pruned.exit_code == 0 and "- status page public" in pruned.output
+    assert json.loads(run_cli("statuspage", "list", "--json").output) == []
 
 
 def test_incident_update_by_cli_and_api(db: Database, run_cli, db_url: str) -> None:
