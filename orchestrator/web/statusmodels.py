@@ -181,8 +181,9 @@ def status_page(source: WebSource, name: str, *, with_bars: bool = True) -> dict
             days = bars.get(row.id, []) if row is not None else []
             members.append({"name": m["display"], "state": state, "text": PUBLIC_TEXT[state], "days": days,
                             "uptime_pct": _uptime(days)})
-            if row is not None and row.maintenance_until is not None and row.maintenance_until > now:
-                maintenance.append({"name": m["display"], "until": row.maintenance_until})
+            window = {"name": m["display"], "until": row.maintenance_until} if row is not None else None
+            if window and window["until"] is not None and window["until"] > now and window not in maintenance:
+                maintenance.append(window)  # once, even when the component is in two groups
         worst = max((m["state"] for m in members), key=SEVERITY.__getitem__)
         groups.append({"name": group["name"], "state": worst, "text": PUBLIC_TEXT[worst], "components": members})
     overall = max((g["state"] for g in groups), key=SEVERITY.__getitem__, default="unknown")
