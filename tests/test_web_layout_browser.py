@@ -18,11 +18,12 @@ from pathlib import Path
 from orchestrator.components import statuspages
 from orchestrator.db.engine import Database
 from orchestrator.db.migrate import ensure_schema
-from orchestrator.db.models import CheckResultRow, CheckRollup, Component, StateTransition
+from orchestrator.db.models import CheckResultRow, CheckRollup, Component, Incident, StateTransition
 from orchestrator.web import server
 from orchestrator.web.source import DatabaseSource
 from orchestrator.web.state import WebSettings
 from tests.daemon_helpers import poll
+from tests.test_reports import _step
 from tests.test_web_browser import _driver
 
 TOKEN = "layout-browser-token"
@@ -51,6 +52,12 @@ def _seed(db: Database, now: datetime) -> None:
         for minute in range(20):
             s.add(CheckRollup(component_id=rows["api"], minute=(now - timedelta(minutes=minute + 1)).replace(second=0, microsecond=0),
                               checks=6, failures=0, latency_p50_ms=10.0 + minute, latency_p95_ms=20.0 + 2 * minute))
+        incident = Incident(component_name="api", component_id=rows["api"], opened_at=now - timedelta(hours=1),
+                            updated_at=now, status="escalated", reason="connection refused " * 12, plan="web")
+        s.add(incident)
+        s.flush()
+        s.add(_step(incident, 0, 1, "notify", "succeeded", True, finished_at=now, detail="sent to ops@example.com",
+                    output="x" * 400, verification={"mode": "none", "passed": False, "reason": "never verified"}))
         for i in range(40):
             s.add(CheckResultRow(component_id=rows["api"], checked_at=now - timedelta(seconds=10 * (40 - i)), ok=i != 30,
                                  latency_ms=11.0 + i, error=None if i != 30 else "timed out"))
@@ -81,7 +88,7 @@ def test_pages_fit_charts_answer_and_maintenance_works_after_login(tmp_path) -> 
         for width in WIDTHS:
             driver.set_window_size(width, 900)
             for path in ("", "components/api", "components/api?range=1h", "components/api?range=30d",
-                         "components/cache", "status/public"):
+                         "components/cache", "status/public", "incidents/1", "report"):
                 driver.get(base + path)
                 assert _overflow(driver) <= 0, (width, path, _overflow(driver))
                 # a label is one box on one line: never broken inside a word
