@@ -5,6 +5,7 @@
     python bench/web.py --part lateness       # checks' lateness p99 with and without web load
     python bench/web.py --part report         # orchestrator report over 1,000,000 check results
     python bench/web.py --part metrics        # /metrics at 10,000 components: formats, switches, CPU a scrape
+    python bench/web.py --part status         # /, /status/NAME, a component page with 30 days of rollups
 
 1. ``pages``: the database is filled with ``--components`` components and ``--incidents`` incidents
    (one journal row each), then `orchestrator web` serves it on a loopback port and each URL is fetched
@@ -20,6 +21,11 @@
    server's CPU per scrape, printed as a share of one core at one scrape every 15 s. The per-component
    latency histograms exist only in a checking daemon, so their cost is measured in-process: the same
    collector over the same database, with a histogram for every component, against the same without.
+5. ``status``: ``--components`` components and 10,000 incidents as in ``pages``, plus 30 days of
+   per-minute rollups (seeded directly, as the recorder writes them) for the ``--page-components``
+   components a public status page shows in 4 groups, and 3 public updates on each of 10 incidents;
+   then ``/``, ``/status/NAME``, its feed and one of those components' pages in each latency range are
+   fetched ``--requests`` times over HTTP from `orchestrator web`: p50/p95.
 
 Load average (``uptime``) is printed with each figure: the machine may be shared.
 """
@@ -352,10 +358,83 @@ def _in_process(db: Database, histograms: bool, n: int) -> str:
             f"{series:7d} series  CPU {percentile(cpu, 50):6.1f} ms a scrape ({load()})")
 
 
+def seed_status(db: Database, page_components: int, now: datetime) -> list[str]:
+    """30 days of rollups for svc-00000 … and a status page over them; returns the page's components."""
+    from orchestrator.components import statuspages
+    from orchestrator.db.models import IncidentUpdate
+
+    rng = random.Random(11)
+    names = [f"svc-{i:05d}" for i in range(page_components)]
+    first = now.replace(second=0, microsecond=0) - timedelta(days=30)
+    for cid in range(1, page_components + 1):
+        _insert(db, CheckRollup, [{
+            "component_id": cid, "minute": first + timedelta(minutes=m), "checks": 6,
+            "failures": 1 if rng.random() < 0.002 else 0, "latency_p50_ms": 10 + rng.random() * 5,
+            "latency_p95_ms": 20 + rng.random() * 30, "latency_max_ms": 60.0} for m in range(30 * 1440)])
+    _insert(db, IncidentUpdate, [{"incident_id": i + 1, "at": now - timedelta(minutes=5 * i - k), "state": state,
+                                  "message": f"update {k} on incident {i + 1}", "public": True, "author": "bench"}
+                                 for i in range(10) for k, state in enumerate(("investigating", "identified", "resolved"))])
+    size = max(1, page_components // 4)
+    groups = [statuspages.group_spec(f"Group {g}", names[g * size:(g + 1) * size], "--group")
+              for g in range(4) if names[g * size:(g + 1) * size]]
+    statuspages.add(db, statuspages.page_spec("public", "Bench status", groups))
+    return names
+
+
+def _uptime_share(db: Database, n: int) -> None:
+    """In-process, the same run's baseline: the overview's model with and without the uptime windows."""
+    from orchestrator.components.views import ComponentFilter
+    from orchestrator.web import chartmodels, pagemodels
+    from orchestrator.web.source import DatabaseSource
+
+    source, real = DatabaseSource(db), chartmodels.uptimes
+    times: dict[str, list[float]] = {"with uptime": [], "without": []}
+    try:
+        for _ in range(n):
+            for label in times:
+                chartmodels.uptimes = real if label == "with uptime" else (lambda _s, ids, _now: {i: {} for i in ids})
+                started = time.perf_counter()
+                pagemodels.overview(source, ComponentFilter(), None)
+                times[label].append((time.perf_counter() - started) * 1000)
+    finally:
+        chartmodels.uptimes = real
+    with_p50, without_p50 = percentile(times["with uptime"], 50), percentile(times["without"], 50)
+    print(f"  overview model in-process, 100 components: p50 {with_p50:.1f} ms with uptime 24 h/7 d/30 d, "
+          f"{without_p50:.1f} ms without (x{with_p50 / without_p50:.2f}, {load()})", flush=True)
+
+
+def part_status(args) -> None:
+    with workdir("bench-web-status-") as directory:
+        db_url = f"sqlite:///{directory / 'web.db'}"
+        db = Database(db_url)
+        ensure_schema(db)
+        now = datetime.now(UTC)
+        log(f"seeding {args.components} components, 10000 incidents, 30 days of rollups for {args.page_components}")
+        seed_fleet(db, args.components, 10_000, now)
+        names = seed_status(db, args.page_components, now)
+        _uptime_share(db, args.requests)
+        db.dispose()
+        print(f"status pages over {args.components} components, 30 days of rollups for the {len(names)} on the page "
+              f"({len(names) * 30 * 1440} rows, SQLite):")
+        proc = start(orchestrator_cmd(db_url, "web", "--http", f"127.0.0.1:{PORT}", "--log-level", "warning"),
+                     env=bench_env(directory))
+        try:
+            _wait_up(f"http://127.0.0.1:{PORT}/healthz")
+            started = time.perf_counter()  # the first view reads every finished day (then reused for 5 min)
+            requests.get(f"http://127.0.0.1:{PORT}/status/public", timeout=60).raise_for_status()
+            print(f"    /status/public, first view {(time.perf_counter() - started) * 1000:7.1f} ms  ({load()})")
+            time_urls(f"http://127.0.0.1:{PORT}", ["/", "/status/public", "/status/public/feed.atom",
+                                                   f"/components/{names[0]}?range=1h", f"/components/{names[0]}",
+                                                   f"/components/{names[0]}?range=7d",
+                                                   f"/components/{names[0]}?range=30d"], args.requests)
+        finally:
+            stop(proc)
+
+
 def main() -> None:
     exit_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["pages", "lateness", "report", "metrics", "all"], default="all")
+    parser.add_argument("--part", choices=["pages", "lateness", "report", "metrics", "status", "all"], default="all")
     parser.add_argument("--components", type=int, default=10_000)
     parser.add_argument("--incidents", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=30)
@@ -368,11 +447,13 @@ def main() -> None:
     parser.add_argument("--metrics-incidents", type=int, default=None,
                         help="incidents for the metrics part [default: --incidents, at most 10,000]")
     parser.add_argument("--scrapes", type=int, default=10, help="scrapes per format and switch (metrics)")
+    parser.add_argument("--page-components", type=int, default=20,
+                        help="components on the status page, each with 30 days of rollups (status)")
     args = parser.parse_args()
     if args.metrics_incidents is None:
         args.metrics_incidents = min(args.incidents, 10_000)
     for name, part in (("pages", part_pages), ("lateness", part_lateness), ("report", part_report),
-                       ("metrics", part_metrics)):
+                       ("metrics", part_metrics), ("status", part_status)):
         if args.part in (name, "all"):
             part(args)
 

@@ -94,7 +94,7 @@ def test_unknown_command_still_exits_2_with_one_line_and_the_close_matches(tmp_p
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "stauts" in proc.stderr
     if hasattr(click.exceptions, "NoSuchCommand"):  # Click >= 8.4 suggests; older versions never did
-        assert "Did you mean one of: 'status', 'strategies'?" in proc.stderr
+        assert "Did you mean one of: 'status', 'statuspage', 'strategies'?" in proc.stderr
 
 
 def test_head_revision_constant_is_alembics_head() -> None:

@@ -137,6 +137,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "silence": ("windows", "silence", "Silences over a label selector: notifications muted, automation "
                 "carries on."),
     "status": ("status", "status", "One table of every component's state."),
+    "statuspage": ("statuspage", "statuspage", "Public status pages (/status/NAME): display names and states only."),
     "strategies": ("plans", "strategies", "Recovery strategy plugins."),
     "tokens": ("users", "tokens", "API tokens of users (Authorization: Bearer ...), stored hashed and shown once."),
     "users": ("users", "users", "Users of the web page and API, each with a role (viewer, operator, admin)."),

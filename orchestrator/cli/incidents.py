@@ -105,3 +105,19 @@ def resolve(app: AppContext, incident_id: int, reason: str) -> None:
     """Close an incident by hand (resolution manual): automation stops working on it."""
     data = operator.resolve(app.database(), incident_id, reason)
     click.echo(f"incident {incident_id} resolved ({data['resolution']}): {data['status_reason']}")
+
+
+@incidents.command("update")
+@click.argument("incident_id", metavar="ID", type=INCIDENT_ID)
+@click.argument("message")
+@click.option("--state", type=click.Choice(["investigating", "identified", "monitoring", "resolved"]),
+              default="investigating", show_default=True, help="Where the incident stands, as its audience is told.")
+@click.option("--public", is_flag=True, help="Show it on the status pages of its component and in their feeds.")
+@pass_app
+def update(app: AppContext, incident_id: int, message: str, state: str, public: bool) -> None:
+    """Post a human-written update on an incident (it never changes the incident's own status)."""
+    from orchestrator.incidents.updates import add_update
+
+    row = add_update(app.database(), incident_id, message, state=state, public=public)
+    click.echo(f"incident {incident_id}: {row['state']} update {row['id']} posted"
+               f"{' publicly' if row['public'] else ' (private)'}")

@@ -81,7 +81,7 @@ def parse_text(text: str, source: str) -> Any:
 def specs_from_data(data: Any) -> list[ComponentSpec]:
     if not isinstance(data, dict):
         raise InputError("expected a mapping with a 'components' list", field="file")
-    unknown = sorted(set(data) - {"version", "components"})
+    unknown = sorted(set(data) - {"version", "components", "status_pages"})
     if unknown:
         raise InputError("unknown field", field=str(unknown[0]))
     if data.get("version", 1) != 1:
@@ -102,8 +102,29 @@ def specs_from_data(data: Any) -> list[ComponentSpec]:
     return specs
 
 
+def pages_from_data(data: Any) -> list[Any]:
+    """The file's ``status_pages`` (a list of ``{name, title, groups: {GROUP: [component, ...]}}``),
+    validated; [] when it declares none."""
+    from orchestrator.components.statuspages import page_from_data
+
+    entries = data.get("status_pages", []) if isinstance(data, dict) else []
+    if not isinstance(entries, list):
+        raise InputError("expected a list of status pages", field="status_pages")
+    return [page_from_data(entry, f"status_pages[{index}]") for index, entry in enumerate(entries)]
+
+
+def load_file(path: str) -> tuple[list[ComponentSpec], list[Any]]:
+    """Component specs and status page specs from ``path``, all validated before anything is written."""
+    data = _read(path)
+    return specs_from_data(data), pages_from_data(data)
+
+
 def load_specs(path: str) -> list[ComponentSpec]:
     """Specs from ``path`` (``-`` is standard input)."""
+    return specs_from_data(_read(path))
+
+
+def _read(path: str) -> Any:
     if path == "-":
         import sys
 
@@ -112,4 +133,4 @@ def load_specs(path: str) -> list[ComponentSpec]:
             raise InputError(f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB", field=path)
     else:
         text = read_capped(path, MAX_FILE_BYTES, "apply file")
-    return specs_from_data(parse_text(text, path))
+    return parse_text(text, path)

@@ -191,10 +191,16 @@ class Registry:
         return changes
 
     def apply(self, specs: list[ComponentSpec], *, prune: bool, dry_run: bool = False,
-              create_only: bool = False, update_only: bool = False) -> list[Change]:
-        """Make the registry match ``specs`` in one transaction (all or nothing)."""
+              create_only: bool = False, update_only: bool = False,
+              then: Callable[[Session, set[str]], object] | None = None) -> list[Change]:
+        """Make the registry match ``specs`` in one transaction (all or nothing). ``then(session, names)``
+        runs inside it with the component names the registry will hold (an apply file's status pages)."""
         with self.db.write() as session:
             changes = self.plan_changes(session, specs, prune=prune)
+            if then is not None:
+                names = set(session.scalars(select(Component.name)))
+                names |= {c.name for c in changes if c.action == "create"}
+                then(session, names - {c.name for c in changes if c.action == "delete"})
             for change in changes:
                 if create_only and change.action != "create":
                     raise ConflictError(f"component {change.name!r} already exists (use `component update`)",

@@ -38,6 +38,15 @@ class Resolution(StrEnum):
     REMOVED = "removed"  # its component was removed from the registry
 
 
+class UpdateState(StrEnum):
+    """Where the people working on an incident tell its audience it stands (incident updates)."""
+
+    INVESTIGATING = "investigating"
+    IDENTIFIED = "identified"
+    MONITORING = "monitoring"
+    RESOLVED = "resolved"
+
+
 class IncidentKind(StrEnum):
     COMPONENT = "component"
     MASS_OUTAGE = "mass_outage"  # the blast-radius guard tripped: many components down at once

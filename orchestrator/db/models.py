@@ -579,3 +579,40 @@ class MaintenanceWindow(Base):
         CheckConstraint("kind IN ('maintenance', 'silence')", name="kind_known"),
         CheckConstraint("(cron IS NULL) = (starts_at IS NOT NULL)", name="one_off_or_recurring"),
     )
+
+
+class StatusPage(Base):
+    """A public status page: a title and named groups of components, shown at ``/status/NAME`` with display
+    names only (never a URL, label, error or host)."""
+
+    __tablename__ = "status_pages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    # [{"name": "API", "components": ["api", "auth"]}, ...] in display order
+    groups: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class IncidentUpdate(Base):
+    """A human-written update of an incident (investigating, identified, monitoring, resolved); the public
+    ones are shown on status pages and in their Atom feeds."""
+
+    __tablename__ = "incident_updates"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    at: Mapped[datetime]
+    state: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text)
+    public: Mapped[bool] = mapped_column(Boolean, default=False)
+    author: Mapped[str] = mapped_column(String(128))
+
+    __table_args__ = (
+        # an incident's updates in order
+        Index("ix_incident_updates_incident_id", "incident_id"),
+        # a status page's and feed's newest public updates
+        Index("ix_incident_updates_public_at", "public", "at"),
+    )

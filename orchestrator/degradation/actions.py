@@ -81,23 +81,34 @@ def allowed(level: L | str, strategy: str, criticality: str) -> tuple[bool, str]
     return False, FROZEN
 
 
-def notes(doc: dict[str, Any] | None) -> list[str]:
+def notes(doc: dict[str, Any] | None, *, page: bool = False) -> list[str]:
     """What the orchestrator applies to itself, in words, from the published global document (one line
-    each, for ``status`` and the page; [] when it applies nothing)."""
+    each, for ``status`` and the page; [] when it applies nothing). ``page``: the page's banner already
+    names the override (who, until when, why), so its line says only what it does, and times read "UTC"
+    as everywhere on the page."""
     if not doc:
         return []
+    when = _when_utc if page else _when
     lines = []
     override = doc.get("override")
     if override and override.get("level") == L.EMERGENCY.value:
-        until = _when(override.get("expires_at"))
-        lines.append(f"automation FROZEN by the operator EMERGENCY override ({override.get('actor')} until {until}: "
-                     f"{override.get('reason')}): only notify starts, checks go on; "
-                     "`orchestrator degradation clear` ends it")
+        if page:
+            lines.append("automation FROZEN by this override: only notify starts, checks go on; "
+                         "`orchestrator degradation clear` ends it")
+        else:
+            lines.append(f"automation FROZEN by the operator EMERGENCY override ({override.get('actor')} until "
+                         f"{when(override.get('expires_at'))}: {override.get('reason')}): only notify starts, "
+                         "checks go on; `orchestrator degradation clear` ends it")
     own = doc.get("self_protection")
     if own:
-        lines.append(f"self-protection: overloaded since {_when(own.get('since'))} ({own.get('reason')}): "
+        lines.append(f"self-protection: overloaded since {when(own.get('since'))} ({own.get('reason')}): "
                      f"{own.get('checks')}")
     return lines
+
+
+def _when_utc(value: object) -> str:
+    text = _when(value)
+    return text[:-1] + " UTC" if text.endswith("Z") else text
 
 
 def _when(value: object) -> str:

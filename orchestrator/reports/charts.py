@@ -162,7 +162,50 @@ def line_chart(series: Sequence[tuple[str, Sequence[tuple[datetime, float | None
                 parts.append(f'<circle cx="{x}" cy="{y}" r="2.5" fill="{colour}"/>')
         parts.append(f'<text x="{_num(left + 8 + 90 * n)}" y="{top_pad + 10}" font-size="10" fill="{colour}">'
                      f"{escape(name)}</text>")
+    parts.extend(_hover_columns(series, start, span, left, top_pad, plot_w, plot_h, unit))
     return _svg(width, height, "".join(parts), label)
+
+
+def _hover_columns(series: Sequence[tuple[str, Sequence[tuple[datetime, float | None]]]], start: datetime,
+                   span: float, left: float, top_pad: float, plot_w: float, plot_h: float, unit: str) -> list[str]:
+    """One transparent column per time that has a value, its ``<title>`` naming every series' value there,
+    so hovering anywhere above a point shows the figures (no script: the browser's own tooltip)."""
+    at: dict[datetime, list[str]] = {}
+    for name, points in series:
+        for t, v in points:
+            if v is not None:
+                at.setdefault(t, []).append(f"{name} {_axis(v)} {unit}")
+    times = sorted(at)
+    if not times:
+        return []
+    xs = [left + (t - start).total_seconds() / span * plot_w for t in times]
+    out = []
+    for i, (t, x) in enumerate(zip(times, xs, strict=True)):
+        x0 = left if i == 0 else (xs[i - 1] + x) / 2
+        x1 = left + plot_w if i == len(xs) - 1 else (x + xs[i + 1]) / 2
+        out.append(f'<rect class="hover" x="{_num(x0)}" y="{_num(top_pad)}" width="{_num(max(x1 - x0, 0.5))}" '
+                   f'height="{_num(plot_h)}" fill="transparent"><title>{escape(_when(t))}: '
+                   f'{escape(", ".join(at[t]))}</title></rect>')
+    return out
+
+
+def heartbeat(checks: Sequence[tuple[datetime, bool, float | None, str | None]], *, slots: int = 60,
+              width: float = 600, height: float = 20, label: str = "last checks") -> Markup:
+    """The last ``slots`` checks, oldest left, one bar each (green passed, red failed), each with a
+    ``<title>`` of its time, outcome, latency and error; empty slots on the left until there are enough."""
+    step = width / slots
+    parts = []
+    for i, (at, ok, latency_ms, error) in enumerate(checks[-slots:]):
+        x = (slots - min(len(checks), slots) + i) * step
+        tip = f"{_when(at)} · {'passed' if ok else 'failed'}"
+        if latency_ms is not None:
+            tip += f" · {_axis(latency_ms)} ms"
+        if error:
+            tip += f" · {error}"
+        parts.append(f'<rect x="{_num(x + 1)}" y="0" width="{_num(max(step - 2, 1))}" height="{_num(height)}" rx="1" '
+                     f'fill="{STATE_COLOURS["up" if ok else "down"]}" class="beat {"ok" if ok else "failed"}" '
+                     f'data-at="{_iso(at)}"><title>{escape(tip)}</title></rect>')
+    return _svg(width, height, "".join(parts), label if checks else f"{label}: none yet")
 
 
 def stacked_bars(rows: Sequence[tuple[str, Sequence[tuple[str, float, str]]]], *, width: float = 720,

@@ -112,3 +112,8 @@ def list_windows(source: WebSource, kind: str) -> list[dict[str, Any]]:
     from orchestrator.components.windows import WindowKind, WindowService
 
     return WindowService(source.db, clock=source.clock).list(WindowKind(kind))
+def incident_update(source: WebSource, actor: Actor, incident_id: int, message: str, state: str,
+                    public: bool) -> dict[str, Any]:
+    from orchestrator.incidents.updates import add_update
+
+    return add_update(source.db, incident_id, message, state=state, public=public, actor=actor, clock=source.clock)

@@ -34,6 +34,7 @@ from orchestrator.web.apimodels import (
     ResolveBody,
     SilenceBody,
     WindowPath,
+    UpdateBody,
     seconds,
 )
 from orchestrator.web.guard import principal, remote_address
@@ -273,3 +274,9 @@ def add_silence(body: SilenceBody):
            responses={200: responses.MaintenanceWindow}, write=True)
 def remove_silence(path: WindowPath):
     return _done(actions.remove_window(app_state().source, _actor(), "silence", path.id))
+@operation(blueprint, "POST", "/incidents/{id}/updates",
+           summary="Post a human-written update (public: on status pages and their feeds)",
+           path_model=IncidentPath, body=UpdateBody, responses={201: responses.IncidentUpdate}, write=True)
+def post_update(path: IncidentPath, body: UpdateBody):
+    return _done(actions.incident_update(app_state().source, _actor(), path.id, body.message, body.state,
+                                         body.public), 201)

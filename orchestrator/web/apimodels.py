@@ -15,9 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from orchestrator.components.windows import CRON_PATTERN, time_zones
 from orchestrator.core.durations import MAX_DURATION_S, parse_duration
 from orchestrator.core.errors import InputError
-from orchestrator.core.states import ComponentState, IncidentStatus
+from orchestrator.core.states import ComponentState, IncidentStatus, UpdateState
 from orchestrator.degradation.service import MAX_WAIT_S
 from orchestrator.incidents.operator import MAX_NOTE_CHARS, MAX_REASON_CHARS
+from orchestrator.incidents.updates import MAX_MESSAGE_CHARS
 
 #: the incident id column is a BIGINT: a larger number can name no incident (and would overflow the driver)
 MAX_ID = 2**63 - 1
@@ -214,6 +215,14 @@ class RecoverBody(Strict):
 
 class NoteBody(Strict):
     text: Annotated[NonBlankText, Field(description="The note.")]
+
+
+class UpdateBody(Strict):
+    message: Annotated[str, Field(pattern=NON_BLANK, max_length=MAX_MESSAGE_CHARS,
+                                  description="What the incident's audience is told.")]
+    state: Annotated[Literal[tuple(s.value for s in UpdateState)],  # type: ignore[valid-type]
+                     Field(description="Where the incident stands.")] = UpdateState.INVESTIGATING.value
+    public: Annotated[bool, Field(description="Show it on status pages and their Atom feeds.")] = False
 
 
 class ResolveBody(Strict):

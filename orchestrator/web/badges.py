@@ -7,6 +7,7 @@ wiki re-validating it costs one small query and no body.
 from __future__ import annotations
 
 import hashlib
+import math
 from datetime import timedelta
 
 from flask import Blueprint, Response, request
@@ -17,6 +18,7 @@ from orchestrator.components.views import effective_state
 from orchestrator.db.models import Component
 from orchestrator.reports.charts import SVG_NS
 from orchestrator.reports.uptime import component_times, load_timelines, watched_until
+from orchestrator.web.badge_metrics import text_width
 from orchestrator.web.state import app_state
 
 blueprint = Blueprint("badges", __name__, url_prefix="/badge")
@@ -27,20 +29,26 @@ COLOURS = {"up": "#4c1", "degraded": "#dfb317", "down": "#e05d44", "flapping": "
            "maintenance": "#007ec6", "unknown": "#9f9f9f"}
 
 
+#: space left and right of each text, px
+PAD_PX = 6
+
+
 def _width(text: str) -> int:
-    return 10 + int(6.5 * len(text))
+    """The box around ``text``: its measured glyph widths (badge_metrics) and the padding, rounded up."""
+    return math.ceil(text_width(text)) + 2 * PAD_PX
 
 
 def badge_svg(label: str, value: str, colour: str) -> str:
-    """A flat badge; both texts are escaped."""
+    """A flat badge; both texts are escaped, each drawn at its measured width (``textLength``)."""
     lw, vw = _width(label), _width(value)
     label_e, value_e = escape(label), escape(value)
     return (f'<svg xmlns="{SVG_NS}" width="{lw + vw}" height="20" role="img" aria-label="{label_e}: {value_e}">'
             f"<title>{label_e}: {value_e}</title>"
             f'<rect width="{lw}" height="20" fill="#555"/><rect x="{lw}" width="{vw}" height="20" fill="{colour}"/>'
             f'<g fill="#fff" text-anchor="middle" font-family="Verdana,DejaVu Sans,sans-serif" font-size="11">'
-            f'<text x="{lw / 2:.1f}" y="14">{label_e}</text><text x="{lw + vw / 2:.1f}" y="14">{value_e}</text>'
-            f"</g></svg>")
+            f'<text x="{lw / 2:.1f}" y="14" textLength="{lw - 2 * PAD_PX}" lengthAdjust="spacingAndGlyphs">'
+            f'{label_e}</text><text x="{lw + vw / 2:.1f}" y="14" textLength="{vw - 2 * PAD_PX}" '
+            f'lengthAdjust="spacingAndGlyphs">{value_e}</text></g></svg>')
 
 
 def _respond(svg: str, status: int = 200) -> Response:

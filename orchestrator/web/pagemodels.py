@@ -10,13 +10,15 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from orchestrator.components.views import ComponentFilter, component_views, state_counts, transition_views
-from orchestrator.core.states import IncidentStatus
+from orchestrator.core.states import IncidentStatus, UpdateState
 from orchestrator.db.models import CheckResultRow, CheckRollup, Component
 from orchestrator.degradation import actions
 from orchestrator.degradation.policy import GLOBAL_SCOPE
 from orchestrator.incidents import operator
+from orchestrator.incidents.updates import list_updates
 from orchestrator.reports.charts import Segment
 from orchestrator.reports.uptime import component_segments, load_timelines, watched_until
+from orchestrator.web import chartmodels
 from orchestrator.web.source import WebSource
 from orchestrator.web.summary import daemon_dict, open_incident_counts
 
@@ -27,7 +29,6 @@ OVERVIEW_WINDOW = timedelta(hours=24)
 SPARK_MINUTES = 60
 #: the component page's timeline and latency chart
 DETAIL_WINDOW = timedelta(days=7)
-LATENCY_WINDOW = timedelta(hours=24)
 
 
 def _segments(session: Session, ids: list[int], start: datetime, now: datetime) -> dict[int, list[Segment]]:
@@ -61,6 +62,9 @@ def _spark(session: Session, ids: list[int], now: datetime) -> dict[int, list[fl
             index = int((minute - first).total_seconds() // 60)
             if 0 <= index < SPARK_MINUTES:
                 values[cid][index] = p50
+    for line in values.values():  # fitted to the data present: 20 minutes of data fill the line
+        while len(line) > 2 and line[0] is None:
+            line.pop(0)
     return values
 
 
@@ -82,11 +86,12 @@ def overview(source: WebSource, where: ComponentFilter, after: str | None) -> di
         since, span = _window(session, list(ids.values()), now, OVERVIEW_WINDOW, "last 24 h")
         segments = _segments(session, list(ids.values()), since, now)
         sparks = _spark(session, list(ids.values()), now)
+        uptime = chartmodels.uptimes(session, list(ids.values()), now)
         counts = state_counts(session, now)
         incident_counts = open_incident_counts(session)
     for view in views:
         cid = ids[view["name"]]
-        view["segments"], view["spark"] = segments.get(cid, []), sparks[cid]
+        view["segments"], view["spark"], view["uptime"] = segments.get(cid, []), sparks[cid], uptime[cid]
     open_incidents = [i for status in incident_counts if incident_counts[status]
                       for i in operator.list_incidents(source.db, status=status, limit=50)]
     open_incidents.sort(key=lambda i: i["id"], reverse=True)
@@ -100,12 +105,15 @@ def _degradation(source: WebSource) -> list[dict[str, Any]]:
     """The published levels, global first, for the banner ([] before any daemon published one); each
     with ``notes``: what the orchestrator applies to itself (a frozen automation, its own overload)."""
     docs = source.degradation()
-    return [{**d, "notes": actions.notes(d) if d["scope"] == GLOBAL_SCOPE else []}
+    return [{**d, "notes": actions.notes(d, page=True) if d["scope"] == GLOBAL_SCOPE else [],
+             # the override is shown once, from its own fields; the reasons repeat it as text
+             "reasons": [r for r in d["reasons"] if not (d.get("override") and r.startswith("override by "))]}
             for d in sorted(docs.values(), key=lambda d: (d["scope"] != GLOBAL_SCOPE, d["scope"]))]
 
 
-def component_page(source: WebSource, name: str) -> dict[str, Any]:
-    """``/components/NAME``: definition, state timeline, latency chart, transitions, incidents, journal."""
+def component_page(source: WebSource, name: str, range_key: str = chartmodels.DEFAULT_RANGE) -> dict[str, Any]:
+    """``/components/NAME``: definition, uptime, state timeline, latency over ``range_key``, the last
+    checks, transitions, incidents, journal."""
     now = source.clock.now()
     with source.db.read() as session:
         view = component_views(session, now, name)[0]
@@ -113,13 +121,12 @@ def component_page(source: WebSource, name: str) -> dict[str, Any]:
         since, span = _window(session, [cid], now, DETAIL_WINDOW, "last 7 days")
         segments = _segments(session, [cid], since, now).get(cid, [])
         transitions = transition_views(session, name, limit=50)
-        first = now - LATENCY_WINDOW
-        latency = session.execute(select(CheckRollup.minute, CheckRollup.latency_p50_ms, CheckRollup.latency_p95_ms)
-                                  .where(CheckRollup.component_id == cid, CheckRollup.minute >= first)
-                                  .order_by(CheckRollup.minute)).all()
-    series = [("p50", [(m, p50) for m, p50, _ in latency]), ("p95", [(m, p95) for m, _, p95 in latency])]
-    return {"now": now, "c": view, "segments": segments, "since": since, "span": span, "latency": series,
-            "latency_since": first, "transitions": transitions,
+        latency = chartmodels.latency(session, cid, now, range_key)
+        uptime = chartmodels.uptimes(session, [cid], now)[cid]
+        beats = chartmodels.heartbeat(session, cid)
+    return {"now": now, "c": view, "segments": segments, "since": since, "span": span, "latency": latency,
+            "uptime": uptime, "beats": beats, "transitions": transitions,
+            "updates": list_updates(source.db, view["open_incident"]) if view.get("open_incident") else [],
             "incidents": operator.list_incidents(source.db, component=name, limit=20),
             "journal": operator.component_journal(source.db, name, limit=30)}
 
@@ -131,7 +138,13 @@ def incident_page(source: WebSource, incident_id: int) -> dict[str, Any]:
     if incident["component"] is not None:
         with source.db.read() as session:
             first_failure = _first_failure(session, incident["component"], incident["opened_at"])
-    return {"i": incident, "timeline": timeline(incident, first_failure),
+    events = timeline(incident, first_failure)
+    for update in list_updates(source.db, incident_id):  # what people told its audience
+        events.append({"at": update["at"], "kind": "update",
+                       "title": f"{'public' if update['public'] else 'private'} update by {update['author']}: "
+                                f"{update['state']}", "detail": update["message"]})
+    events.sort(key=lambda e: e["at"])
+    return {"i": incident, "timeline": events, "update_states": [s.value for s in UpdateState],
             "actions": operator.available_actions(incident),
             "resolved": incident["status"] == IncidentStatus.RESOLVED.value}
 
@@ -189,6 +202,10 @@ def verification_line(record: dict[str, Any]) -> dict[str, Any] | None:
         return {"text": "verification under way (the action had returned)", "passed": None}
     passed = bool(record.get("passed"))
     mode = record.get("mode")
+    if mode == "none":  # a step never verified (notify): neither passed nor failed, and not shown red
+        reason = record.get("reason")
+        return {"text": f"not verified ({reason})" if reason else "not verified: this step has no check",
+                "passed": None}
     if mode is not None:
         text = f"verification {mode}: {'passed' if passed else 'not passed'}"
     elif record.get("reconciled"):

@@ -19,7 +19,7 @@ from orchestrator.core.durations import parse_duration
 from orchestrator.core.errors import InputError
 from orchestrator.reports.model import build_report
 from orchestrator.reports.render import render_html
-from orchestrator.web import pagemodels
+from orchestrator.web import chartmodels, pagemodels
 from orchestrator.web.api import component_filter
 from orchestrator.web.apimodels import IncidentPath, NamePath
 from orchestrator.web.auth import LEGACY_NAME, SESSION_ABSOLUTE_S, SESSION_COOKIE
@@ -38,7 +38,7 @@ from orchestrator.web.state import HttpError, app_state
 blueprint = Blueprint("pages", __name__)
 
 #: files served from orchestrator/web/static (and the report's stylesheet), with their types
-STATIC = {"app.js": "text/javascript", "app.css": "text/css"}
+STATIC = {"app.js": "text/javascript", "app.css": "text/css", "status.css": "text/css"}
 STATIC_MAX_AGE_S = 300
 
 
@@ -85,7 +85,8 @@ def index():
 @blueprint.get("/components/<name>")
 def component(name: str):
     path = validate(NamePath, {"name": name})  # the API's own bounds: no NUL, at most 63 characters
-    return _page("component", **pagemodels.component_page(app_state().source, path.name))
+    range_key = chartmodels.latency_range(request.args.get("range"))
+    return _page("component", **pagemodels.component_page(app_state().source, path.name, range_key))
 
 
 @blueprint.get("/incidents/<int:incident_id>")

@@ -21,6 +21,7 @@ from orchestrator.core.states import (
     IncidentKind,
     IncidentStatus,
     Resolution,
+    UpdateState,
 )
 
 
@@ -160,6 +161,16 @@ class Note(Shape):
     at: datetime
     author: str
     text: str
+
+
+class IncidentUpdate(Shape):
+    id: int
+    incident_id: int
+    at: datetime
+    state: UpdateState
+    message: str
+    public: bool
+    author: str
 
 
 class IncidentDetail(Incident):
