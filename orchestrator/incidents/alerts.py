@@ -16,8 +16,11 @@ all its alerts or none:
    run): stored and notified like any opened incident, never dropped silently; it ends when the alert
    resolves.
 
-Protects invariant 4 (nothing lost: every alert is a row, matched or not) and invariant 6 (never
-silent: an alert no one can act on still reaches a person).
+Must never break I5 of docs/guarantees.md (no needless action): an alert is a reason to look, not
+to act; the recovery loop's fresh check runs before any action, and a component whose check passes is
+closed as ``self`` untouched. Serves I2 (an incident that acts, waits with a reason, or calls a
+person) for what only an alert saw: every alert is a row, matched or not, and one no component
+matches still reaches a person.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import exists, select
+from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
@@ -184,9 +187,13 @@ def _resolved(session: Session, row: Alert | None, alert: AlertIn, routing: Aler
               now: datetime) -> dict[str, Any]:
     if row is None:  # resolved without our having seen it fire (we were away, or it was routed elsewhere)
         return _outcome(_insert(session, alert, routing, now, AlertStatus.RESOLVED), "recorded")
-    row.status, row.updated_at = AlertStatus.RESOLVED.value, now
-    row.ends_at = _when(alert.ends_at) or now
-    row.labels, row.annotations = alert.labels, alert.annotations
+    # an alert's status moves once, firing -> resolved, by compare-and-set (a concurrent post may have)
+    moved = session.execute(update(Alert).where(Alert.id == row.id, Alert.status == AlertStatus.FIRING.value)
+                            .values(status=AlertStatus.RESOLVED.value, updated_at=now, labels=alert.labels,
+                                    annotations=alert.annotations, ends_at=_when(alert.ends_at) or now)
+                            .execution_options(synchronize_session="fetch")).rowcount
+    if moved != 1:
+        return _outcome(row, "recorded")
     incident = session.get(Incident, row.incident_id) if row.incident_id else None
     if incident is None or incident.status not in _ACTIVE:
         return _outcome(row, "recorded")

@@ -17,8 +17,9 @@ and event list match it, else to the top-level targets. Reminders and tiers (:cl
 
 The waits run on the monotonic clock while this process lives (:class:`WallDeadlines`, as the recovery
 loop's): a wall clock stepped back does not hold a reminder, one stepped forward does not fire them early.
-Protects invariant 6 (never silent: an open incident nobody took keeps telling people) without breaking
-invariant 7 (time).
+Serves I2 of docs/guarantees.md (an incident that calls a person keeps calling until one takes it)
+and must never break the design's time invariant (DESIGN invariant 7: waits on the monotonic clock,
+wall time only written down) nor send a reminder twice (the compare-and-set on the stored time).
 """
 
 from __future__ import annotations
