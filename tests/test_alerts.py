@@ -156,6 +156,8 @@ BAD = [
                  id="generic-label-type"),
     pytest.param("/api/v1/alerts", {"alerts": [{"labels": {}, "starts_at": "2026-03-01T12:00:00"}]}, "starts_at",
                  id="generic-naive-time"),
+    pytest.param("/api/v1/alerts", {"alerts": [{"labels": {"component": "a\x00b"}}]}, "alerts[0].labels.component",
+                 id="generic-nul-byte"),
     pytest.param("/api/v1/alerts", {"alerts": [{"name": "x"}], "alert": []}, "alert", id="generic-unknown-key"),
     pytest.param("/api/v1/alerts", [1], "body", id="generic-not-an-object"),
 ]

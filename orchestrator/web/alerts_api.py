@@ -30,8 +30,11 @@ MAX_ALERTS = 1000
 MAX_PAIRS = 64
 MAX_VALUE_CHARS = 4096
 
-Text = Annotated[str, Field(max_length=MAX_VALUE_CHARS)]
-Pairs = Annotated[dict[Annotated[str, Field(min_length=1, max_length=128)], Text], Field(max_length=MAX_PAIRS)]
+#: no NUL byte anywhere (PostgreSQL refuses it in text columns), as the API's other free text
+_NO_NUL = "^[^\x00]*$"
+Text = Annotated[str, Field(max_length=MAX_VALUE_CHARS, pattern=_NO_NUL)]
+Key = Annotated[str, Field(min_length=1, max_length=128, pattern=_NO_NUL)]
+Pairs = Annotated[dict[Key, Text], Field(max_length=MAX_PAIRS)]
 #: timestamps arrive as RFC 3339 text: parsed (not strict), a timezone required
 When = Annotated[datetime, Field(strict=False)]
 
@@ -47,7 +50,7 @@ class AlertmanagerAlert(_Strict):
     startsAt: When | None = None  # noqa: N815 (Alertmanager's spelling)
     endsAt: When | None = None  # noqa: N815
     generatorURL: Text | None = None  # noqa: N815
-    fingerprint: Annotated[str, Field(max_length=128)] | None = None
+    fingerprint: Key | None = None
 
 
 class AlertmanagerWebhook(_Strict):
@@ -68,11 +71,11 @@ class AlertmanagerWebhook(_Strict):
 class GenericAlert(_Strict):
     """One alert of the generic form; ``labels.alertname`` (or ``name``) names it, ``labels.component`` its component."""
 
-    name: Annotated[str, Field(min_length=1, max_length=255)] | None = None
+    name: Annotated[str, Field(min_length=1, max_length=255, pattern=_NO_NUL)] | None = None
     status: Literal["firing", "resolved"] = "firing"
     labels: Pairs = Field(default_factory=dict)
     annotations: Pairs = Field(default_factory=dict)
-    fingerprint: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    fingerprint: Key | None = None
     starts_at: When | None = None
     ends_at: When | None = None
     generator_url: Text | None = None
