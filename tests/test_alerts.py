@@ -182,3 +182,17 @@ def test_alerts_need_the_bearer_token(db) -> None:
         answer = client.post("/api/v1/alerts/alertmanager", json=am_body("firing"), headers=headers)
         assert answer.status_code in (401, 403)
     assert snapshot(db) == before
+
+
+def test_incidents_show_prints_the_alerts_labels_annotations_and_runbook(db, run_cli) -> None:
+    with LoopbackHTTPServer("ok") as server:
+        add_component(db, "api", server.url)
+        _client(db).post("/api/v1/alerts/alertmanager", json=am_body("firing", severity="page"), headers=BEARER)
+    [incident] = _incidents(db)
+    result = run_cli("incidents", "show", str(incident.id))
+    assert result.exit_code == 0, result.output
+    assert "alert ApiDown (alertmanager): firing" in result.output
+    assert "labels: alertname=ApiDown component=api severity=page" in result.output
+    assert f"runbook_url: {RUNBOOK}" in result.output and "source" in result.output
+    shown = json.loads(run_cli("incidents", "show", str(incident.id), "--json").output)
+    assert shown["source"] == "alert" and shown["alerts"][0]["runbook_url"] == RUNBOOK
