@@ -196,3 +196,28 @@ def test_incidents_show_prints_the_alerts_labels_annotations_and_runbook(db, run
     assert f"runbook_url: {RUNBOOK}" in result.output and "source" in result.output
     shown = json.loads(run_cli("incidents", "show", str(incident.id), "--json").output)
     assert shown["source"] == "alert" and shown["alerts"][0]["runbook_url"] == RUNBOOK
+
+
+def test_secrets_in_annotations_are_redacted_and_only_http_runbooks_become_links(db) -> None:
+    with LoopbackHTTPServer("ok") as server:
+        add_component(db, "api", server.url)
+        body = {"alerts": [{"name": "Leak", "labels": {"component": "api"}, "annotations": {
+            "summary": "retry with https://hooks.example.com/x?token=s3cr3tvalue123",
+            "runbook_url": "javascript:alert(document.cookie)"}}]}
+        client = _client(db)
+        assert client.post("/api/v1/alerts", json=body, headers=BEARER).status_code == 202
+        [incident] = _incidents(db)
+        shown = client.get(f"/api/v1/incidents/{incident.id}").get_json()
+        page = client.get(f"/incidents/{incident.id}").get_data(as_text=True)
+    assert "s3cr3tvalue123" not in json.dumps(shown) and "s3cr3tvalue123" not in page
+    assert "s3cr3tvalue123" not in snapshot_text(db)
+    assert shown["alerts"][0]["runbook_url"] is None and 'href="javascript:' not in page
+
+
+def snapshot_text(db: Database) -> str:
+    """Every row of the alerts and incidents tables as text."""
+    import sqlalchemy as sa
+
+    with db.engine.connect() as conn:
+        return repr([conn.execute(sa.text(f"SELECT * FROM {t}")).all() for t in ("alerts", "incidents",
+                                                                                  "incident_events")])
