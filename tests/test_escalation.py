@@ -16,6 +16,9 @@ from orchestrator.db.engine import Database
 from orchestrator.incidents import operator
 from orchestrator.incidents.notifier import Notifier
 from orchestrator.plans import Notifications, parse_plans
+from orchestrator.web.app import create_app
+from orchestrator.web.source import DatabaseSource
+from orchestrator.web.state import WebSettings
 from tests.servers import LoopbackHTTPServer, wait_for
 from tests.test_notify_delivery import receiver  # noqa: F401 (the real webhook receiver, a fixture)
 from tests.test_recovery_support import add_component
@@ -97,6 +100,9 @@ def test_reminders_then_a_second_tier_until_ack_each_on_the_timeline(db, receive
     assert [k for k, _ in kinds] == ["opened", "reminder", "reminder", "escalation", "reminder"]
     assert kinds[1][1] == "reminder 1: open for 5 min, not acknowledged"
     assert kinds[3][1] == "tier 1: not acknowledged 12 min after opening; telling managers"
+    page = create_app(DatabaseSource(db, clock=clock), WebSettings()).test_client().get(f"/incidents/{incident_id}")
+    text = page.get_data(as_text=True)
+    assert text.count("reminder sent") == 3 and "escalated to the next tier" in text and "telling managers" in text
 
 
 def test_a_restart_neither_loses_nor_doubles_a_reminder(db, receiver) -> None:  # noqa: F811
@@ -151,3 +157,25 @@ def test_bad_escalation_settings_are_refused_naming_the_field(notifications, mes
     with pytest.raises(PlanError) as caught:
         parse_plans(document, "plans.json")
     assert "notifications" in str(caught.value) and message in str(caught.value)
+
+
+def test_the_daemon_sends_reminders_of_an_incident_its_check_opened(db, db_url, receiver, tmp_path) -> None:  # noqa: F811
+    from tests.daemon_helpers import poll, running_daemon
+
+    hook = receiver[0]["url"].rsplit("/", 1)[0]
+    plans = tmp_path / "plans.json"
+    plans.write_text(json.dumps({"version": 1, "plans": {}, "notifications": {
+        "webhooks": [{"url": f"{hook}/default"}], "events": ["opened"], "group_window": "1s",
+        "escalation": {"remind_every": "1s"}}}))
+    with LoopbackHTTPServer("500") as server:
+        add_component(db, "api", server.url, plan=None, failure_threshold=1)
+        with running_daemon(db_url, plans_path=plans):
+            poll(lambda: "reminder" in _event_kinds(receiver), 30)
+    [incident] = operator.list_incidents(db, component="api")
+    kinds = [e["kind"] for e in operator.show_incident(db, incident["id"])["events"]]
+    assert "reminder" in kinds and "opened" in _event_kinds(receiver)
+
+
+def _event_kinds(got: list[dict]) -> set[str]:
+    """Every event kind delivered so far (a digest lists several)."""
+    return {e["event"] for r in got[1:] for e in json.loads(r["body"])["events"]}
