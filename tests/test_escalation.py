@@ -105,6 +105,27 @@ def test_reminders_then_a_second_tier_until_ack_each_on_the_timeline(db, receive
     assert text.count("reminder sent") == 3 and "escalated to the next tier" in text and "telling managers" in text
 
 
+def test_tiers_without_reminders_escalate_once_per_tier_then_stay_quiet(db, receiver) -> None:  # noqa: F811
+    clock = FakeClock(AT)
+    config = _config(receiver[0]["url"], events=[], escalation={"tiers": [
+        {"after": "10m", "targets": ["core"]}, {"after": "20m", "targets": ["managers"]}]})
+    with LoopbackHTTPServer("ok") as server:
+        incident_id = _open(db, "api", server.url, clock)
+    notifier = Notifier(db, config, clock=clock)
+    notifier.flush(force=True)
+    clock.advance(600)
+    assert sorted(_flush(notifier, receiver, 2)) == [("/core", "escalation"), ("/default", "escalation")]
+    clock.advance(600)
+    sent = _flush(notifier, receiver, 5)[2:]  # tier 2: the default, tier 1's and tier 2's targets
+    assert sorted(sent) == [("/core", "escalation"), ("/default", "escalation"), ("/managers", "escalation")]
+    for _ in range(3):
+        clock.advance(600)
+        notifier.flush(force=True)
+    assert len(receiver) == 6
+    assert [e["kind"] for e in operator.show_incident(db, incident_id)["events"]] == ["opened", "escalation",
+                                                                                     "escalation"]
+
+
 def test_a_restart_neither_loses_nor_doubles_a_reminder(db, receiver) -> None:  # noqa: F811
     clock = FakeClock(AT)
     config = _config(receiver[0]["url"], events=[], escalation={"remind_every": "5m"})

@@ -170,9 +170,12 @@ class Escalator:
         return written
 
     def _arm(self, session, policy: Escalation, now: datetime, mono: float) -> None:
-        rows = session.execute(select(Incident.id, Incident.opened_at, Incident.escalation_tier).where(
-            Incident.status.in_(_ACTIVE), Incident.acked_at.is_(None), Incident.next_reminder_at.is_(None),
-            Incident.reminders_sent == 0).limit(TICK_LIMIT)).all()
+        unarmed = [Incident.status.in_(_ACTIVE), Incident.acked_at.is_(None), Incident.next_reminder_at.is_(None),
+                   Incident.reminders_sent == 0]
+        if policy.remind_every_s is None:  # tiers only: one past its last tier has nothing left to arm
+            unarmed.append(Incident.escalation_tier < len(policy.tiers))
+        rows = session.execute(select(Incident.id, Incident.opened_at, Incident.escalation_tier).where(*unarmed)
+                               .order_by(Incident.id).limit(TICK_LIMIT)).all()
         for incident_id, opened, tier in rows:
             first = policy.remind_every_s and opened + timedelta(seconds=policy.remind_every_s)
             at = _next(policy, opened, tier, first or None)
