@@ -152,7 +152,8 @@ def test_a_restart_neither_loses_nor_doubles_a_reminder(db, receiver) -> None:  
 
 def test_a_wall_clock_step_forward_does_not_fire_a_reminder_early(db, receiver) -> None:  # noqa: F811
     clock = FakeClock(AT)
-    config = _config(receiver[0]["url"], events=[], escalation={"remind_every": "5m"})
+    config = _config(receiver[0]["url"], events=[], escalation={
+        "remind_every": "5m", "tiers": [{"after": "30m", "targets": ["managers"]}]})
     with LoopbackHTTPServer("ok") as server:
         _open(db, "api", server.url, clock)
     notifier = Notifier(db, config, clock=clock)
@@ -162,6 +163,14 @@ def test_a_wall_clock_step_forward_does_not_fire_a_reminder_early(db, receiver) 
     assert len(receiver) == 1
     clock.advance(300)
     assert _flush(notifier, receiver, 1) == [("/default", "reminder")]
+    clock.advance(300)
+    assert _flush(notifier, receiver, 2) == [("/default", "reminder")] * 2
+    # each reminder is decided at its own time: no tier reached early, no reminder skipped or doubled
+    [incident] = operator.list_incidents(db)
+    events = operator.show_incident(db, incident["id"])["events"]
+    assert [e["reason"] for e in events if e["kind"] == "reminder"] == [
+        "reminder 1: open for 5 min, not acknowledged", "reminder 2: open for 10 min, not acknowledged"]
+    assert "escalation" not in [e["kind"] for e in events]
 
 
 @pytest.mark.parametrize(("notifications", "message"), [

@@ -161,11 +161,15 @@ class Escalator:
             due = session.execute(select(Incident.id, Incident.next_reminder_at).where(
                 Incident.next_reminder_at.is_not(None), Incident.next_reminder_at <= horizon)
                 .order_by(Incident.next_reminder_at).limit(TICK_LIMIT)).all()
+        mine = self._waits.known()
         for incident_id, at in due:
             if waiting.get(incident_id) == at:
                 continue  # its wall time came, its monotonic one did not (the wall clock jumped)
+            # a wait this process ran on the monotonic clock is decided at its own due time, so a wall
+            # clock step cannot skip reminders or reach tiers early; one inherited is decided at the wall
+            decided = at if incident_id in mine else now
             with self.db.write() as session:
-                written += self._fire(session, policy, incident_id, at, now, mono)
+                written += self._fire(session, policy, incident_id, at, now, decided, mono)
         self._waits.expire(mono)
         return written
 
@@ -184,7 +188,10 @@ class Escalator:
                     .values(next_reminder_at=at)).rowcount == 1:
                 self._waits.set(incident_id, at, now=now, mono=mono)
 
-    def _fire(self, session, policy: Escalation, incident_id: int, at: datetime, now: datetime, mono: float) -> int:
+    def _fire(self, session, policy: Escalation, incident_id: int, at: datetime, now: datetime, decided: datetime,
+              mono: float) -> int:
+        """Write what is due at ``decided`` (events stamped ``now``) and move the stored time on, by
+        compare-and-set on ``at``; the number of events written."""
         incident = session.get(Incident, incident_id)
         if incident is None or incident.next_reminder_at != at:
             return 0  # another process moved it first
@@ -194,7 +201,7 @@ class Escalator:
             self._waits.set(incident_id, None, now=now, mono=mono)
             return 0
         written, tier, sent = 0, incident.escalation_tier, incident.reminders_sent
-        open_for = now - incident.opened_at
+        open_for = decided - incident.opened_at
         while tier < len(policy.tiers) and open_for >= timedelta(seconds=policy.tiers[tier].after_s):
             tier += 1
             events.record(session, incident_id, ESCALATION, now, reason=(
@@ -204,7 +211,7 @@ class Escalator:
         reminder_at = None
         if policy.remind_every_s:  # reminder n is due at opened + n × every; `sent` is the last one's n
             every = timedelta(seconds=policy.remind_every_s)
-            if incident.opened_at + every * (sent + 1) <= now:
+            if incident.opened_at + every * (sent + 1) <= decided:
                 # after a long stop: one reminder for the periods missed, not the backlog
                 sent = int(open_for / every)
                 events.record(session, incident_id, REMINDER, now, reason=(
@@ -217,7 +224,7 @@ class Escalator:
         if moved != 1:
             session.rollback()
             return 0
-        self._waits.set(incident_id, nxt, now=now, mono=mono)
+        self._waits.set(incident_id, nxt, now=decided, mono=mono)  # the next wait runs from the decision
         if written:
             log.info("incident=%s escalation: tier %s, %s reminders", incident_id, tier, sent)
         return written
