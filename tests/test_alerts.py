@@ -114,6 +114,8 @@ def test_an_alert_for_no_known_component_is_recorded_and_notified(db, receiver) 
     [incident] = _incidents(db)
     assert (incident.kind, incident.component_id, incident.status) == ("alert", None, "open")
     assert "component='ghost' is no registered component" in incident.reason
+    assert "an alert for no registered component" in client.get(f"/incidents/{incident.id}").get_data(as_text=True)
+    assert "an alert, no component" in client.get("/").get_data(as_text=True)
     with db.read() as session:
         [row] = session.scalars(select(Alert))
         assert (row.incident_id, row.component_id, row.labels["component"]) == (incident.id, None, "ghost")
