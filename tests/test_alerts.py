@@ -223,3 +223,26 @@ def snapshot_text(db: Database) -> str:
     with db.engine.connect() as conn:
         return repr([conn.execute(sa.text(f"SELECT * FROM {t}")).all() for t in ("alerts", "incidents",
                                                                                   "incident_events")])
+
+
+def test_the_alert_list_shows_every_alert_newest_first_matched_or_not(db) -> None:
+    with LoopbackHTTPServer("ok") as server:
+        add_component(db, "api", server.url)
+        client = _client(db)
+        client.post("/api/v1/alerts/alertmanager", json=am_body("firing"), headers=BEARER)
+        client.post("/api/v1/alerts/alertmanager", json=am_body("firing", component="ghost", fingerprint="g1"),
+                    headers=BEARER)
+        client.post("/api/v1/alerts", json={"alerts": [{"name": "Old", "status": "resolved", "labels": {}}]},
+                    headers=BEARER)
+    listed = client.get("/api/v1/alerts").get_json()
+    assert [(a["name"], a["component"], a["status"]) for a in listed["items"]] == [
+        ("Old", None, "resolved"), ("ApiDown", "ghost", "firing"), ("ApiDown", "api", "firing")]
+    assert listed["items"][2]["incident"] is not None and listed["items"][0]["incident"] is None
+    firing = client.get("/api/v1/alerts?status=firing&component=api").get_json()["items"]
+    assert [a["component"] for a in firing] == ["api"]
+    first = client.get("/api/v1/alerts?limit=2").get_json()
+    rest = client.get(f"/api/v1/alerts?limit=2&cursor={first['next_cursor']}").get_json()
+    assert [a["id"] for a in first["items"] + rest["items"]] == [a["id"] for a in listed["items"]]
+    assert rest["next_cursor"] is None
+    bad = client.get("/api/v1/alerts?status=pending")
+    assert bad.status_code == 400 and bad.get_json()["error"]["field"] == "status"

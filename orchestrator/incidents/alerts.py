@@ -230,10 +230,30 @@ def _outcome(row: Alert, what: str) -> dict[str, Any]:
 def alerts_of(session: Session, incident_id: int) -> list[dict[str, Any]]:
     """An incident's alerts, oldest first, as the incident view shows them (runbook_url as a link)."""
     rows = session.scalars(select(Alert).where(Alert.incident_id == incident_id).order_by(Alert.id))
-    return [{"name": r.name, "status": r.status, "origin": r.origin, "fingerprint": r.fingerprint,
-             "labels": dict(r.labels or {}), "annotations": dict(r.annotations or {}),
-             "runbook_url": _link((r.annotations or {}).get("runbook_url")), "generator_url": _link(r.generator_url),
-             "starts_at": r.starts_at, "ends_at": r.ends_at, "received_at": r.received_at} for r in rows]
+    return [_view(r) for r in rows]
+
+
+def list_alerts(db: Database, *, status: str | None = None, component: str | None = None,
+                before: int | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    """Alerts newest first (``before`` an id pages back), with their component and incident: also the ones
+    no component matched and the ones only seen resolved (the primary key serves the order)."""
+    stmt = select(Alert).order_by(Alert.id.desc()).limit(limit)
+    if status is not None:
+        stmt = stmt.where(Alert.status == status)
+    if component is not None:
+        stmt = stmt.where(Alert.component_name == component)
+    if before is not None:
+        stmt = stmt.where(Alert.id < before)
+    with db.read() as session:
+        return [{"id": r.id, "component": r.component_name, "incident": r.incident_id, **_view(r)}
+                for r in session.scalars(stmt)]
+
+
+def _view(r: Alert) -> dict[str, Any]:
+    return {"name": r.name, "status": r.status, "origin": r.origin, "fingerprint": r.fingerprint,
+            "labels": dict(r.labels or {}), "annotations": dict(r.annotations or {}),
+            "runbook_url": _link((r.annotations or {}).get("runbook_url")), "generator_url": _link(r.generator_url),
+            "starts_at": r.starts_at, "ends_at": r.ends_at, "received_at": r.received_at}
 
 
 def _link(url: str | None) -> str | None:

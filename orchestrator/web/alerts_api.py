@@ -18,8 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from orchestrator.core.errors import InputError
 from orchestrator.core.redaction import redact
 from orchestrator.core.states import AlertStatus
-from orchestrator.incidents.alerts import AlertIn, AlertRouting, intake
+from orchestrator.incidents.alerts import AlertIn, AlertRouting, intake, list_alerts
+from orchestrator.web.api import page
+from orchestrator.web.apimodels import NameKey, Paging
 from orchestrator.web.operations import operation
+from orchestrator.web.responses import AlertView, Page
 from orchestrator.web.state import app_state
 
 blueprint = Blueprint("alerts_api", __name__, url_prefix="/api/v1")
@@ -96,6 +99,21 @@ class AlertOutcome(BaseModel):
     outcome: Literal["opened", "reopened", "joined", "already_firing", "unmatched", "resolved", "recorded"]
 
 
+class AlertQuery(Paging):
+    status: Annotated[Literal["firing", "resolved"] | None, Field(description="Only this status.")] = None
+    component: Annotated[NameKey | None, Field(description="Only alerts naming this component.")] = None
+
+
+class AlertItem(AlertView):
+    id: int
+    component: Annotated[str | None, Field(description="the component it names (registered or not)")]
+    incident: Annotated[int | None, Field(description="the incident it opened or joined")]
+
+
+class AlertPage(Page):
+    items: list[AlertItem]
+
+
 class AlertIntake(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -149,3 +167,11 @@ def generic(body: GenericAlerts):
         alerts.append(AlertIn(AlertStatus(a.status), labels, _clean(a.annotations), "generic", a.fingerprint,
                               _aware(a.starts_at, "starts_at"), _aware(a.ends_at, "ends_at"), a.generator_url))
     return _take(alerts)
+
+
+@operation(blueprint, "GET", "/alerts", summary="Alerts received, newest first (also those no component matched)",
+           query=AlertQuery, responses={200: AlertPage})
+def alerts(query: AlertQuery):
+    items = list_alerts(app_state().source.db, status=query.status, component=query.component,
+                        before=None if query.cursor is None else int(query.cursor), limit=query.limit + 1)
+    return jsonify(page(items, query.limit, "id"))
