@@ -154,16 +154,18 @@ def components_file(folder: Path, ports_by_name: dict[str, int], script: Path, *
 class Daemon:
     """``orchestrator run`` on a SQLite file in ``folder``, in its own process group."""
 
-    def __init__(self, folder: Path, plans: Path, components: Path, run_for_s: float) -> None:
+    def __init__(self, folder: Path, plans: Path, components: Path, run_for_s: float, *extra: str,
+                 env: dict[str, str] | None = None) -> None:
+        """``extra``: more ``run`` arguments (``--http ADDR``); ``env``: more environment (an API token)."""
         self.folder = folder
         self.db_url = f"sqlite:///{folder / 'orchestrator.sqlite'}"
-        self.env = {**os.environ, "ORCHESTRATOR_HOME": str(folder)}
+        self.env = {**os.environ, "ORCHESTRATOR_HOME": str(folder), **(env or {})}
         self.base = [sys.executable, "-m", "orchestrator", "--db", self.db_url, "--plans", str(plans)]
         # apply migrates the empty database first, then registers every component in one transaction
         subprocess.run(self.base + ["apply", "-f", str(components)], env=self.env, check=True, capture_output=True,
                        timeout=120, cwd=REPO)
         self.log = open(folder / "daemon.log", "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(self.base + ["run", "--for", f"{run_for_s:g}s", "--log-level", "info"],
+        self.proc = subprocess.Popen(self.base + ["run", "--for", f"{run_for_s:g}s", "--log-level", "info", *extra],
                                      env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True, cwd=REPO)
 

@@ -90,7 +90,7 @@ def receiver() -> Iterator[list[dict]]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            got.append({"headers": dict(self.headers), "body": body})
+            got.append({"headers": dict(self.headers), "body": body, "path": self.path})
             self.send_response(204)
             self.end_headers()
 

@@ -59,7 +59,12 @@ def show(app: AppContext, incident_id: int, as_json: bool) -> None:
     if as_json:
         print_json(data)
         return
-    print_fields([(k, v) for k, v in data.items() if k not in ("journal", "notifications", "notes")])
+    print_fields([(k, v) for k, v in data.items() if k not in ("journal", "notifications", "notes", "alerts", "events")])
+    for alert in data["alerts"]:
+        click.echo(f"\nalert {alert['name']} ({alert['origin']}): {alert['status']}")
+        click.echo("  labels: " + " ".join(f"{k}={v}" for k, v in sorted(alert["labels"].items())))
+        for key, value in sorted(alert["annotations"].items()):
+            click.echo(f"  {key}: {value}")
     for row in data["journal"]:
         click.echo(f"\nstep {row['step_index']} attempt {row['attempt']} {row['strategy']}: {row['status']}"
                    f"{'' if row['executed'] else ' (not executed)'}")
@@ -74,6 +79,9 @@ def show(app: AppContext, incident_id: int, as_json: bool) -> None:
             click.echo("  output:\n" + "\n".join(f"    {line}" for line in row["output"].splitlines()))
     for note in data["notifications"]:
         click.echo(f"\nnotified {note['channel']}: {note['status']} ({note['event']})")
+    for event in data["events"]:
+        if event["kind"] in ("reminder", "escalation"):
+            click.echo(f"\n{event['kind']} at {event['at']:%Y-%m-%d %H:%M:%S}: {event['reason']}")
     for note in data["notes"]:
         click.echo(f"\nnote by {note['author']} at {note['at']:%Y-%m-%d %H:%M:%S}:")
         click.echo("\n".join(f"  {line}" for line in note["text"].splitlines()))

@@ -50,6 +50,19 @@ class UpdateState(StrEnum):
 class IncidentKind(StrEnum):
     COMPONENT = "component"
     MASS_OUTAGE = "mass_outage"  # the blast-radius guard tripped: many components down at once
+    ALERT = "alert"  # a firing alert no registered component matches (docs/alerts.md)
+
+
+class IncidentSource(StrEnum):
+    """What opened an incident (``incidents.source``)."""
+
+    CHECK = "check"  # the component's own health check (or a person's `recover`)
+    ALERT = "alert"  # an alert posted to /api/v1/alerts (docs/alerts.md)
+
+
+class AlertStatus(StrEnum):
+    FIRING = "firing"
+    RESOLVED = "resolved"
 
 
 class AttemptStatus(StrEnum):

@@ -266,14 +266,58 @@ class Incident(Base):
     waiting_for: Mapped[str | None] = mapped_column(Text)
     # when the loop looks at it again at the latest (NULL: at once, or when its cause clears)
     waiting_until: Mapped[datetime | None]
+    # what opened it: "check" (the health plane, or a person) or "alert" (docs/alerts.md)
+    source: Mapped[str] = mapped_column(String(16), default="check", server_default="check")
+    # -- escalation (orchestrator.incidents.escalation): the next reminder or tier is due at this wall time
+    next_reminder_at: Mapped[datetime | None]
+    reminders_sent: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # 0: the first targets; n: tier n of the escalation policy was reached
+    escalation_tier: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (
+        # the escalation loop: WHERE next_reminder_at <= now
+        Index("ix_incidents_next_reminder_at", "next_reminder_at"),
         # one component's incidents newest first; "the last incident" for reopen
         Index("ix_incidents_component_id_opened_at", "component_id", "opened_at"),
         # the active queue: WHERE status <> 'resolved'
         Index("ix_incidents_status", "status"),
         # reports over a time window
         Index("ix_incidents_opened_at", "opened_at"),
+    )
+
+
+class Alert(Base):
+    """An alert posted to the API (Alertmanager's webhook or the generic form): one row per firing
+    episode of one alert identity (its fingerprint), updated when it resolves. Kept when no component
+    matches (``component_id`` NULL): an alert is never dropped silently (docs/alerts.md)."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    fingerprint: Mapped[str] = mapped_column(String(128))
+    # "alertmanager" or "generic"
+    origin: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    # the alertname label
+    name: Mapped[str | None] = mapped_column(String(255))
+    component_name: Mapped[str | None] = mapped_column(String(63))
+    component_id: Mapped[int | None] = mapped_column(ForeignKey("components.id", ondelete="SET NULL"))
+    incident_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("incidents.id", ondelete="SET NULL"))
+    labels: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    annotations: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    generator_url: Mapped[str | None] = mapped_column(Text)
+    starts_at: Mapped[datetime | None]
+    ends_at: Mapped[datetime | None]
+    received_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (
+        # the firing row of an alert identity: WHERE fingerprint = ? AND status = 'firing'
+        Index("ix_alerts_fingerprint_status", "fingerprint", "status"),
+        # an incident's alerts
+        Index("ix_alerts_incident_id", "incident_id"),
+        # the newest alerts first (the API's list)
+        Index("ix_alerts_received_at", "received_at"),
     )
 
 

@@ -31,6 +31,7 @@ from orchestrator.db.engine import Database
 from orchestrator.db.models import Component, Incident, Notification
 from orchestrator.db.watch import DatabaseWatch
 from orchestrator.incidents import events
+from orchestrator.incidents.escalation import ESCALATION, REMINDER, Escalator, targets_of
 from orchestrator.incidents.events import IncidentEvent
 from orchestrator.incidents.notify_message import Context, compose, compose_html, document
 from orchestrator.incidents.notify_send import Delivery, send
@@ -52,6 +53,8 @@ class Notifier:
                  send_timeout_s: float = DEFAULT_SEND_TIMEOUT_S, public_url: str | None = None) -> None:
         self.db, self.clock, self.sender, self.send_timeout_s = db, clock, sender, send_timeout_s
         self.config = config
+        #: reminders and tiers (notifications.escalation), ticked by :meth:`flush`
+        self.escalator = Escalator(db, config.escalation, clock=clock)
         #: where the incident pages are served (config ``public_url``): every message links there
         self.public_url = public_url
         self._lock = threading.Lock()
@@ -65,11 +68,19 @@ class Notifier:
         """New routing (SIGHUP); what is queued goes out under the new settings."""
         with self._lock:
             self.config = config
+            self.escalator.policy = config.escalation
+
+    def _routed_kinds(self) -> set[str]:
+        """Kinds that are sent: ``events``, and reminders and tiers when a policy makes them."""
+        with self._lock:
+            config = self.config
+        return set(config.events) | ({REMINDER, ESCALATION} if config.escalation.active else set())
 
     def publish(self, event: IncidentEvent) -> None:
         """Queue ``event`` if its kind is routed; opens a grouping window if none is open."""
+        routed = self._routed_kinds()
         with self._lock:
-            if event.kind not in self.config.events:
+            if event.kind not in routed:
                 return
             if self._window_started is None:
                 self._window_started = self.clock.monotonic()
@@ -83,8 +94,7 @@ class Notifier:
         if not batch:
             return 0
         self._cursor = max(e.event_id or 0 for e in batch)
-        with self._lock:
-            routed = set(self.config.events)
+        routed = self._routed_kinds()
         ignored = [e.event_id for e in batch if e.kind not in routed and e.event_id is not None]
         for event in batch:
             if event.kind in routed:
@@ -101,8 +111,9 @@ class Notifier:
 
     def flush(self, force: bool = False) -> int:
         """Send the queued events as one message if the window has passed (or ``force``); return the
-        number of messages sent (0 or 1)."""
+        number of batches sent (0 or 1; a batch is one message per distinct set of routed targets)."""
         try:
+            self.escalator.tick()  # reminders and tiers due become events, collected just below
             self.collect()
         except Exception as exc:  # the database may be away: send what is queued, read the rest later
             self._db_watch.failed(exc)
@@ -118,22 +129,36 @@ class Notifier:
         self._deliver(batch, config)
         return 1
 
-    def _deliver(self, batch: list[IncidentEvent], config: Notifications) -> None:
+    def _deliver(self, batch: list[IncidentEvent], config: Notifications) -> int:
         batch = self._take(batch)
         if batch:
             batch = self._unsilenced(batch)
         if not batch:
-            return
+            return 0
         context = self._context(batch)
+        groups: dict[tuple[bool, tuple[str, ...]], list[IncidentEvent]] = {}
+        for event in batch:  # one message per distinct set of destinations (routes, tiers)
+            component = context.components.get(event.component_name or "", {})
+            key = targets_of(event.kind, component.get("labels") or {}, component.get("criticality"),
+                             int(context.incidents.get(event.incident_id, {}).get("tier") or 0),
+                             routes=config.routes, policy=config.escalation)
+            groups.setdefault((key[0], tuple(key[1])), []).append(event)
+        for (default, names), group in groups.items():
+            urls = [*(config.urls if default else []), *(u for n in names for u in config.targets[n].urls)]
+            hooks = [*(config.webhooks if default else []), *(h for n in names for h in config.targets[n].webhooks)]
+            self._send(group, context, list(dict.fromkeys(urls)), list(dict.fromkeys(hooks)))
+        return len(groups)
+
+    def _send(self, batch: list[IncidentEvent], context: Context, urls: list[str], webhooks: list) -> None:
         title, body = compose(batch, context)
         incidents = {e.incident_id for e in batch}
         kinds = {e.kind for e in batch}
-        if not config.urls and not config.webhooks:
+        if not urls and not webhooks:
             log.info("no notification targets configured: %s", title)
             return
         created = self.clock.now()
         try:
-            deliveries = self.sender(config.urls, config.webhooks, title, body, self.send_timeout_s,
+            deliveries = self.sender(urls, webhooks, title, body, self.send_timeout_s,
                                      payload=document(batch, context, created), html=compose_html(batch, context),
                                      timestamp=int(self.clock.now().timestamp()))
         except Exception as exc:  # a sender bug must not lose the record that we tried
@@ -196,9 +221,11 @@ class Notifier:
         try:
             with self.db.read() as session:
                 incidents = {row.id: {"status": row.status, "resolution": row.resolution,
-                                      "opened_at": row.opened_at, "resolved_at": row.resolved_at}
+                                      "opened_at": row.opened_at, "resolved_at": row.resolved_at,
+                                      "tier": row.escalation_tier}
                              for row in session.scalars(select(Incident).where(Incident.id.in_(ids)))}
-                components = {row.name: {"state": row.state, "labels": dict(row.labels or {})}
+                components = {row.name: {"state": row.state, "labels": dict(row.labels or {}),
+                                         "criticality": row.criticality}
                               for row in session.scalars(select(Component).where(Component.name.in_(names)))}
         except Exception as exc:
             log.warning("notification context unavailable, sending without it: %s", str(exc).splitlines()[0])

@@ -20,12 +20,14 @@ from orchestrator.db import audit
 from orchestrator.db.audit import Actor
 from orchestrator.db.engine import Database
 from orchestrator.db.models import Component, Incident, IncidentNote, JournalEntry, Notification
-from orchestrator.incidents import lifecycle, status
+from orchestrator.incidents import events, lifecycle, status
+from orchestrator.incidents.alerts import alerts_of
 
 _INCIDENT_FIELDS = ("id", "component_name", "kind", "status", "resolution", "reason", "status_reason", "plan",
                     "blocked_by", "next_attempt_at", "last_error", "waiting_for", "waiting_until",
                     "opened_at", "updated_at", "resolved_at", "escalated_at", "acked_at", "acked_by",
-                    "approved_at", "approved_by", "reopen_count", "resolved_by_step", "flap_episode")
+                    "approved_at", "approved_by", "reopen_count", "resolved_by_step", "flap_episode", "source",
+                    "escalation_tier")
 _JOURNAL_FIELDS = ("step_index", "attempt", "strategy", "status", "executed", "owner", "claimed_at",
                    "finished_at", "description", "detail", "skip_reason", "output", "facts", "verification")
 
@@ -113,6 +115,8 @@ def show_incident(db: Database, incident_id: int) -> dict[str, Any]:
         written = session.scalars(select(IncidentNote).where(IncidentNote.incident_id == incident_id)
                                   .order_by(IncidentNote.id))
         out["notes"] = [{"at": n.at, "author": n.author, "text": n.text} for n in written]
+        out["alerts"] = alerts_of(session, incident_id)
+        out["events"] = [{"at": e.at, "kind": e.kind, "reason": e.reason} for e in events.timeline(session, incident_id)]
     return redact_view(out, secrets)
 
 

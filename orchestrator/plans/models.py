@@ -22,6 +22,8 @@ from orchestrator.components.definition import check_name
 from orchestrator.core.durations import parse_duration
 from orchestrator.core.errors import NotFoundError
 from orchestrator.degradation.policy import DegradationPolicy
+from orchestrator.incidents.alerts import AlertRouting
+from orchestrator.incidents.escalation import Escalation, Route, Target, check_names
 from orchestrator.incidents.notify_send import AppriseUrl, Webhook
 from orchestrator.plugins.contract import Strategy
 
@@ -31,6 +33,8 @@ Positive = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
 #: Incident events a notification can be routed for.
 EVENTS = ("opened", "reopened", "recovering", "step_failed", "awaiting_approval", "blocked", "escalated",
           "resolved", "degradation")
+#: Events a route may name: the above and the escalation policy's own (always sent when it is configured).
+ROUTABLE_EVENTS = (*EVENTS, "reminder", "escalation")
 #: Seconds an automatic run waits before its first decision (``limits.settle``), so failures that arrive
 #: one check apart are judged together by the blast-radius and dependency guards.
 DEFAULT_SETTLE_S = 2.0
@@ -177,6 +181,21 @@ class Notifications(_Model):
     group_window_s: Duration = Field(30.0, alias="group_window")
     #: "degradation": every change of a published degradation level
     events: list[Literal[EVENTS]] = Field(default_factory=lambda: list(DEFAULT_EVENTS))
+    #: named destinations that routes and escalation tiers send to (docs/recovery_strategies.md#escalation)
+    targets: dict[str, Target] = Field(default_factory=dict)
+    #: events matching a route go to its targets instead of ``urls``/``webhooks``; [] (the default): all there
+    routes: list[Route] = Field(default_factory=list)
+    #: reminders and tiers while an incident is unacknowledged; the default: neither
+    escalation: Escalation = Field(default_factory=Escalation)
+
+    @model_validator(mode="after")
+    def _names(self) -> Notifications:
+        check_names(self.targets, self.routes, self.escalation)
+        for i, r in enumerate(self.routes):
+            unknown = [e for e in r.events if e not in ROUTABLE_EVENTS]
+            if unknown:
+                raise ValueError(f"routes[{i}].events: unknown event {unknown[0]!r}; events: {', '.join(ROUTABLE_EVENTS)}")
+        return self
 
 
 class StepDefaults(_Model):
@@ -197,6 +216,8 @@ class PlanSet(_Model):
     limits: Limits = Field(default_factory=Limits)
     notifications: Notifications = Field(default_factory=Notifications)
     degradation: DegradationPolicy = Field(default_factory=DegradationPolicy)
+    #: how a posted alert names its component (docs/alerts.md)
+    alerts: AlertRouting = Field(default_factory=AlertRouting)
     plans: dict[str, Plan]
     _source: str = PrivateAttr(default="")
 

@@ -110,6 +110,11 @@ class RecoveryCoordinator:
         self.executor = PlanExecutor(self.engine)
 
     @property
+    def plans(self) -> PlanSet | None:
+        """The plan file in use (None: none loaded)."""
+        return self._plans
+
+    @property
     def limits(self) -> Limits:
         return self._plans.limits if self._plans is not None else Limits()
 

@@ -50,6 +50,11 @@ class WallDeadlines:
         with self._lock:
             return {key: at for key, (at, end) in self._ends.items() if end > mono}
 
+    def known(self) -> set[Hashable]:
+        """Keys whose wait this process wrote and still remembers (ended or not)."""
+        with self._lock:
+            return set(self._ends)
+
     def expire(self, mono: float) -> None:
         with self._lock:
             for key in [key for key, (_at, end) in self._ends.items() if end <= mono]:

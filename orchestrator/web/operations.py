@@ -99,7 +99,7 @@ def operation(blueprint: Blueprint, method: str, path: str, *, summary: str,
             elif request.args:
                 raise InputError("this operation takes no query parameters", field=next(iter(request.args)))
             if op.body_model is not None:
-                kwargs["body"] = validate(op.body_model, body_values(op.body_model))
+                kwargs["body"] = validate(op.body_model, body_values(op.body_model), nested=True)
             return fn(**kwargs)
 
         blueprint.add_url_rule(_flask_rule(path), endpoint=fn.__name__, view_func=view, methods=[method])
@@ -108,14 +108,29 @@ def operation(blueprint: Blueprint, method: str, path: str, *, summary: str,
     return decorate
 
 
-def validate(model: type[BaseModel], values: dict[str, Any]) -> Any:
-    """``model`` of ``values``, or InputError naming the first field at fault."""
+def validate(model: type[BaseModel], values: dict[str, Any], *, nested: bool = False) -> Any:
+    """``model`` of ``values``, or InputError naming the first field at fault (``nested``: by its JSON path
+    into a body, ``alerts[0].status``; else the parameter's name)."""
     try:
         return model.model_validate(values)
     except ValidationError as exc:
         error = exc.errors(include_url=False)[0]
-        where = str(error["loc"][0]) if error["loc"] else _first_field(model)
+        where = (_path(error["loc"], values) if nested else str(error["loc"][0])) if error["loc"] else _first_field(model)
         raise InputError(_message(error), field=where) from None
+
+
+def _path(loc: tuple[Any, ...], values: Any) -> str:
+    """A nested field as its JSON path (``alerts[0].labels.component``): the parts of pydantic's location
+    that step into the input; what follows a scalar (a union member's tag) is not part of it."""
+    out, current = str(loc[0]), values.get(loc[0]) if isinstance(values, dict) else None
+    for part in loc[1:]:
+        if isinstance(current, dict) and isinstance(part, str):
+            out, current = f"{out}.{part}", current.get(part)
+        elif isinstance(current, list) and isinstance(part, int):
+            out, current = f"{out}[{part}]", current[part] if part < len(current) else None
+        else:
+            break
+    return out
 
 
 def _first_field(model: type[BaseModel]) -> str | None:

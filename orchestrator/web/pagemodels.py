@@ -164,6 +164,11 @@ def _first_failure(session: Session, name: str, opened_at: datetime) -> datetime
     return session.scalar(stmt.order_by(CheckResultRow.checked_at).limit(1))
 
 
+#: incident_events shown on the page's timeline (status changes show through the incident's own columns)
+_TIMELINE_EVENTS = {"reminder": "reminder sent", "escalation": "escalated to the next tier",
+                    "alert_firing": "an alert joined", "alert_resolved": "an alert resolved"}
+
+
 def timeline(incident: dict[str, Any], first_failure: datetime | None) -> list[dict[str, Any]]:
     """Every event of the incident in time order: failure, detection, attempts, humans, resolution."""
     events: list[dict[str, Any]] = []
@@ -184,6 +189,11 @@ def timeline(incident: dict[str, Any], first_failure: datetime | None) -> list[d
     add(incident["approved_at"], "human", f"approved by {incident['approved_by']}")
     for note in incident["notes"]:
         add(note["at"], "note", f"note by {note['author']}", detail=note["text"])
+    for alert in incident.get("alerts", []):
+        add(alert["received_at"], "alert", f"alert {alert['name']} received ({alert['status']})", alert=alert)
+    for event in incident.get("events", []):
+        if event["kind"] in _TIMELINE_EVENTS:
+            add(event["at"], event["kind"], _TIMELINE_EVENTS[event["kind"]], detail=event["reason"])
     why = incident.get("status_reason")
     add(incident["escalated_at"], "escalated", "escalated to a human",
         detail=why if incident["status"] == "escalated" else None)

@@ -19,6 +19,7 @@ from orchestrator.core.states import (
     Criticality,
     DegradationLevel,
     IncidentKind,
+    IncidentSource,
     IncidentStatus,
     Resolution,
     UpdateState,
@@ -129,6 +130,8 @@ class Incident(Shape):
     reopen_count: int
     resolved_by_step: int | None
     flap_episode: int | None
+    source: Annotated[IncidentSource, Field(description="what opened it: the component's check, or an alert")]
+    escalation_tier: Annotated[int, Field(description="the escalation tier reached (0: none; docs/notifications.md)")]
 
 
 class JournalRow(Shape):
@@ -173,10 +176,32 @@ class IncidentUpdate(Shape):
     author: str
 
 
+class AlertView(Shape):
+    name: str | None
+    status: Literal["firing", "resolved"]
+    origin: Literal["alertmanager", "generic"]
+    fingerprint: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    runbook_url: Annotated[str | None, Field(description="annotations.runbook_url when it is an http(s) link")]
+    generator_url: str | None
+    starts_at: datetime | None
+    ends_at: datetime | None
+    received_at: datetime
+
+
+class IncidentEvent(Shape):
+    at: datetime
+    kind: str
+    reason: str | None
+
+
 class IncidentDetail(Incident):
     journal: list[JournalRow]
     notifications: list[Notification]
     notes: list[Note]
+    alerts: Annotated[list[AlertView], Field(description="the alerts that opened or joined it (docs/alerts.md)")]
+    events: Annotated[list[IncidentEvent], Field(description="its timeline: status changes, reminders, tiers, alerts")]
 
 
 class Instance(Shape):
