@@ -1,7 +1,7 @@
 """users with roles and their API tokens (stored hashed)
 
 Revision ID: 0016
-Revises: 0012
+Revises: 0015
 Create Date: 2026-12-07 19:45:00
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from alembic import op
 import orchestrator.db.types
 
 revision: str = '0016'
-down_revision: str | Sequence[str] | None = '0012'
+down_revision: str | Sequence[str] | None = '0015'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """public status pages and human-written incident updates
 
 Revision ID: 0017
-Revises: 0012
+Revises: 0016
 Create Date: 2026-12-07 19:40:00
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from alembic import op
 import orchestrator.db.types
 
 revision: str = '0017'
-down_revision: str | Sequence[str] | None = '0012'
+down_revision: str | Sequence[str] | None = '0016'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -33,8 +33,8 @@ from orchestrator.web.apimodels import (
     RecoverBody,
     ResolveBody,
     SilenceBody,
-    WindowPath,
     UpdateBody,
+    WindowPath,
     seconds,
 )
 from orchestrator.web.guard import principal, remote_address
