@@ -316,6 +316,9 @@ def test_login_to_read_closes_every_read_but_the_probes_and_the_login(db: Databa
         assert client.get(path, headers={"Authorization": f"Bearer {token}"}).status_code == 200, path
     for path in ("/healthz", "/login", "/static/app.css"):
         assert client.get(path).status_code == 200, path
+    # status pages are for customers: open (a page no one declared is a 404, not a login form)
+    assert client.get("/status/nosuchpage").status_code == 404
+    assert client.get("/static/status.css").status_code == 200
     _login(client, "reader")
     assert client.get("/components/web").status_code == 200
     open_client = create_app(DatabaseSource(db, clock=clock), WebSettings()).test_client()

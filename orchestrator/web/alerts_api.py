@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 from flask import Blueprint, jsonify
 from pydantic import BaseModel, ConfigDict, Field
 
+from orchestrator.accounts.roles import Role
 from orchestrator.core.errors import InputError
 from orchestrator.core.redaction import redact
 from orchestrator.core.states import AlertStatus
@@ -146,7 +147,7 @@ def _take(alerts: list[AlertIn]):
 
 
 @operation(blueprint, "POST", "/alerts/alertmanager", summary="Alertmanager's webhook (version 4): alerts open, "
-           "join or end incidents", body=AlertmanagerWebhook, responses={202: AlertIntake}, write=True)
+           "join or end incidents", body=AlertmanagerWebhook, responses={202: AlertIntake}, write=True, role=Role.OPERATOR)
 def alertmanager(body: AlertmanagerWebhook):
     """Point a ``webhook_configs`` receiver here with the API token as bearer credentials (docs/alerts.md)."""
     alerts = [AlertIn(AlertStatus(a.status), _clean(a.labels), _clean(a.annotations), "alertmanager", a.fingerprint,
@@ -156,7 +157,7 @@ def alertmanager(body: AlertmanagerWebhook):
 
 
 @operation(blueprint, "POST", "/alerts", summary="Alerts in the generic JSON form: open, join or end incidents",
-           body=GenericAlerts, responses={202: AlertIntake}, write=True)
+           body=GenericAlerts, responses={202: AlertIntake}, write=True, role=Role.OPERATOR)
 def generic(body: GenericAlerts):
     """``{"alerts": [{"status": "firing", "labels": {"alertname": "…", "component": "api"}, …}]}`` (docs/alerts.md)."""
     alerts = []
@@ -170,7 +171,7 @@ def generic(body: GenericAlerts):
 
 
 @operation(blueprint, "GET", "/alerts", summary="Alerts received, newest first (also those no component matched)",
-           query=AlertQuery, responses={200: AlertPage})
+           query=AlertQuery, responses={200: AlertPage}, role=Role.VIEWER)
 def alerts(query: AlertQuery):
     items = list_alerts(app_state().source.db, status=query.status, component=query.component,
                         before=None if query.cursor is None else int(query.cursor), limit=query.limit + 1)

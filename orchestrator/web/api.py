@@ -237,14 +237,14 @@ def note(path: IncidentPath, body: NoteBody):
 
 # -- maintenance windows and silences (docs/maintenance.md) -------------------------------------------
 @operation(blueprint, "GET", "/maintenance", summary="Maintenance windows, with when each is open next",
-           responses={200: responses.MaintenanceWindowList})
+           responses={200: responses.MaintenanceWindowList}, role=Role.VIEWER)
 def list_maintenance():
     return jsonify({"items": actions.list_windows(app_state().source, "maintenance")})
 
 
 @operation(blueprint, "POST", "/maintenance",
            summary="Add a recurring (cron, duration, tz) or one-off (for, start_in) maintenance window",
-           body=MaintenanceWindowBody, responses={201: responses.MaintenanceWindow}, write=True)
+           body=MaintenanceWindowBody, responses={201: responses.MaintenanceWindow}, write=True, role=Role.OPERATOR)
 def add_maintenance(body: MaintenanceWindowBody):
     return _done(actions.add_window(app_state().source, _actor(), "maintenance", seconds(body.start_in),
                                     selector=body.selector, cron=body.cron, duration_s=seconds(body.duration),
@@ -252,31 +252,31 @@ def add_maintenance(body: MaintenanceWindowBody):
 
 
 @operation(blueprint, "DELETE", "/maintenance/{id}", summary="Remove a maintenance window", path_model=WindowPath,
-           responses={200: responses.MaintenanceWindow}, write=True)
+           responses={200: responses.MaintenanceWindow}, write=True, role=Role.OPERATOR)
 def remove_maintenance(path: WindowPath):
     return _done(actions.remove_window(app_state().source, _actor(), "maintenance", path.id))
 
 
 @operation(blueprint, "GET", "/silences", summary="Silences (notifications muted, automation carries on)",
-           responses={200: responses.MaintenanceWindowList})
+           responses={200: responses.MaintenanceWindowList}, role=Role.VIEWER)
 def list_silences():
     return jsonify({"items": actions.list_windows(app_state().source, "silence")})
 
 
 @operation(blueprint, "POST", "/silences", summary="Mute the notifications of the components a selector picks",
-           body=SilenceBody, responses={201: responses.MaintenanceWindow}, write=True)
+           body=SilenceBody, responses={201: responses.MaintenanceWindow}, write=True, role=Role.OPERATOR)
 def add_silence(body: SilenceBody):
     return _done(actions.add_window(app_state().source, _actor(), "silence", seconds(body.start_in),
                                     selector=body.selector, for_s=seconds(body.for_), reason=body.reason), 201)
 
 
 @operation(blueprint, "DELETE", "/silences/{id}", summary="Remove a silence", path_model=WindowPath,
-           responses={200: responses.MaintenanceWindow}, write=True)
+           responses={200: responses.MaintenanceWindow}, write=True, role=Role.OPERATOR)
 def remove_silence(path: WindowPath):
     return _done(actions.remove_window(app_state().source, _actor(), "silence", path.id))
 @operation(blueprint, "POST", "/incidents/{id}/updates",
            summary="Post a human-written update (public: on status pages and their feeds)",
-           path_model=IncidentPath, body=UpdateBody, responses={201: responses.IncidentUpdate}, write=True)
+           path_model=IncidentPath, body=UpdateBody, responses={201: responses.IncidentUpdate}, write=True, role=Role.OPERATOR)
 def post_update(path: IncidentPath, body: UpdateBody):
     return _done(actions.incident_update(app_state().source, _actor(), path.id, body.message, body.state,
                                          body.public), 201)

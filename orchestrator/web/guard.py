@@ -161,7 +161,10 @@ def signed_in(writes: bool = False) -> Principal:
 
 
 #: paths served to anyone even with ``login_to_read``: signing in itself, the probes, the page's own files
-OPEN_PATHS = frozenset({"/login", "/logout", "/healthz", "/readyz", "/static/app.css", "/static/app.js"})
+OPEN_PATHS = frozenset({"/login", "/logout", "/healthz", "/readyz", "/static/app.css", "/static/app.js",
+                        "/static/status.css"})
+#: public by design: status pages (for customers) and heartbeat pings (their unguessable URL is the credential)
+OPEN_PREFIXES = ("/status/", "/ping/")
 
 
 def require_login_to_read() -> Response | None:
@@ -169,7 +172,7 @@ def require_login_to_read() -> Response | None:
     sent to the login page (a page) or answered 401 (the API, /metrics, badges); writes pass their own
     gate."""
     state = app_state()
-    if not state.settings.login_to_read or request.path in OPEN_PATHS or request.method == "POST":
+    if not state.settings.login_to_read or request.path in OPEN_PATHS or request.path.startswith(OPEN_PREFIXES) or request.method == "POST":
         return None
     if request.headers.get("Authorization") is None and session_principal() is None:
         html = not request.path.startswith(("/api/", "/metrics", "/badge/")) and \
