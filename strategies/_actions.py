@@ -14,9 +14,9 @@ from urllib.parse import quote
 import requests
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
+from orchestrator.core.check_spec import parse_status_set
 from orchestrator.core.proc import run_command
 from orchestrator.core.redaction import redact
-from orchestrator.health.spec import parse_status_set
 from orchestrator.strategy import (
     MAX_OUTPUT_CHARS,
     StrategyContext,

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from orchestrator.core.check_spec import CheckSpec
 from orchestrator.core.errors import StrategyError
-from orchestrator.health.spec import CheckSpec
 from orchestrator.strategy import StepResult, Strategy, StrategyContext, VerifyMode
 
 from ._actions import ActionParams, act, describe_action

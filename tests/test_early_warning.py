@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from orchestrator.core.check_result import CheckResult
 from orchestrator.core.clock import FakeClock
 from orchestrator.core.states import ComponentState as S
 from orchestrator.degradation.early_warning import (
@@ -19,7 +20,6 @@ from orchestrator.degradation.early_warning import (
     seed_minutes,
     settings_from,
 )
-from orchestrator.health.result import CheckResult
 from orchestrator.health.tracker import LEGAL_TRANSITIONS, Tracker, TrackerConfig
 from orchestrator.resilience.breaker import IllegalTransitionError
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from orchestrator.components.targets import effective_check
 from orchestrator.core.clock import FakeClock
 from orchestrator.core.config import Switches
 from orchestrator.core.states import AttemptStatus, ComponentState
@@ -15,7 +16,6 @@ from orchestrator.incidents import operator
 from orchestrator.plans import PlanSet
 from orchestrator.recovery import journal, runs
 from orchestrator.recovery.coordinator import RecoveryCoordinator
-from orchestrator.recovery.targets import effective_check
 from orchestrator.strategy import MAX_OUTPUT_CHARS
 from tests.servers import LoopbackHTTPServer, wait_for
 from tests.test_recovery_support import (

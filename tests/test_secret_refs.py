@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from orchestrator.core import redaction
+from orchestrator.core.check_spec import CheckSpec
 from orchestrator.core.errors import StrategyError
 from orchestrator.core.secret_refs import UnresolvedReference, check_references, resolve, resolve_model
 from orchestrator.health.checkers import get_checker
-from orchestrator.health.spec import CheckSpec
 from orchestrator.plugins.contract import ComponentView, StrategyContext
 from orchestrator.plugins.templating import render
 from tests.servers import LoopbackHTTPServer

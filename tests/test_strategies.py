@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.core.check_spec import CheckSpec
 from orchestrator.core.clock import FakeClock
 from orchestrator.core.errors import StrategyError
-from orchestrator.health.spec import CheckSpec
 from orchestrator.strategy import (
     MAX_OUTPUT_CHARS,
     ComponentView,

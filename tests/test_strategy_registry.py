@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.core.check_spec import CheckSpec
 from orchestrator.core.clock import FakeClock
 from orchestrator.core.errors import NotFoundError
-from orchestrator.health.spec import CheckSpec
 from orchestrator.plans import parse_plans
 from orchestrator.strategy import (
     ComponentView,

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from orchestrator.core.check_result import CheckResult
 from orchestrator.core.clock import FakeClock
 from orchestrator.core.states import ComponentState as S
-from orchestrator.health.result import CheckResult
 from orchestrator.health.tracker import LEGAL_TRANSITIONS, Tracker, TrackerConfig
 from orchestrator.resilience.breaker import IllegalTransitionError
 

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from orchestrator.components.definition import ComponentSpec
 from orchestrator.core.config_text import MAX_DEPTH, MAX_INT_DIGITS, check_tree, decode_json, read_capped
 from orchestrator.core.errors import InputError
-from orchestrator.plans.validation import first_error
+from orchestrator.core.validation import first_error
 
 #: an apply file is configuration, not data: refuse anything absurdly large before parsing it
 MAX_FILE_BYTES = 16 * 1024 * 1024

@@ -56,7 +56,7 @@ def spec_from_definition(definition: dict[str, Any], *, field_prefix: str = "") 
     from pydantic import ValidationError
 
     from orchestrator.components.definition import ComponentSpec
-    from orchestrator.plans.validation import first_error
+    from orchestrator.core.validation import first_error
 
     data = {
         "name": definition["name"], "check": definition["check"],

@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from orchestrator.components.defaults import (
+from orchestrator.core.defaults import (
     DEFAULT_FAILURE_THRESHOLD,
     DEFAULT_INTERVAL_S,
     DEFAULT_SUCCESS_THRESHOLD,
@@ -60,7 +60,7 @@ class Component(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(63), unique=True)
-    # -- the check: kind + typed definition (orchestrator.health.spec.CheckSpec as JSON)
+    # -- the check: kind + typed definition (orchestrator.core.check_spec.CheckSpec as JSON)
     check_kind: Mapped[str] = mapped_column(String(16), default="http")
     url: Mapped[str | None] = mapped_column(Text)
     check_spec: Mapped[dict[str, Any]] = mapped_column(default=dict)

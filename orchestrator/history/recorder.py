@@ -53,12 +53,12 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
+from orchestrator.core.check_result import CheckResult
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.core.states import ComponentState
 from orchestrator.db.engine import Database
 from orchestrator.db.models import CheckResultRow, Component, StateTransition
 from orchestrator.db.types import UTCDateTime
-from orchestrator.health.result import CheckResult
 from orchestrator.history.drops import Drops, describe
 from orchestrator.history.rollup import Rollups, upsert_rollups
 from orchestrator.history.stats import RecorderStats

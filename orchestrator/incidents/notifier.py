@@ -30,7 +30,7 @@ from orchestrator.incidents import events
 from orchestrator.incidents.events import IncidentEvent
 from orchestrator.incidents.notify_message import Context, compose, compose_html, document
 from orchestrator.incidents.notify_send import Delivery, send
-from orchestrator.plans import Notifications
+from orchestrator.incidents.routing import Notifications
 
 log = logging.getLogger("orchestrator.incidents.notifier")
 

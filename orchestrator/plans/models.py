@@ -22,15 +22,12 @@ from orchestrator.components.definition import check_name
 from orchestrator.core.durations import parse_duration
 from orchestrator.core.errors import NotFoundError
 from orchestrator.degradation.policy import DegradationPolicy
-from orchestrator.incidents.notify_send import AppriseUrl, Webhook
+from orchestrator.incidents.routing import Notifications
 from orchestrator.plugins.contract import Strategy
 
 #: Seconds, written as "500ms", "10s", "5m", "1h", "2d" or a number.
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 Positive = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
-#: Incident events a notification can be routed for.
-EVENTS = ("opened", "reopened", "recovering", "step_failed", "awaiting_approval", "blocked", "escalated",
-          "resolved", "degradation")
 #: Seconds an automatic run waits before its first decision (``limits.settle``), so failures that arrive
 #: one check apart are judged together by the blast-radius and dependency guards.
 DEFAULT_SETTLE_S = 2.0
@@ -39,9 +36,6 @@ DEFAULT_ESCALATE_ACTIONS = 3
 #: Seconds a crash loop may be held by the flapping guard before it escalates to a person (10 min):
 #: a guard ends in an action or a person, never in an open-ended wait.
 DEFAULT_ESCALATE_AFTER_S = 600.0
-#: Incident events notified when ``notifications.events`` is not given: whatever needs or tells a
-#: person, including ``blocked`` (a guard holding automation back must never be silent).
-DEFAULT_EVENTS = ("opened", "blocked", "escalated", "resolved", "degradation")
 #: Step settings that ``defaults`` may set for every step.
 STEP_SETTINGS = ("attempts", "backoff", "timeout", "verify", "approval")
 
@@ -168,15 +162,6 @@ class Limits(_Model):
     settle_s: Duration = Field(DEFAULT_SETTLE_S, alias="settle", ge=0, le=300)
     breaker: Breaker = Field(default_factory=Breaker)
     crash_loop: CrashLoop = Field(default_factory=CrashLoop)
-
-
-class Notifications(_Model):
-    urls: list[AppriseUrl] = Field(default_factory=list)
-    webhooks: list[Webhook] = Field(default_factory=list)
-    #: Events for one component within this window go out as one message.
-    group_window_s: Duration = Field(30.0, alias="group_window")
-    #: "degradation": every change of a published degradation level
-    events: list[Literal[EVENTS]] = Field(default_factory=lambda: list(DEFAULT_EVENTS))
 
 
 class StepDefaults(_Model):

@@ -16,11 +16,11 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from orchestrator.core.check_result import CheckResult
+from orchestrator.core.check_spec import CheckSpec
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.core.errors import StrategyError
 from orchestrator.core.redaction import redact
-from orchestrator.health.result import CheckResult
-from orchestrator.health.spec import CheckSpec
 
 #: Output kept per step at most; the tail is usually what explains a failure, so the head is cut.
 MAX_OUTPUT_CHARS = 16 * 1024

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator.core.check_result import CheckResult
+from orchestrator.core.check_spec import CheckSpec
 from orchestrator.core.errors import StrategyError
 from orchestrator.core.states import AttemptStatus
-from orchestrator.health.result import CheckResult
-from orchestrator.health.spec import CheckSpec
 from orchestrator.plans import Step
 from orchestrator.plugins.contract import StepOutcome, Strategy, StrategyContext, StrategyFailure, VerifyMode
 from orchestrator.recovery.verify import Verification, run_bounded, verify_until

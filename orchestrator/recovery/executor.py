@@ -13,6 +13,7 @@ import dataclasses
 import logging
 from datetime import timedelta
 
+from orchestrator.components.targets import effective_check
 from orchestrator.core.states import AttemptStatus, ComponentState, IncidentStatus, Resolution
 from orchestrator.db.models import Component, Incident
 from orchestrator.plugins.contract import StrategyContext
@@ -24,7 +25,7 @@ from orchestrator.recovery.guards import ACT, evaluate, mass_outage
 from orchestrator.recovery.retry import RetryPolicy
 from orchestrator.recovery.snapshot import guard_input, hold_of
 from orchestrator.recovery.takeover import take_over
-from orchestrator.recovery.targets import component_view, effective_check
+from orchestrator.recovery.targets import component_view
 from orchestrator.recovery.verify import pause
 from orchestrator.recovery.work import GONE, STOPPED, Engine, RunEnd, RunOutcome, RunRequest
 

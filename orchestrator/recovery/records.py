@@ -14,13 +14,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from orchestrator.components.targets import BACKUP, PRIMARY
 from orchestrator.core.states import IncidentStatus, Resolution
 from orchestrator.db.engine import Database
 from orchestrator.db.models import Component, Incident
 from orchestrator.incidents import lifecycle, status
 from orchestrator.plans import Limits
 from orchestrator.recovery.snapshot import breaker_for
-from orchestrator.recovery.targets import BACKUP, PRIMARY
 from orchestrator.resilience.breaker import BreakerTransition
 
 log = logging.getLogger("orchestrator.recovery")

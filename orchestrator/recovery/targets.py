@@ -1,38 +1,14 @@
-"""Which endpoint a component is checked at, and the read-only view strategies get of it.
-
-After a failover the component's active target is ``backup``: its health check (and every later
-verification) must then probe ``backup_url``, not the dead primary. The daemon's scheduler and the
-recovery executor both build checks through :func:`effective_check`, so they never disagree.
-"""
+"""The read-only view strategies get of a component (checked at its effective target,
+:func:`orchestrator.components.targets.effective_check`)."""
 
 from __future__ import annotations
 
 from typing import Literal, cast
 
+from orchestrator.components.targets import BACKUP, PRIMARY, effective_check
 from orchestrator.core.redaction import remember, secret_values
 from orchestrator.db.models import Component
-from orchestrator.health.spec import CheckSpec
 from orchestrator.plugins.contract import ComponentView
-
-BACKUP = "backup"
-PRIMARY = "primary"
-
-
-def base_check(row: Component) -> CheckSpec:
-    """The check as registered (primary target)."""
-    spec = dict(row.check_spec or {})
-    if not spec:
-        spec = {"kind": row.check_kind or "http", "url": row.url}
-    return CheckSpec.model_validate(spec)
-
-
-def effective_check(row: Component) -> CheckSpec:
-    """The check to run now: the registered one, with ``url`` swapped for ``backup_url`` while the
-    backup is the active target (http checks; a tcp check given by url follows it too)."""
-    spec = base_check(row)
-    if row.active_target == BACKUP and row.backup_url and spec.url:
-        return spec.model_copy(update={"url": row.backup_url})
-    return spec
 
 
 def component_view(row: Component) -> ComponentView:

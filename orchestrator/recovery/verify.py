@@ -15,9 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from orchestrator.core.check_result import CheckResult
+from orchestrator.core.check_spec import CheckSpec
 from orchestrator.core.clock import Clock
-from orchestrator.health.result import CheckResult
-from orchestrator.health.spec import CheckSpec
 from orchestrator.plans import Verify
 from orchestrator.plugins.contract import default_probe
 
