@@ -36,9 +36,11 @@ from orchestrator.core.redaction import redact, secret_values
 from orchestrator.core.states import ACTIVE_INCIDENT_STATUSES, IncidentStatus
 from orchestrator.db.models import Component, Incident
 from orchestrator.db.watch import DatabaseWatch
+from orchestrator.health.checkers import probe_now
 from orchestrator.incidents import status
 from orchestrator.incidents.lifecycle import active_incident, open_incident
 from orchestrator.incidents.notifier import Notifier
+from orchestrator.incidents.notify_send import send
 from orchestrator.plans import Limits, PlanSet
 from orchestrator.plugins.contract import StrategyContext
 from orchestrator.recovery import claims, outage, runs, worklist
@@ -188,7 +190,8 @@ class RecoveryCoordinator:
         lines = []
         for index, step in enumerate(self._plans.plans[plan_name].steps):
             context = StrategyContext.create(component_view(row), incident_id=0, step_index=index,
-                                             timeout_s=step.timeout_s, clock=self.clock, dry_run=True)
+                                             timeout_s=step.timeout_s, clock=self.clock, dry_run=True,
+                                             probe=probe_now, send=send)
             described = runs.describe(step.make_strategy(), context)
             lines.append(f"step {index} ({step.label}): would {redact(described, secret_values(row))}")
         return lines

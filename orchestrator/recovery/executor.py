@@ -16,6 +16,8 @@ from datetime import timedelta
 from orchestrator.components.targets import effective_check
 from orchestrator.core.states import AttemptStatus, ComponentState, IncidentStatus, Resolution
 from orchestrator.db.models import Component, Incident
+from orchestrator.health.checkers import probe_now
+from orchestrator.incidents.notify_send import send
 from orchestrator.plugins.contract import StrategyContext
 from orchestrator.recovery import attempt as attempts
 from orchestrator.recovery import claims, journal, records, runs
@@ -116,7 +118,8 @@ class PlanExecutor:
         on_spawn = None if entry_id is None else (lambda pid: self._spawned(entry_id, pid))
         return StrategyContext.create(component_view(row), incident_id=req.incident_id, step_index=index,
                                       attempt=attempt, timeout_s=step.timeout_s, clock=self.e.clock,
-                                      on_spawn=on_spawn, exit_dir=None if entry_id is None else str(journal.exit_dir()))
+                                      on_spawn=on_spawn, exit_dir=None if entry_id is None else str(journal.exit_dir()),
+                                      probe=probe_now, send=send)
 
     def _attempt(self, req: RunRequest, t: Turn) -> RunEnd | None:
         """Claim, act holding a slot (only while the action runs), verify, journal, decide."""
