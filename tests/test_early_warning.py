@@ -11,6 +11,7 @@ import pytest
 
 from orchestrator.core.check_result import CheckResult
 from orchestrator.core.clock import FakeClock
+from orchestrator.core.errors import IllegalTransitionError
 from orchestrator.core.states import ComponentState as S
 from orchestrator.degradation.early_warning import (
     EarlyWarning,
@@ -21,7 +22,6 @@ from orchestrator.degradation.early_warning import (
     settings_from,
 )
 from orchestrator.health.tracker import LEGAL_TRANSITIONS, Tracker, TrackerConfig
-from orchestrator.resilience.breaker import IllegalTransitionError
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 TIMEOUT_S = 2.0

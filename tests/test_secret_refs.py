@@ -9,8 +9,8 @@ import pytest
 from orchestrator.core import redaction
 from orchestrator.core.check_spec import CheckSpec
 from orchestrator.core.clock import SYSTEM_CLOCK
-from orchestrator.core.errors import StrategyError
-from orchestrator.core.secret_refs import UnresolvedReference, check_references, resolve, resolve_model
+from orchestrator.core.errors import StrategyError, UnresolvedReference
+from orchestrator.core.secret_refs import check_references, resolve, resolve_model
 from orchestrator.health.checkers import get_checker
 from orchestrator.plugins.contract import ComponentView, StrategyContext
 from orchestrator.plugins.templating import render

@@ -33,6 +33,7 @@ from orchestrator.core.defaults import (
     DEFAULT_SUCCESS_THRESHOLD,
     default_timeout_s,
 )
+from orchestrator.core.states import DegradationLevel
 from orchestrator.db.types import UTCDateTime
 
 # Named constraints so migrations can drop/alter them on every backend (SQLite batch mode needs names).
@@ -430,9 +431,8 @@ class DaemonInstance(Base):
     plan_warning: Mapped[str | None] = mapped_column(Text)
 
 
-#: The degradation levels, lowest first (orchestrator.degradation.levels owns their meaning).
-DEGRADATION_LEVELS = ("normal", "degraded", "minimal", "emergency")
-_LEVEL_CHECK = "level IN ('normal', 'degraded', 'minimal', 'emergency')"
+#: the levels a row may hold: core.states.DegradationLevel, the one list of them
+_LEVEL_CHECK = f"level IN ({', '.join(repr(level.value) for level in DegradationLevel)})"
 
 
 class PublishedLevel(Base):

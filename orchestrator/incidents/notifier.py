@@ -22,6 +22,7 @@ from collections.abc import Callable
 from sqlalchemy import select
 
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
+from orchestrator.core.errors import first_line
 from orchestrator.core.redaction import redact
 from orchestrator.db.engine import Database
 from orchestrator.db.models import Component, Incident, Notification
@@ -161,7 +162,7 @@ class Notifier:
                 components = {row.name: {"state": row.state, "labels": dict(row.labels or {})}
                               for row in session.scalars(select(Component).where(Component.name.in_(names)))}
         except Exception as exc:
-            log.warning("notification context unavailable, sending without it: %s", str(exc).splitlines()[0])
+            log.warning("notification context unavailable, sending without it: %s", first_line(exc))
             return Context(self.public_url)
         return Context(self.public_url, incidents, components)
 
@@ -175,7 +176,7 @@ class Notifier:
             with self.db.write() as session:
                 taken = events.take(session, ids, self.clock.now())
         except Exception as exc:
-            log.warning("could not take incident events, sending later: %s", str(exc).splitlines()[0])
+            log.warning("could not take incident events, sending later: %s", first_line(exc))
             with self._lock:
                 self._pending[:0] = batch
                 if self._window_started is None:

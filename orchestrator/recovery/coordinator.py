@@ -31,7 +31,7 @@ from sqlalchemy import or_, select
 
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.core.config import Switches
-from orchestrator.core.errors import ConflictError, InputError, NotFoundError
+from orchestrator.core.errors import ConflictError, InputError, LeaseLost, NotFoundError, first_line
 from orchestrator.core.redaction import redact, secret_values
 from orchestrator.core.states import ACTIVE_INCIDENT_STATUSES, IncidentStatus
 from orchestrator.db.models import Component, Incident
@@ -265,7 +265,7 @@ class RecoveryCoordinator:
         for incident_id, (claim, end) in list(self._unreleased.items()):
             try:
                 self._release(claim, end)
-            except claims.LeaseLost:
+            except LeaseLost:
                 pass  # taken over meanwhile: nothing of ours to give back
             except Exception:  # still away: next tick (or the lease expires and it is taken over)
                 continue
@@ -317,14 +317,14 @@ class RecoveryCoordinator:
             end = self._run_claimed(claim, manual, plan_name)
         except Exception as exc:  # a bug or a lost database must not take the pool (or the daemon) down
             log.exception("incident=%s recovery run failed", claim.incident_id)
-            end = RunEnd(RunOutcome.FAILED, reason=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            end = RunEnd(RunOutcome.FAILED, reason=f"{type(exc).__name__}: {first_line(exc) if str(exc).strip() else ''}")
         try:
             self._release(claim, end)
-        except claims.LeaseLost:
+        except LeaseLost:
             log.warning("incident=%s run lease was taken over before the run ended", claim.incident_id)
         except Exception as exc:  # the database is away: give it back once it returns (or it expires)
             log.warning("incident=%s could not give back its run lease yet: %s", claim.incident_id,
-                        str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+                        first_line(exc))
             self._unreleased[claim.incident_id] = (claim, end)
         finally:
             with self._lock:
@@ -374,7 +374,7 @@ class RecoveryCoordinator:
             if end.outcome is RunOutcome.FAILED:
                 values["last_error"] = end.reason
             if not claims.release(session, claim, **values):
-                raise claims.LeaseLost(f"incident {claim.incident_id}: lease epoch {claim.epoch} was taken over")
+                raise LeaseLost(f"incident {claim.incident_id}: lease epoch {claim.epoch} was taken over")
             if incident.status == S.RECOVERING.value:
                 status.transition(session, incident.id, S.RECOVERING, S.OPEN, now=now,
                                   reason=end.reason or f"run ended ({end.outcome.value}); waiting for the next one")

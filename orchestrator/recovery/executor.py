@@ -14,6 +14,7 @@ import logging
 from datetime import timedelta
 
 from orchestrator.components.targets import effective_check
+from orchestrator.core.errors import ClaimRefused, LeaseLost, first_line
 from orchestrator.core.states import AttemptStatus, ComponentState, IncidentStatus, Resolution
 from orchestrator.db.models import Component, Incident
 from orchestrator.health.checkers import probe_now
@@ -153,10 +154,10 @@ class PlanExecutor:
         def fenced(session) -> None:
             try:
                 claims.fence(session, self.e.db, req.claim, self.e.lease_s)
-            except claims.LeaseLost as exc:
-                raise journal.ClaimRefused(str(exc)) from None
+            except LeaseLost as exc:
+                raise ClaimRefused(str(exc)) from None
             if not runs.mark_recovering(session, req.incident_id, now, episode):
-                raise journal.ClaimRefused("the incident is no longer active")
+                raise ClaimRefused("the incident is no longer active")
 
         entry_id = journal.claim(self.e.db, incident_id=req.incident_id, component_id=t.row.id,
                                  step_index=t.index, attempt=t.pos.attempt, strategy=t.step.strategy,
@@ -170,7 +171,7 @@ class PlanExecutor:
         try:
             journal.record_process(self.e.db, entry_id, pid)
         except Exception as exc:  # the command runs on; only a later owner's kill of it is lost
-            log.warning("could not record pid %s of journal row %s: %s", pid, entry_id, str(exc).splitlines()[0])
+            log.warning("could not record pid %s of journal row %s: %s", pid, entry_id, first_line(exc))
 
     def _verify(self, req: RunRequest, t: Turn, context: StrategyContext, entry_id: int,
                 result: attempts.AttemptResult) -> attempts.AttemptResult:
