@@ -1,4 +1,9 @@
-"""Which endpoint a component is checked at.
+"""Which endpoint a component is checked at, and its other values as recovery left them.
+
+What the operator declares (the definition: ``replicas``, ``vars``) and what recovery learned
+(``learned_replicas``, ``learned_vars``, ``active_target``) live in separate columns, each with its own
+writer; the effective value is the learned one while set. Re-applying a definition therefore never
+undoes a scale-up, a rollback or a failover.
 
 After a failover the component's active target is ``backup``: its health check (and every later
 verification) must then probe ``backup_url``, not the dead primary. The daemon's scheduler and the
@@ -6,6 +11,8 @@ recovery executor both build checks through :func:`effective_check`, so they nev
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from orchestrator.core.check_spec import CheckSpec
 from orchestrator.db.models import Component
@@ -29,3 +36,20 @@ def effective_check(row: Component) -> CheckSpec:
     if row.active_target == BACKUP and row.backup_url and spec.url:
         return spec.model_copy(update={"url": row.backup_url})
     return spec
+
+
+def effective_replicas(row: Component) -> int | None:
+    """The replica count recovery last set, else the declared one."""
+    return row.learned_replicas if row.learned_replicas is not None else row.replicas
+
+
+def effective_vars(row: Component) -> dict[str, Any]:
+    """The declared vars with what recovery learned laid over them (a learned None removes the var)."""
+    merged = {**(row.vars or {}), **(row.learned_vars or {})}
+    return {key: value for key, value in merged.items() if value is not None}
+
+
+def learned_view(row: Component) -> dict[str, Any]:
+    """What recovery learned, as `component show --json` and the API print it beside the definition."""
+    return {"active_target": row.active_target or PRIMARY, "replicas": row.learned_replicas,
+            "vars": dict(sorted((row.learned_vars or {}).items()))}

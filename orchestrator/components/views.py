@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
 from orchestrator.components.registry import definition_of
+from orchestrator.components.targets import learned_view
 from orchestrator.core.errors import InputError, NotFoundError
 from orchestrator.core.redaction import redact_view, secret_values
 from orchestrator.core.states import ComponentState
@@ -92,6 +93,8 @@ def component_view(row: Component, names_by_id: dict[int, str], now: datetime,
         "last_latency_ms": row.last_latency_ms,
         "last_error": row.last_error,
         "open_incident": open_incident,
+        # what recovery learned; it overrides the declared replicas/vars above while set
+        "learned": learned_view(row),
     }
     return redact_view(view, secret_values(row))
 

@@ -83,10 +83,16 @@ class Component(Base):
     # early-warning overrides for this component (orchestrator.degradation.early_warning), {} = defaults
     early_warning: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'"))
     backup_url: Mapped[str | None] = mapped_column(Text)
-    active_target: Mapped[str] = mapped_column(String(16), default="primary")
     replicas: Mapped[int | None] = mapped_column(Integer)
     min_replicas: Mapped[int | None] = mapped_column(Integer)
     max_replicas: Mapped[int | None] = mapped_column(Integer)
+    # -- what recovery learned (facts a strategy persists: orchestrator.recovery.records.apply_facts is the
+    # one writer; a changed declaration of the same field clears it). It overrides the declared value
+    # while set (orchestrator.components.targets), so re-applying the definition never undoes it.
+    active_target: Mapped[str] = mapped_column(String(16), default="primary")  # failback resets it
+    learned_replicas: Mapped[int | None] = mapped_column(Integer)
+    # a None value hides the declared var of that name (a strategy removed it)
+    learned_vars: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'"))
     # -- operator holds
     paused_until: Mapped[datetime | None]
     paused_reason: Mapped[str | None] = mapped_column(Text)

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from typing import Literal, cast
 
-from orchestrator.components.targets import BACKUP, PRIMARY, effective_check
+from orchestrator.components.targets import (
+    BACKUP,
+    PRIMARY,
+    effective_check,
+    effective_replicas,
+    effective_vars,
+)
 from orchestrator.core.redaction import remember, secret_values
 from orchestrator.db.models import Component
 from orchestrator.plugins.contract import ComponentView
@@ -21,12 +27,12 @@ def component_view(row: Component) -> ComponentView:
         name=row.name,
         url=row.url or "",
         check=effective_check(row),
-        vars={k: str(v) for k, v in {**(row.vars or {}), **(row.secret_vars or {})}.items()},
+        vars={k: str(v) for k, v in {**effective_vars(row), **(row.secret_vars or {})}.items()},
         secrets=secrets,
         labels={k: str(v) for k, v in (row.labels or {}).items()},
         backup_url=row.backup_url,
         active_target=cast(Literal["primary", "backup"], target),
-        replicas=row.replicas,
+        replicas=effective_replicas(row),
         min_replicas=row.min_replicas,
         max_replicas=row.max_replicas,
     )

@@ -28,6 +28,12 @@ class Shape(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class Learned(Shape):
+    active_target: Literal["primary", "backup"]
+    replicas: int | None
+    vars: dict[str, str | None]
+
+
 class Component(Shape):
     name: str
     kind: Literal["http", "tcp", "command"]
@@ -61,6 +67,8 @@ class Component(Shape):
     state_reason: str | None
     early_warning: Annotated[dict[str, Any], Field(
         description="early-warning overrides ({} = defaults; docs/degradation.md)")]
+    learned: Annotated[Learned, Field(description="what recovery learned: it overrides the declared replicas "
+                                                  "and vars while set (docs/cli.md)")]
 
 
 class Transition(Shape):
