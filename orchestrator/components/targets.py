@@ -12,10 +12,12 @@ recovery executor both build checks through :func:`effective_check`, so they nev
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from orchestrator.core.check_spec import CheckSpec
 from orchestrator.db.models import Component
+
+if TYPE_CHECKING:  # pydantic is imported where a check is built: `status` and `component list` read without it
+    from orchestrator.core.check_spec import CheckSpec
 
 BACKUP = "backup"
 PRIMARY = "primary"
@@ -23,6 +25,8 @@ PRIMARY = "primary"
 
 def base_check(row: Component) -> CheckSpec:
     """The check as registered (primary target)."""
+    from orchestrator.core.check_spec import CheckSpec
+
     spec = dict(row.check_spec or {})
     if not spec:
         spec = {"kind": row.check_kind or "http", "url": row.url}
