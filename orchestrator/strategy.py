@@ -40,9 +40,10 @@ from orchestrator.plugins.registry import (
 )
 from orchestrator.plugins.templating import check_syntax, check_template, placeholders, render, render_text
 
-__all__ = ["DOCUMENT_VERSION", "ENTRY_POINT_GROUP", "MAX_OUTPUT_CHARS", "PERSISTABLE_FIELDS", "AppriseUrl", "AttemptStatus",
-           "CheckResult", "CheckSpec", "Clock", "ComponentView", "InstalledStrategy", "Probe", "Send",
-           "StepResult", "Strategy", "StrategyContext", "StrategyError", "StrategyFailure", "StrategyParams",
-           "StrategyPluginError", "VerifyMode", "Webhook", "bind_logger", "check_syntax", "check_template",
-           "incident_url", "installed_strategies", "load_strategy", "parse_status_set", "placeholders",
-           "public_url", "redact", "render", "render_text", "run_command"]
+__all__ = ["DOCUMENT_VERSION", "ENTRY_POINT_GROUP", "MAX_OUTPUT_CHARS", "PERSISTABLE_FIELDS", "AppriseUrl",
+           "AttemptStatus", "CheckResult", "CheckSpec", "Clock", "ComponentView", "InstalledStrategy",
+           "Probe", "Send", "StepResult", "Strategy", "StrategyContext", "StrategyError",
+           "StrategyFailure", "StrategyParams", "StrategyPluginError", "VerifyMode", "Webhook",
+           "bind_logger", "check_syntax", "check_template", "incident_url", "installed_strategies",
+           "load_strategy", "parse_status_set", "placeholders", "public_url", "redact", "render",
+           "render_text", "run_command"]

@@ -95,4 +95,4 @@ def test_pip_installed_plugin_recovers_a_service_verified_by_its_check(venv: Pat
     assert recovered.stdout.strip().splitlines()[-1].endswith(": resolved"), recovered.stdout
     assert marker.read_text().startswith("incident=")
     shown = _cli(venv, "--db", db_url, "component", "show", "web", "--json")
-    assert json.loads(shown.stdout)["vars"]["acme_touched"] == "fixed-web"  # persisted as declared
+    assert json.loads(shown.stdout)["learned"]["vars"] == {"acme_touched": "fixed-web"}  # persisted as declared
