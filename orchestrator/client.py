@@ -40,6 +40,7 @@ from urllib.parse import urlsplit
 import requests
 
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
+from orchestrator.core.errors import first_line
 from orchestrator.resilience.backoff import equal_jitter_delay, exponential_delay
 from orchestrator.resilience.breaker import BreakerConfig, CircuitBreaker
 
@@ -292,7 +293,7 @@ class Degradation:
     def _failed(self, exc: Exception) -> Outcome:
         now, mono = self.clock.now(), self.clock.monotonic()
         transition = self._breaker.record_failure(now)
-        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
+        reason = f"{type(exc).__name__}: {first_line(exc)}" if str(exc).strip() else type(exc).__name__
         with self._lock:
             self._failures += 1
             self._retry_at = mono + equal_jitter_delay(self._failures, RETRY_BASE_S, RETRY_CAP_S, self._rng)

@@ -38,9 +38,11 @@ from orchestrator import __version__
 from orchestrator.core import sdnotify
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.core.config import Switches
+from orchestrator.core.defaults import HEARTBEAT_INTERVAL_S
+from orchestrator.core.errors import LockLostError, LockUnconfirmed, first_line
 from orchestrator.core.redaction import remember, secret_values
 from orchestrator.db.engine import Database
-from orchestrator.db.instance_lock import VERIFY_INTERVAL_S, LockLostError, LockUnconfirmed, instance_lock
+from orchestrator.db.instance_lock import VERIFY_INTERVAL_S, instance_lock
 from orchestrator.db.migrate import ensure_schema
 from orchestrator.db.models import Component, DaemonInstance
 from orchestrator.db.watch import DatabaseWatch
@@ -57,7 +59,6 @@ from orchestrator.plans.coverage import plan_warning
 log = logging.getLogger(__name__)
 
 SYNC_INTERVAL_S = 2.0  # registry changes take effect within this (+ one check)
-HEARTBEAT_INTERVAL_S = 5.0
 RETENTION_INTERVAL_S = 600.0
 SENTINEL_INTERVAL_S = 5.0
 NOTIFY_FLUSH_INTERVAL_S = 2.0  # grouped incident notifications go out once their window closes
@@ -260,7 +261,7 @@ class Daemon:
             try:
                 self._heartbeat(stopped=True)
             except Exception as exc:  # the database may be what is failing; the exit must not be
-                log.warning("could not record the stop: %s", str(exc).splitlines()[0])
+                log.warning("could not record the stop: %s", first_line(exc))
         drops = self.drop_counts()
         if any(n for name, n in drops.items() if name != "results_removed"):
             log.error("stopped with rows not written: %s", describe(drops))
@@ -352,7 +353,7 @@ class Daemon:
                     rows = session.scalars(select(Component)).all()
                     remember(value for row in rows for value in secret_values(row))
         except Exception as exc:  # the database may be away; the next heartbeat tries again
-            log.warning("could not check plans: %s", str(exc).splitlines()[0])
+            log.warning("could not check plans: %s", first_line(exc))
             return
         if warning != self.plan_warning:
             if warning is not None:
@@ -411,7 +412,7 @@ class Daemon:
         except Exception as exc:
             if stopped:
                 raise
-            log.warning("heartbeat failed: %s", str(exc).splitlines()[0])
+            log.warning("heartbeat failed: %s", first_line(exc))
 
     def _retention(self) -> None:
         assert self.db is not None
@@ -419,5 +420,5 @@ class Daemon:
             prune(self.db, self.clock.now(), raw_s=self.settings.raw_retention_s,
                   rollup_s=self.settings.rollup_retention_s)
         except Exception as exc:
-            log.warning("retention failed: %s", str(exc).splitlines()[0])
+            log.warning("retention failed: %s", first_line(exc))
 

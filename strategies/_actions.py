@@ -14,9 +14,6 @@ from urllib.parse import quote
 import requests
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from orchestrator.core.proc import run_command
-from orchestrator.core.redaction import redact
-from orchestrator.health.spec import parse_status_set
 from orchestrator.strategy import (
     MAX_OUTPUT_CHARS,
     StrategyContext,
@@ -24,8 +21,11 @@ from orchestrator.strategy import (
     StrategyParams,
     check_syntax,
     check_template,
+    parse_status_set,
+    redact,
     render,
     render_text,
+    run_command,
 )
 
 _LEADING_PLACEHOLDER = re.compile(r"^\{[A-Za-z_][\w.-]*\}")

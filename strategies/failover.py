@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from orchestrator.core.errors import StrategyError
-from orchestrator.health.spec import CheckSpec
-from orchestrator.strategy import StepResult, Strategy, StrategyContext, VerifyMode
+from orchestrator.strategy import CheckSpec, StepResult, Strategy, StrategyContext, StrategyError, VerifyMode
 
 from ._actions import ActionParams, act, describe_action
 

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from pydantic import model_validator
 
-from orchestrator.core.redaction import redact
-from orchestrator.strategy import StepResult, Strategy, StrategyContext, check_template
+from orchestrator.strategy import StepResult, Strategy, StrategyContext, check_template, redact
 
 from ._actions import HttpCall, call_http, render_url
 

@@ -14,18 +14,21 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from orchestrator.core.errors import StrategyError
-from orchestrator.core.redaction import redact
-from orchestrator.incidents.notify_message import DOCUMENT_VERSION, incident_url
-from orchestrator.incidents.notify_send import AppriseUrl, Webhook, public_url, send
 from orchestrator.strategy import (
+    DOCUMENT_VERSION,
+    AppriseUrl,
     StepResult,
     Strategy,
     StrategyContext,
+    StrategyError,
     StrategyFailure,
     StrategyParams,
     VerifyMode,
+    Webhook,
     check_template,
+    incident_url,
+    public_url,
+    redact,
     render_text,
 )
 
@@ -73,7 +76,7 @@ class NotifyStrategy(Strategy):
         timeout_s = min(DEFAULT_SEND_TIMEOUT_S, context.remaining_s())
         if timeout_s <= 0:
             raise StrategyError("no time left before the step deadline to send")
-        deliveries = send(self.params.urls, self.params.webhooks, title, body, timeout_s,
+        deliveries = context.send(self.params.urls, self.params.webhooks, title, body, timeout_s,
                           payload=self._document(context, link, started), timestamp=int(started.timestamp()))
         report = "\n".join(f"{d.kind} {d.target}: {d.detail}" for d in deliveries)
         delivered = sum(d.ok for d in deliveries)

@@ -10,8 +10,7 @@ import re
 
 from pydantic import Field, model_validator
 
-from orchestrator.core.errors import StrategyError
-from orchestrator.strategy import StepResult, Strategy, StrategyContext, check_template, render
+from orchestrator.strategy import StepResult, Strategy, StrategyContext, StrategyError, check_template, render
 
 from ._actions import ActionParams, ArgvElement, act, describe_action, run_argv
 

@@ -10,8 +10,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from orchestrator.core.errors import StrategyError
-from orchestrator.strategy import StepResult, Strategy, StrategyContext
+from orchestrator.strategy import StepResult, Strategy, StrategyContext, StrategyError
 
 from ._actions import ActionParams, act, describe_action
 

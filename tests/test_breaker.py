@@ -9,12 +9,12 @@ from datetime import datetime, timedelta
 import pytest
 
 from orchestrator.core.clock import FakeClock
+from orchestrator.core.errors import IllegalTransitionError
 from orchestrator.resilience.breaker import (
     LEGAL_TRANSITIONS,
     BreakerConfig,
     BreakerState,
     CircuitBreaker,
-    IllegalTransitionError,
 )
 
 CLOSED, OPEN, HALF = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN

@@ -12,11 +12,11 @@ from concurrent.futures import ThreadPoolExecutor, wait
 import pytest
 
 from orchestrator import __version__
+from orchestrator.core.check_result import CheckResult
+from orchestrator.core.check_spec import MAX_BODY_BYTES, CheckSpec
 from orchestrator.core.errors import InputError
 from orchestrator.health.checkers import CommandChecker, HttpChecker, TcpChecker, get_checker
 from orchestrator.health.checkers.base import Attempt, Checker
-from orchestrator.health.result import CheckResult
-from orchestrator.health.spec import MAX_BODY_BYTES, CheckSpec
 from tests.servers import OK_BODY, LoopbackHTTPServer, TlsLoopbackServer, wait_for
 
 #: Slack allowed past a deadline: thread wake-ups on a busy 2-core machine, never a measurement.

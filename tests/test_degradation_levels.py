@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.core.clock import FakeClock
-from orchestrator.core.errors import PlanError
+from orchestrator.core.errors import IllegalTransitionError, PlanError
 from orchestrator.core.states import ComponentState as S
 from orchestrator.core.states import DegradationLevel as L
 from orchestrator.degradation import actions
@@ -17,7 +17,6 @@ from orchestrator.degradation.evaluate import LEGAL_TRANSITIONS, Facts, Hysteres
 from orchestrator.degradation.policy import DEFAULT_POLICY, DegradationPolicy, parse_selector
 from orchestrator.degradation.signals import FleetSignals
 from orchestrator.plans import load_plans
-from orchestrator.resilience.breaker import IllegalTransitionError
 
 T0 = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
 

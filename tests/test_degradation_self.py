@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from orchestrator.core.check_spec import CheckSpec
 from orchestrator.core.clock import FakeClock
 from orchestrator.core.states import ComponentState as S
 from orchestrator.core.states import DegradationLevel as L
@@ -18,7 +19,6 @@ from orchestrator.degradation import actions
 from orchestrator.degradation.service import DegradationService
 from orchestrator.degradation.signals import FleetSignals
 from orchestrator.health.dispatch import Dispatcher
-from orchestrator.health.spec import CheckSpec
 from orchestrator.web.app import create_app
 from orchestrator.web.source import DatabaseSource
 from orchestrator.web.state import WebSettings

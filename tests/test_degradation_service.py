@@ -24,7 +24,7 @@ from orchestrator.degradation import notify, store
 from orchestrator.degradation.policy import DegradationPolicy
 from orchestrator.degradation.service import DegradationService
 from orchestrator.degradation.signals import FleetSignals
-from orchestrator.plans.models import Notifications
+from orchestrator.incidents.routing import Notifications
 from tests.tcp_proxy import TcpProxy
 
 

@@ -6,9 +6,9 @@ import random
 
 import pytest
 
+from orchestrator.core.check_spec import CheckSpec
 from orchestrator.core.clock import FakeClock
 from orchestrator.health.dispatch import Dispatcher, Due
-from orchestrator.health.spec import CheckSpec
 
 SPEC = CheckSpec(url="http://127.0.0.1:9/")
 

@@ -9,7 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from orchestrator.core.check_result import CheckResult
 from orchestrator.core.clock import FakeClock
+from orchestrator.core.errors import IllegalTransitionError
 from orchestrator.core.states import ComponentState as S
 from orchestrator.degradation.early_warning import (
     EarlyWarning,
@@ -19,9 +21,7 @@ from orchestrator.degradation.early_warning import (
     seed_minutes,
     settings_from,
 )
-from orchestrator.health.result import CheckResult
 from orchestrator.health.tracker import LEGAL_TRANSITIONS, Tracker, TrackerConfig
-from orchestrator.resilience.breaker import IllegalTransitionError
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 TIMEOUT_S = 2.0

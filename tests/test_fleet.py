@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from orchestrator.core.check_spec import CheckSpec
 from orchestrator.health.checkers import HttpChecker
-from orchestrator.health.spec import CheckSpec
 
 FLEET = Path(__file__).resolve().parent.parent / "bench" / "fleet.py"
 sys.path.insert(0, str(FLEET.parent))

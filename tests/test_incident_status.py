@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
+from orchestrator.core.errors import IllegalIncidentTransition
 from orchestrator.core.states import IncidentStatus
 from orchestrator.db.models import Incident, IncidentEventRow
 from orchestrator.incidents import status
-from orchestrator.incidents.status import LEGAL_TRANSITIONS, IllegalIncidentTransition
+from orchestrator.incidents.status import LEGAL_TRANSITIONS
 from tests.servers import LoopbackHTTPServer
 from tests.test_recovery_support import add_component
 

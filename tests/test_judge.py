@@ -10,6 +10,8 @@ import sqlalchemy as sa
 
 from orchestrator.components.definition import ComponentSpec
 from orchestrator.components.registry import Registry
+from orchestrator.core.check_result import CheckResult
+from orchestrator.core.check_spec import CheckSpec
 from orchestrator.core.clock import FakeClock
 from orchestrator.core.states import ComponentState as S
 from orchestrator.db.engine import Database
@@ -17,8 +19,6 @@ from orchestrator.db.models import Component
 from orchestrator.health.dispatch import Dispatcher
 from orchestrator.health.judge import Hold, Install, Judge, Remove
 from orchestrator.health.live import LiveView
-from orchestrator.health.result import CheckResult
-from orchestrator.health.spec import CheckSpec
 from orchestrator.health.tracker import TrackerConfig
 from orchestrator.history.recorder import LiveState, Recorder
 from tests.test_dispatch import RecordingLanes

@@ -6,11 +6,11 @@ from __future__ import annotations
 import threading
 import time
 
+from orchestrator.core.check_spec import CheckSpec
 from orchestrator.core.clock import SYSTEM_CLOCK, FakeClock
 from orchestrator.health import lanes
 from orchestrator.health.dispatch import Due
 from orchestrator.health.lanes import Lane
-from orchestrator.health.spec import CheckSpec
 from tests.servers import LoopbackHTTPServer
 
 

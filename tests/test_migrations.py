@@ -59,3 +59,17 @@ def test_foreign_tables_without_migration_record_are_refused(tmp_path) -> None:
     with pytest.raises(DatabaseError, match="no migration record"):
         migrate.ensure_schema(database)
     database.dispose()
+
+
+def test_0018_learned_fields_upgrade_on_existing_rows_and_downgrade(db: Database) -> None:
+    from orchestrator.components.definition import ComponentSpec
+    from orchestrator.components.registry import Registry
+
+    Registry(db).add(ComponentSpec(name="api", url="http://127.0.0.1:9/", replicas=2))
+    migrate.downgrade(db, "0012")
+    with db.engine.connect() as conn:
+        assert not {"learned_replicas", "learned_vars"} & {c["name"] for c in sa.inspect(conn).get_columns("components")}
+    migrate.upgrade(db)
+    with db.engine.connect() as conn:
+        row = conn.execute(sa.text("SELECT replicas, learned_replicas, learned_vars FROM components")).one()
+    assert (row[0], row[1]) == (2, None) and row[2] in ({}, "{}")  # the declaration kept, nothing learned yet

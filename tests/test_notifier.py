@@ -11,7 +11,7 @@ from orchestrator.db.models import Notification
 from orchestrator.incidents.lifecycle import IncidentEvent
 from orchestrator.incidents.notifier import Notifier, compose
 from orchestrator.incidents.notify_send import Delivery
-from orchestrator.plans import Notifications
+from orchestrator.incidents.routing import Notifications
 from tests.servers import LoopbackHTTPServer
 from tests.test_recovery_support import add_component, open_for
 

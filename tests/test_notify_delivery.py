@@ -27,7 +27,7 @@ from orchestrator.db.models import Incident, Notification
 from orchestrator.incidents.lifecycle import resolve
 from orchestrator.incidents.notifier import Notifier
 from orchestrator.incidents.notify_send import SIGNATURE_HEADER, Webhook, send
-from orchestrator.plans import Notifications
+from orchestrator.incidents.routing import Notifications
 from tests.servers import LoopbackHTTPServer, wait_for
 from tests.test_recovery_support import add_component, open_for
 

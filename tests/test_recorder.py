@@ -10,11 +10,11 @@ import sqlalchemy as sa
 
 from orchestrator.components.definition import ComponentSpec
 from orchestrator.components.registry import Registry
+from orchestrator.core.check_result import CheckResult
 from orchestrator.core.clock import FakeClock
 from orchestrator.core.states import ComponentState as S
 from orchestrator.db.engine import Database
 from orchestrator.db.models import CheckResultRow, CheckRollup, Incident, IncidentEventRow, StateTransition
-from orchestrator.health.result import CheckResult
 from orchestrator.history.drops import WRITES_FAILING_SHOWN_S
 from orchestrator.history.recorder import LiveState, Recorder, ResultItem, TransitionItem
 from tests.servers import wait_for

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select, update
 
+from orchestrator.core.errors import LeaseLost
 from orchestrator.db.models import DaemonInstance, Incident
 from orchestrator.recovery import claims
 from tests.daemon_helpers import poll
@@ -37,7 +38,7 @@ def test_an_expired_lease_is_taken_over_and_the_old_owner_is_fenced_off(db, iid)
     old = claims.claim(db, iid, "a", lease_s=0.2)
     new = poll(lambda: claims.claim(db, iid, "b"), 10)  # free once the database clock passes the expiry
     assert (new.previous_owner, new.epoch) == ("a", 2)
-    with pytest.raises(claims.LeaseLost), db.write() as session:
+    with pytest.raises(LeaseLost), db.write() as session:
         claims.fence(session, db, old)
     assert claims.renew(db, {iid: old}) == {iid} and claims.renew(db, {iid: new}) == set()
     with db.write() as session:

@@ -7,6 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from orchestrator.components.definition import ComponentSpec
+from orchestrator.components.registry import Registry
+from orchestrator.components.targets import effective_check
+from orchestrator.components.views import component_views
 from orchestrator.core.clock import FakeClock
 from orchestrator.core.config import Switches
 from orchestrator.core.states import AttemptStatus, ComponentState
@@ -15,7 +19,7 @@ from orchestrator.incidents import operator
 from orchestrator.plans import PlanSet
 from orchestrator.recovery import journal, runs
 from orchestrator.recovery.coordinator import RecoveryCoordinator
-from orchestrator.recovery.targets import effective_check
+from orchestrator.recovery.targets import component_view
 from orchestrator.strategy import MAX_OUTPUT_CHARS
 from tests.servers import LoopbackHTTPServer, wait_for
 from tests.test_recovery_support import (
@@ -202,8 +206,42 @@ def test_scale_facts_persist_replicas(db, stubs: Stubs, healthy, coordinators) -
     cid, _ = start(db, coordinator, health, "api", healthy.url, plans, replicas=2, max_replicas=5)
     assert coordinator.wait_idle(20)
     with db.read() as session:
-        assert session.get(Component, cid).replicas == 3
+        row = session.get(Component, cid)
+        assert (row.replicas, row.learned_replicas) == (2, 3)  # declared, learned
+        assert component_view(row).replicas == 3
     assert stubs.calls() == [["3"]]
+
+
+def test_apply_after_an_automatic_scale_up_keeps_the_replicas(db, stubs: Stubs, healthy, coordinators) -> None:
+    """Regression (issue 16): re-applying the declarative definition used to write the declared
+    replicas over the scale-up. Only a changed declaration replaces what recovery learned."""
+    stubs.make("scaler")
+    plans = plan_set({"p": {"steps": [{"strategy": "scale_up", "params": {"command": ["scaler", "{replicas}"]}}]}})
+    health = ScriptedHealth()
+    coordinator = coordinators(db, plans, health)
+    declared = {"replicas": 2, "max_replicas": 5, "vars": {"unit": "api.service"}}
+    cid, _ = start(db, coordinator, health, "api", healthy.url, plans, **declared)
+    assert coordinator.wait_idle(20)
+    registry = Registry(db, plan_names={"p"})
+
+    def apply(**fields) -> str:
+        spec = ComponentSpec(name="api", url=healthy.url, plan="p", interval=10, timeout=1, **fields)
+        return registry.apply([spec], prune=False)[0].action
+
+    def replicas() -> tuple[int | None, int | None]:
+        with db.read() as session:
+            row = session.get(Component, cid)
+            return row.replicas, component_view(row).replicas
+
+    assert apply(**declared) == "unchanged"
+    assert replicas() == (2, 3)  # the scale-up stands
+    assert apply(**{**declared, "vars": {"unit": "api2.service"}}) == "update"
+    assert replicas() == (2, 3)  # another field's change leaves it too
+    assert apply(**{**declared, "replicas": 4}) == "update"
+    assert replicas() == (4, 4)  # a new declaration of replicas is the operator's decision
+    with db.read() as session:
+        [view] = component_views(session, datetime.now(UTC), "api")
+    assert view["replicas"] == 4 and view["learned"] == {"active_target": "primary", "replicas": None, "vars": {}}
 
 
 def test_permanent_failure_moves_to_the_next_step_at_once(db, stubs: Stubs, healthy, coordinators) -> None:

@@ -7,12 +7,14 @@ from pathlib import Path
 import pytest
 
 from orchestrator.core import redaction
-from orchestrator.core.errors import StrategyError
-from orchestrator.core.secret_refs import UnresolvedReference, check_references, resolve, resolve_model
+from orchestrator.core.check_spec import CheckSpec
+from orchestrator.core.clock import SYSTEM_CLOCK
+from orchestrator.core.errors import StrategyError, UnresolvedReference
+from orchestrator.core.secret_refs import check_references, resolve, resolve_model
 from orchestrator.health.checkers import get_checker
-from orchestrator.health.spec import CheckSpec
 from orchestrator.plugins.contract import ComponentView, StrategyContext
 from orchestrator.plugins.templating import render
+from orchestrator.testing import make_context
 from tests.servers import LoopbackHTTPServer
 
 
@@ -70,7 +72,7 @@ def test_check_with_an_unset_variable_fails_with_a_reason_not_an_exception() -> 
 def _context(**vars_: str) -> StrategyContext:
     view = ComponentView(name="api", url="http://u:${env:T_URL_PW}@127.0.0.1:1/", check=CheckSpec(url="http://h/"),
                          vars=vars_)
-    return StrategyContext.create(view, incident_id=1)
+    return make_context(view, incident_id=1, clock=SYSTEM_CLOCK)
 
 
 def test_placeholders_receive_the_real_value(monkeypatch: pytest.MonkeyPatch) -> None:

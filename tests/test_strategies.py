@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.core.check_spec import CheckSpec
 from orchestrator.core.clock import FakeClock
 from orchestrator.core.errors import StrategyError
-from orchestrator.health.spec import CheckSpec
 from orchestrator.strategy import (
     MAX_OUTPUT_CHARS,
+    AttemptStatus,
     ComponentView,
-    StepOutcome,
     StepResult,
     StrategyContext,
     StrategyFailure,
@@ -28,6 +28,7 @@ from orchestrator.strategy import (
     load_strategy,
     render,
 )
+from orchestrator.testing import make_context
 
 EVIL_NAME = "web;rm -rf /"
 EVIL_VAR = "$(reboot) `id` | tee /etc/passwd && x"
@@ -97,7 +98,7 @@ def stubs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 def ctx(timeout_s: float = 10.0, **component: object) -> StrategyContext:
     fields = {"name": "web", "url": "http://127.0.0.1:9/health", "check": CheckSpec(url="http://127.0.0.1:9/health"),
               "vars": {"unit": "web.service"}, **component}
-    return StrategyContext.create(ComponentView(**fields), incident_id=7, timeout_s=timeout_s, clock=FakeClock())
+    return make_context(ComponentView(**fields), incident_id=7, timeout_s=timeout_s, clock=FakeClock())
 
 
 def build(name: str, params: dict):
@@ -113,7 +114,7 @@ def test_restart_command_passes_shell_metacharacters_as_literal_argv(stubs) -> N
     step = build("restart", {"command": ["svcctl", "restart", "{component.name}", "{vars.unit}", "{incident.id}"]})
     result = step.execute(ctx(name=EVIL_NAME, vars={"unit": EVIL_VAR}))
     assert stubs.calls() == [[stubs.calls()[0][0], "restart", EVIL_NAME, EVIL_VAR, "7"]]
-    assert result.outcome is StepOutcome.SUCCEEDED and result.output == "restarted\n"
+    assert result.outcome is AttemptStatus.SUCCEEDED and result.output == "restarted\n"
     assert step.verification is VerifyMode.CHECK and not step.idempotent
 
 
@@ -273,7 +274,7 @@ def test_notify_through_apprise_and_a_signed_webhook(server: Server) -> None:
                             "webhooks": [{"url": server.url("/hook"), "secret": "s3cret"}],
                             "message": "{component.name} is down (incident {incident.id})"})
     result = step.execute(ctx())
-    assert result.outcome is StepOutcome.SUCCEEDED and result.facts == {"delivered": 2, "targets": 2}
+    assert result.outcome is AttemptStatus.SUCCEEDED and result.facts == {"delivered": 2, "targets": 2}
     by_path = {r["path"]: r for r in server.requests}
     assert json.loads(by_path["/apprise"]["body"])["message"] == "web is down (incident 7)"
     hook = by_path["/hook"]
@@ -306,7 +307,7 @@ def test_isolate_and_restore_call_the_balancer(server: Server, name: str, in_rot
 
 def test_wait_does_nothing_and_is_verified_by_the_check() -> None:
     step = build("wait", {})
-    assert step.execute(ctx()).outcome is StepOutcome.SUCCEEDED
+    assert step.execute(ctx()).outcome is AttemptStatus.SUCCEEDED
     assert step.verification is VerifyMode.CHECK and step.idempotent
 
 

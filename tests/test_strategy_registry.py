@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.core.check_spec import CheckSpec
 from orchestrator.core.clock import FakeClock
 from orchestrator.core.errors import NotFoundError
-from orchestrator.health.spec import CheckSpec
 from orchestrator.plans import parse_plans
 from orchestrator.strategy import (
+    AttemptStatus,
     ComponentView,
-    StepOutcome,
     Strategy,
     StrategyContext,
     StrategyPluginError,
@@ -21,6 +21,7 @@ from orchestrator.strategy import (
     installed_strategies,
     load_strategy,
 )
+from orchestrator.testing import make_context
 
 BUILT_INS = {"restart", "failover", "scale_up", "scale_down", "rollback", "notify", "isolate", "restore",
              "wait", "http"}
@@ -46,6 +47,10 @@ class EchoStrategy(Strategy):
 
 class NotAStrategy:
     pass
+
+
+class WritesTheUrl(EchoStrategy):
+    persists = {{"said": "url"}}
 '''
 
 
@@ -66,7 +71,7 @@ def install_plugin(root: Path, monkeypatch: pytest.MonkeyPatch, entries: dict[st
 
 def context() -> StrategyContext:
     comp = ComponentView(name="web", url="http://127.0.0.1:9/", check=CheckSpec(url="http://127.0.0.1:9/"))
-    return StrategyContext.create(comp, incident_id=42, clock=FakeClock())
+    return make_context(comp, incident_id=42, clock=FakeClock())
 
 
 def test_every_built_in_is_installed_through_entry_points() -> None:
@@ -102,7 +107,7 @@ def test_third_party_plugin_is_found_validated_and_run_end_to_end(tmp_path: Path
     plans = parse_plans({"version": 1, "plans": {"p": {"steps": [
         {"strategy": name, "params": {"words": ["hello", "{component.name}", "{incident.id}"]}}]}}}, "t.json", {})
     result = plans.get("p").steps[0].make_strategy().execute(context())
-    assert result.outcome is StepOutcome.SUCCEEDED
+    assert result.outcome is AttemptStatus.SUCCEEDED
     assert result.facts["said"] == ["hello", "web", "42"]
 
     with pytest.raises(Exception) as err:  # the plugin's own Params reject unknown keys at load
@@ -126,3 +131,17 @@ def test_plugin_that_fails_to_import_is_reported_not_raised_raw(tmp_path: Path, 
     with pytest.raises(StrategyPluginError) as err:
         load_strategy(name)
     assert name in str(err.value) and "failed to import" in str(err.value)
+
+
+def test_plugin_persisting_a_field_it_may_not_write_is_refused_at_load(tmp_path: Path, monkeypatch) -> None:
+    name = f"writer_{uuid.uuid4().hex[:6]}"
+    install_plugin(tmp_path, monkeypatch, {name: "WritesTheUrl"})
+    with pytest.raises(StrategyPluginError) as err:
+        load_strategy(name)
+    assert name in str(err.value) and "'url'" in str(err.value) and "not a persistable field" in str(err.value)
+
+
+@pytest.mark.parametrize("name", sorted(BUILT_INS))
+def test_built_ins_persist_only_persistable_fields(name: str) -> None:
+    for field in load_strategy(name).persists.values():
+        assert field in ("active_target", "replicas") or field.startswith("vars.")

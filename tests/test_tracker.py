@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from orchestrator.core.check_result import CheckResult
 from orchestrator.core.clock import FakeClock
+from orchestrator.core.errors import IllegalTransitionError
 from orchestrator.core.states import ComponentState as S
-from orchestrator.health.result import CheckResult
 from orchestrator.health.tracker import LEGAL_TRANSITIONS, Tracker, TrackerConfig
-from orchestrator.resilience.breaker import IllegalTransitionError
 
 INTERVAL_S = 10.0
 

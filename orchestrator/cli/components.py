@@ -12,7 +12,8 @@ import click
 from orchestrator.cli.context import AppContext, pass_app
 from orchestrator.cli.output import print_fields, print_json, print_table
 from orchestrator.cli.params import DURATION, KEY_VALUE, NAME, KeyValueType
-from orchestrator.components.defaults import (
+from orchestrator.core.clock import SYSTEM_CLOCK
+from orchestrator.core.defaults import (
     DEFAULT_FAILURE_THRESHOLD,
     DEFAULT_INTERVAL_S,
     DEFAULT_MAX_PROBE_INTERVAL_S,
@@ -25,7 +26,6 @@ from orchestrator.components.defaults import (
     MAX_REPLICAS,
     default_timeout_s,
 )
-from orchestrator.core.clock import SYSTEM_CLOCK
 from orchestrator.core.durations import format_duration
 from orchestrator.core.errors import InputError
 from orchestrator.core.states import Criticality
@@ -264,7 +264,7 @@ def add(app: AppContext, name: str, **flags: Any) -> None:
     from pydantic import ValidationError
 
     from orchestrator.components.definition import ComponentSpec
-    from orchestrator.plans.validation import first_error
+    from orchestrator.core.validation import first_error
 
     try:
         spec = ComponentSpec(name=name, **changes)

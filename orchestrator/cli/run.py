@@ -10,10 +10,10 @@ from orchestrator.cli.context import AppContext, pass_app
 from orchestrator.cli.params import DURATION
 from orchestrator.cli.web import web_options, web_token
 from orchestrator.core import logs
+from orchestrator.core.check_spec import validate_http_url
 from orchestrator.core.errors import InputError
 from orchestrator.daemon import Daemon, DaemonSettings
 from orchestrator.degradation.service import FILE_NAME as DEGRADATION_FILE
-from orchestrator.health.spec import validate_http_url
 from orchestrator.history.retention import DEFAULT_RAW_RETENTION_S, DEFAULT_ROLLUP_RETENTION_S
 
 

@@ -63,9 +63,9 @@ def status(app: AppContext, as_json: bool) -> None:
 def check(app: AppContext, name: str, as_json: bool) -> None:
     """Check one component now and print the result (exit 1 when it fails)."""
     from orchestrator.components.registry import Registry
+    from orchestrator.components.targets import effective_check
     from orchestrator.core.redaction import redact_view, secret_values
     from orchestrator.health.checkers import get_checker
-    from orchestrator.recovery.targets import effective_check
 
     registry = Registry(app.database())
     with registry.db.read() as session:

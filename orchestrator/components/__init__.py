@@ -1,1 +1,2 @@
-"""The component definition (the only home of its defaults), the registry service, and apply files."""
+"""The component definition, the registry service, apply files, and the check a component is probed with
+(its defaults are ``core.defaults``)."""

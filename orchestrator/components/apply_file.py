@@ -21,8 +21,8 @@ from pydantic import ValidationError
 
 from orchestrator.components.definition import ComponentSpec
 from orchestrator.core.config_text import MAX_DEPTH, MAX_INT_DIGITS, check_tree, decode_json, read_capped
-from orchestrator.core.errors import InputError
-from orchestrator.plans.validation import first_error
+from orchestrator.core.errors import InputError, first_line
+from orchestrator.core.validation import first_error
 
 #: an apply file is configuration, not data: refuse anything absurdly large before parsing it
 MAX_FILE_BYTES = 16 * 1024 * 1024
@@ -70,7 +70,7 @@ def parse_text(text: str, source: str) -> Any:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        problem = getattr(exc, "problem", None) or first_line(exc)
         raise InputError(f"invalid YAML{where}: {problem}", field=source) from None
     except RecursionError:
         raise InputError(f"nested deeper than {MAX_DEPTH} levels", field=source) from None

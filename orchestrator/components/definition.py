@@ -12,7 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from orchestrator.components.defaults import (
+from orchestrator.core.check_spec import CheckSpec, parse_status_set, validate_http_url
+from orchestrator.core.defaults import (
     DEFAULT_FAILURE_THRESHOLD,
     DEFAULT_INTERVAL_S,
     DEFAULT_MAX_PROBE_INTERVAL_S,
@@ -29,7 +30,6 @@ from orchestrator.core.durations import parse_duration
 from orchestrator.core.secret_refs import check_references
 from orchestrator.core.states import Criticality
 from orchestrator.degradation.early_warning import EarlyWarningSettings, settings_from
-from orchestrator.health.spec import CheckSpec, parse_status_set, validate_http_url
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 LABEL_KEY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./-]{0,62}$")

@@ -56,7 +56,7 @@ def spec_from_definition(definition: dict[str, Any], *, field_prefix: str = "") 
     from pydantic import ValidationError
 
     from orchestrator.components.definition import ComponentSpec
-    from orchestrator.plans.validation import first_error
+    from orchestrator.core.validation import first_error
 
     data = {
         "name": definition["name"], "check": definition["check"],
@@ -263,6 +263,7 @@ class Registry:
                 rows[change.name] = row
             elif change.action == "update":
                 row = rows[change.name]
+                _supersede_learned(row, change)
                 _set_definition(row, change.after)
                 row.generation += 1
                 row.updated_at = now
@@ -279,6 +280,19 @@ class Registry:
             if change.action != "unchanged":
                 audit.record(session, self.actor, change.action, change.name, change.before, change.after,
                              self.clock)
+
+
+def _supersede_learned(row: Component, change: Change) -> None:
+    """A declaration the operator changes replaces what recovery learned about that field (a new
+    ``--replicas`` is meant to take effect); re-applying the same definition leaves it (never undoes a
+    scale-up or a rollback)."""
+    assert change.before is not None and change.after is not None
+    if change.before["replicas"] != change.after["replicas"]:
+        row.learned_replicas = None
+    before, after = change.before["vars"], change.after["vars"]
+    redeclared = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
+    if redeclared & set(row.learned_vars or {}):
+        row.learned_vars = {k: v for k, v in row.learned_vars.items() if k not in redeclared}
 
 
 def _set_definition(row: Component, definition: dict[str, Any]) -> None:

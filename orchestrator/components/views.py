@@ -22,6 +22,7 @@ from sqlalchemy.sql import ColumnElement
 
 from orchestrator.components.registry import definition_of
 from orchestrator.components.windows import OpenWindows, cover, cover_view, load_windows, open_windows
+from orchestrator.components.targets import learned_view
 from orchestrator.core.errors import InputError, NotFoundError
 from orchestrator.core.redaction import redact_view, secret_values
 from orchestrator.core.states import ComponentState
@@ -101,6 +102,8 @@ def component_view(row: Component, names_by_id: dict[int, str], now: datetime,
         "tls_days_left": None if row.tls_expires_at is None else
         round((row.tls_expires_at - now).total_seconds() / 86400, 1),
         "windows": cover_view(cover(windows or [], row.labels)),
+        # what recovery learned; it overrides the declared replicas/vars above while set
+        "learned": learned_view(row),
     }
     return redact_view(view, secret_values(row))
 

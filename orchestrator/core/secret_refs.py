@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
+from orchestrator.core.errors import UnresolvedReference
 from orchestrator.core.redaction import REFERENCE, remember
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -23,10 +24,6 @@ MAX_SECRET_FILE_BYTES = 64 * 1024
 REFERENCE_FIELDS = ("url", "headers", "command", "host")
 
 M = TypeVar("M")
-
-
-class UnresolvedReference(ValueError):
-    """Raised when a reference cannot be resolved (variable unset, file unreadable); says which."""
 
 
 def check_references(text: str) -> str:

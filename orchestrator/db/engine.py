@@ -16,7 +16,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session
 
-from orchestrator.core.errors import DatabaseError, InputError
+from orchestrator.core.errors import DatabaseError, InputError, first_line
 from orchestrator.core.redaction import redact_url
 
 #: how long a SQLite writer waits for another's lock before failing
@@ -100,7 +100,7 @@ class Database:
         try:
             self.engine = self._create(parsed, url, echo, field)
         except ArgumentError as exc:  # e.g. sqlite://host: SQLAlchemy's own view of a bad URL
-            reason = str(exc).splitlines()[0]
+            reason = first_line(exc)
             raise InputError(f"{reason} in {safe_url(url)!r} (use {URL_FORMS})", field=field) from None
         self.write_engine = self.engine.execution_options(**{_IMMEDIATE: True})
 
@@ -125,7 +125,7 @@ class Database:
             with self.engine.connect() as conn:
                 conn.exec_driver_sql("SELECT 1")
         except OperationalError as exc:
-            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            reason = first_line(exc.orig) if exc.orig else str(exc)
             raise DatabaseError(f"cannot reach database {safe_url(self.url)}: {reason}") from exc
 
     @contextlib.contextmanager

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, text
 
-from orchestrator.core.errors import InstanceLockedError
+from orchestrator.core.errors import InstanceLockedError, LockLostError, LockUnconfirmed, first_line
 from orchestrator.db.engine import Database, safe_url
 
 #: the advisory lock key of "the orchestrator daemon" in a PostgreSQL database
@@ -46,15 +46,6 @@ VERIFY_INTERVAL_S = 2.0
 #: whether this session holds the daemon lock of its schema
 #: (the dedicated session takes no other advisory lock)
 _HELD = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid()")
-
-
-class LockLostError(Exception):
-    """Raised by ``verify()`` when the lock is gone and cannot be re-taken: another daemon holds it."""
-
-
-class LockUnconfirmed(Exception):
-    """Raised by ``verify()`` when the lock's session ended and the database cannot be reached to
-    re-take it: asked again at the next verification."""
 
 
 class FileLock:
@@ -146,7 +137,7 @@ class PgAdvisoryLock:
             conn.commit()
         except Exception as exc:
             raise LockUnconfirmed(f"the instance lock's session ended and the database cannot be reached to "
-                                  f"re-take it: {str(exc).splitlines()[0]}") from exc
+                                  f"re-take it: {first_line(exc)}") from exc
         if not got:
             conn.close()
             raise LockLostError("the instance lock's session ended and another daemon holds the lock now")

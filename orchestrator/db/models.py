@@ -27,12 +27,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from orchestrator.components.defaults import (
+from orchestrator.core.defaults import (
     DEFAULT_FAILURE_THRESHOLD,
     DEFAULT_INTERVAL_S,
     DEFAULT_SUCCESS_THRESHOLD,
     default_timeout_s,
 )
+from orchestrator.core.states import DegradationLevel
 from orchestrator.db.types import UTCDateTime
 
 # Named constraints so migrations can drop/alter them on every backend (SQLite batch mode needs names).
@@ -60,7 +61,7 @@ class Component(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(63), unique=True)
-    # -- the check: kind + typed definition (orchestrator.health.spec.CheckSpec as JSON)
+    # -- the check: kind + typed definition (orchestrator.core.check_spec.CheckSpec as JSON)
     check_kind: Mapped[str] = mapped_column(String(16), default="http")
     url: Mapped[str | None] = mapped_column(Text)
     check_spec: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -82,10 +83,16 @@ class Component(Base):
     # early-warning overrides for this component (orchestrator.degradation.early_warning), {} = defaults
     early_warning: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'"))
     backup_url: Mapped[str | None] = mapped_column(Text)
-    active_target: Mapped[str] = mapped_column(String(16), default="primary")
     replicas: Mapped[int | None] = mapped_column(Integer)
     min_replicas: Mapped[int | None] = mapped_column(Integer)
     max_replicas: Mapped[int | None] = mapped_column(Integer)
+    # -- what recovery learned (facts a strategy persists: orchestrator.recovery.records.apply_facts is the
+    # one writer; a changed declaration of the same field clears it). It overrides the declared value
+    # while set (orchestrator.components.targets), so re-applying the definition never undoes it.
+    active_target: Mapped[str] = mapped_column(String(16), default="primary")  # failback resets it
+    learned_replicas: Mapped[int | None] = mapped_column(Integer)
+    # a None value hides the declared var of that name (a strategy removed it)
+    learned_vars: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'"))
     # -- operator holds
     paused_until: Mapped[datetime | None]
     paused_reason: Mapped[str | None] = mapped_column(Text)
@@ -478,9 +485,8 @@ class DaemonInstance(Base):
     plan_warning: Mapped[str | None] = mapped_column(Text)
 
 
-#: The degradation levels, lowest first (orchestrator.degradation.levels owns their meaning).
-DEGRADATION_LEVELS = ("normal", "degraded", "minimal", "emergency")
-_LEVEL_CHECK = "level IN ('normal', 'degraded', 'minimal', 'emergency')"
+#: the levels a row may hold: core.states.DegradationLevel, the one list of them
+_LEVEL_CHECK = f"level IN ({', '.join(repr(level.value) for level in DegradationLevel)})"
 
 
 class PublishedLevel(Base):

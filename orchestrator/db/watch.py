@@ -19,14 +19,10 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
+from orchestrator.core.errors import first_line
 
 #: failures that mean "the database is away" rather than "a bug": driver errors, pool exhaustion, sockets
 OUTAGE_ERRORS = (DBAPIError, PoolTimeout, OSError)
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc)
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class DatabaseWatch:

@@ -17,9 +17,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from orchestrator.core.errors import IllegalTransitionError
 from orchestrator.core.states import LEVEL_ORDER, ComponentState, DegradationLevel, level_rank
 from orchestrator.degradation.policy import Rule
-from orchestrator.resilience.breaker import IllegalTransitionError
 
 L = DegradationLevel
 _HELD = (ComponentState.PAUSED, ComponentState.MAINTENANCE)

@@ -19,7 +19,7 @@ from orchestrator.core.redaction import redact
 from orchestrator.db.engine import Database
 from orchestrator.db.models import DegradationEvent, Notification
 from orchestrator.incidents.notify_send import Delivery, send
-from orchestrator.plans import Notifications
+from orchestrator.incidents.routing import Notifications
 
 log = logging.getLogger("orchestrator.degradation")
 

@@ -37,6 +37,7 @@ from typing import Any, Protocol
 from sqlalchemy import select
 
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
+from orchestrator.core.errors import first_line
 from orchestrator.core.states import ComponentState, DegradationLevel, level_rank
 from orchestrator.db.engine import Database
 from orchestrator.db.models import Component
@@ -238,7 +239,7 @@ class DegradationService:
             self.database_ok = True
         except Exception as exc:
             if self.database_ok:
-                log.warning("database unreachable: %s", str(exc).splitlines()[0] if str(exc) else exc)
+                log.warning("database unreachable: %s", first_line(exc))
             self.database_ok = False
             self._overrides = {k: o for k, o in self._overrides.items() if o.expires_at > now}
 
@@ -324,7 +325,7 @@ class DegradationService:
                 for s in dirty:
                     store.write_level(session, s.doc, now=now)
         except Exception as exc:
-            log.warning("could not record the degradation level (retried): %s", str(exc).splitlines()[0])
+            log.warning("could not record the degradation level (retried): %s", first_line(exc))
             return
         with self._cond:
             del self._events[:len(events)]
@@ -385,7 +386,7 @@ class DegradationService:
             with self.db.read() as session:
                 docs = store.stored(session, self.clock.now())
         except Exception as exc:
-            log.warning("could not read the last published levels: %s", str(exc).splitlines()[0])
+            log.warning("could not read the last published levels: %s", first_line(exc))
             return
         policy = self.policy
         for name, doc in docs.items():

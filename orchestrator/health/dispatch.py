@@ -30,9 +30,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from orchestrator.core.check_spec import CheckSpec
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.degradation.actions import MAX_STRETCH
-from orchestrator.health.spec import CheckSpec
 
 log = logging.getLogger(__name__)
 

@@ -22,13 +22,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from orchestrator.core.check_result import CheckResult
+from orchestrator.core.check_spec import CheckSpec
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.core.states import ComponentState
 from orchestrator.degradation.early_warning import Evidence
 from orchestrator.health.dispatch import Dispatcher
 from orchestrator.health.live import LiveView
-from orchestrator.health.result import CheckResult
-from orchestrator.health.spec import CheckSpec
 from orchestrator.health.tracker import Tracker, TrackerConfig, Transition
 from orchestrator.history.recorder import LiveState, Recorder, ResultItem, TransitionItem
 

@@ -34,10 +34,10 @@ import threading
 import time
 from collections.abc import Callable
 
+from orchestrator.core.check_result import CheckResult
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.health.checkers import get_checker
 from orchestrator.health.dispatch import Due
-from orchestrator.health.result import CheckResult
 
 log = logging.getLogger(__name__)
 

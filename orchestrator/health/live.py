@@ -13,8 +13,8 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 
+from orchestrator.core.check_result import CheckResult
 from orchestrator.core.states import ComponentState
-from orchestrator.health.result import CheckResult
 
 Reporter = Callable[[int, Sequence[CheckResult]], None]
 

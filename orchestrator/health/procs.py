@@ -29,8 +29,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection, wait
 
+from orchestrator.core.check_result import CheckResult
 from orchestrator.health.dispatch import Due
-from orchestrator.health.result import CheckResult
 
 log = logging.getLogger(__name__)
 

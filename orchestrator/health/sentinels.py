@@ -7,8 +7,8 @@ from __future__ import annotations
 import logging
 import threading
 
+from orchestrator.core.check_spec import CheckSpec
 from orchestrator.health.checkers import get_checker
-from orchestrator.health.spec import CheckSpec
 
 log = logging.getLogger(__name__)
 

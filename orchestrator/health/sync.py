@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from orchestrator.components.windows import Cover, Window, WindowKind, covered_ids, load_windows, open_windows
+from orchestrator.components.targets import effective_check
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.core.states import ComponentState
 from orchestrator.db.engine import Database
@@ -29,7 +30,6 @@ from orchestrator.health.judge import Hold, Install, Judge, Remove
 from orchestrator.health.tracker import TrackerConfig
 from orchestrator.history.recorder import LiveState
 from orchestrator.history.rollup import recent_p50s
-from orchestrator.recovery.targets import effective_check
 
 log = logging.getLogger(__name__)
 

@@ -21,12 +21,12 @@ from orchestrator.components.definition import (
     default_retry_interval_s,
     default_timeout_s,
 )
+from orchestrator.core.check_result import CheckResult
+from orchestrator.core.errors import IllegalTransitionError
 from orchestrator.core.states import ComponentState
 from orchestrator.degradation.early_warning import EarlyWarning, EarlyWarningSettings, Evidence
 from orchestrator.health.flap import DEFAULT_HIGH, DEFAULT_LOW, DEFAULT_WINDOW, FlapDetector
-from orchestrator.health.result import CheckResult
 from orchestrator.resilience.backoff import equal_jitter_delay
-from orchestrator.resilience.breaker import IllegalTransitionError
 
 S = ComponentState
 _OBSERVED = (S.UNKNOWN, S.UP, S.DEGRADED, S.DOWN, S.FLAPPING)  # states that check results may change

@@ -23,10 +23,10 @@ import sys
 import threading
 from multiprocessing.connection import Connection
 
+from orchestrator.core.check_result import CheckResult
+from orchestrator.core.check_spec import CheckSpec
 from orchestrator.health.dispatch import Due
 from orchestrator.health.lanes import ThreadLanes
-from orchestrator.health.result import CheckResult
-from orchestrator.health.spec import CheckSpec
 
 #: Results are batched for this long before one send: one message per period, not one per check.
 SEND_PERIOD_S = 0.02

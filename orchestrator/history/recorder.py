@@ -53,12 +53,13 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
+from orchestrator.core.check_result import CheckResult
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
+from orchestrator.core.errors import first_line
 from orchestrator.core.states import ComponentState
 from orchestrator.db.engine import Database
 from orchestrator.db.models import CheckResultRow, Component, StateTransition
 from orchestrator.db.types import UTCDateTime
-from orchestrator.health.result import CheckResult
 from orchestrator.history.drops import Drops, describe
 from orchestrator.history.rollup import Rollups, upsert_rollups
 from orchestrator.history.stats import RecorderStats
@@ -375,7 +376,7 @@ class Recorder:
         if self._failing_since_mono is None:
             self._failing_since_mono = self.clock.monotonic()
             self.failing_since = self.clock.now()
-            log.error("database write failed, buffering: %s", str(exc).splitlines()[0])
+            log.error("database write failed, buffering: %s", first_line(exc))
         self.db_healthy = False
 
     def _recovered(self, written: int) -> None:
@@ -428,7 +429,7 @@ class Recorder:
             exc = refused.__cause__
             log.error("database refused one row, dropped: %s_refused=%d %s error=%s", kind,
                       self.drops.get(f"{kind}_refused"), _describe_unit(kind, item),
-                      str(exc).splitlines()[0] if exc else "unknown")
+                      first_line(exc) if exc else "unknown")
 
     def _skip_removed(self, attempt: _Attempt) -> None:
         """Rows of components deleted since they were judged (a foreign key): dropped as removed, once."""

@@ -26,6 +26,7 @@ from sqlalchemy import select
 
 from orchestrator.components.windows import WindowKind, cover, load_windows, open_windows
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
+from orchestrator.core.errors import first_line
 from orchestrator.core.redaction import redact
 from orchestrator.db.engine import Database
 from orchestrator.db.models import Component, Incident, Notification
@@ -35,7 +36,7 @@ from orchestrator.incidents.escalation import ESCALATION, REMINDER, Escalator, t
 from orchestrator.incidents.events import IncidentEvent
 from orchestrator.incidents.notify_message import Context, compose, compose_html, document
 from orchestrator.incidents.notify_send import Delivery, send
-from orchestrator.plans import Notifications
+from orchestrator.incidents.routing import Notifications
 
 log = logging.getLogger("orchestrator.incidents.notifier")
 
@@ -228,7 +229,7 @@ class Notifier:
                                          "criticality": row.criticality}
                               for row in session.scalars(select(Component).where(Component.name.in_(names)))}
         except Exception as exc:
-            log.warning("notification context unavailable, sending without it: %s", str(exc).splitlines()[0])
+            log.warning("notification context unavailable, sending without it: %s", first_line(exc))
             return Context(self.public_url)
         return Context(self.public_url, incidents, components)
 
@@ -242,7 +243,7 @@ class Notifier:
             with self.db.write() as session:
                 taken = events.take(session, ids, self.clock.now())
         except Exception as exc:
-            log.warning("could not take incident events, sending later: %s", str(exc).splitlines()[0])
+            log.warning("could not take incident events, sending later: %s", first_line(exc))
             with self._lock:
                 self._pending[:0] = batch
                 if self._window_started is None:

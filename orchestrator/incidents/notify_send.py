@@ -21,8 +21,8 @@ from typing import Annotated, Literal
 import requests
 from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator, model_validator
 
+from orchestrator.core.check_spec import validate_http_url
 from orchestrator.core.redaction import redact
-from orchestrator.health.spec import validate_http_url
 
 SIGNATURE_HEADER = "X-Orchestrator-Signature"
 #: Seconds a receiver should accept a signature's timestamp either side of its own clock (docs/notifications.md):

@@ -17,10 +17,10 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from orchestrator.core.errors import IllegalIncidentTransition
 from orchestrator.core.states import IncidentKind, IncidentStatus
 from orchestrator.db.models import Incident
 from orchestrator.incidents import events
-from orchestrator.resilience.breaker import IllegalTransitionError
 
 S = IncidentStatus
 _WORKED_ON = (S.OPEN, S.RECOVERING, S.AWAITING_APPROVAL, S.BLOCKED)
@@ -42,13 +42,6 @@ _KINDS = {S.RECOVERING: "recovering", S.AWAITING_APPROVAL: "awaiting_approval", 
           S.ESCALATED: "escalated", S.RESOLVED: "resolved"}
 _KINDS_TO_OPEN = {S.RESOLVED: "reopened", S.AWAITING_APPROVAL: "approved", S.RECOVERING: "waiting",
                   S.BLOCKED: "unblocked"}
-
-
-class IllegalIncidentTransition(IllegalTransitionError):
-    """Raised when a move of an incident's status is not in :data:`LEGAL_TRANSITIONS`."""
-
-    def __init__(self, from_state: S, to_state: S) -> None:
-        super().__init__(from_state, to_state, "incident")
 
 
 def kind_of(expected: S, to: S) -> str:

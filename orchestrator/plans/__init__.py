@@ -2,14 +2,12 @@
 
 from orchestrator.plans.load import env_defaults, load_plans, parse_plans
 from orchestrator.plans.models import (
-    EVENTS,
     Approval,
     Backoff,
     Breaker,
     Budget,
     CrashLoop,
     Limits,
-    Notifications,
     Plan,
     PlanSet,
     Step,
@@ -17,5 +15,5 @@ from orchestrator.plans.models import (
     Verify,
 )
 
-__all__ = ["EVENTS", "Approval", "Backoff", "Breaker", "Budget", "CrashLoop", "Limits", "Notifications", "Plan", "PlanSet",
+__all__ = ["Approval", "Backoff", "Breaker", "Budget", "CrashLoop", "Limits", "Plan", "PlanSet",
            "Step", "StepDefaults", "Verify", "env_defaults", "load_plans", "parse_plans"]

@@ -17,8 +17,8 @@ from pydantic import ValidationError
 from orchestrator.core.config_text import decode_json, read_capped
 from orchestrator.core.durations import parse_duration
 from orchestrator.core.errors import NotFoundError, PlanError
+from orchestrator.core.validation import key_path, plan_error_from_validation
 from orchestrator.plans.models import STEP_SETTINGS, PlanSet
-from orchestrator.plans.validation import key_path, plan_error_from_validation
 from orchestrator.plugins.registry import load_strategy
 
 #: A plan file is configuration written by hand: anything larger is a mistake (a 50 MB file took 75 s

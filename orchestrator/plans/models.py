@@ -23,18 +23,12 @@ from orchestrator.core.durations import parse_duration
 from orchestrator.core.errors import NotFoundError
 from orchestrator.degradation.policy import DegradationPolicy
 from orchestrator.incidents.alerts import AlertRouting
-from orchestrator.incidents.escalation import Escalation, Route, Target, check_names
-from orchestrator.incidents.notify_send import AppriseUrl, Webhook
+from orchestrator.incidents.routing import Notifications
 from orchestrator.plugins.contract import Strategy
 
 #: Seconds, written as "500ms", "10s", "5m", "1h", "2d" or a number.
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 Positive = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
-#: Incident events a notification can be routed for.
-EVENTS = ("opened", "reopened", "recovering", "step_failed", "awaiting_approval", "blocked", "escalated",
-          "resolved", "degradation")
-#: Events a route may name: the above and the escalation policy's own (always sent when it is configured).
-ROUTABLE_EVENTS = (*EVENTS, "reminder", "escalation")
 #: Seconds an automatic run waits before its first decision (``limits.settle``), so failures that arrive
 #: one check apart are judged together by the blast-radius and dependency guards.
 DEFAULT_SETTLE_S = 2.0
@@ -43,9 +37,6 @@ DEFAULT_ESCALATE_ACTIONS = 3
 #: Seconds a crash loop may be held by the flapping guard before it escalates to a person (10 min):
 #: a guard ends in an action or a person, never in an open-ended wait.
 DEFAULT_ESCALATE_AFTER_S = 600.0
-#: Incident events notified when ``notifications.events`` is not given: whatever needs or tells a
-#: person, including ``blocked`` (a guard holding automation back must never be silent).
-DEFAULT_EVENTS = ("opened", "blocked", "escalated", "resolved", "degradation")
 #: Step settings that ``defaults`` may set for every step.
 STEP_SETTINGS = ("attempts", "backoff", "timeout", "verify", "approval")
 
@@ -172,30 +163,6 @@ class Limits(_Model):
     settle_s: Duration = Field(DEFAULT_SETTLE_S, alias="settle", ge=0, le=300)
     breaker: Breaker = Field(default_factory=Breaker)
     crash_loop: CrashLoop = Field(default_factory=CrashLoop)
-
-
-class Notifications(_Model):
-    urls: list[AppriseUrl] = Field(default_factory=list)
-    webhooks: list[Webhook] = Field(default_factory=list)
-    #: Events for one component within this window go out as one message.
-    group_window_s: Duration = Field(30.0, alias="group_window")
-    #: "degradation": every change of a published degradation level
-    events: list[Literal[EVENTS]] = Field(default_factory=lambda: list(DEFAULT_EVENTS))
-    #: named destinations that routes and escalation tiers send to (docs/recovery_strategies.md#escalation)
-    targets: dict[str, Target] = Field(default_factory=dict)
-    #: events matching a route go to its targets instead of ``urls``/``webhooks``; [] (the default): all there
-    routes: list[Route] = Field(default_factory=list)
-    #: reminders and tiers while an incident is unacknowledged; the default: neither
-    escalation: Escalation = Field(default_factory=Escalation)
-
-    @model_validator(mode="after")
-    def _names(self) -> Notifications:
-        check_names(self.targets, self.routes, self.escalation)
-        for i, r in enumerate(self.routes):
-            unknown = [e for e in r.events if e not in ROUTABLE_EVENTS]
-            if unknown:
-                raise ValueError(f"routes[{i}].events: unknown event {unknown[0]!r}; events: {', '.join(ROUTABLE_EVENTS)}")
-        return self
 
 
 class StepDefaults(_Model):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -16,11 +16,12 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from orchestrator.core.check_result import CheckResult
+from orchestrator.core.check_spec import CheckSpec
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.core.errors import StrategyError
 from orchestrator.core.redaction import redact
-from orchestrator.health.result import CheckResult
-from orchestrator.health.spec import CheckSpec
+from orchestrator.core.states import AttemptStatus
 
 #: Output kept per step at most; the tail is usually what explains a failure, so the head is cut.
 MAX_OUTPUT_CHARS = 16 * 1024
@@ -29,14 +30,20 @@ PERSISTABLE_FIELDS = ("active_target", "replicas", "vars.")
 
 #: ``probe(check, timeout_s)``: run one health check of a CheckSpec (or an http URL) now.
 Probe = Callable[[CheckSpec | str, float], CheckResult]
+#: ``send(urls, webhooks, title, body, timeout_s, *, payload=None, timestamp=None)``: deliver one message to
+#: Apprise URLs and signed webhooks; one redacted delivery record (``kind``, ``target``, ``ok``, ``detail``)
+#: per target, never raising for a failed delivery.
+Send = Callable[..., Sequence[Any]]
 
 
-def default_probe(check: CheckSpec | str, timeout_s: float) -> CheckResult:
-    """The probe a context gets when none is injected: the daemon's own checkers."""
-    from orchestrator.health.checkers import get_checker  # lazy: plugins need not load the checkers
+def _unwired_probe(check: CheckSpec | str, timeout_s: float) -> CheckResult:
+    raise StrategyError("this context has no probe: the executor gives one (in tests, build the context with "
+                        "orchestrator.testing.make_context)", permanent=True)
 
-    spec = CheckSpec(kind="http", url=check) if isinstance(check, str) else check
-    return get_checker(spec.kind).check(spec, timeout_s=max(0.05, timeout_s))
+
+def _unwired_send(*args: Any, **kwargs: Any) -> Sequence[Any]:
+    raise StrategyError("this context has no sender: the executor gives one (in tests, build the context with "
+                        "orchestrator.testing.make_context)", permanent=True)
 
 
 class VerifyMode(StrEnum):
@@ -47,13 +54,9 @@ class VerifyMode(StrEnum):
     NONE = "none"  # nothing to verify: such a step can never resolve an incident
 
 
-class StepOutcome(StrEnum):
-    """How one execution of a step ended; the database stores ``.value``."""
-
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    SKIPPED = "skipped"
-    ABANDONED = "abandoned"  # set only by the executor, for a step whose owner died mid-way
+#: The outcomes a strategy's result may have (of the one outcome enum, the journal's AttemptStatus): the
+#: executor alone sets the others (timed out, failed verification, abandoned after a crash).
+RESULT_OUTCOMES = frozenset({AttemptStatus.SUCCEEDED, AttemptStatus.FAILED, AttemptStatus.SKIPPED})
 
 
 @dataclass(frozen=True)
@@ -105,22 +108,25 @@ class StrategyContext:
     logger: logging.LoggerAdapter
     dry_run: bool = False
     #: run one health check now (failover verifies its new target with it)
-    probe: Probe = default_probe
+    probe: Probe = _unwired_probe
     #: commands started for the step report their pid here (pass it to run_command's on_spawn)
     on_spawn: Callable[[int], None] | None = None
     #: where commands started for the step record their exit status (pass it to run_command's exit_dir),
     #: so an owner that dies or stops mid-step is followed by one that knows how the command ended
     exit_dir: str | None = None
+    #: deliver a message (the notify strategy); the daemon's own sender, with its timeouts and redaction
+    send: Send = _unwired_send
 
     @classmethod
     def create(cls, component: ComponentView, *, incident_id: int, step_index: int = 0, attempt: int = 1,
                timeout_s: float = 60.0, clock: Clock = SYSTEM_CLOCK, dry_run: bool = False,
                probe: Probe | None = None, on_spawn: Callable[[int], None] | None = None,
-               exit_dir: str | None = None) -> StrategyContext:
-        """Build a context whose deadline is ``timeout_s`` from now and whose logger is bound."""
+               exit_dir: str | None = None, send: Send | None = None) -> StrategyContext:
+        """Build a context whose deadline is ``timeout_s`` from now and whose logger is bound. ``probe``
+        and ``send`` are the caller's to give (the executor gives the daemon's checkers and sender)."""
         return cls(component, incident_id, step_index, attempt, clock.monotonic() + timeout_s, clock,
-                   bind_logger(component.name, incident_id, step_index), dry_run, probe or default_probe, on_spawn,
-                   exit_dir)
+                   bind_logger(component.name, incident_id, step_index), dry_run, probe or _unwired_probe, on_spawn,
+                   exit_dir, send or _unwired_send)
 
     def remaining_s(self) -> float:
         """Seconds left before the deadline (never negative)."""
@@ -131,7 +137,7 @@ class StrategyContext:
 class StepResult:
     """The record of one execution: outcome, a one-line detail, captured output and facts for reports."""
 
-    outcome: StepOutcome
+    outcome: AttemptStatus  # one of RESULT_OUTCOMES
     detail: str
     started_at: datetime
     finished_at: datetime
@@ -139,6 +145,8 @@ class StepResult:
     facts: Mapping[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.outcome not in RESULT_OUTCOMES:
+            raise ValueError(f"a step result is succeeded, failed or skipped, not {self.outcome!r}")
         # Everything in a result ends up stored and logged, so it is redacted and capped here, once.
         line = " ".join(redact(self.detail).split())
         object.__setattr__(self, "detail", line[:500])
@@ -150,18 +158,18 @@ class StepResult:
     def succeeded(cls, detail: str, *, started_at: datetime, finished_at: datetime, output: str = "",
                   facts: Mapping[str, object] | None = None) -> StepResult:
         """A step that did what it set out to do (verification is still the executor's)."""
-        return cls(StepOutcome.SUCCEEDED, detail, started_at, finished_at, output, facts or {})
+        return cls(AttemptStatus.SUCCEEDED, detail, started_at, finished_at, output, facts or {})
 
     @classmethod
     def failed(cls, detail: str, *, started_at: datetime, finished_at: datetime, output: str = "",
                facts: Mapping[str, object] | None = None) -> StepResult:
         """A step that ran and did not work."""
-        return cls(StepOutcome.FAILED, detail, started_at, finished_at, output, facts or {})
+        return cls(AttemptStatus.FAILED, detail, started_at, finished_at, output, facts or {})
 
     @classmethod
     def skipped(cls, reason: str, *, at: datetime) -> StepResult:
         """A step that did not run (a guard, or dry-run); ``reason`` says why."""
-        return cls(StepOutcome.SKIPPED, reason, at, at)
+        return cls(AttemptStatus.SKIPPED, reason, at, at)
 
 
 class StrategyFailure(StrategyError):

@@ -12,7 +12,7 @@ from typing import NamedTuple
 from pydantic import BaseModel
 
 from orchestrator.core.errors import InputError, NotFoundError
-from orchestrator.plugins.contract import Strategy
+from orchestrator.plugins.contract import PERSISTABLE_FIELDS, Strategy
 
 ENTRY_POINT_GROUP = "orchestrator.strategies"
 
@@ -65,5 +65,18 @@ def load_strategy(name: str) -> type[Strategy]:
         raise StrategyPluginError(
             f"strategy plugin {name!r} ({eps[name].value}) must implement execute() and set Params to a "
             "pydantic model")
+    _check_persists(name, eps[name].value, cls)
     _loaded[name] = cls
     return cls
+
+
+def _check_persists(name: str, target: str, cls: type[Strategy]) -> None:
+    """Refuse at load a ``persists`` naming a component field a strategy may not write (only
+    ``active_target``, ``replicas`` and ``vars.NAME``), rather than failing after a step has run."""
+    for fact, field in cls.persists.items():
+        var = field.removeprefix("vars.") if field.startswith("vars.") else None
+        if field in PERSISTABLE_FIELDS or (var is not None and var.isidentifier()):
+            continue
+        raise StrategyPluginError(
+            f"strategy plugin {name!r} ({target}) persists fact {fact!r} to {field!r}, which is not a persistable "
+            "field (active_target, replicas or vars.NAME)")

@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 
-from orchestrator.core.errors import StrategyError
-from orchestrator.core.secret_refs import UnresolvedReference, resolve
+from orchestrator.core.errors import StrategyError, UnresolvedReference
+from orchestrator.core.secret_refs import resolve
 from orchestrator.plugins.contract import StrategyContext
 
 #: ``{component.name}``, ``{vars.KEY}``, ``{replicas}``; ``{{`` and ``}}`` are literal braces.

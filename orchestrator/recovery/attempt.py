@@ -12,12 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator.core.check_result import CheckResult
+from orchestrator.core.check_spec import CheckSpec
 from orchestrator.core.errors import StrategyError
 from orchestrator.core.states import AttemptStatus
-from orchestrator.health.result import CheckResult
-from orchestrator.health.spec import CheckSpec
 from orchestrator.plans import Step
-from orchestrator.plugins.contract import StepOutcome, Strategy, StrategyContext, StrategyFailure, VerifyMode
+from orchestrator.plugins.contract import Strategy, StrategyContext, StrategyFailure, VerifyMode
 from orchestrator.recovery.verify import Verification, run_bounded, verify_until
 
 #: Extra seconds the bounded call waits past the step timeout: the strategy's own command is killed
@@ -70,9 +70,9 @@ def execute(strategy: Strategy, context: StrategyContext, step: Step) -> Attempt
         return AttemptResult(status, f"strategy {strategy.name!r} raised {type(exc).__name__}: {exc}", trace)
     result = bounded.value
     facts = dict(result.facts)
-    if result.outcome is StepOutcome.SUCCEEDED:
+    if result.outcome is AttemptStatus.SUCCEEDED:
         return AttemptResult(AttemptStatus.SUCCEEDED, result.detail, result.output, facts)
-    if result.outcome is StepOutcome.SKIPPED:
+    if result.outcome is AttemptStatus.SKIPPED:
         return AttemptResult(AttemptStatus.SKIPPED, result.detail, result.output, facts, permanent=True)
     return AttemptResult(AttemptStatus.FAILED, result.detail, result.output, facts)
 
@@ -90,7 +90,8 @@ def verify(strategy: Strategy, context: StrategyContext, step: Step, check: Call
     if mode is VerifyMode.OWN:
         own = StrategyContext.create(context.component, incident_id=context.incident_id,
                                      step_index=context.step_index, attempt=context.attempt,
-                                     timeout_s=step.verify.deadline_s, clock=clock, probe=context.probe)
+                                     timeout_s=step.verify.deadline_s, clock=clock, probe=context.probe,
+                                     send=context.send)
         probe = _own_probe(strategy, own)
     else:
         spec = check()

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from orchestrator.core.errors import LeaseLost
 from orchestrator.db.engine import Database
 from orchestrator.db.models import DaemonInstance, Incident
 
@@ -28,10 +29,6 @@ from orchestrator.db.models import DaemonInstance, Incident
 LEASE_S = 10.0
 #: SQLite keeps datetimes as text with microseconds; strftime('%f') gives milliseconds.
 _SQLITE_NOW = "%Y-%m-%d %H:%M:%f"
-
-
-class LeaseLost(Exception):
-    """Raised inside a fenced transaction when the incident is no longer this run's (rolls it back)."""
 
 
 @dataclass(frozen=True)

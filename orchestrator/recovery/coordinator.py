@@ -31,14 +31,16 @@ from sqlalchemy import or_, select
 
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.core.config import Switches
-from orchestrator.core.errors import ConflictError, InputError, NotFoundError
+from orchestrator.core.errors import ConflictError, InputError, LeaseLost, NotFoundError, first_line
 from orchestrator.core.redaction import redact, secret_values
 from orchestrator.core.states import ACTIVE_INCIDENT_STATUSES, IncidentStatus
 from orchestrator.db.models import Component, Incident
 from orchestrator.db.watch import DatabaseWatch
+from orchestrator.health.checkers import probe_now
 from orchestrator.incidents import status
 from orchestrator.incidents.lifecycle import active_incident, open_incident
 from orchestrator.incidents.notifier import Notifier
+from orchestrator.incidents.notify_send import send
 from orchestrator.plans import Limits, PlanSet
 from orchestrator.plugins.contract import StrategyContext
 from orchestrator.recovery import claims, outage, runs, worklist
@@ -193,7 +195,8 @@ class RecoveryCoordinator:
         lines = []
         for index, step in enumerate(self._plans.plans[plan_name].steps):
             context = StrategyContext.create(component_view(row), incident_id=0, step_index=index,
-                                             timeout_s=step.timeout_s, clock=self.clock, dry_run=True)
+                                             timeout_s=step.timeout_s, clock=self.clock, dry_run=True,
+                                             probe=probe_now, send=send)
             described = runs.describe(step.make_strategy(), context)
             lines.append(f"step {index} ({step.label}): would {redact(described, secret_values(row))}")
         return lines
@@ -267,7 +270,7 @@ class RecoveryCoordinator:
         for incident_id, (claim, end) in list(self._unreleased.items()):
             try:
                 self._release(claim, end)
-            except claims.LeaseLost:
+            except LeaseLost:
                 pass  # taken over meanwhile: nothing of ours to give back
             except Exception:  # still away: next tick (or the lease expires and it is taken over)
                 continue
@@ -319,14 +322,14 @@ class RecoveryCoordinator:
             end = self._run_claimed(claim, manual, plan_name)
         except Exception as exc:  # a bug or a lost database must not take the pool (or the daemon) down
             log.exception("incident=%s recovery run failed", claim.incident_id)
-            end = RunEnd(RunOutcome.FAILED, reason=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            end = RunEnd(RunOutcome.FAILED, reason=f"{type(exc).__name__}: {first_line(exc) if str(exc).strip() else ''}")
         try:
             self._release(claim, end)
-        except claims.LeaseLost:
+        except LeaseLost:
             log.warning("incident=%s run lease was taken over before the run ended", claim.incident_id)
         except Exception as exc:  # the database is away: give it back once it returns (or it expires)
             log.warning("incident=%s could not give back its run lease yet: %s", claim.incident_id,
-                        str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+                        first_line(exc))
             self._unreleased[claim.incident_id] = (claim, end)
         finally:
             with self._lock:
@@ -376,7 +379,7 @@ class RecoveryCoordinator:
             if end.outcome is RunOutcome.FAILED:
                 values["last_error"] = end.reason
             if not claims.release(session, claim, **values):
-                raise claims.LeaseLost(f"incident {claim.incident_id}: lease epoch {claim.epoch} was taken over")
+                raise LeaseLost(f"incident {claim.incident_id}: lease epoch {claim.epoch} was taken over")
             if incident.status == S.RECOVERING.value:
                 status.transition(session, incident.id, S.RECOVERING, S.OPEN, now=now,
                                   reason=end.reason or f"run ended ({end.outcome.value}); waiting for the next one")

@@ -8,9 +8,9 @@ from datetime import datetime
 
 from sqlalchemy import select
 
+from orchestrator.core.check_result import CheckResult
 from orchestrator.core.states import Resolution
 from orchestrator.db.models import Component, Incident
-from orchestrator.health.result import CheckResult
 from orchestrator.incidents import events
 from orchestrator.recovery import records
 from orchestrator.recovery.guards import Decision

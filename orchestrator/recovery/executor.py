@@ -13,8 +13,12 @@ import dataclasses
 import logging
 from datetime import timedelta
 
+from orchestrator.components.targets import effective_check
+from orchestrator.core.errors import ClaimRefused, LeaseLost, first_line
 from orchestrator.core.states import AttemptStatus, ComponentState, IncidentStatus, Resolution
 from orchestrator.db.models import Component, Incident
+from orchestrator.health.checkers import probe_now
+from orchestrator.incidents.notify_send import send
 from orchestrator.plugins.contract import StrategyContext
 from orchestrator.recovery import attempt as attempts
 from orchestrator.recovery import claims, journal, records, runs
@@ -24,7 +28,7 @@ from orchestrator.recovery.guards import ACT, evaluate, mass_outage
 from orchestrator.recovery.retry import RetryPolicy
 from orchestrator.recovery.snapshot import guard_input, hold_of
 from orchestrator.recovery.takeover import take_over
-from orchestrator.recovery.targets import component_view, effective_check
+from orchestrator.recovery.targets import component_view
 from orchestrator.recovery.verify import pause
 from orchestrator.recovery.work import GONE, STOPPED, Engine, RunEnd, RunOutcome, RunRequest
 
@@ -115,7 +119,8 @@ class PlanExecutor:
         on_spawn = None if entry_id is None else (lambda pid: self._spawned(entry_id, pid))
         return StrategyContext.create(component_view(row), incident_id=req.incident_id, step_index=index,
                                       attempt=attempt, timeout_s=step.timeout_s, clock=self.e.clock,
-                                      on_spawn=on_spawn, exit_dir=None if entry_id is None else str(journal.exit_dir()))
+                                      on_spawn=on_spawn, exit_dir=None if entry_id is None else str(journal.exit_dir()),
+                                      probe=probe_now, send=send)
 
     def _attempt(self, req: RunRequest, t: Turn) -> RunEnd | None:
         """Claim, act holding a slot (only while the action runs), verify, journal, decide."""
@@ -149,10 +154,10 @@ class PlanExecutor:
         def fenced(session) -> None:
             try:
                 claims.fence(session, self.e.db, req.claim, self.e.lease_s)
-            except claims.LeaseLost as exc:
-                raise journal.ClaimRefused(str(exc)) from None
+            except LeaseLost as exc:
+                raise ClaimRefused(str(exc)) from None
             if not runs.mark_recovering(session, req.incident_id, now, episode):
-                raise journal.ClaimRefused("the incident is no longer active")
+                raise ClaimRefused("the incident is no longer active")
 
         entry_id = journal.claim(self.e.db, incident_id=req.incident_id, component_id=t.row.id,
                                  step_index=t.index, attempt=t.pos.attempt, strategy=t.step.strategy,
@@ -166,7 +171,7 @@ class PlanExecutor:
         try:
             journal.record_process(self.e.db, entry_id, pid)
         except Exception as exc:  # the command runs on; only a later owner's kill of it is lost
-            log.warning("could not record pid %s of journal row %s: %s", pid, entry_id, str(exc).splitlines()[0])
+            log.warning("could not record pid %s of journal row %s: %s", pid, entry_id, first_line(exc))
 
     def _verify(self, req: RunRequest, t: Turn, context: StrategyContext, entry_id: int,
                 result: attempts.AttemptResult) -> attempts.AttemptResult:

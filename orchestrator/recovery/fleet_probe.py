@@ -23,11 +23,11 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from orchestrator.components.targets import effective_check
+from orchestrator.core.check_spec import CheckSpec
 from orchestrator.db.engine import Database
 from orchestrator.db.models import Component, ComponentDependency
 from orchestrator.health.checkers import get_checker
-from orchestrator.health.spec import CheckSpec
-from orchestrator.recovery.targets import effective_check
 
 log = logging.getLogger("orchestrator.recovery")
 

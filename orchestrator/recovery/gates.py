@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 
+from orchestrator.components.targets import effective_check
 from orchestrator.core.states import ComponentState, IncidentStatus, Resolution
 from orchestrator.db.models import Component, Incident
 from orchestrator.plans import Step
@@ -32,7 +33,6 @@ from orchestrator.recovery.fleet_probe import FleetProbe, probe_fleet
 from orchestrator.recovery.guards import Decision, Verdict, mass_outage
 from orchestrator.recovery.retry import crash_loop_delay_s, crash_loop_streak
 from orchestrator.recovery.snapshot import past_incidents
-from orchestrator.recovery.targets import effective_check
 from orchestrator.recovery.verify import check_probe, confirm_healthy
 from orchestrator.recovery.work import GONE, Engine, RunEnd, RunOutcome, RunRequest
 from orchestrator.resilience.breaker import BreakerState

@@ -12,11 +12,11 @@ from typing import Protocol
 
 from sqlalchemy import func, select
 
+from orchestrator.core.check_result import CheckResult
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.core.states import ComponentState
 from orchestrator.db.engine import Database
 from orchestrator.db.models import Component, DaemonInstance
-from orchestrator.health.result import CheckResult
 
 #: A daemon whose heartbeat is older than this no longer speaks for the view's reliability.
 HEARTBEAT_STALE_S = 120.0

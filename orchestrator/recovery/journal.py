@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from orchestrator.core.config import state_dir
+from orchestrator.core.errors import ClaimRefused
 from orchestrator.core.proc import forget_exit, host_identity, process_start_ticks
 from orchestrator.core.redaction import redact, redact_view, secret_values
 from orchestrator.core.states import AttemptStatus
@@ -34,10 +35,6 @@ log = logging.getLogger("orchestrator.recovery")
 
 #: Longest one-line detail kept (the output column holds the long text).
 MAX_DETAIL_CHARS = 500
-
-
-class ClaimRefused(Exception):
-    """Raised inside a claim transaction to roll it back (e.g. the incident changed under us)."""
 
 
 #: verification["action"] of a running row whose action returned successfully; verification follows

@@ -14,13 +14,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from orchestrator.components.targets import BACKUP, PRIMARY, effective_replicas, effective_vars
 from orchestrator.core.states import IncidentStatus, Resolution
 from orchestrator.db.engine import Database
 from orchestrator.db.models import Component, Incident
 from orchestrator.incidents import lifecycle, status
 from orchestrator.plans import Limits
 from orchestrator.recovery.snapshot import breaker_for
-from orchestrator.recovery.targets import BACKUP, PRIMARY
 from orchestrator.resilience.breaker import BreakerTransition
 
 log = logging.getLogger("orchestrator.recovery")
@@ -87,27 +87,32 @@ def _field_value(field: str, value: Any) -> Any:
 
 def apply_facts(session: Session, component_id: int, persists: Mapping[str, str], facts: Mapping[str, Any],
                 now: datetime) -> list[str]:
-    """Write the facts a strategy declared in ``persists`` (fact → component field) to the component;
-    the names of the fields changed. A declared fact missing from ``facts`` changes nothing."""
+    """Write the facts a strategy declared in ``persists`` (fact → component field) to what the
+    component learned (never to its declared definition: the one writer of ``active_target``,
+    ``learned_replicas`` and ``learned_vars`` besides failback); the names of the fields whose effective
+    value changed. A declared fact missing from ``facts`` changes nothing."""
     row = session.get(Component, component_id)
     if row is None:
         return []
     changed: list[str] = []
-    new_vars = dict(row.vars or {})
+    learned_vars = dict(row.learned_vars or {})
     for fact, field in persists.items():
         if fact not in facts:
             continue
         value = _field_value(field, facts[fact])
         if field.startswith("vars."):
             name = field.removeprefix("vars.")
-            if new_vars.get(name) != value:
-                new_vars[name] = value
+            if effective_vars(row).get(name) != value:
                 changed.append(field)
-        elif getattr(row, field) != value:
-            setattr(row, field, value)
+            learned_vars[name] = value  # None hides the declared var: the strategy removed it
+            row.learned_vars = dict(learned_vars)
+        elif field == "replicas":
+            if effective_replicas(row) != value:
+                changed.append(field)
+            row.learned_replicas = value
+        elif row.active_target != value:
+            row.active_target = value
             changed.append(field)
-    if any(f.startswith("vars.") for f in changed):
-        row.vars = {k: v for k, v in new_vars.items() if v is not None}  # None removes a var
     if changed:
         row.generation += 1  # the running daemon reloads the definition (and the effective check)
         row.updated_at = now

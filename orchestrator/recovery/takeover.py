@@ -32,13 +32,13 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from orchestrator.components.targets import effective_check
 from orchestrator.core.proc import host_identity, kill_orphan_group, process_start_ticks, recorded_exit
 from orchestrator.core.states import AttemptStatus, Resolution
 from orchestrator.db.models import Component, DaemonInstance, JournalEntry
 from orchestrator.plans import Verify
 from orchestrator.recovery import journal
 from orchestrator.recovery.decisions import resolved
-from orchestrator.recovery.targets import effective_check
 from orchestrator.recovery.verify import Verification, check_probe, confirm_healthy, pause, verify_until
 from orchestrator.recovery.work import STOPPED, Engine, RunEnd, RunRequest
 

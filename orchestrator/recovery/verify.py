@@ -15,11 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from orchestrator.core.check_result import CheckResult
+from orchestrator.core.check_spec import CheckSpec
 from orchestrator.core.clock import Clock
-from orchestrator.health.result import CheckResult
-from orchestrator.health.spec import CheckSpec
+from orchestrator.health.checkers import probe_now
 from orchestrator.plans import Verify
-from orchestrator.plugins.contract import default_probe
 
 T = TypeVar("T")
 #: Probe results kept in the journal's verification record (the last ones explain a failure).
@@ -146,4 +146,4 @@ def confirm_healthy(probe: Probe, successes: int, interval_s: float, *, stop: th
 
 def check_probe(spec: CheckSpec) -> Probe:
     """A probe running the component's own health check."""
-    return functools.partial(default_probe, spec)
+    return functools.partial(probe_now, spec)

@@ -16,7 +16,7 @@ from enum import StrEnum
 from orchestrator.core.clock import Clock
 from orchestrator.db.engine import Database
 from orchestrator.plans import Limits, Plan
-from orchestrator.recovery.claims import Claim
+from orchestrator.recovery.claims import LEASE_S, Claim
 from orchestrator.recovery.fleet_probe import FleetLook
 from orchestrator.recovery.health_view import HealthView
 from orchestrator.recovery.slots import ActionSlots
@@ -76,7 +76,7 @@ class Engine:
     rng: random.Random = field(default_factory=random.Random)
     error_handling_enabled: bool = True
     report: Callable[[str], None] = field(default=lambda _line: None)
-    lease_s: float = 10.0
+    lease_s: float = LEASE_S
     #: the degradation level the orchestrator applies to itself now (orchestrator.degradation.actions)
     degradation: Callable[[], str] = field(default=lambda: "normal")
     #: the look around before settling, shared by the runs of a burst

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import Enum, StrEnum
+from enum import StrEnum
 from typing import Any
 
-from orchestrator.core.errors import OrchestratorError
+from orchestrator.core.errors import IllegalTransitionError
 
 
 class BreakerState(StrEnum):
@@ -28,14 +28,6 @@ _C, _O, _H = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
 LEGAL_TRANSITIONS: frozenset[tuple[BreakerState, BreakerState]] = frozenset(
     {(_C, _O), (_O, _H), (_H, _C), (_H, _O), (_O, _C)}  # (_O, _C): an operator's reset
 )
-
-
-class IllegalTransitionError(OrchestratorError):
-    """Raised when a state machine is asked for a (from, to) pair its table does not list."""
-
-    def __init__(self, from_state: Enum, to_state: Enum, machine: str) -> None:
-        self.from_state, self.to_state = from_state, to_state
-        super().__init__(f"{machine}: illegal transition {from_state.value} -> {to_state.value}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,8 @@ from typing import Any
 from flask import Blueprint, Response
 
 from orchestrator import __version__
+from orchestrator.core.defaults import HEARTBEAT_INTERVAL_S
+from orchestrator.core.errors import first_line
 from orchestrator.history.drops import WRITES_FAILING_SHOWN_S
 from orchestrator.web.state import app_state
 from orchestrator.web.summary import scheduler_stuck
@@ -20,8 +22,6 @@ from orchestrator.web.summary import scheduler_stuck
 blueprint = Blueprint("health", __name__)
 
 CONTENT_TYPE = "application/health+json"
-#: the daemon's heartbeat job interval (orchestrator.daemon.HEARTBEAT_INTERVAL_S), for "stuck"
-HEARTBEAT_INTERVAL_S = 5.0
 _RANK = {"pass": 0, "warn": 1, "fail": 2}
 
 
@@ -71,7 +71,7 @@ def readyz() -> Response:
         source.db.check_reachable()
         checks["database:reachable"] = ("pass", True, "")
     except Exception as exc:  # any failure to reach it means not ready; the reason is the output
-        checks["database:reachable"] = ("fail", False, str(exc).splitlines()[0])
+        checks["database:reachable"] = ("fail", False, first_line(exc))
         return _answer(checks)
     facts = source.facts()
     checks["view:reliable"] = ("pass", True, "") if facts.view_reliable else (

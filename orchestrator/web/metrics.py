@@ -52,6 +52,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from orchestrator.components.views import effective_state_sql
+from orchestrator.core.errors import first_line
 from orchestrator.core.states import ComponentState
 from orchestrator.db.models import Component
 from orchestrator.web.degradation_api import level_metrics
@@ -140,7 +141,7 @@ class OrchestratorCollector:
         except SQLAlchemyError as exc:  # what the process knows without the database is still served
             if not self._db_lost:
                 log.warning("metrics: database unreadable, serving the process's own series until it is "
-                            "back: %s", str(exc).splitlines()[0])
+                            "back: %s", first_line(exc))
             self._db_lost = True
             yield from health(facts, database_ok=False)
             return

@@ -54,6 +54,10 @@ class MaintenanceWindow(Shape):
     active: bool
     active_until: datetime | None
     next_start: datetime | None
+class Learned(Shape):
+    active_target: Literal["primary", "backup"]
+    replicas: int | None
+    vars: dict[str, str | None]
 
 
 class Component(Shape):
@@ -94,6 +98,8 @@ class Component(Shape):
     tls_days_left: Annotated[float | None, Field(description="days until tls_expires_at (negative: expired)")]
     windows: Annotated[list[ComponentWindow], Field(
         description="maintenance windows and silences in force over it (docs/maintenance.md)")]
+    learned: Annotated[Learned, Field(description="what recovery learned: it overrides the declared replicas "
+                                                  "and vars while set (docs/cli.md)")]
 
 
 class Transition(Shape):

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import threading
 
+from orchestrator.core.check_result import CheckResult
+from orchestrator.core.check_spec import CheckSpec
 from orchestrator.core.errors import InputError
 from orchestrator.health.checkers.base import Checker
 from orchestrator.health.checkers.command import CommandChecker
 from orchestrator.health.checkers.http import HttpChecker
 from orchestrator.health.checkers.tcp import TcpChecker
 
-__all__ = ["Checker", "CommandChecker", "HttpChecker", "TcpChecker", "close_checkers", "get_checker"]
+__all__ = ["Checker", "CommandChecker", "HttpChecker", "TcpChecker", "close_checkers", "get_checker", "probe_now"]
 
 #: The check kinds a CheckSpec can name; a fixed set (not plugins) because CheckSpec.kind is a Literal.
 CHECKER_TYPES: dict[str, type[Checker]] = {
@@ -48,3 +50,9 @@ def close_checkers() -> None:
         _instances.clear()
     for checker in checkers:
         checker.close()
+
+
+def probe_now(check: CheckSpec | str, timeout_s: float) -> CheckResult:
+    """Run one check of a CheckSpec (or an http URL) now: the probe the executor gives strategies."""
+    spec = CheckSpec(kind="http", url=check) if isinstance(check, str) else check
+    return get_checker(spec.kind).check(spec, timeout_s=max(0.05, timeout_s))

@@ -17,11 +17,12 @@ import time
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
+from orchestrator.core.check_result import CheckResult
+from orchestrator.core.check_spec import CheckSpec
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
+from orchestrator.core.errors import UnresolvedReference
 from orchestrator.core.redaction import redact
-from orchestrator.core.secret_refs import UnresolvedReference, resolve_model
-from orchestrator.health.result import CheckResult
-from orchestrator.health.spec import CheckSpec
+from orchestrator.core.secret_refs import resolve_model
 
 log = logging.getLogger(__name__)
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import signal
 
+from orchestrator.core.check_result import CheckResult
+from orchestrator.core.check_spec import CheckSpec
 from orchestrator.core.proc import run_command
 from orchestrator.health.checkers.base import Attempt, Checker, one_line
-from orchestrator.health.result import CheckResult
-from orchestrator.health.spec import CheckSpec
 
 #: Output kept from a check command: enough for a reason line and a little context.
 MAX_CHECK_OUTPUT_BYTES = 4096

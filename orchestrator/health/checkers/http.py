@@ -36,6 +36,8 @@ from urllib3.exceptions import (
 from urllib3.util.retry import Retry
 
 from orchestrator import __version__
+from orchestrator.core.check_result import CheckResult
+from orchestrator.core.check_spec import MAX_BODY_BYTES, CheckSpec
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.health.checkers.base import WATCHDOG, Attempt, Checker, Deadline
 from orchestrator.health.checkers.dns import is_ip_literal, resolve
@@ -46,8 +48,6 @@ from orchestrator.health.checkers.tls import (
     judge_expiry,
     peer_expiry,
 )
-from orchestrator.health.result import CheckResult
-from orchestrator.health.spec import MAX_BODY_BYTES, CheckSpec
 
 USER_AGENT = f"orchestrator-healthcheck/{__version__}"
 #: Hosts whose connections are kept: one pool per host, so this is "every host we check". Checks

@@ -5,10 +5,10 @@ from __future__ import annotations
 import socket
 from urllib.parse import urlsplit
 
+from orchestrator.core.check_result import CheckResult
+from orchestrator.core.check_spec import CheckSpec
 from orchestrator.health.checkers.base import Attempt, Checker
 from orchestrator.health.checkers.dns import resolve
-from orchestrator.health.result import CheckResult
-from orchestrator.health.spec import CheckSpec
 
 #: Ports assumed when a tcp check names only a URL without one.
 _DEFAULT_PORTS = {"http": 80, "https": 443}

@@ -37,3 +37,8 @@ def default_timeout_s(interval_s: float) -> float:
 DEFAULT_MAX_PROBE_INTERVAL_S = 30.0
 #: ... and never more than this many intervals, so a fast-checked component is seen back fast
 MAX_PROBE_INTERVALS = 5
+
+# The daemon's own cadence, read by the daemon that keeps it and by the web that judges it.
+#: seconds between the daemon's heartbeats (daemon_instances.heartbeat_at); /healthz calls the scheduler
+#: stuck after a few missed ones
+HEARTBEAT_INTERVAL_S = 5.0
