@@ -15,7 +15,7 @@ from orchestrator.core.clock import FakeClock
 from orchestrator.db.engine import Database
 from orchestrator.db.models import Alert, Incident, IncidentEventRow
 from orchestrator.incidents.notifier import Notifier
-from orchestrator.plans import Notifications
+from orchestrator.incidents.routing import Notifications
 from orchestrator.web.app import create_app
 from orchestrator.web.source import DatabaseSource
 from orchestrator.web.state import WebSettings

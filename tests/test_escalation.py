@@ -15,7 +15,8 @@ from orchestrator.core.errors import PlanError
 from orchestrator.db.engine import Database
 from orchestrator.incidents import operator
 from orchestrator.incidents.notifier import Notifier
-from orchestrator.plans import Notifications, parse_plans
+from orchestrator.incidents.routing import Notifications
+from orchestrator.plans import parse_plans
 from orchestrator.web.app import create_app
 from orchestrator.web.source import DatabaseSource
 from orchestrator.web.state import WebSettings

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import trustme
 
+from orchestrator.core.check_spec import CheckSpec
 from orchestrator.health.checkers import HttpChecker
 from orchestrator.health.checkers.tls import describe, not_after
-from orchestrator.health.spec import CheckSpec
 from tests.tls_servers import CertServer, leaf
 
 
@@ -145,7 +145,7 @@ def test_bad_tls_settings_name_the_field(spec, field) -> None:
 
 
 def _result(ok: bool = True, warning: str | None = None, at: datetime | None = None):
-    from orchestrator.health.result import CheckResult
+    from orchestrator.core.check_result import CheckResult
 
     return CheckResult(ok=ok, latency_ms=5.0, checked_at=at or datetime(2026, 12, 7, tzinfo=UTC),
                        error=None if ok else "certificate expires in 1 day, 2026-12-08", warning=warning)

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from orchestrator.components.definition import ComponentSpec
 from orchestrator.components.registry import Registry
-from orchestrator.components.windows import Window, WindowKind, WindowRequest, WindowService
+from orchestrator.components.windows import Window, WindowKind, WindowRequest, WindowService, silenced
 from orchestrator.core.clock import FakeClock
 from orchestrator.core.errors import InputError
 from orchestrator.core.labels import parse_selector
@@ -117,7 +117,7 @@ def test_a_silence_mutes_notifications_only_and_records_them(db) -> None:
     clock, outbox = FakeClock(datetime.now(UTC)), Outbox()
     silence = WindowService(db, clock=clock).add(WindowRequest(WindowKind.SILENCE, "team=core", for_s=4 * 3600,
                                                                reason="migration"))
-    notifier = Notifier(db, config(), clock=clock, sender=outbox)
+    notifier = Notifier(db, config(), clock=clock, sender=outbox, silences=silenced)
     notifier.publish(event("opened", muted, "core"))  # components "core1" and "web1"
     notifier.publish(event("opened", sent, "web"))
     assert notifier.flush(force=True) == 1

@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
 from orchestrator.components.registry import definition_of
-from orchestrator.components.windows import OpenWindows, cover, cover_view, load_windows, open_windows
 from orchestrator.components.targets import learned_view
+from orchestrator.components.windows import OpenWindows, cover, cover_view, load_windows, open_windows
 from orchestrator.core.errors import InputError, NotFoundError
 from orchestrator.core.redaction import redact_view, secret_values
 from orchestrator.core.states import ComponentState

@@ -200,6 +200,20 @@ def covered_ids(session: Session, open_now: OpenWindows) -> dict[int, tuple[Wind
     return out
 
 
+def silenced(session: Session, now: datetime, labels_by_name: Mapping[str, Any]) -> dict[str, tuple[int, datetime]]:
+    """The components of ``labels_by_name`` a silence mutes at ``now``: name -> (silence id, until); the
+    notifier's :data:`~orchestrator.incidents.notifier.SilenceLookup`."""
+    silences = open_windows(load_windows(session, WindowKind.SILENCE), now)
+    if not silences:
+        return {}
+    muted = {}
+    for name, labels in labels_by_name.items():
+        found = cover(silences, labels).silence
+        if found is not None:
+            muted[name] = (found[0].id, found[1])
+    return muted
+
+
 def load_windows(session: Session, kind: WindowKind | None = None) -> list[Window]:
     """Every window (of ``kind``), oldest first."""
     stmt = select(MaintenanceWindow).order_by(MaintenanceWindow.id)

@@ -18,8 +18,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from orchestrator.components.windows import Cover, Window, WindowKind, covered_ids, load_windows, open_windows
 from orchestrator.components.targets import effective_check
+from orchestrator.components.windows import Cover, Window, WindowKind, covered_ids, load_windows, open_windows
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.core.states import ComponentState
 from orchestrator.db.engine import Database

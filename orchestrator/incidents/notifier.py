@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from orchestrator.components.windows import WindowKind, cover, load_windows, open_windows
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.core.errors import first_line
 from orchestrator.core.redaction import redact
@@ -46,14 +48,22 @@ DEFAULT_SEND_TIMEOUT_S = 10.0
 COLLECT_LIMIT = 1000
 
 
+#: Which components a silence mutes now: ``(session, now, {name: labels})`` -> ``{name: (silence id, until)}``.
+#: Given by the layer that owns silences (components.windows.silenced): incidents sit below components.
+SilenceLookup = Callable[[Session, datetime, Mapping[str, Any]], Mapping[str, tuple[int, datetime]]]
+
+
 class Notifier:
     """Queues incident events and sends them grouped. Thread-safe."""
 
     def __init__(self, db: Database, config: Notifications, *, clock: Clock = SYSTEM_CLOCK,
                  sender: Callable[..., list[Delivery]] = send,
-                 send_timeout_s: float = DEFAULT_SEND_TIMEOUT_S, public_url: str | None = None) -> None:
+                 send_timeout_s: float = DEFAULT_SEND_TIMEOUT_S, public_url: str | None = None,
+                 silences: SilenceLookup | None = None) -> None:
         self.db, self.clock, self.sender, self.send_timeout_s = db, clock, sender, send_timeout_s
         self.config = config
+        #: the silences in force (None: nothing is ever silenced)
+        self.silences = silences
         #: reminders and tiers (notifications.escalation), ticked by :meth:`flush`
         self.escalator = Escalator(db, config.escalation, clock=clock)
         #: where the incident pages are served (config ``public_url``): every message links there
@@ -186,32 +196,31 @@ class Notifier:
         component mutes it, and when the silences cannot be read everything is sent."""
         now = self.clock.now()
         names = {e.component_name for e in batch if e.component_name}
-        if not names:
+        if not names or self.silences is None:
             return batch
         try:
             with self.db.write() as session:
-                silences = open_windows(load_windows(session, WindowKind.SILENCE), now)
-                if not silences:
-                    return batch
                 labels = dict(session.execute(select(Component.name, Component.labels)
                                               .where(Component.name.in_(sorted(names)))).all())
+                muted = self.silences(session, now, labels)
+                if not muted:
+                    return batch
                 kept = []
                 for event in batch:
-                    found = cover(silences, labels.get(event.component_name)).silence \
-                        if event.component_name in labels else None
+                    found = muted.get(event.component_name) if event.component_name else None
                     if found is None:
                         kept.append(event)
                         continue
-                    window, until = found
-                    title = f"{event.kind} {event.component_name}: silenced by silence {window.id}"
+                    window_id, until = found
+                    title = f"{event.kind} {event.component_name}: silenced by silence {window_id}"
                     session.add(Notification(incident_id=event.incident_id, event=event.kind[:32],
-                                             channel=f"silence:{window.id}", status="silenced", title=title,
+                                             channel=f"silence:{window_id}", status="silenced", title=title,
                                              body=redact(event.reason or ""), created_at=now))
                     log.info("notification silenced component=%s incident=%s silence=%s until=%s", event.component_name,
-                             event.incident_id, window.id, until.isoformat(timespec="seconds"))
+                             event.incident_id, window_id, until.isoformat(timespec="seconds"))
                 return kept
         except Exception as exc:
-            log.warning("silences unavailable, notifying anyway: %s", str(exc).splitlines()[0])
+            log.warning("silences unavailable, notifying anyway: %s", first_line(exc))
             return batch
 
     def _context(self, batch: list[IncidentEvent]) -> Context:

@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select
 
+from orchestrator.components.windows import silenced
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.core.config import Switches
 from orchestrator.core.errors import ConflictError, InputError, LeaseLost, NotFoundError, first_line
@@ -86,7 +87,7 @@ class RecoveryCoordinator:
         self.tick_s, self.lease_s, self.exclusive = tick_s, lease_s, exclusive
         self._plans = plans
         self.notifier = notifier if notifier is not None else (
-            Notifier(db, plans.notifications, clock=clock) if plans is not None else None)
+            Notifier(db, plans.notifications, clock=clock, silences=silenced) if plans is not None else None)
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._active: dict[int, claims.Claim] = {}
