@@ -33,3 +33,12 @@ def default_timeout_s(interval_s: float) -> float:
 DEFAULT_MAX_PROBE_INTERVAL_S = 30.0
 #: ... and never more than this many intervals, so a fast-checked component is seen back fast
 MAX_PROBE_INTERVALS = 5
+
+# A push (heartbeat) monitor's own defaults: it is judged by its pings, so one late verdict (already
+# after its grace) is DOWN and one success ping is UP; while late it is reported again every interval.
+#: seconds between "still late" results of a push monitor
+PUSH_INTERVAL_S = 60.0
+#: a late push monitor is DOWN at its first late verdict
+PUSH_FAILURE_THRESHOLD = 1
+#: one success ping is UP
+PUSH_SUCCESS_THRESHOLD = 1

@@ -6,6 +6,7 @@ whole transaction back, so bad input changes nothing.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,7 +21,7 @@ from orchestrator.core.states import ComponentState
 from orchestrator.db import audit
 from orchestrator.db.audit import Actor
 from orchestrator.db.engine import Database
-from orchestrator.db.models import Component, ComponentDependency
+from orchestrator.db.models import Component, ComponentDependency, PushMonitor
 from orchestrator.incidents import lifecycle
 
 if TYPE_CHECKING:  # pydantic is imported where a definition is validated: `status` reads without it
@@ -270,9 +271,22 @@ class Registry:
                 have = {d.depends_on_id for d in row.dependencies}
                 row.dependencies.extend(ComponentDependency(component_id=row.id, depends_on_id=i)
                                         for i in sorted(wanted - have))
+            if change.action in ("create", "update"):
+                _keep_token(session, rows[change.name], change.after, now)
             if change.action != "unchanged":
                 audit.record(session, self.actor, change.action, change.name, change.before, change.after,
                              self.clock)
+
+
+def _keep_token(session: Session, row: Component, definition: dict[str, Any], now: datetime) -> None:
+    """A push monitor has a ping token from its creation on (kept across updates, never in the
+    definition, the audit or the API); a component that stops being one loses it."""
+    token = session.get(PushMonitor, row.id)
+    if definition["check"].get("kind") == "push":
+        if token is None:
+            session.add(PushMonitor(component_id=row.id, token=str(uuid.uuid4()), created_at=now))
+    elif token is not None:
+        session.delete(token)
 
 
 def _set_definition(row: Component, definition: dict[str, Any]) -> None:

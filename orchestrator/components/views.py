@@ -24,7 +24,8 @@ from orchestrator.components.registry import definition_of
 from orchestrator.core.errors import InputError, NotFoundError
 from orchestrator.core.redaction import redact_view, secret_values
 from orchestrator.core.states import ComponentState
-from orchestrator.db.models import Component, DaemonInstance, StateTransition
+from orchestrator.db.models import Component, DaemonInstance, PushPing, StateTransition
+from orchestrator.health.push_schedule import DEFAULT_PUSH_GRACE_S, next_expected
 from orchestrator.incidents.queries import open_incidents_by_component
 
 #: an instance whose heartbeat is older than this is shown as gone
@@ -69,7 +70,7 @@ class ComponentFilter:
 
 
 def component_view(row: Component, names_by_id: dict[int, str], now: datetime,
-                   open_incident: int | None = None) -> dict[str, Any]:
+                   open_incident: int | None = None, pings: dict[int, dict[str, Any]] | None = None) -> dict[str, Any]:
     """One component as `component list --json` prints it (documented in docs/cli.md), redacted."""
     definition = definition_of(row, names_by_id)
     check = definition.pop("check")
@@ -92,8 +93,40 @@ def component_view(row: Component, names_by_id: dict[int, str], now: datetime,
         "last_latency_ms": row.last_latency_ms,
         "last_error": row.last_error,
         "open_incident": open_incident,
+        "push": push_facts(row, (pings or {}).get(row.id, {})) if row.check_kind == "push" else None,
     }
     return redact_view(view, secret_values(row))
+
+
+def push_facts(row: Component, pings: dict[str, Any]) -> dict[str, Any]:
+    """A push monitor's last ping and success, and when its next success is expected: as the daemon
+    last wrote it, or from its schedule after the last success (or its creation) before the daemon did."""
+    spec = row.check_spec
+    expected = row.next_check_at
+    if expected is None:
+        expected = next_expected(pings.get("last_success_at") or row.created_at, period_s=spec.get("period_s"),
+                                 schedule=spec.get("schedule"), tz=spec.get("tz"))
+    last = pings.get("last")
+    return {"last_ping_at": last.received_at if last else None, "last_ping_kind": last.kind if last else None,
+            "last_exit_status": last.exit_status if last else None,
+            "last_success_at": pings.get("last_success_at"), "last_duration_s": pings.get("last_duration_s"),
+            "next_expected_at": expected, "grace_s": spec.get("grace_s", DEFAULT_PUSH_GRACE_S)}
+
+
+def ping_facts(session: Session, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """For each push monitor in ``ids``: its last ping row, last success time and its run's duration."""
+    if not ids:
+        return {}
+    out: dict[int, dict[str, Any]] = {cid: {} for cid in ids}
+    last_ids = select(func.max(PushPing.id)).where(PushPing.component_id.in_(ids)).group_by(PushPing.component_id)
+    for ping in session.scalars(select(PushPing).where(PushPing.id.in_(last_ids))):
+        out[ping.component_id]["last"] = ping
+    success_ids = (select(func.max(PushPing.id)).where(PushPing.component_id.in_(ids), PushPing.kind == "success")
+                   .group_by(PushPing.component_id))
+    for cid, at, duration in session.execute(select(PushPing.component_id, PushPing.received_at, PushPing.duration_s)
+                                             .where(PushPing.id.in_(success_ids))):
+        out[cid].update(last_success_at=at, last_duration_s=duration)
+    return out
 
 
 def component_views(session: Session, now: datetime, name: str | None = None, *,
@@ -117,7 +150,8 @@ def component_views(session: Session, now: datetime, name: str | None = None, *,
         raise NotFoundError(f"no component named {name!r}", field="name")
     names = _dependency_names(session, rows)
     incidents = open_incidents_by_component(session)
-    return [component_view(r, names, now, incidents.get(r.id)) for r in rows]
+    pings = ping_facts(session, [r.id for r in rows if r.check_kind == "push"])
+    return [component_view(r, names, now, incidents.get(r.id), pings) for r in rows]
 
 
 def _dependency_names(session: Session, rows: list[Component]) -> dict[int, str]:

@@ -27,6 +27,7 @@ from orchestrator.core.states import ComponentState
 from orchestrator.degradation.early_warning import Evidence
 from orchestrator.health.dispatch import Dispatcher
 from orchestrator.health.live import LiveView
+from orchestrator.health.push import Ping, PushWatch
 from orchestrator.health.result import CheckResult
 from orchestrator.health.spec import CheckSpec
 from orchestrator.health.tracker import Tracker, TrackerConfig, Transition
@@ -55,6 +56,8 @@ class Install:
     seed: Evidence = Evidence()
     #: added while the daemon runs (not its first sync): first checked soon, not anywhere in its interval
     soon: bool = False
+    #: a push monitor's last success ping (wall time, from the database): its next one is expected after it
+    last_success: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +72,13 @@ class Hold:
     component_id: int
     wanted: ComponentState | None
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Pinged:
+    """A push monitor's ping (orchestrator.health.push): judged like a result, never scheduled."""
+
+    ping: Ping
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +109,9 @@ class Judge:
         self._reliable = reliable
         self._judged: dict[int, _Judged] = {}
         self._results: deque[tuple[int, CheckResult, float]] = deque()
-        self._control: deque[Install | Remove | Hold | Verified] = deque()
+        self._control: deque[Install | Remove | Hold | Verified | Pinged] = deque()
+        #: the push monitors' deadlines (monotonic), owned by this thread like the trackers
+        self.push = PushWatch()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -115,7 +127,7 @@ class Judge:
         if not result.ok:
             self._wake.set()
 
-    def send(self, message: Install | Remove | Hold | Verified) -> None:
+    def send(self, message: Install | Remove | Hold | Verified | Pinged) -> None:
         """A registry change, hold or verification; judged before the next results."""
         self._control.append(message)
         self._wake.set()
@@ -170,6 +182,8 @@ class Judge:
             for _ in range(n):
                 cid, result, lateness_ms = popleft()
                 self._judge(cid, result, lateness_ms, reliable, results, transitions, (mono, wall))
+        if len(self.push):
+            self._late_pushes(results, transitions)
         if results or transitions:
             self.judged += len(results)
             self.recorder.add_batch(results, transitions)
@@ -196,6 +210,28 @@ class Judge:
                 next_at = clocks[1] + timedelta(seconds=due - clocks[0])
         results.append(ResultItem(cid, result, lateness_ms, reliable, _live(tracker, next_at)))
 
+    def _late_pushes(self, results: list[ResultItem], transitions: list[TransitionItem]) -> None:
+        deadline = self.push.next_deadline()
+        mono = self.clock.monotonic()
+        if deadline is None or deadline > mono:
+            return
+        reliable = self._reliable()
+        for verdict in self.push.due(self.clock.now(), mono):
+            self._judge_push(verdict.component_id, verdict.result, verdict.lateness_ms, reliable, results, transitions)
+
+    def _judge_push(self, cid: int, result: CheckResult, lateness_ms: float | None, reliable: bool,
+                    results: list[ResultItem], transitions: list[TransitionItem]) -> None:
+        """A push monitor's verdict: judged like a check result; its next expected success is its due time."""
+        judged = self._judged.get(cid)
+        if judged is None:
+            self.dropped_removed += 1
+            return
+        transition = judged.tracker.observe(result, result.checked_at, self.clock.monotonic()) if reliable else None
+        if transition is not None:
+            self._emit(judged, transition, transitions)
+        results.append(ResultItem(cid, result, lateness_ms, reliable, _live(judged.tracker,
+                                                                             self.push.next_expected(cid))))
+
     def _emit(self, judged: _Judged, transition: Transition, transitions: list[TransitionItem]) -> None:
         self.live.set(judged.id, transition.to_state, judged.tracker.flap_episode)
         if transition.from_state is ComponentState.UNKNOWN and transition.to_state is ComponentState.UP:
@@ -208,11 +244,16 @@ class Judge:
             judged.id, judged.name, transition.from_state, transition.to_state, transition.at, transition.reason,
             judged.tracker.flap_episode))
 
-    def _apply(self, message: Install | Remove | Hold | Verified, results: list[ResultItem],
+    def _apply(self, message: Install | Remove | Hold | Verified | Pinged, results: list[ResultItem],
                transitions: list[TransitionItem]) -> None:
         if isinstance(message, Install):
             self._install(message)
+        elif isinstance(message, Pinged):
+            result = self.push.ping(message.ping, self.clock.now(), self.clock.monotonic())
+            if result is not None:
+                self._judge_push(message.ping.component_id, result, None, self._reliable(), results, transitions)
         elif isinstance(message, Remove):
+            self.push.remove(message.component_id)
             self._judged.pop(message.component_id, None)
             self.live.drop(message.component_id)
             self.dispatcher.remove(message.component_id)
@@ -253,6 +294,12 @@ class Judge:
                           evidence=evidence, started_mono=self.clock.monotonic())
         self._judged[m.component_id] = _Judged(m.component_id, m.name, m.config.interval_s, tracker)
         self.live.set(m.component_id, tracker.state, tracker.flap_episode)
+        if m.spec.kind == "push":  # pinged, never polled: its deadline is watched instead
+            self.dispatcher.remove(m.component_id)
+            self.push.install(m.component_id, m.spec, m.config.interval_s, m.last_success, now,
+                              self.clock.monotonic())
+            return
+        self.push.remove(m.component_id)
         self.dispatcher.add(m.component_id, m.spec, interval_s=m.config.interval_s, timeout_s=m.timeout_s,
                             criticality=m.criticality, soon=m.soon)
 

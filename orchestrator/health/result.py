@@ -25,3 +25,21 @@ class CheckResult:
     details: dict[str, object] = field(default_factory=dict)
     #: The check ran into its deadline (the dispatcher runs such a component in the slow lane next).
     timed_out: bool = False
+
+
+#: a push monitor's ping kinds, as stored (push_pings.kind)
+SUCCESS, START, FAIL = "success", "start", "fail"
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """One ping of a push monitor as received (orchestrator.health.push): the wall time it arrived is
+    a record; ``duration_s`` runs from the run's start ping, when there was one."""
+
+    component_id: int
+    kind: str
+    received_at: datetime
+    exit_status: int | None = None
+    duration_s: float | None = None
+    #: the request body, capped and redacted: the run's log excerpt
+    body: str | None = None

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.core.states import ComponentState
 from orchestrator.db.engine import Database
-from orchestrator.db.models import Component
+from orchestrator.db.models import Component, PushPing
 from orchestrator.db.watch import DatabaseWatch
 from orchestrator.degradation.early_warning import EarlyWarningSettings, Evidence, seed_minutes, settings_from
 from orchestrator.health.judge import Hold, Install, Judge, Remove
@@ -95,9 +95,11 @@ class RegistrySync:
                     for row in session.scalars(select(Component).where(Component.id.in_(changed[i:i + LOAD_CHUNK])))]
             settings = {row.id: self._early_warning(row) for row in rows}
             seeds = _baseline_seeds(session, [r for r in rows if r.id not in self._generations], settings, now)
+            pushed = _last_successes(session, [r.id for r in rows if r.check_kind == "push"])
         added = sum(1 for row in rows if row.id not in self._generations)
         for row in rows:
-            self._install(row, len(rows) <= LOG_EACH_UP_TO, settings[row.id], seeds.get(row.id, Evidence()))
+            self._install(row, len(rows) <= LOG_EACH_UP_TO, settings[row.id], seeds.get(row.id, Evidence()),
+                          pushed.get(row.id))
         for r in light:
             self._hold(r, now)
         seen = {r.id for r in light}
@@ -124,7 +126,8 @@ class RegistrySync:
             log.warning("early_warning overrides ignored component=%s: %s", row.name, exc)
             return EarlyWarningSettings()
 
-    def _install(self, row: Component, log_it: bool, early_warning: EarlyWarningSettings, seed: Evidence) -> None:
+    def _install(self, row: Component, log_it: bool, early_warning: EarlyWarningSettings, seed: Evidence,
+                 last_success: datetime | None = None) -> None:
         config = TrackerConfig(interval_s=row.interval_s, failure_threshold=row.failure_threshold,
                                success_threshold=row.success_threshold, retry_interval_s=row.retry_interval_s,
                                down_backoff_cap_s=row.max_probe_interval_s,
@@ -137,7 +140,7 @@ class RegistrySync:
             log.info("component %s component=%s interval=%gs", kind, row.name, row.interval_s)
         soon = self._fingerprint is not None and row.id not in self._generations  # added while running
         self.judge.send(Install(row.id, row.name, effective_check(row), config, row.timeout_s,
-                                row.criticality or "normal", restore, seed, soon))
+                                row.criticality or "normal", restore, seed, soon, last_success))
         self._generations[row.id] = row.generation
         self._names[row.id] = row.name
         self._intervals[row.id] = row.interval_s
@@ -148,6 +151,17 @@ class RegistrySync:
         if self._holds.get(light.id) is not wanted:
             self._holds[light.id] = wanted
             self.judge.send(Hold(light.id, wanted, light.paused_reason or ""))
+
+
+def _last_successes(session: Session, ids: list[int]) -> dict[int, datetime]:
+    """Each push monitor's last success ping (its next one is expected after it)."""
+    out: dict[int, datetime] = {}
+    for i in range(0, len(ids), LOAD_CHUNK):
+        out.update(session.execute(
+            select(PushPing.component_id, func.max(PushPing.received_at))
+            .where(PushPing.component_id.in_(ids[i:i + LOAD_CHUNK]), PushPing.kind == "success")
+            .group_by(PushPing.component_id)).tuples().all())
+    return out
 
 
 #: states whose minutes (since the state began) do not count towards a baseline seed

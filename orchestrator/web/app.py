@@ -43,10 +43,10 @@ class _JSON(DefaultJSONProvider):
 
 def blueprints():
     """Every blueprint the app serves, in one list."""
-    from orchestrator.web import api, badges, degradation_api, health, metrics, pages
+    from orchestrator.web import api, badges, degradation_api, health, metrics, pages, ping
 
     return [pages.blueprint, api.blueprint, degradation_api.blueprint, metrics.blueprint, health.blueprint,
-            badges.blueprint]
+            badges.blueprint, ping.blueprint]
 
 
 def header_providers():

@@ -28,9 +28,21 @@ class Shape(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class PushFacts(Shape):
+    """A push monitor's pings (docs/push.md); its ping URL is never part of the API."""
+
+    last_ping_at: datetime | None
+    last_ping_kind: Literal["success", "start", "fail"] | None
+    last_exit_status: int | None
+    last_success_at: datetime | None
+    last_duration_s: float | None
+    next_expected_at: datetime | None
+    grace_s: float
+
+
 class Component(Shape):
     name: str
-    kind: Literal["http", "tcp", "command"]
+    kind: Literal["http", "tcp", "command", "push"]
     url: str | None
     interval_s: float
     timeout_s: float
@@ -61,6 +73,8 @@ class Component(Shape):
     state_reason: str | None
     early_warning: Annotated[dict[str, Any], Field(
         description="early-warning overrides ({} = defaults; docs/degradation.md)")]
+    push: Annotated[PushFacts | None, Field(description="a push monitor's last ping, last success and next "
+                                                        "expected success (null for polled kinds)")]
 
 
 class Transition(Shape):
