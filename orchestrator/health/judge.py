@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 #: How long results wait to be judged at most: one wake-up per period instead of one per result.
 JUDGE_PERIOD_S = 0.05
 _HOLDS = (ComponentState.PAUSED, ComponentState.MAINTENANCE)
+#: success pings kept for push monitors the judge does not know yet (bounded: a ping costs no memory
+#: beyond this however many unknown ones arrive)
+EARLY_PINGS_KEPT = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +115,9 @@ class Judge:
         self._control: deque[Install | Remove | Hold | Verified | Pinged] = deque()
         #: the push monitors' deadlines (monotonic), owned by this thread like the trackers
         self.push = PushWatch()
+        #: the last ping of each push monitor not installed yet (a ping between `component add` and the
+        #: next sync, or during start-up): judged once it is (at most EARLY_PINGS_KEPT kept)
+        self._early_pings: dict[int, Ping] = {}
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -248,12 +254,14 @@ class Judge:
                transitions: list[TransitionItem]) -> None:
         if isinstance(message, Install):
             self._install(message)
+            early = self._early_pings.pop(message.component_id, None)
+            if early is not None and message.component_id in self.push:
+                self._pinged(early, results, transitions)
         elif isinstance(message, Pinged):
-            result = self.push.ping(message.ping, self.clock.now(), self.clock.monotonic())
-            if result is not None:
-                self._judge_push(message.ping.component_id, result, None, self._reliable(), results, transitions)
+            self._pinged(message.ping, results, transitions)
         elif isinstance(message, Remove):
             self.push.remove(message.component_id)
+            self._early_pings.pop(message.component_id, None)
             self._judged.pop(message.component_id, None)
             self.live.drop(message.component_id)
             self.dispatcher.remove(message.component_id)
@@ -266,10 +274,20 @@ class Judge:
         else:
             self._verified(message, results, transitions)
 
+    def _pinged(self, ping: Ping, results: list[ResultItem], transitions: list[TransitionItem]) -> None:
+        if ping.component_id not in self.push:
+            if ping.kind != "start" and (ping.component_id in self._early_pings
+                                         or len(self._early_pings) < EARLY_PINGS_KEPT):
+                self._early_pings[ping.component_id] = ping
+            return
+        result = self.push.ping(ping, self.clock.now(), self.clock.monotonic())
+        if result is not None:
+            self._judge_push(ping.component_id, result, None, self._reliable(), results, transitions)
+
     def _verified(self, message: Verified, results: list[ResultItem], transitions: list[TransitionItem]) -> None:
         judged = self._judged.get(message.component_id)
-        if judged is None:
-            return
+        if judged is None or message.component_id in self.push:
+            return  # a push monitor's verification passed on its own success ping: nothing new to judge
         reliable = self._reliable()
         for result in message.results:
             self._judge(judged.id, result, None, reliable, results, transitions, None)

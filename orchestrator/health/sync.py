@@ -160,7 +160,7 @@ def _last_successes(session: Session, ids: list[int]) -> dict[int, datetime]:
         out.update(session.execute(
             select(PushPing.component_id, func.max(PushPing.received_at))
             .where(PushPing.component_id.in_(ids[i:i + LOAD_CHUNK]), PushPing.kind == "success")
-            .group_by(PushPing.component_id)).tuples().all())
+            .group_by(PushPing.component_id)).all())
     return out
 
 

@@ -1,0 +1,278 @@
+"""Push (heartbeat) monitors: the schedule, the monotonic deadlines, the ping endpoint, and the real
+daemon over loopback taking a monitor UP on a ping, DOWN when late, through an incident whose plan
+re-runs the job (which pings again)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from orchestrator.components.definition import ComponentSpec
+from orchestrator.components.registry import Registry
+from orchestrator.core.clock import FakeClock
+from orchestrator.daemon import Daemon, DaemonSettings
+from orchestrator.db.engine import Database
+from orchestrator.health.push import PushWatch
+from orchestrator.health.push_schedule import next_expected
+from orchestrator.health.result import Ping
+from orchestrator.health.spec import CheckSpec
+from orchestrator.history.pings import MAX_BODY_BYTES, action_kind, body_excerpt
+from tests.conftest import snapshot
+from tests.daemon_helpers import poll, scalar
+
+# -- the schedule (wall time, read once per ping) ----------------------------------------------------
+
+
+def test_a_period_is_counted_from_the_last_success() -> None:
+    after = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+    assert next_expected(after, period_s=86400, schedule=None, tz=None) == after + timedelta(days=1)
+
+
+@pytest.mark.parametrize(("after", "expected"), [
+    # 03:00 in Berlin is 02:00 UTC in winter (CET) and 01:00 UTC once summer time began (29 March 2026)
+    (datetime(2026, 3, 27, 12, 0, tzinfo=UTC), datetime(2026, 3, 28, 2, 0, tzinfo=UTC)),
+    (datetime(2026, 3, 28, 12, 0, tzinfo=UTC), datetime(2026, 3, 29, 1, 0, tzinfo=UTC)),
+    # and back on 25 October 2026
+    (datetime(2026, 10, 25, 0, 30, tzinfo=UTC), datetime(2026, 10, 25, 2, 0, tzinfo=UTC)),
+], ids=["winter", "into-summer-time", "out-of-summer-time"])
+def test_a_cron_schedule_is_read_in_its_time_zone_across_dst(after: datetime, expected: datetime) -> None:
+    assert next_expected(after, period_s=None, schedule="0 3 * * *", tz="Europe/Berlin") == expected
+
+
+# -- the watch: deadlines on the monotonic clock (invariant 7) -------------------------------------
+
+
+def _watch(clock: FakeClock, **spec: object) -> PushWatch:
+    watch = PushWatch()
+    watch.install(1, CheckSpec(kind="push", **{"period_s": 60, "grace_s": 10, **spec}), 30.0, None,
+                  clock.now(), clock.monotonic())
+    return watch
+
+
+def _due(watch: PushWatch, clock: FakeClock) -> list:
+    return watch.due(clock.now(), clock.monotonic())
+
+
+def test_late_at_period_plus_grace_and_again_every_interval() -> None:
+    clock = FakeClock()
+    watch = _watch(clock)
+    clock.advance(69.9)
+    assert _due(watch, clock) == []
+    clock.advance(0.2)
+    [late] = _due(watch, clock)
+    assert not late.result.ok and late.result.error.startswith("late: no success ping by ")
+    assert late.lateness_ms == pytest.approx(100, abs=1)
+    clock.advance(29.0)
+    assert _due(watch, clock) == []  # reported again only an interval later
+    clock.advance(1.1)
+    assert len(_due(watch, clock)) == 1
+
+
+def test_a_wall_clock_step_moves_no_deadline() -> None:
+    clock = FakeClock()
+    watch = _watch(clock)
+    clock.step_wall(3600)  # an hour forward: nothing is late
+    clock.advance(60)
+    assert _due(watch, clock) == []
+    clock.step_wall(-7200)  # two hours back: still late on time
+    clock.advance(10.5)
+    assert len(_due(watch, clock)) == 1
+
+
+def test_a_success_ping_moves_the_deadline_and_a_fail_ping_is_a_failure_at_once() -> None:
+    clock = FakeClock()
+    watch = _watch(clock)
+    clock.advance(50)
+    assert watch.ping(Ping(1, "start", clock.now()), clock.now(), clock.monotonic()) is None
+    ok = watch.ping(Ping(1, "success", clock.now(), duration_s=2.5), clock.now(), clock.monotonic())
+    assert ok.ok and ok.latency_ms == 2500
+    clock.advance(69)
+    assert _due(watch, clock) == []  # 50 s in, the deadline moved to 50 + 70
+    failed = watch.ping(Ping(1, "fail", clock.now(), exit_status=3), clock.now(), clock.monotonic())
+    assert not failed.ok and failed.error == "the job reported exit status 3"
+    clock.advance(1.1)
+    assert len(_due(watch, clock)) == 1  # a failure does not count as the expected success
+
+
+def test_a_removed_monitor_is_never_late() -> None:
+    clock = FakeClock()
+    watch = _watch(clock)
+    watch.remove(1)
+    clock.advance(1000)
+    assert _due(watch, clock) == []
+
+
+# -- input --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("action", "expected"), [
+    (None, ("success", None)), ("start", ("start", None)), ("fail", ("fail", None)), ("0", ("success", 0)),
+    ("255", ("fail", 255)), ("1", ("fail", 1))])
+def test_actions(action: str | None, expected: tuple) -> None:
+    assert action_kind(action) == expected
+
+
+@pytest.mark.parametrize("action", ["256", "-1", "ok", "0x1", "0000", ""])
+def test_bad_actions_are_refused(action: str) -> None:
+    with pytest.raises(ValueError, match="exit status 0-255"):
+        action_kind(action)
+
+
+def test_the_body_is_capped_and_redacted() -> None:
+    text = body_excerpt(b"password=hunter2 " + b"x" * (2 * MAX_BODY_BYTES))
+    assert "hunter2" not in text and f"{MAX_BODY_BYTES + 17} more bytes not kept" in text
+    assert len(text) < MAX_BODY_BYTES + 100
+
+
+@pytest.mark.parametrize(("flags", "field"), [
+    (["--push", "--period", "soon"], "--period"),
+    (["--push", "--period", "0s"], "--period"),
+    (["--push", "--schedule", "0 3 * *"], "--schedule"),
+    (["--push", "--schedule", "61 3 * * *"], "--schedule"),
+    (["--push", "--schedule", "0 3 * * *", "--tz", "Mars/Olympus"], "--tz"),
+    (["--push"], "--push"),
+    (["--push", "--period", "1d", "--schedule", "0 3 * * *"], "--push"),
+    (["--push", "--period", "1d", "--url", "http://127.0.0.1:9/"], "--push"),
+    (["--period", "1d", "--url", "http://127.0.0.1:9/"], "--period"),
+    (["--push", "--period", "1d", "--grace", "-1h"], "--grace"),
+], ids=["bad-period", "zero-period", "four-fields", "bad-minute", "bad-tz", "neither", "both", "and-url",
+        "period-without-push", "bad-grace"])
+def test_bad_push_flags_exit_2_naming_the_flag_and_change_nothing(run_cli, db_url: str, flags: list[str],
+                                                                  field: str) -> None:
+    assert run_cli("component", "list").exit_code == 0
+    before = snapshot(Database(db_url))
+    result = run_cli("component", "add", "backup", *flags)
+    assert result.exit_code == 2, result.output
+    assert field in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert snapshot(Database(db_url)) == before
+
+
+def test_cli_add_show_ping_url_and_update(run_cli) -> None:
+    assert run_cli("component", "add", "nightly", "--push", "--schedule", "0 3 * * *", "--tz", "Europe/Berlin",
+                   "--grace", "30m").exit_code == 0
+    shown = json.loads(run_cli("component", "show", "nightly", "--json").stdout)
+    assert shown["kind"] == "push" and shown["check"] == {"kind": "push", "schedule": "0 3 * * *",
+                                                          "tz": "Europe/Berlin", "grace_s": 1800.0}
+    assert (shown["failure_threshold"], shown["success_threshold"], shown["interval_s"]) == (1, 1, 60.0)
+    assert shown["push"]["last_ping_at"] is None and shown["push"]["next_expected_at"]
+    url = run_cli("component", "ping-url", "nightly", "--base-url", "https://ops.example.com/").stdout.strip()
+    token = url.removeprefix("https://ops.example.com/ping/")
+    assert len(token) == 36 and shown["ping_url"].endswith(token)
+    listed = run_cli("component", "list", "--json").stdout
+    assert token not in listed  # only `show` and `ping-url` print it
+    assert run_cli("component", "update", "nightly", "--period", "1d").exit_code == 0
+    shown = json.loads(run_cli("component", "show", "nightly", "--json").stdout)
+    assert shown["check"] == {"kind": "push", "period_s": 86400.0, "grace_s": 1800.0}
+    assert shown["ping_url"].endswith(token)  # the token outlives an update
+    assert run_cli("component", "add", "api", "--url", "http://127.0.0.1:9/").exit_code == 0
+    refused = run_cli("component", "ping-url", "api")
+    assert refused.exit_code == 2 and "not a push monitor" in refused.stderr
+    refused = run_cli("component", "update", "api", "--period", "1d")
+    assert refused.exit_code == 2 and "--period" in refused.stderr
+
+
+def test_apply_file_declares_a_push_monitor(run_cli, tmp_path: Path) -> None:
+    spec = tmp_path / "components.yaml"
+    spec.write_text("components:\n  - name: backup\n    push: {period: 1d, grace: 2h}\n    plan: null\n")
+    result = run_cli("apply", "-f", str(spec))
+    assert result.exit_code == 0, result.output
+    shown = json.loads(run_cli("component", "show", "backup", "--json").stdout)
+    assert shown["check"] == {"kind": "push", "period_s": 86400.0, "grace_s": 7200.0}
+    assert run_cli("apply", "-f", str(spec)).stdout.count("unchanged") >= 1  # idempotent
+
+
+# -- the real daemon and its web server over loopback ------------------------------------------------
+
+
+class JumpClock:
+    """Real time plus an offset the test moves forward: wall and monotonic together (a fast-forward)."""
+
+    def __init__(self) -> None:
+        self.offset_s = 0.0
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + timedelta(seconds=self.offset_s)
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.offset_s
+
+    def advance(self, seconds: float) -> None:
+        self.offset_s += seconds
+
+
+def _get(url: str, data: bytes | None = None) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=data), timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def _rerun_job(tmp_path: Path, ping_url: str) -> Path:
+    """The plan's step: a stub that "re-runs the job", which pings its success URL when done."""
+    stub = tmp_path / "rerun-job"
+    stub.write_text(f"#!{sys.executable}\nimport urllib.request\n"
+                    f"urllib.request.urlopen({ping_url!r}, data=b'rerun ok', timeout=10).read()\n")
+    stub.chmod(0o755)
+    plans = tmp_path / "plans.json"
+    plans.write_text(json.dumps({"version": 1, "plans": {"rerun": {"steps": [
+        {"strategy": "restart", "params": {"command": [str(stub)]}}]}}}))
+    return plans
+
+
+def test_daemon_takes_a_push_monitor_up_on_a_ping_down_when_late_and_reruns_the_job(
+        db: Database, db_url: str, tmp_path: Path) -> None:
+    Registry(db, plan_names={"rerun"}).add(ComponentSpec(name="backup", push={"period": "1h", "grace": "10m"},
+                                                         plan="rerun"))
+    token = scalar(db, "SELECT token FROM push_monitors")
+    clock = JumpClock()
+    daemon = Daemon(DaemonSettings(db_url=db_url, http="127.0.0.1:0", plans_path=tmp_path / "none.json"),
+                    clock=clock)
+    daemon.settings.plans_path = _rerun_job(tmp_path, "http://127.0.0.1:1/")  # the real URL follows
+    outcome: list[int] = []
+    thread = threading.Thread(target=lambda: outcome.append(daemon.run()), daemon=True)
+    thread.start()
+    try:
+        poll(lambda: daemon.web is not None and daemon.plane is not None, 20)
+        base = f"{daemon.web.url}ping/{token}"
+        _rerun_job(tmp_path, base)  # the stub now pings this daemon
+        state = lambda: scalar(db, "SELECT state FROM components WHERE name = 'backup'")  # noqa: E731
+
+        assert _get(base + "/start") == (200, "OK\n")
+        assert _get(base, data=b"backup done password=hunter2\n")[0] == 200
+        poll(lambda: state() == "up", 10)
+        poll(lambda: scalar(db, "SELECT count(*) FROM push_pings") == 2, 10)
+        assert scalar(db, "SELECT duration_s FROM push_pings WHERE kind = 'success'") >= 0
+        body = scalar(db, "SELECT body FROM push_pings WHERE kind = 'success'")
+        assert "backup done" in body and "hunter2" not in body
+
+        # wrong tokens and actions: the same 404 for every unknown token, 400 for a bad action
+        assert _get(f"{daemon.web.url}ping/{'0' * 8}-0000-4000-8000-{'0' * 12}") == (404, "no such ping URL\n")
+        assert _get(f"{daemon.web.url}ping/not-a-uuid") == (404, "no such ping URL\n")
+        assert _get(base + "/256")[0] == 400 and _get(base + "/restart")[0] == 400
+        with urllib.request.urlopen(daemon.web.url + "api/v1/components/backup", timeout=10) as response:
+            api = json.loads(response.read())
+        assert token not in json.dumps(api) and api["push"]["last_ping_kind"] == "success"
+
+        clock.advance(3600 + 600 + 1)  # an hour and ten minutes pass with no ping: late
+        poll(lambda: scalar(db, "SELECT count(*) FROM incidents WHERE status = 'resolved'") == 1, 30)
+        transitions = [r for r in db.engine.connect().exec_driver_sql(
+            "SELECT from_state, to_state, reason FROM state_transitions ORDER BY id").all()]
+        assert [(a, b) for a, b, _ in transitions][-2:] == [("up", "down"), ("down", "up")]
+        assert "late: no success ping by" in transitions[-2][2]
+        assert scalar(db, "SELECT body FROM push_pings ORDER BY id DESC LIMIT 1") == "rerun ok"
+        assert scalar(db, "SELECT count(*) FROM recovery_journal WHERE status = 'succeeded'") == 1
+        assert state() == "up"
+    finally:
+        daemon.request_stop()
+        thread.join(30)
+    assert outcome == [0]
