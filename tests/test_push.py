@@ -276,3 +276,71 @@ def test_daemon_takes_a_push_monitor_up_on_a_ping_down_when_late_and_reruns_the_
         daemon.request_stop()
         thread.join(30)
     assert outcome == [0]
+
+
+# -- `orchestrator web` beside the daemon, and a database outage -----------------------------------
+
+
+def test_pings_to_a_separate_web_reach_the_daemon_through_the_database_and_survive_an_outage(
+        pg_schema_url: str) -> None:
+    """`orchestrator web`'s source (the database alone, through a proxy the test cuts) takes the pings; the
+    daemon (its own connection) reads them from the table. While the web's database is away, a ping of a
+    token seen before is taken and buffered, and written when it is back."""
+    from orchestrator.web import server
+    from orchestrator.web.source import DatabaseSource
+    from orchestrator.web.state import WebSettings
+    from tests.daemon_helpers import running_daemon
+    from tests.test_recorder import _proxied
+
+    web_db, proxy = _proxied(pg_schema_url)
+    Registry(web_db).add(ComponentSpec(name="backup", push={"period": "1h"}))
+    token = scalar(web_db, "SELECT token FROM push_monitors")
+    state = lambda: scalar(web_db, "SELECT state FROM components WHERE name = 'backup'")  # noqa: E731
+    pings = lambda: scalar(web_db, "SELECT count(*) FROM push_pings")  # noqa: E731
+    with running_daemon(pg_schema_url) as daemon:
+        web = server.start(DatabaseSource(web_db), "127.0.0.1:0", WebSettings())
+        try:
+            base = f"{web.url}ping/{token}"
+            assert _get(base) == (200, "OK\n")
+            poll(lambda: state() == "up", 15)
+            assert scalar(web_db, "SELECT judged FROM push_pings") is False  # the daemon read it from the table
+            proxy.cut()
+            assert _get(base + "/3", data=b"disk full") == (200, "OK\n")  # buffered by the web's recorder
+            assert _get(f"{web.url}ping/{'1' * 8}-1111-4111-8111-{'1' * 12}")[0] == 503  # never seen: not taken
+            proxy.restore()
+            poll(lambda: pings() == 2, 30)
+            poll(lambda: state() == "down", 15)
+            assert scalar(web_db, "SELECT last_error FROM components") == "the job reported exit status 3"
+            assert daemon.plane.ping_feed.delivered == 2
+        finally:
+            web.stop()
+            proxy.cut()
+    web_db.dispose()
+
+
+# -- the intake's bounds (invariant 5) ----------------------------------------------------------------
+
+
+def test_each_token_is_rate_limited_and_unknown_tokens_cost_one_lookup(db: Database) -> None:
+    from orchestrator.history.pings import RATE_BURST, PingIntake, PingRefused
+
+    Registry(db).add(ComponentSpec(name="backup", push={"period": "1h"}))
+    token = scalar(db, "SELECT token FROM push_monitors")
+    clock = FakeClock()
+    taken: list[Ping] = []
+    intake = PingIntake(db, taken.append, clock=clock)
+    for _ in range(RATE_BURST):
+        intake.receive(token, None, b"")
+    with pytest.raises(PingRefused) as refused:
+        intake.receive(token, None, b"")
+    assert refused.value.status == 429 and refused.value.retry_after_s == pytest.approx(1.0)
+    clock.advance(1.0)
+    intake.receive(token.upper(), "start", b"")  # the same token, written in capitals
+    clock.advance(42)
+    done = intake.receive(token, "0", b"log line\n")
+    assert (done.kind, done.exit_status, done.duration_s, done.body) == ("success", 0, 42.0, "log line\n")
+    assert len(taken) == RATE_BURST + 2
+    for unknown in ("0" * 36, f"{'0' * 8}-0000-4000-8000-{'0' * 12}"):
+        with pytest.raises(PingRefused) as refused:
+            intake.receive(unknown, None, b"")
+        assert (refused.value.status, refused.value.message) == (404, "no such ping URL")
