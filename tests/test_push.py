@@ -344,3 +344,29 @@ def test_each_token_is_rate_limited_and_unknown_tokens_cost_one_lookup(db: Datab
         with pytest.raises(PingRefused) as refused:
             intake.receive(unknown, None, b"")
         assert (refused.value.status, refused.value.message) == (404, "no such ping URL")
+
+
+def test_status_api_and_page_show_the_last_ping_and_the_next_expected(run_cli, db_url: str) -> None:
+    from orchestrator.web.app import create_app
+    from orchestrator.web.source import DatabaseSource
+
+    assert run_cli("component", "add", "backup", "--push", "--period", "1d").exit_code == 0
+    database = Database(db_url)
+    token = scalar(database, "SELECT token FROM push_monitors")
+    client = create_app(DatabaseSource(database)).test_client()
+    assert client.post(f"/ping/{token}/start").status_code == 200
+    answer = client.post(f"/ping/{token}/0", data=b"42 files, password=hunter2")
+    assert answer.status_code == 200
+    source = client.application.extensions["orchestrator"].source
+    source.close()  # writes the pings its recorder holds
+    status = run_cli("status").stdout
+    assert "last ping" in status and "success (exit 0)" in status and "next by" in status
+    assert "push every 86400s" in run_cli("component", "list").stdout
+    api = client.get("/api/v1/components/backup").get_json()
+    assert api["push"]["last_ping_kind"] == "success" and api["push"]["last_exit_status"] == 0
+    assert api["push"]["last_body"] == "42 files, password=***"
+    assert "last_body" not in client.get("/api/v1/components").get_json()["items"][0]["push"]
+    page = client.get("/components/backup").get_data(as_text=True)
+    assert "last ping" in page and "42 files" in page and "hunter2" not in page and token not in page
+    assert "next by" in client.get("/").get_data(as_text=True)
+    database.dispose()

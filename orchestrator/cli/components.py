@@ -408,13 +408,16 @@ def _views(app: AppContext, name: str | None = None) -> list[dict[str, Any]]:
 @pass_app
 def list_(app: AppContext, as_json: bool) -> None:
     """List components."""
+    from orchestrator.components.views import push_schedule_text
+
     views = _views(app)
     if as_json:
         print_json(views)
         return
     print_table(
         ["NAME", "STATE", "URL", "INTERVAL", "PLAN", "DEPENDS ON", "CRITICALITY", "LABELS"],
-        [(v["name"], v["state"], v["url"], f"{v['interval_s']:g}s", v["plan"], v["depends_on"],
+        [(v["name"], v["state"], push_schedule_text(v) if v["push"] else v["url"], f"{v['interval_s']:g}s",
+          v["plan"], v["depends_on"],
           v["criticality"], v["labels"]) for v in views],
     )
 

@@ -107,17 +107,53 @@ def push_facts(row: Component, pings: dict[str, Any]) -> dict[str, Any]:
         expected = next_expected(pings.get("last_success_at") or row.created_at, period_s=spec.get("period_s"),
                                  schedule=spec.get("schedule"), tz=spec.get("tz"))
     last = pings.get("last")
-    return {"last_ping_at": last.received_at if last else None, "last_ping_kind": last.kind if last else None,
-            "last_exit_status": last.exit_status if last else None,
-            "last_success_at": pings.get("last_success_at"), "last_duration_s": pings.get("last_duration_s"),
-            "next_expected_at": expected, "grace_s": spec.get("grace_s", DEFAULT_PUSH_GRACE_S)}
+    facts = {"last_ping_at": last.received_at if last else None, "last_ping_kind": last.kind if last else None,
+             "last_exit_status": last.exit_status if last else None,
+             "last_success_at": pings.get("last_success_at"), "last_duration_s": pings.get("last_duration_s"),
+             "next_expected_at": expected, "grace_s": spec.get("grace_s", DEFAULT_PUSH_GRACE_S)}
+    if pings.get("with_body"):
+        facts["last_body"] = last.body if last else None
+    return facts
 
 
-def ping_facts(session: Session, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-    """For each push monitor in ``ids``: its last ping row, last success time and its run's duration."""
+def push_summary(view: dict[str, Any]) -> str | None:
+    """One line on a push monitor for tables and the page: its last ping, the run's duration, the next
+    expected success (None for polled kinds)."""
+    push = view.get("push")
+    if push is None:
+        return None
+    parts = []
+    if push["last_ping_at"] is None:
+        parts.append("never pinged")
+    else:
+        kind = push["last_ping_kind"] if push["last_exit_status"] is None else \
+            f"{push['last_ping_kind']} (exit {push['last_exit_status']})"
+        parts.append(f"last ping {_short(push['last_ping_at'])} {kind}")
+    if push["last_duration_s"] is not None:
+        parts.append(f"took {push['last_duration_s']:.1f}s")
+    if push["next_expected_at"] is not None:
+        parts.append(f"next by {_short(push['next_expected_at'])} + {push['grace_s']:g}s grace")
+    return ", ".join(parts)
+
+
+def push_schedule_text(view: dict[str, Any]) -> str:
+    """``push every 86400s`` / ``push 0 3 * * * Europe/Berlin``: what stands where a URL would."""
+    check = view["check"]
+    if check.get("schedule"):
+        return f"push {check['schedule']} {check.get('tz') or 'UTC'}"
+    return f"push every {check.get('period_s', 0):g}s"
+
+
+def _short(at: datetime) -> str:
+    return at.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def ping_facts(session: Session, ids: Sequence[int], *, with_body: bool = False) -> dict[int, dict[str, Any]]:
+    """For each push monitor in ``ids``: its last ping row, last success time and its run's duration
+    (``with_body``: the last ping's body is shown too, for one component's view)."""
     if not ids:
         return {}
-    out: dict[int, dict[str, Any]] = {cid: {} for cid in ids}
+    out: dict[int, dict[str, Any]] = {cid: {"with_body": with_body} for cid in ids}
     last_ids = select(func.max(PushPing.id)).where(PushPing.component_id.in_(ids)).group_by(PushPing.component_id)
     for ping in session.scalars(select(PushPing).where(PushPing.id.in_(last_ids))):
         out[ping.component_id]["last"] = ping
@@ -150,7 +186,7 @@ def component_views(session: Session, now: datetime, name: str | None = None, *,
         raise NotFoundError(f"no component named {name!r}", field="name")
     names = _dependency_names(session, rows)
     incidents = open_incidents_by_component(session)
-    pings = ping_facts(session, [r.id for r in rows if r.check_kind == "push"])
+    pings = ping_facts(session, [r.id for r in rows if r.check_kind == "push"], with_body=name is not None)
     return [component_view(r, names, now, incidents.get(r.id), pings) for r in rows]
 
 

@@ -38,6 +38,8 @@ class PushFacts(Shape):
     last_duration_s: float | None
     next_expected_at: datetime | None
     grace_s: float
+    last_body: Annotated[str | None, Field(description="the last ping's body (capped, redacted): the run's log "
+                                                        "excerpt; in a single component's answer only")] = None
 
 
 class Component(Shape):
