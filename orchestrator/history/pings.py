@@ -3,8 +3,8 @@
 The web server and the daemon may be two processes (``orchestrator web`` beside ``orchestrator run``)
 or one (``orchestrator run --http``). Both work the same way for the job that pings:
 
-1. :class:`PingIntake` (in whichever process serves ``/ping``) finds the monitor by its token (a cache
-   of ``push_monitors``, so pings keep working while the database is briefly away), applies the
+1. :class:`PingIntake` (in whichever process serves ``/ping``) finds the monitor by its token (a map
+   of ``push_monitors`` read every few seconds, so pings keep working while the database is briefly away), applies the
    per-token rate limit, caps and redacts the body, and hands the :class:`Ping` to its sink.
 2. Inside the daemon the sink is the daemon's own recorder (written with ``judged`` true) and its judge
    (judged at once). In ``orchestrator web`` the sink is a recorder of that process (``judged`` false):
@@ -14,12 +14,14 @@ or one (``orchestrator run --http``). Both work the same way for the job that pi
 
 Protects invariant 4 (nothing lost): a ping accepted with 200 is in the recorder's buffer, written or
 counted (``pings_*`` drop counters); and invariant 5 (bounded): a flood of pings to one token costs a
-429 each, a huge body is cut at ``MAX_BODY_BYTES``, an unknown token at most one indexed lookup.
+429 each, a huge body is cut at ``MAX_BODY_BYTES``, unknown tokens cost at most one read of the token
+map a second however many arrive.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import uuid
 from collections.abc import Callable
@@ -43,10 +45,10 @@ MAX_REQUEST_BYTES = 100_000
 #: pings a token may send in a burst, and per second after it (a job pings start + success per run)
 RATE_BURST = 20
 RATE_PER_S = 1.0
-#: lookups of tokens not in the cache per second, all tokens together (a scan of guessed tokens)
-MISS_PER_S = 50.0
-#: seconds a cached token is trusted before it is looked up again (a removed monitor stops answering)
+#: seconds the map of tokens is trusted before it is read again (a removed monitor stops answering)
 TOKEN_TTL_S = 10.0
+#: an unknown token reads the map again at most this often, seconds (a monitor just added answers soon)
+RELOAD_MIN_S = 1.0
 #: seconds between the daemon's reads of pings written by other processes
 FEED_INTERVAL_S = 1.0
 #: pings read per feed query at most
@@ -114,7 +116,6 @@ class _Bucket:
 @dataclass
 class _Known:
     component_id: int
-    checked_mono: float
     start: datetime | None = None  # the run in progress: its start ping
 
 
@@ -127,8 +128,9 @@ class PingIntake:
         self.clock = clock
         self._known: dict[str, _Known] = {}
         self._buckets: dict[str, _Bucket] = {}
-        self._misses = _Bucket(MISS_PER_S, clock.monotonic())
+        self._loaded_mono = -math.inf
         self._lock = threading.Lock()
+        self._reload_lock = threading.Lock()
         self.accepted = 0
 
     def receive(self, token: str, action: str | None, body: bytes) -> Ping:
@@ -156,29 +158,41 @@ class PingIntake:
         return ping
 
     def _lookup(self, token: str, mono: float) -> _Known:
+        """The monitor of ``token`` from the map of every token, re-read when older than TOKEN_TTL_S (a
+        removed monitor stops answering) or on an unknown token at most every RELOAD_MIN_S (a new one
+        starts answering): a scan of guessed tokens costs no query per guess."""
         with self._lock:
             known = self._known.get(token)
-            if known is not None and mono - known.checked_mono < TOKEN_TTL_S:
+            age = mono - self._loaded_mono
+            if known is not None and age < TOKEN_TTL_S:
                 return known
-            if known is None and self._misses.take(mono, MISS_PER_S, MISS_PER_S):
-                raise PingRefused(429, "too many pings to unknown URLs", retry_after_s=1.0)
+            if known is None and age < RELOAD_MIN_S:
+                raise PingRefused(404, "no such ping URL")
         try:
-            with self.db.read() as session:
-                cid = session.scalar(select(PushMonitor.component_id).where(PushMonitor.token == token))
+            self._reload(mono)
         except Exception as exc:  # the database is away: a token seen before keeps working
             if known is not None:
                 return known
             log.warning("ping not taken, the database is unreachable: %s", str(exc).splitlines()[0])
             raise PingRefused(503, "the database is unreachable; ping again shortly", retry_after_s=5.0) from None
         with self._lock:
-            if cid is None:
-                self._known.pop(token, None)
-                self._buckets.pop(token, None)
-                raise PingRefused(404, "no such ping URL")
-            if known is None or known.component_id != cid:
-                known = self._known[token] = _Known(cid, mono)
-            known.checked_mono = mono
-            return known
+            known = self._known.get(token)
+        if known is None:
+            raise PingRefused(404, "no such ping URL")
+        return known
+
+    def _reload(self, mono: float) -> None:
+        with self._reload_lock:
+            if self._loaded_mono >= mono:
+                return  # another request reloaded while this one waited
+            with self.db.read() as session:
+                rows = session.execute(select(PushMonitor.token, PushMonitor.component_id)).all()
+            with self._lock:
+                old = self._known
+                self._known = {t: old[t] if t in old and old[t].component_id == cid else _Known(cid)
+                               for t, cid in rows}
+                self._buckets = {t: b for t, b in self._buckets.items() if t in self._known}
+                self._loaded_mono = self.clock.monotonic()
 
 
 class PingFeed:
