@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
@@ -262,6 +262,7 @@ class Registry:
                 row.generation += 1
                 row.updated_at = now
         session.flush()
+        _keep_tokens(session, [(rows[c.name].id, c.after) for c in changes if c.action in ("create", "update")], now)
         ids = {name: row.id for name, row in rows.items()}
         for change in changes:
             if change.action in ("create", "update"):
@@ -271,22 +272,23 @@ class Registry:
                 have = {d.depends_on_id for d in row.dependencies}
                 row.dependencies.extend(ComponentDependency(component_id=row.id, depends_on_id=i)
                                         for i in sorted(wanted - have))
-            if change.action in ("create", "update"):
-                _keep_token(session, rows[change.name], change.after, now)
             if change.action != "unchanged":
                 audit.record(session, self.actor, change.action, change.name, change.before, change.after,
                              self.clock)
 
 
-def _keep_token(session: Session, row: Component, definition: dict[str, Any], now: datetime) -> None:
+def _keep_tokens(session: Session, changed: list[tuple[int, dict[str, Any]]], now: datetime) -> None:
     """A push monitor has a ping token from its creation on (kept across updates, never in the
-    definition, the audit or the API); a component that stops being one loses it."""
-    token = session.get(PushMonitor, row.id)
-    if definition["check"].get("kind") == "push":
-        if token is None:
-            session.add(PushMonitor(component_id=row.id, token=str(uuid.uuid4()), created_at=now))
-    elif token is not None:
-        session.delete(token)
+    definition, the audit or the API); a component that stops being one loses it. One read of the
+    tokens however many components an apply changes."""
+    if not changed:
+        return
+    have = set(session.scalars(select(PushMonitor.component_id)))
+    session.add_all(PushMonitor(component_id=cid, token=str(uuid.uuid4()), created_at=now) for cid, definition in changed
+                    if definition["check"].get("kind") == "push" and cid not in have)
+    gone = [cid for cid, definition in changed if definition["check"].get("kind") != "push" and cid in have]
+    if gone:
+        session.execute(delete(PushMonitor).where(PushMonitor.component_id.in_(gone)))
 
 
 def _set_definition(row: Component, definition: dict[str, Any]) -> None:
