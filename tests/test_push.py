@@ -377,3 +377,34 @@ def test_status_api_and_page_show_the_last_ping_and_the_next_expected(run_cli, d
     assert "last ping" in page and "42 files" in page and "hunter2" not in page and token not in page
     assert "next by" in client.get("/").get_data(as_text=True)
     database.dispose()
+
+
+def test_pings_to_the_daemon_are_taken_while_its_database_is_away_and_written_after(pg_schema_url: str) -> None:
+    """`run --http`: the daemon's own recorder buffers the ping while the database is cut, the judge has
+    it at once (UP), and the row is written when the database is back."""
+    from tests.daemon_helpers import running_daemon
+    from tests.test_recorder import _proxied
+
+    db, proxy = _proxied(pg_schema_url)
+    Registry(db).add(ComponentSpec(name="backup", push={"period": "1h"}))
+    token = scalar(db, "SELECT token FROM push_monitors")
+    direct = Database(pg_schema_url)
+    try:
+        with running_daemon(str(db.engine.url.render_as_string(hide_password=False)), http="127.0.0.1:0") as daemon:
+            poll(lambda: daemon.web is not None and daemon.timer is not None and daemon.timer.running, 30)  # started
+            cid = scalar(direct, "SELECT id FROM components")
+            base = f"{daemon.web.url}ping/{token}"
+            assert _get(base + "/start")[0] == 200  # the token is known from here on
+            poll(lambda: scalar(direct, "SELECT count(*) FROM push_pings") == 1, 15)
+            proxy.cut()
+            assert _get(base, data=b"done while the database was away") == (200, "OK\n")
+            poll(lambda: daemon.plane.live.state(cid).value == "up", 10)  # judged at once, in memory
+            assert scalar(direct, "SELECT count(*) FROM push_pings") == 1  # not written yet
+            proxy.restore()
+            poll(lambda: scalar(direct, "SELECT count(*) FROM push_pings") == 2, 60)
+            poll(lambda: scalar(direct, "SELECT state FROM components") == "up", 30)
+            assert daemon.recorder.drops.get("pings_at_stop") == 0
+    finally:
+        proxy.cut()
+        direct.dispose()
+        db.dispose()
