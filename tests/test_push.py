@@ -156,7 +156,7 @@ def test_bad_push_flags_exit_2_naming_the_flag_and_change_nothing(run_cli, db_ur
     assert snapshot(Database(db_url)) == before
 
 
-def test_cli_add_show_ping_url_and_update(run_cli) -> None:
+def test_cli_add_show_ping_url_and_update(run_cli, db_url: str) -> None:
     assert run_cli("component", "add", "nightly", "--push", "--schedule", "0 3 * * *", "--tz", "Europe/Berlin",
                    "--grace", "30m").exit_code == 0
     shown = json.loads(run_cli("component", "show", "nightly", "--json").stdout)
@@ -178,6 +178,8 @@ def test_cli_add_show_ping_url_and_update(run_cli) -> None:
     assert refused.exit_code == 2 and "not a push monitor" in refused.stderr
     refused = run_cli("component", "update", "api", "--period", "1d")
     assert refused.exit_code == 2 and "--period" in refused.stderr
+    assert run_cli("component", "remove", "nightly").exit_code == 0
+    assert scalar(Database(db_url), "SELECT count(*) FROM push_monitors") == 0  # its token is gone with it
 
 
 def test_apply_file_declares_a_push_monitor(run_cli, tmp_path: Path) -> None:
