@@ -52,6 +52,7 @@ from orchestrator.health.procs import default_processes
 from orchestrator.health.scheduler import Timer
 from orchestrator.health.sentinels import Sentinels
 from orchestrator.history.drops import WRITES_FAILING_SHOWN_S, describe, merged
+from orchestrator.history.pings import FEED_INTERVAL_S as PING_FEED_INTERVAL_S
 from orchestrator.history.recorder import Recorder
 from orchestrator.history.retention import DEFAULT_RAW_RETENTION_S, DEFAULT_ROLLUP_RETENTION_S, prune
 from orchestrator.plans.coverage import plan_warning
@@ -178,12 +179,14 @@ class Daemon:
         self._register_instance(db)
         recorder.start()
         plane.start()
+        plane.ping_feed.poll()  # where pings written by other processes start (before the monitors' restore)
         plane.sync()  # every component in the heap, first checks spread over their intervals
         self.degradation.start()  # after the first sync: it reads the live view
         self.coordinator.start()  # after the first sync: its guards read the live view
         timer = self.timer = Timer(clock=self.clock)
         timer.add_periodic("dispatch", plane.tick, DISPATCH_TICK_S)
         timer.add_periodic("sync", plane.sync, SYNC_INTERVAL_S, first_delay_s=SYNC_INTERVAL_S)
+        timer.add_periodic("pings", plane.ping_feed.poll, PING_FEED_INTERVAL_S)
         timer.add_periodic("heartbeat", self._heartbeat, HEARTBEAT_INTERVAL_S)
         timer.add_periodic("retention", self._retention, RETENTION_INTERVAL_S, first_delay_s=60)
         if s.sentinels:

@@ -66,3 +66,19 @@ def test_web_prints_its_figures() -> None:
     assert re.search(r"all rounds, no web load: +p99 ≤ [\d.]+ ms over \d+ checks", out), out
     assert re.search(r"all rounds, 10 scrapes/s \+ 10 pages/s: p99 ≤ [\d.]+ ms", out), out
     assert re.search(r"^report --since 30d over 3000 results, 20 incidents: [\d.]+ s", out, re.MULTILINE), out
+
+
+def test_push_prints_its_figures() -> None:
+    """bench/push.py on a tiny scale (the full run is documented in BENCHMARKS.md)."""
+    proc = _start("push.py", "--monitors", "40", "--window", "1", "--idle", "1", "--period", "11", "--checks", "5",
+                  "--check-window", "2")
+    try:
+        out, err = proc.communicate(timeout=240)
+    finally:
+        _stop(proc)
+    assert proc.returncode == 0, err[-2000:]
+    assert re.search(r"^push monitors: 40, pings: 40 at \d+/s, errors: 0$", out, re.MULTILINE), out
+    assert re.search(r"^ping-to-recorded: p50 [\d.]+ ms, p99 [\d.]+ ms", out, re.MULTILINE), out
+    assert re.search(r"^CPU per ping: [\d.]+ ms .*\nCPU per HTTP check: [\d.-]+ ms", out, re.MULTILINE), out
+    assert re.search(r"^late detection \(detected - expected\): p50 -?\d+ ms, p99 -?\d+ ms, .* over 40 monitors", out,
+                     re.MULTILINE), out

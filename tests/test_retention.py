@@ -32,7 +32,7 @@ def test_prune_keeps_recent_rows_and_everything_forever_kept(db: Database, monke
         session.add(Incident(component_id=cid, component_name="api", opened_at=NOW - timedelta(days=900),
                              updated_at=NOW - timedelta(days=900)))
     deleted = retention.prune(db, NOW)
-    assert deleted == {"check_results": 30, "check_rollups": 1}
+    assert deleted == {"check_results": 30, "check_rollups": 1, "push_pings": 0}
     with db.read() as session:
         count = lambda model: session.scalar(sa.select(sa.func.count()).select_from(model))  # noqa: E731
         assert (count(CheckResultRow), count(CheckRollup), count(StateTransition), count(Incident)) == (5, 1, 1, 1)

@@ -49,7 +49,14 @@ FLAG_FOR = {
     "check.verify_tls": "--tls-verify", "check.max_redirects": "--max-redirects",
     "check.tls_ca": "--tls-ca", "check.tls_warn_days": "--tls-warn-days",
     "check.tls_critical_days": "--tls-critical-days",
+    "push": "--push", "push.period": "--period", "push.schedule": "--schedule", "push.tz": "--tz",
+    "push.grace": "--grace", "check.period_s": "--period", "check.schedule": "--schedule", "check.tz": "--tz",
+    "check.grace_s": "--grace", "check.kind": "--push",
 }
+#: the push monitor's flags (``--push``), as the apply file's ``push:`` section names them
+PUSH_FLAGS = ("period", "schedule", "tz", "grace")
+#: where the ping URLs point when neither --base-url nor public_url is set (`run --http`'s usual address)
+DEFAULT_PING_BASE = "http://127.0.0.1:8765"
 #: ``--flag`` destinations that are settings of the HTTP check (CheckSpec fields), as the apply file's
 #: ``check:`` section names them.
 CHECK_FLAGS = ("method", "headers", "body_contains", "json_conditions", "max_latency_ms", "verify_tls",
@@ -110,7 +117,15 @@ class OptionalFile(click.Path):
 def definition_options(required_url: bool):
     """The flags shared by `add` and `update` (update: every flag optional, None = unchanged)."""
     opts = [
-        click.option("--url", required=required_url, help="Health endpoint (http or https)."),
+        click.option("--url", help="Health endpoint (http or https); required unless --push."),
+        *([click.option("--push", is_flag=True, default=None,
+                        help="A heartbeat monitor: the job pings its URL; late after --period or --schedule "
+                             "+ --grace (docs/push.md).")] if required_url else []),
+        click.option("--period", type=DURATION, help="Push: a success is expected every (e.g. 1d)."),
+        click.option("--schedule", help='Push: a success is expected at each run of this cron schedule '
+                                        '("0 3 * * *").'),
+        click.option("--tz", help="Push: the schedule's time zone (UTC), e.g. Europe/Berlin."),
+        click.option("--grace", type=DURATION, help="Push: late this long after the expected success (1h)."),
         click.option("--interval", type=DURATION, help=f"Check every ({format_duration(DEFAULT_INTERVAL_S)})."),
         click.option("--timeout", type=DURATION, help=f"Give up a check after; < interval (min("
                                                       f"{format_duration(DEFAULT_TIMEOUT_S)}, interval/2))."),
@@ -192,7 +207,32 @@ def _changes(flags: dict[str, Any]) -> dict[str, Any]:
     check = _check_changes(flags)
     if check:
         out["check"] = check
+    pushed = {key: flags[key] for key in PUSH_FLAGS if flags.get(key) is not None}
+    if flags.get("push"):
+        out["push"] = pushed
+    elif pushed:
+        out["push_changes"] = pushed
     return out
+
+
+def _merge_push(current: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """A push monitor's stored check after `update --period/--schedule/--tz/--grace`: a period replaces
+    a schedule (and its time zone), a schedule replaces a period."""
+    if current.get("kind") != "push":
+        raise InputError("only a push monitor has a period, schedule, tz or grace", field="--" + next(iter(given)))
+    merged = {**current}
+    if "period" in given:
+        merged.pop("schedule", None)
+        merged.pop("tz", None)
+        merged["period_s"] = given["period"]
+    if "schedule" in given:
+        merged.pop("period_s", None)
+        merged["schedule"] = given["schedule"]
+    if "tz" in given:
+        merged["tz"] = given["tz"]
+    if "grace" in given:
+        merged["grace_s"] = given["grace"]
+    return merged
 
 
 def _check_changes(flags: dict[str, Any]) -> dict[str, Any]:
@@ -257,6 +297,8 @@ def component() -> None:
 def add(app: AppContext, name: str, **flags: Any) -> None:
     """Register a component."""
     changes = _changes(flags)
+    if "push_changes" in changes:
+        raise InputError("only with --push", field="--" + next(iter(changes["push_changes"])))
     if "early_warning" in changes:
         changes["early_warning"] = _merge_early_warning({}, changes["early_warning"])
     if "headers" in changes.get("check", {}):  # "Name:" means "no such header", nothing to drop on add
@@ -272,6 +314,8 @@ def add(app: AppContext, name: str, **flags: Any) -> None:
         raise first_error(exc, rename=_flag) from None
     _registry(app, need_plans=spec.plan is not None).add(spec)
     click.echo(f"added {name}")
+    if spec.push is not None:
+        click.echo(f"its ping URL: orchestrator component ping-url {name}")
 
 
 @component.command("update")
@@ -307,6 +351,8 @@ def update(app: AppContext, name: str, **flags: Any) -> None:
                 current["check"] = {**current["check"], key: value}
             elif key == "check":
                 current["check"] = _merge_check(current["check"], value)
+            elif key == "push_changes":
+                current["check"] = _merge_push(current["check"], value)
             elif key == "early_warning":
                 current[key] = _merge_early_warning(current[key], value)
             else:
@@ -385,13 +431,16 @@ def _views(app: AppContext, name: str | None = None) -> list[dict[str, Any]]:
 @pass_app
 def list_(app: AppContext, as_json: bool) -> None:
     """List components."""
+    from orchestrator.components.views import push_schedule_text
+
     views = _views(app)
     if as_json:
         print_json(views)
         return
     print_table(
         ["NAME", "STATE", "URL", "INTERVAL", "PLAN", "DEPENDS ON", "CRITICALITY", "LABELS"],
-        [(v["name"], v["state"], v["url"], f"{v['interval_s']:g}s", v["plan"], v["depends_on"],
+        [(v["name"], v["state"], push_schedule_text(v) if v["push"] else v["url"], f"{v['interval_s']:g}s",
+          v["plan"], v["depends_on"],
           v["criticality"], v["labels"]) for v in views],
     )
 
@@ -401,9 +450,43 @@ def list_(app: AppContext, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
 def show(app: AppContext, name: str, as_json: bool) -> None:
-    """Show one component."""
+    """Show one component (a push monitor's ping URL included: for an operator's eyes only)."""
     view = _views(app, name)[0]
+    if view["kind"] == "push":
+        view["ping_url"] = _ping_url(app, name, None)
     if as_json:
         print_json(view)
         return
     print_fields(view.items())
+
+
+def _ping_url(app: AppContext, name: str, base_url: str | None) -> str:
+    from sqlalchemy import select
+
+    from orchestrator.db.models import Component, PushMonitor
+
+    with app.database().read() as session:
+        token = session.scalar(select(PushMonitor.token).join(Component, Component.id == PushMonitor.component_id)
+                               .where(Component.name == name))
+    if token is None:
+        raise InputError(f"{name!r} is not a push monitor (add it with --push)", field="NAME")
+    base = (base_url or app.public_url or DEFAULT_PING_BASE).rstrip("/")
+    return f"{base}/ping/{token}"
+
+
+@component.command("ping-url")
+@click.argument("name", type=NAME)
+@click.option("--base-url", help=f"The web server's address as the job reaches it (public_url, else "
+                                 f"{DEFAULT_PING_BASE}).")
+@pass_app
+def ping_url(app: AppContext, name: str, base_url: str | None) -> None:
+    """Print a push monitor's ping URL (its token is the secret: give it to the job only)."""
+    if base_url is not None:
+        from orchestrator.health.spec import validate_http_url
+
+        try:
+            validate_http_url(base_url)
+        except ValueError as exc:
+            raise InputError(str(exc), field="--base-url") from None
+    _views(app, name)  # an unknown name is "no component named ..."
+    click.echo(_ping_url(app, name, base_url))

@@ -15,7 +15,7 @@ from orchestrator.core.clock import SYSTEM_CLOCK
 @pass_app
 def status(app: AppContext, as_json: bool) -> None:
     """One table of every component's state."""
-    from orchestrator.components.views import component_views, instance_views
+    from orchestrator.components.views import component_views, instance_views, push_summary
     from orchestrator.degradation import actions, store
     from orchestrator.degradation.scopes import GLOBAL_SCOPE
     from orchestrator.history.drops import describe
@@ -48,11 +48,12 @@ def status(app: AppContext, as_json: bool) -> None:
         click.echo(f"page: {public_url}")
     for line in notes:
         click.echo(line)
+    pushes = any(v["push"] is not None for v in views)  # a column for push monitors only when there are some
     print_table(
-        ["NAME", "STATE", "SINCE", "REASON", "LATENCY", "LAST ERROR", "INCIDENT"],
+        ["NAME", "STATE", "SINCE", "REASON", "LATENCY", "LAST ERROR", "INCIDENT", *(["PUSH"] if pushes else [])],
         [(v["name"], v["state"], v["state_since"], v["state_reason"],
           None if v["last_latency_ms"] is None else f"{v['last_latency_ms']:.0f}ms",
-          v["last_error"], v["open_incident"]) for v in views],
+          v["last_error"], v["open_incident"], *([push_summary(v)] if pushes else [])) for v in views],
     )
 
 

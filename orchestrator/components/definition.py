@@ -24,6 +24,9 @@ from orchestrator.core.defaults import (
     MAX_REPLICAS,
     MIN_INTERVAL_S,
     MIN_TIMEOUT_S,
+    PUSH_FAILURE_THRESHOLD,
+    PUSH_INTERVAL_S,
+    PUSH_SUCCESS_THRESHOLD,
     default_timeout_s,
 )
 from orchestrator.core.durations import parse_duration
@@ -112,6 +115,29 @@ def _string_map(value: Any, what: str) -> dict[str, str]:
     return out
 
 
+class PushSection(BaseModel):
+    """``push:`` of an apply file (or ``--push`` flags): a heartbeat monitor, pinged by the job itself."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    period: str | float | None = None
+    schedule: str | None = None
+    tz: str | None = None
+    grace: str | float | None = None
+
+    def check(self) -> dict[str, Any]:
+        """The check section it stands for (validated by CheckSpec, errors named check.<field>)."""
+        out: dict[str, Any] = {"kind": "push", "period_s": self.period, "schedule": self.schedule, "tz": self.tz}
+        if self.grace is not None:
+            out["grace_s"] = self.grace
+        return {k: v for k, v in out.items() if v is not None}
+
+
+def _is_push(data: dict[str, Any]) -> bool:
+    check = data.get("check")
+    return data.get("push") is not None or (isinstance(check, dict) and check.get("kind") == "push")
+
+
 class ComponentSpec(BaseModel):
     """Everything an operator declares about a component. Durations are seconds after validation."""
 
@@ -142,6 +168,8 @@ class ComponentSpec(BaseModel):
     max_replicas: int | None = Field(default=None, ge=0, le=MAX_REPLICAS)
     #: overrides of the early warning's defaults (orchestrator.degradation.early_warning), e.g. {"k": 6}
     early_warning: EarlyWarningSettings = Field(default_factory=EarlyWarningSettings)
+    #: a heartbeat monitor (folded into ``check`` as kind push; see PushSection)
+    push: PushSection | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -155,6 +183,11 @@ class ComponentSpec(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _timeout_follows_interval(cls, data: Any) -> Any:
+        if isinstance(data, dict) and _is_push(data):  # its own defaults (components.defaults)
+            data = {"interval": PUSH_INTERVAL_S, "failure_threshold": PUSH_FAILURE_THRESHOLD,
+                    "success_threshold": PUSH_SUCCESS_THRESHOLD,
+                    **{k: v for k, v in data.items() if v is not None or k not in (
+                        "interval", "failure_threshold", "success_threshold")}}
         if isinstance(data, dict) and data.get("timeout") is None:
             try:
                 interval = _duration(data.get("interval", DEFAULT_INTERVAL_S))
@@ -248,8 +281,10 @@ class ComponentSpec(BaseModel):
             raise ValueError(f"secret_vars: {both[0]!r} is also a plain var (give it once)")
         if self.name in self.depends_on:
             raise ValueError("depends_on: a component cannot depend on itself")
-        if self.check is None and self.url is None:
-            raise ValueError("url: required (or a check section)")
+        if self.push is not None and (self.check is not None or self.url is not None):
+            raise ValueError("push: a push monitor has no url or check section")
+        if self.check is None and self.url is None and self.push is None:
+            raise ValueError("url: required (or a check section, or push)")
         if self.check is not None and self.url is not None and self.check.url not in (None, self.url):
             raise ValueError("url: disagrees with check.url")
         lo, hi = self.min_replicas, self.max_replicas
@@ -260,12 +295,16 @@ class ComponentSpec(BaseModel):
             _check_tls_ca(self.check_spec())
         except ValidationError as exc:
             err = exc.errors()[0]
-            where = ".".join(str(p) for p in err["loc"]) or ("url" if self.url else "check")
+            where = ".".join(str(p) for p in err["loc"]) or ("url" if self.url else "push" if self.push else "check")
+            if self.push is not None and where != "push":
+                where = "push." + where.removesuffix("_s")
             raise ValueError(f"{where}: {err['msg'].removeprefix('Value error, ')}") from None
         return self
 
     def check_spec(self) -> CheckSpec:
         """The effective check: the ``check`` section, with ``url``/``expect_status`` folded in."""
+        if self.push is not None:
+            return CheckSpec(**self.push.check())
         base = self.check.model_dump(exclude_unset=True) if self.check else {}
         if self.url is not None:
             base["url"] = self.url

@@ -6,12 +6,13 @@ whole transaction back, so bad input changes nothing.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
@@ -20,7 +21,7 @@ from orchestrator.core.states import ComponentState
 from orchestrator.db import audit
 from orchestrator.db.audit import Actor
 from orchestrator.db.engine import Database
-from orchestrator.db.models import Component, ComponentDependency
+from orchestrator.db.models import Component, ComponentDependency, PushMonitor
 from orchestrator.incidents import lifecycle
 
 if TYPE_CHECKING:  # pydantic is imported where a definition is validated: `status` reads without it
@@ -268,6 +269,7 @@ class Registry:
                 row.generation += 1
                 row.updated_at = now
         session.flush()
+        _keep_tokens(session, [(rows[c.name].id, c.after) for c in changes if c.action in ("create", "update")], now)
         ids = {name: row.id for name, row in rows.items()}
         for change in changes:
             if change.action in ("create", "update"):
@@ -293,6 +295,20 @@ def _supersede_learned(row: Component, change: Change) -> None:
     redeclared = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
     if redeclared & set(row.learned_vars or {}):
         row.learned_vars = {k: v for k, v in row.learned_vars.items() if k not in redeclared}
+
+
+def _keep_tokens(session: Session, changed: list[tuple[int, dict[str, Any]]], now: datetime) -> None:
+    """A push monitor has a ping token from its creation on (kept across updates, never in the
+    definition, the audit or the API); a component that stops being one loses it. One read of the
+    tokens however many components an apply changes."""
+    if not changed:
+        return
+    have = set(session.scalars(select(PushMonitor.component_id)))
+    session.add_all(PushMonitor(component_id=cid, token=str(uuid.uuid4()), created_at=now) for cid, definition in changed
+                    if definition["check"].get("kind") == "push" and cid not in have)
+    gone = [cid for cid, definition in changed if definition["check"].get("kind") != "push" and cid in have]
+    if gone:
+        session.execute(delete(PushMonitor).where(PushMonitor.component_id.in_(gone)))
 
 
 def _set_definition(row: Component, definition: dict[str, Any]) -> None:

@@ -26,7 +26,8 @@ from orchestrator.components.windows import OpenWindows, cover, cover_view, load
 from orchestrator.core.errors import InputError, NotFoundError
 from orchestrator.core.redaction import redact_view, secret_values
 from orchestrator.core.states import ComponentState
-from orchestrator.db.models import Component, DaemonInstance, StateTransition
+from orchestrator.db.models import Component, DaemonInstance, PushPing, StateTransition
+from orchestrator.health.push_schedule import DEFAULT_PUSH_GRACE_S, next_expected
 from orchestrator.incidents.queries import open_incidents_by_component
 
 #: an instance whose heartbeat is older than this is shown as gone
@@ -71,11 +72,12 @@ class ComponentFilter:
 
 
 def component_view(row: Component, names_by_id: dict[int, str], now: datetime,
-                   open_incident: int | None = None, windows: OpenWindows | None = None) -> dict[str, Any]:
+                   open_incident: int | None = None, windows: OpenWindows | None = None,
+                   pings: dict[int, dict[str, Any]] | None = None) -> dict[str, Any]:
     """One component as `component list --json` prints it (documented in docs/cli.md), redacted.
 
     ``windows`` are the maintenance windows and silences open now (those whose selector picks it are
-    listed under ``windows``)."""
+    listed under ``windows``); ``pings`` a push monitor's ping facts by component id."""
     definition = definition_of(row, names_by_id)
     check = definition.pop("check")
     state = effective_state(row, now)
@@ -104,8 +106,76 @@ def component_view(row: Component, names_by_id: dict[int, str], now: datetime,
         "windows": cover_view(cover(windows or [], row.labels)),
         # what recovery learned; it overrides the declared replicas/vars above while set
         "learned": learned_view(row),
+        "push": push_facts(row, (pings or {}).get(row.id, {})) if row.check_kind == "push" else None,
     }
     return redact_view(view, secret_values(row))
+
+
+def push_facts(row: Component, pings: dict[str, Any]) -> dict[str, Any]:
+    """A push monitor's last ping and success, and when its next success is expected: as the daemon
+    last wrote it, or from its schedule after the last success (or its creation) before the daemon did."""
+    spec = row.check_spec
+    expected = row.next_check_at
+    if expected is None:
+        expected = next_expected(pings.get("last_success_at") or row.created_at, period_s=spec.get("period_s"),
+                                 schedule=spec.get("schedule"), tz=spec.get("tz"))
+    last = pings.get("last")
+    facts = {"last_ping_at": last.received_at if last else None, "last_ping_kind": last.kind if last else None,
+             "last_exit_status": last.exit_status if last else None,
+             "last_success_at": pings.get("last_success_at"), "last_duration_s": pings.get("last_duration_s"),
+             "next_expected_at": expected, "grace_s": spec.get("grace_s", DEFAULT_PUSH_GRACE_S)}
+    if pings.get("with_body"):
+        facts["last_body"] = last.body if last else None
+    return facts
+
+
+def push_summary(view: dict[str, Any]) -> str | None:
+    """One line on a push monitor for tables and the page: its last ping, the run's duration, the next
+    expected success (None for polled kinds)."""
+    push = view.get("push")
+    if push is None:
+        return None
+    parts = []
+    if push["last_ping_at"] is None:
+        parts.append("never pinged")
+    else:
+        kind = push["last_ping_kind"] if push["last_exit_status"] is None else \
+            f"{push['last_ping_kind']} (exit {push['last_exit_status']})"
+        parts.append(f"last ping {_short(push['last_ping_at'])} {kind}")
+    if push["last_duration_s"] is not None:
+        parts.append(f"took {push['last_duration_s']:.1f}s")
+    if push["next_expected_at"] is not None:
+        parts.append(f"next by {_short(push['next_expected_at'])} + {push['grace_s']:g}s grace")
+    return ", ".join(parts)
+
+
+def push_schedule_text(view: dict[str, Any]) -> str:
+    """``push every 86400s`` / ``push 0 3 * * * Europe/Berlin``: what stands where a URL would."""
+    check = view["check"]
+    if check.get("schedule"):
+        return f"push {check['schedule']} {check.get('tz') or 'UTC'}"
+    return f"push every {check.get('period_s', 0):g}s"
+
+
+def _short(at: datetime) -> str:
+    return at.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def ping_facts(session: Session, ids: Sequence[int], *, with_body: bool = False) -> dict[int, dict[str, Any]]:
+    """For each push monitor in ``ids``: its last ping row, last success time and its run's duration
+    (``with_body``: the last ping's body is shown too, for one component's view)."""
+    if not ids:
+        return {}
+    out: dict[int, dict[str, Any]] = {cid: {"with_body": with_body} for cid in ids}
+    last_ids = select(func.max(PushPing.id)).where(PushPing.component_id.in_(ids)).group_by(PushPing.component_id)
+    for ping in session.scalars(select(PushPing).where(PushPing.id.in_(last_ids))):
+        out[ping.component_id]["last"] = ping
+    success_ids = (select(func.max(PushPing.id)).where(PushPing.component_id.in_(ids), PushPing.kind == "success")
+                   .group_by(PushPing.component_id))
+    for cid, at, duration in session.execute(select(PushPing.component_id, PushPing.received_at, PushPing.duration_s)
+                                             .where(PushPing.id.in_(success_ids))):
+        out[cid].update(last_success_at=at, last_duration_s=duration)
+    return out
 
 
 def component_views(session: Session, now: datetime, name: str | None = None, *,
@@ -130,7 +200,8 @@ def component_views(session: Session, now: datetime, name: str | None = None, *,
     names = _dependency_names(session, rows)
     incidents = open_incidents_by_component(session)
     windows = open_windows(load_windows(session), now)
-    return [component_view(r, names, now, incidents.get(r.id), windows) for r in rows]
+    pings = ping_facts(session, [r.id for r in rows if r.check_kind == "push"], with_body=name is not None)
+    return [component_view(r, names, now, incidents.get(r.id), windows, pings) for r in rows]
 
 
 def _dependency_names(session: Session, rows: list[Component]) -> dict[int, str]:

@@ -30,3 +30,21 @@ class CheckResult:
     #: A passing check's caveat, one line ("certificate expires in 5 days, 2026-12-12"): an answering
     #: component is DEGRADED while its checks carry one.
     warning: str | None = None
+
+
+#: a push monitor's ping kinds, as stored (push_pings.kind)
+SUCCESS, START, FAIL = "success", "start", "fail"
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """One ping of a push monitor as received (orchestrator.health.push): the wall time it arrived is
+    a record; ``duration_s`` runs from the run's start ping, when there was one."""
+
+    component_id: int
+    kind: str
+    received_at: datetime
+    exit_status: int | None = None
+    duration_s: float | None = None
+    #: the request body, capped and redacted: the run's log excerpt
+    body: str | None = None

@@ -13,6 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from orchestrator.core.defaults import DEFAULT_TLS_CRITICAL_DAYS, DEFAULT_TLS_WARN_DAYS
 
+from orchestrator.core.durations import parse_duration
+from orchestrator.health.push_schedule import DEFAULT_PUSH_GRACE_S, check_schedule, check_tz
+
 #: Body bytes read at most from any endpoint: a huge or endless body costs no more than this.
 MAX_BODY_BYTES = 64 * 1024
 #: Redirects followed at most before the check fails (a loop fails fast).
@@ -60,7 +63,7 @@ class CheckSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["http", "tcp", "command"] = "http"
+    kind: Literal["http", "tcp", "command", "push"] = "http"
     # http
     url: str | None = None
     method: Literal["GET", "HEAD", "POST", "PUT", "OPTIONS"] = "GET"
@@ -81,6 +84,11 @@ class CheckSpec(BaseModel):
     port: int | None = Field(default=None, ge=1, le=65535)
     # command: argv, never a shell
     command: list[str] | None = None
+    # push: a success expected every period_s, or on a cron schedule in tz; late after grace_s more
+    period_s: float | None = None
+    schedule: str | None = None
+    tz: str | None = None
+    grace_s: float = DEFAULT_PUSH_GRACE_S
 
     @field_validator("expect_status", mode="before")
     @classmethod
@@ -112,6 +120,26 @@ class CheckSpec(BaseModel):
             raise ValueError(f"{value:g} must not exceed tls_warn_days ({warn:g})")
         return value
 
+    @field_validator("period_s", "grace_s", mode="before")
+    @classmethod
+    def _push_duration(cls, value: object) -> float | None:
+        if value is None:
+            return None
+        seconds = parse_duration(value)  # type: ignore[arg-type]
+        if seconds <= 0:
+            raise ValueError("must be positive")
+        return seconds
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str | None) -> str | None:
+        return None if value is None else check_schedule(value)
+
+    @field_validator("tz")
+    @classmethod
+    def _tz(cls, value: str | None) -> str | None:
+        return None if value is None else check_tz(value)
+
     @model_validator(mode="after")
     def _kind_fields(self) -> CheckSpec:
         if self.kind == "http":
@@ -124,6 +152,15 @@ class CheckSpec(BaseModel):
         elif self.kind == "command":
             if not self.command or not all(isinstance(a, str) and a for a in self.command):
                 raise ValueError("a command check needs command: a non-empty list of strings")
+        if self.kind != "push" and (self.period_s or self.schedule or self.tz or self.grace_s != DEFAULT_PUSH_GRACE_S):
+            raise ValueError("period_s, schedule, tz and grace_s are for a push check (kind: push)")
+        if self.kind == "push":
+            if (self.period_s is None) == (self.schedule is None):
+                raise ValueError("a push check needs either a period or a schedule (not both)")
+            if self.tz is not None and self.schedule is None:
+                raise ValueError("tz applies to a schedule only")
+            if self.url or self.host or self.command:
+                raise ValueError("a push check has no url, host or command: it is pinged, never polled")
         return self
 
     def status_ranges(self) -> list[tuple[int, int]]:

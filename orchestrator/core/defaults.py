@@ -42,3 +42,12 @@ MAX_PROBE_INTERVALS = 5
 #: seconds between the daemon's heartbeats (daemon_instances.heartbeat_at); /healthz calls the scheduler
 #: stuck after a few missed ones
 HEARTBEAT_INTERVAL_S = 5.0
+
+# A push (heartbeat) monitor's own defaults: it is judged by its pings, so one late verdict (already
+# after its grace) is DOWN and one success ping is UP; while late it is reported again every interval.
+#: seconds between "still late" results of a push monitor
+PUSH_INTERVAL_S = 60.0
+#: a late push monitor is DOWN at its first late verdict
+PUSH_FAILURE_THRESHOLD = 1
+#: one success ping is UP
+PUSH_SUCCESS_THRESHOLD = 1

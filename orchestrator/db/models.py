@@ -666,3 +666,46 @@ class IncidentUpdate(Base):
         # a status page's and feed's newest public updates
         Index("ix_incident_updates_public_at", "public", "at"),
     )
+
+
+class PushMonitor(Base):
+    """The ping token of a push (heartbeat) monitor: the secret in its ping URL ``/ping/<token>``.
+
+    Kept out of the component's definition (which the API, audit and ``apply`` show); shown only to an
+    operator by ``component show`` and ``component ping-url``. Created with the component (or when it
+    becomes a push monitor), deleted with it."""
+
+    __tablename__ = "push_monitors"
+
+    component_id: Mapped[int] = mapped_column(ForeignKey("components.id", ondelete="CASCADE"), primary_key=True)
+    # a random UUID (122 random bits): unguessable, and unique by its index
+    token: Mapped[str] = mapped_column(String(36), unique=True)
+    created_at: Mapped[datetime]
+
+
+class PushPing(Base):
+    """One ping received for a push monitor, with the wall time it arrived (a record, never a wait)."""
+
+    __tablename__ = "push_pings"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    component_id: Mapped[int] = mapped_column(ForeignKey("components.id", ondelete="CASCADE"))
+    received_at: Mapped[datetime]
+    # success | start | fail (an exit status other than 0 is a fail with exit_status set)
+    kind: Mapped[str] = mapped_column(String(8))
+    exit_status: Mapped[int | None] = mapped_column(Integer)
+    # seconds from the run's start ping to this success or fail (NULL without a start)
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    # the request body, capped and redacted: the run's log excerpt
+    body: Mapped[str | None] = mapped_column(Text)
+    # True when the daemon judged it in its own process (its web server); False for a ping written by
+    # `orchestrator web`, which the daemon picks up from this table
+    judged: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (
+        CheckConstraint("kind IN ('success', 'start', 'fail')", name="kind_known"),
+        # a monitor's last ping, last success and its history, newest first
+        Index("ix_push_pings_component_id_id", "component_id", "id"),
+        # retention pruning: DELETE ... WHERE received_at < cutoff
+        Index("ix_push_pings_received_at", "received_at"),
+    )

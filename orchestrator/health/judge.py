@@ -29,6 +29,7 @@ from orchestrator.core.states import ComponentState
 from orchestrator.degradation.early_warning import Evidence
 from orchestrator.health.dispatch import Dispatcher
 from orchestrator.health.live import LiveView
+from orchestrator.health.push import Ping, PushWatch
 from orchestrator.health.tracker import Tracker, TrackerConfig, Transition
 from orchestrator.history.recorder import LiveState, Recorder, ResultItem, TransitionItem
 
@@ -37,6 +38,9 @@ log = logging.getLogger(__name__)
 #: How long results wait to be judged at most: one wake-up per period instead of one per result.
 JUDGE_PERIOD_S = 0.05
 _HOLDS = (ComponentState.PAUSED, ComponentState.MAINTENANCE)
+#: success pings kept for push monitors the judge does not know yet (bounded: a ping costs no memory
+#: beyond this however many unknown ones arrive)
+EARLY_PINGS_KEPT = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +59,8 @@ class Install:
     seed: Evidence = Evidence()
     #: added while the daemon runs (not its first sync): first checked soon, not anywhere in its interval
     soon: bool = False
+    #: a push monitor's last success ping (wall time, from the database): its next one is expected after it
+    last_success: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +75,13 @@ class Hold:
     component_id: int
     wanted: ComponentState | None
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Pinged:
+    """A push monitor's ping (orchestrator.health.push): judged like a result, never scheduled."""
+
+    ping: Ping
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +112,12 @@ class Judge:
         self._reliable = reliable
         self._judged: dict[int, _Judged] = {}
         self._results: deque[tuple[int, CheckResult, float]] = deque()
-        self._control: deque[Install | Remove | Hold | Verified] = deque()
+        self._control: deque[Install | Remove | Hold | Verified | Pinged] = deque()
+        #: the push monitors' deadlines (monotonic), owned by this thread like the trackers
+        self.push = PushWatch()
+        #: the last ping of each push monitor not installed yet (a ping between `component add` and the
+        #: next sync, or during start-up): judged once it is (at most EARLY_PINGS_KEPT kept)
+        self._early_pings: dict[int, Ping] = {}
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -115,7 +133,7 @@ class Judge:
         if not result.ok:
             self._wake.set()
 
-    def send(self, message: Install | Remove | Hold | Verified) -> None:
+    def send(self, message: Install | Remove | Hold | Verified | Pinged) -> None:
         """A registry change, hold or verification; judged before the next results."""
         self._control.append(message)
         self._wake.set()
@@ -170,6 +188,8 @@ class Judge:
             for _ in range(n):
                 cid, result, lateness_ms = popleft()
                 self._judge(cid, result, lateness_ms, reliable, results, transitions, (mono, wall))
+        if len(self.push):
+            self._late_pushes(results, transitions)
         if results or transitions:
             self.judged += len(results)
             self.recorder.add_batch(results, transitions)
@@ -196,6 +216,28 @@ class Judge:
                 next_at = clocks[1] + timedelta(seconds=due - clocks[0])
         results.append(ResultItem(cid, result, lateness_ms, reliable, _live(tracker, next_at)))
 
+    def _late_pushes(self, results: list[ResultItem], transitions: list[TransitionItem]) -> None:
+        deadline = self.push.next_deadline()
+        mono = self.clock.monotonic()
+        if deadline is None or deadline > mono:
+            return
+        reliable = self._reliable()
+        for verdict in self.push.due(self.clock.now(), mono):
+            self._judge_push(verdict.component_id, verdict.result, verdict.lateness_ms, reliable, results, transitions)
+
+    def _judge_push(self, cid: int, result: CheckResult, lateness_ms: float | None, reliable: bool,
+                    results: list[ResultItem], transitions: list[TransitionItem]) -> None:
+        """A push monitor's verdict: judged like a check result; its next expected success is its due time."""
+        judged = self._judged.get(cid)
+        if judged is None:
+            self.dropped_removed += 1
+            return
+        transition = judged.tracker.observe(result, result.checked_at, self.clock.monotonic()) if reliable else None
+        if transition is not None:
+            self._emit(judged, transition, transitions)
+        results.append(ResultItem(cid, result, lateness_ms, reliable, _live(judged.tracker,
+                                                                             self.push.next_expected(cid))))
+
     def _emit(self, judged: _Judged, transition: Transition, transitions: list[TransitionItem]) -> None:
         self.live.set(judged.id, transition.to_state, judged.tracker.flap_episode)
         if transition.from_state is ComponentState.UNKNOWN and transition.to_state is ComponentState.UP:
@@ -208,11 +250,18 @@ class Judge:
             judged.id, judged.name, transition.from_state, transition.to_state, transition.at, transition.reason,
             judged.tracker.flap_episode))
 
-    def _apply(self, message: Install | Remove | Hold | Verified, results: list[ResultItem],
+    def _apply(self, message: Install | Remove | Hold | Verified | Pinged, results: list[ResultItem],
                transitions: list[TransitionItem]) -> None:
         if isinstance(message, Install):
             self._install(message)
+            early = self._early_pings.pop(message.component_id, None)
+            if early is not None and message.component_id in self.push:
+                self._pinged(early, results, transitions)
+        elif isinstance(message, Pinged):
+            self._pinged(message.ping, results, transitions)
         elif isinstance(message, Remove):
+            self.push.remove(message.component_id)
+            self._early_pings.pop(message.component_id, None)
             self._judged.pop(message.component_id, None)
             self.live.drop(message.component_id)
             self.dispatcher.remove(message.component_id)
@@ -225,10 +274,20 @@ class Judge:
         else:
             self._verified(message, results, transitions)
 
+    def _pinged(self, ping: Ping, results: list[ResultItem], transitions: list[TransitionItem]) -> None:
+        if ping.component_id not in self.push:
+            if ping.kind != "start" and (ping.component_id in self._early_pings
+                                         or len(self._early_pings) < EARLY_PINGS_KEPT):
+                self._early_pings[ping.component_id] = ping
+            return
+        result = self.push.ping(ping, self.clock.now(), self.clock.monotonic())
+        if result is not None:
+            self._judge_push(ping.component_id, result, None, self._reliable(), results, transitions)
+
     def _verified(self, message: Verified, results: list[ResultItem], transitions: list[TransitionItem]) -> None:
         judged = self._judged.get(message.component_id)
-        if judged is None:
-            return
+        if judged is None or message.component_id in self.push:
+            return  # a push monitor's verification passed on its own success ping: nothing new to judge
         reliable = self._reliable()
         for result in message.results:
             self._judge(judged.id, result, None, reliable, results, transitions, None)
@@ -253,6 +312,12 @@ class Judge:
                           evidence=evidence, started_mono=self.clock.monotonic())
         self._judged[m.component_id] = _Judged(m.component_id, m.name, m.config.interval_s, tracker)
         self.live.set(m.component_id, tracker.state, tracker.flap_episode)
+        if m.spec.kind == "push":  # pinged, never polled: its deadline is watched instead
+            self.dispatcher.remove(m.component_id)
+            self.push.install(m.component_id, m.spec, m.config.interval_s, m.last_success, now,
+                              self.clock.monotonic())
+            return
+        self.push.remove(m.component_id)
         self.dispatcher.add(m.component_id, m.spec, interval_s=m.config.interval_s, timeout_s=m.timeout_s,
                             criticality=m.criticality, soon=m.soon)
 

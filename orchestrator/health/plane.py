@@ -17,12 +17,14 @@ from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.db.engine import Database
 from orchestrator.degradation.signals import FleetSignals
 from orchestrator.health.dispatch import DISPATCH_TICK_S, Dispatcher, Due
-from orchestrator.health.judge import Judge
+from orchestrator.health.judge import Judge, Pinged
 from orchestrator.health.lanes import ThreadLanes
 from orchestrator.health.live import LiveView
 from orchestrator.health.procs import ProcessLanes, default_processes
+from orchestrator.core.check_result import CheckResult, Ping
 from orchestrator.health.sync import RegistrySync
-from orchestrator.history.recorder import Recorder
+from orchestrator.history.pings import PingFeed, PingIntake
+from orchestrator.history.recorder import PingItem, Recorder
 
 __all__ = ["DISPATCH_TICK_S", "CheckPlane"]
 
@@ -53,6 +55,18 @@ class CheckPlane:
         self.judge = Judge(recorder, self.dispatcher, self.live, clock=clock, rng=rng, reliable=reliable)
         self.live.connect(self.judge.report_results)
         self.registry = RegistrySync(db, self.judge, clock=clock, startup_grace_s=startup_grace_s)
+        self.recorder = recorder
+        #: pings of push monitors to this process's web server: written by the recorder, judged at once
+        self.pings = PingIntake(db, self._pinged_here, clock=clock)
+        #: pings written by another process (`orchestrator web`): read from the table (the "pings" job)
+        self.ping_feed = PingFeed(db, self._pinged_elsewhere)
+
+    def _pinged_here(self, ping: Ping) -> None:
+        self.recorder.add_ping(PingItem(ping, judged=True))
+        self.judge.send(Pinged(ping))
+
+    def _pinged_elsewhere(self, ping: Ping) -> None:
+        self.judge.send(Pinged(ping))
 
     def _sink(self, due: Due, result: CheckResult, lateness_ms: float) -> None:
         self.signals.observe(result.ok, result.latency_ms, lateness_ms, due.component_id)

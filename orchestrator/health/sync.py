@@ -23,7 +23,7 @@ from orchestrator.components.windows import Cover, Window, WindowKind, covered_i
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.core.states import ComponentState
 from orchestrator.db.engine import Database
-from orchestrator.db.models import Component
+from orchestrator.db.models import Component, PushPing
 from orchestrator.db.watch import DatabaseWatch
 from orchestrator.degradation.early_warning import EarlyWarningSettings, Evidence, seed_minutes, settings_from
 from orchestrator.health.judge import Hold, Install, Judge, Remove
@@ -98,9 +98,11 @@ class RegistrySync:
                     for row in session.scalars(select(Component).where(Component.id.in_(changed[i:i + LOAD_CHUNK])))]
             settings = {row.id: self._early_warning(row) for row in rows}
             seeds = _baseline_seeds(session, [r for r in rows if r.id not in self._generations], settings, now)
+            pushed = _last_successes(session, [r.id for r in rows if r.check_kind == "push"])
         added = sum(1 for row in rows if row.id not in self._generations)
         for row in rows:
-            self._install(row, len(rows) <= LOG_EACH_UP_TO, settings[row.id], seeds.get(row.id, Evidence()))
+            self._install(row, len(rows) <= LOG_EACH_UP_TO, settings[row.id], seeds.get(row.id, Evidence()),
+                          pushed.get(row.id))
         for r in light:
             self._hold(r, now, covered.get(r.id))
         seen = {r.id for r in light}
@@ -127,7 +129,8 @@ class RegistrySync:
             log.warning("early_warning overrides ignored component=%s: %s", row.name, exc)
             return EarlyWarningSettings()
 
-    def _install(self, row: Component, log_it: bool, early_warning: EarlyWarningSettings, seed: Evidence) -> None:
+    def _install(self, row: Component, log_it: bool, early_warning: EarlyWarningSettings, seed: Evidence,
+                 last_success: datetime | None = None) -> None:
         config = TrackerConfig(interval_s=row.interval_s, failure_threshold=row.failure_threshold,
                                success_threshold=row.success_threshold, retry_interval_s=row.retry_interval_s,
                                down_backoff_cap_s=row.max_probe_interval_s,
@@ -140,7 +143,7 @@ class RegistrySync:
             log.info("component %s component=%s interval=%gs", kind, row.name, row.interval_s)
         soon = self._fingerprint is not None and row.id not in self._generations  # added while running
         self.judge.send(Install(row.id, row.name, effective_check(row), config, row.timeout_s,
-                                row.criticality or "normal", restore, seed, soon))
+                                row.criticality or "normal", restore, seed, soon, last_success))
         self._generations[row.id] = row.generation
         self._names[row.id] = row.name
         self._intervals[row.id] = row.interval_s
@@ -155,6 +158,17 @@ class RegistrySync:
             if by_window:
                 reason = Cover(maintenance=window).hold_reason()
             self.judge.send(Hold(light.id, wanted, reason))
+
+
+def _last_successes(session: Session, ids: list[int]) -> dict[int, datetime]:
+    """Each push monitor's last success ping (its next one is expected after it)."""
+    out: dict[int, datetime] = {}
+    for i in range(0, len(ids), LOAD_CHUNK):
+        out.update(session.execute(
+            select(PushPing.component_id, func.max(PushPing.received_at))
+            .where(PushPing.component_id.in_(ids[i:i + LOAD_CHUNK]), PushPing.kind == "success")
+            .group_by(PushPing.component_id)).all())
+    return out
 
 
 #: states whose minutes (since the state began) do not count towards a baseline seed

@@ -18,11 +18,12 @@ import threading
 #: a spell of failed writes is shown as a failure (status, /readyz, page) once it lasts this long,
 #: seconds: a busy lock or a failover's blip is not worth an alarm, a minute of buffering is
 WRITES_FAILING_SHOWN_S = 10.0
-KINDS = ("results", "transitions", "rollups")
+KINDS = ("results", "transitions", "rollups", "pings")
 #: every counter name, in the order they are shown (transitions and rollups are never dropped for room)
 NAMES = ("results_buffer_full", "results_removed", "results_refused", "results_at_stop",
          "transitions_removed", "transitions_refused", "transitions_at_stop",
-         "rollups_removed", "rollups_refused", "rollups_at_stop")
+         "rollups_removed", "rollups_refused", "rollups_at_stop",
+         "pings_removed", "pings_refused", "pings_at_stop")
 
 
 class Drops:

@@ -58,8 +58,9 @@ from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.core.errors import first_line
 from orchestrator.core.states import ComponentState
 from orchestrator.db.engine import Database
-from orchestrator.db.models import CheckResultRow, Component, StateTransition
+from orchestrator.db.models import CheckResultRow, Component, PushPing, StateTransition
 from orchestrator.db.types import UTCDateTime
+from orchestrator.core.check_result import CheckResult, Ping
 from orchestrator.history.drops import Drops, describe
 from orchestrator.history.rollup import Rollups, upsert_rollups
 from orchestrator.history.stats import RecorderStats
@@ -128,6 +129,8 @@ class Recorder:
         #: what was not written, by kind and cause (orchestrator.history.drops.NAMES)
         self.drops = Drops()
         self.written = 0
+        #: push monitors' pings written
+        self.pings_written = 0
         self._removed: set[int] = set()
         self.db_healthy = True
         #: wall time of the first failed write of the current spell (None while writes succeed)
@@ -135,10 +138,12 @@ class Recorder:
         self._failing_since_mono: float | None = None
         #: counters and histograms for /metrics, updated once per committed batch
         self.stats = RecorderStats()
-        self._queue: queue.SimpleQueue[ResultItem | TransitionItem | _Batch | int | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[ResultItem | TransitionItem | _Batch | PingItem | int | None] = \
+            queue.SimpleQueue()
         self._wake = threading.Event()  # something must be written before the next flush is due
         self._results: deque[ResultItem] = deque()
         self._transitions: deque[TransitionItem] = deque()
+        self._pings: deque[PingItem] = deque()
         self._rollups = Rollups()
         self._pending_rollups: list[dict[str, Any]] = []
         self._stop = threading.Event()
@@ -178,6 +183,13 @@ class Recorder:
         self._queue.put(_Batch(results, transitions))
         if transitions or self._queue.qsize() >= self.max_batch:
             self._wake.set()
+
+    def add_ping(self, item: PingItem) -> None:
+        """A push monitor's ping: written at once (a ping is rare beside checks, and its latency to the
+        database is what `orchestrator web` and the page show); buffered like results while the database
+        is away, never dropped for room (the web's per-token rate limit bounds them)."""
+        self._queue.put(item)
+        self._wake.set()
 
     def forget(self, component_id: int) -> None:
         """The component was removed: everything pending for it (results, transitions, rollups, its
@@ -238,18 +250,20 @@ class Recorder:
             threading.Event().wait(waits.pop(0))  # a kernel wait (the stop budget is real time), never woken
 
     def _count_unwritten(self) -> None:
-        results, transitions = len(self._results), len(self._transitions)
+        results, transitions, pings = len(self._results), len(self._transitions), len(self._pings)
         rollups = len(self._pending_rollups) + len(self._rollups)
         self._results.clear()
         self._transitions.clear()
+        self._pings.clear()
+        self.drops.add("pings_at_stop", pings)
         self._pending_rollups = []
         self._rollups = Rollups()
         self.drops.add("results_at_stop", results)
         self.drops.add("transitions_at_stop", transitions)
         self.drops.add("rollups_at_stop", rollups)
-        if results or transitions or rollups:
+        if results or transitions or rollups or pings:
             log.error("stopping with the database unwritable: results_at_stop=%d transitions_at_stop=%d "
-                      "rollups_at_stop=%d not written", results, transitions, rollups)
+                      "rollups_at_stop=%d pings_at_stop=%d not written", results, transitions, rollups, pings)
 
     def _drain(self) -> bool:
         """Move queued items into the pending buffers; True when something must be written now."""
@@ -277,6 +291,9 @@ class Recorder:
                 elif isinstance(item, TransitionItem):
                     self._transitions.append(item)
                     urgent = urgent or self.db_healthy
+                elif isinstance(item, PingItem):
+                    self._pings.append(item)
+                    urgent = urgent or self.db_healthy
                 elif isinstance(item, int):
                     removed.add(item)
                 else:
@@ -302,6 +319,9 @@ class Recorder:
         rollups = len(self._pending_rollups) + len(self._rollups)
         self._results = deque(r for r in self._results if r.component_id not in component_ids)
         self._transitions = deque(t for t in self._transitions if t.component_id not in component_ids)
+        pings = len(self._pings)
+        self._pings = deque(p for p in self._pings if p.component_id not in component_ids)
+        self.drops.add("pings_removed", pings - len(self._pings))
         self._pending_rollups = [row for row in self._pending_rollups if row["component_id"] not in component_ids]
         self._rollups.forget(component_ids)
         self.drops.add("results_removed", results - len(self._results))
@@ -329,12 +349,14 @@ class Recorder:
         the next flush."""
         if final:
             self._pending_rollups += self._rollups.closed(self.clock.now(), everything=True)
-        if not self._results and not self._transitions and not self._pending_rollups:
+        if not self._results and not self._transitions and not self._pending_rollups and not self._pings:
             return True
         units: list[_Unit] = [("results", r) for r in
                               (self._results.popleft() for _ in range(min(len(self._results), self.max_batch * 10)))]
         units += [("transitions", t) for t in self._transitions]
         units += [("rollups", row) for row in self._pending_rollups]
+        units += [("pings", p) for p in self._pings]
+        self._pings.clear()
         self._transitions.clear()
         self._pending_rollups = []
         started = self.clock.monotonic()
@@ -370,6 +392,7 @@ class Recorder:
         """Unwritten rows return to the front of their buffers, in their order."""
         self._results.extendleft(reversed([item for kind, item in units if kind == "results"]))
         self._transitions.extendleft(reversed([item for kind, item in units if kind == "transitions"]))
+        self._pings.extendleft(reversed([item for kind, item in units if kind == "pings"]))
         self._pending_rollups = [item for kind, item in units if kind == "rollups"] + self._pending_rollups
 
     def _failing(self, exc: BaseException) -> None:
@@ -451,7 +474,7 @@ class Recorder:
         self._drop_removed(gone)
 
     def _write(self, results: list[ResultItem], transitions: list[TransitionItem],
-               rollups: list[dict[str, Any]]) -> list[incidents.IncidentEvent]:
+               rollups: list[dict[str, Any]], pings: list[PingItem]) -> list[incidents.IncidentEvent]:
         events: list[incidents.IncidentEvent] = []
         with self.db.write() as session:
             conn = session.connection()
@@ -473,10 +496,15 @@ class Recorder:
                     events.append(event)
             if rollups:
                 upsert_rollups(conn, rollups)
+            if pings:
+                conn.execute(insert(PushPing), [_ping_row(p) for p in pings])
+        if pings:
+            self.pings_written += len(pings)
         return events
 
 
 #: one pending row: ("results", ResultItem) | ("transitions", TransitionItem) | ("rollups", dict)
+#: | ("pings", PingItem)
 _Unit = tuple[str, Any]
 #: errors that mean the database is away (connection, lock, disk, read-only), not that it refuses a row
 _OUTAGES = (OperationalError, InterfaceError, InternalError, DisconnectionError, PoolTimeoutError)
@@ -510,11 +538,12 @@ class _Attempt:
         return [item for (k, item), ok in zip(self.units, self.ok, strict=True) if ok and k == kind]
 
 
-def _split(units: list[_Unit]) -> tuple[list[ResultItem], list[TransitionItem], list[dict[str, Any]]]:
-    by_kind: dict[str, list[Any]] = {"results": [], "transitions": [], "rollups": []}
+def _split(units: list[_Unit]) -> tuple[list[ResultItem], list[TransitionItem], list[dict[str, Any]],
+                                        list[PingItem]]:
+    by_kind: dict[str, list[Any]] = {"results": [], "transitions": [], "rollups": [], "pings": []}
     for kind, item in units:
         by_kind[kind].append(item)
-    return by_kind["results"], by_kind["transitions"], by_kind["rollups"]
+    return by_kind["results"], by_kind["transitions"], by_kind["rollups"], by_kind["pings"]
 
 
 def _component_of(kind: str, item: Any) -> int:
@@ -524,6 +553,8 @@ def _component_of(kind: str, item: Any) -> int:
 def _describe_unit(kind: str, item: Any) -> str:
     if kind == "results":
         return f"component_id={item.component_id} checked_at={item.result.checked_at.isoformat()}"
+    if kind == "pings":
+        return f"component_id={item.component_id} ping={item.ping.kind} at={item.ping.received_at.isoformat()}"
     if kind == "transitions":
         return (f"component={item.component_name} component_id={item.component_id} "
                 f"{item.from_state.value}->{item.to_state.value} at={item.at.isoformat()}")
@@ -587,6 +618,25 @@ def _live_rows(results: list[ResultItem]) -> list[dict[str, Any]]:
             "tls": item.result.tls_expires_at if item.result.tls_expires_at is not None else row and row["tls"],
         }
     return list(latest.values())
+
+
+@dataclass(frozen=True, slots=True)
+class PingItem:
+    """A push monitor's ping to write; ``judged`` when this daemon's judge has it already (its own web
+    server), so the daemon's poll of the table skips it (orchestrator.history.pings)."""
+
+    ping: Ping
+    judged: bool
+
+    @property
+    def component_id(self) -> int:
+        return self.ping.component_id
+
+
+def _ping_row(item: PingItem) -> dict[str, Any]:
+    p = item.ping
+    return {"component_id": p.component_id, "received_at": p.received_at, "kind": p.kind,
+            "exit_status": p.exit_status, "duration_s": p.duration_s, "body": p.body, "judged": item.judged}
 
 
 @dataclass(frozen=True, slots=True)

@@ -117,10 +117,11 @@ class PlanExecutor:
     def _context(self, row: Component, req: RunRequest, index: int, attempt: int, step,
                  entry_id: int | None = None) -> StrategyContext:
         on_spawn = None if entry_id is None else (lambda pid: self._spawned(entry_id, pid))
+        probe = pinged_probe(self.e.health, row.id, self.e.clock) if row.check_kind == "push" else None
         return StrategyContext.create(component_view(row), incident_id=req.incident_id, step_index=index,
                                       attempt=attempt, timeout_s=step.timeout_s, clock=self.e.clock,
                                       on_spawn=on_spawn, exit_dir=None if entry_id is None else str(journal.exit_dir()),
-                                      probe=probe_now, send=send)
+                                      probe=probe or probe_now, send=send)
 
     def _attempt(self, req: RunRequest, t: Turn) -> RunEnd | None:
         """Claim, act holding a slot (only while the action runs), verify, journal, decide."""
@@ -239,6 +240,20 @@ class PlanExecutor:
         retry_at = self.e.clock.now() + timedelta(seconds=delay_s)
         return RunEnd(RunOutcome.WAITING, retry_at, f"attempt {t.pos.attempt + 1} of step {t.index} "
                                                     f"after {delay_s:.2f}s backoff")
+
+
+def pinged_probe(health, component_id: int, clock):
+    """A push monitor's "probe" after an action (a step that re-ran the job): nothing can be asked, so it
+    passes once the job's success ping made the monitor UP in the health view (orchestrator.health.push)."""
+    from orchestrator.health.checkers.push import NOT_PROBED
+    from orchestrator.core.check_result import CheckResult
+
+    def probe(_check, _timeout_s: float) -> CheckResult:
+        if health.state(component_id) is ComponentState.UP:
+            return CheckResult(True, 0.0, clock.now())
+        return CheckResult(False, 0.0, clock.now(), error=NOT_PROBED)
+
+    return probe
 
 
 #: Guards whose block says nothing about the component's own health: when the run comes back from one,

@@ -9,7 +9,13 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from orchestrator.components.views import ComponentFilter, component_views, state_counts, transition_views
+from orchestrator.components.views import (
+    ComponentFilter,
+    component_views,
+    push_summary,
+    state_counts,
+    transition_views,
+)
 from orchestrator.core.states import IncidentStatus, UpdateState
 from orchestrator.db.models import CheckResultRow, CheckRollup, Component
 from orchestrator.degradation import actions
@@ -92,6 +98,7 @@ def overview(source: WebSource, where: ComponentFilter, after: str | None) -> di
     for view in views:
         cid = ids[view["name"]]
         view["segments"], view["spark"], view["uptime"] = segments.get(cid, []), sparks[cid], uptime[cid]
+        view["push_line"] = push_summary(view)
     open_incidents = [i for status in incident_counts if incident_counts[status]
                       for i in operator.list_incidents(source.db, status=status, limit=50)]
     open_incidents.sort(key=lambda i: i["id"], reverse=True)
@@ -117,6 +124,7 @@ def component_page(source: WebSource, name: str, range_key: str = chartmodels.DE
     now = source.clock.now()
     with source.db.read() as session:
         view = component_views(session, now, name)[0]
+        view["push_line"] = push_summary(view)
         cid = _ids(session, [name])[name]
         since, span = _window(session, [cid], now, DETAIL_WINDOW, "last 7 days")
         segments = _segments(session, [cid], since, now).get(cid, [])

@@ -54,15 +54,31 @@ class MaintenanceWindow(Shape):
     active: bool
     active_until: datetime | None
     next_start: datetime | None
+
+
 class Learned(Shape):
     active_target: Literal["primary", "backup"]
     replicas: int | None
     vars: dict[str, str | None]
 
 
+class PushFacts(Shape):
+    """A push monitor's pings (docs/push.md); its ping URL is never part of the API."""
+
+    last_ping_at: datetime | None
+    last_ping_kind: Literal["success", "start", "fail"] | None
+    last_exit_status: int | None
+    last_success_at: datetime | None
+    last_duration_s: float | None
+    next_expected_at: datetime | None
+    grace_s: float
+    last_body: Annotated[str | None, Field(description="the last ping's body (capped, redacted): the run's log "
+                                                        "excerpt; in a single component's answer only")] = None
+
+
 class Component(Shape):
     name: str
-    kind: Literal["http", "tcp", "command"]
+    kind: Literal["http", "tcp", "command", "push"]
     url: str | None
     interval_s: float
     timeout_s: float
@@ -100,6 +116,8 @@ class Component(Shape):
         description="maintenance windows and silences in force over it (docs/maintenance.md)")]
     learned: Annotated[Learned, Field(description="what recovery learned: it overrides the declared replicas "
                                                   "and vars while set (docs/cli.md)")]
+    push: Annotated[PushFacts | None, Field(description="a push monitor's last ping, last success and next "
+                                                        "expected success (null for polled kinds)")]
 
 
 class Transition(Shape):

@@ -29,6 +29,8 @@ from orchestrator.history.stats import Histogram, StatsSnapshot
 
 if TYPE_CHECKING:
     from orchestrator.daemon import Daemon
+    from orchestrator.history.pings import PingIntake
+    from orchestrator.history.recorder import Recorder
     from orchestrator.recovery.coordinator import RecoveryCoordinator
 
 #: a daemon whose heartbeat is older than this does not count as running (DatabaseSource)
@@ -86,6 +88,9 @@ class WebSource(Protocol):
     def degradation_wait(self, scope: str, after: int, timeout_s: float) -> dict[str, Any] | None:
         """The scope's document once its version is not ``after``, or after ``timeout_s``."""
 
+    def pings(self) -> PingIntake:
+        """Where ``/ping/<token>`` hands push monitors' pings (orchestrator.history.pings)."""
+
     def close(self) -> None:
         """Stop what this source started."""
 
@@ -139,6 +144,14 @@ class DaemonSource:
             raise InputError("the daemon has no recovery coordinator yet", field="name")
         return self.daemon.coordinator
 
+    def pings(self) -> PingIntake:
+        """The daemon's own intake: written by its recorder and judged at once."""
+        if self.daemon.plane is None:
+            from orchestrator.history.pings import PingRefused
+
+            raise PingRefused(503, "the daemon is starting; ping again shortly", retry_after_s=1.0)
+        return self.daemon.plane.pings
+
     def close(self) -> None:
         """The daemon owns its coordinator and stops it itself."""
 
@@ -151,6 +164,8 @@ class DatabaseSource:
         self.clock = clock
         self.plans_path = plans_path
         self._coordinator: RecoveryCoordinator | None = None
+        self._pings: PingIntake | None = None
+        self._ping_recorder: Recorder | None = None
         self._lock = threading.Lock()
         self._closed = threading.Event()  # set by close(): long-polls answer at once
 
@@ -206,8 +221,24 @@ class DatabaseSource:
                     clock=self.clock, switches=Switches.from_env(), settle_s=0.0)
             return self._coordinator
 
+    def pings(self) -> PingIntake:
+        """An intake of this process, writing through a recorder of its own (started on the first ping):
+        buffered while the database is away; the daemon reads them from the table (PingFeed)."""
+        from orchestrator.history.pings import PingIntake
+        from orchestrator.history.recorder import PingItem, Recorder
+
+        with self._lock:
+            if self._pings is None:
+                recorder = self._ping_recorder = Recorder(self.db, clock=self.clock)
+                recorder.start()
+                self._pings = PingIntake(self.db, lambda ping: recorder.add_ping(PingItem(ping, judged=False)),
+                                         clock=self.clock)
+            return self._pings
+
     def close(self) -> None:
         self._closed.set()
         with self._lock:
             if self._coordinator is not None:
                 self._coordinator.shutdown(timeout_s=10.0)
+            if self._ping_recorder is not None:
+                self._ping_recorder.stop(timeout_s=5.0)  # the pings still buffered: written, or counted

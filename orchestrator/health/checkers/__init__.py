@@ -14,15 +14,18 @@ from orchestrator.core.errors import InputError
 from orchestrator.health.checkers.base import Checker
 from orchestrator.health.checkers.command import CommandChecker
 from orchestrator.health.checkers.http import HttpChecker
+from orchestrator.health.checkers.push import PushChecker
 from orchestrator.health.checkers.tcp import TcpChecker
 
-__all__ = ["Checker", "CommandChecker", "HttpChecker", "TcpChecker", "close_checkers", "get_checker", "probe_now"]
+__all__ = ["Checker", "CommandChecker", "HttpChecker", "PushChecker", "TcpChecker", "close_checkers", "get_checker",
+           "probe_now"]
 
 #: The check kinds a CheckSpec can name; a fixed set (not plugins) because CheckSpec.kind is a Literal.
 CHECKER_TYPES: dict[str, type[Checker]] = {
     "http": HttpChecker,
     "tcp": TcpChecker,
     "command": CommandChecker,
+    "push": PushChecker,
 }
 
 _instances: dict[str, Checker] = {}
