@@ -17,13 +17,13 @@ import pytest
 
 from orchestrator.components.definition import ComponentSpec
 from orchestrator.components.registry import Registry
+from orchestrator.core.check_result import Ping
+from orchestrator.core.check_spec import CheckSpec
 from orchestrator.core.clock import FakeClock
+from orchestrator.core.push_schedule import next_expected
 from orchestrator.daemon import Daemon, DaemonSettings
 from orchestrator.db.engine import Database
 from orchestrator.health.push import PushWatch
-from orchestrator.health.push_schedule import next_expected
-from orchestrator.health.result import Ping
-from orchestrator.health.spec import CheckSpec
 from orchestrator.history.pings import MAX_BODY_BYTES, action_kind, body_excerpt
 from tests.conftest import snapshot
 from tests.daemon_helpers import poll, scalar

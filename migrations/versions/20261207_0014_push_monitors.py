@@ -1,7 +1,7 @@
 """push (heartbeat) monitors: their ping tokens and the pings received
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 Create Date: 2026-12-07 19:45:00
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from alembic import op
 import orchestrator.db.types
 
 revision: str = '0014'
-down_revision: str | Sequence[str] | None = '0012'
+down_revision: str | Sequence[str] | None = '0013'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """alerts as an incident source, and escalation state: incidents.source, reminder/tier columns, an alerts table
 
 Revision ID: 0015
-Revises: 0013
+Revises: 0014
 Create Date: 2026-12-07 20:00:00
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from alembic import op
 import orchestrator.db.types
 
 revision: str = '0015'
-down_revision: str | Sequence[str] | None = '0013'
+down_revision: str | Sequence[str] | None = '0014'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -482,7 +482,7 @@ def _ping_url(app: AppContext, name: str, base_url: str | None) -> str:
 def ping_url(app: AppContext, name: str, base_url: str | None) -> None:
     """Print a push monitor's ping URL (its token is the secret: give it to the job only)."""
     if base_url is not None:
-        from orchestrator.health.spec import validate_http_url
+        from orchestrator.core.check_spec import validate_http_url
 
         try:
             validate_http_url(base_url)

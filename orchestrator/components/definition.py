@@ -183,7 +183,7 @@ class ComponentSpec(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _timeout_follows_interval(cls, data: Any) -> Any:
-        if isinstance(data, dict) and _is_push(data):  # its own defaults (components.defaults)
+        if isinstance(data, dict) and _is_push(data):  # its own defaults (core.defaults)
             data = {"interval": PUSH_INTERVAL_S, "failure_threshold": PUSH_FAILURE_THRESHOLD,
                     "success_threshold": PUSH_SUCCESS_THRESHOLD,
                     **{k: v for k, v in data.items() if v is not None or k not in (

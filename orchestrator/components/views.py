@@ -24,10 +24,10 @@ from orchestrator.components.registry import definition_of
 from orchestrator.components.targets import learned_view
 from orchestrator.components.windows import OpenWindows, cover, cover_view, load_windows, open_windows
 from orchestrator.core.errors import InputError, NotFoundError
+from orchestrator.core.push_schedule import DEFAULT_PUSH_GRACE_S, next_expected
 from orchestrator.core.redaction import redact_view, secret_values
 from orchestrator.core.states import ComponentState
 from orchestrator.db.models import Component, DaemonInstance, PushPing, StateTransition
-from orchestrator.health.push_schedule import DEFAULT_PUSH_GRACE_S, next_expected
 from orchestrator.incidents.queries import open_incidents_by_component
 
 #: an instance whose heartbeat is older than this is shown as gone

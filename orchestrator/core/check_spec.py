@@ -12,9 +12,8 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from orchestrator.core.defaults import DEFAULT_TLS_CRITICAL_DAYS, DEFAULT_TLS_WARN_DAYS
-
 from orchestrator.core.durations import parse_duration
-from orchestrator.health.push_schedule import DEFAULT_PUSH_GRACE_S, check_schedule, check_tz
+from orchestrator.core.push_schedule import DEFAULT_PUSH_GRACE_S, check_schedule, check_tz
 
 #: Body bytes read at most from any endpoint: a huge or endless body costs no more than this.
 MAX_BODY_BYTES = 64 * 1024

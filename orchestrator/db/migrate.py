@@ -31,7 +31,7 @@ _PG_MIGRATION_LOCK = 0x0C4E57
 #: The newest revision in migrations/versions, so opening a database at the current schema needs no
 #: Alembic (a third of a second of imports per CLI command). A new migration changes it in the same
 #: commit: tests/test_cli_imports.py fails while it differs from Alembic's own head.
-HEAD_REVISION = "XXXX"
+HEAD_REVISION = "0018"
 #: the ``down_revision = ...`` line of a migration script, and the revision ids quoted in it
 _DOWN_REVISION = re.compile(r"^down_revision\b[^=]*=(.*)$", re.MULTILINE)
 _QUOTED = re.compile(r"""['"]([^'"]+)['"]""")

@@ -12,7 +12,7 @@ import logging
 import random
 from collections.abc import Callable
 
-from orchestrator.core.check_result import CheckResult
+from orchestrator.core.check_result import CheckResult, Ping
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.db.engine import Database
 from orchestrator.degradation.signals import FleetSignals
@@ -21,7 +21,6 @@ from orchestrator.health.judge import Judge, Pinged
 from orchestrator.health.lanes import ThreadLanes
 from orchestrator.health.live import LiveView
 from orchestrator.health.procs import ProcessLanes, default_processes
-from orchestrator.core.check_result import CheckResult, Ping
 from orchestrator.health.sync import RegistrySync
 from orchestrator.history.pings import PingFeed, PingIntake
 from orchestrator.history.recorder import PingItem, Recorder

@@ -5,7 +5,7 @@ A push monitor is never polled. The job pings it (``/ping/<token>``); the daemon
 and the judge thread, which owns :class:`PushWatch`, turns it into a check result for the tracker:
 
 1. a success ping is a passing result; the next success is expected at ``period`` after it, or at the
-   schedule's next run after it (orchestrator.health.push_schedule, wall time, read once per ping);
+   schedule's next run after it (orchestrator.core.push_schedule, wall time, read once per ping);
 2. that expectation plus ``grace`` becomes a deadline on the monotonic clock, computed once as
    ``now_mono + (deadline_wall - now_wall)``; nothing afterwards looks at wall time, so a clock step
    moves the recorded times only (invariant 7, docs/guarantees.md);
@@ -26,9 +26,9 @@ import itertools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from orchestrator.health.push_schedule import next_expected
-from orchestrator.health.result import FAIL, START, SUCCESS, CheckResult, Ping
-from orchestrator.health.spec import CheckSpec
+from orchestrator.core.check_result import FAIL, START, SUCCESS, CheckResult, Ping
+from orchestrator.core.check_spec import CheckSpec
+from orchestrator.core.push_schedule import next_expected
 
 __all__ = ["FAIL", "START", "SUCCESS", "Ping", "PushWatch", "Verdict"]
 

@@ -30,11 +30,11 @@ from datetime import datetime
 
 from sqlalchemy import select
 
+from orchestrator.core.check_result import FAIL, START, SUCCESS, Ping
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.core.redaction import redact
 from orchestrator.db.engine import Database
 from orchestrator.db.models import PushMonitor, PushPing
-from orchestrator.health.result import FAIL, START, SUCCESS, Ping
 
 log = logging.getLogger(__name__)
 

@@ -53,14 +53,13 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from orchestrator.core.check_result import CheckResult
+from orchestrator.core.check_result import CheckResult, Ping
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.core.errors import first_line
 from orchestrator.core.states import ComponentState
 from orchestrator.db.engine import Database
 from orchestrator.db.models import CheckResultRow, Component, PushPing, StateTransition
 from orchestrator.db.types import UTCDateTime
-from orchestrator.core.check_result import CheckResult, Ping
 from orchestrator.history.drops import Drops, describe
 from orchestrator.history.rollup import Rollups, upsert_rollups
 from orchestrator.history.stats import RecorderStats

@@ -245,8 +245,8 @@ class PlanExecutor:
 def pinged_probe(health, component_id: int, clock):
     """A push monitor's "probe" after an action (a step that re-ran the job): nothing can be asked, so it
     passes once the job's success ping made the monitor UP in the health view (orchestrator.health.push)."""
-    from orchestrator.health.checkers.push import NOT_PROBED
     from orchestrator.core.check_result import CheckResult
+    from orchestrator.health.checkers.push import NOT_PROBED
 
     def probe(_check, _timeout_s: float) -> CheckResult:
         if health.state(component_id) is ComponentState.UP:

@@ -44,7 +44,17 @@ class _JSON(DefaultJSONProvider):
 
 def blueprints():
     """Every blueprint the app serves, in one list."""
-    from orchestrator.web import alerts_api, api, badges, degradation_api, health, metrics, pages, ping, statuspage
+    from orchestrator.web import (
+        alerts_api,
+        api,
+        badges,
+        degradation_api,
+        health,
+        metrics,
+        pages,
+        ping,
+        statuspage,
+    )
 
     return [pages.blueprint, api.blueprint, degradation_api.blueprint, metrics.blueprint, health.blueprint,
             badges.blueprint, statuspage.blueprint, alerts_api.blueprint, ping.blueprint]

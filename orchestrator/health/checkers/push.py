@@ -8,9 +8,9 @@ resolves (docs/push.md).
 
 from __future__ import annotations
 
+from orchestrator.core.check_result import CheckResult
+from orchestrator.core.check_spec import CheckSpec
 from orchestrator.health.checkers.base import Attempt, Checker
-from orchestrator.health.result import CheckResult
-from orchestrator.health.spec import CheckSpec
 
 #: the one-line answer of a probe of a push monitor
 NOT_PROBED = "a push monitor is judged by its pings, not probed: waiting for the next success ping"
