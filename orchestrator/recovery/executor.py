@@ -72,7 +72,7 @@ class PlanExecutor:
             end = take_over(self.e, req, row, orphans, fresh=not run.manual, verified=verified, why=released)
             if end is not None:
                 return end
-        if req.not_before is not None and self.e.clock.now() < req.not_before:
+        if req.not_before is not None and not self.e.passed(req.incident_id, req.not_before):
             why = ("checked fresh; " if looked else "") + "waiting for its next attempt"
             return RunEnd(RunOutcome.WAITING, req.not_before, why)
         return run

@@ -126,7 +126,7 @@ def crash_loop(engine: Engine, req: RunRequest, t: Turn) -> RunEnd | None:
     failed_at = t.incident.opened_at
     delay_s = crash_loop_delay_s(failed_at, history, config)
     not_before = failed_at + timedelta(seconds=delay_s)
-    if delay_s <= 0 or engine.clock.now() >= not_before:
+    if delay_s <= 0 or engine.passed(t.incident.id, not_before):
         return None
     streak = crash_loop_streak(failed_at, history, config)
     return RunEnd(RunOutcome.WAITING, not_before, f"crash loop: failed again soon after {streak} verified "
@@ -184,7 +184,7 @@ def approval_gate(engine: Engine, req: RunRequest, t: Turn) -> RunEnd | None:
     if not t.step.approval.required:
         return None
     state = approval.check(engine.db, t.incident.id, f"{t.run.number}:{t.index}", t.step.approval,
-                           now=engine.clock.now())
+                           now=engine.clock.now(), passed=lambda at: engine.passed(t.incident.id, at))
     outcome = state.outcome
     if outcome in (approval.ApprovalOutcome.APPROVED, approval.ApprovalOutcome.PROCEED):
         engine.report(f"step {t.index} approval: {outcome.value}")
