@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from orchestrator.core.clock import FakeClock
 from orchestrator.db.models import Notification
+from orchestrator.incidents import events
 from orchestrator.incidents.lifecycle import IncidentEvent
 from orchestrator.incidents.notifier import Notifier, compose
 from orchestrator.incidents.notify_send import Delivery
@@ -131,3 +134,31 @@ def test_blocked_is_notified_by_default(db) -> None:
     clock.advance(1)
     assert notifier.flush() == 1
     assert [t for t, _ in outbox.sent] == ["[BLOCKED] web1: check failed"]
+
+
+def test_an_event_committed_after_a_later_one_is_still_notified(db) -> None:
+    """Regression (the 30-minute soak, PostgreSQL: an incident blocked 41 s and nobody told): the notifier
+    read the events "above the highest id read so far", but a PostgreSQL id is taken at the insert and
+    seen at the commit, so a recovery run's ``blocked`` event inserted before the recorder's ``opened`` of
+    another incident and committed after it was skipped for good. Two real transactions, committed in
+    the other order than their ids."""
+    if db.is_sqlite:
+        pytest.skip("SQLite runs one writer at a time: its ids are committed in order")
+    with LoopbackHTTPServer("ok") as server:
+        first = open_for(db, add_component(db, "api", server.url, plan=None), "api")
+        second = open_for(db, add_component(db, "web", server.url, plan=None), "web")
+    clock, outbox = FakeClock(AT), Outbox()
+    notifier = Notifier(db, config(events=["blocked", "escalated"]), clock=clock, sender=outbox)
+    assert notifier.collect() == 0  # the two "opened" are not routed
+    with Session(db.engine) as late:
+        events.record(late, first, "blocked", AT, reason="guard flapping")
+        late.flush()  # its id is taken now, below the next one
+        with db.write() as session:
+            events.record(session, second, "escalated", AT, reason="plan exhausted")
+        assert notifier.collect() == 1  # the escalation, committed first
+        late.commit()
+    assert notifier.collect() == 1, "the event committed late was skipped"
+    assert notifier.collect() == 0  # queued once, not again
+    assert notifier.flush(force=True) == 1
+    [(title, body)] = outbox.sent
+    assert "blocked" in body and "escalated" in body, body

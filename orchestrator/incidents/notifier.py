@@ -53,7 +53,8 @@ class Notifier:
         self._lock = threading.Lock()
         self._pending: list[IncidentEvent] = []
         self._window_started: float | None = None
-        self._cursor = 0  # the highest incident_events id read so far
+        #: incident_events ids queued or being sent by this process (read again until taken, never twice)
+        self._queued: set[int] = set()
         #: one log line when the events cannot be read any more, one when they can again
         self._db_watch = DatabaseWatch(log, "notifier: reading incident events", clock=clock)
 
@@ -70,15 +71,18 @@ class Notifier:
             if self._window_started is None:
                 self._window_started = self.clock.monotonic()
             self._pending.append(event)
+            if event.event_id is not None:
+                self._queued.add(event.event_id)
 
     def collect(self) -> int:
         """Queue the incident_events rows written since the last look; the number queued. Rows of kinds
         not routed anywhere are marked notified at once."""
+        with self._lock:
+            queued = set(self._queued)
         with self.db.read() as session:
-            batch = events.pending(session, self._cursor, COLLECT_LIMIT)
+            batch = events.pending(session, COLLECT_LIMIT, besides=queued)
         if not batch:
             return 0
-        self._cursor = max(e.event_id or 0 for e in batch)
         with self._lock:
             routed = set(self.config.events)
         ignored = [e.event_id for e in batch if e.kind not in routed and e.event_id is not None]
@@ -181,4 +185,6 @@ class Notifier:
                 if self._window_started is None:
                     self._window_started = self.clock.monotonic()
             return []
+        with self._lock:  # taken now, here or by another process: no longer pending in the database
+            self._queued.difference_update(ids)
         return [e for e in batch if e.event_id is None or e.event_id in taken]
