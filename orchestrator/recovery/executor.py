@@ -95,7 +95,7 @@ class PlanExecutor:
 
     def _turn(self, req: RunRequest, index: int, step, strategy) -> Turn | None:
         """Everything the attempt decides on, read once."""
-        now = self.e.clock.now()
+        now, level = self.e.clock.now(), str(self.e.degradation())
         with self.e.db.read() as session:
             incident = session.get(Incident, req.incident_id)
             row = runs.component_of(session, req.incident_id)
@@ -106,9 +106,9 @@ class PlanExecutor:
             decision = ACT if pos.done else evaluate(guard_input(
                 session, row=row, incident=incident, plan=req.plan, limits=req.limits, health=self.e.health,
                 now=now, manual=req.manual, error_handling_enabled=self.e.error_handling_enabled,
-                breaker_trial_held=run.trial_held, strategy=step.strategy, degradation=str(self.e.degradation())))
+                breaker_trial_held=run.trial_held, strategy=step.strategy, degradation=level))
         context = self._context(row, req, index, pos.attempt, step)
-        return Turn(incident, row, run, pos, index, step, strategy, decision, runs.describe(strategy, context))
+        return Turn(incident, row, run, pos, index, step, strategy, decision, runs.describe(strategy, context), level)
 
     def _context(self, row: Component, req: RunRequest, index: int, attempt: int, step,
                  entry_id: int | None = None) -> StrategyContext:

@@ -63,6 +63,8 @@ class Turn:
     strategy: Strategy
     decision: Decision
     description: str
+    #: the degradation level ``decision`` was made at (a block records it, not a later reading)
+    level: str = "normal"
 
     @property
     def tag(self) -> str:
@@ -150,7 +152,7 @@ def guards(engine: Engine, req: RunRequest, t: Turn) -> RunEnd | StepExit | None
         journal.record_not_executed(engine.db, **common, reason=decision.reason)
         log.warning("%s skipped by guard %s: %s", t.tag, decision.guard, decision.reason)
         engine.report(f"step {t.index} attempt {t.pos.attempt}: skipped ({decision.reason})")
-    return stopped_by_guard(engine, req, decision)
+    return stopped_by_guard(engine, req, decision, level=t.level)
 
 
 def _same_block(incident: Incident, decision: Decision) -> bool:
