@@ -296,3 +296,34 @@ def test_a_verified_attempt_whose_owner_died_before_resolving_is_credited_at_sta
     assert (closed.resolution, closed.resolved_by_step) == ("auto", 0)
     assert closed.status_reason.startswith("step 0 attempt 1 verified before its owner died")
     assert stubs.calls() == [] and [r.status for r in journal_rows(db, iid)] == ["succeeded"]
+
+
+def test_a_component_turning_flapping_while_its_restart_verifies_is_credited_to_the_restart(
+        db, stubs: Stubs, healthy, coordinators) -> None:
+    """Regression (the 30-minute soak, both databases: resolved ``self`` although attempt 1 restarted it):
+    a component DOWN when its attempt was claimed and still when the restart ended, whose recovery then
+    tipped the flap window (earlier breaks and fixes) into FLAPPING while it verified, was resolved
+    ``self`` as if a flap's good phase had healed it. The restart did: ``auto``."""
+    stubs.make("svcctl")
+    plans = plan_set({"p": {"steps": [restart(["svcctl"], verify={"interval": "1s", "successes": 3,
+                                                                             "deadline": "10s"})]}})
+    health = ScriptedHealth()
+    coordinator = coordinators(db, plans, health)
+    cid, iid = start(db, coordinator, health, "web", healthy.url, plans)
+    assert wait_for(lambda: any((r.verification or {}).get("action") for r in journal_rows(db, iid)), 10)
+    health.set(cid, ComponentState.FLAPPING)  # verifying: its passes need 2 s more
+    assert wait_for(lambda: incident(db, iid).status == "resolved", 10)
+    assert (incident(db, iid).resolution, incident(db, iid).resolved_by_step) == ("auto", 0), incident(db, iid)
+
+
+def test_a_component_flapping_by_the_time_its_restart_ended_heals_by_itself(
+        db, stubs: Stubs, healthy, coordinators) -> None:
+    stubs.make("svcctl", sleep_s=2)
+    plans = plan_set({"p": {"steps": [restart(["svcctl"])]}})
+    health = ScriptedHealth()
+    coordinator = coordinators(db, plans, health)
+    cid, iid = start(db, coordinator, health, "web", healthy.url, plans)
+    assert wait_for(lambda: stubs.calls() != [], 10)
+    health.set(cid, ComponentState.FLAPPING)  # while the command runs: the flap is the component's own
+    assert wait_for(lambda: incident(db, iid).status == "resolved", 15)
+    assert incident(db, iid).resolution == "self" and "flapping" in incident(db, iid).status_reason
