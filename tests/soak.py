@@ -692,7 +692,7 @@ class Soak:
         path.write_text(json.dumps({"components": components}))
         out = self._cli("apply", "-f", str(path))
         if out.returncode != 0:
-            raise RuntimeError(f"apply failed: {out.stderr}")
+            raise RuntimeError(f"apply failed: {out.output}")
 
     def _write_plans(self, attempts: int | None) -> None:
         self.plans.write_text(json.dumps(soak_plans(self.stub, self.hook_url, attempts)))
