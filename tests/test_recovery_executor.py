@@ -17,6 +17,7 @@ from orchestrator.recovery import journal, runs
 from orchestrator.recovery.coordinator import RecoveryCoordinator
 from orchestrator.recovery.targets import effective_check
 from orchestrator.strategy import MAX_OUTPUT_CHARS
+from tests.fault_rig import RepairableServer
 from tests.servers import LoopbackHTTPServer, wait_for
 from tests.test_recovery_support import (
     ScriptedHealth,
@@ -153,26 +154,28 @@ def test_dry_run_recover_prints_the_rendered_plan_and_writes_nothing(db, stubs: 
     assert snapshot(db) == before
 
 
-def test_approval_step_waits_for_approve_then_runs(db, stubs: Stubs, healthy, coordinators) -> None:
-    stubs.make("promote")
+def test_approval_step_waits_for_approve_then_runs(db, stubs: Stubs, coordinators, tmp_path) -> None:
+    flag = tmp_path / "repaired"
+    stubs.make("promote", touch=flag)
     plans = plan_set({"p": {"steps": [restart(["promote"], approval={"required": True, "timeout": "1h"})]}})
     health = ScriptedHealth()
     coordinator = coordinators(db, plans, health)
-    _, iid = start(db, coordinator, health, "db1", healthy.url, plans)
-    assert wait_for(lambda: incident(db, iid).status == "awaiting_approval", 10)
-    assert stubs.calls() == [] and journal_rows(db, iid) == []
-    operator.approve(db, iid)
-    assert wait_for(lambda: incident(db, iid).status == "resolved", 10)
+    with RepairableServer(flag) as broken:  # still broken when the approved step comes back: it acts
+        _, iid = start(db, coordinator, health, "db1", broken.url, plans)
+        assert wait_for(lambda: incident(db, iid).status == "awaiting_approval", 10)
+        assert stubs.calls() == [] and journal_rows(db, iid) == []
+        operator.approve(db, iid)
+        assert wait_for(lambda: incident(db, iid).status == "resolved", 10)
     assert stubs.calls() == [[]] and incident(db, iid).approved_by
 
 
-def test_approval_timeout_escalates_without_acting(db, stubs: Stubs, healthy, coordinators) -> None:
+def test_approval_timeout_escalates_without_acting(db, stubs: Stubs, failing, coordinators) -> None:
     stubs.make("promote")
     clock = FakeClock(datetime.now(UTC))
     plans = plan_set({"p": {"steps": [restart(["promote"], approval={"required": True, "timeout": "15m"})]}})
     health = ScriptedHealth()
     coordinator = coordinators(db, plans, health, clock=clock)
-    _, iid = start(db, coordinator, health, "db1", healthy.url, plans)
+    _, iid = start(db, coordinator, health, "db1", failing.url, plans)
     assert wait_for(lambda: incident(db, iid).status == "awaiting_approval", 10)
     clock.advance(16 * 60)
     assert wait_for(lambda: incident(db, iid).status == "escalated", 10)
@@ -327,3 +330,23 @@ def test_a_component_flapping_by_the_time_its_restart_ended_heals_by_itself(
     health.set(cid, ComponentState.FLAPPING)  # while the command runs: the flap is the component's own
     assert wait_for(lambda: incident(db, iid).status == "resolved", 15)
     assert incident(db, iid).resolution == "self" and "flapping" in incident(db, iid).status_reason
+
+
+def test_a_service_fixed_by_hand_while_its_retry_waits_is_not_restarted(
+        db, stubs: Stubs, coordinators, tmp_path) -> None:
+    """Regression (the 30-minute soak, PostgreSQL: a restart of a component answering when it was picked
+    up): after a wait (here attempt 1's backoff) the run acted on the health view, which for a DOWN
+    component is as old as its probe backoff (up to min(30 s, 5 × interval)); a service fixed by hand
+    meanwhile was restarted. Back from a wait, the run looks with a real check first."""
+    flag = tmp_path / "repaired"
+    stubs.make("svcctl")  # exits 0 and repairs nothing: attempt 1 fails its verification
+    plans = plan_set({"p": {"steps": [restart(["svcctl"], attempts=2, backoff={"base": "2s", "cap": "2s"})]}})
+    health = ScriptedHealth()  # says DOWN throughout: the view has not probed again yet
+    coordinator = coordinators(db, plans, health)
+    with RepairableServer(flag) as server:
+        _, iid = start(db, coordinator, health, "web", server.url, plans)
+        assert wait_for(lambda: [r.status for r in journal_rows(db, iid)] == ["failed_verification"], 10)
+        flag.touch()  # fixed by hand while attempt 2 waits its backoff
+        assert wait_for(lambda: incident(db, iid).status == "resolved", 15)
+    assert stubs.calls() == [[]], "the service was answering when attempt 2 was picked up"
+    assert incident(db, iid).resolution == "self" and "looked at fresh" in incident(db, iid).status_reason

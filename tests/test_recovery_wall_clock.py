@@ -133,7 +133,7 @@ def test_a_crash_loop_wait_ends_on_monotonic_time_when_the_wall_clock_steps(db, 
     an hour mid-wait, the incident waited that hour more."""
     stubs.make("svcctl")
     plans = _restart_plan(limits={"crash_loop": {"base": f"{WAIT_S:g}s", "cap": f"{WAIT_S:g}s"}})
-    with _recovering(db, plans, "ok") as (cid, clock, _):
+    with _recovering(db, plans, "500") as (cid, clock, _):
         began = time.monotonic()
         iid = _opened_after_a_verified_recovery(db, cid, "web", clock.now())
         _waits_on_monotonic_time(db, stubs, clock, iid, began, step_h, "crash loop")
@@ -145,7 +145,7 @@ def test_an_approval_timeout_ends_on_monotonic_time_when_the_wall_clock_steps(db
     back an hour mid-wait, the step waited that hour more for its timeout."""
     stubs.make("svcctl")
     plans = _restart_plan(step={"approval": {"required": True, "timeout": f"{WAIT_S:g}s", "on_timeout": "proceed"}})
-    with _recovering(db, plans, "ok") as (cid, clock, _):
+    with _recovering(db, plans, "500") as (cid, clock, _):
         began = time.monotonic()
         iid = rs.open_for(db, cid, "web")
         _waits_on_monotonic_time(db, stubs, clock, iid, began, step_h, "awaiting approval")

@@ -166,18 +166,25 @@ _ANSWERING = (ComponentState.UP, ComponentState.DEGRADED)
 
 
 def healed_meanwhile(engine: Engine, req: RunRequest, t: Turn) -> RunEnd | None:
-    """The component answers again (UP, or DEGRADED: slow but answering) before an automatic action:
-    confirm with real checks and resolve ``self`` (it healed by itself, or by hand: no action of ours
-    succeeded and verified)."""
-    if req.manual or engine.health.state(t.row.id) not in _ANSWERING:
+    """Before an automatic action: the component answers again (UP, or DEGRADED: slow but answering),
+    or the run comes back from a wait (a backoff, a crash-loop delay, a settle window, an approval, a
+    block's re-check), when the view of a DOWN component is as old as its probe backoff (up to
+    min(30 s, 5 × interval)): look with real checks, and resolve ``self`` if healthy (it healed by
+    itself, or by hand: no action of ours succeeded and verified).
+
+    Must never break invariant 5: no action on a component healthy when its attempt is picked up. A
+    first attempt, claimed as its component turned DOWN, acts on a view that is fresh."""
+    answering = engine.health.state(t.row.id) in _ANSWERING
+    if req.manual or not (answering or engine.waits.wrote(t.incident.id)):
         return None
     settings = t.step.verify
     outcome = confirm_healthy(check_probe(effective_check(t.row)), max(settings.successes, t.row.success_threshold),
                               settings.interval_s, stop=engine.stop, clock=engine.clock, probe_timeout_s=t.row.timeout_s)
     if not outcome.passed:
         return None
+    how = "again" if answering else "when looked at fresh after waiting"
     return resolved(engine, req, t.row.id, step_index=None, resolution=Resolution.SELF,
-                    reason=f"healthy again before step {t.index} attempt {t.pos.attempt}: no action needed",
+                    reason=f"healthy {how} before step {t.index} attempt {t.pos.attempt}: no action needed",
                     results=outcome.passing())
 
 

@@ -71,6 +71,11 @@ class WallDeadlines:
             for key in [key for key, (_at, end) in self._ends.items() if end <= mono]:
                 self._ended[key] = self._ends.pop(key)
 
+    def wrote(self, key: Hashable) -> bool:
+        """Did this process write a wait for ``key`` (still running or ended, not cleared since)?"""
+        with self._lock:
+            return key in self._ends or key in self._ended
+
     def passed(self, key: Hashable, at: datetime, *, now: datetime, mono: float) -> bool:
         """Has the wait ``key`` ending at wall time ``at`` ended? On the monotonic clock when this
         process wrote that wait, else on the wall clock."""
