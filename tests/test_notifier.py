@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -162,3 +162,19 @@ def test_an_event_committed_after_a_later_one_is_still_notified(db) -> None:
     assert notifier.flush(force=True) == 1
     [(title, body)] = outbox.sent
     assert "blocked" in body and "escalated" in body, body
+
+
+def test_an_event_read_after_a_restart_waits_out_its_own_window_not_a_new_one(db) -> None:
+    """Regression (the 30-minute soak, SQLite: an incident blocked 46 s before anybody was told): a
+    daemon killed 10 s into the window of a ``blocked`` event; the next one read the event and opened a
+    fresh 30 s window. The window runs from the event's own time."""
+    with LoopbackHTTPServer("ok") as server:
+        iid = open_for(db, add_component(db, "api", server.url, plan=None), "api")
+    with db.write() as session:
+        events.record(session, iid, "blocked", AT, reason="guard flapping")
+    clock, outbox = FakeClock(AT + timedelta(seconds=25)), Outbox()  # the next daemon, 25 s later
+    notifier = Notifier(db, config(events=["blocked"], group_window="30s"), clock=clock, sender=outbox)
+    assert notifier.collect() == 1 and notifier.flush() == 0  # 25 s of the window have passed
+    clock.advance(5)
+    assert notifier.flush() == 1, "the blocked event waited a second window"
+    assert [t for t, _ in outbox.sent] == ["[BLOCKED] api: guard flapping"]

@@ -64,12 +64,19 @@ class Notifier:
             self.config = config
 
     def publish(self, event: IncidentEvent) -> None:
-        """Queue ``event`` if its kind is routed; opens a grouping window if none is open."""
+        """Queue ``event`` if its kind is routed; opens a grouping window if none is open. A window opened
+        by an event read from the database starts when the event happened (at most one window ago), not
+        when this process read it: an event that waited through a daemon restart does not wait a second
+        window (invariant 2: a blocked incident is told within the window)."""
         with self._lock:
             if event.kind not in self.config.events:
                 return
             if self._window_started is None:
-                self._window_started = self.clock.monotonic()
+                mono, waited_s = self.clock.monotonic(), 0.0
+                if event.event_id is not None:
+                    age_s = (self.clock.now() - event.at).total_seconds()
+                    waited_s = min(max(0.0, age_s), self.config.group_window_s)
+                self._window_started = mono - waited_s
             self._pending.append(event)
             if event.event_id is not None:
                 self._queued.add(event.event_id)
