@@ -7,7 +7,8 @@ In order (:data:`GATES`), the first that decides wins:
 2. ``crash_loop`` — a component failing again soon after verified recoveries waits a growing delay.
 3. ``guards`` — sentinels, blast radius, holds, dependency, flapping, breaker, budget, observe-only
    (:mod:`orchestrator.recovery.guards`).
-4. ``healed_meanwhile`` — the component looks UP again: confirm it and resolve ``self``, no action.
+4. ``healed_meanwhile`` — the component looks UP again, or the run comes back from a wait (the view
+   of a DOWN component may be stale): check it for real and resolve ``self`` if healthy, no action.
 5. ``approval`` — a step that needs a human's yes waits for it (durably, see approval.py).
 6. ``breaker_trial`` — after the breaker's open period this run takes its half-open trial.
 """
