@@ -55,6 +55,9 @@ JOURNAL_GRACE_S = 10.0
 SECOND_DAEMON_REFUSAL_S = 15.0
 #: Stubs' actions this close after a hand fix are racing the fix, not acting on a healthy service.
 HAND_FIX_RACE_S = 3.0
+#: How long a flap stays in the tracker's window (21 checks at 1 s, and the DOWN probe backoff): a
+#: restart this soon after the test had the service flapping may find it FLAPPING and resolve ``self``.
+FLAP_MEMORY_S = 30.0
 #: Guards allowed to stop an action (I6); matched as words in a skip or block reason.
 NAMED_GUARDS = ("blast radius", "blast_radius", "mass outage", "mass_outage", "dependency", "depends", "flap",
                 "budget", "breaker", "emergency", "override", "observe", "error_handling", "paused", "pause",
@@ -134,6 +137,7 @@ class Service:
     maintenance: bool = False
     changed_at: float = 0.0  # added, updated, resumed, out of maintenance: bounds restart here
     hand_fixed_at: float = -1e9
+    flapped_at: float = -1e9  # the last moment the test had it flapping (a flap fault began or ended)
 
 
 @dataclass
@@ -180,6 +184,8 @@ class World:
         now = time.monotonic() if now is None else now
         s = self.services[name]
         s.fault = fault
+        if fault == "flap":
+            s.flapped_at = now
         if fault in DEAD_FAULTS or fault == "crash_loop":
             if not s.dead:
                 s.dead, s.dead_since = True, now
@@ -189,6 +195,8 @@ class World:
         s = self.services.get(name)
         if s is None:
             return
+        if s.fault == "flap":
+            s.flapped_at = now
         if s.dead or s.fault not in (None, "slow"):
             s.answering_since = now
         if not keep_fault:
@@ -648,8 +656,12 @@ def check_i5(obs: Observation, world: World, mem: Memory) -> list[Violation]:
         # was held, say): what healed it last was not that restart
         s = world.services.get(inc.get("component_name") or "")
         later = max(s.dead_since, s.hand_fixed_at) + wall_offset if s else float("-inf")
+        # nor one the orchestrator saw FLAPPING when it picked the attempt up, after the test really had
+        # it flapping: its tracker's verdict was evidence, and the rule is `self` then (docs/guarantees.md)
+        flap_seen = "was flapping" in (inc["status_reason"] or "") and s is not None and any(
+            0 <= started - (s.flapped_at + wall_offset) <= FLAP_MEMORY_S for k, started in starts_at.items() if k[0] == str(inc["id"]))
         key_ok = [k for k, e in ends.items() if k[0] == str(inc["id"]) and e["exit"] == 0 and k not in flapping
-                  and e["t"] > later]
+                  and e["t"] > later and not flap_seen]
         # a reopened incident's earlier action fixed an earlier episode: only single episodes are judged
         if inc["status"] == "resolved" and inc["resolution"] == "self" and key_ok and not inc.get("reopen_count"):
             _once(mem, out, Violation("I5", f"incident {inc['id']} ({inc['component_name']})", "resolved 'self' "

@@ -627,12 +627,18 @@ class Soak:
         self.world.settle("daemon down")
 
     def _heir(self) -> Daemon | None:
-        """A daemon the test started beside the one it just killed, still running and serving: it held off
-        while the first one held the lock and took over when it died (one daemon acts, I7)."""
+        """A daemon the test started beside the one it just killed, still running: it held off while the
+        first one held the lock and takes over now that it died (one daemon acts, I7). Waited for until
+        it serves (or exits): a third one started meanwhile would be refused, and the walk would go on
+        watching a daemon that never ran."""
         for d in self.daemons:
-            if d is not self.daemon and not d.stopped and d.proc.poll() is None and \
-                    inv._get(f"http://127.0.0.1:{d.port}/healthz", 2.0) is not None:
-                return d
+            if d is self.daemon or d.stopped:
+                continue
+            deadline = time.monotonic() + START_TIMEOUT_S
+            while d.proc.poll() is None and time.monotonic() < deadline:
+                if inv._get(f"http://127.0.0.1:{d.port}/healthz", 2.0) is not None:
+                    return d
+                time.sleep(0.1)
         return None
 
     def _stop_daemon(self) -> None:
@@ -692,7 +698,7 @@ class Soak:
         path.write_text(json.dumps({"components": components}))
         out = self._cli("apply", "-f", str(path))
         if out.returncode != 0:
-            raise RuntimeError(f"apply failed: {out.stderr}")
+            raise RuntimeError(f"apply failed: {out.output}")
 
     def _write_plans(self, attempts: int | None) -> None:
         self.plans.write_text(json.dumps(soak_plans(self.stub, self.hook_url, attempts)))

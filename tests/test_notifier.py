@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from orchestrator.core.clock import FakeClock
 from orchestrator.db.models import Notification
+from orchestrator.incidents import events
 from orchestrator.incidents.lifecycle import IncidentEvent
 from orchestrator.incidents.notifier import Notifier, compose
 from orchestrator.incidents.notify_send import Delivery
@@ -131,3 +134,47 @@ def test_blocked_is_notified_by_default(db) -> None:
     clock.advance(1)
     assert notifier.flush() == 1
     assert [t for t, _ in outbox.sent] == ["[BLOCKED] web1: check failed"]
+
+
+def test_an_event_committed_after_a_later_one_is_still_notified(db) -> None:
+    """Regression (the 30-minute soak, PostgreSQL: an incident blocked 41 s and nobody told): the notifier
+    read the events "above the highest id read so far", but a PostgreSQL id is taken at the insert and
+    seen at the commit, so a recovery run's ``blocked`` event inserted before the recorder's ``opened`` of
+    another incident and committed after it was skipped for good. Two real transactions, committed in
+    the other order than their ids."""
+    if db.is_sqlite:
+        pytest.skip("SQLite runs one writer at a time: its ids are committed in order")
+    with LoopbackHTTPServer("ok") as server:
+        first = open_for(db, add_component(db, "api", server.url, plan=None), "api")
+        second = open_for(db, add_component(db, "web", server.url, plan=None), "web")
+    clock, outbox = FakeClock(AT), Outbox()
+    notifier = Notifier(db, config(events=["blocked", "escalated"]), clock=clock, sender=outbox)
+    assert notifier.collect() == 0  # the two "opened" are not routed
+    with Session(db.engine) as late:
+        events.record(late, first, "blocked", AT, reason="guard flapping")
+        late.flush()  # its id is taken now, below the next one
+        with db.write() as session:
+            events.record(session, second, "escalated", AT, reason="plan exhausted")
+        assert notifier.collect() == 1  # the escalation, committed first
+        late.commit()
+    assert notifier.collect() == 1, "the event committed late was skipped"
+    assert notifier.collect() == 0  # queued once, not again
+    assert notifier.flush(force=True) == 1
+    [(title, body)] = outbox.sent
+    assert "blocked" in body and "escalated" in body, body
+
+
+def test_an_event_read_after_a_restart_waits_out_its_own_window_not_a_new_one(db) -> None:
+    """Regression (the 30-minute soak, SQLite: an incident blocked 46 s before anybody was told): a
+    daemon killed 10 s into the window of a ``blocked`` event; the next one read the event and opened a
+    fresh 30 s window. The window runs from the event's own time."""
+    with LoopbackHTTPServer("ok") as server:
+        iid = open_for(db, add_component(db, "api", server.url, plan=None), "api")
+    with db.write() as session:
+        events.record(session, iid, "blocked", AT, reason="guard flapping")
+    clock, outbox = FakeClock(AT + timedelta(seconds=25)), Outbox()  # the next daemon, 25 s later
+    notifier = Notifier(db, config(events=["blocked"], group_window="30s"), clock=clock, sender=outbox)
+    assert notifier.collect() == 1 and notifier.flush() == 0  # 25 s of the window have passed
+    clock.advance(5)
+    assert notifier.flush() == 1, "the blocked event waited a second window"
+    assert [t for t, _ in outbox.sent] == ["[BLOCKED] api: guard flapping"]

@@ -15,6 +15,7 @@ from orchestrator.incidents.lifecycle import resolve
 from orchestrator.incidents.notifier import Notifier
 from orchestrator.recovery import records
 from orchestrator.recovery.coordinator import RecoveryCoordinator
+from tests.fault_rig import RepairableServer
 from tests.servers import LoopbackHTTPServer, wait_for
 from tests.test_recovery_support import (
     ScriptedHealth,
@@ -317,15 +318,17 @@ def test_runs_settle_together_and_at_most_max_concurrent_recoveries_act_at_once(
     assert len(verified) == 4
 
 
-def test_incidents_blocked_for_want_of_a_plan_are_worked_on_when_the_plan_comes_back(db, stubs: Stubs, rig) -> None:
+def test_incidents_blocked_for_want_of_a_plan_are_worked_on_when_the_plan_comes_back(db, stubs: Stubs, rig,
+                                                                                    tmp_path) -> None:
     """Regression: a reload that dropped a plan stopped automation, and restoring it did not resume
     the open incidents."""
-    stubs.make("svcctl")
+    flag = tmp_path / "repaired"
+    stubs.make("svcctl", touch=flag)  # the restart repairs the service
     make, _ = rig
     with_plan = plan_set({"p": {"steps": [{"strategy": "restart", "params": {"command": ["svcctl"]}}]}})
     without = plan_set({"other": {"steps": [{"strategy": "wait"}]}})
     health = ScriptedHealth()
-    with LoopbackHTTPServer("ok") as server:
+    with RepairableServer(flag) as server:  # still broken when the plan comes back: looked at, then acted on
         cid = add_component(db, "web", server.url, plans=with_plan)
         health.set(cid, DOWN)
         coordinator = make(without, health)  # started with a plan file that lost plan "p"

@@ -21,6 +21,7 @@ from orchestrator.recovery import journal, runs
 from orchestrator.recovery.coordinator import RecoveryCoordinator
 from orchestrator.recovery.targets import component_view
 from orchestrator.strategy import MAX_OUTPUT_CHARS
+from tests.fault_rig import RepairableServer
 from tests.servers import LoopbackHTTPServer, wait_for
 from tests.test_recovery_support import (
     ScriptedHealth,
@@ -157,26 +158,28 @@ def test_dry_run_recover_prints_the_rendered_plan_and_writes_nothing(db, stubs: 
     assert snapshot(db) == before
 
 
-def test_approval_step_waits_for_approve_then_runs(db, stubs: Stubs, healthy, coordinators) -> None:
-    stubs.make("promote")
+def test_approval_step_waits_for_approve_then_runs(db, stubs: Stubs, coordinators, tmp_path) -> None:
+    flag = tmp_path / "repaired"
+    stubs.make("promote", touch=flag)
     plans = plan_set({"p": {"steps": [restart(["promote"], approval={"required": True, "timeout": "1h"})]}})
     health = ScriptedHealth()
     coordinator = coordinators(db, plans, health)
-    _, iid = start(db, coordinator, health, "db1", healthy.url, plans)
-    assert wait_for(lambda: incident(db, iid).status == "awaiting_approval", 10)
-    assert stubs.calls() == [] and journal_rows(db, iid) == []
-    operator.approve(db, iid)
-    assert wait_for(lambda: incident(db, iid).status == "resolved", 10)
+    with RepairableServer(flag) as broken:  # still broken when the approved step comes back: it acts
+        _, iid = start(db, coordinator, health, "db1", broken.url, plans)
+        assert wait_for(lambda: incident(db, iid).status == "awaiting_approval", 10)
+        assert stubs.calls() == [] and journal_rows(db, iid) == []
+        operator.approve(db, iid)
+        assert wait_for(lambda: incident(db, iid).status == "resolved", 10)
     assert stubs.calls() == [[]] and incident(db, iid).approved_by
 
 
-def test_approval_timeout_escalates_without_acting(db, stubs: Stubs, healthy, coordinators) -> None:
+def test_approval_timeout_escalates_without_acting(db, stubs: Stubs, failing, coordinators) -> None:
     stubs.make("promote")
     clock = FakeClock(datetime.now(UTC))
     plans = plan_set({"p": {"steps": [restart(["promote"], approval={"required": True, "timeout": "15m"})]}})
     health = ScriptedHealth()
     coordinator = coordinators(db, plans, health, clock=clock)
-    _, iid = start(db, coordinator, health, "db1", healthy.url, plans)
+    _, iid = start(db, coordinator, health, "db1", failing.url, plans)
     assert wait_for(lambda: incident(db, iid).status == "awaiting_approval", 10)
     clock.advance(16 * 60)
     assert wait_for(lambda: incident(db, iid).status == "escalated", 10)
@@ -334,3 +337,54 @@ def test_a_verified_attempt_whose_owner_died_before_resolving_is_credited_at_sta
     assert (closed.resolution, closed.resolved_by_step) == ("auto", 0)
     assert closed.status_reason.startswith("step 0 attempt 1 verified before its owner died")
     assert stubs.calls() == [] and [r.status for r in journal_rows(db, iid)] == ["succeeded"]
+
+
+def test_a_component_turning_flapping_while_its_restart_verifies_is_credited_to_the_restart(
+        db, stubs: Stubs, healthy, coordinators) -> None:
+    """Regression (the 30-minute soak, both databases: resolved ``self`` although attempt 1 restarted it):
+    a component DOWN when its attempt was claimed and still when the restart ended, whose recovery then
+    tipped the flap window (earlier breaks and fixes) into FLAPPING while it verified, was resolved
+    ``self`` as if a flap's good phase had healed it. The restart did: ``auto``."""
+    stubs.make("svcctl")
+    plans = plan_set({"p": {"steps": [restart(["svcctl"], verify={"interval": "1s", "successes": 3,
+                                                                             "deadline": "10s"})]}})
+    health = ScriptedHealth()
+    coordinator = coordinators(db, plans, health)
+    cid, iid = start(db, coordinator, health, "web", healthy.url, plans)
+    assert wait_for(lambda: any((r.verification or {}).get("action") for r in journal_rows(db, iid)), 10)
+    health.set(cid, ComponentState.FLAPPING)  # verifying: its passes need 2 s more
+    assert wait_for(lambda: incident(db, iid).status == "resolved", 10)
+    assert (incident(db, iid).resolution, incident(db, iid).resolved_by_step) == ("auto", 0), incident(db, iid)
+
+
+def test_a_component_flapping_by_the_time_its_restart_ended_heals_by_itself(
+        db, stubs: Stubs, healthy, coordinators) -> None:
+    stubs.make("svcctl", sleep_s=2)
+    plans = plan_set({"p": {"steps": [restart(["svcctl"])]}})
+    health = ScriptedHealth()
+    coordinator = coordinators(db, plans, health)
+    cid, iid = start(db, coordinator, health, "web", healthy.url, plans)
+    assert wait_for(lambda: stubs.calls() != [], 10)
+    health.set(cid, ComponentState.FLAPPING)  # while the command runs: the flap is the component's own
+    assert wait_for(lambda: incident(db, iid).status == "resolved", 15)
+    assert incident(db, iid).resolution == "self" and "flapping" in incident(db, iid).status_reason
+
+
+def test_a_service_fixed_by_hand_while_its_retry_waits_is_not_restarted(
+        db, stubs: Stubs, coordinators, tmp_path) -> None:
+    """Regression (the 30-minute soak, PostgreSQL: a restart of a component answering when it was picked
+    up): after a wait (here attempt 1's backoff) the run acted on the health view, which for a DOWN
+    component is as old as its probe backoff (up to min(30 s, 5 × interval)); a service fixed by hand
+    meanwhile was restarted. Back from a wait, the run looks with a real check first."""
+    flag = tmp_path / "repaired"
+    stubs.make("svcctl")  # exits 0 and repairs nothing: attempt 1 fails its verification
+    plans = plan_set({"p": {"steps": [restart(["svcctl"], attempts=2, backoff={"base": "2s", "cap": "2s"})]}})
+    health = ScriptedHealth()  # says DOWN throughout: the view has not probed again yet
+    coordinator = coordinators(db, plans, health)
+    with RepairableServer(flag) as server:
+        _, iid = start(db, coordinator, health, "web", server.url, plans)
+        assert wait_for(lambda: [r.status for r in journal_rows(db, iid)] == ["failed_verification"], 10)
+        flag.touch()  # fixed by hand while attempt 2 waits its backoff
+        assert wait_for(lambda: incident(db, iid).status == "resolved", 15)
+    assert stubs.calls() == [[]], "the service was answering when attempt 2 was picked up"
+    assert incident(db, iid).resolution == "self" and "looked at fresh" in incident(db, iid).status_reason

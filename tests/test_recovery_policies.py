@@ -170,3 +170,17 @@ def test_a_crash_loop_held_by_the_flapping_guard_escalates_after_3_actions_or_10
     if status == "blocked":
         assert decision.until == given["loop_started_at"] + timedelta(seconds=600)
         assert "escalates at" in decision.reason
+
+
+@pytest.mark.parametrize(("recorded", "level", "woken"), [
+    ("emergency", "emergency", False),  # the operator's override still freezes automation
+    ("emergency", "normal", True),  # lifted
+    # Regression (the 30-minute soak, PostgreSQL): the level was read again after the guards decided
+    # (a fleet probe of seconds in between); an override lifted meanwhile recorded "normal" beside the
+    # override's reason, and the incident stayed held by it until the 30 s re-check
+    ("normal", "normal", True),
+])
+def test_a_block_by_the_emergency_override_wakes_once_it_is_lifted(recorded, level, woken) -> None:
+    circumstances = worklist.Circumstances(ScriptedHealth(), outage_open=False, plan_names=frozenset({"p"}),
+                                           error_handling_enabled=True, degradation_level=level)
+    assert worklist.cause_cleared(1, {"guard": "degradation", "blocked_level": recorded}, "p", circumstances) is woken

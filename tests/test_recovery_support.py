@@ -110,12 +110,16 @@ class Stubs:
     def __init__(self, bindir: Path, log: Path) -> None:
         self.bindir, self.log = bindir, log
 
-    def make(self, name: str, exit_code: int = 0, output: str = "", sleep_s: float = 0) -> str:
+    def make(self, name: str, exit_code: int = 0, output: str = "", sleep_s: float = 0,
+             touch: Path | None = None) -> str:
+        """``touch``: a file the command creates before it exits (a RepairableServer's flag: the
+        restart repairs the service)."""
         script = self.bindir / name
+        repair = f"open({str(touch)!r}, 'a').close()\n" if touch is not None else ""
         script.write_text(
             f"#!{sys.executable}\nimport json, sys, time\n"
             f"open({str(self.log)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n"
-            f"sys.stdout.write({output!r}); sys.stdout.flush()\ntime.sleep({sleep_s})\nsys.exit({exit_code})\n")
+            f"sys.stdout.write({output!r}); sys.stdout.flush()\ntime.sleep({sleep_s})\n{repair}sys.exit({exit_code})\n")
         script.chmod(0o755)
         return str(script)
 

@@ -53,13 +53,18 @@ def record(session: Session, incident_id: int, kind: str, at: datetime, reason: 
     add(session, incident_id, kind, at, reason=reason)
 
 
-def pending(session: Session, after_id: int, limit: int) -> list[IncidentEvent]:
-    """Events not yet notified with an id above ``after_id``, oldest first (ix_incident_events_notified_at)."""
-    rows = session.execute(
-        select(IncidentEventRow, Incident.component_id, Incident.component_name)
-        .join(Incident, Incident.id == IncidentEventRow.incident_id)
-        .where(IncidentEventRow.notified_at.is_(None), IncidentEventRow.id > after_id)
-        .order_by(IncidentEventRow.id).limit(limit))
+def pending(session: Session, limit: int, *, besides: Iterable[int] = ()) -> list[IncidentEvent]:
+    """Events not yet notified, oldest first, without the ids in ``besides`` (those the caller has
+    queued already); served by ix_incident_events_notified_at. Not "ids above the last one read": on
+    PostgreSQL ids are taken when a row is inserted and seen when its transaction commits, so a row
+    with a lower id can appear after a higher one was read."""
+    stmt = (select(IncidentEventRow, Incident.component_id, Incident.component_name)
+            .join(Incident, Incident.id == IncidentEventRow.incident_id)
+            .where(IncidentEventRow.notified_at.is_(None)))
+    skipped = sorted(set(besides))
+    if skipped:
+        stmt = stmt.where(IncidentEventRow.id.not_in(skipped))
+    rows = session.execute(stmt.order_by(IncidentEventRow.id).limit(limit))
     return [IncidentEvent(row.kind, row.incident_id, cid, name, row.at, row.reason, row.resolution, row.id)
             for row, cid, name in rows]
 

@@ -71,7 +71,8 @@ class Notifier:
         self._lock = threading.Lock()
         self._pending: list[IncidentEvent] = []
         self._window_started: float | None = None
-        self._cursor = 0  # the highest incident_events id read so far
+        #: incident_events ids queued or being sent by this process (read again until taken, never twice)
+        self._queued: set[int] = set()
         #: one log line when the events cannot be read any more, one when they can again
         self._db_watch = DatabaseWatch(log, "notifier: reading incident events", clock=clock)
 
@@ -88,23 +89,33 @@ class Notifier:
         return set(config.events) | ({REMINDER, ESCALATION} if config.escalation.active else set())
 
     def publish(self, event: IncidentEvent) -> None:
-        """Queue ``event`` if its kind is routed; opens a grouping window if none is open."""
+        """Queue ``event`` if its kind is routed; opens a grouping window if none is open. A window opened
+        by an event read from the database starts when the event happened (at most one window ago), not
+        when this process read it: an event that waited through a daemon restart does not wait a second
+        window (invariant 2: a blocked incident is told within the window)."""
         routed = self._routed_kinds()
         with self._lock:
             if event.kind not in routed:
                 return
             if self._window_started is None:
-                self._window_started = self.clock.monotonic()
+                mono, waited_s = self.clock.monotonic(), 0.0
+                if event.event_id is not None:
+                    age_s = (self.clock.now() - event.at).total_seconds()
+                    waited_s = min(max(0.0, age_s), self.config.group_window_s)
+                self._window_started = mono - waited_s
             self._pending.append(event)
+            if event.event_id is not None:
+                self._queued.add(event.event_id)
 
     def collect(self) -> int:
         """Queue the incident_events rows written since the last look; the number queued. Rows of kinds
         not routed anywhere are marked notified at once."""
+        with self._lock:
+            queued = set(self._queued)
         with self.db.read() as session:
-            batch = events.pending(session, self._cursor, COLLECT_LIMIT)
+            batch = events.pending(session, COLLECT_LIMIT, besides=queued)
         if not batch:
             return 0
-        self._cursor = max(e.event_id or 0 for e in batch)
         routed = self._routed_kinds()
         ignored = [e.event_id for e in batch if e.kind not in routed and e.event_id is not None]
         for event in batch:
@@ -258,4 +269,6 @@ class Notifier:
                 if self._window_started is None:
                     self._window_started = self.clock.monotonic()
             return []
+        with self._lock:  # taken now, here or by another process: no longer pending in the database
+            self._queued.difference_update(ids)
         return [e for e in batch if e.event_id is None or e.event_id in taken]

@@ -5,11 +5,13 @@ is stored in the incident's details and the incident becomes ``awaiting_approval
 ``next_attempt_at`` at the timeout; the run's claim ends. The approval (``operator.approve``) moves the
 incident back to ``open``, so the recovery loop picks it up at its next tick, and so does the timeout.
 An approval counts only if it was given after the request; a restarted daemon keeps the same request
-and the same timeout. Times are on the injected clock.
+and the same timeout. Times are on the injected clock; whether the timeout passed is asked of
+``passed`` (the recovery loop answers on the monotonic clock for a wait it wrote, invariant 7).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -35,7 +37,8 @@ class ApprovalState:
     give_up_at: datetime | None = None
 
 
-def check(db: Database, incident_id: int, key: str, approval: Approval, *, now: datetime) -> ApprovalState:
+def check(db: Database, incident_id: int, key: str, approval: Approval, *, now: datetime,
+          passed: Callable[[datetime], bool] | None = None) -> ApprovalState:
     """1. ``key`` (run:step) approved before, or approved since it was asked → APPROVED.
     2. Never asked → ask: record the request, move the incident to ``awaiting_approval`` → PENDING.
     3. Asked and the timeout passed → PROCEED or ESCALATE (the step's ``on_timeout``); else PENDING."""
@@ -54,7 +57,7 @@ def check(db: Database, incident_id: int, key: str, approval: Approval, *, now: 
         if incident.approved_at is not None and incident.approved_at >= requested_at:
             incident.details = {**details, "approved": [*details.get("approved", []), key]}
             return ApprovalState(ApprovalOutcome.APPROVED)
-        if now < give_up_at:
+        if not (passed(give_up_at) if passed is not None else now >= give_up_at):
             return ApprovalState(ApprovalOutcome.PENDING, give_up_at)
         if approval.on_timeout == "proceed":
             incident.details = {**details, "approved": [*details.get("approved", []), key]}

@@ -109,7 +109,7 @@ class RecoveryCoordinator:
         self._pool = ThreadPoolExecutor(MAX_RUNS, thread_name_prefix="recovery")
         self.engine = Engine(db, health, clock, self.owner, self._stop, self.slots, rng or random.Random(),
                              switches.error_handling_enabled, report or (lambda _line: None), lease_s,
-                             degradation=degradation or (lambda: "normal"))
+                             degradation=degradation or (lambda: "normal"), waits=self._waits)
         self.executor = PlanExecutor(self.engine)
 
     @property

@@ -54,19 +54,22 @@ def escalated(engine: Engine, req: RunRequest, component_id: int | None, reason:
     return RunEnd(RunOutcome.ESCALATED)
 
 
-def stopped_by_guard(engine: Engine, req: RunRequest, decision: Decision) -> RunEnd:
-    """A guard objected: escalate (breaker, budget) or block until its cause clears."""
+def stopped_by_guard(engine: Engine, req: RunRequest, decision: Decision, *, level: str | None = None) -> RunEnd:
+    """A guard objected: escalate (breaker, budget) or block until its cause clears. ``level``: the
+    degradation level the guards decided at."""
     if decision.escalates:
         return escalated(engine, req, None, decision.reason, counts_against_breaker=False)
     return blocked(engine, req.incident_id, guard=decision.guard, reason=decision.reason,
-                   blocked_by=decision.blocked_by, until=decision.until)
+                   blocked_by=decision.blocked_by, until=decision.until, level=level)
 
 
 def blocked(engine: Engine, incident_id: int, *, guard: str, reason: str, blocked_by: str | None = None,
-            until: datetime | None = None) -> RunEnd:
+            until: datetime | None = None, level: str | None = None) -> RunEnd:
     """Mark the incident blocked by ``guard``; the loop looks again when the cause clears (see
     orchestrator.recovery.worklist), so the component's state and flap episode now are kept with it,
-    and at ``until`` at the latest (a guard's deadline, e.g. a held crash loop's escalation)."""
+    and at ``until`` at the latest (a guard's deadline, e.g. a held crash loop's escalation).
+    ``level`` is the degradation level the block was decided at (read again when not given): a level
+    read after the decision (an override lifted in between) would say the block's cause never was."""
     with engine.db.read() as session:
         incident = session.get(Incident, incident_id)
         blocked_by_id = None if blocked_by is None else session.scalar(
@@ -74,7 +77,7 @@ def blocked(engine: Engine, incident_id: int, *, guard: str, reason: str, blocke
     component_id = incident.component_id if incident is not None else None
     seen = {} if component_id is None else {"blocked_state": engine.health.state(component_id).value,
                                             "blocked_episode": engine.health.flap_episode(component_id),
-                                            "blocked_level": str(engine.degradation())}
+                                            "blocked_level": level or str(engine.degradation())}
     if records.block(engine.db, incident_id, reason=reason, guard=guard, blocked_by=blocked_by,
                      blocked_by_id=blocked_by_id, now=engine.clock.now(), seen=seen):
         log.warning("incident=%s blocked by %s: %s", incident_id, guard, reason)

@@ -76,7 +76,7 @@ class PlanExecutor:
             end = take_over(self.e, req, row, orphans, fresh=not run.manual, verified=verified, why=released)
             if end is not None:
                 return end
-        if req.not_before is not None and self.e.clock.now() < req.not_before:
+        if req.not_before is not None and not self.e.passed(req.incident_id, req.not_before):
             why = ("checked fresh; " if looked else "") + "waiting for its next attempt"
             return RunEnd(RunOutcome.WAITING, req.not_before, why)
         return run
@@ -99,7 +99,7 @@ class PlanExecutor:
 
     def _turn(self, req: RunRequest, index: int, step, strategy) -> Turn | None:
         """Everything the attempt decides on, read once."""
-        now = self.e.clock.now()
+        now, level = self.e.clock.now(), str(self.e.degradation())
         with self.e.db.read() as session:
             incident = session.get(Incident, req.incident_id)
             row = runs.component_of(session, req.incident_id)
@@ -110,9 +110,9 @@ class PlanExecutor:
             decision = ACT if pos.done else evaluate(guard_input(
                 session, row=row, incident=incident, plan=req.plan, limits=req.limits, health=self.e.health,
                 now=now, manual=req.manual, error_handling_enabled=self.e.error_handling_enabled,
-                breaker_trial_held=run.trial_held, strategy=step.strategy, degradation=str(self.e.degradation())))
+                breaker_trial_held=run.trial_held, strategy=step.strategy, degradation=level))
         context = self._context(row, req, index, pos.attempt, step)
-        return Turn(incident, row, run, pos, index, step, strategy, decision, runs.describe(strategy, context))
+        return Turn(incident, row, run, pos, index, step, strategy, decision, runs.describe(strategy, context), level)
 
     def _context(self, row: Component, req: RunRequest, index: int, attempt: int, step,
                  entry_id: int | None = None) -> StrategyContext:
@@ -137,6 +137,9 @@ class PlanExecutor:
             log.info("%s claimed: %s", t.tag, t.description)
             context = self._context(t.row, req, t.index, t.pos.attempt, t.step, entry_id)
             result = attempts.execute(t.strategy, context, t.step)
+            # flapping by the time the action ended: before it could change anything (a FLAPPING verdict
+            # that comes later may be the action's own work: its recovery is one more state change)
+            flapping = flapping or self.e.health.state(t.row.id) is ComponentState.FLAPPING
         finally:
             self.e.slots.release()
         return self._after(req, t, entry_id, self._verify(req, t, context, entry_id, result), flapping)
@@ -206,8 +209,11 @@ class PlanExecutor:
     def _after(self, req: RunRequest, t: Turn, entry_id: int, result: attempts.AttemptResult,
                flapping: bool = False) -> RunEnd | None:
         """Journal the attempt; resolved when verified, else when (and whether) to try again. A
-        component flapping when the attempt was claimed, or by the time it verified, heals in its good
-        phases by itself: passing checks then are no proof the action worked, so it is resolved ``self``."""
+        component flapping when the attempt was claimed, or by the time its action ended (``flapping``),
+        heals in its good phases by itself: passing checks then are no proof the action worked, so it is
+        resolved ``self``. Not one that turns FLAPPING while it verifies: the recovery the action caused
+        is itself a state change of the flap window, so that verdict may be the action's work (I5: the
+        record tells what happened)."""
         if result.interrupted:
             log.warning("%s shutdown during verification: left running for the next owner", t.tag)
             return STOPPED
@@ -219,7 +225,7 @@ class PlanExecutor:
             return GONE
         log.info("%s %s: %s", t.tag, result.status.value, result.detail)
         self.e.report(f"step {t.index} ({t.step.label}) attempt {t.pos.attempt}: {result.status.value} — {result.detail}")
-        if result.verified and (flapping or self.e.health.state(t.row.id) is ComponentState.FLAPPING):
+        if result.verified and flapping:
             return resolved(self.e, req, t.row.id, step_index=None, resolution=Resolution.SELF,
                             reason=f"healthy after step {t.index} ({t.step.label}) attempt {t.pos.attempt}, but it "
                                    "was flapping: a good phase of the flap, not proof that the action worked",

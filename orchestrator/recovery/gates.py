@@ -7,7 +7,8 @@ In order (:data:`GATES`), the first that decides wins:
 2. ``crash_loop`` — a component failing again soon after verified recoveries waits a growing delay.
 3. ``guards`` — sentinels, blast radius, holds, dependency, flapping, breaker, budget, observe-only
    (:mod:`orchestrator.recovery.guards`).
-4. ``healed_meanwhile`` — the component looks UP again: confirm it and resolve ``self``, no action.
+4. ``healed_meanwhile`` — the component looks UP again, or the run comes back from a wait (the view
+   of a DOWN component may be stale): check it for real and resolve ``self`` if healthy, no action.
 5. ``approval`` — a step that needs a human's yes waits for it (durably, see approval.py).
 6. ``breaker_trial`` — after the breaker's open period this run takes its half-open trial.
 """
@@ -63,6 +64,8 @@ class Turn:
     strategy: Strategy
     decision: Decision
     description: str
+    #: the degradation level ``decision`` was made at (a block records it, not a later reading)
+    level: str = "normal"
 
     @property
     def tag(self) -> str:
@@ -126,7 +129,7 @@ def crash_loop(engine: Engine, req: RunRequest, t: Turn) -> RunEnd | None:
     failed_at = t.incident.opened_at
     delay_s = crash_loop_delay_s(failed_at, history, config)
     not_before = failed_at + timedelta(seconds=delay_s)
-    if delay_s <= 0 or engine.clock.now() >= not_before:
+    if delay_s <= 0 or engine.passed(t.incident.id, not_before):
         return None
     streak = crash_loop_streak(failed_at, history, config)
     return RunEnd(RunOutcome.WAITING, not_before, f"crash loop: failed again soon after {streak} verified "
@@ -150,7 +153,7 @@ def guards(engine: Engine, req: RunRequest, t: Turn) -> RunEnd | StepExit | None
         journal.record_not_executed(engine.db, **common, reason=decision.reason)
         log.warning("%s skipped by guard %s: %s", t.tag, decision.guard, decision.reason)
         engine.report(f"step {t.index} attempt {t.pos.attempt}: skipped ({decision.reason})")
-    return stopped_by_guard(engine, req, decision)
+    return stopped_by_guard(engine, req, decision, level=t.level)
 
 
 def _same_block(incident: Incident, decision: Decision) -> bool:
@@ -164,18 +167,25 @@ _ANSWERING = (ComponentState.UP, ComponentState.DEGRADED)
 
 
 def healed_meanwhile(engine: Engine, req: RunRequest, t: Turn) -> RunEnd | None:
-    """The component answers again (UP, or DEGRADED: slow but answering) before an automatic action:
-    confirm with real checks and resolve ``self`` (it healed by itself, or by hand: no action of ours
-    succeeded and verified)."""
-    if req.manual or engine.health.state(t.row.id) not in _ANSWERING:
+    """Before an automatic action: the component answers again (UP, or DEGRADED: slow but answering),
+    or the run comes back from a wait (a backoff, a crash-loop delay, a settle window, an approval, a
+    block's re-check), when the view of a DOWN component is as old as its probe backoff (up to
+    min(30 s, 5 × interval)): look with real checks, and resolve ``self`` if healthy (it healed by
+    itself, or by hand: no action of ours succeeded and verified).
+
+    Must never break invariant 5: no action on a component healthy when its attempt is picked up. A
+    first attempt, claimed as its component turned DOWN, acts on a view that is fresh."""
+    answering = engine.health.state(t.row.id) in _ANSWERING
+    if req.manual or not (answering or engine.waits.wrote(t.incident.id)):
         return None
     settings = t.step.verify
     outcome = confirm_healthy(check_probe(effective_check(t.row)), max(settings.successes, t.row.success_threshold),
                               settings.interval_s, stop=engine.stop, clock=engine.clock, probe_timeout_s=t.row.timeout_s)
     if not outcome.passed:
         return None
+    how = "again" if answering else "when looked at fresh after waiting"
     return resolved(engine, req, t.row.id, step_index=None, resolution=Resolution.SELF,
-                    reason=f"healthy again before step {t.index} attempt {t.pos.attempt}: no action needed",
+                    reason=f"healthy {how} before step {t.index} attempt {t.pos.attempt}: no action needed",
                     results=outcome.passing())
 
 
@@ -184,7 +194,7 @@ def approval_gate(engine: Engine, req: RunRequest, t: Turn) -> RunEnd | None:
     if not t.step.approval.required:
         return None
     state = approval.check(engine.db, t.incident.id, f"{t.run.number}:{t.index}", t.step.approval,
-                           now=engine.clock.now())
+                           now=engine.clock.now(), passed=lambda at: engine.passed(t.incident.id, at))
     outcome = state.outcome
     if outcome in (approval.ApprovalOutcome.APPROVED, approval.ApprovalOutcome.PROCEED):
         engine.report(f"step {t.index} approval: {outcome.value}")

@@ -20,6 +20,7 @@ from orchestrator.recovery.claims import LEASE_S, Claim
 from orchestrator.recovery.fleet_probe import FleetLook
 from orchestrator.recovery.health_view import HealthView
 from orchestrator.recovery.slots import ActionSlots
+from orchestrator.resilience.deadlines import WallDeadlines
 
 
 class RunOutcome(StrEnum):
@@ -84,3 +85,12 @@ class Engine:
     #: journal rows this process claimed: one still ``running`` later had a live owner whose run was
     #: interrupted (the database went away), not a dead one
     claimed: set[int] = field(default_factory=set)
+    #: the waits the recovery loop wrote into next_attempt_at, on the monotonic clock (the coordinator's)
+    waits: WallDeadlines = field(default_factory=WallDeadlines)
+
+    def passed(self, incident_id: int, at: datetime) -> bool:
+        """Has the incident's wait until wall time ``at`` ended? The one question a run asks of a wait
+        it computes from stored wall times: on the monotonic clock when this process wrote that wait
+        (a wall clock stepped back neither holds it an hour nor does one stepped forward end it early;
+        invariant 7), on the wall clock otherwise."""
+        return self.waits.passed(incident_id, at, now=self.clock.now(), mono=self.clock.monotonic())

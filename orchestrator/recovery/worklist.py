@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
-from orchestrator.core.states import ComponentState, IncidentStatus, level_rank
+from orchestrator.core.states import ComponentState, DegradationLevel, IncidentStatus, level_rank
 from orchestrator.db.engine import Database
 from orchestrator.db.models import Component, Incident
 from orchestrator.recovery.claims import lease_free
@@ -131,7 +131,9 @@ _CLEARED: dict[str, Callable[[int, dict[str, Any], str | None, Circumstances], b
     "flapping": _changed,
     "no_plan": lambda cid, d, plan, w: plan is not None and plan in w.plan_names,
     "observe_only": lambda cid, d, plan, w: w.error_handling_enabled,
-    # a lower level than when it was blocked may allow the step (it is looked at again)
-    "degradation": lambda cid, d, plan, w: level_rank(w.degradation_level) < level_rank(
-        d.get("blocked_level") or "emergency"),
+    # a lower level than when it was blocked may allow the step (it is looked at again); only the
+    # operator's EMERGENCY override holds a step (orchestrator.degradation.actions), so any other level
+    # wakes it whatever was recorded
+    "degradation": lambda cid, d, plan, w: w.degradation_level != DegradationLevel.EMERGENCY.value or level_rank(
+        w.degradation_level) < level_rank(d.get("blocked_level") or "emergency"),
 }
