@@ -25,6 +25,7 @@ SEEDS = [pytest.param(7, id="seed7"), pytest.param(10, id="seed10"),
          pytest.param(RANDOM_SEED, id=f"seed{RANDOM_SEED}-random")]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(240)  # set-up, walk, judging, a second daemon's refusal, a slow stop on a loaded machine
 @pytest.mark.parametrize("seed", SEEDS)
 def test_soak_keeps_every_invariant(db, db_url: str, tmp_path: Path, seed: int) -> None:
