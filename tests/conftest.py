@@ -70,6 +70,9 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ORCHESTRATOR_DB_URL", raising=False)
     monkeypatch.delenv("ORCHESTRATOR_PLANS", raising=False)
     monkeypatch.setenv("ORCHESTRATOR_CONFIG", "")  # never this machine's /etc/orchestrator/orchestrator.toml
+    # an xdist worker has COLUMNS=80 in its environment: piped CLI tables would be cut at 80 columns
+    # instead of the 200 they get when piped (the tests read cells out of them)
+    monkeypatch.delenv("COLUMNS", raising=False)
     for name in ("ERROR_HANDLING_ENABLED", "CIRCUIT_BREAKER_THRESHOLD", "RETRY_MAX_ATTEMPTS", "RECOVERY_TIMEOUT"):
         monkeypatch.delenv(name, raising=False)
 
