@@ -83,8 +83,8 @@ def test_critical_down_emergency_everywhere_freezes_automation_then_steps_down(d
             # restored: one level per hold
             core.restart()
             poll(lambda: json.loads(state_file.read_text())["level"] == "normal", 30)
-            history = json.loads(runner.invoke(cli, ["--db", db_url, "degradation", "history", "--json"],
-                                               catch_exceptions=False).output)
+            # the file is written when the level is published, its history row on the next persist: wait for it
+            history = poll(lambda: (h := _history(runner, db_url)) and h[0]["to"] == "normal" and h, 10)
             steps = [(h["from"], h["to"]) for h in reversed(history) if h["scope"] == "global"]
             assert steps == [("normal", "emergency"), ("emergency", "minimal"), ("minimal", "degraded"),
                              ("degraded", "normal")]
@@ -94,6 +94,13 @@ def test_critical_down_emergency_everywhere_freezes_automation_then_steps_down(d
     finally:
         for server in (core, high, low):
             server.crash()
+
+
+def _history(runner, db_url: str) -> list[dict]:
+    """The global scope's level changes, newest first."""
+    listed = json.loads(runner.invoke(cli, ["--db", db_url, "degradation", "history", "--json"],
+                                      catch_exceptions=False).output)
+    return [h for h in listed if h["scope"] == "global"]
 
 
 def _lines(path: Path) -> list[str]:

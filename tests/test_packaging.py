@@ -24,6 +24,9 @@ from tests.daemon_helpers import poll
 from tests.servers import LoopbackHTTPServer
 
 ROOT = Path(__file__).resolve().parents[1]
+#: one xdist worker for the whole module: its fixtures build one wheel in the source tree (pip builds in
+#: place: two builds at once would share build/ and the egg-info) and install it once
+pytestmark = pytest.mark.xdist_group("packaging")
 
 
 def _run(args: list[str], **kwargs) -> subprocess.CompletedProcess[str]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
+import pytest
+
 from orchestrator.components.definition import ComponentSpec
 from orchestrator.components.registry import Registry
 from orchestrator.db.engine import Database
@@ -33,6 +35,7 @@ def _offset_to_close_a_minute(after_s: float) -> str:
     return f"{((60 - after_s) - into_minute) % 60 - 60:+.3f}"
 
 
+@pytest.mark.slow
 def test_removing_a_down_component_keeps_every_later_write(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'o.db'}"
     db = Database(url)

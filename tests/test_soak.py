@@ -5,6 +5,7 @@ operation log."""
 
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 
@@ -17,11 +18,18 @@ from tests.soak import Soak
 SOAK_S = 12.0
 #: Calm seconds between two disturbances of the daemon (bench/soak.py waits 20 s).
 CALM_BETWEEN_S = 8.0
-RANDOM_SEED = random.SystemRandom().randrange(1_000, 1_000_000)
+#: A new seed per run, the same in every xdist worker of that run (workers must collect the same test ids).
+RANDOM_SEED = (random.Random(os.environ["PYTEST_XDIST_TESTRUNUID"]) if "PYTEST_XDIST_TESTRUNUID" in os.environ
+               else random.SystemRandom()).randrange(1_000, 1_000_000)
 SEEDS = [pytest.param(7, id="seed7"), pytest.param(10, id="seed10"),
          pytest.param(RANDOM_SEED, id=f"seed{RANDOM_SEED}-random")]
 
 
+@pytest.mark.slow
+# one soak at a time, on one worker (as before xdist): each is a daemon, seven services and a walk of faults
+# judged against fixed real-time windows (a hand fix racing an action: HAND_FIX_RACE_S); two at once beside
+# the other workers stretched a decision past that window
+@pytest.mark.xdist_group("soak")
 @pytest.mark.timeout(240)  # set-up, walk, judging, a second daemon's refusal, a slow stop on a loaded machine
 @pytest.mark.parametrize("seed", SEEDS)
 def test_soak_keeps_every_invariant(db, db_url: str, tmp_path: Path, seed: int) -> None:
