@@ -75,7 +75,8 @@ DEGRADATION_FOR_S = 60.0
 #: The recorder's drop counters (orchestrator.history.drops.NAMES): the stop line names every one.
 DROP_NAMES = ("results_buffer_full", "results_removed", "results_refused", "results_at_stop",
               "transitions_removed", "transitions_refused", "transitions_at_stop",
-              "rollups_removed", "rollups_refused", "rollups_at_stop")
+              "rollups_removed", "rollups_refused", "rollups_at_stop",
+              "pings_removed", "pings_refused", "pings_at_stop")
 #: The shipped notification group_window (recovery_strategies.json): a blocked incident's notification
 #: goes out when the window its first event opened has passed, so it is judged that long + slack after.
 NOTIFY_WINDOW_S = 30.0

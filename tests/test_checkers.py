@@ -228,7 +228,7 @@ def test_check_never_raises() -> None:
 def test_get_checker_shares_instances_and_names_the_known_kinds() -> None:
     assert get_checker("http") is get_checker("http")
     assert isinstance(get_checker("tcp"), TcpChecker) and isinstance(get_checker("command"), CommandChecker)
-    with pytest.raises(InputError, match="known: command, http, tcp"):
+    with pytest.raises(InputError, match="known: command, http, push, tcp"):
         get_checker("smtp")
 
 

@@ -128,7 +128,7 @@ def test_pages_fit_charts_answer_and_maintenance_works_after_login(tmp_path) -> 
         assert "log in first" in poll(lambda: driver.find_elements("id", "error"), 10)[0].text
         assert _component_state(base, "cache") == "maintenance"
         driver.get(base + "login?next=/components/cache")
-        driver.find_element("id", "token").send_keys(TOKEN)
+        driver.find_element("id", "password").send_keys(TOKEN)  # the legacy token: user left empty
         driver.find_element("id", "login-button").click()
         poll(lambda: driver.find_elements("xpath", end), 10)
         form = driver.find_element("xpath", end + "/..")

@@ -38,7 +38,19 @@ MAX_VALUE_CHARS = 4096
 _NO_NUL = "^[^\x00]*$"
 Text = Annotated[str, Field(max_length=MAX_VALUE_CHARS, pattern=_NO_NUL)]
 Key = Annotated[str, Field(min_length=1, max_length=128, pattern=_NO_NUL)]
-Pairs = Annotated[dict[Key, Text], Field(max_length=MAX_PAIRS)]
+
+
+def _keys_in_schema(schema: dict) -> None:
+    """Pydantic writes a key's pattern as ``patternProperties``, which leaves a key without a match
+    (one with a NUL) schema-valid; the document says what the model refuses: every key's pattern in
+    ``propertyNames``, every value under ``additionalProperties``."""
+    values = next(iter(schema.pop("patternProperties", {}).values()), None)
+    if values is not None:
+        schema["additionalProperties"] = values
+    schema.setdefault("propertyNames", {})["pattern"] = _NO_NUL
+
+
+Pairs = Annotated[dict[Key, Text], Field(max_length=MAX_PAIRS, json_schema_extra=_keys_in_schema)]
 #: timestamps arrive as RFC 3339 text: parsed (not strict), a timezone required
 When = Annotated[datetime, Field(strict=False)]
 
