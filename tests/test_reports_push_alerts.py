@@ -11,8 +11,12 @@ import pytest
 from orchestrator.core.clock import FakeClock
 from orchestrator.db.engine import Database
 from orchestrator.db.models import Component, PushPing
+from orchestrator.reports.history import AlertReport
 from orchestrator.reports.model import build_report
 from orchestrator.reports.render import render, report_dict
+from tests.servers import LoopbackHTTPServer
+from tests.test_alerts import AT, BEARER, RUNBOOK, _client, am_body
+from tests.test_recovery_support import add_component, open_for
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 HOUR, MINUTE = timedelta(hours=1), timedelta(minutes=1)
@@ -91,3 +95,62 @@ def test_the_report_command_prints_push_monitors(run_cli, db: Database, fmt: str
     result = run_cli("report", "--since", "30d", "--format", fmt, "-o", "-")
     assert result.exit_code == 0, result.output
     assert "Push monitors" in result.output and "fail (exit 3)" in result.output
+
+
+#: a runbook link with characters that would end a Markdown link or break its table row
+ODD_RUNBOOK = "https://runbooks.example.com/a(b)|c"
+
+
+def seed_alerts(db: Database) -> dict[str, int]:
+    """api: an incident Alertmanager's alert opened (runbook link); ghost: an alert no component matches
+    (an odd runbook link); a second no-component alert whose runbook is javascript:; web: a check's incident.
+    Incident ids by name."""
+    with LoopbackHTTPServer("ok") as server:
+        add_component(db, "api", server.url)
+        web = add_component(db, "web", server.url)
+        client = _client(db)
+        assert client.post("/api/v1/alerts/alertmanager", json=am_body("firing"), headers=BEARER).status_code == 202
+        generic = {"alerts": [
+            {"name": "Odd", "labels": {"component": "ghost"}, "annotations": {"runbook_url": ODD_RUNBOOK}},
+            {"name": "Evil", "labels": {}, "annotations": {"runbook_url": "javascript:alert(document.cookie)"}}]}
+        assert client.post("/api/v1/alerts", json=generic, headers=BEARER).status_code == 202
+    ids = {"web": open_for(db, web, "web")}
+    report = build_report(db, 7 * 86400, clock=FakeClock(AT + HOUR))
+    for i in report.incidents:
+        if i.alerts:
+            ids[i.alerts[0].name] = i.id
+    return ids
+
+
+def test_incidents_alerts_opened_carry_the_alert_and_its_runbook_in_the_model_and_json(db: Database) -> None:
+    ids = seed_alerts(db)
+    report = build_report(db, 7 * 86400, clock=FakeClock(AT + HOUR))
+    by_id = {i.id: i for i in report.incidents}
+    api = by_id[ids["ApiDown"]]
+    assert (api.component, api.source, api.alerts) == ("api", "alert", (AlertReport("ApiDown", "firing", RUNBOOK),))
+    assert by_id[ids["Odd"]].alerts == (AlertReport("Odd", "firing", ODD_RUNBOOK),)
+    assert by_id[ids["Evil"]].alerts == (AlertReport("Evil", "firing", None),)  # not an http(s) link
+    assert (by_id[ids["web"]].source, by_id[ids["web"]].alerts) == ("check", ())
+    data = {i["id"]: i for i in json.loads(render(report, "json"))["incidents"]}
+    assert data[ids["ApiDown"]]["source"] == "alert"
+    assert data[ids["ApiDown"]]["alerts"] == [{"name": "ApiDown", "status": "firing", "runbook_url": RUNBOOK}]
+    assert data[ids["web"]]["alerts"] == [] and data[ids["web"]]["source"] == "check"
+
+
+def test_markdown_and_html_show_the_alert_name_and_runbook_link(db: Database) -> None:
+    ids = seed_alerts(db)
+    report = build_report(db, 7 * 86400, clock=FakeClock(AT + HOUR))
+    markdown = render(report, "markdown")
+    section = markdown.split("### Alerts behind incidents")[1]
+    assert f"| {ids['ApiDown']} | api | ApiDown | firing | [runbook]({RUNBOOK}) |" in section
+    assert f"| {ids['Odd']} | no component | Odd | firing | [runbook](https://runbooks.example.com/a%28b%29%7Cc) |" \
+        in section
+    assert f"| {ids['Evil']} | no component | Evil | firing | - |" in section
+    assert "javascript" not in markdown and f"| {ids['web']} | web |" not in section
+    html = render(report, "html")
+    link = f'<a href="{RUNBOOK}" rel="noopener noreferrer">runbook</a>'
+    assert f"alert ApiDown (firing) {link}" in html and f"<dt>Alerts</dt><dd>ApiDown (firing) {link}</dd>" in html
+    assert 'href="javascript' not in html and "Evil (firing)</dd>" in html
+    assert f"<h3>Incident {ids['Odd']}: no component " in html
+    web = html.split(f'id="incident-{ids["web"]}"')[1].split("</article>")[0]
+    assert "<dt>Alerts</dt>" not in web

@@ -43,6 +43,9 @@ into text. The JSON shape (``version`` 1) is stable; fields may be added, never 
         "duration_s": float,                         # to resolved_at, or to "until" while unresolved
         "escalated": bool, "reason": str | null, "plan": str | null, "blocked_by": str | null,
         "notifications": int,
+        "source": "check" | "alert",                 # what opened it
+        "alerts": [{"name": str | null, "status": "firing" | "resolved",
+                    "runbook_url": str | null}],     # the alerts behind it; runbook_url only an http(s) link
         "steps": [{"step_index": int, "attempt": int, "strategy": str, "status": str,
                    "executed": bool, "verified": bool, "finished_at": ISO-8601 | null,
                    "detail": str | null, "output": str | null,   # output cut at 2000 characters
