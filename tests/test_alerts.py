@@ -225,7 +225,8 @@ def snapshot_text(db: Database) -> str:
                                                                                   "incident_events")])
 
 
-def test_the_alert_list_shows_every_alert_newest_first_matched_or_not(db) -> None:
+def _three_alerts(db: Database):
+    """api's alert firing, one for an unknown component, one only seen resolved; the API client."""
     with LoopbackHTTPServer("ok") as server:
         add_component(db, "api", server.url)
         client = _client(db)
@@ -234,6 +235,11 @@ def test_the_alert_list_shows_every_alert_newest_first_matched_or_not(db) -> Non
                     headers=BEARER)
         client.post("/api/v1/alerts", json={"alerts": [{"name": "Old", "status": "resolved", "labels": {}}]},
                     headers=BEARER)
+    return client
+
+
+def test_the_alert_list_shows_every_alert_newest_first_matched_or_not(db) -> None:
+    client = _three_alerts(db)
     listed = client.get("/api/v1/alerts").get_json()
     assert [(a["name"], a["component"], a["status"]) for a in listed["items"]] == [
         ("Old", None, "resolved"), ("ApiDown", "ghost", "firing"), ("ApiDown", "api", "firing")]
@@ -246,3 +252,33 @@ def test_the_alert_list_shows_every_alert_newest_first_matched_or_not(db) -> Non
     assert rest["next_cursor"] is None
     bad = client.get("/api/v1/alerts?status=pending")
     assert bad.status_code == 400 and bad.get_json()["error"]["field"] == "status"
+
+
+def test_alerts_list_on_the_cli_prints_what_the_api_lists(db, run_cli) -> None:
+    client = _three_alerts(db)
+    api_items = json.loads(json.dumps(client.get("/api/v1/alerts").get_json()["items"]))
+    shown = run_cli("alerts", "list", "--json")
+    assert shown.exit_code == 0, shown.output
+    cli_items = json.loads(shown.output)
+    assert [(a["name"], a["component"], a["status"]) for a in cli_items] == [
+        ("Old", None, "resolved"), ("ApiDown", "ghost", "firing"), ("ApiDown", "api", "firing")]
+    assert [a["id"] for a in cli_items] == [a["id"] for a in api_items]
+    assert cli_items[2]["runbook_url"] == RUNBOOK and cli_items[2]["incident"] is not None
+    firing = json.loads(run_cli("alerts", "list", "--status", "firing", "--component", "api", "--json").output)
+    assert [(a["name"], a["component"]) for a in firing] == [("ApiDown", "api")]
+    table = run_cli("alerts", "list", "--status", "resolved")
+    assert table.exit_code == 0 and "Old" in table.output and "ApiDown" not in table.output
+    assert RUNBOOK in run_cli("alerts", "list", "--component", "api").output
+
+
+@pytest.mark.parametrize(("args", "flag"), [
+    (["--status", "pending"], "--status"), (["--component", "Bad Name!"], "--component"),
+    (["--limit", "0"], "--limit"), (["--limit", "x"], "--limit"),
+], ids=["status", "component", "limit-zero", "limit-text"])
+def test_alerts_list_bad_input_exits_2_naming_the_flag(db, run_cli, args, flag) -> None:
+    before = snapshot(db)
+    result = run_cli("alerts", "list", *args)
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and flag in lines[0] and "Traceback" not in result.output
+    assert snapshot(db) == before

@@ -440,3 +440,37 @@ def test_fleet_check_totals_do_not_fall_when_a_component_is_removed(db: Database
         == (12, 3)
     assert _value(after, "orchestrator_checks", outcome="ok") == 12  # held: the drop of 8 is kept as an offset
     assert _value(after, "orchestrator_checks", outcome="failed") == 3
+
+
+def test_push_monitors_last_success_is_served_and_passes_promtool(db: Database) -> None:
+    """``orchestrator_push_last_success_timestamp_seconds{component}``: the newest success ping of each push
+    monitor (a later fail does not move it; a monitor never pinged successfully has no series); the scrape
+    passes ``promtool check metrics``, and per-component series off leaves the family out."""
+    from orchestrator.db.models import PushPing
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    spec = {"period_s": 3600.0}
+    with db.write() as session:
+        backup = _component("backup", now, check_kind="push", check_spec=spec)
+        silent = _component("silent", now, check_kind="push", check_spec=spec)
+        session.add_all([backup, silent, _component("api", now)])
+        session.flush()
+        session.add_all([
+            PushPing(component_id=backup.id, received_at=now - timedelta(hours=3), kind="success", judged=True),
+            PushPing(component_id=backup.id, received_at=now - timedelta(hours=1), kind="success", judged=True),
+            PushPing(component_id=backup.id, received_at=now - timedelta(minutes=5), kind="fail", exit_status=1,
+                     judged=True),
+            PushPing(component_id=silent.id, received_at=now - timedelta(minutes=1), kind="start", judged=True),
+        ])
+    text = create_app(DatabaseSource(db, clock=FakeClock(now)), WebSettings()).test_client().get(
+        "/metrics").get_data(as_text=True)
+    families = _families(text)
+    name = "orchestrator_push_last_success_timestamp_seconds"
+    assert families[name].type == "gauge"
+    assert [(s.labels, s.value) for s in families[name].samples] == [
+        ({"component": "backup"}, (now - timedelta(hours=1)).timestamp())]
+    checked = subprocess.run([promtool(), "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0 and not checked.stdout.strip() and not checked.stderr.strip(), \
+        checked.stdout + checked.stderr
+    lean = create_app(DatabaseSource(db, clock=FakeClock(now)), WebSettings(metrics_per_component=False)).test_client()
+    assert name not in lean.get("/metrics").get_data(as_text=True)

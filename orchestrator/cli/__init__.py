@@ -114,6 +114,8 @@ def cli(ctx: click.Context, db_flag: str | None, plans_flag: str | None, debug: 
 #: paragraph of its help as `orchestrator --help` lists it, so that listing imports no command module
 #: (tests/test_cli_imports.py keeps each summary equal to the command's own help).
 COMMANDS: dict[str, tuple[str, str, str]] = {
+    "alerts": ("alerts", "alerts", "Alerts received from Alertmanager or the generic form, matched to a component "
+               "or not."),
     "apply": ("apply", "apply", "Register the components declared in a file (all or nothing)."),
     "check": ("status", "check", "Check one component now and print the result (exit 1 when it fails)."),
     "component": ("components", "component", "Register and manage components."),

@@ -252,8 +252,13 @@ def list_alerts(db: Database, *, status: str | None = None, component: str | Non
 def _view(r: Alert) -> dict[str, Any]:
     return {"name": r.name, "status": r.status, "origin": r.origin, "fingerprint": r.fingerprint,
             "labels": dict(r.labels or {}), "annotations": dict(r.annotations or {}),
-            "runbook_url": _link((r.annotations or {}).get("runbook_url")), "generator_url": _link(r.generator_url),
+            "runbook_url": runbook_link(r.annotations), "generator_url": _link(r.generator_url),
             "starts_at": r.starts_at, "ends_at": r.ends_at, "received_at": r.received_at}
+
+
+def runbook_link(annotations: dict[str, Any] | None) -> str | None:
+    """The ``runbook_url`` annotation when it may be shown as a link (http or https), else None."""
+    return _link((annotations or {}).get("runbook_url"))
 
 
 def _link(url: str | None) -> str | None:

@@ -23,7 +23,13 @@ into text. The JSON shape (``version`` 1) is stable; fields may be added, never 
                    "latency_p50_ms", "latency_p95_ms", "latency_max_ms": float | null},
         "incidents": int, "mttr_s": float | null,
         "tls_expires_at": ISO-8601 | null,           # the certificate its https check last saw
-        "windows": [str]                             # maintenance windows and silences in force at "until"
+        "windows": [str],                            # maintenance windows and silences in force at "until"
+        "push": null | {                             # a push monitor's pings at "until" (null: polled kinds)
+          "last_ping_at": ISO-8601 | null, "last_ping_kind": "success" | "start" | "fail" | null,
+          "last_exit_status": int | null, "last_success_at": ISO-8601 | null,
+          "last_duration_s": float | null,           # the last successful run, start ping to success
+          "next_expected_at": ISO-8601 | null,       # late (DOWN) after this plus grace_s
+          "grace_s": float}
       }],
       "windows": [{"id": int, "kind": "maintenance" | "silence", "selector": str, "recurring": bool,
                    "cron": str | null, "duration_s": float | null, "tz": str | null,
@@ -37,6 +43,9 @@ into text. The JSON shape (``version`` 1) is stable; fields may be added, never 
         "duration_s": float,                         # to resolved_at, or to "until" while unresolved
         "escalated": bool, "reason": str | null, "plan": str | null, "blocked_by": str | null,
         "notifications": int,
+        "source": "check" | "alert",                 # what opened it
+        "alerts": [{"name": str | null, "status": "firing" | "resolved",
+                    "runbook_url": str | null}],     # the alerts behind it; runbook_url only an http(s) link
         "steps": [{"step_index": int, "attempt": int, "strategy": str, "status": str,
                    "executed": bool, "verified": bool, "finished_at": ISO-8601 | null,
                    "detail": str | null, "output": str | null,   # output cut at 2000 characters

@@ -1,8 +1,8 @@
 """Incidents of a report window with their recovery steps and notification counts, redacted.
 
 An incident belongs to the window when it overlaps it: opened within it, resolved within it, or still
-unresolved. Three statements in all (incidents, their journal rows, their notification counts), each
-selecting by the same window condition, never one per incident.
+unresolved. Four statements in all (incidents, their journal rows, their notification counts, the alerts
+behind them), each selecting by the same window condition, never one per incident.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from orchestrator.core.redaction import redact
-from orchestrator.db.models import Incident, JournalEntry, Notification
+from orchestrator.db.models import Alert, Incident, JournalEntry, Notification
+from orchestrator.incidents.alerts import runbook_link
 
 #: step output kept in a report (the journal keeps it all; `incidents show` prints it whole)
 MAX_OUTPUT_CHARS = 2000
@@ -38,6 +39,15 @@ class StepReport:
 
 
 @dataclass(frozen=True)
+class AlertReport:
+    """An alert that opened or joined an incident (docs/alerts.md)."""
+
+    name: str | None
+    status: str  # firing | resolved
+    runbook_url: str | None  # only an http(s) link, else None
+
+
+@dataclass(frozen=True)
 class IncidentReport:
     """One incident. ``duration_s`` runs to ``resolved_at``, or to the report's end while unresolved."""
 
@@ -56,6 +66,10 @@ class IncidentReport:
     blocked_by: str | None
     notifications: int
     steps: tuple[StepReport, ...]
+    #: what opened it: "check" or "alert"
+    source: str = "check"
+    #: the alerts that opened or joined it, oldest first
+    alerts: tuple[AlertReport, ...] = ()
 
 
 def _clean(text: str | None, limit: int | None = None) -> str | None:
@@ -83,7 +97,7 @@ _STEP_COLUMNS = (JournalEntry.incident_id, JournalEntry.step_index, JournalEntry
                  JournalEntry.skip_reason, JournalEntry.output, JournalEntry.verification)
 _INCIDENT_COLUMNS = (Incident.id, Incident.component_name, Incident.component_id, Incident.kind, Incident.status,
                      Incident.resolution, Incident.opened_at, Incident.resolved_at, Incident.escalated_at,
-                     Incident.reason, Incident.plan, Incident.blocked_by)
+                     Incident.reason, Incident.plan, Incident.blocked_by, Incident.source)
 
 
 def _step(row) -> StepReport:
@@ -111,6 +125,11 @@ def load_incidents(session: Session, start: datetime, end: datetime, component: 
         steps.setdefault(row.incident_id, []).append(_step(row))
     notes = dict(session.execute(select(Notification.incident_id, func.count()).where(
         Notification.incident_id.in_(ids)).group_by(Notification.incident_id)).all())
+    alerts: dict[int, list[AlertReport]] = {}
+    for row in session.execute(select(Alert.incident_id, Alert.name, Alert.status, Alert.annotations)
+                               .where(Alert.incident_id.in_(ids)).order_by(Alert.id)):
+        alerts.setdefault(row.incident_id, []).append(
+            AlertReport(name=row.name, status=row.status, runbook_url=_clean(runbook_link(row.annotations))))
     out = []
     stmt = select(*_INCIDENT_COLUMNS).where(window).order_by(Incident.opened_at.desc(), Incident.id.desc())
     for i in session.execute(stmt):
@@ -120,5 +139,6 @@ def load_incidents(session: Session, start: datetime, end: datetime, component: 
             duration_s=max(0.0, ((i.resolved_at or end) - i.opened_at).total_seconds()),
             escalated=i.escalated_at is not None, reason=_clean(i.reason), plan=i.plan, blocked_by=i.blocked_by,
             notifications=int(notes.get(i.id, 0)), steps=tuple(steps.get(i.id, ())),
+            source=i.source, alerts=tuple(alerts.get(i.id, ())),
         ))
     return out

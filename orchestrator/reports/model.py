@@ -7,6 +7,8 @@ Templates and serialisers receive only these records, never ORM objects. How eac
 - incidents, steps, notifications: :mod:`orchestrator.reports.history` (incidents overlapping the window);
 - MTTR: mean time from opened to resolved over the window's resolved incidents. Time to detect is not
   knowable from what is recorded, so it is not reported;
+- push monitors: their last ping, last success and its run's duration, the next expected success
+  (:func:`orchestrator.components.views.push_facts`, as the component views show them);
 - pictures (availability timeline, latency, MTTR over time, strategy outcomes): :mod:`orchestrator.reports.figures`
   and each component's ``segments``.
 """
@@ -21,6 +23,7 @@ from statistics import fmean
 
 from sqlalchemy import select
 
+from orchestrator.components.views import ping_facts, push_facts
 from orchestrator.components.windows import Window, cover, open_windows, window_lines, window_view
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.core.errors import NotFoundError
@@ -45,7 +48,20 @@ REPORT_VERSION = 1
 #: the "unresolved" bucket beside the three resolutions
 UNRESOLVED = "unresolved"
 
-__all__ = ["ComponentReport", "IncidentReport", "Report", "StepReport", "Totals", "build_report"]
+__all__ = ["ComponentReport", "IncidentReport", "PushReport", "Report", "StepReport", "Totals", "build_report"]
+
+
+@dataclass(frozen=True)
+class PushReport:
+    """A push monitor's pings as they stood at the end of the window (the component views' ``push``)."""
+
+    last_ping_at: datetime | None
+    last_ping_kind: str | None  # success | start | fail
+    last_exit_status: int | None
+    last_success_at: datetime | None
+    last_duration_s: float | None  # the last successful run, start ping to success (None without a start)
+    next_expected_at: datetime | None  # the next success is late after this plus grace_s
+    grace_s: float
 
 
 @dataclass(frozen=True)
@@ -66,6 +82,8 @@ class ComponentReport:
     tls_expires_at: datetime | None = None
     #: the maintenance windows and silences in force over it at the end of the window, one line each
     windows: tuple[str, ...] = ()
+    #: a push monitor's pings (None for polled kinds)
+    push: PushReport | None = None
 
 
 @dataclass(frozen=True)
@@ -155,6 +173,7 @@ def build_report(db: Database, since_s: float, *, component: str | None = None,
         window_rows = list(session.scalars(select(MaintenanceWindow).order_by(MaintenanceWindow.id)))
         windows = open_windows([Window.of(w) for w in window_rows], now)
         window_views = tuple(window_view(w, now) for w in window_rows)
+        pings = ping_facts(session, [r.id for r in rows if r.check_kind == "push"])
     by_component: dict[int, list[IncidentReport]] = {}
     for incident in incidents:
         if incident.component_id is not None:
@@ -171,6 +190,7 @@ def build_report(db: Database, since_s: float, *, component: str | None = None,
             uptime_pct=times.uptime_pct, checks=figures.get(row.id, CheckFigures()), incidents=len(own), mttr_s=mttr_s(own),
             segments=pieces, tls_expires_at=row.tls_expires_at,
             windows=window_lines(cover(windows, row.labels)),
+            push=PushReport(**push_facts(row, pings[row.id])) if row.id in pings else None,
         ))
     return Report(generated_at=now, since=start, until=now, window_s=since_s, component=component,
                   components=tuple(components), incidents=incidents, totals=totals_of(incidents), figures=pictures,

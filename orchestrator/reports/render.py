@@ -65,6 +65,14 @@ def md_cell(value: Any) -> Any:
     return " ".join(value.split())
 
 
+def md_url(url: str) -> str:
+    """A link target for Markdown: characters that could end the link or break the table percent-encoded
+    (what is left passes :func:`md_cell` unchanged but for ``&``, which Markdown reads back)."""
+    from urllib.parse import quote
+
+    return quote(url, safe=":/?#[]@!$&'*+,;=%~")
+
+
 def latency_series(points) -> list[tuple[str, list[tuple[datetime, float | None]]]]:
     """The latency chart's two lines (p50, p95) from :class:`~orchestrator.reports.figures.LatencyPoint` s."""
     return [("p50", [(p.start, p.p50_ms) for p in points]), ("p95", [(p.start, p.p95_ms) for p in points])]
@@ -108,7 +116,9 @@ def render_html(report: Report, *, css_href: str | None = None, env: Environment
 
 
 def render_markdown(report: Report) -> str:
-    return _environment(autoescape=False, finalize=md_cell).get_template("report.md.j2").render(r=report)
+    env = _environment(autoescape=False, finalize=md_cell)
+    env.filters["md_url"] = md_url
+    return env.get_template("report.md.j2").render(r=report)
 
 
 def _plain(value: Any) -> Any:

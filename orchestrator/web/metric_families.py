@@ -40,13 +40,24 @@ def last_check(rows) -> Iterator[Metric]:
     yield latency
 
 
+def _timestamps(name: str, documentation: str, rows) -> Iterator[Metric]:
+    """A per-component gauge of Unix times from (name, aware datetime) rows."""
+    family = ComponentFamily(name, documentation, "gauge")
+    for component, at in rows:
+        family.add_value(component, at.timestamp())
+    yield family
+
+
 def tls_expiry(rows) -> Iterator[Metric]:
     """When the certificate each https component serves expires, as (name, expires_at) rows."""
-    family = ComponentFamily("orchestrator_tls_cert_expiry_timestamp_seconds",
-                             "Unix time at which the TLS certificate the component's check last saw expires.", "gauge")
-    for name, expires_at in rows:
-        family.add_value(name, expires_at.timestamp())
-    yield family
+    return _timestamps("orchestrator_tls_cert_expiry_timestamp_seconds",
+                       "Unix time at which the TLS certificate the component's check last saw expires.", rows)
+
+
+def push_last_success(rows) -> Iterator[Metric]:
+    """When each push monitor last received a success ping, as (name, received_at) rows (never: no series)."""
+    return _timestamps("orchestrator_push_last_success_timestamp_seconds",
+                       "Unix time of the push monitor's last success ping.", rows)
 
 
 def downs(rows, events: EventCounts) -> Iterator[Metric]:

@@ -13,6 +13,8 @@ one lock), the trackers' states, and a few aggregate queries. Series (``*`` = da
 - ``orchestrator_component_last_check_timestamp_seconds``†, ``orchestrator_component_last_check_latency_seconds``†
 - ``orchestrator_tls_cert_expiry_timestamp_seconds{component}``†: when the certificate its https check last
   saw expires (components whose check never saw one: no series)
+- ``orchestrator_push_last_success_timestamp_seconds{component}``†: when each push monitor last received a
+  success ping (monitors never pinged: no series); alert on ``time() - … > period + grace``
 - ``orchestrator_component_down_total``† and ``orchestrator_component_transitions_total{state}``: from the
   transitions table, so an outage between two scrapes still counts (:mod:`orchestrator.web.event_counts`)
 - ``orchestrator_component_check_latency_seconds{component}``*† (histogram), only with
@@ -33,7 +35,9 @@ text format otherwise. When the database cannot be read, the scrape still answer
 knows (``orchestrator_ready 0``, ``orchestrator_database_readable 0``, the daemon's own health).
 
 Cost at scrape time: one query over the components (names, effective states, totals, breaker states,
-last check), one over open incidents, and the journal's figures and the event counts only when their
+last check), one over open incidents, with per-component series one over the certificates seen and one
+over the push pings kept (each monitor's newest success: a scan of ``push_pings``, which retention
+bounds), and the journal's figures and the event counts only when their
 tables changed (fingerprints); the per-component families are written by the fast path of
 :mod:`orchestrator.web.exposition`.
 """
@@ -54,7 +58,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from orchestrator.components.views import effective_state_sql
 from orchestrator.core.errors import first_line
 from orchestrator.core.states import ComponentState
-from orchestrator.db.models import Component
+from orchestrator.db.models import Component, PushPing
 from orchestrator.web.degradation_api import level_metrics
 from orchestrator.web.event_counts import EventCounts, EventCountsCache
 from orchestrator.web.exposition import ComponentFamily, exposition, openmetrics
@@ -67,6 +71,7 @@ from orchestrator.web.metric_families import (
     incidents,
     last_check,
     latency_by_component,
+    push_last_success,
     recovery,
     tls_expiry,
 )
@@ -135,6 +140,7 @@ class OrchestratorCollector:
                 certificates = [] if lean or not self.per_component else session.execute(
                     select(Component.name, Component.tls_expires_at).where(Component.tls_expires_at.is_not(None))
                     .order_by(Component.name)).all()
+                successes = [] if lean or not self.per_component else _push_successes(session)
                 open_incidents = open_incident_counts(session)
                 journal = self.journal.read(session)
                 events = self.events.read(session)
@@ -164,6 +170,7 @@ class OrchestratorCollector:
                 yield from last_check(rows)
                 yield from downs(rows, events)
                 yield from tls_expiry(certificates)
+                yield from push_last_success(successes)
                 if self.component_histograms:
                     yield from latency_by_component(rows, self.source.component_latency())
         yield from self._transitions(events)
@@ -233,6 +240,14 @@ def _by_state(counts: Counter, pairs: dict, name: str, documentation: str) -> Me
     for state in pairs:
         family.add_metric([state], counts.get(state, 0))
     return family
+
+
+def _push_successes(session) -> list:
+    """(name, received_at) of each push monitor's last success ping: the newest success row's id per
+    monitor (ix_push_pings_component_id_id), then those rows."""
+    last = select(func.max(PushPing.id)).where(PushPing.kind == "success").group_by(PushPing.component_id)
+    return session.execute(select(Component.name, PushPing.received_at).join(PushPing, PushPing.component_id == Component.id)
+                           .where(PushPing.id.in_(last)).order_by(Component.name)).all()
 
 
 def _fleet_totals(session, now) -> tuple[Counter, Counter, int, int]:
