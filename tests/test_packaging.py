@@ -24,9 +24,8 @@ from tests.daemon_helpers import poll
 from tests.servers import LoopbackHTTPServer
 
 ROOT = Path(__file__).resolve().parents[1]
-#: one xdist worker for the whole module: its fixtures build one wheel in the source tree (pip builds in
-#: place: two builds at once would share build/ and the egg-info) and install it once
-pytestmark = pytest.mark.xdist_group("packaging")
+# The module runs on one xdist worker (--dist loadfile in pyproject.toml): its fixtures build one wheel in
+# the source tree (pip builds in place: two builds at once shared build/ and failed) and install it once.
 
 
 def _run(args: list[str], **kwargs) -> subprocess.CompletedProcess[str]:

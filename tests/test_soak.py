@@ -26,10 +26,9 @@ SEEDS = [pytest.param(7, id="seed7"), pytest.param(10, id="seed10"),
 
 
 @pytest.mark.slow
-# one soak at a time, on one worker (as before xdist): each is a daemon, seven services and a walk of faults
-# judged against fixed real-time windows (a hand fix racing an action: HAND_FIX_RACE_S); two at once beside
-# the other workers stretched a decision past that window
-@pytest.mark.xdist_group("soak")
+# one soak at a time, on one worker (--dist loadfile in pyproject.toml, as before xdist): each is a daemon,
+# seven services and a walk of faults judged against fixed real-time windows (a hand fix racing an action:
+# HAND_FIX_RACE_S); two at once beside the other workers stretched a decision past that window
 @pytest.mark.timeout(240)  # set-up, walk, judging, a second daemon's refusal, a slow stop on a loaded machine
 @pytest.mark.parametrize("seed", SEEDS)
 def test_soak_keeps_every_invariant(db, db_url: str, tmp_path: Path, seed: int) -> None:
