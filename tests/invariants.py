@@ -184,9 +184,9 @@ class World:
     def broke(self, name: str, fault: str, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
         s = self.services[name]
-        s.fault = fault
-        if fault == "flap":
+        if fault == "flap" or s.fault == "flap":  # a flap begins, or ends in another fault
             s.flapped_at = now
+        s.fault = fault
         if fault in DEAD_FAULTS or fault == "crash_loop":
             if not s.dead:
                 s.dead, s.dead_since = True, now
@@ -653,6 +653,8 @@ def check_i5(obs: Observation, world: World, mem: Memory) -> list[Violation]:
         # flap's good phases by themselves, so the orchestrator resolves it 'self' on purpose (passing
         # checks then are no proof the action worked; orchestrator.recovery.executor)
         flapping = {(a["incident"], a["attempt"]) for a in starts if a.get("fault") == "flap"}
+        # nor one that started on a service already answering (fixed by hand just before): it healed nothing
+        flapping |= {(a["incident"], a["attempt"]) for a in starts if a["healthy_before"]}
         # nor one after which the test broke the service again or fixed it by hand (while the incident
         # was held, say): what healed it last was not that restart
         s = world.services.get(inc.get("component_name") or "")
