@@ -243,3 +243,25 @@ def test_the_incident_page_posts_an_update_with_its_form_and_shows_it_in_the_tim
     assert client.post(f"/api/v1/incidents/{ids['incident']}/updates", data=form).status_code == 303
     assert "public update by api: resolved" in client.get(page).get_data(as_text=True)
     assert "Back to normal." in client.get("/status/public").get_data(as_text=True).split('id="past-incidents"')[1]
+
+
+def test_scheduled_maintenance_ahead_is_announced_by_display_name_only(db: Database) -> None:
+    """A maintenance window opening within two weeks over a page's components is listed under
+    "Scheduled maintenance" with its times and the display names it covers; its selector and reason
+    (the operator's words) never reach the page; one further out, or over no page component, is not."""
+    from orchestrator.components.windows import WindowKind, WindowRequest, WindowService
+
+    _seed(db)
+    service = WindowService(db, clock=FakeClock(NOW))
+    service.add(WindowRequest(WindowKind.MAINTENANCE, "MARKLABEL=MARKLABELVAL", cron="0 2 * * SUN", duration_s=7200,
+                              tz="UTC", reason="MARKWINDOWREASON"))
+    service.add(WindowRequest(WindowKind.MAINTENANCE, "team=nobody", start=NOW + timedelta(days=1),
+                              end=NOW + timedelta(days=1, hours=1)))
+    service.add(WindowRequest(WindowKind.MAINTENANCE, "MARKLABEL=MARKLABELVAL", start=NOW + timedelta(days=30),
+                              end=NOW + timedelta(days=30, hours=1)))
+    html = _client(db).get("/status/public").get_data(as_text=True)
+    scheduled = html.split('id="scheduled"')[1].split("</section>")[0]
+    # Sunday 2026-12-13 02:00-04:00 UTC over api, auth and cache (all carry the label)
+    assert "<b>REST API, auth, cache</b>: from 2026-12-13 02:00:00 UTC to 2026-12-13 04:00:00 UTC (recurring)" in scheduled
+    assert scheduled.count("<li>") == 1  # not the window over no component, not the one 30 days out
+    assert "MARKWINDOWREASON" not in html and "MARKLABEL" not in html

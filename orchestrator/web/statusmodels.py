@@ -27,6 +27,8 @@ from sqlalchemy.orm import Session
 
 from orchestrator.components.statuspages import get_page
 from orchestrator.components.views import effective_state_sql
+from orchestrator.components.windows import Window, WindowKind, load_windows
+from orchestrator.core.labels import selects
 from orchestrator.core.states import UpdateState
 from orchestrator.db.models import CheckRollup, Component, Incident, IncidentUpdate
 from orchestrator.web.source import WebSource
@@ -35,6 +37,8 @@ from orchestrator.web.source import WebSource
 BAR_DAYS = 90
 #: resolved incidents shown under "past incidents", and entries in the feed
 PAST_DAYS = 14
+#: days ahead a status page announces scheduled maintenance
+SCHEDULED_DAYS = 14
 FEED_ENTRIES = 50
 #: a component state as the public reads it, and how bad it is (a group shows its worst member)
 PUBLIC_STATE = {"up": "operational", "degraded": "degraded", "flapping": "degraded", "down": "outage",
@@ -165,7 +169,8 @@ def status_page(source: WebSource, name: str, *, with_bars: bool = True) -> dict
         wanted = [m["component"] for g in page.groups for m in g["components"]]
         rows = {r.name: r for r in session.execute(
             select(Component.id, Component.name, effective_state_sql(now).label("state"),
-                   Component.maintenance_until).where(Component.name.in_(wanted)))}
+                   Component.maintenance_until, Component.labels).where(Component.name.in_(wanted)))}
+        windows = load_windows(session, WindowKind.MAINTENANCE)
         ids = [r.id for r in rows.values()]
         bars = daily_uptime(session, ids, now, mono=source.clock.monotonic(), cache=FINISHED_DAYS) if with_bars else {}
         display = {rows[m["component"]].id: m["display"] for g in page.groups for m in g["components"]
@@ -192,7 +197,26 @@ def status_page(source: WebSource, name: str, *, with_bars: bool = True) -> dict
     newest = max([updated_at, *(i["at"] for i in incidents)])
     return {"name": name, "title": title, "now": now, "overall": overall, "overall_text": _headline(overall),
             "groups": groups, "active": active, "past": past, "maintenance": maintenance, "days": BAR_DAYS,
+            "scheduled": _scheduled(windows, page.groups, rows, now),
             "incidents": incidents, "updated": newest}
+
+
+def _scheduled(windows: list[Window], groups: list[dict[str, Any]], rows: dict[str, Any],
+               now: datetime) -> list[dict[str, Any]]:
+    """Maintenance ahead (the next opening of each window within ``SCHEDULED_DAYS``) over the page's
+    components, by display name; a window's selector and reason are the operator's and never shown."""
+    members = [(m["display"], rows[m["component"]].labels) for g in groups for m in g["components"]
+               if m["component"] in rows]
+    ahead = []
+    for window in windows:
+        start = window.next_start(now)
+        if start is None or start > now + timedelta(days=SCHEDULED_DAYS):
+            continue
+        names = list(dict.fromkeys(d for d, labels in members if selects(window.selector, labels)))
+        if names:
+            end = start + timedelta(seconds=window.duration_s or 0) if window.recurring else window.ends_at
+            ahead.append({"names": names, "starts": start, "ends": end, "recurring": window.recurring})
+    return sorted(ahead, key=lambda w: w["starts"])
 
 
 def _headline(state: str) -> str:
