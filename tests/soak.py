@@ -478,11 +478,12 @@ class Soak:
         if not self._alive():
             return
         if self.rng.random() < 0.4:
-            good = self.plans.read_text()
             self.plans.write_text('{"version": 1, "plans": {"process": {"steps": [{"strategy": "nope"}]}}}')
             self.daemon.proc.send_signal(signal.SIGHUP)
             self._note("reload an invalid plan file (SIGHUP)")
-            self.pending.append((time.monotonic() + 1.0, "restore_plans", good))
+            # restored to the last valid file written, not to what the file held now: two overlapping
+            # reloads would otherwise leave the second's "original" (the invalid file) in place for good
+            self.pending.append((time.monotonic() + 1.0, "restore_plans", None))
         else:
             attempts = self.rng.choice((2, 3))
             self._write_plans(attempts)
@@ -584,7 +585,7 @@ class Soak:
             self._note("database reachable again")
             self.world.settle("db cut")
         elif what == "restore_plans":
-            self.plans.write_text(arg)
+            self.plans.write_text(self._valid_plans)
             self._note("plan file valid again (not reloaded)")
         elif what == "second":
             d = self._spawn()
@@ -701,7 +702,9 @@ class Soak:
             raise RuntimeError(f"apply failed: {out.output}")
 
     def _write_plans(self, attempts: int | None) -> None:
-        self.plans.write_text(json.dumps(soak_plans(self.stub, self.hook_url, attempts)))
+        #: the last valid plan file, which an invalid reload is undone to
+        self._valid_plans = json.dumps(soak_plans(self.stub, self.hook_url, attempts))
+        self.plans.write_text(self._valid_plans)
         plans = json.loads(self.plans.read_text())["plans"]
         self.world.plan_attempts = {name: p["steps"][0].get("attempts", 3) for name, p in plans.items()}
         self.world.step_timeout_s = float(STEP_TIMEOUT.removesuffix("s"))
