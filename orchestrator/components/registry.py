@@ -216,7 +216,12 @@ class Registry:
 
     # -- internals -----------------------------------------------------------------------------
     def _forget(self, session: Session, row: Component) -> None:
-        """Delete ``row``, closing its open incidents as ``removed`` in the same transaction."""
+        """Delete ``row``, closing its open incidents as ``removed`` in the same transaction.
+
+        The component's row is locked first: an incident the recorder is opening for it meanwhile (its
+        insert holds a key-share lock on the row) commits before the incidents are read, so it is closed
+        too instead of outliving the component with its id set to NULL (invariant 2)."""
+        session.execute(select(Component.id).where(Component.id == row.id).with_for_update())
         lifecycle.close_removed(session, row.id, at=self.clock.now(),
                                 reason=f"component {row.name!r} removed by {self.actor.os_user}")
         session.delete(row)
