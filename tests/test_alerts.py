@@ -152,6 +152,8 @@ BAD = [
     pytest.param("/api/v1/alerts/alertmanager", {**am_body("firing"), "alerts": [
         {**am_body("firing")["alerts"][0], "status": "pending"}]}, "alerts[0].status", id="am-alert-status"),
     pytest.param("/api/v1/alerts/alertmanager", {**am_body("firing"), "alerts": [
+        {**am_body("firing")["alerts"][0], "endsAt": 0}]}, "alerts[0].endsAt", id="am-time-a-number"),
+    pytest.param("/api/v1/alerts/alertmanager", {**am_body("firing"), "alerts": [
         {**am_body("firing")["alerts"][0], "startsAt": "yesterday"}]}, "alerts[0].startsAt",
                  id="am-bad-time"),
     pytest.param("/api/v1/alerts", {"alerts": [{"labels": {"component": 3}}]}, "alerts[0].labels.component",

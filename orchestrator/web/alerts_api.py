@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from flask import Blueprint, jsonify
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from orchestrator.accounts.roles import Role
 from orchestrator.core.errors import InputError
@@ -51,8 +51,17 @@ def _keys_in_schema(schema: dict) -> None:
 
 
 Pairs = Annotated[dict[Key, Text], Field(max_length=MAX_PAIRS, json_schema_extra=_keys_in_schema)]
+
+
+def _rfc3339_text(value: object) -> object:
+    """A timestamp must be the text the document says (a number would be read as Unix seconds)."""
+    if not isinstance(value, str):
+        raise ValueError("must be an RFC 3339 timestamp string, e.g. 2026-12-07T10:00:00Z")
+    return value
+
+
 #: timestamps arrive as RFC 3339 text: parsed (not strict), a timezone required
-When = Annotated[datetime, Field(strict=False)]
+When = Annotated[datetime, BeforeValidator(_rfc3339_text), Field(strict=False)]
 
 
 class _Strict(BaseModel):
