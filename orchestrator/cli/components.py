@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import re
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -11,7 +10,7 @@ import click
 
 from orchestrator.cli.context import AppContext, pass_app
 from orchestrator.cli.output import print_fields, print_json, print_table
-from orchestrator.cli.params import DURATION, KEY_VALUE, NAME, KeyValueType
+from orchestrator.cli.params import DURATION, KEY_VALUE, NAME, KeyValueType, fields_as_flags
 from orchestrator.core.clock import SYSTEM_CLOCK
 from orchestrator.core.defaults import (
     DEFAULT_FAILURE_THRESHOLD,
@@ -72,19 +71,8 @@ def _flag(path: str) -> str:
     return FLAG_FOR.get(path) or FLAG_FOR.get(path.split(".")[0].split("[")[0], path)
 
 
-def flag_errors(fn):
-    """Name fields in errors as the flags the operator typed (``depends_on`` → ``--depends-on``)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except InputError as exc:
-            if exc.field is None or exc.field.startswith("-") or exc.field == "NAME":
-                raise
-            raise exc.renamed(_flag(exc.field)) from None
-
-    return wrapper
+#: names fields in errors as the flags the operator typed (``depends_on`` → ``--depends-on``)
+flag_errors = fields_as_flags(_flag)
 
 
 #: an HTTP header name (RFC 9110 token)

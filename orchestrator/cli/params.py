@@ -2,9 +2,32 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import click
 
 from orchestrator.core.durations import parse_duration
+from orchestrator.core.errors import InputError
+
+
+def fields_as_flags(flag_for: Callable[[str], str]):
+    """A decorator naming a command's InputError fields as the flags the operator typed (``for`` →
+    ``--for``); a field already named as a flag or argument (``-...``, ``NAME``), or none, stays."""
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except InputError as exc:
+                if exc.field is None or exc.field.startswith("-") or exc.field == "NAME":
+                    raise
+                raise exc.renamed(flag_for(exc.field)) from None
+
+        return wrapper
+
+    return decorate
 
 
 class DurationType(click.ParamType):

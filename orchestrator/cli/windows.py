@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from datetime import datetime
 from typing import Any
 
@@ -10,25 +9,15 @@ import click
 
 from orchestrator.cli.context import AppContext, pass_app
 from orchestrator.cli.output import print_json, print_table
-from orchestrator.cli.params import DURATION
+from orchestrator.cli.params import DURATION, fields_as_flags
 from orchestrator.core.durations import format_duration
-from orchestrator.core.errors import InputError
 
 _FLAGS = {"selector": "--selector", "cron": "--cron", "duration": "--duration", "tz": "--tz", "start": "--start",
           "end": "--end", "for": "--for", "reason": "--reason", "id": "ID"}
 
 
-def _flag_errors(fn):
-    """Name fields in errors as the flags the operator typed (``for`` → ``--for``)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except InputError as exc:
-            raise exc.renamed(_FLAGS.get(exc.field or "", exc.field)) from None
-
-    return wrapper
+#: names fields in errors as the flags the operator typed (``for`` → ``--for``)
+_flag_errors = fields_as_flags(lambda field: _FLAGS.get(field, field))
 
 
 def _service(app: AppContext):
