@@ -161,6 +161,15 @@ def _short(at: datetime) -> str:
     return at.strftime("%Y-%m-%d %H:%M:%S")
 
 
+def last_success_ids(ids: Sequence[int] | None = None):
+    """The id of each push monitor's newest success ping (of ``ids``, or of all): a subquery
+    (ix_push_pings_component_id_id)."""
+    stmt = select(func.max(PushPing.id)).where(PushPing.kind == "success")
+    if ids is not None:
+        stmt = stmt.where(PushPing.component_id.in_(ids))
+    return stmt.group_by(PushPing.component_id)
+
+
 def ping_facts(session: Session, ids: Sequence[int], *, with_body: bool = False) -> dict[int, dict[str, Any]]:
     """For each push monitor in ``ids``: its last ping row, last success time and its run's duration
     (``with_body``: the last ping's body is shown too, for one component's view)."""
@@ -170,10 +179,8 @@ def ping_facts(session: Session, ids: Sequence[int], *, with_body: bool = False)
     last_ids = select(func.max(PushPing.id)).where(PushPing.component_id.in_(ids)).group_by(PushPing.component_id)
     for ping in session.scalars(select(PushPing).where(PushPing.id.in_(last_ids))):
         out[ping.component_id]["last"] = ping
-    success_ids = (select(func.max(PushPing.id)).where(PushPing.component_id.in_(ids), PushPing.kind == "success")
-                   .group_by(PushPing.component_id))
     for cid, at, duration in session.execute(select(PushPing.component_id, PushPing.received_at, PushPing.duration_s)
-                                             .where(PushPing.id.in_(success_ids))):
+                                             .where(PushPing.id.in_(last_success_ids(ids)))):
         out[cid].update(last_success_at=at, last_duration_s=duration)
     return out
 

@@ -55,7 +55,7 @@ from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPEN
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from orchestrator.components.views import effective_state_sql
+from orchestrator.components.views import effective_state_sql, last_success_ids
 from orchestrator.core.errors import first_line
 from orchestrator.core.states import ComponentState
 from orchestrator.db.models import Component, PushPing
@@ -245,9 +245,8 @@ def _by_state(counts: Counter, pairs: dict, name: str, documentation: str) -> Me
 def _push_successes(session) -> list:
     """(name, received_at) of each push monitor's last success ping: the newest success row's id per
     monitor (ix_push_pings_component_id_id), then those rows."""
-    last = select(func.max(PushPing.id)).where(PushPing.kind == "success").group_by(PushPing.component_id)
     return session.execute(select(Component.name, PushPing.received_at).join(PushPing, PushPing.component_id == Component.id)
-                           .where(PushPing.id.in_(last)).order_by(Component.name)).all()
+                           .where(PushPing.id.in_(last_success_ids())).order_by(Component.name)).all()
 
 
 def _fleet_totals(session, now) -> tuple[Counter, Counter, int, int]:
