@@ -28,11 +28,13 @@ MINUTE_CLOSES_AFTER_S = 25
 
 
 def _offset_to_close_a_minute(after_s: float) -> str:
-    """A libfaketime offset (≤ 0 s) putting the wall clock ``after_s`` before the next minute."""
+    """A libfaketime offset (≤ 0 s, whole seconds) putting the wall clock about ``after_s`` before the
+    next minute. Whole seconds: with a fractional offset libfaketime 0.9.10 can hand clock_nanosleep a
+    timespec whose nanoseconds are out of range, and the daemon's sleep fails with EINVAL."""
     import time
 
     into_minute = time.time() % 60
-    return f"{((60 - after_s) - into_minute) % 60 - 60:+.3f}"
+    return f"{round(((60 - after_s) - into_minute) % 60 - 60):+d}"
 
 
 @pytest.mark.slow
