@@ -147,6 +147,7 @@ class World:
 
     started: float = field(default_factory=time.monotonic)
     services: dict[str, Service] = field(default_factory=dict)
+    removed: dict[str, Service] = field(default_factory=dict)  # what the test did to a service before removing it
     disturbances: set[str] = field(default_factory=set)  # e.g. "stopped", "db cut", "daemon down"
     calm_since: float | None = None  # None while disturbed
     plan_attempts: dict[str, int] = field(default_factory=dict)  # plan → attempts of its first step
@@ -657,7 +658,8 @@ def check_i5(obs: Observation, world: World, mem: Memory) -> list[Violation]:
         flapping |= {(a["incident"], a["attempt"]) for a in starts if a["healthy_before"]}
         # nor one after which the test broke the service again or fixed it by hand (while the incident
         # was held, say): what healed it last was not that restart
-        s = world.services.get(inc.get("component_name") or "")
+        # (a removed component's history still counts: the incident may have been resolved before removal)
+        s = world.services.get(inc.get("component_name") or "") or world.removed.get(inc.get("component_name") or "")
         later = max(s.dead_since, s.hand_fixed_at) + wall_offset if s else float("-inf")
         # nor one the orchestrator saw FLAPPING when it picked the attempt up, after the test really had
         # it flapping: its tracker's verdict was evidence, and the rule is `self` then (docs/guarantees.md)

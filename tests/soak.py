@@ -369,7 +369,9 @@ class Soak:
                 return self._op_add()
             name = self.rng.choice(names)
         with self.lock:
-            self.world.services.pop(name, None)
+            gone = self.world.services.pop(name, None)
+            if gone is not None:
+                self.world.removed[name] = gone
         out = self._cli("component", "remove", name)
         self._note(f"remove {name} ({self._fault_of(name)}; exit {out.returncode})")
 

@@ -184,17 +184,20 @@ def test_i5_double_needless_and_misrecorded_actions() -> None:
     assert sorted(v.detail.split(" ")[-1] for v in found) == ["0", "answering", "twice"], found
 
 
-@pytest.mark.parametrize(("fault", "fixed_after_s", "expected"), [
-    ("crash", None, ["incident 4 (c1)"]), ("flap", None, []), ("crash", 5.0, [])])
+@pytest.mark.parametrize(("fault", "fixed_after_s", "removed", "expected"), [
+    ("crash", None, False, ["incident 4 (c1)"]), ("flap", None, False, []), ("crash", 5.0, False, []),
+    ("crash", 5.0, True, [])])
 def test_i5_resolved_self_after_our_restart_unless_it_was_flapping(fault: str, fixed_after_s: float | None,
-                                                                   expected: list[str]) -> None:
+                                                                   removed: bool, expected: list[str]) -> None:
     """A restart that worked is the action's credit, except on a flapping service (its good phases pass
     the checks by themselves, so 'self' is the documented answer there) or one broken again or fixed by
-    hand after the restart (what healed it last was not the restart)."""
+    hand after the restart (what healed it last was not the restart), also once the component is removed."""
     w = world("c1")
     end = time.time() - 60
     if fixed_after_s is not None:
         w.services["c1"].hand_fixed_at = time.monotonic() - 60 + fixed_after_s
+    if removed:
+        w.removed["c1"] = w.services.pop("c1")
     actions = [{"event": "start", "name": "c1", "healthy_before": False, "fault": fault, "t": end - 1, "incident": "4",
                 "attempt": "1"}, {"event": "end", "incident": "4", "attempt": "1", "exit": 0, "t": end}]
     journal = [{"id": 1, "incident_id": 4, "step_index": 0, "attempt": 1, "strategy": "restart", "executed": True,
