@@ -39,7 +39,7 @@ from orchestrator.db.models import Component, Incident
 from orchestrator.db.watch import DatabaseWatch
 from orchestrator.health.checkers import probe_now
 from orchestrator.incidents import status
-from orchestrator.incidents.lifecycle import active_incident, open_incident
+from orchestrator.incidents.lifecycle import active_incident, close_orphaned, open_incident
 from orchestrator.incidents.notifier import Notifier
 from orchestrator.incidents.notify_send import send
 from orchestrator.plans import Limits, PlanSet
@@ -64,6 +64,8 @@ TICK_S = 0.1
 MAX_RUNS = 128
 #: ``wait_idle`` treats an incident due within this many seconds as work still to come.
 IDLE_HORIZON_S = 1.0
+#: how often the loop looks for active incidents whose component row is gone (lifecycle.close_orphaned)
+ORPHAN_SWEEP_S = 5.0
 
 
 def default_owner() -> str:
@@ -98,6 +100,7 @@ class RecoveryCoordinator:
         self._claiming = False
         self._thread: threading.Thread | None = None
         self._ticks = self._last_claimed = 0
+        self._orphans_at = 0.0  # clock.monotonic() of the next orphan sweep
         self._renewed_at = 0.0
         #: the loop's one log line per database outage (lost / back), not one per turn
         self.db_watch = DatabaseWatch(log, "recovery loop", clock=clock)
@@ -241,6 +244,7 @@ class RecoveryCoordinator:
         self._retry_releases()
         if not self._claiming:
             return 0
+        self._sweep_orphans()
         limits = self.limits
         self.outage_open = outage.check(self.db, self.health, limits, self.clock, self.outage_open)
         self.slots.set_limit(self._slot_limit())
@@ -266,6 +270,17 @@ class RecoveryCoordinator:
                 claimed += 1
         self._last_claimed = claimed
         return claimed
+
+    def _sweep_orphans(self) -> None:
+        """Every ORPHAN_SWEEP_S: close active incidents whose component is gone (invariant 2)."""
+        mono = self.clock.monotonic()
+        if mono < self._orphans_at:
+            return
+        self._orphans_at = mono + ORPHAN_SWEEP_S
+        with self.db.write() as session:
+            closed = close_orphaned(session, at=self.clock.now())
+        for incident_id in closed:
+            log.warning("incident=%s resolved 'removed': its component is gone", incident_id)
 
     def _retry_releases(self) -> None:
         for incident_id, (claim, end) in list(self._unreleased.items()):
