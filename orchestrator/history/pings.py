@@ -32,6 +32,7 @@ from sqlalchemy import select
 
 from orchestrator.core.check_result import FAIL, START, SUCCESS, Ping
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
+from orchestrator.core.errors import first_line
 from orchestrator.core.redaction import redact
 from orchestrator.db.engine import Database
 from orchestrator.db.models import PushMonitor, PushPing
@@ -173,7 +174,7 @@ class PingIntake:
         except Exception as exc:  # the database is away: a token seen before keeps working
             if known is not None:
                 return known
-            log.warning("ping not taken, the database is unreachable: %s", str(exc).splitlines()[0])
+            log.warning("ping not taken, the database is unreachable: %s", first_line(exc))
             raise PingRefused(503, "the database is unreachable; ping again shortly", retry_after_s=5.0) from None
         with self._lock:
             known = self._known.get(token)
@@ -223,7 +224,7 @@ class PingFeed:
                         .where(PushPing.id > self._after).order_by(PushPing.id).limit(FEED_BATCH)
                         .add_columns(PushPing.judged)).all()
             except Exception as exc:
-                log.debug("ping feed: database unreachable: %s", str(exc).splitlines()[0])
+                log.debug("ping feed: database unreachable: %s", first_line(exc))
                 return 0
             n = 0
             for row in rows:
