@@ -30,6 +30,7 @@ Protects invariant 7 (time): a step of the wall clock changes when nothing waits
 
 from __future__ import annotations
 
+import builtins
 import threading
 from collections.abc import Hashable
 from datetime import datetime
@@ -66,7 +67,7 @@ class WallDeadlines:
         with self._lock:
             return {key: at for key, (at, end) in self._ends.items() if end > mono}
 
-    def known(self) -> set[Hashable]:
+    def known(self) -> builtins.set[Hashable]:  # plain `set` names the method above
         """Keys whose wait this process wrote and still remembers (ended or not)."""
         with self._lock:
             return set(self._ends)
