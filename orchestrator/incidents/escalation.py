@@ -146,7 +146,7 @@ class Escalator:
 
     def __init__(self, db: Database, policy: Escalation, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self.db, self.policy, self.clock = db, policy, clock
-        self._waits = WallDeadlines()
+        self._waits = WallDeadlines[int]()
 
     def tick(self) -> int:
         """Arm new incidents, then fire what is due; the number of events written."""
