@@ -25,7 +25,7 @@ _STATUS_RANGE = re.compile(r"^([1-5]\d\d)(?:-([1-5]\d\d))?$")
 _JSON_CONDITION = re.compile(r"^\$((?:\.[A-Za-z_][\w-]*|\[\d+\])+)\s*(==|!=)\s*(.+)$")
 
 
-def parse_status_set(value: str | int | list[str | int]) -> list[tuple[int, int]]:
+def parse_status_set(value: object) -> list[tuple[int, int]]:
     """``200`` / ``"200-299"`` / ``[200, "300-302"]`` → list of inclusive ranges; ValueError if bad."""
     items = value if isinstance(value, list) else [value]
     if not items:

@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from orchestrator.core.config_file import CONFIG_ENV, LoadedConfig
 from orchestrator.core.errors import InputError
@@ -36,22 +36,25 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
+V = TypeVar("V")
+
+
 @dataclass(frozen=True)
-class Setting:
+class Setting(Generic[V]):
     """One effective value and where it came from: a flag (``--db``), a variable, the file's path, or
     ``default``."""
 
-    value: Any
+    value: V
     source: str
 
 
-def _from_file(config: LoadedConfig | None, key: str, *, path: bool = False) -> Setting | None:
+def _from_file(config: LoadedConfig | None, key: str, *, path: bool = False) -> Setting[Any] | None:
     if config is None or config.get(key) is None:
         return None
     return Setting(config.path_value(key) if path else config.get(key), f"{config.path}")
 
 
-def state_dir_setting(env: Mapping[str, str] = os.environ, config: LoadedConfig | None = None) -> Setting:
+def state_dir_setting(env: Mapping[str, str] = os.environ, config: LoadedConfig | None = None) -> Setting[Path]:
     if env.get(HOME_ENV):
         return Setting(Path(env[HOME_ENV]), HOME_ENV)
     if found := _from_file(config, "state_dir", path=True):
@@ -70,7 +73,7 @@ def default_db_url(env: Mapping[str, str] = os.environ, config: LoadedConfig | N
 
 
 def db_url_setting(flag: str | None, env: Mapping[str, str] = os.environ,
-                   config: LoadedConfig | None = None) -> Setting:
+                   config: LoadedConfig | None = None) -> Setting[str]:
     if flag:
         return Setting(flag, "--db")
     if env.get(DB_URL_ENV):
@@ -93,7 +96,7 @@ def db_url_source(flag: str | None, env: Mapping[str, str] = os.environ,
 
 
 def plans_setting(flag: str | None, env: Mapping[str, str] = os.environ,
-                  config: LoadedConfig | None = None) -> Setting:
+                  config: LoadedConfig | None = None) -> Setting[Path | None]:
     if flag:
         return Setting(Path(flag), "--plans")
     if env.get(PLANS_ENV):
@@ -110,13 +113,13 @@ def resolve_plans_path(flag: str | None, env: Mapping[str, str] = os.environ,
 
 
 def effective(config: LoadedConfig, *, db_flag: str | None = None, plans_flag: str | None = None,
-              env: Mapping[str, str] = os.environ, defaults: Mapping[str, Any] | None = None) -> dict[str, Setting]:
+              env: Mapping[str, str] = os.environ, defaults: Mapping[str, Any] | None = None) -> dict[str, Setting[Any]]:
     """Every key of the configuration file with its effective value and source, as a command given
     only the global flags would see it (``run``'s own flags override ``http``, retention, sentinels).
     ``defaults`` supplies the built-in defaults owned above this floor (retention)."""
     owned = defaults or {}
 
-    def plain(key: str, env_name: str | None, default: Any, *, path: bool = False) -> Setting:
+    def plain(key: str, env_name: str | None, default: Any, *, path: bool = False) -> Setting[Any]:
         if env_name and env.get(env_name):
             value = env[env_name]
             return Setting(value.split() if key == "sentinels" else value, env_name)

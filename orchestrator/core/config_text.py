@@ -60,7 +60,7 @@ def decode_json(text: str, source: str, error: type[InputError] = InputError) ->
     return data
 
 
-class _Object(dict):
+class _Object(dict[str, Any]):
     """A decoded JSON object that remembers the first key it saw twice."""
 
     def __init__(self, pairs: list[tuple[str, Any]]) -> None:

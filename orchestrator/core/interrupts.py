@@ -16,7 +16,7 @@ import sys
 import threading
 from typing import NoReturn
 
-_NAMES = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "SIGINT"}
+_NAMES: dict[int, str] = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "SIGINT"}
 
 
 class Interrupted(KeyboardInterrupt):

@@ -177,19 +177,23 @@ def redact_headers(headers: Mapping[str, str], secrets: Iterable[str] = ()) -> d
     return {k: _mask_field(v) if is_secret_name(k) else redact(v, secrets) for k, v in headers.items()}
 
 
-def redact_view(data: Any, secrets: Iterable[str] = ()) -> Any:
-    """A copy of structured data (dicts, lists, strings) fit to print, store or send: values under
-    secret-looking keys masked whole, every string redacted with ``secrets``."""
+def redact_view(data: Mapping[str, Any], secrets: Iterable[str] = ()) -> dict[str, Any]:
+    """A copy of structured data (a mapping of dicts, lists, strings) fit to print, store or send: values
+    under secret-looking keys masked whole, every string redacted with ``secrets``."""
     values = frozenset(secrets)
-    return _walk(data, values)
+    return _walk_mapping(data, values)
+
+
+def _walk_mapping(data: Mapping[Any, Any], secrets: frozenset[str]) -> dict[Any, Any]:
+    return {k: _masked_whole(v) if isinstance(k, str) and is_secret_name(k) else _walk(v, secrets)
+            for k, v in data.items()}
 
 
 def _walk(data: Any, secrets: frozenset[str]) -> Any:
     if isinstance(data, str):
         return redact(data, secrets)
     if isinstance(data, Mapping):
-        return {k: _masked_whole(v) if isinstance(k, str) and is_secret_name(k) else _walk(v, secrets)
-                for k, v in data.items()}
+        return _walk_mapping(data, secrets)
     if isinstance(data, (list, tuple)):
         return [_walk(v, secrets) for v in data]
     return data

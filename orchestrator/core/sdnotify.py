@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Mapping
 
 
 def notify(message: str, env: dict[str, str] | None = None) -> bool:
@@ -22,7 +23,7 @@ def notify(message: str, env: dict[str, str] | None = None) -> bool:
         return False
 
 
-def watchdog_interval_s(env: dict[str, str] | None = None) -> float | None:
+def watchdog_interval_s(env: Mapping[str, str] | None = None) -> float | None:
     """Half of WATCHDOG_USEC (systemd's advice), or None when no watchdog is asked for."""
     env = env if env is not None else os.environ
     usec = env.get("WATCHDOG_USEC")

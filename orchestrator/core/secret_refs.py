@@ -14,6 +14,8 @@ import re
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
+from pydantic import BaseModel
+
 from orchestrator.core.errors import UnresolvedReference
 from orchestrator.core.redaction import REFERENCE, remember
 
@@ -23,7 +25,7 @@ MAX_SECRET_FILE_BYTES = 64 * 1024
 #: Fields of a check definition (and the like) that may hold references.
 REFERENCE_FIELDS = ("url", "headers", "command", "host")
 
-M = TypeVar("M")
+M = TypeVar("M", bound=BaseModel)
 
 
 def check_references(text: str) -> str:
@@ -100,4 +102,4 @@ def resolve_model(model: M, fields: tuple[str, ...] = REFERENCE_FIELDS, env: Map
     if not changed:
         return model
     resolved = {name: resolve_value(value, env) for name, value in changed.items()}
-    return model.model_copy(update=resolved)  # type: ignore[attr-defined]
+    return model.model_copy(update=resolved)

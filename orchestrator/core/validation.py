@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from orchestrator.core.config_text import key_path
 from orchestrator.core.errors import InputError, PlanError
@@ -127,7 +128,7 @@ def _got(value: Any) -> str:
     return type(value).__name__
 
 
-def _message(err: Any, model: type[BaseModel], real: list[str | int]) -> str:
+def _message(err: ErrorDetails, model: type[BaseModel], real: list[str | int]) -> str:
     kind, msg = err["type"], err["msg"]
     if kind == "missing":
         return "required field is missing"

@@ -10,8 +10,9 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, CursorResult, Engine, Result, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session
@@ -40,6 +41,14 @@ def _sqlite_setup(engine: Engine) -> None:
     def _on_begin(conn: Connection) -> None:
         immediate = conn.get_execution_options().get(_IMMEDIATE, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def rows_changed(result: Result[Any]) -> int:
+    """The rows an UPDATE or DELETE run through ``Session.execute`` matched (a compare-and-set won when 1).
+
+    ``Session.execute`` is typed as returning a plain Result for every statement; for DML it is the
+    CursorResult that carries ``rowcount``."""
+    return cast(CursorResult[Any], result).rowcount
 
 
 def safe_url(url: str) -> str:

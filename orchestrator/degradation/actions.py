@@ -114,7 +114,8 @@ def _when_utc(value: object) -> str:
 def _when(value: object) -> str:
     if isinstance(value, str):
         try:
-            value = datetime.fromisoformat(value)
+            parsed = datetime.fromisoformat(value)
         except ValueError:
             return value
+        return f"{parsed:%Y-%m-%d %H:%M:%S}Z"
     return f"{value:%Y-%m-%d %H:%M:%S}Z" if isinstance(value, datetime) else str(value)

@@ -46,7 +46,7 @@ from orchestrator.core.states import (
     IncidentStatus,
     Resolution,
 )
-from orchestrator.db.engine import Database
+from orchestrator.db.engine import Database, rows_changed
 from orchestrator.db.models import Alert, Component, Incident, JournalEntry
 from orchestrator.incidents import events, status
 from orchestrator.incidents.lifecycle import active_incident, open_incident, resolve
@@ -156,6 +156,7 @@ def _one(session: Session, alert: AlertIn, routing: AlertRouting, now: datetime)
     if opened is None:  # cannot happen inside this transaction; said rather than lost
         return _outcome(row, "recorded")
     incident = session.get(Incident, opened.incident_id)
+    assert incident is not None  # opened in this transaction
     incident.source = IncidentSource.ALERT.value
     row.incident_id = incident.id
     return _outcome(row, opened.kind)
@@ -188,10 +189,11 @@ def _resolved(session: Session, row: Alert | None, alert: AlertIn, routing: Aler
     if row is None:  # resolved without our having seen it fire (we were away, or it was routed elsewhere)
         return _outcome(_insert(session, alert, routing, now, AlertStatus.RESOLVED), "recorded")
     # an alert's status moves once, firing -> resolved, by compare-and-set (a concurrent post may have)
-    moved = session.execute(update(Alert).where(Alert.id == row.id, Alert.status == AlertStatus.FIRING.value)
-                            .values(status=AlertStatus.RESOLVED.value, updated_at=now, labels=alert.labels,
-                                    annotations=alert.annotations, ends_at=_when(alert.ends_at) or now)
-                            .execution_options(synchronize_session="fetch")).rowcount
+    moved = rows_changed(session.execute(
+        update(Alert).where(Alert.id == row.id, Alert.status == AlertStatus.FIRING.value)
+        .values(status=AlertStatus.RESOLVED.value, updated_at=now, labels=alert.labels,
+                annotations=alert.annotations, ends_at=_when(alert.ends_at) or now)
+        .execution_options(synchronize_session="fetch")))
     if moved != 1:
         return _outcome(row, "recorded")
     incident = session.get(Incident, row.incident_id) if row.incident_id else None

@@ -31,11 +31,12 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.core.durations import parse_duration
 from orchestrator.core.states import ACTIVE_INCIDENT_STATUSES
-from orchestrator.db.engine import Database
+from orchestrator.db.engine import Database, rows_changed
 from orchestrator.db.models import Incident
 from orchestrator.incidents import events
 from orchestrator.incidents.notify_send import AppriseUrl, Webhook
@@ -145,7 +146,7 @@ class Escalator:
 
     def __init__(self, db: Database, policy: Escalation, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self.db, self.policy, self.clock = db, policy, clock
-        self._waits = WallDeadlines()
+        self._waits = WallDeadlines[int]()
 
     def tick(self) -> int:
         """Arm new incidents, then fire what is due; the number of events written."""
@@ -163,6 +164,7 @@ class Escalator:
                 .order_by(Incident.next_reminder_at).limit(TICK_LIMIT)).all()
         mine = self._waits.known()
         for incident_id, at in due:
+            assert at is not None  # the query asked for next_reminder_at IS NOT NULL
             if waiting.get(incident_id) == at:
                 continue  # its wall time came, its monotonic one did not (the wall clock jumped)
             # a wait this process ran on the monotonic clock is decided at its own due time, so a wall
@@ -173,7 +175,7 @@ class Escalator:
         self._waits.expire(mono)
         return written
 
-    def _arm(self, session, policy: Escalation, now: datetime, mono: float) -> None:
+    def _arm(self, session: Session, policy: Escalation, now: datetime, mono: float) -> None:
         unarmed = [Incident.status.in_(_ACTIVE), Incident.acked_at.is_(None), Incident.next_reminder_at.is_(None),
                    Incident.reminders_sent == 0]
         if policy.remind_every_s is None:  # tiers only: one past its last tier has nothing left to arm
@@ -183,12 +185,12 @@ class Escalator:
         for incident_id, opened, tier in rows:
             first = policy.remind_every_s and opened + timedelta(seconds=policy.remind_every_s)
             at = _next(policy, opened, tier, first or None)
-            if at is not None and session.execute(update(Incident).where(
+            if at is not None and rows_changed(session.execute(update(Incident).where(
                     Incident.id == incident_id, Incident.next_reminder_at.is_(None))
-                    .values(next_reminder_at=at)).rowcount == 1:
+                    .values(next_reminder_at=at))) == 1:
                 self._waits.set(incident_id, at, now=now, mono=mono)
 
-    def _fire(self, session, policy: Escalation, incident_id: int, at: datetime, now: datetime, decided: datetime,
+    def _fire(self, session: Session, policy: Escalation, incident_id: int, at: datetime, now: datetime, decided: datetime,
               mono: float) -> int:
         """Write what is due at ``decided`` (events stamped ``now``) and move the stored time on, by
         compare-and-set on ``at``; the number of events written."""
@@ -219,8 +221,9 @@ class Escalator:
                 written += 1
             reminder_at = incident.opened_at + every * (sent + 1)
         nxt = _next(policy, incident.opened_at, tier, reminder_at)
-        moved = session.execute(update(Incident).where(Incident.id == incident_id, Incident.next_reminder_at == at)
-                                .values(next_reminder_at=nxt, escalation_tier=tier, reminders_sent=sent)).rowcount
+        moved = rows_changed(session.execute(
+            update(Incident).where(Incident.id == incident_id, Incident.next_reminder_at == at)
+            .values(next_reminder_at=nxt, escalation_tier=tier, reminders_sent=sent)))
         if moved != 1:
             session.rollback()
             return 0

@@ -88,19 +88,19 @@ def open_incident(session: Session, *, component_id: int | None, component_name:
             return None
         last = session.scalar(select(Incident).where(Incident.component_id == component_id)
                               .order_by(Incident.id.desc()).limit(1))
-        if _mergeable(session, last, component_id, at, reopen_window_s):
+        if last is not None and _mergeable(session, last, component_id, at, reopen_window_s):
             return _reopen(session, last, at, reason, flap_episode)
     incident = status.create(session, component_id=component_id, component_name=component_name, at=at,
                              reason=reason, kind=kind, flap_episode=flap_episode)
     return IncidentEvent("opened", incident.id, component_id, component_name, at, reason)
 
 
-def _mergeable(session: Session, last: Incident | None, component_id: int, at: datetime, window_s: float) -> bool:
+def _mergeable(session: Session, last: Incident, component_id: int, at: datetime, window_s: float) -> bool:
     """A new failure continues ``last`` only if it closed within the window and the component never
     held UP for its success threshold since that incident's failure (no transition to UP after it
     opened: a verified recovery reports its passes to the health plane, so its UP comes even before
     the incident closes)."""
-    if last is None or last.resolved_at is None or at - last.resolved_at > timedelta(seconds=window_s):
+    if last.resolved_at is None or at - last.resolved_at > timedelta(seconds=window_s):
         return False
     held_up = session.scalar(select(exists().where(
         StateTransition.component_id == component_id, StateTransition.to_state == ComponentState.UP.value,

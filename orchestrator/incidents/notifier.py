@@ -37,7 +37,7 @@ from orchestrator.incidents import events
 from orchestrator.incidents.escalation import ESCALATION, REMINDER, Escalator, targets_of
 from orchestrator.incidents.events import IncidentEvent
 from orchestrator.incidents.notify_message import Context, compose, compose_html, document
-from orchestrator.incidents.notify_send import Delivery, send
+from orchestrator.incidents.notify_send import Delivery, Webhook, send
 from orchestrator.incidents.routing import Notifications
 
 log = logging.getLogger("orchestrator.incidents.notifier")
@@ -171,7 +171,7 @@ class Notifier:
             self._send(group, context, list(dict.fromkeys(urls)), list(dict.fromkeys(hooks)))
         return len(groups)
 
-    def _send(self, batch: list[IncidentEvent], context: Context, urls: list[str], webhooks: list) -> None:
+    def _send(self, batch: list[IncidentEvent], context: Context, urls: list[str], webhooks: list[Webhook]) -> None:
         title, body = compose(batch, context)
         incidents = {e.incident_id for e in batch}
         kinds = {e.kind for e in batch}
@@ -211,7 +211,7 @@ class Notifier:
             return batch
         try:
             with self.db.write() as session:
-                labels = dict(session.execute(select(Component.name, Component.labels)
+                labels: dict[str, dict[str, Any]] = dict(session.execute(select(Component.name, Component.labels)
                                               .where(Component.name.in_(sorted(names)))).all())
                 muted = self.silences(session, now, labels)
                 if not muted:

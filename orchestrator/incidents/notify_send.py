@@ -16,13 +16,16 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import requests
 from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator, model_validator
 
 from orchestrator.core.check_spec import validate_http_url
 from orchestrator.core.redaction import redact
+
+if TYPE_CHECKING:
+    from apprise import NotifyBase
 
 SIGNATURE_HEADER = "X-Orchestrator-Signature"
 #: Seconds a receiver should accept a signature's timestamp either side of its own clock (docs/notifications.md):
@@ -103,7 +106,7 @@ class _QuietInThisThread(logging.Filter):
 _QUIET = _QuietInThisThread()
 
 
-def _instantiate(url: str):
+def _instantiate(url: str) -> NotifyBase | None:
     """``apprise.Apprise.instantiate(url)`` without Apprise logging about it; None if it cannot parse it."""
     import apprise  # on first use: ~15 MB and 0.15 s the daemon needs only once it notifies
 
@@ -167,7 +170,7 @@ def _send_apprise(url: str, title: str, body: str, timeout_s: float, html: str |
     formats = service.notify_format if isinstance(service.notify_format, (list, tuple)) else [service.notify_format]
     rich = html is not None and apprise.NotifyFormat.HTML in [apprise.NotifyFormat(f) for f in formats]
     with apprise.LogCapture(level=logging.WARNING) as log:
-        ok = bool(sender.notify(body=html if rich else body, title=title,
+        ok = bool(sender.notify(body=html if rich and html is not None else body, title=title,
                                 body_format=apprise.NotifyFormat.HTML if rich else apprise.NotifyFormat.TEXT))
         reason = log.getvalue().strip().splitlines()
     detail = "delivered" if ok else (reason[-1] if reason else "delivery failed")

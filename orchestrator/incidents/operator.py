@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.core.errors import ConflictError, InputError, NotFoundError
@@ -42,7 +43,7 @@ def incident_dict(incident: Incident, secrets: frozenset[str] = frozenset()) -> 
 class _Secrets:
     """Each component's secret values, read once per request."""
 
-    def __init__(self, session) -> None:
+    def __init__(self, session: Session) -> None:
         self.session = session
         self._by_id: dict[int | None, frozenset[str]] = {None: frozenset()}
 
@@ -92,7 +93,7 @@ def list_incidents(db: Database, *, component: str | None = None, status: str | 
         return [incident_dict(i, secrets.of(i.component_id)) for i in session.scalars(stmt)]
 
 
-def _get(session, incident_id: int) -> Incident:
+def _get(session: Session, incident_id: int) -> Incident:
     incident = session.get(Incident, incident_id)
     if incident is None:
         raise NotFoundError(f"no incident {incident_id}", field="ID")

@@ -20,4 +20,4 @@ def open_incidents_by_component(session: Session) -> dict[int, int]:
         .where(Incident.status.in_(UNRESOLVED_STATUSES), Incident.component_id.is_not(None))
         .group_by(Incident.component_id)
     )
-    return {cid: iid for cid, iid in session.execute(stmt)}
+    return {cid: iid for cid, iid in session.execute(stmt) if cid is not None}  # none: the query says so

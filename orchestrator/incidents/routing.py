@@ -3,7 +3,7 @@ recovery_strategies.json (docs/notifications.md), owned here beside the notifier
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -12,11 +12,12 @@ from orchestrator.incidents.escalation import Escalation, Route, Target, check_n
 from orchestrator.incidents.notify_send import AppriseUrl, Webhook
 
 #: Incident events a notification can be routed for.
-EVENTS = ("opened", "reopened", "recovering", "step_failed", "awaiting_approval", "blocked", "escalated",
-          "resolved", "degradation")
+Event = Literal["opened", "reopened", "recovering", "step_failed", "awaiting_approval", "blocked", "escalated",
+                "resolved", "degradation"]
+EVENTS: tuple[Event, ...] = get_args(Event)
 #: Incident events notified when ``notifications.events`` is not given: whatever needs or tells a
 #: person, including ``blocked`` (a guard holding automation back must never be silent).
-DEFAULT_EVENTS = ("opened", "blocked", "escalated", "resolved", "degradation")
+DEFAULT_EVENTS: tuple[Event, ...] = ("opened", "blocked", "escalated", "resolved", "degradation")
 #: Events a route may name: the above and the escalation policy's own (always sent when it is configured).
 ROUTABLE_EVENTS = (*EVENTS, "reminder", "escalation")
 
@@ -30,7 +31,7 @@ class Notifications(BaseModel):
     #: Events for one component within this window go out as one message.
     group_window_s: Annotated[float, BeforeValidator(parse_duration)] = Field(30.0, alias="group_window")
     #: "degradation": every change of a published degradation level
-    events: list[Literal[EVENTS]] = Field(default_factory=lambda: list(DEFAULT_EVENTS))
+    events: list[Event] = Field(default_factory=lambda: list(DEFAULT_EVENTS))
     #: named destinations that routes and escalation tiers send to (docs/recovery_strategies.md#escalation)
     targets: dict[str, Target] = Field(default_factory=dict)
     #: events matching a route go to its targets instead of ``urls``/``webhooks``; [] (the default): all there

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from orchestrator.core.errors import IllegalIncidentTransition
 from orchestrator.core.states import IncidentKind, IncidentStatus
+from orchestrator.db.engine import rows_changed
 from orchestrator.db.models import Incident
 from orchestrator.incidents import events
 
@@ -63,7 +64,7 @@ def transition(session: Session, incident_id: int, expected: S | str, to: S, *, 
     stmt = (update(Incident)
             .where(Incident.id == incident_id, Incident.status == expected.value)
             .values(status=to.value, updated_at=now, status_reason=events.clip(reason), **values))
-    if session.execute(stmt).rowcount != 1:
+    if rows_changed(session.execute(stmt)) != 1:
         return False
     events.add(session, incident_id, kind or kind_of(expected, to), now, reason=reason,
                from_status=expected.value, to_status=to.value, resolution=values.get("resolution"))

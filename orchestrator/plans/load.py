@@ -14,10 +14,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from orchestrator.core.config_text import decode_json, read_capped
+from orchestrator.core.config_text import decode_json, key_path, read_capped
 from orchestrator.core.durations import parse_duration
 from orchestrator.core.errors import NotFoundError, PlanError
-from orchestrator.core.validation import key_path, plan_error_from_validation
+from orchestrator.core.validation import plan_error_from_validation
 from orchestrator.plans.models import STEP_SETTINGS, PlanSet
 from orchestrator.plugins.registry import load_strategy
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from sqlalchemy.orm import Session
+
 from orchestrator.core.states import IncidentStatus as S
 from orchestrator.db.engine import Database
 from orchestrator.db.models import Incident
@@ -65,7 +67,7 @@ def check(db: Database, incident_id: int, key: str, approval: Approval, *, now: 
         return ApprovalState(ApprovalOutcome.ESCALATE)
 
 
-def _ask(session, incident: Incident, key: str, approval: Approval, now: datetime) -> ApprovalState:
+def _ask(session: Session, incident: Incident, key: str, approval: Approval, now: datetime) -> ApprovalState:
     details = dict(incident.details or {})
     incident.details = {**details, "approval_requested": {**details.get("approval_requested", {}),
                                                           key: now.isoformat()}}

@@ -22,7 +22,7 @@ from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from orchestrator.core.errors import LeaseLost
-from orchestrator.db.engine import Database
+from orchestrator.db.engine import Database, rows_changed
 from orchestrator.db.models import DaemonInstance, Incident
 
 #: Seconds a lease lasts without renewal: an incident whose owner vanished waits at most this long.
@@ -71,7 +71,7 @@ def claim(db: Database, incident_id: int, owner: str, *, lease_s: float = LEASE_
                        lease_free(db, owner, exclusive=exclusive))
                 .values(run_owner=owner, run_epoch=seen.run_epoch + 1, run_expires_at=db_now(db, lease_s))
                 .execution_options(synchronize_session=False))
-        if session.execute(stmt).rowcount != 1:
+        if rows_changed(session.execute(stmt)) != 1:
             return None
     return Claim(incident_id, owner, seen.run_epoch + 1, seen.run_owner, seen.status)
 
@@ -86,7 +86,7 @@ def fence(session: Session, db: Database, claim_: Claim, lease_s: float = LEASE_
     UPDATE locks the row, so a takeover waits for this transaction and then sees what it wrote."""
     stmt = (update(Incident).where(_ours(claim_)).values(run_expires_at=db_now(db, lease_s))
             .execution_options(synchronize_session=False))
-    if session.execute(stmt).rowcount != 1:
+    if rows_changed(session.execute(stmt)) != 1:
         raise LeaseLost(f"incident {claim_.incident_id}: run lease epoch {claim_.epoch} is no longer ours")
 
 
@@ -99,7 +99,7 @@ def renew(db: Database, claims: Mapping[int, Claim], lease_s: float = LEASE_S) -
         for claim_ in claims.values():
             stmt = (update(Incident).where(_ours(claim_)).values(run_expires_at=db_now(db, lease_s))
                     .execution_options(synchronize_session=False))
-            if session.execute(stmt).rowcount != 1:
+            if rows_changed(session.execute(stmt)) != 1:
                 lost.add(claim_.incident_id)
     return lost
 
@@ -109,4 +109,4 @@ def release(session: Session, claim_: Claim, **values: Any) -> bool:
     stmt = (update(Incident).where(_ours(claim_))
             .values(run_owner=None, run_expires_at=None, **values)
             .execution_options(synchronize_session=False))
-    return session.execute(stmt).rowcount == 1
+    return rows_changed(session.execute(stmt)) == 1

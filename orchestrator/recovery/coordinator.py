@@ -35,6 +35,7 @@ from orchestrator.core.config import Switches
 from orchestrator.core.errors import ConflictError, InputError, LeaseLost, NotFoundError, first_line
 from orchestrator.core.redaction import redact, secret_values
 from orchestrator.core.states import ACTIVE_INCIDENT_STATUSES, IncidentStatus
+from orchestrator.db.engine import Database
 from orchestrator.db.models import Component, Incident
 from orchestrator.db.watch import DatabaseWatch
 from orchestrator.health.checkers import probe_now
@@ -75,7 +76,7 @@ def default_owner() -> str:
 class RecoveryCoordinator:
     """The claim loop, the pool, and manual recoveries around :class:`PlanExecutor`."""
 
-    def __init__(self, db, plans: PlanSet | None, *, health: HealthView, clock: Clock = SYSTEM_CLOCK,
+    def __init__(self, db: Database, plans: PlanSet | None, *, health: HealthView, clock: Clock = SYSTEM_CLOCK,
                  switches: Switches = Switches(), owner: str | None = None, rng: random.Random | None = None,
                  notifier: Notifier | None = None, settle_s: float | None = None,
                  report: Callable[[str], None] | None = None, tick_s: float = TICK_S,
@@ -93,7 +94,7 @@ class RecoveryCoordinator:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._active: dict[int, claims.Claim] = {}
-        self._futures: dict[int, Future] = {}
+        self._futures: dict[int, Future[RunEnd]] = {}
         #: runs whose lease could not be given back (the database was away): retried every tick
         self._unreleased: dict[int, tuple[claims.Claim, RunEnd]] = {}
         self._inherited: set[int] = set()
@@ -105,7 +106,7 @@ class RecoveryCoordinator:
         #: the loop's one log line per database outage (lost / back), not one per turn
         self.db_watch = DatabaseWatch(log, "recovery loop", clock=clock)
         #: the waits this process wrote into next_attempt_at, kept on the monotonic clock (invariant 7)
-        self._waits = WallDeadlines()
+        self._waits = WallDeadlines[int]()
         #: the blast-radius verdict as last seen (None: not looked yet); see outage.check
         self.outage_open: bool | None = None
         self.slots = ActionSlots(self._slot_limit())
@@ -176,12 +177,15 @@ class RecoveryCoordinator:
         row, plan_name = self._manual_target(component_name, plan)
         with self.db.write() as session:
             existing = active_incident(session, row.id)
-            event = None if existing else open_incident(
-                session, component_id=row.id, component_name=row.name, at=self.clock.now(),
-                reason="manual recovery", flap_episode=self.health.flap_episode(row.id))
-            incident_id = existing.id if existing else event.incident_id
-            if event is not None:  # this opening is a person's decision, never a crash-loop cycle
-                opened = session.get(Incident, incident_id)
+            if existing is not None:
+                incident_id = existing.id
+            else:
+                event = open_incident(session, component_id=row.id, component_name=row.name, at=self.clock.now(),
+                                      reason="manual recovery", flap_episode=self.health.flap_episode(row.id))
+                assert event is not None, "none was active in this transaction"
+                incident_id = event.incident_id
+                # this opening is a person's decision, never a crash-loop cycle
+                opened = session.get_one(Incident, incident_id)
                 opened.details = {**(opened.details or {}), MANUAL_KEY: opened.reopen_count}
         claim = claims.claim(self.db, incident_id, self.owner, lease_s=self.lease_s, exclusive=self.exclusive)
         if claim is None:
@@ -320,7 +324,7 @@ class RecoveryCoordinator:
         return waiting is None
 
     # -- one claimed run ---------------------------------------------------------------------------------
-    def _submit(self, claim: claims.Claim, *, manual: bool = False, plan_name: str | None = None) -> Future | None:
+    def _submit(self, claim: claims.Claim, *, manual: bool = False, plan_name: str | None = None) -> Future[RunEnd] | None:
         with self._lock:
             if self._stop.is_set():
                 return None

@@ -11,20 +11,28 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
 
 from orchestrator.components.targets import effective_check
+from orchestrator.core.check_result import CheckResult
+from orchestrator.core.check_spec import CheckSpec
+from orchestrator.core.clock import Clock
 from orchestrator.core.errors import ClaimRefused, LeaseLost, first_line
 from orchestrator.core.states import AttemptStatus, ComponentState, IncidentStatus, Resolution
 from orchestrator.db.models import Component, Incident
 from orchestrator.health.checkers import probe_now
 from orchestrator.incidents.notify_send import send
-from orchestrator.plugins.contract import StrategyContext
+from orchestrator.plans import Step
+from orchestrator.plugins.contract import Strategy, StrategyContext
 from orchestrator.recovery import attempt as attempts
 from orchestrator.recovery import claims, journal, records, runs
 from orchestrator.recovery.decisions import blocked, escalated, resolved, step_failed
 from orchestrator.recovery.gates import StepExit, Turn, before_attempt
 from orchestrator.recovery.guards import ACT, evaluate, mass_outage
+from orchestrator.recovery.health_view import HealthView
 from orchestrator.recovery.retry import RetryPolicy
 from orchestrator.recovery.snapshot import guard_input, hold_of
 from orchestrator.recovery.takeover import take_over
@@ -81,7 +89,7 @@ class PlanExecutor:
             return RunEnd(RunOutcome.WAITING, req.not_before, why)
         return run
 
-    def _step(self, req: RunRequest, index: int, step) -> RunEnd | StepExit:
+    def _step(self, req: RunRequest, index: int, step: Step) -> RunEnd | StepExit:
         strategy = step.make_strategy()
         while not self.e.stop.is_set():
             turn = self._turn(req, index, step, strategy)
@@ -97,14 +105,14 @@ class PlanExecutor:
                 return end
         return STOPPED
 
-    def _turn(self, req: RunRequest, index: int, step, strategy) -> Turn | None:
+    def _turn(self, req: RunRequest, index: int, step: Step, strategy: Strategy) -> Turn | None:
         """Everything the attempt decides on, read once."""
         now, level = self.e.clock.now(), str(self.e.degradation())
         with self.e.db.read() as session:
             incident = session.get(Incident, req.incident_id)
             row = runs.component_of(session, req.incident_id)
             run = runs.current(incident) if incident is not None else None
-            if row is None or run is None or incident.status == IncidentStatus.RESOLVED.value:
+            if incident is None or row is None or run is None or incident.status == IncidentStatus.RESOLVED.value:
                 return None
             pos = runs.position(journal.rows_for(session, incident.id), index, step, run.base, strategy)
             decision = ACT if pos.done else evaluate(guard_input(
@@ -114,7 +122,7 @@ class PlanExecutor:
         context = self._context(row, req, index, pos.attempt, step)
         return Turn(incident, row, run, pos, index, step, strategy, decision, runs.describe(strategy, context), level)
 
-    def _context(self, row: Component, req: RunRequest, index: int, attempt: int, step,
+    def _context(self, row: Component, req: RunRequest, index: int, attempt: int, step: Step,
                  entry_id: int | None = None) -> StrategyContext:
         on_spawn = None if entry_id is None else (lambda pid: self._spawned(entry_id, pid))
         probe = pinged_probe(self.e.health, row.id, self.e.clock) if row.check_kind == "push" else None
@@ -155,7 +163,7 @@ class PlanExecutor:
         flapping = flapping and not req.manual
         episode = self.e.health.flap_episode(t.row.id) if flapping else None
 
-        def fenced(session) -> None:
+        def fenced(session: Session) -> None:
             try:
                 claims.fence(session, self.e.db, req.claim, self.e.lease_s)
             except LeaseLost as exc:
@@ -200,7 +208,7 @@ class PlanExecutor:
         checked.output, checked.facts = result.output, result.facts
         return checked
 
-    def _check_of(self, component_id: int):
+    def _check_of(self, component_id: int) -> CheckSpec | None:
         """The component's effective check now; None once it was removed."""
         with self.e.db.read() as session:
             row = session.get(Component, component_id)
@@ -248,13 +256,12 @@ class PlanExecutor:
                                                     f"after {delay_s:.2f}s backoff")
 
 
-def pinged_probe(health, component_id: int, clock):
+def pinged_probe(health: HealthView, component_id: int, clock: Clock) -> Callable[[object, float], CheckResult]:
     """A push monitor's "probe" after an action (a step that re-ran the job): nothing can be asked, so it
     passes once the job's success ping made the monitor UP in the health view (orchestrator.health.push)."""
-    from orchestrator.core.check_result import CheckResult
     from orchestrator.health.checkers.push import NOT_PROBED
 
-    def probe(_check, _timeout_s: float) -> CheckResult:
+    def probe(_check: object, _timeout_s: float) -> CheckResult:
         if health.state(component_id) is ComponentState.UP:
             return CheckResult(True, 0.0, clock.now())
         return CheckResult(False, 0.0, clock.now(), error=NOT_PROBED)
@@ -269,7 +276,7 @@ def pinged_probe(health, component_id: int, clock):
 LOOK_AFTER_BLOCK = frozenset({"hold", "sentinels", "blast_radius", "degradation", "dependency", "observe_only"})
 
 
-def _block_ended(incident: Incident, row: Component, now) -> str | None:
+def _block_ended(incident: Incident, row: Component, now: datetime) -> str | None:
     """Why to look fresh before acting when the incident comes back from a guard's block (an operator's
     hold that ended, a mass outage, a dependency, a freeze): the component may have been fixed
     meanwhile. None otherwise. Must never break invariant 5 (no action on a component healthy when

@@ -16,6 +16,7 @@ In order (:data:`GATES`), the first that decides wins:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import random
 from collections.abc import Callable
@@ -93,7 +94,7 @@ def settle(engine: Engine, req: RunRequest, t: Turn) -> RunEnd | None:
         return None  # acting now: nothing to remember (once it acted, settling is over anyway)
     t.run = dataclasses.replace(t.run, **({"settled": True} if done else {"settle_rounds": rounds + 1}))
     with engine.db.write() as session:
-        runs.save(session, session.get(Incident, t.incident.id), t.run)
+        runs.save(session, session.get_one(Incident, t.incident.id), t.run)
     if done:
         return None
     return RunEnd(RunOutcome.WAITING, engine.clock.now() + timedelta(seconds=req.settle_s),
@@ -142,15 +143,17 @@ def guards(engine: Engine, req: RunRequest, t: Turn) -> RunEnd | StepExit | None
     decision = t.decision
     if decision.verdict is Verdict.ACT:
         return None
-    common = dict(incident_id=t.incident.id, component_id=t.row.id, step_index=t.index, attempt=t.pos.attempt,
-                  strategy=t.step.strategy, owner=engine.owner, now=engine.clock.now(), description=t.description)
+    not_executed = functools.partial(
+        journal.record_not_executed, engine.db, incident_id=t.incident.id, component_id=t.row.id, step_index=t.index,
+        attempt=t.pos.attempt, strategy=t.step.strategy, owner=engine.owner, now=engine.clock.now(),
+        description=t.description)
     if decision.verdict is Verdict.OBSERVE:
-        journal.record_not_executed(engine.db, **common, reason=decision.reason)
+        not_executed(reason=decision.reason)
         log.info("%s not executed (%s): would %s", t.tag, decision.reason, t.description)
         engine.report(f"step {t.index} ({t.step.label}): would {t.description}")
         return StepExit.OBSERVED
     if not _same_block(t.incident, decision):
-        journal.record_not_executed(engine.db, **common, reason=decision.reason)
+        not_executed(reason=decision.reason)
         log.warning("%s skipped by guard %s: %s", t.tag, decision.guard, decision.reason)
         engine.report(f"step {t.index} attempt {t.pos.attempt}: skipped ({decision.reason})")
     return stopped_by_guard(engine, req, decision, level=t.level)
@@ -215,7 +218,7 @@ def breaker_trial(engine: Engine, req: RunRequest, t: Turn) -> None:
     records.record_breaker(engine.db, t.row.id, req.limits, succeeded=False, now=engine.clock.now(), take_trial=True)
     t.run = dataclasses.replace(t.run, trial_held=True)
     with engine.db.write() as session:
-        runs.save(session, session.get(Incident, t.incident.id), t.run)
+        runs.save(session, session.get_one(Incident, t.incident.id), t.run)
     return None
 
 

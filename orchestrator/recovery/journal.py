@@ -27,7 +27,7 @@ from orchestrator.core.errors import ClaimRefused
 from orchestrator.core.proc import forget_exit, host_identity, process_start_ticks
 from orchestrator.core.redaction import redact, redact_view, secret_values
 from orchestrator.core.states import AttemptStatus
-from orchestrator.db.engine import Database
+from orchestrator.db.engine import Database, rows_changed
 from orchestrator.db.models import Component, JournalEntry
 from orchestrator.plugins.contract import MAX_OUTPUT_CHARS
 
@@ -113,8 +113,8 @@ def _take_skipped(session: Session, incident_id: int, step_index: int, attempt: 
              JournalEntry.attempt == attempt, JournalEntry.executed.is_(False),
              JournalEntry.status == AttemptStatus.SKIPPED.value)
     entry_id = session.scalar(select(JournalEntry.id).where(*where))
-    if entry_id is None or session.execute(update(JournalEntry).where(JournalEntry.id == entry_id, *where)
-                                           .values(**values)).rowcount != 1:
+    if entry_id is None or rows_changed(session.execute(
+            update(JournalEntry).where(JournalEntry.id == entry_id, *where).values(**values))) != 1:
         return None
     return entry_id
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -76,7 +77,7 @@ def down_roots(session: Session, component_id: int, health: HealthView) -> tuple
 MANUAL_KEY = "manual_opening"
 
 
-def opened_manually(details: dict | None, reopen_count: int) -> bool:
+def opened_manually(details: dict[str, Any] | None, reopen_count: int) -> bool:
     """True for an incident whose current opening was ``orchestrator recover``: a person's decision,
     which never counts toward crash-loop or flap detection."""
     return (details or {}).get(MANUAL_KEY) == reopen_count

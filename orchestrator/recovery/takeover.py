@@ -108,10 +108,10 @@ def _away(engine: Engine, entry: JournalEntry) -> str:
 def _settle(engine: Engine, req: RunRequest, row: Component, entry: JournalEntry) -> RunEnd | None:
     tag = f"component={row.name} incident={entry.incident_id} step={entry.step_index} attempt={entry.attempt}"
     away = _away(engine, entry)
-    if _runs_here(entry) and not _awaited(engine, req, entry):
+    if (running := _runs_here(entry)) and not _awaited(engine, req, entry):
         if engine.stop.is_set():
             return STOPPED  # shutting down: the next owner gives it the rest of its deadline
-        kill_orphan_group(entry.proc_pid, entry.proc_start_ticks)
+        kill_orphan_group(*running)
         detail = KILLED.replace("its owner died", away)
         log.warning("%s reconciled: %s (pid %s)", tag, detail, entry.proc_pid)
         journal.finish(engine.db, entry.id, status=AttemptStatus.TIMED_OUT, now=engine.clock.now(), detail=detail,
@@ -143,18 +143,23 @@ def _settle(engine: Engine, req: RunRequest, row: Component, entry: JournalEntry
                     results=outcome.passing())
 
 
-def _exit_of(entry: JournalEntry) -> int | None:
-    """The exit status the attempt's command recorded on this host, or None."""
+def _started_here(entry: JournalEntry) -> tuple[int, int] | None:
+    """The attempt's command as (pid, start ticks) when it was started on this host, else None."""
     if entry.proc_pid is None or entry.proc_start_ticks is None or entry.proc_host != host_identity():
         return None
-    return recorded_exit(journal.exit_dir(), entry.proc_pid, entry.proc_start_ticks)
+    return entry.proc_pid, entry.proc_start_ticks
 
 
-def _runs_here(entry: JournalEntry) -> bool:
-    """True while the attempt's command still runs on this host (the pid was not reused)."""
-    if entry.proc_pid is None or entry.proc_start_ticks is None or entry.proc_host != host_identity():
-        return False
-    return process_start_ticks(entry.proc_pid) == entry.proc_start_ticks
+def _exit_of(entry: JournalEntry) -> int | None:
+    """The exit status the attempt's command recorded on this host, or None."""
+    started = _started_here(entry)
+    return None if started is None else recorded_exit(journal.exit_dir(), *started)
+
+
+def _runs_here(entry: JournalEntry) -> tuple[int, int] | None:
+    """The command's (pid, start ticks) while it still runs on this host (the pid was not reused), else None."""
+    started = _started_here(entry)
+    return started if started is not None and process_start_ticks(started[0]) == started[1] else None
 
 
 def _awaited(engine: Engine, req: RunRequest, entry: JournalEntry) -> bool:

@@ -86,7 +86,7 @@ class Engine:
     #: interrupted (the database went away), not a dead one
     claimed: set[int] = field(default_factory=set)
     #: the waits the recovery loop wrote into next_attempt_at, on the monotonic clock (the coordinator's)
-    waits: WallDeadlines = field(default_factory=WallDeadlines)
+    waits: WallDeadlines[int] = field(default_factory=WallDeadlines[int])
 
     def passed(self, incident_id: int, at: datetime) -> bool:
         """Has the incident's wait until wall time ``at`` ended? The one question a run asks of a wait

@@ -40,7 +40,8 @@ class Candidate:
 
     incident_id: int
     status: str
-    component_id: int
+    #: None for an incident found at start-up whose component was removed since (the column is SET NULL)
+    component_id: int | None
 
 
 @dataclass(frozen=True)

@@ -114,7 +114,8 @@ def sparkline(values: Sequence[float | None], *, width: float = 120, height: flo
         return _svg(width, height, "", f"{label}: no data")
     top = max(known) or 1.0
     step = width / max(1, len(values) - 1)
-    runs, current = [], []
+    runs: list[list[str]] = []
+    current: list[str] = []
     for i, value in enumerate(values):
         if value is None:
             if current:
@@ -158,8 +159,8 @@ def line_chart(series: Sequence[tuple[str, Sequence[tuple[datetime, float | None
             parts.append(f'<polyline points="{" ".join(coords)}" fill="none" stroke="{colour}" stroke-width="1.5" '
                          f'data-series="{escape(name)}" data-values="{values}"><title>{escape(name)}</title></polyline>')
             if len(coords) == 1:  # a line of one point draws nothing: show it as a dot
-                x, y = coords[0].split(",")
-                parts.append(f'<circle cx="{x}" cy="{y}" r="2.5" fill="{colour}"/>')
+                cx, cy = coords[0].split(",")
+                parts.append(f'<circle cx="{cx}" cy="{cy}" r="2.5" fill="{colour}"/>')
         parts.append(f'<text x="{_num(left + 8 + 90 * n)}" y="{top_pad + 10}" font-size="10" fill="{colour}">'
                      f"{escape(name)}</text>")
     parts.extend(_hover_columns(series, start, span, left, top_pad, plot_w, plot_h, unit))

@@ -93,9 +93,9 @@ def latency_points(session: Session, start: datetime, end: datetime, component_i
         acc[3] = max(acc[3], float(max_ms or 0.0))
     out = []
     for at in sorted(sums):
-        checks, p50, p95, max_ms = sums[at]
-        out.append(LatencyPoint(at, int(checks), round(p50 / checks, 3) if checks else None,
-                                round(p95 / checks, 3) if checks else None, round(max_ms, 3)))
+        count, p50_sum, p95_sum, top_ms = sums[at]
+        out.append(LatencyPoint(at, int(count), round(p50_sum / count, 3) if count else None,
+                                round(p95_sum / count, 3) if count else None, round(top_ms, 3)))
     return tuple(out)
 
 

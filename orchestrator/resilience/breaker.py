@@ -118,6 +118,7 @@ class CircuitBreaker:
             return Permit(True, "breaker closed")
         if self._state is BreakerState.HALF_OPEN:
             return Permit(False, "breaker half-open: the one trial recovery is still running")
+        assert self._until is not None, "an open breaker always has opened_until (the constructor insists)"
         if _aware(now) < self._until:
             return Permit(False, f"breaker open until {self._until.isoformat()}")
         transition = self._transition(BreakerState.HALF_OPEN, now, "open period over: one trial recovery")

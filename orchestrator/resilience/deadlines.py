@@ -30,20 +30,25 @@ Protects invariant 7 (time): a step of the wall clock changes when nothing waits
 
 from __future__ import annotations
 
+import builtins
 import threading
 from collections.abc import Hashable
 from datetime import datetime
+from typing import Generic, TypeVar
+
+#: what a wait is kept under (an incident id)
+K = TypeVar("K", bound=Hashable)
 
 
-class WallDeadlines:
+class WallDeadlines(Generic[K]):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         #: waits still in the horizon: key → (wall time written, monotonic end)
-        self._ends: dict[Hashable, tuple[datetime, float]] = {}
+        self._ends: dict[K, tuple[datetime, float]] = {}
         #: waits that ended and were asked for: key → (wall time written, monotonic end), until set again
-        self._ended: dict[Hashable, tuple[datetime, float]] = {}
+        self._ended: dict[K, tuple[datetime, float]] = {}
 
-    def set(self, key: Hashable, at: datetime | None, *, now: datetime, mono: float) -> None:
+    def set(self, key: K, at: datetime | None, *, now: datetime, mono: float) -> None:
         """The wait ``key`` now ends at wall time ``at`` (None: it no longer waits)."""
         with self._lock:
             ended = self._ended.pop(key, None)
@@ -61,12 +66,12 @@ class WallDeadlines:
         with self._lock:
             return max([now, *(at for at, end in self._ends.values() if end <= mono)])
 
-    def waiting(self, mono: float) -> dict[Hashable, datetime]:
+    def waiting(self, mono: float) -> dict[K, datetime]:
         """Keys whose wait is still running on the monotonic clock, with the wall time written for each."""
         with self._lock:
             return {key: at for key, (at, end) in self._ends.items() if end > mono}
 
-    def known(self) -> set[Hashable]:
+    def known(self) -> builtins.set[K]:  # plain `set` names the method above
         """Keys whose wait this process wrote and still remembers (ended or not)."""
         with self._lock:
             return set(self._ends)
@@ -76,12 +81,12 @@ class WallDeadlines:
             for key in [key for key, (_at, end) in self._ends.items() if end <= mono]:
                 self._ended[key] = self._ends.pop(key)
 
-    def wrote(self, key: Hashable) -> bool:
+    def wrote(self, key: K) -> bool:
         """Did this process write a wait for ``key`` (still running or ended, not cleared since)?"""
         with self._lock:
             return key in self._ends or key in self._ended
 
-    def passed(self, key: Hashable, at: datetime, *, now: datetime, mono: float) -> bool:
+    def passed(self, key: K, at: datetime, *, now: datetime, mono: float) -> bool:
         """Has the wait ``key`` ending at wall time ``at`` ended? On the monotonic clock when this
         process wrote that wait, else on the wall clock."""
         with self._lock:

@@ -150,6 +150,7 @@ def users():
 def me():
     """The user behind the token or login (401 without one); any role may ask."""
     who = principal()
+    assert who is not None, "identify=True: the operation answered 401 without one"
     return jsonify({"name": who.name, "role": who.role.value, "token_id": who.token_id, "scope": who.scope.value})
 
 

@@ -78,7 +78,7 @@ def session_principal() -> Principal | None:
         principal = LEGACY if state.auth.legacy_token and claim.epoch == state.auth.legacy_epoch() else None
     elif claim is not None and claim.epoch.isdigit():
         principal = service.session_principal(state.source.db, claim.name, int(claim.epoch))
-    if principal is not None and request.args.get("partial") != "1" and \
+    if principal is not None and claim is not None and request.args.get("partial") != "1" and \
             state.auth.clock.now().timestamp() - claim.last >= SESSION_TOUCH_S:
         g.renewed_session = state.auth.new_session(claim.name, claim.epoch, issued=claim.issued)
     g.session_principal = principal

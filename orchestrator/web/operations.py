@@ -26,6 +26,7 @@ from typing import Any, get_args, get_origin
 
 from flask import Blueprint, request
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from orchestrator.accounts.roles import Role
 from orchestrator.core.errors import InputError
@@ -140,7 +141,7 @@ def _first_field(model: type[BaseModel]) -> str | None:
     return None
 
 
-def _message(error: dict[str, Any]) -> str:
+def _message(error: ErrorDetails) -> str:
     if error["type"] == "value_error":
         return str(error["ctx"]["error"]) if "ctx" in error else error["msg"]
     if error["type"] == "extra_forbidden":
