@@ -178,3 +178,38 @@ def test_an_event_read_after_a_restart_waits_out_its_own_window_not_a_new_one(db
     clock.advance(5)
     assert notifier.flush() == 1, "the blocked event waited a second window"
     assert [t for t, _ in outbox.sent] == ["[BLOCKED] api: guard flapping"]
+
+
+def test_events_whose_sending_met_a_database_cut_go_at_the_next_flush_not_a_window_later(db) -> None:
+    """Regression (the 30-minute soak, PostgreSQL: an incident blocked 51 s before anybody was told): the
+    database was cut at the moment the window's events were to be taken, and the notifier queued them
+    again under a fresh 30 s window. They had waited theirs: they go at the first flush that can take them."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    from orchestrator.db.engine import Database
+    from tests.tcp_proxy import TcpProxy
+
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("cuts the database with a TCP proxy in front of PostgreSQL")
+    with LoopbackHTTPServer("ok") as server:
+        iid = open_for(db, add_component(db, "api", server.url, plan=None), "api")
+    with db.write() as session:
+        events.record(session, iid, "blocked", AT, reason="guard flapping")
+    url = urlsplit(db.engine.url.render_as_string(hide_password=False))
+    proxy = TcpProxy(url.hostname, url.port or 5432)
+    cut_db = Database(urlunsplit(url._replace(netloc=url.netloc.replace(f":{url.port or 5432}", f":{proxy.port}"))))
+    try:
+        clock, outbox = FakeClock(AT), Outbox()
+        notifier = Notifier(cut_db, config(events=["blocked"], group_window="30s"), clock=clock, sender=outbox)
+        assert notifier.collect() == 1
+        clock.advance(30)
+        proxy.cut()
+        notifier.flush()
+        assert outbox.sent == []  # not taken: not sent (another process may send it)
+        proxy.restore()
+        clock.advance(2)  # the next flush tick
+        notifier.flush()
+        assert [t for t, _ in outbox.sent] == ["[BLOCKED] api: guard flapping"], "it waited a second window"
+    finally:
+        proxy.cut()
+        cut_db.dispose()

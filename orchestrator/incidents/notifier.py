@@ -263,11 +263,13 @@ class Notifier:
             with self.db.write() as session:
                 taken = events.take(session, ids, self.clock.now())
         except Exception as exc:
-            log.warning("could not take incident events, sending later: %s", first_line(exc))
+            log.warning("could not take incident events, sending at the next flush: %s", first_line(exc))
             with self._lock:
+                # these events have waited out their window already: due at the next flush, not a window
+                # later (a database cut at the moment of sending put a blocked incident's notice 30 s late)
                 self._pending[:0] = batch
-                if self._window_started is None:
-                    self._window_started = self.clock.monotonic()
+                due = self.clock.monotonic() - self.config.group_window_s
+                self._window_started = due if self._window_started is None else min(self._window_started, due)
             return []
         with self._lock:  # taken now, here or by another process: no longer pending in the database
             self._queued.difference_update(ids)
