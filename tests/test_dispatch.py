@@ -227,3 +227,44 @@ def test_a_component_added_while_running_is_checked_soon_one_found_at_start_anyw
     first = {name: d.due_at(cid) - now for name, cid in ids.items()}
     assert all(0 <= first[f"new{i}"] <= dispatch.ADDED_SPREAD_S for i in range(40))
     assert max(first[f"old{i}"] for i in range(40)) > 10  # spread over the minute
+
+
+def test_a_component_removed_and_another_added_between_two_syncs_is_a_new_component(db, clock) -> None:
+    """Regression (the 30-minute SQLite soak: /metrics said a just-added component was DOWN for 10 s while
+    the database said unknown): SQLite gives a removed highest id to the next row, so ``s51`` took
+    ``s50``'s id between two syncs. The sync took it for a change of ``s50`` and kept s50's tracker (DOWN),
+    or, with equal generations, saw nothing at all and checked s51 with s50's URL."""
+    from orchestrator.components.definition import ComponentSpec
+    from orchestrator.components.registry import Registry
+    from orchestrator.health.judge import Install, Remove
+    from orchestrator.health.sync import RegistrySync
+
+    class Judge:  # the judge's queue, recorded
+        def __init__(self) -> None:
+            self.sent: list = []
+
+        def send(self, m) -> None:
+            self.sent.append(m)
+
+    judge = Judge()
+    sync = RegistrySync(db, judge, clock=clock)
+    registry = Registry(db)
+    registry.add(ComponentSpec(name="keep", url="http://127.0.0.1:9/keep", interval=60))
+    registry.add(ComponentSpec(name="s50", url="http://127.0.0.1:9/s50", interval=60))
+    sync.sync()
+    with db.read() as session:
+        old = {row.name: row.id for row in registry.all_rows(session)}["s50"]
+    registry.remove("s50")
+    registry.add(ComponentSpec(name="s51", url="http://127.0.0.1:9/s51", interval=60))
+    with db.read() as session:
+        new = {row.name: row.id for row in registry.all_rows(session)}["s51"]
+    if db.is_sqlite:
+        assert new == old  # the case itself: the id was given again
+    judge.sent.clear()
+    sync.sync()
+    removes = [m.component_id for m in judge.sent if isinstance(m, Remove)]
+    installs = [(m.component_id, m.name, m.spec.url, m.restore.state.value) for m in judge.sent if isinstance(m, Install)]
+    assert removes == [old], judge.sent
+    assert installs == [(new, "s51", "http://127.0.0.1:9/s51", "unknown")], judge.sent
+    if new == old:  # the old tracker goes before the new one comes
+        assert [type(m).__name__ for m in judge.sent][:2] == ["Remove", "Install"], judge.sent

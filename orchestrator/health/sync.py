@@ -84,15 +84,22 @@ class RegistrySync:
     def _sync(self) -> SyncSummary:
         now = self.clock.now()
         with self.db.read() as session:
+            # max(created_at): a removal and an add between two syncs that leave the count, the highest id
+            # and the generations' sum as they were (SQLite gives the removed highest id to the next row)
             fingerprint = tuple(session.execute(select(
                 func.count(Component.id), func.coalesce(func.sum(Component.generation), 0),
-                func.coalesce(func.max(Component.id), 0))).one())
+                func.coalesce(func.max(Component.id), 0), func.max(Component.created_at))).one())
             open_now = open_windows(load_windows(session, WindowKind.MAINTENANCE), now)
             if fingerprint == self._fingerprint and not any(self._holds.values()) and not open_now:
                 return SyncSummary()
-            light = session.execute(select(Component.id, Component.generation, Component.paused_until,
+            light = session.execute(select(Component.id, Component.name, Component.generation, Component.paused_until,
                                            Component.paused_reason, Component.maintenance_until)).all()
             covered = covered_ids(session, open_now)
+            # the same id under another name is another component (SQLite reuses the highest id of a removed
+            # row): the old one is removed, the new one added, nothing of the old tracker carried over
+            replaced = [r.id for r in light if r.id in self._names and self._names[r.id] != r.name]
+            for cid in replaced:
+                self._forget(cid, log_it=True)
             changed = [r.id for r in light if self._generations.get(r.id) != r.generation]
             rows = [row for i in range(0, len(changed), LOAD_CHUNK)
                     for row in session.scalars(select(Component).where(Component.id.in_(changed[i:i + LOAD_CHUNK])))]
@@ -108,19 +115,23 @@ class RegistrySync:
         seen = {r.id for r in light}
         removed = [cid for cid in self._generations if cid not in seen]
         for cid in removed:
-            self._generations.pop(cid)
-            self._holds.pop(cid, None)
-            self.judge.send(Remove(cid))
-            name = self._names.pop(cid, cid)
-            self._intervals.pop(cid, None)
-            if len(removed) <= LOG_EACH_UP_TO:
-                log.info("component removed component=%s", name)
+            self._forget(cid, log_it=len(removed) <= LOG_EACH_UP_TO)
         self._fingerprint = fingerprint
-        summary = SyncSummary(added, len(rows) - added, len(removed))
+        summary = SyncSummary(added, len(rows) - added, len(removed) + len(replaced))
         if len(rows) > LOG_EACH_UP_TO or len(removed) > LOG_EACH_UP_TO:
             log.info("registry sync: added=%d changed=%d removed=%d components=%d", summary.added,
                      summary.changed, summary.removed, len(self._generations))
         return summary
+
+    def _forget(self, cid: int, *, log_it: bool) -> None:
+        """The component ``cid`` is gone: out of the judge (its tracker, schedule and pending writes)."""
+        self._generations.pop(cid, None)
+        self._holds.pop(cid, None)
+        self.judge.send(Remove(cid))
+        name = self._names.pop(cid, cid)
+        self._intervals.pop(cid, None)
+        if log_it:
+            log.info("component removed component=%s", name)
 
     def _early_warning(self, row: Component) -> EarlyWarningSettings:
         try:
