@@ -184,3 +184,25 @@ def test_a_block_by_the_emergency_override_wakes_once_it_is_lifted(recorded, lev
     circumstances = worklist.Circumstances(ScriptedHealth(), outage_open=False, plan_names=frozenset({"p"}),
                                            error_handling_enabled=True, degradation_level=level)
     assert worklist.cause_cleared(1, {"guard": "degradation", "blocked_level": recorded}, "p", circumstances) is woken
+
+
+def test_an_incident_taken_up_from_a_block_no_longer_says_it_waits_for_the_guard(db) -> None:
+    """Regression (the 30-minute SQLite soak: an incident under a restart for 30 s still said it waited for
+    the operator's EMERGENCY override, lifted before the claim): being acted on clears what it waited for."""
+    from orchestrator.core.states import IncidentStatus as S
+    from orchestrator.db.models import Incident
+    from orchestrator.incidents import status
+    from orchestrator.recovery.runs import mark_recovering
+    from tests.test_recovery_support import add_component, open_for
+
+    iid = open_for(db, add_component(db, "api", "http://127.0.0.1:9/health"), "api")
+    now = datetime.now(UTC)
+    with db.write() as session:
+        assert status.transition(session, iid, S.OPEN, S.BLOCKED, now=now, reason="operator EMERGENCY override",
+                                 waiting_for="guard degradation: operator EMERGENCY override in force",
+                                 waiting_until=now + timedelta(seconds=30))
+    with db.write() as session:
+        assert mark_recovering(session, iid, now + timedelta(seconds=5), None)
+    with db.read() as session:
+        row = session.get(Incident, iid)
+        assert (row.status, row.waiting_for, row.waiting_until, row.status_reason) == ("recovering", None, None, None)

@@ -142,8 +142,10 @@ def mark_recovering(session: Session, incident_id: int, now: datetime, flap_epis
     incident = session.get(Incident, incident_id)
     if incident is None or incident.status == S.RESOLVED.value:
         return False
+    # acted on now, not waiting: what it waited for (a guard's block, a backoff) is history, not its state
     if incident.status != S.RECOVERING.value and not status.transition(
-            session, incident_id, incident.status, S.RECOVERING, now=now, blocked_by=None):
+            session, incident_id, incident.status, S.RECOVERING, now=now, blocked_by=None, waiting_for=None,
+            waiting_until=None):
         return False
     if flap_episode is not None:
         details = dict(incident.details or {})
