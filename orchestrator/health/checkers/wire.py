@@ -303,6 +303,8 @@ class _Reader:
             if len(buf) > MAX_HEAD_BYTES:
                 raise InvalidResponse("response head too long")
             buf += self._recv(False)
+        if len(head) > MAX_HEAD_BYTES:
+            raise InvalidResponse("response head too long")
         lines = head.split(b"\n")
         parts = lines[0].rstrip(b"\r").split(b" ", 2)
         if len(parts) < 2 or parts[0] not in (b"HTTP/1.1", b"HTTP/1.0") or not (
