@@ -61,10 +61,11 @@ class ClosedEarly(Exception):
     """Raised when the peer closed (or reset) the connection before the response was complete;
     ``mid_body`` once the head had been read."""
 
-    def __init__(self, mid_body: bool, got_bytes: bool) -> None:
+    def __init__(self, mid_body: bool, got_bytes: bool, *, reset: bool = False) -> None:
         super().__init__("connection closed mid-response" if mid_body else "connection closed before response")
         self.mid_body = mid_body
         self.got_bytes = got_bytes
+        self.reset = reset
 
 
 class Target:
@@ -283,7 +284,7 @@ class _Reader:
         try:
             data = self.sock.recv(_RECV_BYTES)
         except (ConnectionResetError, BrokenPipeError):
-            data = b""
+            raise ClosedEarly(mid_body, self.got, reset=True) from None
         if not data:
             raise ClosedEarly(mid_body, self.got)
         self.got = True
@@ -379,9 +380,11 @@ class _Reader:
         if data:
             yield data
         while True:
-            self.sock.settimeout(_left(self.deadline))
-            data = self.sock.recv(_RECV_BYTES)
-            if not data:
+            try:
+                data = self._recv(True)
+            except ClosedEarly as exc:
+                if exc.reset:  # a reset is no end of the body: the rest may be missing
+                    raise
                 return
             yield data
 
