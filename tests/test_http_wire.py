@@ -16,7 +16,7 @@ import trustme
 from orchestrator import __version__
 from orchestrator.core.check_spec import MAX_BODY_BYTES, CheckSpec
 from orchestrator.health.checkers import HttpChecker
-from tests.servers import LoopbackHTTPServer
+from tests.servers import LoopbackHTTPServer, TlsLoopbackServer
 from tests.tls_servers import CertServer, leaf
 
 #: (connection number, request number on it, request bytes) -> bytes to answer, or None to close
@@ -118,6 +118,18 @@ def test_a_connection_closed_while_idle_is_replaced_quietly(checker, scripted) -
     assert checker.check(spec, timeout_s=5).ok  # the server closes after this answer
     assert checker.check(spec, timeout_s=5).ok
     assert server.connections == 2
+
+
+@pytest.mark.parametrize("server_class", [LoopbackHTTPServer, TlsLoopbackServer], ids=["http", "https"])
+def test_a_server_restarted_between_checks_is_no_false_failure(checker, server_class) -> None:
+    with server_class() as server:
+        spec = CheckSpec(url=server.url, verify_tls=False)
+        assert checker.check(spec, timeout_s=5).ok  # leaves a kept-alive connection
+        server.crash()  # cuts it
+        server.restart()
+        result = checker.check(spec, timeout_s=5)
+        assert result.ok, result.error
+        assert server.connections == 2
 
 
 def test_a_server_that_never_answers_a_new_connection_fails_once(checker, scripted) -> None:

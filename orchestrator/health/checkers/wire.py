@@ -168,7 +168,7 @@ class WireClient:
         if conn is not None:
             try:
                 return self._exchange(conn, key, method, head, deadline, cap)
-            except (ClosedEarly, ConnectionResetError, BrokenPipeError) as exc:
+            except (ClosedEarly, ConnectionResetError, BrokenPipeError, ssl.SSLEOFError) as exc:
                 if isinstance(exc, ClosedEarly) and exc.got_bytes:
                     raise
                 # closed by the server while idle: one new connection, the (idempotent) request again
@@ -283,7 +283,7 @@ class _Reader:
         self.sock.settimeout(_left(self.deadline))
         try:
             data = self.sock.recv(_RECV_BYTES)
-        except (ConnectionResetError, BrokenPipeError):
+        except (ConnectionResetError, BrokenPipeError, ssl.SSLEOFError):
             raise ClosedEarly(mid_body, self.got, reset=True) from None
         if not data:
             raise ClosedEarly(mid_body, self.got)
