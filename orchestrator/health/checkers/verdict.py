@@ -7,6 +7,7 @@ for the rest, ``http_requests.py``), so a check reads the same whichever made it
 from __future__ import annotations
 
 import codecs
+import functools
 import http.client
 import json
 import re
@@ -16,7 +17,7 @@ from datetime import datetime
 from urllib.parse import urlsplit
 
 from orchestrator.core.check_result import CheckResult
-from orchestrator.core.check_spec import CheckSpec
+from orchestrator.core.check_spec import CheckSpec, parse_status_set
 from orchestrator.health.checkers.base import Attempt
 from orchestrator.health.checkers.tls import CERT_HAS_EXPIRED, describe, fetch_expiry, judge_expiry
 from orchestrator.health.checkers.wire import ClosedEarly, InvalidResponse
@@ -100,7 +101,7 @@ def judge(spec: CheckSpec, attempt: Attempt, status: int, content_type: str, bod
     certificate's days left (a failure below ``tls_critical_days``, a warning below ``tls_warn_days``)."""
     facts: dict[str, object] = {"status_code": status, "bytes_read": len(body), "details": details,
                                 "tls_expires_at": tls_expires_at}
-    ranges = spec.status_ranges()
+    ranges = _status_ranges(tuple(spec.expect_status))
     if not any(low <= status <= high for low, high in ranges):
         shown = ", ".join(str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in ranges)
         return attempt.fail(f"status {status} not in {shown}", **facts)
@@ -126,6 +127,12 @@ def judge(spec: CheckSpec, attempt: Attempt, status: int, content_type: str, bod
             return attempt.fail(failure, **facts)
         return attempt.succeed(warning=warning, **facts)
     return attempt.succeed(**facts)
+
+
+@functools.lru_cache(maxsize=1024)
+def _status_ranges(expect_status: tuple[str, ...]) -> list[tuple[int, int]]:
+    """The spec's accepted statuses as ranges, parsed once per distinct setting, not per check."""
+    return parse_status_set(list(expect_status))
 
 
 def text(content_type: str, body: bytes) -> str:
