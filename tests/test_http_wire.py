@@ -132,6 +132,23 @@ def test_a_server_restarted_between_checks_is_no_false_failure(checker, server_c
         assert server.connections == 2
 
 
+def test_an_endpoint_that_starts_hanging_on_a_kept_alive_connection_fails_at_the_deadline(checker) -> None:
+    import time
+
+    with LoopbackHTTPServer() as server:
+        spec = CheckSpec(url=server.url)
+        assert checker.check(spec, timeout_s=5).ok
+        server.set_mode("hang")
+        started = time.monotonic()
+        result = checker.check(spec, timeout_s=1.0)
+        elapsed = time.monotonic() - started
+        assert result.error == "timeout after 1s" and result.timed_out
+        assert 0.9 < elapsed < 2.5
+        assert server.connections == 1  # the kept-alive one, not retried on a new one
+        server.set_mode("ok")
+        assert checker.check(spec, timeout_s=5).ok  # on a new connection: the cut one was dropped
+
+
 def test_a_server_that_never_answers_a_new_connection_fails_once(checker, scripted) -> None:
     server = scripted(lambda conn, index, req: None)
     result = checker.check(CheckSpec(url=server.url), timeout_s=5)

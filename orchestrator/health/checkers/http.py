@@ -2,7 +2,7 @@
 
 Plain checks (GET and HEAD of an http(s) URL without credentials in it: nearly all of them) go
 through the lean client of ``wire.py``: kept-alive sockets per origin, a request written in one
-piece, the answer parsed by a strict small parser, ~15x less CPU than requests (``bench/clients.py``).
+piece, the answer parsed by a strict small parser, about a tenth of requests' CPU (``bench/clients.py``).
 The rest (POST, PUT, OPTIONS, credentials or non-ASCII in the URL) go through requests
 (``http_requests.py``, imported on first use). Both are judged by ``verdict.py``, so a check reads
 the same whichever client made it.
