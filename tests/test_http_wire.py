@@ -149,6 +149,25 @@ def test_an_endpoint_that_starts_hanging_on_a_kept_alive_connection_fails_at_the
         assert checker.check(spec, timeout_s=5).ok  # on a new connection: the cut one was dropped
 
 
+@pytest.mark.parametrize("mode, error", [("close_mid_response", "connection closed mid-response"),
+                                         ("trickle_body", "timeout after 1s")])
+def test_a_body_that_fails_keeps_the_status_in_the_result(checker, mode: str, error: str) -> None:
+    with LoopbackHTTPServer(mode) as server:
+        result = checker.check(CheckSpec(url=server.url), timeout_s=1.0)
+    assert (result.ok, result.error, result.status_code) == (False, error, 200)
+    assert result.timed_out == (mode == "trickle_body")
+
+
+def test_more_hosts_than_the_pool_holds_still_check_fine(scripted) -> None:
+    servers = [scripted(lambda conn, index, req: answer()) for _ in range(3)]
+    small = HttpChecker(pool_connections=2)
+    try:
+        results = [small.check(CheckSpec(url=s.url), timeout_s=5) for _ in range(3) for s in servers]
+    finally:
+        small.close()
+    assert all(r.ok for r in results), {r.error for r in results}
+
+
 def test_a_server_that_never_answers_a_new_connection_fails_once(checker, scripted) -> None:
     server = scripted(lambda conn, index, req: None)
     result = checker.check(CheckSpec(url=server.url), timeout_s=5)

@@ -28,8 +28,8 @@ from orchestrator.core.check_spec import MAX_BODY_BYTES, CheckSpec
 from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 from orchestrator.health.checkers.base import Attempt, Checker
 from orchestrator.health.checkers.tls import client_context
-from orchestrator.health.checkers.verdict import failed_exchange, judge
-from orchestrator.health.checkers.wire import ACCEPT_ENCODING, Target, WireClient, parse_target
+from orchestrator.health.checkers.verdict import failed_exchange, judge, reason
+from orchestrator.health.checkers.wire import ACCEPT_ENCODING, BodyFailed, Target, WireClient, parse_target
 
 if TYPE_CHECKING:
     from orchestrator.health.checkers.http_requests import RequestsExchange
@@ -101,6 +101,10 @@ class HttpChecker(Checker):
             try:
                 resp = self._wire.request(method, target, request_head(method, target, headers), verify, deadline,
                                           MAX_BODY_BYTES)
+            except BodyFailed as exc:
+                cause = exc.__cause__ or exc
+                return attempt.fail(reason(cause, attempt, False, mid_body=True), status_code=exc.status,
+                                    tls_expires_at=exc.tls_expires_at)
             except Exception as exc:
                 return failed_exchange(spec, attempt, False, exc)
             location = resp.headers.get("location")

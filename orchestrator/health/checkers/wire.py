@@ -69,6 +69,15 @@ class ClosedEarly(Exception):
         self.reset = reset
 
 
+class BodyFailed(Exception):
+    """Raised when reading the body failed (its cause says how) after the head had been read: the
+    status and the certificate's expiry are known and belong in the failed result."""
+
+    def __init__(self, status: int, tls_expires_at: datetime | None) -> None:
+        super().__init__(f"body of a {status} answer")
+        self.status, self.tls_expires_at = status, tls_expires_at
+
+
 class Target:
     """What a URL means on the wire, parsed once per URL."""
 
@@ -246,7 +255,10 @@ class WireClient:
             status, headers, version = reader.head()
             while 100 <= status < 200 and status != 101:  # interim answers (100 Continue, 103 Early Hints)
                 status, headers, version = reader.head()
-            body, complete, framed = reader.body(method, status, headers, cap)
+            try:
+                body, complete, framed = reader.body(method, status, headers, cap)
+            except Exception as exc:
+                raise BodyFailed(status, conn.tls_expires_at) from exc
             keep = complete and framed and _keeps_alive(version, headers) and not reader.rest
             return Response(status, headers, body, complete, conn.tls_expires_at)
         finally:
