@@ -5,7 +5,8 @@
 1. Start the fleet (bench/fleet.py, one process per 5,000 endpoints); with --hang-fraction, every
    k-th endpoint hangs (reads requests, never answers), so its checks end at --timeout.
 2. Baseline: one requests.Session whose pool holds every host GETs the healthy endpoints in a loop
-   from this process; CPU per request is ``time.process_time()`` over a second, warm pass.
+   from this process; CPU per request is ``time.process_time()`` over a second, warm pass. The same
+   for the lean client plain checks use (checkers/wire.py), alone.
 3. Register the endpoints with ``orchestrator apply -f`` and run ``orchestrator run --for`` as a
    subprocess. After the warm-up (the first checks are spread over one interval; with hanging
    endpoints, two more so they are DOWN and their incidents handled), a window of --duration
@@ -36,8 +37,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as c  # noqa: E402
 import spy  # noqa: E402 - bench/spy.py, beside this file
 
+from orchestrator.core.check_spec import MAX_BODY_BYTES  # noqa: E402
 from orchestrator.db.engine import Database  # noqa: E402
 from orchestrator.db.models import CheckResultRow, Component  # noqa: E402
+from orchestrator.health.checkers.http import request_head  # noqa: E402
+from orchestrator.health.checkers.tls import client_context  # noqa: E402
+from orchestrator.health.checkers.wire import WireClient, parse_target  # noqa: E402
 
 #: seconds the daemon runs past the window (plus one timeout), so checks started in it are finished
 TAIL_S = 1.0
@@ -76,6 +81,29 @@ def bare_client(fleet: c.Fleet, ports: list[int], passes: int) -> dict[str, floa
     return {"requests": n, "cpu_us": cpu / n * 1e6, "per_s": n / wall, "fleet_cpu_us": fleet_cpu / n * 1e6}
 
 
+def bare_lean(fleet: c.Fleet, ports: list[int], passes: int) -> dict[str, float]:
+    """CPU µs per GET of the lean client the daemon's plain checks use (checkers/wire.py), alone: one
+    kept-alive connection per endpoint, the request head built and the answer read as a check does."""
+    client = WireClient(client_context, max_origins=len(ports) + 1, per_origin=1)
+    targets = [parse_target(fleet.url(p)) for p in ports]
+    try:
+        def one_pass() -> None:
+            for target in targets:
+                resp = client.request("GET", target, request_head("GET", target, {}), True,
+                                      time.monotonic() + 5, MAX_BODY_BYTES)
+                if resp.status != 200:
+                    raise RuntimeError(f"lean baseline GET {target.host_header}: {resp.status}")
+
+        one_pass()
+        cpu0 = time.process_time()
+        for _ in range(passes):
+            one_pass()
+        cpu = time.process_time() - cpu0
+    finally:
+        client.close()
+    return {"cpu_us": cpu / (passes * len(ports)) * 1e6}
+
+
 def measure(args: argparse.Namespace) -> dict[str, object]:
     with c.workdir("bench-checks-", args.keep) as workdir:
         return _measure(args, workdir)
@@ -96,6 +124,7 @@ def _measure(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
         base = healthy[:BARE_MAX_HOSTS]
         c.log(f"baseline: bare requests.Session over {len(base)} endpoints")
         bare = bare_client(fleet, base, args.bare_passes)
+        lean = bare_lean(fleet, base, args.bare_passes)
         if hanging:
             fleet.set_mode(sorted(hanging), "hang")
         names = {f"c{i:05d}": p for i, p in enumerate(ports)}
@@ -165,6 +194,7 @@ def _measure(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
         "daemon_cpu_us_per_check": (d1 - d0) / checks * 1e6 if checks else float("nan"),
         "bare_cpu_us_per_request": bare["cpu_us"],
         "bare_requests_per_s": bare["per_s"],
+        "bare_lean_cpu_us_per_request": lean["cpu_us"],
         "fleet_cpu_us_per_bare_request": bare["fleet_cpu_us"],
         "daemon_cores": (d1 - d0) / window,
         "fleet_cores": (f1 - f0) / window,
@@ -182,6 +212,7 @@ def _measure(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
         "transitions_to_down": daemon_log.count("-> down "),
     })
     out["cpu_ratio_to_bare"] = out["daemon_cpu_us_per_check"] / bare["cpu_us"]
+    out["cpu_ratio_to_bare_lean"] = out["daemon_cpu_us_per_check"] / lean["cpu_us"]
     out["fleet_cpu_us_per_check"] = (f1 - f0) / checks * 1e6 if checks else float("nan")
     return out
 
@@ -281,6 +312,8 @@ def report(r: dict[str, object]) -> str:
         f"bare client CPU per request: {r['bare_cpu_us_per_request']:.0f} us "
         f"({r['bare_requests_per_s']:.0f} req/s on one thread)",
         f"ratio daemon/bare: {r['cpu_ratio_to_bare']:.2f}",
+        f"bare lean client (checkers/wire.py) CPU per request: {r['bare_lean_cpu_us_per_request']:.0f} us; "
+        f"ratio daemon/bare lean: {r['cpu_ratio_to_bare_lean']:.2f}",
         f"fleet CPU per check: {r['fleet_cpu_us_per_check']:.0f} us "
         f"(per bare request: {r['fleet_cpu_us_per_bare_request']:.0f} us)",
         f"cores busy: daemon {r['daemon_cores']:.2f}, fleet {r['fleet_cores']:.2f}, "

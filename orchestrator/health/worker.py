@@ -3,7 +3,7 @@
     python -m orchestrator.health.worker FD
 
 Started by :mod:`orchestrator.health.procs` with one end of a socket pair as file descriptor FD. It
-imports only the checkers (no database, no CLI), keeps its own requests Session (the shared
+imports only the checkers (no database, no CLI), keeps its own kept-alive connections (the shared
 checkers of this process), and runs the same fast and slow lanes as the main process. Messages:
 
 - from the main process: ``("run", specs, items)`` (specs: ``[(component_id, spec dict)]`` sent
