@@ -42,7 +42,6 @@ from orchestrator.components.registry import Registry  # noqa: E402
 from orchestrator.db.engine import Database  # noqa: E402
 from orchestrator.db.migrate import ensure_schema  # noqa: E402
 from orchestrator.db.models import CheckRollup, Component, StateTransition  # noqa: E402
-from orchestrator.health.dispatch import DISPATCH_TICK_S  # noqa: E402
 from orchestrator.health.plane import CheckPlane  # noqa: E402
 from orchestrator.history.recorder import Recorder  # noqa: E402
 
@@ -129,13 +128,6 @@ def run_trial(workdir: Path, *, interval_s: float, timeout_s: float, ramp_s: flo
     service = RampingService(end_ms=1.5 * timeout_s * 1000, ramp_s=ramp_s)
     recorder = Recorder(db, flush_interval_s=0.2)
     plane = CheckPlane(db, recorder)
-    stop = threading.Event()
-
-    def ticks() -> None:
-        while not stop.wait(DISPATCH_TICK_S):
-            plane.tick()
-
-    ticker = threading.Thread(target=ticks, name="bench-tick", daemon=True)
     try:
         Registry(db).add(ComponentSpec(name="api", url=service.url, interval=interval_s, timeout=timeout_s,
                                        failure_threshold=3, success_threshold=1))
@@ -145,8 +137,7 @@ def run_trial(workdir: Path, *, interval_s: float, timeout_s: float, ramp_s: flo
             _seed(db, cid)
         recorder.start()
         plane.start()
-        plane.sync()
-        ticker.start()
+        plane.sync()  # the plane's dispatch thread checks from here on
         _poll(lambda: plane.live.state(cid).value == "up", 15, "UP")
         hits = service.hits
         _poll(lambda: service.hits >= hits + 12, 12 * interval_s + 15, "a window at 20 ms")
@@ -159,7 +150,6 @@ def run_trial(workdir: Path, *, interval_s: float, timeout_s: float, ramp_s: flo
                                    .order_by(StateTransition.id)).all()
             session.expunge_all()
     finally:
-        stop.set()
         plane.stop(2.0)
         recorder.stop(5.0)
         service.stop()

@@ -4,8 +4,8 @@ Start-up order (each step needs the one before):
 
 1. Database reachable and at the current schema; the one-daemon-per-database lock.
 2. Plan file valid (a broken file stops the start: never half-applied).
-3. Writer thread, check plane (judge thread; lanes or worker processes), first registry sync (first
-   checks spread over each interval), then the timer: dispatch tick, sync, heartbeat, retention.
+3. Writer thread, check plane (judge and dispatch threads; lanes or worker processes), first registry
+   sync (first checks spread over each interval), then the timer: sync, heartbeat, retention.
 4. Recovery coordinator: its loop claims the incident rows that need work (those a dead process left
    are taken over: what it left running is settled, and each component is checked fresh first).
 5. READY=1 to systemd; WATCHDOG=1 from a timer job, so a stuck timer stops the pings.
@@ -47,7 +47,7 @@ from orchestrator.db.migrate import ensure_schema
 from orchestrator.db.models import Component, DaemonInstance
 from orchestrator.db.watch import DatabaseWatch
 from orchestrator.health.checkers import close_checkers
-from orchestrator.health.plane import DISPATCH_TICK_S, CheckPlane
+from orchestrator.health.plane import CheckPlane
 from orchestrator.health.procs import default_processes
 from orchestrator.health.scheduler import Timer
 from orchestrator.health.sentinels import Sentinels
@@ -184,9 +184,8 @@ class Daemon:
         self.degradation.start()  # after the first sync: it reads the live view
         self.coordinator.start()  # after the first sync: its guards read the live view
         timer = self.timer = Timer(clock=self.clock)
-        timer.add_periodic("dispatch", plane.tick, DISPATCH_TICK_S)
         timer.add_periodic("sync", plane.sync, SYNC_INTERVAL_S, first_delay_s=SYNC_INTERVAL_S)
-        timer.add_periodic("pings", plane.ping_feed.poll, PING_FEED_INTERVAL_S)
+        timer.add_periodic("pings", plane.poll_pings, PING_FEED_INTERVAL_S)
         timer.add_periodic("heartbeat", self._heartbeat, HEARTBEAT_INTERVAL_S)
         timer.add_periodic("retention", self._retention, RETENTION_INTERVAL_S, first_delay_s=60)
         if s.sentinels:
@@ -254,8 +253,8 @@ class Daemon:
         if self.web is not None and write:
             self.web.stop()
         log.info("stopping: letting in-flight checks finish")
-        timer.shutdown(wait=True)  # no more ticks or syncs
-        plane.stop(timeout_s=self.settings.shutdown_timeout_s)  # each in-flight check ends within its timeout
+        timer.shutdown(wait=True)  # no more syncs
+        plane.stop(timeout_s=self.settings.shutdown_timeout_s)  # no more dispatching; in-flight checks end
         close_checkers()
         if self.coordinator is not None:
             self.coordinator.shutdown(timeout_s=self.settings.shutdown_timeout_s)
@@ -292,11 +291,13 @@ class Daemon:
     def _make_coordinator(self, db: Database, plane: CheckPlane, switches: Switches):
         """The recovery engine. It holds the instance lock's promise: no other daemon runs on this
         database, so runs leased by another daemon instance are taken over at once."""
-        from orchestrator.recovery.coordinator import RecoveryCoordinator
+        from orchestrator.recovery.coordinator import POLL_S, RecoveryCoordinator
 
-        return RecoveryCoordinator(db, self.plans, health=plane.live, clock=self.clock, switches=switches,
-                                   owner=self.instance_id, exclusive=True,
-                                   degradation=self.degradation.automation_level)
+        coordinator = RecoveryCoordinator(db, self.plans, health=plane.live, clock=self.clock, switches=switches,
+                                          owner=self.instance_id, exclusive=True, tick_s=POLL_S,
+                                          degradation=self.degradation.automation_level)
+        self.recorder.on_transitions(coordinator.wake)  # a new incident is looked at once committed
+        return coordinator
 
     def _make_degradation(self, db: Database, plane: CheckPlane):
         """The degradation evaluator; the overload level it applies to the orchestrator stretches checks here

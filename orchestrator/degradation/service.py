@@ -2,7 +2,9 @@
 
 A thread evaluates every ``evaluate_every`` seconds, at once when the live view's counts move (a
 component changed state), and every ``confirm_interval`` while a higher level waits for its
-confirmation — so a critical component going DOWN is published well within a second. Each
+confirmation — so a critical component going DOWN is published well within a second. A live view
+that can say when its counts move (``watch``, the daemon's) wakes the thread; it sleeps until the next
+evaluation otherwise. Only a view without ``watch`` is looked at every ``WATCH_S``. Each
 evaluation:
 
 1. reads the overrides in force (that read is also the database probe: it failing is the
@@ -51,7 +53,8 @@ L = DegradationLevel
 
 #: Seconds between re-reads of which components each scope covers (labels and criticality change rarely).
 INDEX_REFRESH_S = 10.0
-#: How often the thread looks at the live counts for a change (cheap: a small dict copy).
+#: How often the thread looks at the live counts for a change, for a live view that cannot tell it
+#: (no ``watch``; cheap: a small dict copy). The daemon's live view wakes the thread instead.
 WATCH_S = 0.05
 #: Evaluations a stream of state changes may cause at most: one per this many seconds (a start-up of
 #: 10,000 UNKNOWN -> UP transitions must not cost an evaluation every look).
@@ -109,6 +112,11 @@ class DegradationService:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self.evaluations = 0
+        watch = getattr(live, "watch", None)
+        #: the live view wakes the thread when its counts move (else it is looked at every WATCH_S)
+        self._watched = watch is not None
+        if watch is not None:
+            watch(self._wake.set)
         self._restore()
 
     # -- reading (any thread) -------------------------------------------------------------------
@@ -185,10 +193,14 @@ class DegradationService:
         last_at, wanted = float("-inf"), False
         next_at = self.clock.monotonic() + self.policy.evaluate_every_s
         while not self._stop.is_set():
-            self._wake.wait(WATCH_S)
+            # a wait on the kernel (real seconds): until the next evaluation, or the end of the minimum gap
+            # when one is wanted, or (a live view without watch) the next look at its counts
+            now = self.clock.monotonic()
+            wait = max(0.0, (last_at + MIN_GAP_S if wanted else next_at) - now)
+            self._wake.wait(min(wait, WATCH_S) if not self._watched else wait)
             wanted |= self._wake.is_set()
             self._wake.clear()
-            counts = self.live.counts()
+            counts = None if self._watched else self.live.counts()
             wanted |= counts != last_counts
             now = self.clock.monotonic()
             if (wanted and now - last_at >= MIN_GAP_S) or now >= next_at:

@@ -1,10 +1,14 @@
-"""Dispatch: every component's next due time in one heap, popped in batches by a timer tick.
+"""Dispatch: every component's next due time in one heap, popped in batches when something is due.
 
-The :class:`Dispatcher` owns the due times (monotonic seconds of the injected clock). APScheduler
-calls :meth:`Dispatcher.tick` every ``DISPATCH_TICK_S``; each tick pops what is due and hands it to
-the check lanes (:mod:`orchestrator.health.lanes` in this process, :mod:`orchestrator.health.procs`
-in worker processes). The judge calls :meth:`Dispatcher.done` with the delay its tracker wants, which
-puts the component back in the heap. The rules:
+The :class:`Dispatcher` owns the due times (monotonic seconds of the injected clock). Its thread
+(:meth:`Dispatcher.run`) sleeps until the heap's next due time, at least ``MIN_GAP_S`` after its
+previous tick (so a fleet with checks due every millisecond is still dispatched in batches, ~20 a
+second), and is woken early only when a due time earlier than the one it sleeps until is pushed (a
+retry after a first failure, a component added) or the lanes lost checks (a worker process died).
+An idle fleet costs one wake-up per due check, not 20 a second. Each tick pops what is due and hands
+it to the check lanes (:mod:`orchestrator.health.lanes` in this process,
+:mod:`orchestrator.health.procs` in worker processes). The judge calls :meth:`Dispatcher.done` with
+the delay its tracker wants, which puts the component back in the heap. The rules:
 
 1. Never two runs of one component at once: a component is out of the heap from hand-out to
    ``done()``; a due time that passed meanwhile is coalesced into one run, not a burst.
@@ -36,9 +40,13 @@ from orchestrator.degradation.actions import MAX_STRETCH
 
 log = logging.getLogger(__name__)
 
-#: How often the timer pops due checks: the worst lateness it adds (a retry after a first failure
-#: waits for the next tick too, so detection pays it), for 20 wake-ups a second (~1% of a core).
-DISPATCH_TICK_S = 0.05
+#: The shortest time between two ticks of the dispatch thread: the most lateness batching adds (a check
+#: due right after a tick waits for the next one), and at most 20 ticks a second however busy. A check
+#: due after a quiet spell (a retry after a first failure, on an idle fleet) is dispatched at its due time.
+MIN_GAP_S = 0.05
+#: The longest the dispatch thread sleeps when nothing is due sooner: a safety net only (every push of
+#: an earlier due time and every loss of the lanes wakes it), and how often the lanes are polled at least.
+IDLE_WAIT_S = 1.0
 
 #: A component added while running is first due within this many seconds (or its interval, if
 #: shorter), spread so that adding 1,000 at once is a short burst, not a wall of checks.
@@ -67,7 +75,9 @@ class Lanes(Protocol):
         """Start every check of ``batch`` soon; never blocks on a check."""
 
     def poll(self) -> list[Due]:
-        """Called once per tick: checks whose runner died (never finished); the tick re-dispatches them."""
+        """Called once per tick (at least every ``IDLE_WAIT_S``): checks whose runner died (never
+        finished); the tick re-dispatches them. Lanes that notice a death themselves call the
+        dispatcher's :meth:`~Dispatcher.wake` so that it comes at once."""
 
 
 class _Entry:
@@ -93,7 +103,14 @@ class Dispatcher:
         self._heap: list[tuple[float, int, int, int]] = []  # (due, seq, component id, entry version)
         self._seq = itertools.count()
         self._lock = threading.Lock()
+        #: the dispatch thread waits on it; notified when a push is due before ``_sleeping_until``
+        self._cond = threading.Condition(self._lock)
+        #: monotonic time the dispatch thread sleeps until (-inf while it is awake: nothing to notify)
+        self._sleeping_until = -math.inf
+        self._woken = False
         self._shedding: Shedding | None = None
+        #: ticks run (the thread's wake-ups that looked at the heap)
+        self.ticks = 0
         #: due times that passed while the previous run still went on, coalesced into one run
         self.coalesced = 0
         #: checks handed to the lanes
@@ -185,9 +202,46 @@ class Dispatcher:
         """Install (or clear, with None) the shedding predicate; takes effect at the next tick."""
         self._shedding = fn
 
+    # -- the thread ------------------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        """The dispatch thread: tick, then sleep until the next due time (see the module docstring),
+        until ``stop`` is set (then call :meth:`wake`)."""
+        while not stop.is_set():
+            try:
+                self.tick()
+            except Exception:  # a lane's bug must not stop checking
+                log.exception("dispatch tick failed")
+            ticked = self.clock.monotonic()
+            with self._cond:
+                while not stop.is_set() and not self._woken:
+                    wait = self.wait_s(ticked)
+                    if wait <= 0:
+                        break
+                    # a wait on the kernel, in real seconds (tests on a fake clock call tick() themselves);
+                    # a push due before _sleeping_until notifies, and the next due time is looked up again
+                    self._sleeping_until = self.clock.monotonic() + wait
+                    self._cond.wait(wait)
+                    self._sleeping_until = -math.inf
+                self._woken = False
+
+    def wait_s(self, ticked: float) -> float:
+        """Seconds the dispatch thread may sleep after a tick at monotonic ``ticked``: until the heap's
+        next due time, no sooner than ``MIN_GAP_S`` after that tick, at most ``IDLE_WAIT_S``. Called
+        with the lock held (or by tests)."""
+        now = self.clock.monotonic()
+        due = self._heap[0][0] if self._heap else math.inf
+        return min(max(due, ticked + MIN_GAP_S), ticked + IDLE_WAIT_S) - now
+
+    def wake(self) -> None:
+        """Tick now (any thread): the lanes lost checks, or the thread must stop."""
+        with self._cond:
+            self._woken = True
+            self._cond.notify()
+
     # -- the tick --------------------------------------------------------------------------------
     def tick(self) -> int:
         """Pop every due check and hand them to the lanes in one batch; returns how many."""
+        self.ticks += 1
         lost = self.lanes.poll()
         now = self.clock.monotonic()
         batch: list[Due] = []
@@ -227,6 +281,10 @@ class Dispatcher:
         return 1.0 if factor is None else min(MAX_STRETCH, max(1.0, float(factor)))
 
     def _push(self, entry: _Entry, due: float) -> None:
+        """With the lock held: put ``entry`` in the heap at ``due``; wakes the dispatch thread only when
+        it sleeps past ``due`` (a retry, a new component; the normal cadence's next run never does)."""
         entry.version += 1
         entry.due = due
         heapq.heappush(self._heap, (due, next(self._seq), entry.cid, entry.version))
+        if due < self._sleeping_until:
+            self._cond.notify()

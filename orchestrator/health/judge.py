@@ -2,8 +2,10 @@
 
 Live component state has exactly one owner in memory. Check results from the lanes, registry
 changes and operator holds from the sync, and verification probes from the recovery engine all reach
-the trackers through :class:`Judge`'s queue; nothing else touches a tracker. Every
-``JUDGE_PERIOD_S`` (sooner for control messages) the thread drains the queue and, per result:
+the trackers through :class:`Judge`'s queue; nothing else touches a tracker. The thread sleeps until
+something arrives (or a push monitor's deadline passes): a control message or a failing result is
+judged at once, passing results gather for ``JUDGE_PERIOD_S`` first (one wake-up per batch, not per
+result; an idle fleet costs no wake-up at all between results). Then it drains the queue and, per result:
 
 1. feeds the tracker (thresholds, flapping, holds) unless the view is unreliable;
 2. asks the tracker when to check next and moves the due time in the dispatcher (retry after a
@@ -35,8 +37,12 @@ from orchestrator.history.recorder import LiveState, Recorder, ResultItem, Trans
 
 log = logging.getLogger(__name__)
 
-#: How long results wait to be judged at most: one wake-up per period instead of one per result.
+#: How long passing results gather before they are judged (one wake-up per batch, not per result);
+#: a failing result or a control message ends the gathering at once.
 JUDGE_PERIOD_S = 0.05
+#: The longest the thread sleeps with nothing queued and no push deadline sooner (a safety net: every
+#: arrival wakes it).
+IDLE_WAIT_S = 5.0
 _HOLDS = (ComponentState.PAUSED, ComponentState.MAINTENANCE)
 #: success pings kept for push monitors the judge does not know yet (bounded: a ping costs no memory
 #: beyond this however many unknown ones arrive)
@@ -119,7 +125,13 @@ class Judge:
         #: next sync, or during start-up): judged once it is (at most EARLY_PINGS_KEPT kept)
         self._early_pings: dict[int, Ping] = {}
         self._wake = threading.Event()
+        #: the thread sleeps with nothing queued: the next producer wakes it
+        self._asleep = False
+        #: a failing result or a control message is queued: judge without gathering
+        self._urgent = False
         self._stop = threading.Event()
+        #: times the thread woke up to drain (batches judged, empty ones included)
+        self.wakeups = 0
         self._thread: threading.Thread | None = None
         #: results of components removed while their check ran: dropped knowingly, never written
         self.dropped_removed = 0
@@ -127,15 +139,21 @@ class Judge:
 
     # -- producers (any thread) ---------------------------------------------------------------
     def submit(self, component_id: int, result: CheckResult, lateness_ms: float) -> None:
-        """A lane's finished check. A passing one waits for the next period; a failing one wakes the
-        judge, since its retry (or a DOWN) is detection latency."""
+        """A lane's finished check. A failing one wakes the judge at once, since its retry (or a DOWN)
+        is detection latency; a passing one wakes it only if it sleeps (it then gathers more for
+        ``JUDGE_PERIOD_S``)."""
         self._results.append((component_id, result, lateness_ms))
         if not result.ok:
+            self._urgent = True
+            self._wake.set()
+        elif self._asleep:  # set before the thread looks at the queue: this append is seen, or we wake it
+            self._asleep = False
             self._wake.set()
 
     def send(self, message: Install | Remove | Hold | Verified | Pinged) -> None:
         """A registry change, hold or verification; judged before the next results."""
         self._control.append(message)
+        self._urgent = True
         self._wake.set()
 
     def report_results(self, component_id: int, results: Sequence[CheckResult]) -> None:
@@ -162,10 +180,27 @@ class Judge:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait(JUDGE_PERIOD_S)
+            self._asleep = True
+            if not self._results and not self._control:
+                self._wake.wait(self._idle_wait_s())
+            self._asleep = False
             self._wake.clear()
+            if self._results and not self._urgent and not self._stop.is_set():
+                # passing results only: gather for a period (a failure or a control message ends it)
+                self._wake.wait(JUDGE_PERIOD_S)
+                self._wake.clear()
+            self._urgent = False
+            self.wakeups += 1
             self._drain_safely()
         self._drain_safely()
+
+    def _idle_wait_s(self) -> float:
+        """With nothing queued: until the next push monitor's deadline, at most IDLE_WAIT_S (the judge's
+        thread: it owns the push watch). A wait on the kernel, in real seconds."""
+        deadline = self.push.next_deadline() if len(self.push) else None
+        if deadline is None:
+            return IDLE_WAIT_S
+        return min(IDLE_WAIT_S, max(0.0, deadline - self.clock.monotonic()))
 
     def _drain_safely(self) -> None:
         try:

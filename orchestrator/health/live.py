@@ -29,10 +29,16 @@ class LiveView:
         self._counts: Counter[ComponentState] = Counter()
         self._lock = threading.Lock()
         self._reporter: Reporter | None = None
+        self._watchers: list[Callable[[], None]] = []
 
     def connect(self, reporter: Reporter) -> None:
         """Where ``report_results`` sends verification probes (the judge's queue)."""
         self._reporter = reporter
+
+    def watch(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` (on the judge's thread: keep it short, e.g. set an event) whenever the
+        counts per state change: a component changed state, was added or removed."""
+        self._watchers.append(callback)
 
     # -- the judge ---------------------------------------------------------------------------
     def set(self, component_id: int, state: ComponentState, flap_episode: int) -> None:
@@ -44,6 +50,8 @@ class LiveView:
                 self._counts[state] += 1
                 self._states[component_id] = state
             self._flap[component_id] = flap_episode
+        if old is not state:
+            self._changed()
 
     def drop(self, component_id: int) -> None:
         with self._lock:
@@ -51,6 +59,12 @@ class LiveView:
             self._flap.pop(component_id, None)
             if old is not None:
                 self._counts[old] -= 1
+        if old is not None:
+            self._changed()
+
+    def _changed(self) -> None:
+        for callback in self._watchers:
+            callback()
 
     # -- HealthView ---------------------------------------------------------------------------
     def state(self, component_id: int) -> ComponentState:

@@ -11,7 +11,8 @@ connection pool holds only its share of hosts.
    due checks; every check in flight is remembered until its result comes back.
 2. One reader thread waits on every worker's socket and hands results to the judge.
 3. ``poll`` (every tick) notices a worker that died: it is started again, and its checks in flight
-   are returned to the dispatcher, which runs them again at once. Until a worker says it is ready
+   are returned to the dispatcher, which runs them again at once. The reader thread sees a death
+   first (its socket ends) and calls ``lost()``, the dispatcher's wake-up, so that tick comes at once. Until a worker says it is ready
    (a new interpreter takes a second or more to import the checkers), its share goes to the others.
 4. ``stop`` asks every worker to finish its running checks, collects their last results, and waits.
 """
@@ -102,8 +103,10 @@ class _Process:
 class ProcessLanes:
     """N worker processes as the dispatcher's :class:`~.dispatch.Lanes`."""
 
-    def __init__(self, count: int, deliver: Deliver) -> None:
+    def __init__(self, count: int, deliver: Deliver, *, lost: Callable[[], None] = lambda: None) -> None:
+        """``lost()`` is called (from the reader thread) when a worker's socket ends: poll() has work."""
         self.deliver = deliver
+        self.lost = lost
         self._procs = [_Process(i) for i in range(count)]
         self._stopping = False
         self.restarts = 0
@@ -175,6 +178,8 @@ class ProcessLanes:
             message = proc.conn.recv()
         except (EOFError, OSError):
             proc.alive = False
+            if not self._stopping:
+                self.lost()
             return
         if message[0] == "bye":
             proc.alive = False

@@ -1,7 +1,7 @@
 """APScheduler 3 as the daemon's timer: a few fixed jobs, never one job per component, on monotonic time.
 
-The jobs are the dispatch tick (every ``DISPATCH_TICK_S``: pops the due checks), registry sync,
-heartbeat, retention, sentinels, notification flush and the systemd watchdog. Each has a stable id,
+The jobs are registry sync, ping feed, heartbeat, retention, sentinels, notification flush and the
+systemd watchdog (due checks are the dispatcher's own thread: orchestrator.health.dispatch). Each has a stable id,
 ``replace_existing``, ``max_instances=1`` (a slow sync is never run twice at once) and ``coalesce``
 (a job that fell behind runs once, not in a burst). Check due times live in the dispatcher's heap.
 
@@ -39,7 +39,7 @@ from orchestrator.core.clock import SYSTEM_CLOCK, Clock
 
 log = logging.getLogger(__name__)
 
-#: Threads for the timer's jobs: the tick, and a sync or retention run that may take a while.
+#: Threads for the timer's jobs: a sync or retention run may take a while.
 TIMER_THREADS = 6
 
 

@@ -28,7 +28,9 @@ rows behind a poison row, and nothing leaves it uncounted — every drop is in a
 orchestrator.history.drops, shown in ``status``, ``/metrics`` and the stop log line.
 
 Incidents change in the same transaction as the transition that caused them (through
-orchestrator.incidents.lifecycle); the recovery loop and the notifier find them in the database.
+orchestrator.incidents.lifecycle); the recovery loop and the notifier find them in the database. The
+callbacks given to :meth:`Recorder.on_transitions` run after every commit that wrote a transition (the
+daemon wakes its recovery loop with it: a new incident is looked at as soon as it is committed).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import queue
 import random
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -154,6 +157,7 @@ class Recorder:
         self._thread: threading.Thread | None = None
         self._rng = random.Random()
         self._failures = 0
+        self._on_transitions: list[Callable[[], None]] = []
 
     @property
     def dropped(self) -> int:
@@ -169,6 +173,11 @@ class Recorder:
         """Seconds since the first failed write of the current spell; None while writes succeed."""
         since = self._failing_since_mono
         return None if since is None else max(0.0, self.clock.monotonic() - since)
+
+    def on_transitions(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` (on the writer thread: keep it short) after every commit that wrote at
+        least one transition, so the incidents it opened, reopened or resolved are readable."""
+        self._on_transitions.append(callback)
 
     # -- producers (any thread) --------------------------------------------------------------
     def add_result(self, item: ResultItem) -> None:
@@ -388,6 +397,12 @@ class Recorder:
         for event in attempt.events:
             log.info("incident %s incident=%d component=%s reason=%s", event.kind, event.incident_id,
                      event.component_name, event.reason)
+        if self._on_transitions and attempt.written("transitions"):
+            for callback in self._on_transitions:
+                try:
+                    callback()
+                except Exception:  # a listener's bug must not stop the writer
+                    log.exception("transition listener failed")
         return len(committed)
 
     def _put_back(self, units: list[_Unit]) -> None:

@@ -1,14 +1,23 @@
 """The recovery coordinator: a loop over the incident rows that need work, each claimed and run on a pool.
 
-Every ``tick_s`` (100 ms) the loop (one thread; the model is healthchecks.io's ``sendalerts``):
+The loop (one thread; the model is healthchecks.io's ``sendalerts``) looks at the rows when woken and
+at least every ``tick_s``; each look:
 
 1. renews the run leases of this process's runs in flight (their expiry is judged on the database clock);
 2. opens or closes the mass-outage incident from the health plane's counts, and sizes the action slots;
 3. asks the database which incidents need work (:mod:`orchestrator.recovery.worklist`), claims each
    by compare-and-set on its run lease, and runs it on the recovery pool.
 
-No one tells the loop anything in memory: an incident the recorder opened, a retry that came due, an
-approval, a blocked incident whose cause cleared, an owner that died are all found in the rows. A run
+The rows are the only queue: an incident the recorder opened, a retry that came due, an approval, a
+blocked incident whose cause cleared, an owner that died are all found there. What the loop is told in
+memory only says *when* to look: :meth:`RecoveryCoordinator.wake` (the daemon's recorder calls it after
+every commit that wrote a transition, so a new incident is looked at as soon as it is in the database;
+a run that ended and a reload call it too), and the end of the earliest wait this process wrote
+(``next_attempt_at``, kept on the monotonic clock). In between, the loop sleeps up to ``tick_s``: the
+daemon's is ``POLL_S`` (1 s), a safety poll for what only the rows say (an approval or a manual
+recovery another process wrote, a blocked incident whose cause cleared without a transition: the
+sentinels, the degradation level), where a fixed 100 ms look cost the idle daemon two queries every
+tick, most of its CPU. A run
 that raises is caught, recorded on the incident (``last_error``) and picked up again after a backoff;
 one whose process died is taken over when its lease expires, or at once by the next daemon (only one
 runs per database). The same coordinator also serves ``orchestrator recover`` (manual runs) without
@@ -58,9 +67,15 @@ from orchestrator.resilience.deadlines import WallDeadlines
 
 log = logging.getLogger("orchestrator.recovery")
 S = IncidentStatus
-#: Seconds between two looks at the incident rows (two indexed queries; a look that claimed something
-#: is followed by another at once, so a burst is taken up without waiting a tick per incident).
+#: Seconds between two looks at the incident rows when nothing wakes the loop (two indexed queries; a
+#: look that claimed something is followed by another at once, so a burst is taken up without waiting
+#: a tick per incident). The default for a coordinator on its own (``orchestrator recover``, tests).
 TICK_S = 0.1
+#: The daemon's ``tick_s``: its recorder wakes the loop on every transition it commits and the loop
+#: wakes itself at the end of every wait it wrote, so this only bounds how late the loop sees rows
+#: other processes wrote (an approval from the CLI or the web, ``recover``) and blocked incidents whose
+#: cause cleared with no transition (sentinels answering again, the degradation level).
+POLL_S = 1.0
 #: Runs in flight at once (each a pool thread); most wait on verification, few hold an action slot.
 MAX_RUNS = 128
 #: ``wait_idle`` treats an incident due within this many seconds as work still to come.
@@ -92,6 +107,8 @@ class RecoveryCoordinator:
         self.notifier = notifier if notifier is not None else (
             Notifier(db, plans.notifications, clock=clock, silences=silenced) if plans is not None else None)
         self._stop = threading.Event()
+        #: set by wake(): look at the rows now, not at the end of the tick
+        self._wake = threading.Event()
         self._lock = threading.Lock()
         self._active: dict[int, claims.Claim] = {}
         self._futures: dict[int, Future[RunEnd]] = {}
@@ -146,10 +163,17 @@ class RecoveryCoordinator:
         self._plans = plans
         if self.notifier is not None:
             self.notifier.reload(plans.notifications)
+        self.wake()
+
+    def wake(self) -> None:
+        """Look at the incident rows now (any thread; cheap: sets an event). The daemon's recorder calls
+        it after committing a transition, since the incident it opened or resolved is in the rows."""
+        self._wake.set()
 
     def shutdown(self, timeout_s: float) -> None:
         """Stop claiming, interrupt waits (backoff, verification), wait ≤ timeout_s for runs to end."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -231,6 +255,7 @@ class RecoveryCoordinator:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            self._wake.clear()  # before the look: a wake during it is a reason to look again
             claimed = 0
             try:
                 claimed = self.tick()
@@ -240,7 +265,19 @@ class RecoveryCoordinator:
                 self.db_watch.ok()
             self._ticks += 1
             if not claimed:
-                self._stop.wait(self.tick_s)
+                self._wake.wait(self.sleep_s())
+
+    def sleep_s(self) -> float:
+        """How long the loop may sleep unless woken: ``tick_s``, less when a wait this process wrote ends
+        sooner, and at most a quarter lease while runs are in flight (their leases are renewed)."""
+        wait = self.tick_s
+        if self._active:
+            wait = min(wait, self.lease_s / 4)
+        mono = self.clock.monotonic()
+        end = self._waits.next_end(mono)
+        if end is not None:
+            wait = min(wait, end - mono)
+        return max(0.0, wait)
 
     def tick(self) -> int:
         """One pass of the loop; the number of incidents claimed."""
@@ -260,9 +297,11 @@ class RecoveryCoordinator:
                                        self.engine.error_handling_enabled, str(self.engine.degradation()))
         room = MAX_RUNS - len(self._active)
         found = worklist.inherited(self.db, self._inherited, owner=self.owner, exclusive=self.exclusive)
-        due = worklist.due(self.db, now=horizon, owner=self.owner, exclusive=self.exclusive, limit=room + len(waiting))
-        found += worklist.not_waiting(self.db, due, waiting)
-        found += worklist.unblocked(self.db, now=horizon, owner=self.owner, exclusive=self.exclusive, world=world)
+        if found or worklist.any_active(self.db):  # no active incident: nothing due, nothing blocked
+            due = worklist.due(self.db, now=horizon, owner=self.owner, exclusive=self.exclusive,
+                               limit=room + len(waiting))
+            found += worklist.not_waiting(self.db, due, waiting)
+            found += worklist.unblocked(self.db, now=horizon, owner=self.owner, exclusive=self.exclusive, world=world)
         self._waits.expire(mono)
         claimed = 0
         for candidate in found[:room]:
@@ -355,6 +394,7 @@ class RecoveryCoordinator:
             with self._lock:
                 self._active.pop(claim.incident_id, None)
                 self._futures.pop(claim.incident_id, None)
+            self.wake()  # its next attempt may be due at once, and there is room for another run
         return end
 
     def _run_claimed(self, claim: claims.Claim, manual: bool, plan_name: str | None) -> RunEnd:

@@ -55,6 +55,22 @@ class Circumstances:
     degradation_level: str = "normal"
 
 
+#: Any incident of a component the loop could have work on (the statuses ``due`` and ``unblocked`` read).
+_ANY_ACTIVE = (select(Incident.id)
+               .where(Incident.component_id.is_not(None),
+                      Incident.status.in_([S.OPEN.value, S.AWAITING_APPROVAL.value, S.RECOVERING.value,
+                                           S.BLOCKED.value]))
+               .limit(1))
+
+
+def any_active(db: Database) -> bool:
+    """Whether any component's incident is open, awaiting approval, recovering or blocked: one indexed
+    Core query, built once. Without one, ``due`` and ``unblocked`` have nothing to find (the idle
+    daemon's look at the rows is this query alone)."""
+    with db.engine.connect() as conn:
+        return conn.execute(_ANY_ACTIVE).first() is not None
+
+
 def due(db: Database, *, now: datetime, owner: str, exclusive: bool, limit: int) -> list[Candidate]:
     """Open/awaiting incidents that are due, and recovering ones whose owner is gone (oldest first)."""
     waiting = Incident.status.in_([S.OPEN.value, S.AWAITING_APPROVAL.value]) & or_(

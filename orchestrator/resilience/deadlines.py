@@ -71,6 +71,12 @@ class WallDeadlines(Generic[K]):
         with self._lock:
             return {key: at for key, (at, end) in self._ends.items() if end > mono}
 
+    def next_end(self, mono: float) -> float | None:
+        """The earliest monotonic end still ahead of ``mono`` (None: no wait is running): when the
+        recovery loop must look again."""
+        with self._lock:
+            return min((end for _at, end in self._ends.values() if end > mono), default=None)
+
     def known(self) -> builtins.set[K]:  # plain `set` names the method above
         """Keys whose wait this process wrote and still remembers (ended or not)."""
         with self._lock:
