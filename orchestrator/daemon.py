@@ -172,7 +172,7 @@ class Daemon:
                                         adapt=s.check_processes is None, max_threads=s.workers,
                                         startup_grace_s=s.startup_grace_s, reliable=sentinels.reliable)
         self.degradation = self._make_degradation(db, plane)
-        self.coordinator = self._make_coordinator(db, plane, switches)
+        self.coordinator = self._make_coordinator(db, plane, switches, recorder)
         self._check_plans(db, learn_secrets=True)
         if s.http is not None:  # before anything runs: a port in use stops the start, nothing to undo
             self.web = self._start_web(s.http)
@@ -288,7 +288,7 @@ class Daemon:
 
         return load_plans(self.settings.plans_path)
 
-    def _make_coordinator(self, db: Database, plane: CheckPlane, switches: Switches):
+    def _make_coordinator(self, db: Database, plane: CheckPlane, switches: Switches, recorder: Recorder):
         """The recovery engine. It holds the instance lock's promise: no other daemon runs on this
         database, so runs leased by another daemon instance are taken over at once."""
         from orchestrator.recovery.coordinator import POLL_S, RecoveryCoordinator
@@ -296,7 +296,7 @@ class Daemon:
         coordinator = RecoveryCoordinator(db, self.plans, health=plane.live, clock=self.clock, switches=switches,
                                           owner=self.instance_id, exclusive=True, tick_s=POLL_S,
                                           degradation=self.degradation.automation_level)
-        self.recorder.on_transitions(coordinator.wake)  # a new incident is looked at once committed
+        recorder.on_transitions(coordinator.wake)  # a new incident is looked at once committed
         return coordinator
 
     def _make_degradation(self, db: Database, plane: CheckPlane):
