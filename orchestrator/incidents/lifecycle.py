@@ -151,14 +151,21 @@ def close_removed(session: Session, component_id: int, *, at: datetime, reason: 
 ORPHANED = "its component is gone (removed while this incident was being opened)"
 
 
+#: an active component incident whose component row is gone
+_ORPHANED = (Incident.kind == IncidentKind.COMPONENT.value, Incident.component_id.is_(None), Incident.status.in_(_ACTIVE))
+
+
+def any_orphaned(session: Session) -> bool:
+    """Whether :func:`close_orphaned` has anything to close (a read: the sweep writes only then)."""
+    return session.scalar(select(Incident.id).where(*_ORPHANED).limit(1)) is not None
+
+
 def close_orphaned(session: Session, *, at: datetime) -> list[int]:
     """A safety net behind :func:`close_removed`: resolve as ``removed`` every active component incident
     whose component row is gone (the foreign key set it to NULL), so none stays open about nothing
     (invariant 2: never open without a reason). The removal closes its incidents in its own transaction;
     this catches one committed by a writer the removal could not see. The ids closed."""
-    orphans = session.scalars(select(Incident).where(Incident.kind == IncidentKind.COMPONENT.value,
-                                                     Incident.component_id.is_(None),
-                                                     Incident.status.in_(_ACTIVE))).all()
+    orphans = session.scalars(select(Incident).where(*_ORPHANED)).all()
     closed = [i.id for i in orphans if resolve(session, i, at=at, resolution=Resolution.REMOVED, reason=ORPHANED)]
     if closed:
         session.execute(update(JournalEntry)

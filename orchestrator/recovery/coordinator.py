@@ -49,7 +49,7 @@ from orchestrator.db.models import Component, Incident
 from orchestrator.db.watch import DatabaseWatch
 from orchestrator.health.checkers import probe_now
 from orchestrator.incidents import status
-from orchestrator.incidents.lifecycle import active_incident, close_orphaned, open_incident
+from orchestrator.incidents.lifecycle import active_incident, any_orphaned, close_orphaned, open_incident
 from orchestrator.incidents.notifier import Notifier
 from orchestrator.incidents.notify_send import send
 from orchestrator.plans import Limits, PlanSet
@@ -320,6 +320,9 @@ class RecoveryCoordinator:
         if mono < self._orphans_at:
             return
         self._orphans_at = mono + ORPHAN_SWEEP_S
+        with self.db.read() as session:
+            if not any_orphaned(session):  # idle stays a read: the write below only when there is work
+                return
         with self.db.write() as session:
             closed = close_orphaned(session, at=self.clock.now())
         for incident_id in closed:
