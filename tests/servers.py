@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import random
 import shutil
 import socket
 import ssl
@@ -93,7 +94,7 @@ class LoopbackHTTPServer:
         """Listen again (on the same port after a crash); a no-op while listening."""
         if self._server is not None:
             return
-        server = _Server(("127.0.0.1", self.port), _Handler)
+        server = _Server(("127.0.0.1", self.port or _stable_port()), _Handler)
         server.owner = self
         server.ssl_context = self.make_ssl_context()
         self.port = server.server_address[1]
@@ -189,6 +190,23 @@ def self_signed_cert() -> tuple[str, str]:
         check=True, capture_output=True, timeout=30,
     )  # fmt: skip
     return str(cert), str(key)
+
+
+def _stable_port() -> int:
+    """A free port below the kernel's ephemeral range (``ip_local_port_range``, 32768-60999 here), so that
+    after a crash no outgoing connection's local port, nor another test's port-0 listener, can take it
+    before :meth:`LoopbackHTTPServer.restart` listens again (the soak met "Address already in use"
+    with four workers); 0 (any port) if none is found."""
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(20000, 32000)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    return 0
 
 
 class _Server(ThreadingHTTPServer):
