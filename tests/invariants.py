@@ -58,6 +58,9 @@ HAND_FIX_RACE_S = 3.0
 #: How long a flap stays in the tracker's window (21 checks at 1 s, and the DOWN probe backoff): a
 #: restart this soon after the test had the service flapping may find it FLAPPING and resolve ``self``.
 FLAP_MEMORY_S = 30.0
+#: breaks and fixes by the test within FLAP_WINDOW_S before a restart that make the tracker's FLAPPING
+#: verdict (a share of state changes over its last 21 checks, up to 42 s at a 2 s interval) the truth
+FLAP_CHANGES, FLAP_WINDOW_S = 4, 60.0
 #: Guards allowed to stop an action (I6); matched as words in a skip or block reason.
 NAMED_GUARDS = ("blast radius", "blast_radius", "mass outage", "mass_outage", "dependency", "depends", "flap",
                 "budget", "breaker", "emergency", "override", "observe", "error_handling", "paused", "pause",
@@ -139,6 +142,7 @@ class Service:
     changed_at: float = 0.0  # added, updated, resumed, out of maintenance: bounds restart here
     hand_fixed_at: float = -1e9
     flapped_at: float = -1e9  # the last moment the test had it flapping (a flap fault began or ended)
+    changes: list[float] = field(default_factory=list)  # when the test broke it or had it answer again
 
 
 @dataclass
@@ -187,6 +191,7 @@ class World:
         s = self.services[name]
         if fault == "flap" or s.fault == "flap":  # a flap begins, or ends in another fault
             s.flapped_at = now
+        s.changes.append(now)
         s.fault = fault
         if fault in DEAD_FAULTS or fault == "crash_loop":
             if not s.dead:
@@ -206,6 +211,7 @@ class World:
         s.dead = False
         if fixed_by_hand:
             s.hand_fixed_at = now
+        s.changes.append(now)
 
 
 @dataclass(frozen=True)
@@ -663,8 +669,11 @@ def check_i5(obs: Observation, world: World, mem: Memory) -> list[Violation]:
         later = max(s.dead_since, s.hand_fixed_at) + wall_offset if s else float("-inf")
         # nor one the orchestrator saw FLAPPING when it picked the attempt up, after the test really had
         # it flapping: its tracker's verdict was evidence, and the rule is `self` then (docs/guarantees.md)
+        # (the test had it flapping: a flap fault, or breaks and fixes in quick succession)
         flap_seen = "was flapping" in (inc["status_reason"] or "") and s is not None and any(
-            0 <= started - (s.flapped_at + wall_offset) <= FLAP_MEMORY_S for k, started in starts_at.items() if k[0] == str(inc["id"]))
+            0 <= started - (s.flapped_at + wall_offset) <= FLAP_MEMORY_S
+            or sum(0 <= started - (c + wall_offset) <= FLAP_WINDOW_S for c in s.changes) >= FLAP_CHANGES
+            for k, started in starts_at.items() if k[0] == str(inc["id"]))
         key_ok = [k for k, e in ends.items() if k[0] == str(inc["id"]) and e["exit"] == 0 and k not in flapping
                   and e["t"] > later and not flap_seen]
         # a reopened incident's earlier action fixed an earlier episode: only single episodes are judged
