@@ -207,6 +207,20 @@ def test_i5_resolved_self_after_our_restart_unless_it_was_flapping(fault: str, f
     assert [v.subject for v in found] == expected, found
 
 
+def _resolved_self_as_flapping(w: inv.World, fault: str) -> list[str]:
+    """check_i5 on incident 4 of c1: a restart a minute ago that worked, then resolved ``self`` because the
+    tracker said FLAPPING when it was picked up; the subjects of the violations found."""
+    start = time.time() - 60
+    actions = [{"event": "start", "name": "c1", "healthy_before": False, "fault": fault, "t": start, "incident": "4",
+                "attempt": "1"}, {"event": "end", "incident": "4", "attempt": "1", "exit": 0, "t": start + 1}]
+    journal = [{"id": 1, "incident_id": 4, "step_index": 0, "attempt": 1, "strategy": "restart", "executed": True,
+                "status": "succeeded", "detail": "", "skip_reason": None}]
+    found = inv.check_i5(obs(actions=actions, journal=journal, incidents=[incident(
+        4, 1, "resolved", resolution="self", reopen_count=0,
+        status_reason="healthy after step 0 (restart) attempt 1, but it was flapping: a good phase")]), w, inv.Memory())
+    return [v.subject for v in found]
+
+
 @pytest.mark.parametrize(("changes", "expected"), [(5, []), (2, ["incident 4 (c1)"])])
 def test_i5_resolved_self_as_flapping_after_the_test_broke_and_fixed_it_in_quick_succession(
         changes: int, expected: list[str]) -> None:
@@ -214,16 +228,8 @@ def test_i5_resolved_self_as_flapping_after_the_test_broke_and_fixed_it_in_quick
     truth, and the documented answer is ``self`` (the 30-minute PostgreSQL soak flagged it); two changes
     are no flap."""
     w = world("c1")
-    start = time.time() - 60
     w.services["c1"].changes = [time.monotonic() - 60 - 5 * i for i in range(1, changes + 1)]
-    actions = [{"event": "start", "name": "c1", "healthy_before": False, "fault": "500", "t": start, "incident": "4",
-                "attempt": "1"}, {"event": "end", "incident": "4", "attempt": "1", "exit": 0, "t": start + 1}]
-    journal = [{"id": 1, "incident_id": 4, "step_index": 0, "attempt": 1, "strategy": "restart", "executed": True,
-                "status": "succeeded", "detail": "", "skip_reason": None}]
-    found = inv.check_i5(obs(actions=actions, journal=journal, incidents=[incident(
-        4, 1, "resolved", resolution="self", reopen_count=0,
-        status_reason="healthy after step 0 (restart) attempt 1, but it was flapping: a good phase")]), w, inv.Memory())
-    assert [v.subject for v in found] == expected, found
+    assert _resolved_self_as_flapping(w, "500") == expected
 
 
 @pytest.mark.parametrize(("flapped_before_s", "expected"), [(5.0, []), (120.0, ["incident 4 (c1)"])])
@@ -232,16 +238,8 @@ def test_i5_resolved_self_as_flapping_when_picked_up_soon_after_a_real_flap(flap
     """A crash right after the test had the service flapping: the tracker still says FLAPPING when the
     restart is picked up, and the documented answer is ``self``; long after a flap it is the action's."""
     w = world("c1")
-    start = time.time() - 60
     w.services["c1"].flapped_at = time.monotonic() - 60 - flapped_before_s
-    actions = [{"event": "start", "name": "c1", "healthy_before": False, "fault": "crash", "t": start, "incident": "4",
-                "attempt": "1"}, {"event": "end", "incident": "4", "attempt": "1", "exit": 0, "t": start + 1}]
-    journal = [{"id": 1, "incident_id": 4, "step_index": 0, "attempt": 1, "strategy": "restart", "executed": True,
-                "status": "succeeded", "detail": "", "skip_reason": None}]
-    found = inv.check_i5(obs(actions=actions, journal=journal, incidents=[incident(
-        4, 1, "resolved", resolution="self", reopen_count=0,
-        status_reason="healthy after step 0 (restart) attempt 1, but it was flapping: a good phase")]), w, inv.Memory())
-    assert [v.subject for v in found] == expected, found
+    assert _resolved_self_as_flapping(w, "crash") == expected
 
 
 def test_i5_owner_died_only_when_it_did() -> None:
