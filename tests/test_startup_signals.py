@@ -29,8 +29,11 @@ def _catches(pid: int, signum: int) -> bool:
 
 def _interrupt_start_up(tmp_path: Path, signum: int, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "ORCHESTRATOR_HOME": str(tmp_path / "home")}
+    # SIGINT as a foreground command has it: a suite run in the background (`.ci/run &`) hands its children
+    # SIGINT ignored, and an ignored signal stays ignored by design (orchestrator.core.interrupts)
     proc = subprocess.Popen([sys.executable, "-c", LAUNCH, *args], env=env, text=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+                            stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # noqa: PLW1509
     assert proc.stdout is not None and proc.stdout.readline().strip() == "go"
     # As soon as the program handles SIGTERM itself (before the fix it never did during start-up,
     # and the signal then killed it); at most 10 s, for a machine busy with other tests.
