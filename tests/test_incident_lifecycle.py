@@ -62,3 +62,23 @@ def test_a_failure_that_never_held_up_reopens_and_keeps_the_first_reason(db) -> 
     with db.read() as session:
         ups = session.scalars(select(StateTransition).where(StateTransition.to_state == "up")).all()
     assert ups == []
+
+
+def test_flapping_then_down_after_a_run_closed_the_incident_in_a_good_phase_has_an_incident(db) -> None:
+    """Regression (the 30-minute PostgreSQL soak: a component DOWN with no open incident for 22 s): the
+    restart verified in a good phase of the flap, and the run resolved the incident ``self`` while the
+    tracker still said FLAPPING; FLAPPING -> DOWN then opened nothing. It reopens the incident now (the
+    component never held UP since)."""
+    from orchestrator.core.states import Resolution
+    from orchestrator.incidents.lifecycle import resolve
+
+    cid = _component(db)
+    [first] = _feed(db, cid, (0, C.UP, C.DOWN, "status 500"), (5, C.DOWN, C.FLAPPING, "flapping"))
+    with db.write() as session:  # what the run does after a verification in a good phase
+        resolve(session, session.get(Incident, first.id), at=T0 + timedelta(seconds=8), resolution=Resolution.SELF,
+                reason="healthy after step 0 (restart) attempt 1, but it was flapping")
+    incidents = _feed(db, cid, (14, C.FLAPPING, C.DOWN, "stable, 3 consecutive failures: connection refused"))
+    assert [(i.status, i.reopen_count) for i in incidents] == [("open", 1)], incidents
+    # while one is active, FLAPPING <-> DOWN open nothing more
+    incidents = _feed(db, cid, (20, C.DOWN, C.FLAPPING, "flapping"), (30, C.FLAPPING, C.DOWN, "stable"))
+    assert [(i.status, i.reopen_count) for i in incidents] == [("open", 1)], incidents

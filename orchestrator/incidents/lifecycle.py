@@ -54,7 +54,11 @@ def on_transition(session: Session, *, component_id: int, component_name: str, f
                   to_state: ComponentState, at: datetime, reason: str | None, flap_episode: int | None = None,
                   reopen_window_s: float = DEFAULT_REOPEN_WINDOW_S) -> IncidentEvent | None:
     """Open, reopen or resolve the component's incident for one state transition; what happened."""
-    if to_state in _UNHEALTHY and from_state not in _UNHEALTHY:
+    # into DOWN or FLAPPING, also from the other one: a run may have closed the incident while the
+    # component was FLAPPING (healthy in a good phase), and FLAPPING -> DOWN must not leave it DOWN with
+    # no incident (invariant 2); open_incident does nothing while one is active, and reopens a closed one
+    # when the component never held UP since
+    if to_state in _UNHEALTHY and to_state is not from_state:
         return open_incident(session, component_id=component_id, component_name=component_name, at=at,
                              reason=reason, flap_episode=flap_episode, reopen_window_s=reopen_window_s)
     if to_state is ComponentState.UP and from_state in _UNHEALTHY:
