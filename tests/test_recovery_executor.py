@@ -388,3 +388,26 @@ def test_a_service_fixed_by_hand_while_its_retry_waits_is_not_restarted(
         assert wait_for(lambda: incident(db, iid).status == "resolved", 15)
     assert stubs.calls() == [[]], "the service was answering when attempt 2 was picked up"
     assert incident(db, iid).resolution == "self" and "looked at fresh" in incident(db, iid).status_reason
+
+
+def test_a_first_attempt_picked_up_late_looks_fresh_before_it_restarts(db, stubs: Stubs, coordinators,
+                                                                      healthy) -> None:
+    """Regression (the 30-minute PostgreSQL soak: a restart of a component fixed by hand 3.5 s before):
+    the database was away when the component turned DOWN, so its incident was written 6 s late, and the
+    first attempt acted on the view of a DOWN component as old as its probe backoff. A first attempt
+    picked up more than max(3 s, 2 intervals) after the component turned DOWN looks with a real check."""
+    from sqlalchemy import update
+
+    stubs.make("svcctl")
+    plans = plan_set({"p": {"steps": [restart(["svcctl"], attempts=1)]}})
+    health = ScriptedHealth()  # says DOWN: the view has not probed again since
+    coordinators(db, plans, health)
+    cid = add_component(db, "web", healthy.url, plans=plans)
+    with db.write() as session:  # it turned DOWN 30 s ago (3 intervals), the incident is written only now
+        session.execute(update(Component).where(Component.id == cid).values(
+            state="down", state_since=datetime.now(UTC) - timedelta(seconds=30)))
+    health.set(cid, ComponentState.DOWN)
+    iid = open_for(db, cid, "web")  # opened while the loop runs: not one found at start-up
+    assert wait_for(lambda: incident(db, iid).status == "resolved", 15)
+    assert stubs.calls() == [], "the service was answering when its late incident was picked up"
+    assert incident(db, iid).resolution == "self" and "picked up late" in incident(db, iid).status_reason

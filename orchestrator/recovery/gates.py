@@ -177,19 +177,32 @@ def healed_meanwhile(engine: Engine, req: RunRequest, t: Turn) -> RunEnd | None:
     itself, or by hand: no action of ours succeeded and verified).
 
     Must never break invariant 5: no action on a component healthy when its attempt is picked up. A
-    first attempt, claimed as its component turned DOWN, acts on a view that is fresh."""
+    first attempt, claimed as its component turned DOWN, acts on a view that is fresh; one claimed later
+    than that (the incident was written late: the database was away when the component turned DOWN)
+    looks too, as the DOWN component's view is then as old as its probe backoff."""
     answering = engine.health.state(t.row.id) in _ANSWERING
-    if req.manual or not (answering or engine.waits.wrote(t.incident.id)):
+    if req.manual or not (answering or engine.waits.wrote(t.incident.id) or _late(engine, t)):
         return None
     settings = t.step.verify
     outcome = confirm_healthy(check_probe(effective_check(t.row)), max(settings.successes, t.row.success_threshold),
                               settings.interval_s, stop=engine.stop, clock=engine.clock, probe_timeout_s=t.row.timeout_s)
     if not outcome.passed:
         return None
-    how = "again" if answering else "when looked at fresh after waiting"
+    how = ("again" if answering else "when looked at fresh after waiting" if engine.waits.wrote(t.incident.id)
+           else "when looked at fresh (its incident was picked up late)")
     return resolved(engine, req, t.row.id, step_index=None, resolution=Resolution.SELF,
                     reason=f"healthy {how} before step {t.index} attempt {t.pos.attempt}: no action needed",
                     results=outcome.passing())
+
+
+#: a first attempt claimed more than this (or two intervals) after its component turned DOWN or FLAPPING
+#: looks fresh before it acts (the soak's walk counts a restart within 3 s of a hand fix as a race)
+LATE_CLAIM_S = 3.0
+
+
+def _late(engine: Engine, t: Turn) -> bool:
+    since = t.row.state_since
+    return since is not None and (engine.clock.now() - since).total_seconds() > max(LATE_CLAIM_S, 2 * t.row.interval_s)
 
 
 def approval_gate(engine: Engine, req: RunRequest, t: Turn) -> RunEnd | None:
