@@ -245,11 +245,11 @@ def read_db(engine: sa.Engine) -> dict[str, Any]:
     with engine.connect() as conn:
         # every column (SELECT *): fields the fixes add (e.g. incidents.waiting_for) arrive without a change here
         components = {r["name"]: r for r in _rows(conn, "SELECT * FROM components")}
-        incidents = _rows(conn, (
-            "SELECT * FROM incidents "
-            "WHERE status != 'resolved' OR id > (SELECT coalesce(max(id), 0) - 200 FROM incidents)"))
-        journal = _rows(conn, (
-            "SELECT * FROM recovery_journal WHERE incident_id > (SELECT coalesce(max(id), 0) - 200 FROM incidents)"))
+        # one window for both reads: an incident committed between them (PostgreSQL reads each statement
+        # afresh) shifted the journal's window by one and flagged the oldest incident's commands as unjournaled
+        floor = conn.execute(sa.text("SELECT coalesce(max(id), 0) - 200 FROM incidents")).scalar() or 0
+        incidents = _rows(conn, f"SELECT * FROM incidents WHERE status != 'resolved' OR id > {int(floor)}")
+        journal = _rows(conn, f"SELECT * FROM recovery_journal WHERE incident_id > {int(floor)}")
         # a notification about one incident, or a digest line "12:00:01 [blocked] api incident 7 blocked: …"
         # (incident_events.notified_at is set for events the routing filtered out too: not proof)
         notified: set[tuple[int, str]] = set()
