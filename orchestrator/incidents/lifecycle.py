@@ -144,11 +144,16 @@ def close_removed(session: Session, component_id: int, *, at: datetime, reason: 
     closed = [i.id for i in session.scalars(select(Incident).where(Incident.component_id == component_id,
                                                                    Incident.status.in_(_ACTIVE)))
               if resolve(session, i, at=at, resolution=Resolution.REMOVED, reason=reason)]
+    _abandon_running(session, closed, at)
+    return closed
+
+
+def _abandon_running(session: Session, closed: list[int], at: datetime) -> None:
+    """Settle the attempts of ``closed`` still ``running`` as ``abandoned`` (no owner can verify them now)."""
     if closed:
         session.execute(update(JournalEntry)
                         .where(JournalEntry.incident_id.in_(closed), JournalEntry.status == AttemptStatus.RUNNING.value)
                         .values(status=AttemptStatus.ABANDONED.value, finished_at=at, detail=REMOVED_MID_STEP))
-    return closed
 
 
 #: why an incident whose component row is gone is closed by the sweep below
@@ -171,8 +176,5 @@ def close_orphaned(session: Session, *, at: datetime) -> list[int]:
     this catches one committed by a writer the removal could not see. The ids closed."""
     orphans = session.scalars(select(Incident).where(*_ORPHANED)).all()
     closed = [i.id for i in orphans if resolve(session, i, at=at, resolution=Resolution.REMOVED, reason=ORPHANED)]
-    if closed:
-        session.execute(update(JournalEntry)
-                        .where(JournalEntry.incident_id.in_(closed), JournalEntry.status == AttemptStatus.RUNNING.value)
-                        .values(status=AttemptStatus.ABANDONED.value, finished_at=at, detail=REMOVED_MID_STEP))
+    _abandon_running(session, closed, at)
     return closed
